@@ -1,0 +1,525 @@
+/*
+ * api.c - HTTP calls to the Batch API with libcurl: a pool of easy handles
+ * (connections are kept alive), one deadline per call that covers every
+ * retry, exponential backoff with jitter that honours Retry-After, and the
+ * mapping of failures to errno with the server's message kept.
+ */
+#include "api.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#ifndef KIMIFS_VERSION
+#define KIMIFS_VERSION "dev"
+#endif
+
+#define MAX_BODY (16u << 20) /* larger answers are refused, not buffered */
+#define MAX_IDLE 16
+
+struct response {
+	char *data;
+	size_t len;
+	size_t cap;
+	int too_big;
+};
+
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_for(double seconds)
+{
+	struct timespec ts;
+
+	if (seconds <= 0)
+		return;
+	ts.tv_sec = (time_t)seconds;
+	ts.tv_nsec = (long)((seconds - ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct response *r = ud;
+	size_t add = size * n;
+
+	if (r->len + add > MAX_BODY) {
+		r->too_big = 1;
+		return 0;
+	}
+	if (r->len + add + 1 > r->cap) {
+		size_t cap = r->cap ? r->cap : 4096;
+		char *d;
+
+		while (cap < r->len + add + 1)
+			cap *= 2;
+		d = realloc(r->data, cap);
+		if (!d)
+			return 0;
+		r->data = d;
+		r->cap = cap;
+	}
+	memcpy(r->data + r->len, p, add);
+	r->len += add;
+	r->data[r->len] = '\0';
+	return add;
+}
+
+static void response_reset(struct response *r)
+{
+	free(r->data);
+	memset(r, 0, sizeof(*r));
+}
+
+int api_init(struct api *api, const struct api_config *cfg)
+{
+	size_t n;
+
+	memset(api, 0, sizeof(*api));
+	api->base_url = strdup(cfg->base_url);
+	if (!api->base_url)
+		return -ENOMEM;
+	n = strlen(api->base_url);
+	while (n > 0 && api->base_url[n - 1] == '/')
+		api->base_url[--n] = '\0';
+	n = strlen("Authorization: Bearer ") + strlen(cfg->api_key) + 1;
+	api->auth_header = malloc(n);
+	if (!api->auth_header) {
+		free(api->base_url);
+		return -ENOMEM;
+	}
+	snprintf(api->auth_header, n, "Authorization: Bearer %s", cfg->api_key);
+	api->timeout_ms = (long)(cfg->timeout * 1000);
+	api->connect_timeout_ms = (long)(cfg->connect_timeout * 1000);
+	api->retries = cfg->retries;
+	api->insecure = cfg->insecure;
+	pthread_mutex_init(&api->lock, NULL);
+	return 0;
+}
+
+void api_destroy(struct api *api)
+{
+	for (size_t i = 0; i < api->nidle; i++)
+		curl_easy_cleanup(api->idle[i]);
+	free(api->idle);
+	if (api->auth_header) {
+		/* Leave no copy of the key in freed memory. */
+		memset(api->auth_header, 0, strlen(api->auth_header));
+		free(api->auth_header);
+	}
+	free(api->base_url);
+	pthread_mutex_destroy(&api->lock);
+	memset(api, 0, sizeof(*api));
+}
+
+static CURL *handle_get(struct api *api)
+{
+	CURL *h = NULL;
+
+	pthread_mutex_lock(&api->lock);
+	if (api->nidle > 0)
+		h = api->idle[--api->nidle];
+	pthread_mutex_unlock(&api->lock);
+	return h ? h : curl_easy_init();
+}
+
+/* Give a handle back for reuse; its live connections stay cached. */
+static void handle_put(struct api *api, CURL *h)
+{
+	curl_easy_reset(h);
+	pthread_mutex_lock(&api->lock);
+	if (!api->idle)
+		api->idle = calloc(MAX_IDLE, sizeof(*api->idle));
+	if (api->idle && api->nidle < MAX_IDLE) {
+		api->idle[api->nidle++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&api->lock);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+static int status_errno(long status)
+{
+	if (status == 400 || status == 409 || status == 422)
+		return EPERM;
+	if (status == 401 || status == 403)
+		return EACCES;
+	if (status == 404)
+		return ENOENT;
+	if (status == 408)
+		return ETIMEDOUT;
+	if (status == 429)
+		return EAGAIN;
+	return EIO;
+}
+
+int api_error_transient(int err)
+{
+	return err == -ETIMEDOUT || err == -EAGAIN || err == -EIO ||
+	       err == -EHOSTUNREACH;
+}
+
+/* Fill err->message from an error body: the server's error.message when
+ * the body is an error object, otherwise a printable excerpt. */
+static void message_from_body(const struct response *r, long status,
+			      struct api_error *err)
+{
+	cJSON *root = r->data ? cJSON_ParseWithLength(r->data, r->len) : NULL;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+	size_t i, o = 0;
+
+	if (cJSON_IsString(m)) {
+		snprintf(err->message, sizeof(err->message), "%s",
+			 m->valuestring);
+	} else if (r->len > 0) {
+		for (i = 0; i < r->len && o < 200; i++)
+			if (r->data[i] >= 0x20 && r->data[i] < 0x7f)
+				err->message[o++] = r->data[i];
+		err->message[o] = '\0';
+	} else {
+		snprintf(err->message, sizeof(err->message), "HTTP %ld",
+			 status);
+	}
+	cJSON_Delete(root);
+}
+
+static int attempt(struct api *api, const char *method, const char *url,
+		   long budget_ms, struct response *resp, long *status,
+		   double *retry_after, struct api_error *err)
+{
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs = NULL, *h2;
+	curl_off_t ra = -1;
+	CURL *h = handle_get(api);
+	CURLcode rc;
+
+	*status = 0;
+	*retry_after = -1;
+	if (!h) {
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		return -ENOMEM;
+	}
+	hdrs = curl_slist_append(hdrs, api->auth_header);
+	h2 = hdrs ? curl_slist_append(hdrs, "Accept: application/json") : NULL;
+	if (!h2) {
+		curl_slist_free_all(hdrs);
+		handle_put(api, h);
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		return -ENOMEM;
+	}
+	hdrs = h2;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "kimifs/" KIMIFS_VERSION);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, budget_ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 api->connect_timeout_ms < budget_ms
+			     ? api->connect_timeout_ms
+			     : budget_ms);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	if (api->insecure) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+	}
+	rc = curl_easy_perform(h);
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+		curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra);
+		if (ra >= 0)
+			*retry_after = (double)ra;
+	}
+	curl_slist_free_all(hdrs);
+	handle_put(api, h);
+
+	if (rc == CURLE_OK) {
+		if (*status >= 200 && *status < 300)
+			return 0;
+		err->http_status = (int)*status;
+		message_from_body(resp, *status, err);
+		return -status_errno(*status);
+	}
+	err->http_status = 0;
+	snprintf(err->message, sizeof(err->message), "%s",
+		 resp->too_big ? "answer too large"
+		 : errbuf[0]   ? errbuf
+			       : curl_easy_strerror(rc));
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+		return -EHOSTUNREACH;
+	default:
+		return -EIO;
+	}
+}
+
+/* Whether a failed attempt is worth another try. */
+static int retryable(int r, const struct api_error *err,
+		     const struct response *resp)
+{
+	if (resp->too_big)
+		return 0;
+	if (r == -EAGAIN || r == -EHOSTUNREACH || r == -ETIMEDOUT)
+		return 1;
+	return r == -EIO && (err->http_status == 0 || err->http_status >= 500);
+}
+
+/*
+ * Run one API call: method on path (which starts with /v1/ and is already
+ * escaped). On success returns 0 with the answer in resp; on failure returns
+ * -errno with err filled in. The whole call, retries and backoff included,
+ * ends within the configured timeout.
+ */
+static int request(struct api *api, const char *method, const char *path,
+		   struct response *resp, struct api_error *err)
+{
+	double start = now_mono();
+	double deadline = start + api->timeout_ms / 1000.0;
+	unsigned seed = (unsigned)(start * 1e6) ^ (unsigned)(size_t)resp;
+	size_t urllen = strlen(api->base_url) + strlen(path) + 1;
+	char *url = malloc(urllen);
+	int r = -ETIMEDOUT;
+
+	memset(err, 0, sizeof(*err));
+	memset(resp, 0, sizeof(*resp));
+	if (!url) {
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(url, urllen, "%s%s", api->base_url, path);
+	for (unsigned n = 0;; n++) {
+		long budget = (long)((deadline - now_mono()) * 1000);
+		double retry_after, delay;
+		long status;
+
+		if (budget <= 0) {
+			snprintf(err->message, sizeof(err->message),
+				 "no answer within %ld s",
+				 api->timeout_ms / 1000);
+			r = -ETIMEDOUT;
+			break;
+		}
+		response_reset(resp);
+		r = attempt(api, method, url, budget, resp, &status,
+			    &retry_after, err);
+		log_debug("%s %s -> %ld (%.0f ms)", method, path, status,
+			  (now_mono() - start) * 1000);
+		if (r == 0 || !retryable(r, err, resp) || n >= api->retries)
+			break;
+		/* Full jitter on an exponential step, unless the server said
+		 * when to come back. */
+		delay = retry_after >= 0
+			    ? retry_after
+			    : fmin(0.2 * pow(2, n), 5.0) *
+				  (0.5 + 0.5 * rand_r(&seed) / RAND_MAX);
+		if (now_mono() + delay >= deadline)
+			break;
+		log_warn("%s %s failed (%d %s); retrying in %.1f s", method,
+			 path, err->http_status, err->message, delay);
+		sleep_for(delay);
+	}
+	free(url);
+	if (r < 0)
+		response_reset(resp);
+	return r;
+}
+
+/* Parse a 2xx answer as JSON; -EIO with a message when it is not. */
+static cJSON *parse_answer(const struct response *resp, struct api_error *err)
+{
+	cJSON *root =
+	    cJSON_ParseWithLength(resp->data ? resp->data : "", resp->len);
+	const cJSON *e;
+
+	if (!root) {
+		snprintf(err->message, sizeof(err->message),
+			 "malformed JSON in the answer");
+		return NULL;
+	}
+	e = cJSON_GetObjectItemCaseSensitive(root, "error");
+	if (cJSON_IsObject(e)) {
+		/* A 2xx whose body is an error object is still an error. */
+		message_from_body(resp, 0, err);
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* GET or POST a path that answers one BatchObject, for batch id. */
+static int batch_call(struct api *api, const char *method, const char *id,
+		      const char *suffix, struct batch **out,
+		      struct api_error *err)
+{
+	char path[BATCH_ID_MAX * 3 + 64];
+	char why[256];
+	struct response resp;
+	char *esc = curl_easy_escape(NULL, id, 0);
+	cJSON *root = NULL;
+	int r;
+
+	*out = NULL;
+	if (!esc) {
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(path, sizeof(path), "/v1/batches/%.*s%s", BATCH_ID_MAX * 3,
+		 esc, suffix);
+	curl_free(esc);
+	r = request(api, method, path, &resp, err);
+	if (r < 0)
+		goto out;
+	root = parse_answer(&resp, err);
+	if (!root) {
+		r = -EIO;
+		goto out;
+	}
+	r = batch_from_json(root, out, why, sizeof(why));
+	if (r < 0) {
+		snprintf(err->message, sizeof(err->message),
+			 "malformed batch: %s", why);
+		goto out;
+	}
+	if (strcmp((*out)->id, id) != 0) {
+		snprintf(err->message, sizeof(err->message),
+			 "asked for one batch, got another");
+		batch_unref(*out);
+		*out = NULL;
+		r = -EIO;
+	}
+out:
+	/* A 404 is an everyday answer to a name probe: debug only. */
+	if (r == -ENOENT)
+		log_debug("%s %s: %s", method, path, err->message);
+	else if (r < 0)
+		log_warn("%s %s: %d %s", method, path, err->http_status,
+			 err->message);
+	cJSON_Delete(root);
+	response_reset(&resp);
+	return r;
+}
+
+int api_get_batch(struct api *api, const char *id, struct batch **out,
+		  struct api_error *err)
+{
+	return batch_call(api, "GET", id, "", out, err);
+}
+
+int api_cancel_batch(struct api *api, const char *id, struct batch **out,
+		     struct api_error *err)
+{
+	return batch_call(api, "POST", id, "/cancel", out, err);
+}
+
+static int parse_page(const cJSON *root, struct api_page *page,
+		      struct api_error *err)
+{
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+	const cJSON *more = cJSON_GetObjectItemCaseSensitive(root, "has_more");
+	const cJSON *item;
+	char why[256];
+
+	if (!cJSON_IsArray(data) || (more && !cJSON_IsBool(more))) {
+		snprintf(err->message, sizeof(err->message),
+			 "malformed list: %s",
+			 cJSON_IsArray(data) ? "has_more is not a boolean"
+					     : "data is not an array");
+		return -EIO;
+	}
+	page->has_more = cJSON_IsTrue(more);
+	page->items =
+	    calloc((size_t)cJSON_GetArraySize(data) + 1, sizeof(*page->items));
+	if (!page->items)
+		return -ENOMEM;
+	cJSON_ArrayForEach (item, data) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
+		struct batch *b;
+
+		if (cJSON_IsString(id)) {
+			free(page->last_id);
+			page->last_id = strdup(id->valuestring);
+		}
+		if (batch_from_json(item, &b, why, sizeof(why)) < 0) {
+			log_warn("list: left out a malformed batch: %s", why);
+			continue;
+		}
+		page->items[page->nitems++] = b;
+	}
+	return 0;
+}
+
+int api_list_batches(struct api *api, const char *after, unsigned limit,
+		     struct api_page *page, struct api_error *err)
+{
+	char path[BATCH_ID_MAX * 3 + 64];
+	char *esc = NULL;
+	struct response resp;
+	cJSON *root = NULL;
+	int r;
+
+	memset(page, 0, sizeof(*page));
+	if (after) {
+		esc = curl_easy_escape(NULL, after, 0);
+		if (!esc)
+			return -ENOMEM;
+	}
+	snprintf(path, sizeof(path), "/v1/batches?limit=%u%s%.*s", limit,
+		 esc ? "&after=" : "", BATCH_ID_MAX * 3, esc ? esc : "");
+	curl_free(esc);
+	r = request(api, "GET", path, &resp, err);
+	if (r < 0)
+		goto out;
+	root = parse_answer(&resp, err);
+	r = root ? parse_page(root, page, err) : -EIO;
+out:
+	if (r < 0) {
+		log_warn("GET %s: %s", path, err->message);
+		api_page_free(page);
+	}
+	cJSON_Delete(root);
+	response_reset(&resp);
+	return r;
+}
+
+void api_page_free(struct api_page *page)
+{
+	for (size_t i = 0; i < page->nitems; i++)
+		batch_unref(page->items[i]);
+	free(page->items);
+	free(page->last_id);
+	memset(page, 0, sizeof(*page));
+}
+
+int api_check(struct api *api, struct api_error *err)
+{
+	struct response resp;
+	int r = request(api, "GET", "/v1/batches?limit=1", &resp, err);
+
+	response_reset(&resp);
+	return r;
+}

@@ -1,0 +1,78 @@
+/*
+ * api.h - the Moonshot Batch API client: HTTP with libcurl, JSON answers
+ * turned into batch snapshots. The only code in kimifs that knows URLs.
+ * Every call is bounded in time (timeouts and retries included) and safe to
+ * make from many threads at once.
+ */
+#ifndef KIMIFS_API_H
+#define KIMIFS_API_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "batch.h"
+
+struct api_config {
+	const char *base_url; /* e.g. https://api.moonshot.ai, no trailing / */
+	const char *api_key;
+	double timeout;		/* seconds for one call, retries included */
+	double connect_timeout; /* seconds for one connection attempt */
+	unsigned retries;	/* further attempts after a retryable failure */
+	int insecure;		/* skip TLS verification */
+};
+
+/* What went wrong with a call: the HTTP status (0 if none came) and a
+ * message for the user, the server's own when it sent one. */
+struct api_error {
+	int http_status;
+	char message[512];
+};
+
+struct api {
+	char *base_url;
+	char *auth_header; /* never logged */
+	long timeout_ms;
+	long connect_timeout_ms;
+	unsigned retries;
+	int insecure;
+	pthread_mutex_t lock; /* guards the idle handle pool below */
+	void **idle;	      /* CURL easy handles ready for reuse */
+	size_t nidle;
+};
+
+/* One page of GET /v1/batches. */
+struct api_page {
+	struct batch **items; /* parsed objects; bad ones are left out */
+	size_t nitems;
+	char *last_id; /* id of the page's last object, for the next `after` */
+	int has_more;
+};
+
+/* Set up a client; returns 0 or -errno. The config strings are copied. */
+int api_init(struct api *api, const struct api_config *cfg);
+void api_destroy(struct api *api);
+
+/*
+ * Each call returns 0 on success or -errno on failure, with err filled in
+ * (HTTP status and message). The errno follows the table in
+ * docs/filesystem.md: 400 EPERM, 401/403 EACCES, 404 ENOENT, 408 and
+ * timeouts ETIMEDOUT, 429 EAGAIN, 5xx and malformed answers EIO, no
+ * connection EHOSTUNREACH.
+ */
+int api_get_batch(struct api *api, const char *id, struct batch **out,
+		  struct api_error *err);
+int api_cancel_batch(struct api *api, const char *id, struct batch **out,
+		     struct api_error *err);
+/* after may be NULL for the first page. */
+int api_list_batches(struct api *api, const char *after, unsigned limit,
+		     struct api_page *page, struct api_error *err);
+void api_page_free(struct api_page *page);
+
+/* One cheap authenticated request, to check the key and the URL. */
+int api_check(struct api *api, struct api_error *err);
+
+/* Whether an -errno from this client is a passing failure (worth serving a
+ * cached copy for): timeouts, 429, 5xx, malformed answers, no connection. */
+int api_error_transient(int err);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * ctl.c - the commands of a batch's ctl file: "cancel" and "refresh". Input
+ * is checked before anything is sent; each command's outcome is logged and
+ * kept as one line for reads of ctl.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kimifs.h"
+#include "log.h"
+
+#define CTL_MAX 4096
+
+enum ctl_cmd { CMD_NONE, CMD_CANCEL, CMD_REFRESH };
+
+/* The single command in buf, or CMD_NONE. Surrounding white space is
+ * ignored; anything else (NUL bytes, two commands) is not a command. */
+static enum ctl_cmd parse(const char *buf, size_t size)
+{
+	size_t a = 0, b = size;
+
+	if (memchr(buf, '\0', size))
+		return CMD_NONE;
+	while (a < b && strchr(" \t\r\n", buf[a]))
+		a++;
+	while (b > a && strchr(" \t\r\n", buf[b - 1]))
+		b--;
+	if (b - a == 6 && memcmp(buf + a, "cancel", 6) == 0)
+		return CMD_CANCEL;
+	if (b - a == 7 && memcmp(buf + a, "refresh", 7) == 0)
+		return CMD_REFRESH;
+	return CMD_NONE;
+}
+
+static void outcome(struct kimifs *k, const char *id, const char *cmd, int r,
+		    const char *why)
+{
+	char line[700];
+
+	if (r == 0) {
+		snprintf(line, sizeof(line), "%s: ok\n", cmd);
+		log_info("%s %s: ok", cmd, id);
+	} else {
+		snprintf(line, sizeof(line), "%s: failed: %s\n", cmd, why);
+		log_err("%s %s: failed: %s", cmd, id, why);
+	}
+	cache_set_outcome(&k->cache, id, line);
+}
+
+static void api_why(const struct api_error *e, char *why, size_t len)
+{
+	if (e->http_status)
+		snprintf(why, len, "%d %s", e->http_status, e->message);
+	else
+		snprintf(why, len, "%s", e->message);
+}
+
+static int is_cancelled(const struct batch *b)
+{
+	return strcmp(b->status, "cancelling") == 0 ||
+	       strcmp(b->status, "cancelled") == 0;
+}
+
+static int do_cancel(struct kimifs *k, const char *id)
+{
+	struct batch *b = NULL, *after = NULL;
+	struct api_error err;
+	char why[600];
+	int r;
+
+	r = cache_get(&k->cache, id, CACHE_ANY, &b);
+	if (r < 0) {
+		snprintf(why, sizeof(why), "%s", strerror(-r));
+		goto out;
+	}
+	if (is_cancelled(b))
+		goto out; /* the wanted state is reached: nothing to send */
+	if (b->final) {
+		/* Final objects never change: the server would refuse. */
+		snprintf(why, sizeof(why), "batch is %s", b->status);
+		r = -EPERM;
+		goto out;
+	}
+	r = api_cancel_batch(&k->api, id, &after, &err);
+	if (r == 0) {
+		cache_put(&k->cache, after);
+		goto out;
+	}
+	api_why(&err, why, sizeof(why));
+	if (r == -EPERM) {
+		/* Refused: maybe it was cancelled meanwhile (elsewhere, or by
+		 * an earlier attempt of ours whose answer was lost). */
+		batch_unref(b);
+		b = NULL;
+		if (cache_get(&k->cache, id, CACHE_FORCE, &b) == 0 &&
+		    is_cancelled(b))
+			r = 0;
+	}
+out:
+	outcome(k, id, "cancel", r, why);
+	batch_unref(after);
+	batch_unref(b);
+	return r;
+}
+
+static int do_refresh(struct kimifs *k, const char *id)
+{
+	struct batch *b = NULL;
+	int r = cache_get(&k->cache, id, CACHE_FORCE, &b);
+
+	outcome(k, id, "refresh", r, r < 0 ? strerror(-r) : "");
+	batch_unref(b);
+	return r;
+}
+
+int ctl_write(struct kimifs *k, const char *id, const char *buf, size_t size,
+	      off_t off)
+{
+	enum ctl_cmd cmd = CMD_NONE;
+	int r;
+
+	if (off == 0 && size <= CTL_MAX)
+		cmd = parse(buf, size);
+	if (cmd == CMD_NONE) {
+		log_warn("ctl of %s: not a command (write \"cancel\" or "
+			 "\"refresh\", once, at the start)",
+			 id);
+		return -EINVAL;
+	}
+	r = cmd == CMD_CANCEL ? do_cancel(k, id) : do_refresh(k, id);
+	return r < 0 ? r : (int)size;
+}
