@@ -319,9 +319,12 @@ struct idset {
 
 static int idset_has(const struct idset *s, const char *id)
 {
-	size_t i = hash(id) & (s->cap - 1);
+	size_t i;
 
-	for (; s->slots[i]; i = (i + 1) & (s->cap - 1))
+	if (!s->cap)
+		return 0;
+	for (i = hash(id) & (s->cap - 1); s->slots[i];
+	     i = (i + 1) & (s->cap - 1))
 		if (strcmp(s->slots[i], id) == 0)
 			return 1;
 	return 0;

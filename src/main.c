@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <signal.h>
@@ -322,8 +323,11 @@ int main(int argc, char *argv[])
 		if (!lc)
 			goto out_signals;
 		fuse_loop_cfg_set_clone_fd(lc, (unsigned)cmd.clone_fd);
-		fuse_loop_cfg_set_max_threads(lc, cmd.max_threads);
-		fuse_loop_cfg_set_idle_threads(lc, cmd.max_idle_threads);
+		if (cmd.max_threads > 0 && cmd.max_threads <= 100000)
+			fuse_loop_cfg_set_max_threads(lc, cmd.max_threads);
+		if (cmd.max_idle_threads != UINT_MAX) /* UINT_MAX: unset */
+			fuse_loop_cfg_set_idle_threads(lc,
+						       cmd.max_idle_threads);
 		r = fuse_loop_mt(fuse, lc);
 	}
 	/* A signal ends the loop with that signal's number: a clean exit. */
