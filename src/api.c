@@ -23,6 +23,9 @@
 #define MAX_BODY (16u << 20) /* larger answers are refused, not buffered */
 #define MAX_IDLE 16
 
+/* Deadline of the filesystem operation running on this thread; 0: none. */
+static _Thread_local double op_deadline;
+
 struct response {
 	char *data;
 	size_t len;
@@ -164,6 +167,16 @@ static int status_errno(long status)
 	if (status == 429)
 		return EAGAIN;
 	return EIO;
+}
+
+void api_op_begin(const struct api *api)
+{
+	op_deadline = now_mono() + api->timeout_ms / 1000.0;
+}
+
+void api_op_end(void)
+{
+	op_deadline = 0;
 }
 
 int api_error_transient(int err)
@@ -312,6 +325,8 @@ static int request(struct api *api, const char *method, const char *path,
 		return -ENOMEM;
 	}
 	snprintf(url, urllen, "%s%s", api->base_url, path);
+	if (op_deadline > 0 && op_deadline < deadline)
+		deadline = op_deadline;
 	for (unsigned n = 0;; n++) {
 		long budget = (long)((deadline - now_mono()) * 1000);
 		double retry_after, delay;
@@ -473,13 +488,29 @@ static int parse_page(const cJSON *root, struct api_page *page,
 	return 0;
 }
 
+int api_parse_list(const char *body, size_t len, struct api_page *page,
+		   struct api_error *err)
+{
+	struct response resp = {(char *)body, len, len, 0};
+	cJSON *root;
+	int r;
+
+	memset(page, 0, sizeof(*page));
+	memset(err, 0, sizeof(*err));
+	root = parse_answer(&resp, err);
+	r = root ? parse_page(root, page, err) : -EIO;
+	if (r < 0)
+		api_page_free(page);
+	cJSON_Delete(root);
+	return r;
+}
+
 int api_list_batches(struct api *api, const char *after, unsigned limit,
 		     struct api_page *page, struct api_error *err)
 {
 	char path[BATCH_ID_MAX * 3 + 64];
 	char *esc = NULL;
 	struct response resp;
-	cJSON *root = NULL;
 	int r;
 
 	memset(page, 0, sizeof(*page));
@@ -492,16 +523,11 @@ int api_list_batches(struct api *api, const char *after, unsigned limit,
 		 esc ? "&after=" : "", BATCH_ID_MAX * 3, esc ? esc : "");
 	curl_free(esc);
 	r = request(api, "GET", path, &resp, err);
+	if (r == 0)
+		r = api_parse_list(resp.data ? resp.data : "", resp.len, page,
+				   err);
 	if (r < 0)
-		goto out;
-	root = parse_answer(&resp, err);
-	r = root ? parse_page(root, page, err) : -EIO;
-out:
-	if (r < 0) {
-		log_warn("GET %s: %s", path, err->message);
-		api_page_free(page);
-	}
-	cJSON_Delete(root);
+		log_warn("GET %s: %d %s", path, err->http_status, err->message);
 	response_reset(&resp);
 	return r;
 }

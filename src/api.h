@@ -68,6 +68,23 @@ int api_list_batches(struct api *api, const char *after, unsigned limit,
 		     struct api_page *page, struct api_error *err);
 void api_page_free(struct api_page *page);
 
+/*
+ * Parse the body of a list answer into page. Returns 0, or -EIO with err
+ * filled in when the body is not a list. Used by api_list_batches; exposed
+ * for the fuzz targets.
+ */
+int api_parse_list(const char *body, size_t len, struct api_page *page,
+		   struct api_error *err);
+
+/*
+ * Start a filesystem operation on the calling thread: every API call it
+ * makes until api_op_end() shares one deadline, the configured timeout from
+ * now, so an operation that needs several calls (a listing of many pages, a
+ * cancel and its check) still ends within that bound.
+ */
+void api_op_begin(const struct api *api);
+void api_op_end(void);
+
 /* One cheap authenticated request, to check the key and the URL. */
 int api_check(struct api *api, struct api_error *err);
 

@@ -10,17 +10,11 @@
 #include "kimifs.h"
 #include "log.h"
 
-#define CTL_MAX 4096
-
-enum ctl_cmd { CMD_NONE, CMD_CANCEL, CMD_REFRESH };
-
-/* The single command in buf, or CMD_NONE. Surrounding white space is
- * ignored; anything else (NUL bytes, two commands) is not a command. */
-static enum ctl_cmd parse(const char *buf, size_t size)
+enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off)
 {
 	size_t a = 0, b = size;
 
-	if (memchr(buf, '\0', size))
+	if (off != 0 || size > CTL_MAX || memchr(buf, '\0', size))
 		return CMD_NONE;
 	while (a < b && strchr(" \t\r\n", buf[a]))
 		a++;
@@ -117,11 +111,9 @@ static int do_refresh(struct kimifs *k, const char *id)
 int ctl_write(struct kimifs *k, const char *id, const char *buf, size_t size,
 	      off_t off)
 {
-	enum ctl_cmd cmd = CMD_NONE;
+	enum ctl_cmd cmd = ctl_parse(buf, size, off);
 	int r;
 
-	if (off == 0 && size <= CTL_MAX)
-		cmd = parse(buf, size);
 	if (cmd == CMD_NONE) {
 		log_warn("ctl of %s: not a command (write \"cancel\" or "
 			 "\"refresh\", once, at the start)",

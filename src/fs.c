@@ -196,8 +196,8 @@ static void fill_stat(struct kimifs *k, enum node_kind kind,
 	st->st_blksize = 4096;
 }
 
-static int fs_getattr(const char *path, struct stat *st,
-		      struct fuse_file_info *fi)
+static int getattr_impl(const char *path, struct stat *st,
+			struct fuse_file_info *fi)
 {
 	struct kimifs *k = state();
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
@@ -244,7 +244,7 @@ static void handle_free(struct handle *h)
 }
 
 /* Open node n as of a fresh snapshot; directories and files alike. */
-static int open_node(const char *path, struct fuse_file_info *fi, int dir)
+static int open_impl(const char *path, struct fuse_file_info *fi, int dir)
 {
 	struct kimifs *k = state();
 	struct handle *h;
@@ -286,6 +286,8 @@ static int open_node(const char *path, struct fuse_file_info *fi, int dir)
 	return 0;
 }
 
+static int open_node(const char *path, struct fuse_file_info *fi, int dir);
+
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
 	return open_node(path, fi, 0);
@@ -317,8 +319,8 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off,
 	return (int)size;
 }
 
-static int fs_write(const char *path, const char *buf, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+static int write_impl(const char *path, const char *buf, size_t size, off_t off,
+		      struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
@@ -341,9 +343,9 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	return n.kind == N_CTL ? 0 : -EROFS;
 }
 
-static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
-		      off_t off, struct fuse_file_info *fi,
-		      enum fuse_readdir_flags flags)
+static int readdir_impl(const char *path, void *buf, fuse_fill_dir_t fill,
+			off_t off, struct fuse_file_info *fi,
+			enum fuse_readdir_flags flags)
 {
 	struct kimifs *k = state();
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
@@ -389,6 +391,51 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
 		return -ENOTDIR;
 	}
 	return 0;
+}
+
+/* The operations that may reach the network run under one deadline. */
+static int fs_getattr(const char *path, struct stat *st,
+		      struct fuse_file_info *fi)
+{
+	int r;
+
+	api_op_begin(&state()->api);
+	r = getattr_impl(path, st, fi);
+	api_op_end();
+	return r;
+}
+
+static int open_node(const char *path, struct fuse_file_info *fi, int dir)
+{
+	int r;
+
+	api_op_begin(&state()->api);
+	r = open_impl(path, fi, dir);
+	api_op_end();
+	return r;
+}
+
+static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
+		      off_t off, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags flags)
+{
+	int r;
+
+	api_op_begin(&state()->api);
+	r = readdir_impl(path, buf, fill, off, fi, flags);
+	api_op_end();
+	return r;
+}
+
+static int fs_write(const char *path, const char *buf, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	int r;
+
+	api_op_begin(&state()->api);
+	r = write_impl(path, buf, size, off, fi);
+	api_op_end();
+	return r;
 }
 
 static int fs_statfs(const char *path, struct statvfs *sv)

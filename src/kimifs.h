@@ -39,6 +39,17 @@ struct fuse_operations;
 /* The FUSE operations; private data is the struct kimifs. */
 const struct fuse_operations *fs_operations(void);
 
+#define CTL_MAX 4096 /* longest write to ctl that can be a command */
+
+enum ctl_cmd { CMD_NONE, CMD_CANCEL, CMD_REFRESH };
+
+/*
+ * The one command in a write of size bytes at offset off to ctl, or
+ * CMD_NONE. Surrounding white space is ignored; anything else (NUL bytes,
+ * two commands, a write past offset 0 or over CTL_MAX) is not a command.
+ */
+enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off);
+
 /*
  * Run one command written to batch id's ctl file: buf (size bytes) written
  * at offset off. Returns size when the command did what it says, -EINVAL for
