@@ -40,6 +40,7 @@ struct handle {
 	const char *data;
 	size_t len;
 	char *text; /* owned copy for ctl */
+	int append; /* ctl opened with O_APPEND: `echo cancel >> ctl` */
 	char id[BATCH_ID_MAX + 1];
 };
 
@@ -262,6 +263,7 @@ static int open_impl(const char *path, struct fuse_file_info *fi, int dir)
 	if (!h)
 		return -ENOMEM;
 	h->kind = n.kind;
+	h->append = (fi->flags & O_APPEND) != 0;
 	memcpy(h->id, n.id, sizeof(h->id));
 	if (n.kind == N_CTL) {
 		/* Opening ctl sends nothing: it reads the last outcome. */
@@ -327,7 +329,9 @@ static int write_impl(const char *path, const char *buf, size_t size, off_t off,
 	(void)path;
 	if (h->kind != N_CTL)
 		return -EROFS;
-	return ctl_write(state(), h->id, buf, size, off);
+	/* An append lands after the outcome text; it is still the start of
+	 * what this writer says. */
+	return ctl_write(state(), h->id, buf, size, h->append ? 0 : off);
 }
 
 static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
