@@ -227,7 +227,9 @@ static int parse_values(const cJSON *obj, struct batch *b, char *err,
 			if (json_int(v, &t) < 0)
 				return set_err(err, errlen,
 					       "%s is not a timestamp", name);
-			if (t > b->mtime)
+			/* expires_at is a deadline, not an event: a file's
+			 * mtime says when the batch last changed. */
+			if (t > b->mtime && strcmp(name, "expires_at") != 0)
 				b->mtime = t;
 			if (strcmp(name, "created_at") == 0)
 				b->created_at = t;
