@@ -428,12 +428,10 @@ static int batch_call(struct api *api, const char *method, const char *id,
 		r = -EIO;
 	}
 out:
-	/* A 404 is an everyday answer to a name probe: debug only. */
-	if (r == -ENOENT)
-		log_debug("%s %s: %s", method, path, err->message);
-	else if (r < 0)
-		log_warn("%s %s: %d %s", method, path, err->http_status,
-			 err->message);
+	/* Callers log failures once, with what they were doing. */
+	if (r < 0)
+		log_debug("%s %s: %d %s", method, path, err->http_status,
+			  err->message);
 	cJSON_Delete(root);
 	response_reset(&resp);
 	return r;
@@ -526,8 +524,6 @@ int api_list_batches(struct api *api, const char *after, unsigned limit,
 	if (r == 0)
 		r = api_parse_list(resp.data ? resp.data : "", resp.len, page,
 				   err);
-	if (r < 0)
-		log_warn("GET %s: %d %s", path, err->http_status, err->message);
 	response_reset(&resp);
 	return r;
 }
@@ -543,9 +539,15 @@ void api_page_free(struct api_page *page)
 
 int api_check(struct api *api, struct api_error *err)
 {
+	unsigned retries = api->retries;
 	struct response resp;
-	int r = request(api, "GET", "/v1/batches?limit=1", &resp, err);
+	int r;
 
+	/* One request, as documented: a wrong URL or key fails at once. Called
+	 * before any other thread exists. */
+	api->retries = 0;
+	r = request(api, "GET", "/v1/batches?limit=1", &resp, err);
+	api->retries = retries;
 	response_reset(&resp);
 	return r;
 }

@@ -206,15 +206,16 @@ static int settled(const struct cache *c, const struct cache_entry *e,
 }
 
 int cache_get(struct cache *c, const char *id, enum cache_mode mode,
-	      struct batch **out)
+	      struct batch **out, struct api_error *errp)
 {
 	double asked = now_mono();
 	struct batch *fresh = NULL;
-	struct api_error err;
+	struct api_error own, *err = errp ? errp : &own;
 	struct cache_entry *e;
 	int r;
 
 	*out = NULL;
+	memset(err, 0, sizeof(*err));
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		e = find(c, id);
@@ -238,7 +239,7 @@ int cache_get(struct cache *c, const char *id, enum cache_mode mode,
 	e->inflight = 1;
 	pthread_mutex_unlock(&c->lock);
 
-	r = api_get_batch(c->api, id, &fresh, &err);
+	r = api_get_batch(c->api, id, &fresh, err);
 
 	pthread_mutex_lock(&c->lock);
 	e = find(c, id); /* still there: in-flight entries are not swept */
@@ -254,9 +255,12 @@ int cache_get(struct cache *c, const char *id, enum cache_mode mode,
 			e->snap = NULL;
 			e->negative = 1;
 			e->fetched = e->tried;
-		} else if (e->snap && api_error_transient(r)) {
-			log_warn("batch %s: serving the cached copy: %s", id,
-				 err.message);
+		} else if (e->snap && mode != CACHE_FORCE &&
+			   api_error_transient(r)) {
+			log_warn(
+			    "batch %s: refresh failed (%d %s); serving the "
+			    "cached copy",
+			    id, err->http_status, err->message);
 			*out = batch_ref(e->snap);
 			r = 0;
 		}
@@ -421,8 +425,11 @@ static int fetch_listing(struct cache *c, struct listing *l)
 		int cycle, more;
 
 		r = api_list_batches(c->api, after, c->page_size, &page, &err);
-		if (r < 0)
+		if (r < 0) {
+			log_err("list batches: %d %s", err.http_status,
+				err.message);
 			break;
+		}
 		/* A cursor we have already listed means the server is going
 		 * round in circles: stop rather than loop. */
 		cycle = page.last_id && idset_has(&l->seen, page.last_id);

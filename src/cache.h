@@ -51,12 +51,13 @@ void cache_destroy(struct cache *c);
  * Get batch id as mode asks, fetching it when needed; concurrent callers
  * share one fetch. Returns 0 with a new reference in *out, -ENOENT when the
  * server says there is no such batch (remembered for ttl), or another -errno
- * from the API when there is no copy to serve. When a fetch fails for a
- * passing reason and a copy exists, the copy is served and the failure
- * logged.
+ * from the API, with the reason in err when err is not NULL. When a fetch in
+ * CACHE_ANY or CACHE_FRESH mode fails for a passing reason and a copy
+ * exists, the copy is served and the failure logged; CACHE_FORCE reports
+ * the failure instead. Failures returned are the caller's to log.
  */
 int cache_get(struct cache *c, const char *id, enum cache_mode mode,
-	      struct batch **out);
+	      struct batch **out, struct api_error *err);
 
 /*
  * The ids of batches/, newest first: the cached listing while younger than

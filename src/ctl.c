@@ -42,12 +42,16 @@ static void outcome(struct kimifs *k, const char *id, const char *cmd, int r,
 	cache_set_outcome(&k->cache, id, line);
 }
 
-static void api_why(const struct api_error *e, char *why, size_t len)
+/* The reason for a failed call: "<status> <server message>", else the
+ * client's message, else the errno's text. */
+static void api_why(const struct api_error *e, int r, char *why, size_t len)
 {
 	if (e->http_status)
 		snprintf(why, len, "%d %s", e->http_status, e->message);
-	else
+	else if (e->message[0])
 		snprintf(why, len, "%s", e->message);
+	else
+		snprintf(why, len, "%s", strerror(-r));
 }
 
 static int is_cancelled(const struct batch *b)
@@ -63,9 +67,9 @@ static int do_cancel(struct kimifs *k, const char *id)
 	char why[600];
 	int r;
 
-	r = cache_get(&k->cache, id, CACHE_ANY, &b);
+	r = cache_get(&k->cache, id, CACHE_ANY, &b, &err);
 	if (r < 0) {
-		snprintf(why, sizeof(why), "%s", strerror(-r));
+		api_why(&err, r, why, sizeof(why));
 		goto out;
 	}
 	if (is_cancelled(b))
@@ -81,13 +85,13 @@ static int do_cancel(struct kimifs *k, const char *id)
 		cache_put(&k->cache, after);
 		goto out;
 	}
-	api_why(&err, why, sizeof(why));
+	api_why(&err, r, why, sizeof(why));
 	if (r == -EPERM) {
 		/* Refused: maybe it was cancelled meanwhile (elsewhere, or by
 		 * an earlier attempt of ours whose answer was lost). */
 		batch_unref(b);
 		b = NULL;
-		if (cache_get(&k->cache, id, CACHE_FORCE, &b) == 0 &&
+		if (cache_get(&k->cache, id, CACHE_FORCE, &b, NULL) == 0 &&
 		    is_cancelled(b))
 			r = 0;
 	}
@@ -101,9 +105,13 @@ out:
 static int do_refresh(struct kimifs *k, const char *id)
 {
 	struct batch *b = NULL;
-	int r = cache_get(&k->cache, id, CACHE_FORCE, &b);
+	struct api_error err;
+	char why[600] = "";
+	int r = cache_get(&k->cache, id, CACHE_FORCE, &b, &err);
 
-	outcome(k, id, "refresh", r, r < 0 ? strerror(-r) : "");
+	if (r < 0)
+		api_why(&err, r, why, sizeof(why));
+	outcome(k, id, "refresh", r, why);
 	batch_unref(b);
 	return r;
 }

@@ -151,24 +151,29 @@ static const struct bfile *node_file(const struct batch *b,
 static int node_snapshot(struct kimifs *k, const struct node *n,
 			 enum cache_mode mode, struct batch **out)
 {
+	struct api_error err;
 	struct batch *b;
-	int r = cache_get(&k->cache, n->id, mode, &b);
+	int r = cache_get(&k->cache, n->id, mode, &b, &err);
 
-	if (r < 0)
-		return r;
-	if ((n->kind == N_VALUE || n->kind == N_COUNT ||
+	if (r == 0 &&
+	    (n->kind == N_VALUE || n->kind == N_COUNT ||
 	     n->kind == N_METAVAL) &&
 	    !node_file(b, n)) {
 		if (!b->final && mode == CACHE_ANY) {
 			batch_unref(b);
-			r = cache_get(&k->cache, n->id, CACHE_FRESH, &b);
-			if (r < 0)
-				return r;
+			r = cache_get(&k->cache, n->id, CACHE_FRESH, &b, &err);
 		}
-		if (!node_file(b, n)) {
+		if (r == 0 && !node_file(b, n)) {
 			batch_unref(b);
 			return -ENOENT;
 		}
+	}
+	if (r < 0) {
+		/* A 404 is the everyday answer to a name probe. */
+		if (r != -ENOENT)
+			log_err("batch %s: %s", n->id,
+				err.message[0] ? err.message : strerror(-r));
+		return r;
 	}
 	*out = b;
 	return 0;
