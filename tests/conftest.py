@@ -44,6 +44,9 @@ VALUE_FIELDS = ["status", "endpoint", "input_file_id", "output_file_id",
                 "completed_at", "failed_at", "cancelling_at", "cancelled_at"]
 TIME_FIELDS = [f for f in VALUE_FIELDS if f.endswith("_at")]
 
+# What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer print.
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
+
 START_TIMEOUT = 10      # seconds for a daemon or simulator to come up
 STOP_TIMEOUT = 10       # seconds between SIGTERM and SIGKILL
 SH_TIMEOUT = 60         # seconds for one shell command
@@ -471,14 +474,28 @@ def mount(sim, tmp_path):
 
     yield start
 
-    died = []
+    died, unclean, reports = [], [], []
     for m in started:
-        if m.expect_running and m.proc.poll() is not None:
+        running = m.expect_running
+        if running and m.proc.poll() is not None:
             died.append(m)
+            running = False
         m.cleanup()
+        # SIGTERM must end a healthy daemon cleanly: under the sanitizers a
+        # leak or error shows as a non-zero status and a report on stderr.
+        if running and m.proc.returncode != 0:
+            unclean.append(m)
+        if SANITIZER_REPORT.search(m.stderr_text()):
+            reports.append(m)
     if died:
         m = died[0]
         pytest.fail("kimifs died during the test (exit status %s); stderr tail:\n%s"
+                    % (m.proc.returncode, m.stderr_text()[-3000:]))
+    if reports:
+        pytest.fail("sanitizer report from kimifs:\n%s" % reports[0].stderr_text()[-6000:])
+    if unclean:
+        m = unclean[0]
+        pytest.fail("kimifs exited with status %s on SIGTERM; stderr tail:\n%s"
                     % (m.proc.returncode, m.stderr_text()[-3000:]))
 
 
