@@ -41,16 +41,41 @@ static double now_mono(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void sleep_for(double seconds)
+/* Sleep for seconds, in short steps, returning early once api is stopping. */
+static void sleep_for(const struct api *api, double seconds)
 {
-	struct timespec ts;
+	double end = now_mono() + seconds;
 
-	if (seconds <= 0)
-		return;
-	ts.tv_sec = (time_t)seconds;
-	ts.tv_nsec = (long)((seconds - ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	while (!api->stopping) {
+		double left = end - now_mono();
+		struct timespec ts;
+
+		if (left <= 0)
+			return;
+		if (left > 0.05)
+			left = 0.05;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)(left * 1e9);
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* libcurl's progress hook: a non-zero answer aborts the transfer. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+		       curl_off_t un)
+{
+	const struct api *api = ud;
+
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return api->stopping != 0;
+}
+
+void api_stop(struct api *api)
+{
+	api->stopping = 1;
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
@@ -198,6 +223,10 @@ static void message_from_body(const struct response *r, long status,
 	if (cJSON_IsString(m)) {
 		snprintf(err->message, sizeof(err->message), "%s",
 			 m->valuestring);
+		/* One line, no terminal escapes: it ends up in ctl and logs. */
+		for (char *p = err->message; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = ' ';
 	} else if (r->len > 0) {
 		for (i = 0; i < r->len && o < 200; i++)
 			if (r->data[i] >= 0x20 && r->data[i] < 0x7f)
@@ -248,6 +277,9 @@ static int attempt(struct api *api, const char *method, const char *url,
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, api);
 	if (api->insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -261,7 +293,9 @@ static int attempt(struct api *api, const char *method, const char *url,
 	if (rc == CURLE_OK) {
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
 		curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra);
-		if (ra >= 0)
+		/* libcurl says 0 when there is no Retry-After: back off then.
+		 */
+		if (ra > 0)
 			*retry_after = (double)ra;
 	}
 	curl_slist_free_all(hdrs);
@@ -280,6 +314,10 @@ static int attempt(struct api *api, const char *method, const char *url,
 		 : errbuf[0]   ? errbuf
 			       : curl_easy_strerror(rc));
 	switch (rc) {
+	case CURLE_ABORTED_BY_CALLBACK:
+		snprintf(err->message, sizeof(err->message),
+			 "kimifs is stopping");
+		return -EINTR;
 	case CURLE_OPERATION_TIMEDOUT:
 		return -ETIMEDOUT;
 	case CURLE_COULDNT_RESOLVE_HOST:
@@ -344,7 +382,8 @@ static int request(struct api *api, const char *method, const char *path,
 			    &retry_after, err);
 		log_debug("%s %s -> %ld (%.0f ms)", method, path, status,
 			  (now_mono() - start) * 1000);
-		if (r == 0 || !retryable(r, err, resp) || n >= api->retries)
+		if (r == 0 || !retryable(r, err, resp) || n >= api->retries ||
+		    api->stopping)
 			break;
 		/* Full jitter on an exponential step, unless the server said
 		 * when to come back. */
@@ -356,7 +395,7 @@ static int request(struct api *api, const char *method, const char *path,
 			break;
 		log_warn("%s %s failed (%d %s); retrying in %.1f s", method,
 			 path, err->http_status, err->message, delay);
-		sleep_for(delay);
+		sleep_for(api, delay);
 	}
 	free(url);
 	if (r < 0)

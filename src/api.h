@@ -8,6 +8,7 @@
 #define KIMIFS_API_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 
 #include "batch.h"
@@ -35,8 +36,9 @@ struct api {
 	long connect_timeout_ms;
 	unsigned retries;
 	int insecure;
-	pthread_mutex_t lock; /* guards the idle handle pool below */
-	void **idle;	      /* CURL easy handles ready for reuse */
+	volatile sig_atomic_t stopping; /* set by api_stop: abort all calls */
+	pthread_mutex_t lock;		/* guards the idle handle pool below */
+	void **idle;			/* CURL easy handles ready for reuse */
 	size_t nidle;
 };
 
@@ -47,6 +49,13 @@ struct api_page {
 	char *last_id; /* id of the page's last object, for the next `after` */
 	int has_more;
 };
+
+/*
+ * Make every call under way end at once (-EINTR) and every later call fail
+ * the same way. Async-signal-safe: meant for the signal handler that
+ * unmounts, so that a hung request cannot hold the exit up.
+ */
+void api_stop(struct api *api);
 
 /* Set up a client; returns 0 or -errno. The config strings are copied. */
 int api_init(struct api *api, const struct api_config *cfg);

@@ -48,9 +48,9 @@ void log_msg(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	/* One event, one line: never let a server message split the log. */
+	/* One event, one line, no terminal escapes, whatever a server said. */
 	for (char *p = line; *p; p++)
-		if (*p == '\n' || *p == '\r')
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
 	if (log_state.foreground)
 		fprintf(stderr, "kimifs: %s: %s\n", level_name(level), line);

@@ -240,6 +240,48 @@ static int check_api(struct kimifs *k)
 	return -1;
 }
 
+/* What the signal handler acts on: a handler can only reach globals. */
+static struct {
+	struct kimifs *k;
+	struct fuse_session *se;
+} sig_target;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	/* Abort requests under way first, so no worker holds the exit up. */
+	api_stop(&sig_target.k->api);
+	fuse_session_exit(sig_target.se);
+}
+
+static const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
+
+/* SIGTERM, SIGINT and SIGHUP unmount cleanly; SIGPIPE is ignored. */
+static int set_signals(struct kimifs *k, struct fuse_session *se)
+{
+	struct sigaction sa = {0};
+
+	sig_target.k = k;
+	sig_target.se = se;
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(stop_signals) / sizeof(int); i++)
+		if (sigaction(stop_signals[i], &sa, NULL) < 0)
+			return -1;
+	sa.sa_handler = SIG_IGN;
+	return sigaction(SIGPIPE, &sa, NULL);
+}
+
+static void unset_signals(void)
+{
+	struct sigaction sa = {0};
+
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(stop_signals) / sizeof(int); i++)
+		sigaction(stop_signals[i], &sa, NULL);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -314,7 +356,7 @@ int main(int argc, char *argv[])
 	log_init(cmd.foreground, cmd.debug);
 	if (fuse_daemonize(cmd.foreground) < 0)
 		goto out_unmount;
-	if (fuse_set_signal_handlers(fuse_get_session(fuse)) < 0)
+	if (set_signals(&k, fuse_get_session(fuse)) < 0)
 		goto out_unmount;
 	if (cmd.singlethread) {
 		r = fuse_loop(fuse);
@@ -337,7 +379,7 @@ int main(int argc, char *argv[])
 		  : 1;
 	fuse_loop_cfg_destroy(lc);
 out_signals:
-	fuse_remove_signal_handlers(fuse_get_session(fuse));
+	unset_signals();
 out_unmount:
 	fuse_unmount(fuse);
 out_fuse:
