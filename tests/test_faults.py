@@ -371,9 +371,11 @@ def test_concurrent_readers_of_a_hung_batch_all_get_the_cached_copy(sim, mount):
     assert 1 <= len(gets(sim, bid)) <= 4
 
 
-def test_sigterm_during_a_hung_request_exits_within_the_bound(sim, mount):
+def test_sigterm_during_a_hung_request_exits_at_once(sim, mount):
+    # The signal aborts the request under way: the exit does not wait for
+    # the 30 s timeout.
     (bid,) = sim.seed(1, status="in_progress")
-    m = mount(timeout=3, options=FAST)
+    m = mount(timeout=30, options=FAST)
     sim.fault(method="GET", path=batch_path(bid), count=-1, action="hang", seconds=60)
     result = {}
 
@@ -385,7 +387,7 @@ def test_sigterm_during_a_hung_request_exits_within_the_bound(sim, mount):
     wait_for(lambda: gets(sim, bid), timeout=5, what="the hung GET to reach the server")
     t0 = time.monotonic()
     status = m.stop(signal.SIGTERM, timeout=20)
-    assert time.monotonic() - t0 < 3 + SLACK
+    assert time.monotonic() - t0 < SLACK
     assert status == 0
     assert not is_mounted(m.path)
     reader.join(10)
