@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,7 @@ struct node {
 
 /* An open file or directory: the snapshot it reads, or ctl's outcome. */
 struct handle {
+	struct handle *prev, *next; /* in k->open_files */
 	enum node_kind kind;
 	struct batch *snap;
 	const char *data;
@@ -249,6 +251,31 @@ static void handle_free(struct handle *h)
 	free(h);
 }
 
+/* Track h among the open files, so unmounting can free what the kernel
+ * never released (files still open when the daemon stops). */
+static void handle_track(struct kimifs *k, struct handle *h)
+{
+	pthread_mutex_lock(&k->open_lock);
+	h->prev = NULL;
+	h->next = k->open_files;
+	if (h->next)
+		h->next->prev = h;
+	k->open_files = h;
+	pthread_mutex_unlock(&k->open_lock);
+}
+
+static void handle_untrack(struct kimifs *k, struct handle *h)
+{
+	pthread_mutex_lock(&k->open_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		k->open_files = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&k->open_lock);
+}
+
 /* Open node n as of a fresh snapshot; directories and files alike. */
 static int open_impl(const char *path, struct fuse_file_info *fi, int dir)
 {
@@ -287,6 +314,7 @@ static int open_impl(const char *path, struct fuse_file_info *fi, int dir)
 			h->len = f->len;
 		}
 	}
+	handle_track(k, h);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	if (!dir)
 		fi->direct_io = 1; /* sizes change: always read from here */
@@ -307,8 +335,11 @@ static int fs_opendir(const char *path, struct fuse_file_info *fi)
 
 static int fs_release(const char *path, struct fuse_file_info *fi)
 {
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
 	(void)path;
-	handle_free((struct handle *)(uintptr_t)fi->fh);
+	handle_untrack(state(), h);
+	handle_free(h);
 	return 0;
 }
 
@@ -550,8 +581,24 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return state();
 }
 
+/* Unmounted: free the files still open (their release never comes). */
+static void fs_destroy(void *data)
+{
+	struct kimifs *k = data;
+
+	pthread_mutex_lock(&k->open_lock);
+	while (k->open_files) {
+		struct handle *h = k->open_files;
+
+		k->open_files = h->next;
+		handle_free(h);
+	}
+	pthread_mutex_unlock(&k->open_lock);
+}
+
 static const struct fuse_operations operations = {
     .init = fs_init,
+    .destroy = fs_destroy,
     .getattr = fs_getattr,
     .open = fs_open,
     .read = fs_read,

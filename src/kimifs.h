@@ -7,6 +7,7 @@
 
 #define FUSE_USE_VERSION 314
 
+#include <pthread.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -29,12 +30,15 @@ struct kimifs {
 	char *api_key; /* never logged, never shown */
 	struct api api;
 	struct cache cache;
+	pthread_mutex_t open_lock; /* guards open_files */
+	struct handle *open_files; /* open files and directories (fs.c) */
 	time_t mount_time;
 	uid_t uid;
 	gid_t gid;
 };
 
 struct fuse_operations;
+struct handle;
 
 /* The FUSE operations; private data is the struct kimifs. */
 const struct fuse_operations *fs_operations(void);

@@ -340,6 +340,7 @@ int main(int argc, char *argv[])
 		goto out_api;
 	if (cache_init(&k.cache, &k.api, k.cache_ttl, k.page_size) < 0)
 		goto out_api;
+	pthread_mutex_init(&k.open_lock, NULL);
 	k.mount_time = time(NULL);
 	k.uid = getuid();
 	k.gid = getgid();
@@ -386,6 +387,7 @@ out_unmount:
 out_fuse:
 	fuse_destroy(fuse);
 out_cache:
+	pthread_mutex_destroy(&k.open_lock);
 	cache_destroy(&k.cache);
 out_api:
 	api_destroy(&k.api);
