@@ -73,6 +73,23 @@ def still_serving(m, sim):
 # Time bounds: a server that does not answer, or answers too slowly
 
 
+def start_hung_read(sim, m, bid):
+    """Make GETs of batch `bid` hang, start reading its status in a thread
+    and return (thread, result) once the hung request has reached the
+    server; result["value"] is set by `timed` when the read ends."""
+    sim.fault(method="GET", path=batch_path(bid), count=-1, action="hang", seconds=60)
+    sim.clear_log()
+    result = {}
+
+    def read():
+        result["value"] = timed(read_text, m.batch(bid, "status"), limit=30)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    wait_for(lambda: gets(sim, bid), timeout=5, what="the hung GET to reach the server")
+    return reader, result
+
+
 @pytest.mark.parametrize("fault", [
     {"action": "hang", "seconds": 60},
     {"action": "slow", "interval": 1},
@@ -306,17 +323,7 @@ def test_a_hung_batch_holds_up_nothing_else(sim, mount):
     m = mount(cache_ttl=0, timeout=10, options=FAST)
     assert read_text(m.batch(stuck, "status")) == "in_progress\n"
     assert read_text(m.batch(cached, "status")) == "completed\n"
-    sim.fault(method="GET", path=batch_path(stuck), count=-1, action="hang", seconds=60)
-    sim.clear_log()
-
-    stuck_result = {}
-
-    def read_stuck():
-        stuck_result["value"] = timed(read_text, m.batch(stuck, "status"), limit=30)
-
-    reader = threading.Thread(target=read_stuck, daemon=True)
-    reader.start()
-    wait_for(lambda: gets(sim, stuck), timeout=5, what="the hung GET to reach the server")
+    reader, stuck_result = start_hung_read(sim, m, stuck)
     hung_at = time.monotonic()
 
     def quick(what, fn, *args):
@@ -376,15 +383,7 @@ def test_sigterm_during_a_hung_request_exits_at_once(sim, mount):
     # the 30 s timeout.
     (bid,) = sim.seed(1, status="in_progress")
     m = mount(timeout=30, options=FAST)
-    sim.fault(method="GET", path=batch_path(bid), count=-1, action="hang", seconds=60)
-    result = {}
-
-    def read():
-        result["value"] = timed(read_text, m.batch(bid, "status"), limit=30)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    wait_for(lambda: gets(sim, bid), timeout=5, what="the hung GET to reach the server")
+    reader, result = start_hung_read(sim, m, bid)
     t0 = time.monotonic()
     status = m.stop(signal.SIGTERM, timeout=20)
     assert time.monotonic() - t0 < SLACK
