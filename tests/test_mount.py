@@ -22,14 +22,14 @@ def closed_port():
 
 
 def assert_start_fails(m):
-    """kimifs exited non-zero, mounted nothing, and said why in one line
-    (besides warnings about retries). Returns that line."""
+    """kimifs exited non-zero, mounted nothing, and said why in one line.
+    Returns that line."""
     rc = m.wait_exit()
     err = m.stderr_text()
     assert rc != 0
     assert not is_mounted(m.path)
     assert os.listdir(m.path) == []
-    lines = [l for l in err.splitlines() if l.strip() and "warning:" not in l]
+    lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1, err
     return lines[0]
 
@@ -73,6 +73,31 @@ def test_unreachable_server(sim, mount):
     line = assert_start_fails(m)
     assert str(port) in line, line
     assert KEY not in m.stderr_text()
+
+
+@pytest.mark.parametrize("option, words", [
+    ("page_size=0", "page_size"),
+    ("page_size=101", "page_size"),
+    ("cache_ttl=-1", "cache_ttl"),
+    ("timeout=0", "timeout"),
+    ("connect_timeout=0", "connect_timeout"),
+    ("retries=11", "retries"),
+    ("base_url=ftp://127.0.0.1/", "base_url"),
+    ("api_key_file=/nonexistent/key", "/nonexistent/key"),
+])
+def test_a_bad_option_is_refused_before_any_request(sim, mount, option, words):
+    m = mount(options=[option], wait=False)
+    line = assert_start_fails(m)
+    assert words in line, line
+    assert sim.log() == []
+
+
+def test_no_mountpoint_is_a_usage_error(sim):
+    proc = subprocess.run([str(KIMIFS), "-o", "base_url=" + sim.url],
+                          env=kimifs_env(), capture_output=True, text=True, timeout=10)
+    assert proc.returncode != 0
+    assert "usage:" in proc.stderr
+    assert sim.log() == []
 
 
 def test_api_key_file(sim, mount, tmp_path):
