@@ -111,8 +111,18 @@ static void response_reset(struct response *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* Free a header list, leaving no copy of the key in freed memory. */
+static void free_headers(struct curl_slist *l)
+{
+	for (struct curl_slist *p = l; p; p = p->next)
+		memset(p->data, 0, strlen(p->data));
+	curl_slist_free_all(l);
+}
+
 int api_init(struct api *api, const struct api_config *cfg)
 {
+	struct curl_slist *h2;
+	char *auth;
 	size_t n;
 
 	memset(api, 0, sizeof(*api));
@@ -123,12 +133,23 @@ int api_init(struct api *api, const struct api_config *cfg)
 	while (n > 0 && api->base_url[n - 1] == '/')
 		api->base_url[--n] = '\0';
 	n = strlen("Authorization: Bearer ") + strlen(cfg->api_key) + 1;
-	api->auth_header = malloc(n);
-	if (!api->auth_header) {
+	auth = malloc(n);
+	if (auth) {
+		snprintf(auth, n, "Authorization: Bearer %s", cfg->api_key);
+		/* Built once: every request sends the same headers. */
+		api->headers = curl_slist_append(NULL, auth);
+		memset(auth, 0, n);
+		free(auth);
+	}
+	h2 = api->headers
+		 ? curl_slist_append(api->headers, "Accept: application/json")
+		 : NULL;
+	if (!h2) {
+		free_headers(api->headers);
 		free(api->base_url);
 		return -ENOMEM;
 	}
-	snprintf(api->auth_header, n, "Authorization: Bearer %s", cfg->api_key);
+	api->headers = h2;
 	api->timeout_ms = (long)(cfg->timeout * 1000);
 	api->connect_timeout_ms = (long)(cfg->connect_timeout * 1000);
 	api->retries = cfg->retries;
@@ -142,11 +163,7 @@ void api_destroy(struct api *api)
 	for (size_t i = 0; i < api->nidle; i++)
 		curl_easy_cleanup(api->idle[i]);
 	free(api->idle);
-	if (api->auth_header) {
-		/* Leave no copy of the key in freed memory. */
-		memset(api->auth_header, 0, strlen(api->auth_header));
-		free(api->auth_header);
-	}
+	free_headers(api->headers);
 	free(api->base_url);
 	pthread_mutex_destroy(&api->lock);
 	memset(api, 0, sizeof(*api));
@@ -244,7 +261,6 @@ static int attempt(struct api *api, const char *method, const char *url,
 		   double *retry_after, struct api_error *err)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct curl_slist *hdrs = NULL, *h2;
 	curl_off_t ra = -1;
 	CURL *h = handle_get(api);
 	CURLcode rc;
@@ -255,17 +271,8 @@ static int attempt(struct api *api, const char *method, const char *url,
 		snprintf(err->message, sizeof(err->message), "out of memory");
 		return -ENOMEM;
 	}
-	hdrs = curl_slist_append(hdrs, api->auth_header);
-	h2 = hdrs ? curl_slist_append(hdrs, "Accept: application/json") : NULL;
-	if (!h2) {
-		curl_slist_free_all(hdrs);
-		handle_put(api, h);
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		return -ENOMEM;
-	}
-	hdrs = h2;
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, api->headers);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "kimifs/" KIMIFS_VERSION);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -298,7 +305,6 @@ static int attempt(struct api *api, const char *method, const char *url,
 		if (ra > 0)
 			*retry_after = (double)ra;
 	}
-	curl_slist_free_all(hdrs);
 	handle_put(api, h);
 
 	if (rc == CURLE_OK) {
@@ -343,11 +349,13 @@ static int retryable(int r, const struct api_error *err,
 /*
  * Run one API call: method on path (which starts with /v1/ and is already
  * escaped). On success returns 0 with the answer in resp; on failure returns
- * -errno with err filled in. The whole call, retries and backoff included,
+ * -errno with err filled in. Retryable failures are tried again up to
+ * retries times; the whole call, retries and backoff included,
  * ends within the configured timeout.
  */
 static int request(struct api *api, const char *method, const char *path,
-		   struct response *resp, struct api_error *err)
+		   unsigned retries, struct response *resp,
+		   struct api_error *err)
 {
 	double start = now_mono();
 	double deadline = start + api->timeout_ms / 1000.0;
@@ -382,7 +390,7 @@ static int request(struct api *api, const char *method, const char *path,
 			    &retry_after, err);
 		log_debug("%s %s -> %ld (%.0f ms)", method, path, status,
 			  (now_mono() - start) * 1000);
-		if (r == 0 || !retryable(r, err, resp) || n >= api->retries ||
+		if (r == 0 || !retryable(r, err, resp) || n >= retries ||
 		    api->stopping)
 			break;
 		/* Full jitter on an exponential step, unless the server said
@@ -445,7 +453,7 @@ static int batch_call(struct api *api, const char *method, const char *id,
 	snprintf(path, sizeof(path), "/v1/batches/%.*s%s", BATCH_ID_MAX * 3,
 		 esc, suffix);
 	curl_free(esc);
-	r = request(api, method, path, &resp, err);
+	r = request(api, method, path, api->retries, &resp, err);
 	if (r < 0)
 		goto out;
 	root = parse_answer(&resp, err);
@@ -559,7 +567,7 @@ int api_list_batches(struct api *api, const char *after, unsigned limit,
 	snprintf(path, sizeof(path), "/v1/batches?limit=%u%s%.*s", limit,
 		 esc ? "&after=" : "", BATCH_ID_MAX * 3, esc ? esc : "");
 	curl_free(esc);
-	r = request(api, "GET", path, &resp, err);
+	r = request(api, "GET", path, api->retries, &resp, err);
 	if (r == 0)
 		r = api_parse_list(resp.data ? resp.data : "", resp.len, page,
 				   err);
@@ -578,15 +586,10 @@ void api_page_free(struct api_page *page)
 
 int api_check(struct api *api, struct api_error *err)
 {
-	unsigned retries = api->retries;
 	struct response resp;
-	int r;
+	/* One request, as documented: a wrong URL or key fails at once. */
+	int r = request(api, "GET", "/v1/batches?limit=1", 0, &resp, err);
 
-	/* One request, as documented: a wrong URL or key fails at once. Called
-	 * before any other thread exists. */
-	api->retries = 0;
-	r = request(api, "GET", "/v1/batches?limit=1", &resp, err);
-	api->retries = retries;
 	response_reset(&resp);
 	return r;
 }

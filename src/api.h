@@ -13,6 +13,8 @@
 
 #include "batch.h"
 
+struct curl_slist;
+
 struct api_config {
 	const char *base_url; /* e.g. https://api.moonshot.ai, no trailing / */
 	const char *api_key;
@@ -31,7 +33,7 @@ struct api_error {
 
 struct api {
 	char *base_url;
-	char *auth_header; /* never logged */
+	struct curl_slist *headers; /* Authorization (never logged), Accept */
 	long timeout_ms;
 	long connect_timeout_ms;
 	unsigned retries;

@@ -321,18 +321,6 @@ static int open_impl(const char *path, struct fuse_file_info *fi, int dir)
 	return 0;
 }
 
-static int open_node(const char *path, struct fuse_file_info *fi, int dir);
-
-static int fs_open(const char *path, struct fuse_file_info *fi)
-{
-	return open_node(path, fi, 0);
-}
-
-static int fs_opendir(const char *path, struct fuse_file_info *fi)
-{
-	return open_node(path, fi, 1);
-}
-
 static int fs_release(const char *path, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
@@ -453,6 +441,16 @@ static int open_node(const char *path, struct fuse_file_info *fi, int dir)
 	r = open_impl(path, fi, dir);
 	api_op_end();
 	return r;
+}
+
+static int fs_open(const char *path, struct fuse_file_info *fi)
+{
+	return open_node(path, fi, 0);
+}
+
+static int fs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	return open_node(path, fi, 1);
 }
 
 static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
