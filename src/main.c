@@ -3,14 +3,13 @@
  * the API key, check the key and the URL with one request, then mount and
  * serve until unmounted or signalled; tear down in reverse order.
  */
+#include "fs.h"
 #include "kimifs.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <fuse.h>
-#include <fuse_lowlevel.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -27,6 +26,10 @@
 
 #define DEFAULT_BASE_URL "https://api.moonshot.ai"
 #define KEY_MAX		 4096
+/* Most threads serving requests at once (see serve()). */
+#define MAX_THREADS 1024
+/* libfuse's own default, which the command line leaves when unset. */
+#define FUSE_DEFAULT_MAX_THREADS 10
 
 enum { KEY_HELP, KEY_VERSION, KEY_API_KEY };
 
@@ -283,14 +286,43 @@ static void unset_signals(void)
 		sigaction(stop_signals[i], &sa, NULL);
 }
 
+/*
+ * Serve requests until unmounted or signalled. Threads are started as
+ * requests wait, up to max_threads (default MAX_THREADS, far above libfuse's
+ * 10, so that requests waiting on a slow server never hold back df or
+ * cached reads). Returns the loop's result.
+ */
+static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
+{
+	struct fuse_loop_config *lc;
+	int r;
+
+	if (cmd->singlethread)
+		return fuse_session_loop(se);
+	lc = fuse_loop_cfg_create();
+	if (!lc)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(lc, (unsigned)cmd->clone_fd);
+	fuse_loop_cfg_set_max_threads(
+	    lc, cmd->max_threads != FUSE_DEFAULT_MAX_THREADS &&
+			cmd->max_threads > 0 && cmd->max_threads <= 100000
+		    ? cmd->max_threads
+		    : MAX_THREADS);
+	if (cmd->max_idle_threads != UINT_MAX) /* UINT_MAX: unset */
+		fuse_loop_cfg_set_idle_threads(lc, cmd->max_idle_threads);
+	r = fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return r;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts cmd = {0};
 	struct kimifs k = {0};
 	struct api_config ac;
-	struct fuse_loop_config *lc = NULL;
-	struct fuse *fuse = NULL;
+	struct fuse_session *se = NULL;
+	struct node root;
 	int ret = 1, r;
 
 	k.cache_ttl = 1;
@@ -303,7 +335,7 @@ int main(int argc, char *argv[])
 	if (k.show_help) {
 		usage(argv[0]);
 		fuse_cmdline_help();
-		fuse_lib_help(&args);
+		fuse_lowlevel_help();
 		ret = 0;
 		goto out_args;
 	}
@@ -340,6 +372,9 @@ int main(int argc, char *argv[])
 		goto out_api;
 	if (cache_init(&k.cache, &k.api, k.cache_ttl, k.page_size) < 0)
 		goto out_api;
+	tree_root(&root);
+	if (inodes_init(&k.inodes, &root) < 0)
+		goto out_cache;
 	pthread_mutex_init(&k.open_lock, NULL);
 	k.mount_time = time(NULL);
 	k.uid = getuid();
@@ -348,46 +383,33 @@ int main(int argc, char *argv[])
 	/* Mode bits are enforced by the kernel; name the filesystem. */
 	if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=kimifs,"
 				    "subtype=kimifs") < 0)
-		goto out_cache;
-	fuse = fuse_new(&args, fs_operations(), sizeof(struct fuse_operations),
-			&k);
-	if (!fuse)
-		goto out_cache;
-	if (fuse_mount(fuse, cmd.mountpoint) < 0)
-		goto out_fuse;
+		goto out_inodes;
+	se = fuse_session_new(&args, fs_operations(),
+			      sizeof(struct fuse_lowlevel_ops), &k);
+	if (!se)
+		goto out_inodes;
+	if (fuse_session_mount(se, cmd.mountpoint) < 0)
+		goto out_session;
 	log_init(cmd.foreground, cmd.debug);
 	if (fuse_daemonize(cmd.foreground) < 0)
 		goto out_unmount;
-	if (set_signals(&k, fuse_get_session(fuse)) < 0)
+	if (set_signals(&k, se) < 0)
 		goto out_unmount;
-	if (cmd.singlethread) {
-		r = fuse_loop(fuse);
-	} else {
-		lc = fuse_loop_cfg_create();
-		if (!lc)
-			goto out_signals;
-		fuse_loop_cfg_set_clone_fd(lc, (unsigned)cmd.clone_fd);
-		if (cmd.max_threads > 0 && cmd.max_threads <= 100000)
-			fuse_loop_cfg_set_max_threads(lc, cmd.max_threads);
-		if (cmd.max_idle_threads != UINT_MAX) /* UINT_MAX: unset */
-			fuse_loop_cfg_set_idle_threads(lc,
-						       cmd.max_idle_threads);
-		r = fuse_loop_mt(fuse, lc);
-	}
+	r = serve(se, &cmd);
 	/* A signal ends the loop with that signal's number: a clean exit. */
 	ret = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP ||
 	       r == -SIGTERM || r == -SIGINT || r == -SIGHUP)
 		  ? 0
 		  : 1;
-	fuse_loop_cfg_destroy(lc);
-out_signals:
 	unset_signals();
 out_unmount:
-	fuse_unmount(fuse);
-out_fuse:
-	fuse_destroy(fuse);
-out_cache:
+	fuse_session_unmount(se);
+out_session:
+	fuse_session_destroy(se);
+out_inodes:
 	pthread_mutex_destroy(&k.open_lock);
+	inodes_destroy(&k.inodes);
+out_cache:
 	cache_destroy(&k.cache);
 out_api:
 	api_destroy(&k.api);

@@ -1,0 +1,359 @@
+/*
+ * dir_batches.c - the batches/ subtree: one directory per batch, its value
+ * files, batch.json, request_counts/, metadata/ and ctl, each a node type
+ * over the cached batch snapshot (cache.h). The files of a batch directory
+ * are the table batch_files: a name and the function that renders it.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "kimifs.h"
+#include "log.h"
+#include "tree.h"
+
+/*
+ * Render file name of snapshot b into v (data and len; owned when the
+ * bytes are made for this view). 0, or -ENOENT when b has no such file
+ * (a null field, a missing key).
+ */
+typedef int (*render_fn)(const struct batch *b, const char *name,
+			 struct view *v);
+
+static int show(const struct bfile *f, struct view *v)
+{
+	if (!f)
+		return -ENOENT;
+	v->data = f->data;
+	v->len = f->len;
+	return 0;
+}
+
+static int render_json(const struct batch *b, const char *name, struct view *v)
+{
+	(void)name;
+	return show(&b->json, v);
+}
+
+static int render_value(const struct batch *b, const char *name, struct view *v)
+{
+	return show(batch_value(b, name), v);
+}
+
+static int render_count(const struct batch *b, const char *name, struct view *v)
+{
+	return show(batch_count(b, name), v);
+}
+
+static int render_meta(const struct batch *b, const char *name, struct view *v)
+{
+	return show(batch_meta(b, name), v);
+}
+
+/* The read-only files of a batch directory, in listing order. */
+static const struct {
+	const char *name;
+	render_fn render;
+} batch_files[] = {
+    {"batch.json", render_json},	 {"status", render_value},
+    {"endpoint", render_value},		 {"input_file_id", render_value},
+    {"output_file_id", render_value},	 {"error_file_id", render_value},
+    {"completion_window", render_value}, {"created_at", render_value},
+    {"in_progress_at", render_value},	 {"expires_at", render_value},
+    {"finalizing_at", render_value},	 {"completed_at", render_value},
+    {"failed_at", render_value},	 {"cancelling_at", render_value},
+    {"cancelled_at", render_value},
+};
+#define NFILES (sizeof(batch_files) / sizeof(batch_files[0]))
+
+static render_fn file_render(const char *name)
+{
+	for (size_t i = 0; i < NFILES; i++)
+		if (strcmp(batch_files[i].name, name) == 0)
+			return batch_files[i].render;
+	return NULL;
+}
+
+/*
+ * The snapshot of n's batch in mode, into v with the batch's event time.
+ * A 404 is the everyday answer to a name probe and is not logged; other
+ * failures are, once.
+ */
+static int batch_snapshot(struct kimifs *k, const struct node *n,
+			  enum cache_mode mode, struct view *v)
+{
+	struct api_error err;
+	int r = cache_get(&k->cache, n->id, mode, &v->snap, &err);
+
+	if (r < 0) {
+		if (r != -ENOENT)
+			log_err("batch %s: %s", n->id,
+				err.message[0] ? err.message : strerror(-r));
+		return r;
+	}
+	v->mtime = (time_t)v->snap->mtime;
+	v->immutable = v->snap->final;
+	return 0;
+}
+
+/*
+ * A file of a batch: its bytes as render makes them from the snapshot. A
+ * file the snapshot lacks may have appeared since: when the copy is older
+ * than cache_ttl and not final, it is fetched again once before ENOENT.
+ */
+static int file_view(struct kimifs *k, const struct node *n,
+		     enum cache_mode mode, render_fn render, struct view *v)
+{
+	int r = batch_snapshot(k, n, mode, v);
+
+	if (r == 0 && render(v->snap, n->name, v) == -ENOENT) {
+		if (!v->snap->final && mode == CACHE_ANY) {
+			view_release(v);
+			r = batch_snapshot(k, n, CACHE_FRESH, v);
+		}
+		if (r == 0)
+			r = render(v->snap, n->name, v);
+	}
+	if (r < 0)
+		view_release(v);
+	return r;
+}
+
+static int bfile_view(struct kimifs *k, const struct node *n,
+		      enum cache_mode mode, struct view *v)
+{
+	render_fn render = file_render(n->name);
+
+	return render ? file_view(k, n, mode, render, v) : -ENOENT;
+}
+
+static int count_view(struct kimifs *k, const struct node *n,
+		      enum cache_mode mode, struct view *v)
+{
+	return file_view(k, n, mode, render_count, v);
+}
+
+static int meta_view(struct kimifs *k, const struct node *n,
+		     enum cache_mode mode, struct view *v)
+{
+	return file_view(k, n, mode, render_meta, v);
+}
+
+/* ctl reads the outcome of its last command. Opening it sends nothing: any
+ * cached copy of the batch will do, whatever mode asks. */
+static int ctl_view(struct kimifs *k, const struct node *n,
+		    enum cache_mode mode, struct view *v)
+{
+	int r = batch_snapshot(k, n, CACHE_ANY, v);
+
+	(void)mode;
+	if (r < 0)
+		return r;
+	v->immutable = 0; /* the outcome changes with each command */
+	v->owned = cache_outcome(&k->cache, n->id);
+	v->data = v->owned ? v->owned : "";
+	v->len = strlen(v->data);
+	return 0;
+}
+
+static int ctl_write_node(struct kimifs *k, const struct node *n,
+			  const char *buf, size_t size, off_t off)
+{
+	return ctl_write(k, n->id, buf, size, off);
+}
+
+static int dir_view(struct kimifs *k, const struct node *n,
+		    enum cache_mode mode, struct view *v)
+{
+	return batch_snapshot(k, n, mode, v);
+}
+
+/* A batch directory carries its created_at. */
+static int batch_view(struct kimifs *k, const struct node *n,
+		      enum cache_mode mode, struct view *v)
+{
+	int r = batch_snapshot(k, n, mode, v);
+
+	if (r == 0)
+		v->mtime = (time_t)v->snap->created_at;
+	return r;
+}
+
+static const struct node_type type_bfile = {
+    .what = "batch file",
+    .mode = S_IFREG | 0444,
+    .view = bfile_view,
+};
+
+static const struct node_type type_count = {
+    .what = "request count",
+    .mode = S_IFREG | 0444,
+    .view = count_view,
+};
+
+static const struct node_type type_meta = {
+    .what = "metadata value",
+    .mode = S_IFREG | 0444,
+    .view = meta_view,
+};
+
+static const struct node_type type_ctl = {
+    .what = "ctl",
+    .mode = S_IFREG | 0600,
+    .flags = NT_WRITABLE,
+    .view = ctl_view,
+    .write = ctl_write_node,
+};
+
+static int counts_lookup(struct kimifs *k, const struct node *dir,
+			 const char *name, struct node *child)
+{
+	(void)k;
+	if (strcmp(name, "total") != 0 && strcmp(name, "completed") != 0 &&
+	    strcmp(name, "failed") != 0)
+		return -ENOENT; /* costs no request */
+	return node_make(child, dir, &type_count, name);
+}
+
+static int counts_readdir(struct kimifs *k, const struct node *dir,
+			  struct dirlist *out)
+{
+	struct view v = {0};
+	int r = dir_view(k, dir, CACHE_FRESH, &v);
+
+	for (int i = 0; r == 0 && i < 3; i++)
+		r = dirlist_add(out, v.snap->counts[i].name, S_IFREG);
+	view_release(&v);
+	return r;
+}
+
+static int meta_lookup(struct kimifs *k, const struct node *dir,
+		       const char *name, struct node *child)
+{
+	(void)k;
+	return node_make(child, dir, &type_meta, name);
+}
+
+static int meta_readdir(struct kimifs *k, const struct node *dir,
+			struct dirlist *out)
+{
+	struct view v = {0};
+	int r = dir_view(k, dir, CACHE_FRESH, &v);
+
+	for (size_t i = 0; r == 0 && i < v.snap->nmeta; i++)
+		r = dirlist_add(out, v.snap->meta[i].name, S_IFREG);
+	view_release(&v);
+	return r;
+}
+
+static const struct node_type type_counts = {
+    .what = "request_counts directory",
+    .mode = S_IFDIR | 0555,
+    .view = dir_view,
+    .lookup = counts_lookup,
+    .readdir = counts_readdir,
+};
+
+static const struct node_type type_metadir = {
+    .what = "metadata directory",
+    .mode = S_IFDIR | 0555,
+    .view = dir_view,
+    .lookup = meta_lookup,
+    .readdir = meta_readdir,
+};
+
+static int batch_lookup(struct kimifs *k, const struct node *dir,
+			const char *name, struct node *child)
+{
+	const struct node_type *t = NULL;
+
+	(void)k;
+	if (strcmp(name, "request_counts") == 0)
+		t = &type_counts;
+	else if (strcmp(name, "metadata") == 0)
+		t = &type_metadir;
+	else if (strcmp(name, "ctl") == 0)
+		t = &type_ctl;
+	else if (file_render(name))
+		t = &type_bfile;
+	return t ? node_make(child, dir, t, name) : -ENOENT;
+}
+
+static int batch_readdir(struct kimifs *k, const struct node *dir,
+			 struct dirlist *out)
+{
+	struct view v = {0};
+	int r = dir_view(k, dir, CACHE_FRESH, &v);
+
+	for (size_t i = 0; r == 0 && i < NFILES; i++) {
+		struct view f = {0};
+
+		if (batch_files[i].render(v.snap, batch_files[i].name, &f) == 0)
+			r = dirlist_add(out, batch_files[i].name, S_IFREG);
+		view_release(&f);
+	}
+	if (r == 0)
+		r = dirlist_add(out, "request_counts", S_IFDIR);
+	if (r == 0)
+		r = dirlist_add(out, "metadata", S_IFDIR);
+	if (r == 0)
+		r = dirlist_add(out, "ctl", S_IFREG);
+	view_release(&v);
+	return r;
+}
+
+static const struct node_type type_batch = {
+    .what = "batch directory",
+    .mode = S_IFDIR | 0555,
+    .subdirs = 2,
+    .view = batch_view,
+    .lookup = batch_lookup,
+    .readdir = batch_readdir,
+};
+
+static int batches_view(struct kimifs *k, const struct node *n,
+			enum cache_mode mode, struct view *v)
+{
+	(void)n;
+	(void)mode;
+	v->mtime = k->mount_time;
+	return 0;
+}
+
+/* Names that cannot be batch ids are ENOENT at once, with no request. */
+static int batches_lookup(struct kimifs *k, const struct node *dir,
+			  const char *name, struct node *child)
+{
+	int r;
+
+	(void)k;
+	if (!batch_id_valid(name))
+		return -ENOENT;
+	r = node_make(child, dir, &type_batch, name);
+	if (r == 0)
+		memcpy(child->id, child->name, sizeof(child->id));
+	return r;
+}
+
+static int batches_readdir(struct kimifs *k, const struct node *dir,
+			   struct dirlist *out)
+{
+	char **ids;
+	size_t n;
+	int r = cache_list(&k->cache, &ids, &n);
+
+	(void)dir;
+	if (r < 0)
+		return r;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = dirlist_add(out, ids[i], S_IFDIR);
+	cache_list_free(ids, n);
+	return r;
+}
+
+const struct node_type type_batches = {
+    .what = "batches directory",
+    .mode = S_IFDIR | 0555,
+    .view = batches_view,
+    .lookup = batches_lookup,
+    .readdir = batches_readdir,
+};

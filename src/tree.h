@@ -1,0 +1,102 @@
+/*
+ * tree.h - the tree as a table of node types. A node is a place in the tree
+ * (its type, the batch it belongs to, its own name); its type says what it
+ * is (mode, kernel cache lifetime, writability) and how to find its
+ * children, list them, and view it (the snapshot it shows, the bytes a file
+ * reads). fs.c maps FUSE requests onto these; each subtree (dir_*.c) fills
+ * in its types. Adding a file to a batch directory is one table entry in
+ * dir_batches.c and one render function.
+ */
+#ifndef KIMIFS_TREE_H
+#define KIMIFS_TREE_H
+
+#include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "batch.h"
+#include "cache.h"
+
+#define NODE_NAME_MAX 255
+
+struct kimifs;
+struct node_type;
+
+/* A place in the tree. Plain data: copied freely, owns nothing. */
+struct node {
+	const struct node_type *type;
+	char id[BATCH_ID_MAX + 1]; /* the batch, under batches/<id>/ */
+	char
+	    name[NODE_NAME_MAX + 1]; /* own name, where content depends on it */
+};
+
+/*
+ * What a node shows as of one snapshot: its times and, for a file, its
+ * bytes. Filled by a type's view(); release with view_release().
+ */
+struct view {
+	struct batch *snap; /* reference held, or NULL (root, batches/) */
+	const char *data;   /* file content: into snap, into owned, or static */
+	size_t len;
+	char *owned; /* freed with the view */
+	time_t mtime;
+	int immutable; /* never changes again: the kernel may keep it */
+};
+
+/* Names of a directory as read by readdir. */
+struct dirlist {
+	char **names;
+	mode_t *modes;
+	size_t n;
+	size_t cap;
+};
+
+enum {
+	NT_WRITABLE = 1, /* takes writes and truncation (ctl) */
+};
+
+struct node_type {
+	const char *what; /* for messages: "batch directory", "ctl" ... */
+	mode_t mode;	  /* S_IFDIR | 0555, S_IFREG | 0444 ... */
+	unsigned flags;	  /* NT_* */
+	unsigned subdirs; /* fixed subdirectories, for the link count */
+	/*
+	 * Fill *v for n: the snapshot in mode (cache.h), the bytes of a file.
+	 * 0, or -errno (-ENOENT when the node does not exist).
+	 */
+	int (*view)(struct kimifs *k, const struct node *n,
+		    enum cache_mode mode, struct view *v);
+	/* Directories: the child called name (0 or -ENOENT; existence is then
+	 * decided by the child's view), and every child's name. */
+	int (*lookup)(struct kimifs *k, const struct node *dir,
+		      const char *name, struct node *child);
+	int (*readdir)(struct kimifs *k, const struct node *dir,
+		       struct dirlist *out);
+	/* Writable files: one write of buf at off; size or -errno. */
+	int (*write)(struct kimifs *k, const struct node *n, const char *buf,
+		     size_t size, off_t off);
+};
+
+/* The root node of the tree. */
+void tree_root(struct node *out);
+
+/* Make child a node of type t under parent, called name (copied when it
+ * fits; -ENOENT when it is too long to be a name). */
+int node_make(struct node *child, const struct node *parent,
+	      const struct node_type *t, const char *name);
+
+void view_release(struct view *v);
+
+/* Fill st for n as v shows it: mode, size, times, owner. */
+void tree_stat(const struct kimifs *k, const struct node *n,
+	       const struct view *v, struct stat *st);
+
+/* Append name with mode to l; 0 or -ENOMEM. */
+int dirlist_add(struct dirlist *l, const char *name, mode_t mode);
+void dirlist_free(struct dirlist *l);
+
+/* The subtrees. */
+extern const struct node_type type_batches; /* dir_batches.c */
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * util.h - small helpers shared by every layer: a monotonic clock, a string
+ * hash, white-space trimming and control-character scrubbing.
+ */
+#ifndef KIMIFS_UTIL_H
+#define KIMIFS_UTIL_H
+
+#include <stddef.h>
+
+/* Seconds on the monotonic clock (never jumps with the wall clock). */
+double util_now(void);
+
+/* FNV-1a of the NUL-terminated string s. */
+size_t util_hash(const char *s);
+
+/* s without white space (space, tab, CR, LF) at either end, trimmed in
+ * place; returns a pointer into s. */
+char *util_trim(char *s);
+
+/* Replace every control character (below 0x20, and DEL) of s by a space,
+ * so that text from a server stays one printable line. */
+void util_scrub(char *s);
+
+#endif
