@@ -11,8 +11,8 @@ request log (the /_sim/ control endpoint, see docs/simulator.md).
   so a failing test never leaves a mount behind.
 - `private_sim(key)`: a simulator of the test's own, for tests that stop
   the server or need another API key.
-- `sh(cmd)`, `wait_for(pred)`, `try_write(path, data)`: helpers that the
-  test modules import.
+- `sh(cmd)`, `wait_for(pred)`, `try_write(path, data)`, `timed(fn)`:
+  helpers that the test modules import.
 """
 
 import json
@@ -131,6 +131,32 @@ def try_write(path, data, offset=None, timeout=SH_TIMEOUT):
     if t.is_alive():
         pytest.fail("write to %s did not return in %ss" % (path, timeout))
     return result["errno"]
+
+
+def timed(fn, *args, limit=30):
+    """Run fn(*args) in a thread; return (errno or 0, result, seconds).
+
+    The call runs in a thread so that a daemon that never answers fails
+    the test after `limit` seconds instead of hanging it (the blocked call
+    returns once teardown kills the daemon).
+    """
+    box = {}
+
+    def run():
+        t0 = time.monotonic()
+        try:
+            box["value"] = fn(*args)
+            box["errno"] = 0
+        except OSError as e:
+            box["errno"] = e.errno
+        box["elapsed"] = time.monotonic() - t0
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(limit)
+    if t.is_alive():
+        pytest.fail("%s%r did not return within %ss" % (fn.__name__, args, limit))
+    return box["errno"], box.get("value"), box["elapsed"]
 
 
 def read_text(path):

@@ -238,6 +238,21 @@ def test_read_only_errnos(sim, mount):
     assert [r for r in sim.log() if r["method"] != "GET"] == []
 
 
+def test_opening_a_file_for_truncation_is_erofs(sim, mount):
+    # Even read-only: O_TRUNC asks to change the file (as root, whom the
+    # mode bits do not stop, the daemon must refuse it itself).
+    (bid,) = sim.seed(1, status="completed", metadata={"k": "v"})
+    m = mount()
+    for rel in ("status", "batch.json", "request_counts/total", "metadata/k"):
+        path = m.batch(bid, rel)
+        before = read_text(path)
+        for flags in (os.O_RDONLY | os.O_TRUNC, os.O_WRONLY | os.O_TRUNC,
+                      os.O_RDWR, os.O_WRONLY | os.O_APPEND):
+            assert errno_of(os.open, path, flags) == errno.EROFS, (rel, flags)
+        assert read_text(path) == before
+    assert [r for r in sim.log() if r["method"] != "GET"] == []
+
+
 def test_shell_globs_over_statuses(sim, mount):
     states = ["in_progress", "in_progress", "completed", "in_progress",
               "failed", "completed"]
