@@ -27,6 +27,7 @@
 /* An open file or directory. */
 struct handle {
 	struct handle *prev, *next; /* in k->open_files */
+	int refs; /* atomic: the open file, and each read replying from it */
 	struct node node;
 	struct view view;    /* files: the one view the file reads */
 	struct dirlist list; /* directories: names, "." and ".." first */
@@ -48,6 +49,16 @@ static void handle_free(struct handle *h)
 	view_release(&h->view);
 	dirlist_free(&h->list);
 	free(h);
+}
+
+/* Drop one reference to h; the last one frees it. A read holds one while
+ * it replies from h's bytes: the reader may close the file, and its
+ * release run, as soon as the kernel has the data, before the reply call
+ * itself returns. */
+static void handle_put(struct handle *h)
+{
+	if (__atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		handle_free(h);
 }
 
 /* Track h among the open files, so unmounting can free what the kernel
@@ -220,6 +231,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	h->append = (fi->flags & O_APPEND) != 0;
+	h->refs = 1;
 	handle_track(k, h);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* What cannot change is cached by the kernel for good; the rest is
@@ -235,7 +247,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	const struct handle *h = handle_of(fi);
+	struct handle *h = handle_of(fi);
 
 	(void)ino;
 	if (off < 0 || (size_t)off >= h->view.len) {
@@ -244,7 +256,9 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (size > h->view.len - (size_t)off)
 		size = h->view.len - (size_t)off;
+	__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
 	fuse_reply_buf(req, h->view.data + off, size);
+	handle_put(h);
 }
 
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -277,7 +291,7 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino,
 
 	(void)ino;
 	handle_untrack(state(req), h);
-	handle_free(h);
+	handle_put(h);
 	fuse_reply_err(req, 0);
 }
 
@@ -306,6 +320,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, -r);
 		return;
 	}
+	h->refs = 1;
 	handle_track(k, h);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	if (fuse_reply_open(req, fi) != 0) {

@@ -1,0 +1,39 @@
+/*
+ * test_ctl.c - unit tests of ctl command parsing: one command per write,
+ * surrounding white space ignored, anything else refused.
+ */
+#include <string.h>
+
+#include "check.h"
+#include "ctl.h"
+
+static enum ctl_cmd parse(const char *s, off_t off)
+{
+	return ctl_parse(s, strlen(s), off);
+}
+
+int main(void)
+{
+	static char big[CTL_MAX + 2];
+
+	CHECK(parse("cancel", 0) == CMD_CANCEL);
+	CHECK(parse("cancel\n", 0) == CMD_CANCEL);
+	CHECK(parse(" \t cancel \r\n", 0) == CMD_CANCEL);
+	CHECK(parse("refresh\n", 0) == CMD_REFRESH);
+
+	CHECK(parse("", 0) == CMD_NONE);
+	CHECK(parse("\n", 0) == CMD_NONE);
+	CHECK(parse("Cancel", 0) == CMD_NONE);
+	CHECK(parse("cancelx", 0) == CMD_NONE);
+	CHECK(parse("cancel cancel", 0) == CMD_NONE);
+	CHECK(parse("cancel\nrefresh", 0) == CMD_NONE);
+	CHECK(parse("cancel", 1) == CMD_NONE);
+	CHECK(ctl_parse("cancel\0", 7, 0) == CMD_NONE);
+	CHECK(ctl_parse("can\0cel", 7, 0) == CMD_NONE);
+
+	memset(big, ' ', sizeof(big));
+	memcpy(big, "cancel", 6);
+	CHECK(ctl_parse(big, CTL_MAX, 0) == CMD_CANCEL);
+	CHECK(ctl_parse(big, CTL_MAX + 1, 0) == CMD_NONE);
+	return check_done("ctl");
+}
