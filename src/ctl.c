@@ -65,6 +65,7 @@ static int do_cancel(struct kimifs *k, const char *id)
 	struct batch *b = NULL, *after = NULL;
 	struct api_error err;
 	char why[600];
+	double sent;
 	int r;
 
 	r = cache_get(&k->cache, id, CACHE_ANY, &b, &err);
@@ -80,9 +81,10 @@ static int do_cancel(struct kimifs *k, const char *id)
 		r = -EPERM;
 		goto out;
 	}
+	sent = cache_clock();
 	r = api_cancel_batch(&k->api, id, &after, &err);
 	if (r == 0) {
-		cache_put(&k->cache, after);
+		cache_put(&k->cache, after, sent);
 		goto out;
 	}
 	api_why(&err, r, why, sizeof(why));

@@ -7,7 +7,8 @@ authentication, BatchObject and FileObject shapes with their nulls,
 pagination, the batch lifecycle and the cancel rules) and a control API
 under /_sim/ with which tests seed batches, force states, move the
 simulated clock, inject faults (error answers, dropped or hung connections,
-slow or truncated answers) and read the log of the requests received.
+slow, truncated, delayed or stale answers, endless listings) and read the
+log of the requests received.
 
 docs/simulator.md is the reference of the whole interface. Python 3.11
 standard library only; run `python3 tests/kimisim.py --help`.
@@ -48,7 +49,7 @@ HISTORY = {"validating": [], "failed": [], "in_progress": [],
 ENDPOINT = "/v1/chat/completions"
 MODEL = "moonshot-v1-8k"
 FILE_PURPOSES = ("batch", "file-extract", "image", "video")
-FAULT_ACTIONS = ("status", "body", "drop", "hang", "slow", "truncate", "delay")
+FAULT_ACTIONS = ("status", "body", "drop", "hang", "slow", "truncate", "delay", "endless")
 VALIDATING_S, PROCESSING_S, FINALIZING_S = 3.0, 20.0, 3.0   # --auto timings
 MAX_BATCH_FILE = 100 * 1024 * 1024
 MAX_BODY = 200 * 1024 * 1024
@@ -478,11 +479,46 @@ class Sim:
                 f["_re"] = re.compile(f["path"]) if f.get("path") is not None else None
             except (re.error, TypeError) as e:
                 raise bad("bad 'path' regex: %s" % e)
+            md = f.get("metadata")
+            if f["action"] == "endless" and md is not None and (
+                    not isinstance(md, dict) or not all(isinstance(v, str)
+                                                        for v in md.values())):
+                raise bad("'metadata' must be an object of strings")
             p = f.get("probability")
             if p is not None and not (isinstance(p, (int, float)) and 0 <= p <= 1):
                 raise bad("'probability' must be a number from 0 to 1")
             added.append(f)
         self.faults.extend(added)
+
+    def endless_page(self, fault, query):
+        """A list page of brand-new batches that says there is more (the
+        `endless` fault): `limit` objects (default 20, at most 100) with ids
+        never given before, each older than the one before, none stored."""
+        q = urllib.parse.parse_qs(query, keep_blank_values=True)
+        try:
+            limit = min(100, max(1, int(q.get("limit", ["20"])[-1])))
+        except ValueError:
+            limit = 20
+        if "_tag" not in fault:
+            fault["_tag"] = "".join(secrets.choice(LOWER_ALNUM) for _ in range(8))
+            fault["_next"], fault["_t0"] = 0, int(self.now())
+        metadata = fault.get("metadata")
+        data = []
+        for _ in range(limit):
+            n = fault["_next"] = fault["_next"] + 1
+            ca = fault["_t0"] - n
+            data.append({
+                "id": "batch_%s%016d" % (fault["_tag"], n), "object": "batch",
+                "endpoint": ENDPOINT, "input_file_id": "file-" + "e" * 24,
+                "completion_window": "24h", "status": "in_progress",
+                "output_file_id": None, "error_file_id": None, "created_at": ca,
+                "in_progress_at": ca + 1, "expires_at": ca + 86400, "finalizing_at": None,
+                "completed_at": None, "failed_at": None, "cancelling_at": None,
+                "cancelled_at": None,
+                "request_counts": {"total": 10, "completed": 5, "failed": 0},
+                "metadata": metadata})
+        return {"object": "list", "data": data, "first_id": data[0]["id"],
+                "last_id": data[-1]["id"], "has_more": True}
 
     def take_fault(self, method, path):
         for i, f in enumerate(self.faults):
@@ -790,7 +826,8 @@ class Sim:
     def control_faults(self, req):
         if req is not None:
             self.add_faults(req.get("faults") if isinstance(req, dict) else None)
-        return {"faults": [{k: v for k, v in f.items() if k != "_re"} for f in self.faults]}
+        return {"faults": [{k: v for k, v in f.items() if not k.startswith("_")}
+                           for f in self.faults]}
 
 
 def check_metadata(metadata):
@@ -982,7 +1019,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.pause(fault.get("seconds", 3600), wake)
             self.log_message("%s %s -> %s", method, path, action)
             return self.close_now()
-        if action == "delay":
+        stale = action == "delay" and bool(fault.get("stale"))
+        if action == "delay" and not stale:
             self.pause(fault.get("seconds", 1), wake)
         with sim.lock:
             try:
@@ -996,6 +1034,8 @@ class Handler(BaseHTTPRequestHandler):
                     text = text if isinstance(text, str) else json.dumps(text)
                     payload = (text.encode(), fault.get("content_type", "application/json"))
                     headers = list(fault.get("headers", {}).items())
+                elif action == "endless":
+                    status, payload, headers = 200, sim.endless_page(fault, query), []
                 elif not auth:
                     raise ApiError(401, "Invalid Authentication", "invalid_authentication_error")
                 else:
@@ -1009,6 +1049,8 @@ class Handler(BaseHTTPRequestHandler):
                                                          "server_error").payload(), []
             entry["status"] = status
             head, data = self.answer_bytes(status, payload, headers)
+        if stale:       # the answer says how things were when it was asked
+            self.pause(fault.get("seconds", 1), wake)
         self.write_answer(head, data, action, fault, wake)
         self.log_message("%s %s -> %d", method, path, status)
 

@@ -5,11 +5,16 @@ user reads and which requests reached the simulator."""
 import errno
 import json
 import os
+import threading
+import time
 import urllib.parse
 
 import pytest
 
-from conftest import FINAL_STATES, errno_of, read_text, try_write, wait_for
+from conftest import FINAL_STATES, KIMIFS, errno_of, read_text, try_write, wait_for
+
+# A build with AddressSanitizer (scripts/test --asan) carries its runtime.
+SANITIZED = b"__asan_init" in KIMIFS.read_bytes()
 
 
 def list_pages(sim):
@@ -77,6 +82,95 @@ def test_an_old_listing_is_fetched_again(sim, mount):
     out = m.sh("ls batches")[1].split()
     assert len(out) == 3 and new in out
     assert len(list_pages(sim)) == 2
+
+
+# --------------------------------------------------------------------------
+# Listing: bounded whatever the server says
+
+LIST = "^/v1/batches$"           # fault path regex of the listing only
+FAST = ["connect_timeout=1"]
+
+
+def rss_mib(pid):
+    """(VmRSS, VmHWM) of process pid in MiB."""
+    with open("/proc/%d/status" % pid) as f:
+        kb = dict(line.split(":", 1) for line in f if line.startswith(("VmRSS", "VmHWM")))
+    return int(kb["VmRSS"].split()[0]) // 1024, int(kb["VmHWM"].split()[0]) // 1024
+
+
+@pytest.mark.parametrize("last", ["unsafe", "malformed"])
+def test_a_page_ending_in_a_left_out_batch_stops_at_the_repeated_cursor(sim, mount, last):
+    # The cursor of the next page is the id of the page's last object, even
+    # one that is not listed: when the server answers the same page again,
+    # that cursor repeats and the listing ends with what was good.
+    a, b = sim.seed(2, status="in_progress")
+    objs = [sim.get(b), sim.get(a)]
+    if last == "unsafe":
+        tail = dict(objs[1], id="../escape")
+    else:
+        tail = {k: v for k, v in objs[1].items() if k != "status"}
+        tail["id"] = "batch_" + "m" * 24
+    body = json.dumps({"object": "list", "data": objs + [tail], "first_id": objs[0]["id"],
+                       "last_id": tail["id"], "has_more": True})
+    m = mount(cache_ttl=0, timeout=5, options=FAST)
+    sim.fault(method="GET", path=LIST, count=-1, action="body", status=200, body=body)
+    t0 = time.monotonic()
+    assert sorted(os.listdir(m.batches)) == sorted([a, b])
+    assert time.monotonic() - t0 < 5
+    assert list_pages(sim) == [{"limit": "100"}, {"limit": "100", "after": tail["id"]}]
+    log = m.stderr_text()
+    assert log.count("cursor") == 1, log[-2000:]
+    assert len(log.splitlines()) <= 4, log[-2000:]
+    assert read_text(m.batch(a, "status")) == "in_progress\n"
+
+
+LARGEST_METADATA = {("key%02d" % i).ljust(64, "k"): "v" * 512 for i in range(16)}
+
+
+@pytest.mark.parametrize("metadata, rss_limit", [(None, 800), (LARGEST_METADATA, 1700)],
+                         ids=["small-batches", "largest-batches"])
+def test_an_endless_listing_is_bounded_and_keeps_the_last_one(sim, mount, metadata, rss_limit):
+    # A server that answers has_more forever, with new ids on every page:
+    # the listing gives up at its documented bound (200,000 batches or
+    # 1 GiB of batch objects) long before the time bound, logs why, keeps
+    # the previous listing, and gives the memory back. (Without the bound
+    # the daemon passes the RSS limit within seconds.) AddressSanitizer
+    # pads and quarantines every allocation: there the limit is wider and
+    # freed memory is not given back by design.
+    if SANITIZED:
+        rss_limit = rss_limit * 5 // 2
+    (a,) = sim.seed(1, status="in_progress")
+    m = mount(cache_ttl=0, timeout=300, options=FAST)
+    assert os.listdir(m.batches) == [a]
+    sim.fault(method="GET", path=LIST, count=-1, action="endless", metadata=metadata)
+    sim.clear_log()
+    box = {}
+
+    def ls():
+        try:
+            box["value"] = os.listdir(m.batches)
+        except OSError as e:
+            box["errno"] = e.errno
+
+    thread = threading.Thread(target=ls, daemon=True)
+    thread.start()
+    t0 = time.monotonic()
+    while thread.is_alive():
+        rss, peak = rss_mib(m.proc.pid)
+        assert peak < rss_limit, "kimifs grew to %d MiB on an endless listing" % peak
+        assert time.monotonic() - t0 < 120, "the endless listing was not cut off"
+        thread.join(0.05)
+    assert box == {"value": [a]}
+    log = m.stderr_text()
+    assert "giving up" in log and "serving the cached listing" in log, log[-2000:]
+    assert len(log.splitlines()) <= 4, log[-2000:]
+    pages = len(list_pages(sim))
+    assert 2 <= pages <= 200000 // 100 + 1
+    sim.clear_faults()
+    rss, peak = rss_mib(m.proc.pid)
+    if not SANITIZED:
+        assert rss < 200, "kimifs still holds %d MiB after the listing failed" % rss
+    assert os.listdir(m.batches) == [a]
 
 
 # --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -279,6 +280,62 @@ def test_hang_truncate_and_keep_alive(sim):
         assert r.status == 200 and json.loads(r.read())["id"] == bid
     conn.close()
     sim.ctl("DELETE", "faults")    # also ends the hang
+
+
+def test_a_stale_delay_answers_the_state_at_arrival(sim):
+    (bid,) = sim.ctl("POST", "seed", {"count": 1, "status": "in_progress"})["ids"]
+    sim.ctl("POST", "faults", {"faults": [
+        {"method": "GET", "path": "^/v1/batches/", "action": "delay", "seconds": 1,
+         "stale": True},
+        {"method": "GET", "path": "^/v1/batches$", "action": "delay", "seconds": 1}]})
+    answers = {}
+
+    def get(path):
+        answers[path] = sim.api("GET", path)
+
+    threads = [threading.Thread(target=get, args=(p,)) for p in
+               ("/v1/batches/" + bid, "/v1/batches")]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 5
+    while len(sim.ctl("GET", "log")["requests"]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    assert sim.api("POST", "/v1/batches/%s/cancel" % bid)[1]["status"] == "cancelling"
+    assert time.monotonic() - t0 < 0.5          # other requests are not held
+    for t in threads:
+        t.join(10)
+    status, obj = answers["/v1/batches/" + bid]
+    assert (status, obj["status"]) == (200, "in_progress")       # made on arrival
+    status, page = answers["/v1/batches"]
+    assert (status, page["data"][0]["status"]) == (200, "cancelling")   # made after
+
+
+def test_an_endless_listing(sim):
+    sim.ctl("POST", "faults", {"faults": [
+        {"method": "GET", "path": "^/v1/batches$", "action": "endless", "count": 3,
+         "metadata": {"k": "v" * 512}}]})
+    seen, after, last_created = set(), "", None
+    for _ in range(3):
+        status, page = sim.api("GET", "/v1/batches?limit=50" + after)
+        assert status == 200 and page["has_more"] is True
+        assert len(page["data"]) == 50
+        assert (page["first_id"], page["last_id"]) == (page["data"][0]["id"],
+                                                        page["data"][-1]["id"])
+        for obj in page["data"]:
+            assert list(obj) == BATCH_FIELDS
+            assert re.fullmatch(r"batch_[a-z0-9]{24}", obj["id"]) and obj["id"] not in seen
+            assert obj["status"] == "in_progress" and obj["metadata"] == {"k": "v" * 512}
+            assert last_created is None or obj["created_at"] < last_created
+            seen.add(obj["id"])
+            last_created = obj["created_at"]
+        after = "&after=" + page["last_id"]
+    assert sim.ctl("GET", "faults") == {"faults": []}
+    assert sim.api("GET", "/v1/batches/" + page["last_id"])[0] == 404
+    assert sim.api("GET", "/v1/batches")[1]["data"] == []     # used up: the real listing
+    status, err = sim.api("POST", "/_sim/faults", {"faults": [
+        {"action": "endless", "metadata": {"k": 1}}]}, key=None)
+    assert status == 400
 
 
 def test_raw_set_and_delete(sim):
