@@ -22,6 +22,8 @@
 
 #define MAX_BODY (16u << 20) /* larger answers are refused, not buffered */
 #define MAX_IDLE 16
+/* Seconds a retry must have left, after its wait, to be worth sending. */
+#define RETRY_MIN_BUDGET 0.25
 
 /* Deadline of the filesystem operation running on this thread; 0: none. */
 static _Thread_local double op_deadline;
@@ -350,8 +352,15 @@ static int retryable(int r, const struct api_error *err,
  * Run one API call: method on path (which starts with /v1/ and is already
  * escaped). On success returns 0 with the answer in resp; on failure returns
  * -errno with err filled in. Retryable failures are tried again up to
- * retries times; the whole call, retries and backoff included,
- * ends within the configured timeout.
+ * retries times; the whole call, retries and backoff included, ends within
+ * the configured timeout (or the operation's deadline, if sooner).
+ *
+ * When the deadline, not the retry count, ends the retries, the caller gets
+ * the error of the last attempt (EAGAIN after 429s, EIO after 5xx, with the
+ * server's message): a retry is only sent when, after its wait, at least
+ * RETRY_MIN_BUDGET is left for it, so a doomed attempt cut off by the
+ * deadline never turns that error into ETIMEDOUT. ETIMEDOUT means that an
+ * attempt itself timed out, or that no time was left for a first one.
  */
 static int request(struct api *api, const char *method, const char *path,
 		   unsigned retries, struct response *resp,
@@ -379,9 +388,12 @@ static int request(struct api *api, const char *method, const char *path,
 		long status;
 
 		if (budget <= 0) {
+			/* Only before the first attempt (retries stop before
+			 * their wait, below): the operation's earlier calls
+			 * used its whole bound. */
 			snprintf(err->message, sizeof(err->message),
-				 "no answer within %ld s",
-				 api->timeout_ms / 1000);
+				 "no time left within the bound of %g s",
+				 api->timeout_ms / 1000.0);
 			r = -ETIMEDOUT;
 			break;
 		}
@@ -399,11 +411,22 @@ static int request(struct api *api, const char *method, const char *path,
 			    ? retry_after
 			    : fmin(0.2 * pow(2, n), 5.0) *
 				  (0.5 + 0.5 * rand_r(&seed) / RAND_MAX);
-		if (now_mono() + delay >= deadline)
+		if (now_mono() + delay + RETRY_MIN_BUDGET > deadline) {
+			log_debug("%s %s: no time for a retry in %.1f s; "
+				  "giving up with the last error",
+				  method, path, delay);
 			break;
+		}
 		log_warn("%s %s failed (%d %s); retrying in %.1f s", method,
 			 path, err->http_status, err->message, delay);
 		sleep_for(api, delay);
+		/* A loaded machine may oversleep: the same rule again. */
+		if (deadline - now_mono() < RETRY_MIN_BUDGET) {
+			log_debug("%s %s: no time left for a retry; giving "
+				  "up with the last error",
+				  method, path);
+			break;
+		}
 	}
 	free(url);
 	if (r < 0)
@@ -584,12 +607,26 @@ void api_page_free(struct api_page *page)
 	memset(page, 0, sizeof(*page));
 }
 
+/*
+ * GET /v1/batches?limit=1 once, without retries, and check that the answer
+ * is a batch list, so that a wrong base_url answering 200 (an HTML page, a
+ * proxy's JSON) is refused at mount time rather than failing every call
+ * after it. -EPROTO when the answer is not a batch list.
+ */
 int api_check(struct api *api, struct api_error *err)
 {
 	struct response resp;
-	/* One request, as documented: a wrong URL or key fails at once. */
+	struct api_page page;
 	int r = request(api, "GET", "/v1/batches?limit=1", 0, &resp, err);
 
+	if (r == 0) {
+		r = api_parse_list(resp.data ? resp.data : "", resp.len, &page,
+				   err);
+		if (r == 0)
+			api_page_free(&page);
+		else if (r == -EIO)
+			r = -EPROTO;
+	}
 	response_reset(&resp);
 	return r;
 }

@@ -96,7 +96,12 @@ int api_parse_list(const char *body, size_t len, struct api_page *page,
 void api_op_begin(const struct api *api);
 void api_op_end(void);
 
-/* One cheap authenticated request, to check the key and the URL. */
+/*
+ * One cheap authenticated request (GET /v1/batches?limit=1, no retries), to
+ * check the key and the URL before mounting. 0 when the answer is a batch
+ * list; -EPROTO with err->message saying why when a 2xx answer is not one
+ * (e.g. an HTML page: base_url is not the API); else the -errno above.
+ */
 int api_check(struct api *api, struct api_error *err);
 
 /* Whether an -errno from this client is a passing failure (worth serving a

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -31,36 +32,126 @@
 /* libfuse's own default, which the command line leaves when unset. */
 #define FUSE_DEFAULT_MAX_THREADS 10
 
-enum { KEY_HELP, KEY_VERSION, KEY_API_KEY };
+enum { KEY_HELP, KEY_VERSION, KEY_API_KEY, KEY_NUMBER };
+
+/*
+ * The numeric options. fuse_opt's %lf and %u would take "nan", "inf",
+ * "0x10", " 5" or "5abc" (and wrap 4294967296 to 0), so each value is taken
+ * as a string and parsed here: decimal digits (with an optional fraction
+ * for seconds), the whole string, within the range that --help shows.
+ */
+struct number_opt {
+	const char *name;
+	size_t offset; /* of a double (seconds) or an unsigned (a count) */
+	int is_seconds;
+	double min, max;
+};
+
+#define AT(n) offsetof(struct kimifs, n)
+
+static const struct number_opt numbers[] = {
+    {"cache_ttl", AT(cache_ttl), 1, 0, 86400},
+    {"page_size", AT(page_size), 0, 1, 100},
+    {"timeout", AT(timeout), 1, 0.1, 3600},
+    {"connect_timeout", AT(connect_timeout), 1, 0.1, 3600},
+    {"retries", AT(retries), 0, 0, 10},
+};
 
 #define KOPT(t, p)                                                             \
 	{                                                                      \
 		t, offsetof(struct kimifs, p), 1                               \
 	}
 
+/* "name=" matches any value, the empty one too; a bare "name" is refused
+ * as well rather than passed on to libfuse. */
+#define NUMBER_KEYS(n)                                                         \
+	FUSE_OPT_KEY(n "=", KEY_NUMBER), FUSE_OPT_KEY(n, KEY_NUMBER)
+
 static const struct fuse_opt kimifs_opts[] = {
     KOPT("base_url=%s", base_url),
     KOPT("api_key_file=%s", api_key_file),
-    KOPT("cache_ttl=%lf", cache_ttl),
-    KOPT("page_size=%u", page_size),
-    KOPT("timeout=%lf", timeout),
-    KOPT("connect_timeout=%lf", connect_timeout),
-    KOPT("retries=%u", retries),
+    NUMBER_KEYS("cache_ttl"),
+    NUMBER_KEYS("page_size"),
+    NUMBER_KEYS("timeout"),
+    NUMBER_KEYS("connect_timeout"),
+    NUMBER_KEYS("retries"),
     KOPT("insecure", insecure),
     FUSE_OPT_KEY("api_key=", KEY_API_KEY),
+    FUSE_OPT_KEY("api_key", KEY_API_KEY),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
     FUSE_OPT_KEY("--version", KEY_VERSION),
     FUSE_OPT_END};
 
+/*
+ * Parse "name=value" (or a bare "name") of a numeric option into k. The
+ * value is decimal digits, for seconds with an optional fraction ("2",
+ * "0.5", ".5", "2."): no sign, exponent, hex, white space or anything after
+ * it; finite and within [min, max]. 0, or -1 after one line naming the
+ * option and its range (not the value, which could be anything).
+ */
+static int parse_number(struct kimifs *k, const char *arg)
+{
+	static const char digits[] = "0123456789";
+	const struct number_opt *o = NULL;
+	const char *val = strchr(arg, '='), *p;
+	size_t n;
+	char *end;
+	double d;
+
+	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+		size_t len = strlen(numbers[i].name);
+
+		if (strncmp(arg, numbers[i].name, len) == 0 &&
+		    (arg[len] == '=' || arg[len] == '\0'))
+			o = &numbers[i];
+	}
+	if (!o)
+		return -1; /* not reached: every key of the table is here */
+	val = val ? val + 1 : "";
+	n = strspn(val, digits);
+	p = val + n;
+	if (o->is_seconds && *p == '.') {
+		n += strspn(p + 1, digits);
+		p += 1 + strspn(p + 1, digits);
+	}
+	if (n == 0 || *p != '\0')
+		goto bad;
+	errno = 0;
+	if (o->is_seconds)
+		d = strtod(val, &end);
+	else
+		d = (double)strtoul(val, &end, 10);
+	if (errno == ERANGE || *end != '\0' || !isfinite(d) || d < o->min ||
+	    d > o->max)
+		goto bad;
+	if (o->is_seconds)
+		*(double *)(void *)((char *)k + o->offset) = d;
+	else
+		*(unsigned *)(void *)((char *)k + o->offset) = (unsigned)d;
+	return 0;
+bad:
+	if (o->is_seconds)
+		fprintf(stderr,
+			"kimifs: %s must be a number of seconds from %g to "
+			"%g\n",
+			o->name, o->min, o->max);
+	else
+		fprintf(stderr,
+			"kimifs: %s must be a whole number from %g to %g\n",
+			o->name, o->min, o->max);
+	return -1;
+}
+
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
 {
 	struct kimifs *k = data;
 
-	(void)arg;
 	(void)out;
 	switch (key) {
+	case KEY_NUMBER:
+		return parse_number(k, arg) < 0 ? -1 : 0;
 	case KEY_API_KEY:
 		fprintf(stderr,
 			"kimifs: the API key is never given on the "
@@ -84,21 +175,28 @@ static void usage(const char *prog)
 	    "usage: %s [options] MOUNTPOINT\n\n"
 	    "Mounts the Moonshot (Kimi) Batch API as a filesystem.\n"
 	    "The API key comes from MOONSHOT_API_KEY or api_key_file.\n\n"
-	    "kimifs options:\n"
+	    "kimifs options (S: seconds, digits with an optional fraction; "
+	    "N: digits):\n"
 	    "    -o base_url=URL        API base URL (MOONSHOT_BASE_URL; "
 	    "default " DEFAULT_BASE_URL ")\n"
-	    "    -o api_key_file=PATH   read the API key from PATH "
-	    "(mode 0600 or stricter)\n"
-	    "    -o cache_ttl=S         seconds a fetched batch stays fresh "
-	    "(default 1; 0: refetch on every open)\n"
-	    "    -o page_size=N         batches per list page (default 100)\n"
+	    "    -o api_key_file=PATH   read the API key from PATH (mode "
+	    "0600 or stricter,\n"
+	    "                           at most 4096 bytes)\n"
+	    "    -o cache_ttl=S         seconds a fetched batch stays fresh, "
+	    "0 to 86400\n"
+	    "                           (default 1; 0: refetch on every "
+	    "open)\n"
+	    "    -o page_size=N         batches per list page, 1 to 100 "
+	    "(default 100)\n"
 	    "    -o timeout=S           bound on the requests of one "
-	    "operation, retries "
-	    "included (default 30)\n"
-	    "    -o connect_timeout=S   bound on one connection attempt "
-	    "(default 10)\n"
+	    "operation, retries\n"
+	    "                           included, 0.1 to 3600 (default 30)\n"
+	    "    -o connect_timeout=S   bound on one connection attempt, "
+	    "0.1 to 3600\n"
+	    "                           (default 10)\n"
 	    "    -o retries=N           retries of 429, 5xx and network "
-	    "failures (default 3)\n"
+	    "failures, 0 to 10\n"
+	    "                           (default 3)\n"
 	    "    -o insecure            do not verify TLS certificates\n"
 	    "\n",
 	    prog);
@@ -117,12 +215,14 @@ static char *trim(char *s)
 	return s;
 }
 
-/* Read the key from path, refusing a file others may read. 0 or -1. */
+/* Read the key from path, refusing a file others may read, a file over
+ * KEY_MAX bytes (a key file holds the key and nothing else: cutting it
+ * would send a wrong key) and a NUL byte. 0 or -1 with one line. */
 static int read_key_file(struct kimifs *k, const char *path)
 {
-	char buf[KEY_MAX + 1];
+	char buf[KEY_MAX + 2];
 	struct stat st;
-	ssize_t n;
+	size_t len = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int r = -1;
 
@@ -143,17 +243,39 @@ static int read_key_file(struct kimifs *k, const char *path)
 			path, (unsigned)(st.st_mode & 0777), path);
 		goto out;
 	}
-	n = read(fd, buf, KEY_MAX);
-	if (n < 0) {
-		fprintf(stderr, "kimifs: cannot read api_key_file %s: %s\n",
-			path, strerror(errno));
+	/* Read one byte past the limit, to tell a full file from a cut one. */
+	while (len <= KEY_MAX) {
+		ssize_t n = read(fd, buf + len, KEY_MAX + 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr,
+				"kimifs: cannot read api_key_file %s: %s\n",
+				path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	if (len > KEY_MAX) {
+		fprintf(stderr,
+			"kimifs: api_key_file %s is over %d bytes; it must "
+			"hold the API key only\n",
+			path, KEY_MAX);
 		goto out;
 	}
-	buf[n] = '\0';
+	if (memchr(buf, '\0', len)) {
+		fprintf(stderr, "kimifs: api_key_file %s holds a NUL byte\n",
+			path);
+		goto out;
+	}
 	k->api_key = strdup(trim(buf));
-	memset(buf, 0, sizeof(buf));
 	r = k->api_key ? 0 : -1;
 out:
+	explicit_bzero(buf, sizeof(buf)); /* not optimised away */
 	close(fd);
 	return r;
 }
@@ -192,6 +314,8 @@ static int load_key(struct kimifs *k)
 	return 0;
 }
 
+/* The base URL, from -o base_url, MOONSHOT_BASE_URL or the default. (The
+ * numeric options were checked as they were parsed, by parse_number.) */
 static int check_options(struct kimifs *k)
 {
 	const char *env = getenv("MOONSHOT_BASE_URL");
@@ -206,18 +330,12 @@ static int check_options(struct kimifs *k)
 				"or http://\n");
 		return -1;
 	}
-	if (k->cache_ttl < 0 || k->timeout <= 0 || k->connect_timeout <= 0) {
-		fprintf(stderr, "kimifs: cache_ttl must be >= 0, timeout and "
-				"connect_timeout > 0\n");
-		return -1;
-	}
-	if (k->page_size < 1 || k->page_size > 100) {
-		fprintf(stderr, "kimifs: page_size must be 1 to 100\n");
-		return -1;
-	}
-	if (k->retries > 10) {
-		fprintf(stderr, "kimifs: retries must be 0 to 10\n");
-		return -1;
+	for (const char *p = k->base_url; *p; p++) {
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+			fprintf(stderr, "kimifs: base_url holds a space or "
+					"control character\n");
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -231,7 +349,13 @@ static int check_api(struct kimifs *k)
 
 	if (r == 0)
 		return 0;
-	if (r == -EACCES)
+	if (r == -EPROTO)
+		fprintf(
+		    stderr,
+		    "kimifs: %s is not the Batch API: its answer to GET "
+		    "/v1/batches is not a batch list (%s); check base_url\n",
+		    k->base_url, err.message);
+	else if (r == -EACCES)
 		fprintf(stderr,
 			"kimifs: the API key was refused by %s (%d: %s)\n",
 			k->base_url, err.http_status, err.message);

@@ -75,14 +75,98 @@ def test_unreachable_server(sim, mount):
     assert KEY not in m.stderr_text()
 
 
+# The numeric options and their ranges, as --help and the README give them.
+RANGES = {
+    "cache_ttl": "0 to 86400",
+    "page_size": "1 to 100",
+    "timeout": "0.1 to 3600",
+    "connect_timeout": "0.1 to 3600",
+    "retries": "0 to 10",
+}
+SECONDS = ["cache_ttl", "timeout", "connect_timeout"]
+COUNTS = ["page_size", "retries"]
+
+# Values no numeric option takes: not numbers, not finite, not written
+# out in plain decimal, or not the whole value.
+NOT_A_NUMBER = ["", "nan", "NaN", "inf", "-inf", "infinity", "1e30", "1e1",
+                "0x10", "0x1p3", " 5", "5 ", "\t5", "5abc", "abc", ".", "1.2.3",
+                "+5", "-1", "-0", "1_0", "\u0665"]
+# Out of range, or a fraction where a whole number is wanted.
+OUT_OF_RANGE = [
+    ("cache_ttl", "86400.5"), ("cache_ttl", "99999999999999999999999"),
+    ("cache_ttl", "-0.5"),
+    ("timeout", "0"), ("timeout", "0.0001"), ("timeout", "0.09"),
+    ("timeout", "3600.5"), ("timeout", "1" + "0" * 400),
+    ("connect_timeout", "0"), ("connect_timeout", "0.05"),
+    ("connect_timeout", "3601"),
+    ("page_size", "0"), ("page_size", "101"), ("page_size", "1.0"),
+    ("page_size", "1x"), ("page_size", "4294967297"),
+    ("retries", "11"), ("retries", "4294967296"),
+    ("retries", "18446744073709551616"), ("retries", "2.5"),
+]
+BAD_NUMBERS = ([(name, value) for name in RANGES for value in NOT_A_NUMBER]
+               + OUT_OF_RANGE)
+
+
+@pytest.mark.parametrize("name, value", BAD_NUMBERS,
+                         ids=["%s=%r" % nv for nv in BAD_NUMBERS])
+def test_a_bad_number_is_refused_in_one_line_before_any_request(sim, mount, name,
+                                                                value):
+    m = mount(options=["%s=%s" % (name, value)], wait=False)
+    line = assert_start_fails(m)
+    assert line.startswith("kimifs: %s must be " % name), line
+    assert RANGES[name] in line, line
+    assert sim.log() == []
+
+
+@pytest.mark.parametrize("name", sorted(RANGES))
+def test_a_number_option_without_a_value_is_refused(sim, mount, name):
+    m = mount(options=[name], wait=False)
+    line = assert_start_fails(m)
+    assert name in line and RANGES[name] in line, line
+    assert sim.log() == []
+
+
+# The edges of each range, and the forms a value may take.
+GOOD_NUMBERS = [
+    ("cache_ttl", "0"), ("cache_ttl", "86400"), ("cache_ttl", "0.5"),
+    ("cache_ttl", ".5"), ("cache_ttl", "2."), ("cache_ttl", "007"),
+    ("page_size", "1"), ("page_size", "100"), ("page_size", "0100"),
+    ("timeout", "3600"), ("timeout", "2.5"),
+    ("connect_timeout", "0.1"), ("connect_timeout", "3600"),
+    ("retries", "0"), ("retries", "10"),
+]
+
+
+@pytest.mark.parametrize("name, value", GOOD_NUMBERS,
+                         ids=["%s=%s" % nv for nv in GOOD_NUMBERS])
+def test_the_edges_of_each_range_are_accepted(sim, mount, name, value):
+    sim.seed(2, status="in_progress")
+    m = mount(options=["%s=%s" % (name, value)])
+    rc, out, err = m.sh("ls batches | wc -l")
+    assert (rc, out.strip()) == (0, "2"), err
+    assert m.stderr_text() == ""
+
+
+def test_the_lowest_timeout_is_accepted(sim, mount):
+    # timeout=0.1 bounds the start-up request too, which a loaded machine
+    # may not answer within 0.1 s: the option is accepted when that request
+    # is sent, whatever its outcome.
+    m = mount(options=["timeout=0.1"], wait=False)
+
+    def started():
+        return is_mounted(m.path) or m.proc.poll() is not None
+    wait_for(started, timeout=10, what="kimifs to mount or exit")
+    assert [(r["method"], r["path"]) for r in sim.log()] == [("GET", "/v1/batches")]
+    if is_mounted(m.path):
+        m.expect_running = True
+    else:
+        assert "must be" not in m.stderr_text(), m.stderr_text()
+
+
 @pytest.mark.parametrize("option, words", [
-    ("page_size=0", "page_size"),
-    ("page_size=101", "page_size"),
-    ("cache_ttl=-1", "cache_ttl"),
-    ("timeout=0", "timeout"),
-    ("connect_timeout=0", "connect_timeout"),
-    ("retries=11", "retries"),
     ("base_url=ftp://127.0.0.1/", "base_url"),
+    ("base_url=http://127.0.0.1:1/ x", "base_url"),
     ("api_key_file=/nonexistent/key", "/nonexistent/key"),
 ])
 def test_a_bad_option_is_refused_before_any_request(sim, mount, option, words):
@@ -90,6 +174,43 @@ def test_a_bad_option_is_refused_before_any_request(sim, mount, option, words):
     line = assert_start_fails(m)
     assert words in line, line
     assert sim.log() == []
+
+
+@pytest.mark.parametrize("name, body", [
+    ("html", "<!DOCTYPE html>\n<html><head><title>Welcome</title></head>"
+             "<body><h1>It works!</h1></body></html>\n"),
+    ("empty-object", "{}"),
+    ("array", "[]"),
+    ("array-of-batches", '[{"id": "batch_abc"}]'),
+    ("truncated", '{"object": "list", "data": [{"id": "batch_a'),
+    ("data-not-an-array", '{"object": "list", "data": {}, "has_more": false}'),
+    ("has_more-not-a-boolean", '{"object": "list", "data": [], "has_more": "no"}'),
+    ("null", "null"),
+    ("empty", ""),
+])
+def test_a_200_that_is_not_a_batch_list_does_not_mount(sim, mount, name, body):
+    # A wrong base_url (a web server, a proxy's landing page) answers 200 to
+    # GET /v1/batches: that is refused at once, not mounted to fail later.
+    sim.fault(method="GET", path="^/v1/batches$", count=-1, action="body",
+              body=body, content_type="text/html" if name == "html" else
+              "application/json")
+    m = mount(wait=False)
+    line = assert_start_fails(m)
+    assert sim.url in line and "not a batch list" in line, line
+    assert "base_url" in line, line
+    assert KEY not in m.stderr_text()
+    # One request, not retried.
+    assert [(r["method"], r["path"], r["query"]) for r in sim.log()] == [
+        ("GET", "/v1/batches", "limit=1")]
+
+
+def test_a_minimal_batch_list_mounts(sim, mount):
+    # The check asks for a list: `data` an array (`has_more` may be left out).
+    sim.fault(method="GET", path="^/v1/batches$", count=1, action="body",
+              body='{"data": []}')
+    m = mount()
+    assert m.proc.poll() is None
+    assert m.stderr_text() == ""
 
 
 def test_no_mountpoint_is_a_usage_error(sim):
@@ -108,6 +229,43 @@ def test_api_key_file(sim, mount, tmp_path):
     rc, out, err = m.sh("ls batches")
     assert rc == 0, err
     assert all(r["auth"] for r in sim.log())
+
+
+@pytest.mark.parametrize("size", [4097, 4200, 1 << 20])
+def test_an_api_key_file_over_4096_bytes_is_refused(sim, mount, tmp_path, size):
+    # The key first, then padding: cut at 4096 bytes it would still make a
+    # (wrong) key, so the file is refused rather than cut.
+    keyfile = tmp_path / "key"
+    keyfile.write_bytes((KEY + "x" * size).encode()[:size])
+    keyfile.chmod(0o600)
+    m = mount(key=None, api_key_file=keyfile, wait=False)
+    line = assert_start_fails(m)
+    assert str(keyfile) in line and "4096" in line, line
+    assert KEY not in m.stderr_text()
+    assert sim.log() == []
+
+
+def test_an_api_key_file_of_4096_bytes_is_accepted(sim, mount, tmp_path):
+    keyfile = tmp_path / "key"
+    data = (KEY + "\n").encode()
+    keyfile.write_bytes(data + b" " * (4095 - len(data)) + b"\n")
+    keyfile.chmod(0o600)
+    assert keyfile.stat().st_size == 4096
+    m = mount(key=None, api_key_file=keyfile)
+    rc, out, err = m.sh("ls batches")
+    assert rc == 0, err
+    assert all(r["auth"] for r in sim.log())
+
+
+def test_an_api_key_file_with_a_nul_byte_is_refused(sim, mount, tmp_path):
+    keyfile = tmp_path / "key"
+    keyfile.write_bytes(KEY.encode() + b"\0rest\n")
+    keyfile.chmod(0o600)
+    m = mount(key=None, api_key_file=keyfile, wait=False)
+    line = assert_start_fails(m)
+    assert str(keyfile) in line and "NUL" in line, line
+    assert KEY not in m.stderr_text()
+    assert sim.log() == []
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
@@ -163,6 +321,17 @@ def test_help_and_version(flag, expected):
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 0
     assert expected in (r.stdout + r.stderr).lower()
+
+
+def test_help_gives_the_range_of_each_number():
+    r = subprocess.run([str(KIMIFS), "--help"], env=kimifs_env(None),
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    for name, span in RANGES.items():
+        at = text.index("-o %s=" % name)
+        assert span in text[at:text.index(" -o ", at + 1)], name
+    assert "4096 bytes" in text
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
