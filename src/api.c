@@ -25,8 +25,15 @@
 /* Seconds a retry must have left, after its wait, to be worth sending. */
 #define RETRY_MIN_BUDGET 0.25
 
-/* Deadline of the filesystem operation running on this thread; 0: none. */
-static _Thread_local double op_deadline;
+/* The filesystem operation running on this thread, or NULL. */
+static _Thread_local struct api_op *op_now;
+
+/* Whether the calls under way on this thread must end now: kimifs is
+ * stopping, or the operation was interrupted. */
+static int aborted(const struct api *api)
+{
+	return api->stopping || (op_now && op_now->interrupted);
+}
 
 struct response {
 	char *data;
@@ -43,12 +50,12 @@ static double now_mono(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Sleep for seconds, in short steps, returning early once api is stopping. */
+/* Sleep for seconds, in short steps, returning early once aborted. */
 static void sleep_for(const struct api *api, double seconds)
 {
 	double end = now_mono() + seconds;
 
-	while (!api->stopping) {
+	while (!aborted(api)) {
 		double left = end - now_mono();
 		struct timespec ts;
 
@@ -72,7 +79,7 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 	(void)dn;
 	(void)ut;
 	(void)un;
-	return api->stopping != 0;
+	return aborted(api);
 }
 
 void api_stop(struct api *api)
@@ -213,14 +220,21 @@ static int status_errno(long status)
 	return EIO;
 }
 
-void api_op_begin(const struct api *api)
+void api_op_begin(const struct api *api, struct api_op *op)
 {
-	op_deadline = now_mono() + api->timeout_ms / 1000.0;
+	op->deadline = now_mono() + api->timeout_ms / 1000.0;
+	op->interrupted = 0;
+	op_now = op;
 }
 
 void api_op_end(void)
 {
-	op_deadline = 0;
+	op_now = NULL;
+}
+
+void api_op_interrupt(struct api_op *op)
+{
+	op->interrupted = 1;
 }
 
 int api_error_transient(int err)
@@ -323,8 +337,8 @@ static int attempt(struct api *api, const char *method, const char *url,
 			       : curl_easy_strerror(rc));
 	switch (rc) {
 	case CURLE_ABORTED_BY_CALLBACK:
-		snprintf(err->message, sizeof(err->message),
-			 "kimifs is stopping");
+		snprintf(err->message, sizeof(err->message), "%s",
+			 api->stopping ? "kimifs is stopping" : "interrupted");
 		return -EINTR;
 	case CURLE_OPERATION_TIMEDOUT:
 		return -ETIMEDOUT;
@@ -380,13 +394,20 @@ static int request(struct api *api, const char *method, const char *path,
 		return -ENOMEM;
 	}
 	snprintf(url, urllen, "%s%s", api->base_url, path);
-	if (op_deadline > 0 && op_deadline < deadline)
-		deadline = op_deadline;
+	if (op_now && op_now->deadline < deadline)
+		deadline = op_now->deadline;
 	for (unsigned n = 0;; n++) {
 		long budget = (long)((deadline - now_mono()) * 1000);
 		double retry_after, delay;
 		long status;
 
+		if (aborted(api)) {
+			snprintf(err->message, sizeof(err->message), "%s",
+				 api->stopping ? "kimifs is stopping"
+					       : "interrupted");
+			r = -EINTR;
+			break;
+		}
 		if (budget <= 0) {
 			/* Only before the first attempt (retries stop before
 			 * their wait, below): the operation's earlier calls
@@ -403,7 +424,7 @@ static int request(struct api *api, const char *method, const char *path,
 		log_debug("%s %s -> %ld (%.0f ms)", method, path, status,
 			  (now_mono() - start) * 1000);
 		if (r == 0 || !retryable(r, err, resp) || n >= retries ||
-		    api->stopping)
+		    aborted(api))
 			break;
 		/* Full jitter on an exponential step, unless the server said
 		 * when to come back. */

@@ -88,13 +88,28 @@ int api_parse_list(const char *body, size_t len, struct api_page *page,
 		   struct api_error *err);
 
 /*
- * Start a filesystem operation on the calling thread: every API call it
- * makes until api_op_end() shares one deadline, the configured timeout from
- * now, so an operation that needs several calls (a listing of many pages, a
- * cancel and its check) still ends within that bound.
+ * One filesystem operation: the deadline its API calls share, and whether
+ * it was interrupted (the process waiting on it got a signal).
  */
-void api_op_begin(const struct api *api);
+struct api_op {
+	double deadline;	  /* monotonic seconds */
+	volatile int interrupted; /* set by api_op_interrupt, from any thread */
+};
+
+/*
+ * Start operation op on the calling thread: every API call it makes until
+ * api_op_end() shares one deadline, the configured timeout from now, so an
+ * operation that needs several calls (a listing of many pages, a cancel and
+ * its check) still ends within that bound. op must stay valid until then.
+ */
+void api_op_begin(const struct api *api, struct api_op *op);
 void api_op_end(void);
+
+/*
+ * Interrupt op: its transfer under way and any backoff end at once, and
+ * its calls fail with -EINTR. Safe from any thread.
+ */
+void api_op_interrupt(struct api_op *op);
 
 /*
  * One cheap authenticated request (GET /v1/batches?limit=1, no retries), to

@@ -86,19 +86,42 @@ static void handle_untrack(struct kimifs *k, struct handle *h)
 	pthread_mutex_unlock(&k->open_lock);
 }
 
+/* libfuse's interrupt hook: the process waiting on req got a signal. */
+static void on_interrupt(fuse_req_t req, void *op)
+{
+	(void)req;
+	api_op_interrupt(op);
+}
+
 /*
- * The view of node n in mode, under one operation deadline (every request
- * it makes shares the bound of -o timeout). 0 or -errno.
+ * Start operation op for req: its requests share one deadline (the bound
+ * of -o timeout), and an interrupt (Ctrl-C on the waiting process) ends
+ * them at once with EINTR. End it with op_end before replying.
  */
-static int view_node(struct kimifs *k, const struct node *n,
+static void op_begin(struct kimifs *k, fuse_req_t req, struct api_op *op)
+{
+	api_op_begin(&k->api, op);
+	fuse_req_interrupt_func(req, on_interrupt, op);
+}
+
+static void op_end(fuse_req_t req)
+{
+	/* Once this returns, no interrupt hook runs on the op. */
+	fuse_req_interrupt_func(req, NULL, NULL);
+	api_op_end();
+}
+
+/* The view of node n in mode, as one operation for req. 0 or -errno. */
+static int view_node(struct kimifs *k, fuse_req_t req, const struct node *n,
 		     enum cache_mode mode, struct view *v)
 {
+	struct api_op op;
 	int r;
 
 	memset(v, 0, sizeof(*v));
-	api_op_begin(&k->api);
+	op_begin(k, req, &op);
 	r = n->type->view(k, n, mode, v);
-	api_op_end();
+	op_end(req);
 	return r;
 }
 
@@ -120,7 +143,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r == 0)
 		r = dir.type->lookup(k, &dir, name, &child);
 	if (r == 0)
-		r = view_node(k, &child, CACHE_ANY, &v);
+		r = view_node(k, req, &child, CACHE_ANY, &v);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -175,7 +198,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	}
 	r = inodes_get(&k->inodes, ino, &n);
 	if (r == 0)
-		r = view_node(k, &n, CACHE_ANY, &v);
+		r = view_node(k, req, &n, CACHE_ANY, &v);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -224,7 +247,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (r == 0 && writes && !(h->node.type->flags & NT_WRITABLE))
 		r = -EROFS;
 	if (r == 0)
-		r = view_node(k, &h->node, CACHE_FRESH, &h->view);
+		r = view_node(k, req, &h->node, CACHE_FRESH, &h->view);
 	if (r < 0) {
 		free(h);
 		fuse_reply_err(req, -r);
@@ -266,6 +289,7 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 {
 	struct kimifs *k = state(req);
 	const struct handle *h = handle_of(fi);
+	struct api_op op;
 	int r;
 
 	(void)ino;
@@ -275,9 +299,9 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	}
 	/* An append lands after the outcome text; it is still the start of
 	 * what this writer says. */
-	api_op_begin(&k->api);
+	op_begin(k, req, &op);
 	r = h->node.type->write(k, &h->node, buf, size, h->append ? 0 : off);
-	api_op_end();
+	op_end(req);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -301,6 +325,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 {
 	struct kimifs *k = state(req);
 	struct handle *h = calloc(1, sizeof(*h));
+	struct api_op op;
 	int r = h ? inodes_get(&k->inodes, ino, &h->node) : -ENOMEM;
 
 	if (r == 0 && !S_ISDIR(h->node.type->mode))
@@ -310,9 +335,9 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 	if (r == 0)
 		r = dirlist_add(&h->list, "..", S_IFDIR);
 	if (r == 0) {
-		api_op_begin(&k->api);
+		op_begin(k, req, &op);
 		r = h->node.type->readdir(k, &h->node, &h->list);
-		api_op_end();
+		op_end(req);
 	}
 	if (r < 0) {
 		if (h)

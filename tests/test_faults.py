@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import is_mounted, read_text, try_write, wait_for
+from conftest import is_mounted, read_text, timed, try_write, wait_for
 
 FAST = ["connect_timeout=1"]   # a refused connection must not eat the budget
 SLACK = 2.0                     # seconds allowed beyond a configured bound
@@ -34,32 +34,6 @@ def cancels(sim, bid):
 def batch_path(bid):
     """A fault path regex that matches this batch's retrieve only."""
     return "^/v1/batches/%s$" % bid
-
-
-def timed(fn, *args, limit=30):
-    """Run fn(*args) in a thread; return (errno or 0, result, seconds).
-
-    The call runs in a thread so that a daemon that never answers fails
-    the test after `limit` seconds instead of hanging it (the blocked call
-    returns once teardown kills the daemon).
-    """
-    box = {}
-
-    def run():
-        t0 = time.monotonic()
-        try:
-            box["value"] = fn(*args)
-            box["errno"] = 0
-        except OSError as e:
-            box["errno"] = e.errno
-        box["elapsed"] = time.monotonic() - t0
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(limit)
-    if t.is_alive():
-        pytest.fail("%s%r did not return within %ss" % (fn.__name__, args, limit))
-    return box["errno"], box.get("value"), box["elapsed"]
 
 
 def still_serving(m, sim):

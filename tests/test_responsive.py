@@ -2,11 +2,14 @@
 (README: Running it, time bounds): `df`, a stat of the root and reads of
 cached batches answer at once while 16 or 64 other reads each hold a hung
 request, and the waiting reads still end with an answer once the server
-comes back.
+comes back. Ctrl-C on a command that waits on the server ends it at once.
 """
 
 import os
+import signal
+import subprocess
 import threading
+import time
 
 import pytest
 
@@ -63,3 +66,36 @@ def test_df_and_cached_reads_answer_while_many_requests_hang(sim, mount, waiting
     # waiting read ends with the value.
     for err, value, elapsed in results:
         assert (err, value) == (0, "in_progress\n")
+
+
+@pytest.mark.parametrize("what", ["cat", "ls", "cancel"])
+def test_ctrl_c_ends_a_wait_on_a_hung_server_at_once(sim, mount, what):
+    """Ctrl-C on a command waiting on the server ends it at once (the
+    kernel's interrupt aborts the request), not after -o timeout."""
+    bid, other = sim.seed(2, status="in_progress")
+    m = mount(cache_ttl=0, timeout=30, options=FAST)
+    assert sorted(os.listdir(m.batches)) == sorted([bid, other])
+    path, cmd = {
+        "cat": ("^/v1/batches/%s$" % bid, "exec cat batches/%s/status" % bid),
+        "ls": ("^/v1/batches$", "exec ls batches"),
+        "cancel": ("^/v1/batches/%s/cancel$" % bid, "echo cancel > batches/%s/ctl" % bid),
+    }[what]
+    sim.fault(path=path, count=-1, action="hang", seconds=120)
+    sim.clear_log()
+    proc = subprocess.Popen(["bash", "-c", cmd], cwd=m.path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: sim.log(), timeout=10, what="the request to reach the server")
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(25)
+        assert time.monotonic() - t0 < QUICK + 3, "the interrupt waited for the timeout"
+        assert proc.returncode != 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    sim.clear_faults()
+    # The daemon goes on serving, the interrupted batch included.
+    assert read_text(m.batch(other, "status")) == "in_progress\n"
+    assert read_text(m.batch(bid, "status")) == "in_progress\n"
