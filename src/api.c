@@ -128,26 +128,21 @@ static void free_headers(struct curl_slist *l)
 	curl_slist_free_all(l);
 }
 
-int api_init(struct api *api, const struct api_config *cfg)
+int api_init(struct api *api, const struct opts *o, const char *api_key)
 {
 	struct curl_slist *h2;
 	char *auth;
 	size_t n;
 
 	memset(api, 0, sizeof(*api));
-	api->base_url = strdup(cfg->base_url);
-	if (!api->base_url)
-		return -ENOMEM;
-	n = strlen(api->base_url);
-	while (n > 0 && api->base_url[n - 1] == '/')
-		api->base_url[--n] = '\0';
-	n = strlen("Authorization: Bearer ") + strlen(cfg->api_key) + 1;
+	api->opts = o;
+	n = strlen("Authorization: Bearer ") + strlen(api_key) + 1;
 	auth = malloc(n);
 	if (auth) {
-		snprintf(auth, n, "Authorization: Bearer %s", cfg->api_key);
+		snprintf(auth, n, "Authorization: Bearer %s", api_key);
 		/* Built once: every request sends the same headers. */
 		api->headers = curl_slist_append(NULL, auth);
-		memset(auth, 0, n);
+		explicit_bzero(auth, n);
 		free(auth);
 	}
 	h2 = api->headers
@@ -155,14 +150,11 @@ int api_init(struct api *api, const struct api_config *cfg)
 		 : NULL;
 	if (!h2) {
 		free_headers(api->headers);
-		free(api->base_url);
 		return -ENOMEM;
 	}
 	api->headers = h2;
-	api->timeout_ms = (long)(cfg->timeout * 1000);
-	api->connect_timeout_ms = (long)(cfg->connect_timeout * 1000);
-	api->retries = cfg->retries;
-	api->insecure = cfg->insecure;
+	api->timeout_ms = (long)(o->timeout * 1000);
+	api->connect_timeout_ms = (long)(o->connect_timeout * 1000);
 	pthread_mutex_init(&api->lock, NULL);
 	return 0;
 }
@@ -173,7 +165,6 @@ void api_destroy(struct api *api)
 		curl_easy_cleanup(api->idle[i]);
 	free(api->idle);
 	free_headers(api->headers);
-	free(api->base_url);
 	pthread_mutex_destroy(&api->lock);
 	memset(api, 0, sizeof(*api));
 }
@@ -303,7 +294,7 @@ static int attempt(struct api *api, const char *method, const char *url,
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, api);
-	if (api->insecure) {
+	if (api->opts->insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
@@ -383,7 +374,7 @@ static int request(struct api *api, const char *method, const char *path,
 	double start = now_mono();
 	double deadline = start + api->timeout_ms / 1000.0;
 	unsigned seed = (unsigned)(start * 1e6) ^ (unsigned)(size_t)resp;
-	size_t urllen = strlen(api->base_url) + strlen(path) + 1;
+	size_t urllen = strlen(api->opts->base_url) + strlen(path) + 1;
 	char *url = malloc(urllen);
 	int r = -ETIMEDOUT;
 
@@ -393,7 +384,7 @@ static int request(struct api *api, const char *method, const char *path,
 		snprintf(err->message, sizeof(err->message), "out of memory");
 		return -ENOMEM;
 	}
-	snprintf(url, urllen, "%s%s", api->base_url, path);
+	snprintf(url, urllen, "%s%s", api->opts->base_url, path);
 	if (op_now && op_now->deadline < deadline)
 		deadline = op_now->deadline;
 	for (unsigned n = 0;; n++) {
@@ -497,7 +488,7 @@ static int batch_call(struct api *api, const char *method, const char *id,
 	snprintf(path, sizeof(path), "/v1/batches/%.*s%s", BATCH_ID_MAX * 3,
 		 esc, suffix);
 	curl_free(esc);
-	r = request(api, method, path, api->retries, &resp, err);
+	r = request(api, method, path, api->opts->retries, &resp, err);
 	if (r < 0)
 		goto out;
 	root = parse_answer(&resp, err);
@@ -611,7 +602,7 @@ int api_list_batches(struct api *api, const char *after, unsigned limit,
 	snprintf(path, sizeof(path), "/v1/batches?limit=%u%s%.*s", limit,
 		 esc ? "&after=" : "", BATCH_ID_MAX * 3, esc ? esc : "");
 	curl_free(esc);
-	r = request(api, "GET", path, api->retries, &resp, err);
+	r = request(api, "GET", path, api->opts->retries, &resp, err);
 	if (r == 0)
 		r = api_parse_list(resp.data ? resp.data : "", resp.len, page,
 				   err);

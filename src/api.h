@@ -12,17 +12,9 @@
 #include <stddef.h>
 
 #include "batch.h"
+#include "opts.h"
 
 struct curl_slist;
-
-struct api_config {
-	const char *base_url; /* e.g. https://api.moonshot.ai, no trailing / */
-	const char *api_key;
-	double timeout;		/* seconds for one call, retries included */
-	double connect_timeout; /* seconds for one connection attempt */
-	unsigned retries;	/* further attempts after a retryable failure */
-	int insecure;		/* skip TLS verification */
-};
 
 /* What went wrong with a call: the HTTP status (0 if none came) and a
  * message for the user, the server's own when it sent one. */
@@ -32,12 +24,10 @@ struct api_error {
 };
 
 struct api {
-	char *base_url;
+	const struct opts *opts;    /* base_url, timeouts, retries, insecure */
 	struct curl_slist *headers; /* Authorization (never logged), Accept */
 	long timeout_ms;
 	long connect_timeout_ms;
-	unsigned retries;
-	int insecure;
 	volatile sig_atomic_t stopping; /* set by api_stop: abort all calls */
 	pthread_mutex_t lock;		/* guards the idle handle pool below */
 	void **idle;			/* CURL easy handles ready for reuse */
@@ -59,8 +49,9 @@ struct api_page {
  */
 void api_stop(struct api *api);
 
-/* Set up a client; returns 0 or -errno. The config strings are copied. */
-int api_init(struct api *api, const struct api_config *cfg);
+/* Set up a client for the options o (kept by pointer: they must outlive
+ * it) and the API key (copied into the request headers); 0 or -errno. */
+int api_init(struct api *api, const struct opts *o, const char *api_key);
 void api_destroy(struct api *api);
 
 /*

@@ -13,23 +13,13 @@
 #include "cache.h"
 #include "ctl.h"
 #include "inode.h"
+#include "opts.h"
 
 struct handle; /* an open file or directory (fs.c) */
 
 struct kimifs {
-	/* Options (see main.c's option table). */
-	char *base_url;
-	char *api_key_file;
-	double cache_ttl;
-	unsigned page_size;
-	double timeout;
-	double connect_timeout;
-	unsigned retries;
-	int insecure;
-	int show_help;
-	int show_version;
-
-	char *api_key; /* never logged, never shown */
+	struct opts opts; /* the options, read-only once mounted */
+	char *api_key;	  /* never logged, never shown */
 	struct api api;
 	struct cache cache;
 	struct inodes inodes;

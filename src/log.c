@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util.h"
+
 static struct {
 	int foreground;
 	int debug;
@@ -49,9 +51,7 @@ void log_msg(int level, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	/* One event, one line, no terminal escapes, whatever a server said. */
-	for (char *p = line; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
+	util_scrub(line);
 	if (log_state.foreground)
 		fprintf(stderr, "kimifs: %s: %s\n", level_name(level), line);
 	else

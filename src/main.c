@@ -1,344 +1,28 @@
 /*
- * main.c - kimifs entry point: parse options, print help or version, read
- * the API key, check the key and the URL with one request, then mount and
- * serve until unmounted or signalled; tear down in reverse order.
+ * main.c - kimifs entry point: parse options (opts.c), print help or
+ * version, read the API key (key.c), check the key and the URL with one
+ * request, then mount and serve until unmounted or signalled; tear down in
+ * reverse order.
  */
 #include "fs.h"
 #include "kimifs.h"
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <math.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "key.h"
 #include "log.h"
 
-#ifndef KIMIFS_VERSION
-#define KIMIFS_VERSION "dev"
-#endif
-
-#define DEFAULT_BASE_URL "https://api.moonshot.ai"
-#define KEY_MAX		 4096
 /* Most threads serving requests at once (see serve()). */
 #define MAX_THREADS 1024
 /* libfuse's own default, which the command line leaves when unset. */
 #define FUSE_DEFAULT_MAX_THREADS 10
-
-enum { KEY_HELP, KEY_VERSION, KEY_API_KEY, KEY_NUMBER };
-
-/*
- * The numeric options. fuse_opt's %lf and %u would take "nan", "inf",
- * "0x10", " 5" or "5abc" (and wrap 4294967296 to 0), so each value is taken
- * as a string and parsed here: decimal digits (with an optional fraction
- * for seconds), the whole string, within the range that --help shows.
- */
-struct number_opt {
-	const char *name;
-	size_t offset; /* of a double (seconds) or an unsigned (a count) */
-	int is_seconds;
-	double min, max;
-};
-
-#define AT(n) offsetof(struct kimifs, n)
-
-static const struct number_opt numbers[] = {
-    {"cache_ttl", AT(cache_ttl), 1, 0, 86400},
-    {"page_size", AT(page_size), 0, 1, 100},
-    {"timeout", AT(timeout), 1, 0.1, 3600},
-    {"connect_timeout", AT(connect_timeout), 1, 0.1, 3600},
-    {"retries", AT(retries), 0, 0, 10},
-};
-
-#define KOPT(t, p)                                                             \
-	{                                                                      \
-		t, offsetof(struct kimifs, p), 1                               \
-	}
-
-/* "name=" matches any value, the empty one too; a bare "name" is refused
- * as well rather than passed on to libfuse. */
-#define NUMBER_KEYS(n)                                                         \
-	FUSE_OPT_KEY(n "=", KEY_NUMBER), FUSE_OPT_KEY(n, KEY_NUMBER)
-
-static const struct fuse_opt kimifs_opts[] = {
-    KOPT("base_url=%s", base_url),
-    KOPT("api_key_file=%s", api_key_file),
-    NUMBER_KEYS("cache_ttl"),
-    NUMBER_KEYS("page_size"),
-    NUMBER_KEYS("timeout"),
-    NUMBER_KEYS("connect_timeout"),
-    NUMBER_KEYS("retries"),
-    KOPT("insecure", insecure),
-    FUSE_OPT_KEY("api_key=", KEY_API_KEY),
-    FUSE_OPT_KEY("api_key", KEY_API_KEY),
-    FUSE_OPT_KEY("-h", KEY_HELP),
-    FUSE_OPT_KEY("--help", KEY_HELP),
-    FUSE_OPT_KEY("-V", KEY_VERSION),
-    FUSE_OPT_KEY("--version", KEY_VERSION),
-    FUSE_OPT_END};
-
-/*
- * Parse "name=value" (or a bare "name") of a numeric option into k. The
- * value is decimal digits, for seconds with an optional fraction ("2",
- * "0.5", ".5", "2."): no sign, exponent, hex, white space or anything after
- * it; finite and within [min, max]. 0, or -1 after one line naming the
- * option and its range (not the value, which could be anything).
- */
-static int parse_number(struct kimifs *k, const char *arg)
-{
-	static const char digits[] = "0123456789";
-	const struct number_opt *o = NULL;
-	const char *val = strchr(arg, '='), *p;
-	size_t n;
-	char *end;
-	double d;
-
-	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
-		size_t len = strlen(numbers[i].name);
-
-		if (strncmp(arg, numbers[i].name, len) == 0 &&
-		    (arg[len] == '=' || arg[len] == '\0'))
-			o = &numbers[i];
-	}
-	if (!o)
-		return -1; /* not reached: every key of the table is here */
-	val = val ? val + 1 : "";
-	n = strspn(val, digits);
-	p = val + n;
-	if (o->is_seconds && *p == '.') {
-		n += strspn(p + 1, digits);
-		p += 1 + strspn(p + 1, digits);
-	}
-	if (n == 0 || *p != '\0')
-		goto bad;
-	errno = 0;
-	if (o->is_seconds)
-		d = strtod(val, &end);
-	else
-		d = (double)strtoul(val, &end, 10);
-	if (errno == ERANGE || *end != '\0' || !isfinite(d) || d < o->min ||
-	    d > o->max)
-		goto bad;
-	if (o->is_seconds)
-		*(double *)(void *)((char *)k + o->offset) = d;
-	else
-		*(unsigned *)(void *)((char *)k + o->offset) = (unsigned)d;
-	return 0;
-bad:
-	if (o->is_seconds)
-		fprintf(stderr,
-			"kimifs: %s must be a number of seconds from %g to "
-			"%g\n",
-			o->name, o->min, o->max);
-	else
-		fprintf(stderr,
-			"kimifs: %s must be a whole number from %g to %g\n",
-			o->name, o->min, o->max);
-	return -1;
-}
-
-static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
-{
-	struct kimifs *k = data;
-
-	(void)out;
-	switch (key) {
-	case KEY_NUMBER:
-		return parse_number(k, arg) < 0 ? -1 : 0;
-	case KEY_API_KEY:
-		fprintf(stderr,
-			"kimifs: the API key is never given on the "
-			"command line (it would show in ps): set "
-			"MOONSHOT_API_KEY or use -o api_key_file=PATH\n");
-		return -1;
-	case KEY_HELP:
-		k->show_help = 1;
-		return 0;
-	case KEY_VERSION:
-		k->show_version = 1;
-		return 0;
-	default:
-		return 1; /* keep it for libfuse */
-	}
-}
-
-static void usage(const char *prog)
-{
-	printf(
-	    "usage: %s [options] MOUNTPOINT\n\n"
-	    "Mounts the Moonshot (Kimi) Batch API as a filesystem.\n"
-	    "The API key comes from MOONSHOT_API_KEY or api_key_file.\n\n"
-	    "kimifs options (S: seconds, digits with an optional fraction; "
-	    "N: digits):\n"
-	    "    -o base_url=URL        API base URL (MOONSHOT_BASE_URL; "
-	    "default " DEFAULT_BASE_URL ")\n"
-	    "    -o api_key_file=PATH   read the API key from PATH (mode "
-	    "0600 or stricter,\n"
-	    "                           at most 4096 bytes)\n"
-	    "    -o cache_ttl=S         seconds a fetched batch stays fresh, "
-	    "0 to 86400\n"
-	    "                           (default 1; 0: refetch on every "
-	    "open)\n"
-	    "    -o page_size=N         batches per list page, 1 to 100 "
-	    "(default 100)\n"
-	    "    -o timeout=S           bound on the requests of one "
-	    "operation, retries\n"
-	    "                           included, 0.1 to 3600 (default 30)\n"
-	    "    -o connect_timeout=S   bound on one connection attempt, "
-	    "0.1 to 3600\n"
-	    "                           (default 10)\n"
-	    "    -o retries=N           retries of 429, 5xx and network "
-	    "failures, 0 to 10\n"
-	    "                           (default 3)\n"
-	    "    -o insecure            do not verify TLS certificates\n"
-	    "\n",
-	    prog);
-}
-
-/* Trim white space at both ends of s, in place. */
-static char *trim(char *s)
-{
-	char *e = s + strlen(s);
-
-	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-		s++;
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
-			 e[-1] == '\r'))
-		*--e = '\0';
-	return s;
-}
-
-/* Read the key from path, refusing a file others may read, a file over
- * KEY_MAX bytes (a key file holds the key and nothing else: cutting it
- * would send a wrong key) and a NUL byte. 0 or -1 with one line. */
-static int read_key_file(struct kimifs *k, const char *path)
-{
-	char buf[KEY_MAX + 2];
-	struct stat st;
-	size_t len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int r = -1;
-
-	if (fd < 0) {
-		fprintf(stderr, "kimifs: cannot open api_key_file %s: %s\n",
-			path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		fprintf(stderr, "kimifs: api_key_file %s is not a file\n",
-			path);
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		fprintf(stderr,
-			"kimifs: api_key_file %s is open to group or others "
-			"(mode %03o); run: chmod 600 %s\n",
-			path, (unsigned)(st.st_mode & 0777), path);
-		goto out;
-	}
-	/* Read one byte past the limit, to tell a full file from a cut one. */
-	while (len <= KEY_MAX) {
-		ssize_t n = read(fd, buf + len, KEY_MAX + 1 - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			fprintf(stderr,
-				"kimifs: cannot read api_key_file %s: %s\n",
-				path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	if (len > KEY_MAX) {
-		fprintf(stderr,
-			"kimifs: api_key_file %s is over %d bytes; it must "
-			"hold the API key only\n",
-			path, KEY_MAX);
-		goto out;
-	}
-	if (memchr(buf, '\0', len)) {
-		fprintf(stderr, "kimifs: api_key_file %s holds a NUL byte\n",
-			path);
-		goto out;
-	}
-	k->api_key = strdup(trim(buf));
-	r = k->api_key ? 0 : -1;
-out:
-	explicit_bzero(buf, sizeof(buf)); /* not optimised away */
-	close(fd);
-	return r;
-}
-
-/* Find the key (file first, then environment) and check it can be sent as
- * a header. Scrubs the environment's copy. 0 or -1 with a message. */
-static int load_key(struct kimifs *k)
-{
-	char *env = getenv("MOONSHOT_API_KEY");
-
-	if (k->api_key_file) {
-		if (read_key_file(k, k->api_key_file) < 0)
-			return -1;
-	} else if (env && *env) {
-		k->api_key = strdup(trim(env));
-		if (!k->api_key)
-			return -1;
-	}
-	if (env) {
-		/* /proc/PID/environ shows the original block: blank it. */
-		memset(env, 'x', strlen(env));
-		unsetenv("MOONSHOT_API_KEY");
-	}
-	if (!k->api_key || !*k->api_key) {
-		fprintf(stderr, "kimifs: no API key: set MOONSHOT_API_KEY or "
-				"use -o api_key_file=PATH\n");
-		return -1;
-	}
-	for (const char *p = k->api_key; *p; p++) {
-		if ((unsigned char)*p < 0x21 || *p == 0x7f) {
-			fprintf(stderr, "kimifs: the API key holds a space or "
-					"control character\n");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* The base URL, from -o base_url, MOONSHOT_BASE_URL or the default. (The
- * numeric options were checked as they were parsed, by parse_number.) */
-static int check_options(struct kimifs *k)
-{
-	const char *env = getenv("MOONSHOT_BASE_URL");
-
-	if (!k->base_url)
-		k->base_url = strdup(env && *env ? env : DEFAULT_BASE_URL);
-	if (!k->base_url)
-		return -1;
-	if (strncmp(k->base_url, "https://", 8) != 0 &&
-	    strncmp(k->base_url, "http://", 7) != 0) {
-		fprintf(stderr, "kimifs: base_url must start with https:// "
-				"or http://\n");
-		return -1;
-	}
-	for (const char *p = k->base_url; *p; p++) {
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
-			fprintf(stderr, "kimifs: base_url holds a space or "
-					"control character\n");
-			return -1;
-		}
-	}
-	return 0;
-}
 
 /* One request before mounting, so a bad key or URL never mounts a broken
  * tree. 0 or -1 with a one-line reason. */
@@ -354,17 +38,17 @@ static int check_api(struct kimifs *k)
 		    stderr,
 		    "kimifs: %s is not the Batch API: its answer to GET "
 		    "/v1/batches is not a batch list (%s); check base_url\n",
-		    k->base_url, err.message);
+		    k->opts.base_url, err.message);
 	else if (r == -EACCES)
 		fprintf(stderr,
 			"kimifs: the API key was refused by %s (%d: %s)\n",
-			k->base_url, err.http_status, err.message);
+			k->opts.base_url, err.http_status, err.message);
 	else if (err.http_status)
-		fprintf(stderr, "kimifs: %s answered %d: %s\n", k->base_url,
-			err.http_status, err.message);
+		fprintf(stderr, "kimifs: %s answered %d: %s\n",
+			k->opts.base_url, err.http_status, err.message);
 	else
-		fprintf(stderr, "kimifs: cannot reach %s: %s\n", k->base_url,
-			err.message);
+		fprintf(stderr, "kimifs: cannot reach %s: %s\n",
+			k->opts.base_url, err.message);
 	return -1;
 }
 
@@ -444,26 +128,20 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts cmd = {0};
 	struct kimifs k = {0};
-	struct api_config ac;
 	struct fuse_session *se = NULL;
 	struct node root;
 	int ret = 1, r;
 
-	k.cache_ttl = 1;
-	k.page_size = 100;
-	k.timeout = 30;
-	k.connect_timeout = 10;
-	k.retries = 3;
-	if (fuse_opt_parse(&args, &k, kimifs_opts, opt_proc) < 0)
+	if (opts_parse(&args, &k.opts) < 0)
 		goto out_args;
-	if (k.show_help) {
-		usage(argv[0]);
+	if (k.opts.show_help) {
+		opts_usage(argv[0]);
 		fuse_cmdline_help();
 		fuse_lowlevel_help();
 		ret = 0;
 		goto out_args;
 	}
-	if (k.show_version) {
+	if (k.opts.show_version) {
 		printf("kimifs %s\n", KIMIFS_VERSION);
 		fuse_lowlevel_version();
 		ret = 0;
@@ -479,22 +157,22 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	log_init(1, cmd.debug);
-	if (check_options(&k) < 0 || load_key(&k) < 0)
+	if (opts_check(&k.opts) < 0 ||
+	    !(k.api_key = key_load(k.opts.api_key_file)))
 		goto out_args;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
 		fprintf(stderr, "kimifs: libcurl failed to start\n");
 		goto out_args;
 	}
-	ac = (struct api_config){k.base_url,	    k.api_key, k.timeout,
-				 k.connect_timeout, k.retries, k.insecure};
-	if (api_init(&k.api, &ac) < 0)
+	if (api_init(&k.api, &k.opts, k.api_key) < 0)
 		goto out_curl;
-	if (k.insecure)
+	if (k.opts.insecure)
 		log_warn("TLS certificate verification is OFF (-o insecure): "
 			 "anyone on the path can read the API key");
 	if (check_api(&k) < 0)
 		goto out_api;
-	if (cache_init(&k.cache, &k.api, k.cache_ttl, k.page_size) < 0)
+	if (cache_init(&k.cache, &k.api, k.opts.cache_ttl, k.opts.page_size) <
+	    0)
 		goto out_api;
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)
@@ -540,12 +218,8 @@ out_api:
 out_curl:
 	curl_global_cleanup();
 out_args:
-	if (k.api_key) {
-		memset(k.api_key, 0, strlen(k.api_key));
-		free(k.api_key);
-	}
-	free(k.base_url);
-	free(k.api_key_file);
+	key_free(k.api_key);
+	opts_free(&k.opts);
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
 	return ret;

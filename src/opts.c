@@ -1,0 +1,229 @@
+/*
+ * opts.c - the option table of kimifs and its checks: every numeric value
+ * parsed strictly (the whole string, finite, within the range --help
+ * shows), the key refused on the command line, the base URL settled.
+ */
+#include "opts.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { KEY_HELP, KEY_VERSION, KEY_API_KEY, KEY_NUMBER };
+
+/*
+ * The numeric options. fuse_opt's %lf and %u would take "nan", "inf",
+ * "0x10", " 5" or "5abc" (and wrap 4294967296 to 0), so each value is taken
+ * as a string and parsed here: decimal digits (with an optional fraction
+ * for seconds), the whole string, within the range that --help shows.
+ */
+struct number_opt {
+	const char *name;
+	size_t offset; /* of a double (seconds) or an unsigned (a count) */
+	int is_seconds;
+	double min, max;
+};
+
+#define AT(n) offsetof(struct opts, n)
+
+static const struct number_opt numbers[] = {
+    {"cache_ttl", AT(cache_ttl), 1, 0, 86400},
+    {"page_size", AT(page_size), 0, 1, 100},
+    {"timeout", AT(timeout), 1, 0.1, 3600},
+    {"connect_timeout", AT(connect_timeout), 1, 0.1, 3600},
+    {"retries", AT(retries), 0, 0, 10},
+};
+
+#define KOPT(t, p)                                                             \
+	{                                                                      \
+		t, offsetof(struct opts, p), 1                                 \
+	}
+
+/* "name=" matches any value, the empty one too; a bare "name" is refused
+ * as well rather than passed on to libfuse. */
+#define NUMBER_KEYS(n)                                                         \
+	FUSE_OPT_KEY(n "=", KEY_NUMBER), FUSE_OPT_KEY(n, KEY_NUMBER)
+
+static const struct fuse_opt kimifs_opts[] = {
+    KOPT("base_url=%s", base_url),
+    KOPT("api_key_file=%s", api_key_file),
+    NUMBER_KEYS("cache_ttl"),
+    NUMBER_KEYS("page_size"),
+    NUMBER_KEYS("timeout"),
+    NUMBER_KEYS("connect_timeout"),
+    NUMBER_KEYS("retries"),
+    KOPT("insecure", insecure),
+    FUSE_OPT_KEY("api_key=", KEY_API_KEY),
+    FUSE_OPT_KEY("api_key", KEY_API_KEY),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_END};
+
+/*
+ * Parse "name=value" (or a bare "name") of a numeric option into o. The
+ * value is decimal digits, for seconds with an optional fraction ("2",
+ * "0.5", ".5", "2."): no sign, exponent, hex, white space or anything after
+ * it; finite and within [min, max]. 0, or -1 after one line naming the
+ * option and its range (not the value, which could be anything).
+ */
+static int parse_number(struct opts *opts, const char *arg)
+{
+	static const char digits[] = "0123456789";
+	const struct number_opt *o = NULL;
+	const char *val = strchr(arg, '='), *p;
+	size_t n;
+	char *end;
+	double d;
+
+	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+		size_t len = strlen(numbers[i].name);
+
+		if (strncmp(arg, numbers[i].name, len) == 0 &&
+		    (arg[len] == '=' || arg[len] == '\0'))
+			o = &numbers[i];
+	}
+	if (!o)
+		return -1; /* not reached: every key of the table is here */
+	val = val ? val + 1 : "";
+	n = strspn(val, digits);
+	p = val + n;
+	if (o->is_seconds && *p == '.') {
+		n += strspn(p + 1, digits);
+		p += 1 + strspn(p + 1, digits);
+	}
+	if (n == 0 || *p != '\0')
+		goto bad;
+	errno = 0;
+	if (o->is_seconds)
+		d = strtod(val, &end);
+	else
+		d = (double)strtoul(val, &end, 10);
+	if (errno == ERANGE || *end != '\0' || !isfinite(d) || d < o->min ||
+	    d > o->max)
+		goto bad;
+	if (o->is_seconds)
+		*(double *)(void *)((char *)opts + o->offset) = d;
+	else
+		*(unsigned *)(void *)((char *)opts + o->offset) = (unsigned)d;
+	return 0;
+bad:
+	if (o->is_seconds)
+		fprintf(stderr,
+			"kimifs: %s must be a number of seconds from %g to "
+			"%g\n",
+			o->name, o->min, o->max);
+	else
+		fprintf(stderr,
+			"kimifs: %s must be a whole number from %g to %g\n",
+			o->name, o->min, o->max);
+	return -1;
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
+{
+	struct opts *o = data;
+
+	(void)out;
+	switch (key) {
+	case KEY_NUMBER:
+		return parse_number(o, arg) < 0 ? -1 : 0;
+	case KEY_API_KEY:
+		fprintf(stderr,
+			"kimifs: the API key is never given on the "
+			"command line (it would show in ps): set "
+			"MOONSHOT_API_KEY or use -o api_key_file=PATH\n");
+		return -1;
+	case KEY_HELP:
+		o->show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		o->show_version = 1;
+		return 0;
+	default:
+		return 1; /* keep it for libfuse */
+	}
+}
+
+void opts_usage(const char *prog)
+{
+	printf(
+	    "usage: %s [options] MOUNTPOINT\n\n"
+	    "Mounts the Moonshot (Kimi) Batch API as a filesystem.\n"
+	    "The API key comes from MOONSHOT_API_KEY or api_key_file.\n\n"
+	    "kimifs options (S: seconds, digits with an optional fraction; "
+	    "N: digits):\n"
+	    "    -o base_url=URL        API base URL (MOONSHOT_BASE_URL; "
+	    "default " DEFAULT_BASE_URL ")\n"
+	    "    -o api_key_file=PATH   read the API key from PATH (mode "
+	    "0600 or stricter,\n"
+	    "                           at most 4096 bytes)\n"
+	    "    -o cache_ttl=S         seconds a fetched batch stays fresh, "
+	    "0 to 86400\n"
+	    "                           (default 1; 0: refetch on every "
+	    "open)\n"
+	    "    -o page_size=N         batches per list page, 1 to 100 "
+	    "(default 100)\n"
+	    "    -o timeout=S           bound on the requests of one "
+	    "operation, retries\n"
+	    "                           included, 0.1 to 3600 (default 30)\n"
+	    "    -o connect_timeout=S   bound on one connection attempt, "
+	    "0.1 to 3600\n"
+	    "                           (default 10)\n"
+	    "    -o retries=N           retries of 429, 5xx and network "
+	    "failures, 0 to 10\n"
+	    "                           (default 3)\n"
+	    "    -o insecure            do not verify TLS certificates\n"
+	    "\n",
+	    prog);
+}
+
+int opts_parse(struct fuse_args *args, struct opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->cache_ttl = 1;
+	o->page_size = 100;
+	o->timeout = 30;
+	o->connect_timeout = 10;
+	o->retries = 3;
+	return fuse_opt_parse(args, o, kimifs_opts, opt_proc);
+}
+
+int opts_check(struct opts *o)
+{
+	const char *env = getenv("MOONSHOT_BASE_URL");
+	size_t n;
+
+	if (!o->base_url)
+		o->base_url = strdup(env && *env ? env : DEFAULT_BASE_URL);
+	if (!o->base_url)
+		return -1;
+	if (strncmp(o->base_url, "https://", 8) != 0 &&
+	    strncmp(o->base_url, "http://", 7) != 0) {
+		fprintf(stderr, "kimifs: base_url must start with https:// "
+				"or http://\n");
+		return -1;
+	}
+	n = strlen(o->base_url);
+	while (n > 0 && o->base_url[n - 1] == '/')
+		o->base_url[--n] = '\0';
+	for (const char *p = o->base_url; *p; p++) {
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+			fprintf(stderr, "kimifs: base_url holds a space or "
+					"control character\n");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void opts_free(struct opts *o)
+{
+	free(o->base_url);
+	free(o->api_key_file);
+	memset(o, 0, sizeof(*o));
+}

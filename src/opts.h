@@ -1,0 +1,45 @@
+/*
+ * opts.h - the options of a kimifs mount: one struct, filled from the
+ * command line by fuse_opt with the table in opts.c, checked as each value
+ * is parsed, and passed by pointer to every layer that needs one.
+ */
+#ifndef KIMIFS_OPTS_H
+#define KIMIFS_OPTS_H
+
+#ifndef FUSE_USE_VERSION
+#define FUSE_USE_VERSION 314
+#endif
+#include <fuse_opt.h>
+
+#define DEFAULT_BASE_URL "https://api.moonshot.ai"
+
+struct opts {
+	char *base_url;		/* no trailing '/' once opts_check has run */
+	char *api_key_file;	/* or NULL: MOONSHOT_API_KEY */
+	double cache_ttl;	/* seconds a fetched object stays fresh */
+	unsigned page_size;	/* objects per list page */
+	double timeout;		/* seconds for one filesystem operation */
+	double connect_timeout; /* seconds for one connection attempt */
+	unsigned retries;	/* further attempts after a passing failure */
+	int insecure;		/* skip TLS verification */
+	int show_help;
+	int show_version;
+};
+
+/*
+ * Fill o with the defaults, then with kimifs's options taken out of args
+ * (the rest stay for libfuse). Each numeric value is checked as it is
+ * parsed: 0, or -1 after one line on stderr naming the option and its range.
+ */
+int opts_parse(struct fuse_args *args, struct opts *o);
+
+/* Settle the base URL (-o base_url, MOONSHOT_BASE_URL or the default) and
+ * check it: 0, or -1 after one line on stderr. */
+int opts_check(struct opts *o);
+
+/* Print kimifs's own options for --help. */
+void opts_usage(const char *prog);
+
+void opts_free(struct opts *o);
+
+#endif
