@@ -1,7 +1,12 @@
 /*
- * fuzz_batch.c - libFuzzer target: any bytes as a BatchObject. Parsing must
- * never crash, leak or accept an object without its required fields, and
- * every rendered file must end with exactly one newline.
+ * fuzz_batch.c - libFuzzer target: any bytes as a BatchObject, parsed as an
+ * answer is (batch_json_parse). Parsing must never crash, leak or accept an
+ * object without its required fields; every rendered file must end with
+ * exactly one newline; no count or time is negative; at most BATCH_META_MAX
+ * metadata files; batch.json is valid JSON again; and no string shown (the
+ * id, a value, a metadata key or value) is cut short: each is, byte for byte
+ * and length included, the decoded text of a string token of the input
+ * (decoded here independently of cJSON).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,14 +19,210 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check_file(const struct bfile *f)
 {
 	if (f->len == 0 || f->data[f->len - 1] != '\n' ||
-	    strlen(f->data) > f->len)
+	    strlen(f->data) != f->len)
 		abort();
+}
+
+static void check_number(const struct bfile *f)
+{
+	check_file(f);
+	if (f->data[0] < '0' || f->data[0] > '9')
+		abort(); /* negative, or not a number at all */
+}
+
+struct tok {
+	char *s;
+	size_t n;
+};
+
+static void put_utf8(char *o, size_t *n, unsigned long c)
+{
+	if (c < 0x80) {
+		o[(*n)++] = (char)c;
+	} else if (c < 0x800) {
+		o[(*n)++] = (char)(0xC0 | (c >> 6));
+		o[(*n)++] = (char)(0x80 | (c & 0x3F));
+	} else if (c < 0x10000) {
+		o[(*n)++] = (char)(0xE0 | (c >> 12));
+		o[(*n)++] = (char)(0x80 | ((c >> 6) & 0x3F));
+		o[(*n)++] = (char)(0x80 | (c & 0x3F));
+	} else {
+		o[(*n)++] = (char)(0xF0 | (c >> 18));
+		o[(*n)++] = (char)(0x80 | ((c >> 12) & 0x3F));
+		o[(*n)++] = (char)(0x80 | ((c >> 6) & 0x3F));
+		o[(*n)++] = (char)(0x80 | (c & 0x3F));
+	}
+}
+
+static long hex4(const char *p, const char *end)
+{
+	long v = 0;
+
+	if (end - p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/* Decode one token's inner bytes [p, end) into o; 0 when it is not a valid
+ * JSON string (such a token is no candidate). */
+static int decode(const char *p, const char *end, char *o, size_t *k)
+{
+	for (; p < end; p++) {
+		long c, lo;
+
+		if (*p != '\\') {
+			o[(*k)++] = *p;
+			continue;
+		}
+		if (++p >= end)
+			return 0;
+		switch (*p) {
+		case 'b':
+			o[(*k)++] = '\b';
+			break;
+		case 'f':
+			o[(*k)++] = '\f';
+			break;
+		case 'n':
+			o[(*k)++] = '\n';
+			break;
+		case 'r':
+			o[(*k)++] = '\r';
+			break;
+		case 't':
+			o[(*k)++] = '\t';
+			break;
+		case '"':
+		case '\\':
+		case '/':
+			o[(*k)++] = *p;
+			break;
+		case 'u':
+			c = hex4(p + 1, end);
+			if (c < 0)
+				return 0;
+			p += 4;
+			if (c >= 0xD800 && c <= 0xDBFF && end - p > 6 &&
+			    p[1] == '\\' && p[2] == 'u' &&
+			    (lo = hex4(p + 3, end)) >= 0xDC00 && lo <= 0xDFFF) {
+				c = 0x10000 + ((c & 0x3FF) << 10) +
+				    (lo & 0x3FF);
+				p += 6;
+			}
+			put_utf8(o, k, (unsigned long)c);
+			break;
+		default:
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Decode every "..." token of the text, its end found as cJSON finds it (a
+ * backslash takes the next byte along); *out gets the valid ones, with
+ * their lengths. */
+static size_t decode_tokens(const char *t, size_t len, struct tok **out)
+{
+	const char *end = t + len, *p = t, *q;
+	struct tok *v = calloc(len / 2 + 1, sizeof(*v));
+	size_t n = 0;
+
+	while (v && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
+		size_t k = 0;
+		char *o;
+
+		for (q = p + 1; q < end && *q != '"'; q++)
+			if (*q == '\\')
+				q++;
+		if (q >= end)
+			break;
+		o = malloc((size_t)(q - p) * 4 + 1);
+		if (o && decode(p + 1, q, o, &k)) {
+			v[n].s = o;
+			v[n++].n = k;
+		} else {
+			free(o);
+		}
+		p = q + 1;
+	}
+	*out = v;
+	return n;
+}
+
+/* By length, then by bytes. */
+static int tok_cmp(const void *a, const void *b)
+{
+	const struct tok *x = a, *y = b;
+
+	if (x->n != y->n)
+		return x->n < y->n ? -1 : 1;
+	return memcmp(x->s, y->s, x->n);
+}
+
+/* Whether the n bytes at s are exactly one of the (sorted) tokens. */
+static int is_token_n(const struct tok *v, size_t n, const char *s, size_t len)
+{
+	struct tok key = {(char *)s, len};
+
+	return bsearch(&key, v, n, sizeof(*v), tok_cmp) != NULL;
+}
+
+static int is_token(const struct tok *v, size_t n, const char *s)
+{
+	return is_token_n(v, n, s, strlen(s));
+}
+
+/* The same for a rendered file, whose data ends with a newline. */
+static int is_token_file(const struct tok *v, size_t n, const struct bfile *f)
+{
+	return is_token_n(v, n, f->data, f->len - 1);
+}
+
+static void check_not_cut(const uint8_t *data, size_t size,
+			  const struct batch *b)
+{
+	struct tok *v;
+	size_t n = decode_tokens((const char *)data, size, &v);
+
+	if (!v)
+		return;
+	qsort(v, n, sizeof(*v), tok_cmp);
+	if (!is_token(v, n, b->id))
+		abort();
+	for (size_t i = 0; i < b->nvalues; i++) {
+		size_t k = strlen(b->values[i].name);
+
+		if (!(k > 3 && !strcmp(b->values[i].name + k - 3, "_at")) &&
+		    !is_token_file(v, n, &b->values[i]))
+			abort();
+	}
+	for (size_t i = 0; i < b->nmeta; i++)
+		if (!is_token(v, n, b->meta[i].name) ||
+		    !is_token_file(v, n, &b->meta[i]))
+			abort();
+	for (size_t i = 0; i < n; i++)
+		free(v[i].s);
+	free(v);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	cJSON *root = cJSON_ParseWithLength((const char *)data, size);
+	size_t nuls;
+	cJSON *root = batch_json_parse((const char *)data, size, &nuls);
 	struct batch *b;
+	cJSON *again;
 	char err[256];
 
 	if (!root)
@@ -30,16 +231,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!b->id || !b->status || !batch_value(b, "status") ||
 		    !batch_value(b, "created_at"))
 			abort();
-		for (size_t i = 0; i < b->nvalues; i++)
-			check_file(&b->values[i]);
+		for (size_t i = 0; i < b->nvalues; i++) {
+			size_t n = strlen(b->values[i].name);
+
+			if (n > 3 && !strcmp(b->values[i].name + n - 3, "_at"))
+				check_number(&b->values[i]);
+			else
+				check_file(&b->values[i]);
+		}
+		if (b->nmeta > BATCH_META_MAX)
+			abort();
 		for (size_t i = 0; i < b->nmeta; i++) {
 			check_file(&b->meta[i]);
 			if (!batch_name_safe(b->meta[i].name))
 				abort();
 		}
 		for (int i = 0; i < 3; i++)
-			check_file(&b->counts[i]);
+			check_number(&b->counts[i]);
 		check_file(&b->json);
+		/* Raw nodes (strings holding a NUL) print as valid JSON. */
+		again = cJSON_ParseWithLength(b->json.data, b->json.len);
+		if (!again)
+			abort();
+		cJSON_Delete(again);
+		check_not_cut(data, size, b);
 		batch_unref(b);
 	}
 	cJSON_Delete(root);

@@ -239,7 +239,10 @@ int api_error_transient(int err)
 static void message_from_body(const struct response *r, long status,
 			      struct api_error *err)
 {
-	cJSON *root = r->data ? cJSON_ParseWithLength(r->data, r->len) : NULL;
+	size_t nuls;
+	/* A message holding a NUL is no string (batch_json_parse): the
+	 * excerpt below shows it whole instead of cut short. */
+	cJSON *root = r->data ? batch_json_parse(r->data, r->len, &nuls) : NULL;
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
 	size_t i, o = 0;
@@ -446,11 +449,17 @@ static int request(struct api *api, const char *method, const char *path,
 	return r;
 }
 
-/* Parse a 2xx answer as JSON; -EIO with a message when it is not. */
+/*
+ * Parse a 2xx answer as JSON; -EIO with a message when it is not. Strings
+ * holding a NUL character are marked (batch_json_parse), so that no id, key
+ * or value is ever taken cut short at the NUL; they are logged here, once
+ * per answer, and what they hold is left out further on.
+ */
 static cJSON *parse_answer(const struct response *resp, struct api_error *err)
 {
+	size_t nuls;
 	cJSON *root =
-	    cJSON_ParseWithLength(resp->data ? resp->data : "", resp->len);
+	    batch_json_parse(resp->data ? resp->data : "", resp->len, &nuls);
 	const cJSON *e;
 
 	if (!root) {
@@ -458,6 +467,10 @@ static cJSON *parse_answer(const struct response *resp, struct api_error *err)
 			 "malformed JSON in the answer");
 		return NULL;
 	}
+	if (nuls)
+		log_warn("answer has %zu JSON string%s holding a NUL character "
+			 "(\\u0000); not shown",
+			 nuls, nuls == 1 ? "" : "s");
 	e = cJSON_GetObjectItemCaseSensitive(root, "error");
 	if (cJSON_IsObject(e)) {
 		/* A 2xx whose body is an error object is still an error. */
@@ -537,7 +550,8 @@ static int parse_page(const cJSON *root, struct api_page *page,
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
 	const cJSON *more = cJSON_GetObjectItemCaseSensitive(root, "has_more");
 	const cJSON *item;
-	char why[256];
+	char why[256], first[256] = "";
+	size_t bad = 0;
 
 	if (!cJSON_IsArray(data) || (more && !cJSON_IsBool(more))) {
 		snprintf(err->message, sizeof(err->message),
@@ -555,16 +569,24 @@ static int parse_page(const cJSON *root, struct api_page *page,
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
 		struct batch *b;
 
+		/* An id holding a NUL is no string: never a cursor. */
 		if (cJSON_IsString(id)) {
 			free(page->last_id);
 			page->last_id = strdup(id->valuestring);
 		}
 		if (batch_from_json(item, &b, why, sizeof(why)) < 0) {
-			log_warn("list: left out a malformed batch: %s", why);
+			if (!bad++)
+				snprintf(first, sizeof(first), "%s", why);
 			continue;
 		}
 		page->items[page->nitems++] = b;
 	}
+	/* One line per page, however many objects are broken. */
+	if (bad == 1)
+		log_warn("list: left out a malformed batch: %s", first);
+	else if (bad > 1)
+		log_warn("list: left out %zu malformed batches; the first: %s",
+			 bad, first);
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 /*
  * batch.c - BatchObject parsing and rendering: JSON to an immutable snapshot
  * whose files are ready to read. Strict on the schema's required fields and
- * on types, lenient on unknown fields (kept in batch.json).
+ * on types, lenient on unknown fields (kept in batch.json). Everything here
+ * is linear in the size of the answer, whatever a server sends.
  */
 #include "batch.h"
 
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
 
 enum vtype { V_STR, V_TS };
 
@@ -108,8 +111,12 @@ static int bfile_set(struct bfile *f, const char *name, const char *value)
 
 	f->name = strdup(name);
 	f->data = malloc(n + 2);
-	if (!f->name || !f->data)
+	if (!f->name || !f->data) {
+		free(f->name);
+		free(f->data);
+		f->name = f->data = NULL;
 		return -ENOMEM;
+	}
 	memcpy(f->data, value, n);
 	f->data[n] = '\n';
 	f->data[n + 1] = '\0';
@@ -117,7 +124,13 @@ static int bfile_set(struct bfile *f, const char *name, const char *value)
 	return 0;
 }
 
-/* A JSON number that is a whole number of seconds; 0 or -1. */
+/*
+ * A JSON number that is a whole number (of seconds, or of requests): 0, -1
+ * when v is not one, -2 when it is negative. Neither a count nor a time of
+ * this API can be negative: a count below zero is nonsense, and a time
+ * before 1970 would be shown by stat and ls as a date in 1969 (or far
+ * earlier), so both make the object malformed rather than shown as sent.
+ */
 static int json_int(const cJSON *v, int64_t *out)
 {
 	double d;
@@ -128,22 +141,75 @@ static int json_int(const cJSON *v, int64_t *out)
 	if (!isfinite(d) || d != floor(d) || d < -9007199254740992.0 ||
 	    d > 9007199254740992.0)
 		return -1;
+	if (d < 0)
+		return -2;
 	*out = (int64_t)d;
 	return 0;
 }
 
+/* Why a string field cannot be used: a NUL inside (batch_json_parse made
+ * it a raw node), another type, or absent. */
+static const char *not_string(const cJSON *v)
+{
+	if (cJSON_IsRaw(v))
+		return "holds a NUL character";
+	return v ? "is not a string" : "is missing";
+}
+
+/*
+ * The lines cJSON_Print writes for node (printed at nesting depth `depth`)
+ * and the tabs that indent them: one line per object member and one per
+ * closing brace, indented by the nesting depth (arrays nest too).
+ */
+static void layout_cost(const cJSON *node, size_t depth, size_t *lines,
+			size_t *tabs)
+{
+	int object = cJSON_IsObject(node);
+
+	if (!object && !cJSON_IsArray(node))
+		return;
+	depth++;
+	for (const cJSON *c = node->child; c; c = c->next) {
+		if (object) {
+			(*lines)++;
+			*tabs += depth;
+		}
+		layout_cost(c, depth, lines, tabs);
+	}
+	if (object) {
+		(*lines)++;
+		*tabs += depth - 1;
+	}
+}
+
+/* Indentation allowed per line on average, in levels. */
+#define MAX_MEAN_DEPTH 8
+
 /*
  * cJSON indents with tabs and puts a tab after each colon; strings never hold
- * a raw tab (cJSON escapes it), so every tab is layout. Rewrite leading tabs
- * as two spaces each and the others as one space, and end with a newline.
+ * a raw tab (cJSON escapes it, and batch_json_parse escapes control
+ * characters in raw nodes), so every tab is layout. Rewrite leading tabs as
+ * two spaces each and the others as one space, and end with a newline.
+ *
+ * Indentation grows with depth: objects nested a few hundred deep (cJSON
+ * allows 1000) would print as hundreds of times the answer's size. When the
+ * lines would be indented more than MAX_MEAN_DEPTH levels on average, the
+ * object is printed on one line instead, so batch.json stays within a small
+ * multiple of the answer.
  */
-static int render_json(const cJSON *obj, struct bfile *f)
+static int render_json(const cJSON *obj, const char *id, struct bfile *f)
 {
-	char *raw = cJSON_Print(obj);
-	size_t n = 0, i;
-	int bol = 1;
-	char *out;
+	size_t lines = 0, tabs = 0, n = 0, i;
+	int bol = 1, pretty;
+	char *raw, *out;
 
+	layout_cost(obj, 0, &lines, &tabs);
+	pretty = tabs <= MAX_MEAN_DEPTH * lines;
+	if (!pretty)
+		log_warn("batch %s: batch.json nested too deep to indent; "
+			 "shown on one line",
+			 id);
+	raw = pretty ? cJSON_Print(obj) : cJSON_PrintUnformatted(obj);
 	if (!raw)
 		return -ENOMEM;
 	for (i = 0; raw[i]; i++)
@@ -173,24 +239,58 @@ static int render_json(const cJSON *obj, struct bfile *f)
 	return f->name ? 0 : -ENOMEM;
 }
 
-static int parse_counts(const cJSON *obj, struct batch *b, char *err,
+/* The top-level members batch_from_json reads: the value fields (in the
+ * order of value_fields), then these. */
+enum { F_ID = NFIELDS, F_COUNTS, F_META, NTOP };
+
+/*
+ * Find the members of obj called names[0..n-1] in one walk: found[i] is the
+ * first member called names[i], as cJSON_GetObjectItemCaseSensitive would
+ * return, or NULL. One walk rather than one per name: each is linear, but
+ * over an object of a million unknown members every walk is a long chase
+ * through memory.
+ */
+static void find_members(const cJSON *obj, const char *const *names, size_t n,
+			 const cJSON **found)
+{
+	size_t left = n;
+
+	for (size_t i = 0; i < n; i++)
+		found[i] = NULL;
+	for (const cJSON *c = obj->child; c && left; c = c->next) {
+		if (!c->string)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			if (!found[i] && strcmp(c->string, names[i]) == 0) {
+				found[i] = c;
+				left--;
+				break;
+			}
+		}
+	}
+}
+
+static int parse_counts(const cJSON *rc, struct batch *b, char *err,
 			size_t errlen)
 {
-	const cJSON *rc =
-	    cJSON_GetObjectItemCaseSensitive(obj, "request_counts");
+	const cJSON *found[3];
 	char num[32];
 	int64_t v;
 
 	if (!cJSON_IsObject(rc))
 		return set_err(err, errlen, "request_counts is %s",
 			       rc ? "not an object" : "missing");
+	find_members(rc, count_names, 3, found);
 	for (int i = 0; i < 3; i++) {
-		const cJSON *c =
-		    cJSON_GetObjectItemCaseSensitive(rc, count_names[i]);
-		if (json_int(c, &v) < 0)
+		const cJSON *c = found[i];
+		int r = json_int(c, &v);
+
+		if (r < 0)
 			return set_err(err, errlen, "request_counts.%s is %s",
 				       count_names[i],
-				       c ? "not an integer" : "missing");
+				       r == -2 ? "negative"
+				       : c     ? "not an integer"
+					       : "missing");
 		snprintf(num, sizeof(num), "%" PRId64, v);
 		if (bfile_set(&b->counts[i], count_names[i], num) < 0)
 			return -ENOMEM;
@@ -198,7 +298,7 @@ static int parse_counts(const cJSON *obj, struct batch *b, char *err,
 	return 0;
 }
 
-static int parse_values(const cJSON *obj, struct batch *b, char *err,
+static int parse_values(const cJSON *const *top, struct batch *b, char *err,
 			size_t errlen)
 {
 	char num[32];
@@ -208,7 +308,7 @@ static int parse_values(const cJSON *obj, struct batch *b, char *err,
 		return -ENOMEM;
 	for (size_t i = 0; i < NFIELDS; i++) {
 		const char *name = value_fields[i].name;
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+		const cJSON *v = top[i];
 		const char *text;
 		int64_t t;
 
@@ -220,13 +320,16 @@ static int parse_values(const cJSON *obj, struct batch *b, char *err,
 		}
 		if (value_fields[i].type == V_STR) {
 			if (!cJSON_IsString(v))
-				return set_err(err, errlen,
-					       "%s is not a string", name);
+				return set_err(err, errlen, "%s %s", name,
+					       not_string(v));
 			text = v->valuestring;
 		} else {
-			if (json_int(v, &t) < 0)
-				return set_err(err, errlen,
-					       "%s is not a timestamp", name);
+			int r = json_int(v, &t);
+
+			if (r < 0)
+				return set_err(err, errlen, "%s is %s", name,
+					       r == -2 ? "negative"
+						       : "not a timestamp");
 			/* expires_at is a deadline, not an event: a file's
 			 * mtime says when the batch last changed. */
 			if (t > b->mtime && strcmp(name, "expires_at") != 0)
@@ -248,50 +351,308 @@ static int parse_values(const cJSON *obj, struct batch *b, char *err,
 	return 0;
 }
 
-static int parse_meta(const cJSON *obj, struct batch *b, char *err,
+/* A metadata pair that may be shown, in the order of the object. */
+struct cand {
+	const char *key;
+	const char *value;
+	int dup;
+};
+
+/* By key, then by position (cand pointers into one array): equal keys
+ * sort in the order they came. */
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct cand *x = *(const struct cand *const *)a;
+	const struct cand *y = *(const struct cand *const *)b;
+	int c = strcmp(x->key, y->key);
+
+	return c ? c : (x > y) - (x < y);
+}
+
+/*
+ * Only the first BATCH_META_MAX members are looked at (see batch.h); the
+ * duplicate check sorts those, so a metadata object costs at most
+ * BATCH_META_MAX log BATCH_META_MAX key comparisons plus a walk over the
+ * rest, however many pairs or repeated keys an answer holds.
+ */
+static int parse_meta(const cJSON *md, struct batch *b, char *err,
 		      size_t errlen)
 {
-	const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
 	const cJSON *kv;
-	size_t n = 0;
+	struct cand *cand = NULL, **order = NULL;
+	size_t n = 0, seen = 0, rest = 0;
+	int r = 0;
 
 	if (!md || cJSON_IsNull(md))
 		return 0;
 	if (!cJSON_IsObject(md))
 		return set_err(err, errlen, "metadata is not an object");
-	cJSON_ArrayForEach (kv, md)
-		n++;
-	b->meta = calloc(n ? n : 1, sizeof(*b->meta));
-	if (!b->meta)
-		return -ENOMEM;
-	cJSON_ArrayForEach (kv, md) {
-		/* Unsafe keys, non-string values and repeated keys are not
-		 * shown: batch.json still has them. */
-		if (!cJSON_IsString(kv) || !batch_name_safe(kv->string) ||
-		    batch_meta(b, kv->string))
+	cand = calloc(BATCH_META_MAX, sizeof(*cand));
+	order = calloc(BATCH_META_MAX, sizeof(*order));
+	if (!cand || !order) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (kv = md->child; kv && seen < BATCH_META_MAX; kv = kv->next) {
+		seen++;
+		/* Unsafe keys and non-string values (a value holding a NUL
+		 * is a raw node, see batch_json_parse) are not shown:
+		 * batch.json still has them. */
+		if (!cJSON_IsString(kv) || !batch_name_safe(kv->string))
 			continue;
-		if (bfile_set(&b->meta[b->nmeta], kv->string, kv->valuestring) <
-		    0)
-			return -ENOMEM;
+		cand[n].key = kv->string;
+		cand[n].value = kv->valuestring;
+		order[n] = &cand[n];
+		n++;
+	}
+	for (; kv; kv = kv->next)
+		rest++;
+	if (rest)
+		log_warn("batch %s: metadata has %zu pairs; only the first %d "
+			 "are shown",
+			 b->id, seen + rest, BATCH_META_MAX);
+	/* A repeated key shows its first value only. */
+	qsort(order, n, sizeof(*order), cand_cmp);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(order[i - 1]->key, order[i]->key) == 0)
+			order[i]->dup = 1;
+	b->meta = calloc(n ? n : 1, sizeof(*b->meta));
+	if (!b->meta) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (cand[i].dup)
+			continue;
+		if (bfile_set(&b->meta[b->nmeta], cand[i].key, cand[i].value) <
+		    0) {
+			r = -ENOMEM;
+			goto out;
+		}
 		b->nmeta++;
 	}
+out:
+	free(order);
+	free(cand);
+	return r;
+}
+
+/*
+ * NUL characters. cJSON decodes "\u0000" (and a raw NUL byte inside a
+ * string) into a NUL byte in the middle of valuestring or string, and keeps
+ * no length: every C string function then stops there, and
+ * "batch_nul\u0000evil" reads as "batch_nul". The tree alone cannot tell,
+ * so batch_json_parse compares it with the text. A string is the only JSON
+ * token that holds a '"', and cJSON makes one string node per string token
+ * (an object member: its key, then its value), so walking the tree in
+ * document order meets the string tokens in the order they appear in the
+ * text: the n-th string of the walk is the n-th '"'...'"' token. Both walks
+ * are linear, and the tree walk only happens when the text may hold a NUL
+ * at all.
+ */
+
+static int is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F');
+}
+
+/*
+ * Whether cJSON decodes the \u escape at p (6 bytes readable) into a NUL.
+ * Not only \u0000: cJSON's parse_hex4 reads a byte that is not a hex digit
+ * as a 0 code, so "\u00zz" is a NUL too. (A surrogate pair never yields 0,
+ * and one with a bad second half fails to parse.)
+ */
+static int u_is_nul(const char *p)
+{
+	for (int i = 2; i < 6; i++)
+		if (!is_hex(p[i]))
+			return 1;
+	return memcmp(p + 2, "0000", 4) == 0;
+}
+
+struct scan {
+	const char *p;	 /* where the next string token is looked for */
+	const char *end; /* where cJSON stopped parsing */
+};
+
+/*
+ * Find the next string token: *tok and *len cover it, quotes included.
+ * Returns 1 when its decoded text holds a NUL, 0 when not, -1 when there is
+ * no further token (cannot happen for a text cJSON parsed). The end is found
+ * the way cJSON finds it: a backslash takes the next byte with it. cJSON
+ * then decodes a \u escape as 6 bytes, but until the first \u that makes a
+ * NUL both walks meet the same escapes (hex digits hold no backslash).
+ */
+static int next_token(struct scan *s, const char **tok, size_t *len)
+{
+	const char *q = memchr(s->p, '"', (size_t)(s->end - s->p));
+	int nul = 0;
+
+	if (!q)
+		return -1;
+	*tok = q++;
+	while (q < s->end && *q != '"') {
+		if (*q == '\\') {
+			if (s->end - q >= 6 && q[1] == 'u' && u_is_nul(q))
+				nul = 1;
+			q += 2;
+			continue;
+		}
+		if (*q == '\0')
+			nul = 1;
+		q++;
+	}
+	if (q >= s->end)
+		return -1;
+	*len = (size_t)(q + 1 - *tok);
+	s->p = q + 1;
+	return nul;
+}
+
+/*
+ * Turn string node v into a raw node holding the JSON text of its token tok
+ * (quotes included, len bytes): no longer a string, and printed as sent.
+ * Walked as cJSON decodes it; control bytes are written as \u00XX and a \u
+ * escape that decodes to a NUL as \u0000, so the raw text is valid JSON of
+ * the same value, and holds no NUL and no tab.
+ */
+static int make_raw(cJSON *v, const char *tok, size_t len)
+{
+	const char *p = tok + 1, *end = tok + len - 1;
+	char *out = cJSON_malloc(6 * len + 1), *o = out;
+
+	if (!out)
+		return -1;
+	*o++ = '"';
+	while (p < end) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '\\' && end - p >= 6 && p[1] == 'u') {
+			if (u_is_nul(p))
+				memcpy(o, "\\u0000", 6);
+			else
+				memcpy(o, p, 6);
+			o += 6;
+			p += 6;
+		} else if (c == '\\' && end - p >= 2) {
+			*o++ = *p++;
+			*o++ = *p++;
+		} else if (c < 0x20) {
+			snprintf(o, 7, "\\u%04x", c);
+			o += 6;
+			p++;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	*o++ = '"';
+	*o = '\0';
+	cJSON_free(v->valuestring);
+	v->valuestring = out;
+	v->type = cJSON_Raw;
 	return 0;
+}
+
+/* Mark the strings of node that hold a NUL; -1 when out of memory or out of
+ * step with the text. Recursion as deep as cJSON's own (at most 1000). */
+static int mark_nuls(cJSON *node, struct scan *s, size_t *nuls)
+{
+	const char *tok;
+	size_t len;
+	int r;
+
+	if (cJSON_IsString(node)) {
+		r = next_token(s, &tok, &len);
+		if (r < 0 || (r == 1 && make_raw(node, tok, len) < 0))
+			return -1;
+		*nuls += (size_t)r;
+		return 0;
+	}
+	if (!cJSON_IsObject(node) && !cJSON_IsArray(node))
+		return 0;
+	for (cJSON *c = node->child, *next; c; c = next) {
+		int key_nul = 0;
+
+		next = c->next;
+		if (cJSON_IsObject(node)) {
+			key_nul = next_token(s, &tok, &len);
+			if (key_nul < 0)
+				return -1;
+		}
+		/* The value's tokens come next in the text, even when the
+		 * member goes. */
+		if (mark_nuls(c, s, nuls) < 0)
+			return -1;
+		if (key_nul) {
+			/* Cut short, the key would read as another one
+			 * (maybe a field of the schema), and no other
+			 * name can stand for it: the member goes. */
+			cJSON_Delete(cJSON_DetachItemViaPointer(node, c));
+			(*nuls)++;
+		}
+	}
+	return 0;
+}
+
+/* Whether text may hold a NUL once decoded: a NUL byte, or a \u escape
+ * that decodes to one. */
+static int may_hold_nul(const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+
+	if (memchr(text, '\0', len))
+		return 1;
+	while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+		if (end - p >= 6 && p[1] == 'u' && u_is_nul(p))
+			return 1;
+		p++;
+	}
+	return 0;
+}
+
+cJSON *batch_json_parse(const char *text, size_t len, size_t *nuls)
+{
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	struct scan s = {text, text + len};
+
+	*nuls = 0;
+	if (!root)
+		return NULL;
+	/* Only the tokens of the parsed value count, not trailing bytes. */
+	if (end && end >= text && end < text + len)
+		s.end = end;
+	if (!may_hold_nul(text, (size_t)(s.end - text)))
+		return root;
+	if (mark_nuls(root, &s, nuls) < 0) {
+		cJSON_Delete(root);
+		*nuls = 0;
+		return NULL;
+	}
+	return root;
 }
 
 int batch_from_json(const cJSON *obj, struct batch **out, char *err,
 		    size_t errlen)
 {
+	const cJSON *top[NTOP], *id;
+	const char *names[NTOP];
 	struct batch *b;
-	const cJSON *id;
 	int r;
 
 	*out = NULL;
 	if (!cJSON_IsObject(obj))
 		return set_err(err, errlen, "batch is not a JSON object");
-	id = cJSON_GetObjectItemCaseSensitive(obj, "id");
+	for (size_t i = 0; i < NFIELDS; i++)
+		names[i] = value_fields[i].name;
+	names[F_ID] = "id";
+	names[F_COUNTS] = "request_counts";
+	names[F_META] = "metadata";
+	find_members(obj, names, NTOP, top);
+	id = top[F_ID];
 	if (!cJSON_IsString(id))
-		return set_err(err, errlen, "id is %s",
-			       id ? "not a string" : "missing");
+		return set_err(err, errlen, "id %s", not_string(id));
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
@@ -299,13 +660,13 @@ int batch_from_json(const cJSON *obj, struct batch **out, char *err,
 	b->id = strdup(id->valuestring);
 	r = b->id ? 0 : -ENOMEM;
 	if (r == 0)
-		r = parse_values(obj, b, err, errlen);
+		r = parse_values(top, b, err, errlen);
 	if (r == 0)
-		r = parse_counts(obj, b, err, errlen);
+		r = parse_counts(top[F_COUNTS], b, err, errlen);
 	if (r == 0)
-		r = parse_meta(obj, b, err, errlen);
+		r = parse_meta(top[F_META], b, err, errlen);
 	if (r == 0)
-		r = render_json(obj, &b->json);
+		r = render_json(obj, b->id, &b->json);
 	if (r < 0) {
 		if (r == -ENOMEM)
 			snprintf(err, errlen, "out of memory");

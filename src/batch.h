@@ -14,6 +14,14 @@
 
 #define BATCH_ID_MAX 128
 
+/*
+ * At most this many members of a metadata object are looked at: the API
+ * allows 16 pairs, so only a hostile server reaches it. The rest are left
+ * out of metadata/ (batch.json keeps them) with one logged line, which keeps
+ * the duplicate check and every lookup by key bounded.
+ */
+#define BATCH_META_MAX 1000
+
 /* One rendered file: its name and its exact content. */
 struct bfile {
 	char *name;
@@ -37,10 +45,23 @@ struct batch {
 };
 
 /*
- * Parse one BatchObject. On success returns 0 and *out holds a snapshot with
- * one reference. On a missing required field or a wrong type returns -EIO and
- * writes the reason to err (errlen bytes). Unknown fields are kept in
- * batch.json only. obj is left unchanged.
+ * Parse a JSON text (len bytes, not NUL-terminated) as cJSON does, then make
+ * every string that holds a NUL character unmistakable, since cJSON would
+ * hand it over cut short at the NUL: a value becomes a cJSON_Raw node holding
+ * its JSON text (so it is no string to anyone, and batch.json shows it as
+ * sent), and an object member whose key holds one is removed. *nuls is the
+ * number of such strings. Returns NULL when the text is not JSON (or memory
+ * ran out). Linear in len. Answers must be parsed with this, not cJSON.
+ */
+cJSON *batch_json_parse(const char *text, size_t len, size_t *nuls);
+
+/*
+ * Parse one BatchObject (a tree from batch_json_parse). On success returns 0
+ * and *out holds a snapshot with one reference. On a missing required field,
+ * a wrong type, a negative count or time, or an id or value that holds a NUL
+ * character, returns -EIO and writes the reason to err (errlen bytes).
+ * Unknown fields are kept in batch.json only. obj is left unchanged. Linear
+ * in the size of obj.
  */
 int batch_from_json(const cJSON *obj, struct batch **out, char *err,
 		    size_t errlen);

@@ -1,7 +1,7 @@
 """A hostile server and hostile local input: whatever it is fed, kimifs
 does not crash (it is still mounted and answers afterwards), logs why,
 answers with the errno of the contract, and shows a correct tree
-(docs/filesystem.md: Values, Names, ctl, Errors).
+(docs/filesystem.md: Values, Names, ctl, Errors, Hostile answers).
 
 The server side is played by the simulator's `body` and `truncate` faults
 and raw stored objects (docs/simulator.md); the local side by plain os
@@ -11,13 +11,14 @@ calls on the mount.
 import errno
 import json
 import os
+import signal
 import threading
 import time
 import urllib.parse
 
 import pytest
 
-from conftest import errno_of, expected_entries, read_text, try_write
+from conftest import errno_of, expected_entries, read_text, try_write, wait_for
 
 FAST = ["connect_timeout=1"]
 LIST = "^/v1/batches$"           # fault path regex of the listing only
@@ -182,11 +183,24 @@ BAD_OBJECTS = {
     "total-string": (lambda o: o["request_counts"].update(total="10"), "total"),
     "total-missing": (lambda o: o["request_counts"].pop("total"), "total"),
     "metadata-list": (lambda o: o.update(metadata=["a", "b"]), "metadata"),
+    # Counts and times are never negative (docs/filesystem.md: Hostile answers).
+    "total-negative": (lambda o: o["request_counts"].update(total=-1), "total"),
+    "completed-negative": (lambda o: o["request_counts"].update(completed=-10), "completed"),
+    "failed-negative": (lambda o: o["request_counts"].update(failed=-1.0), "failed"),
+    "created_at-negative": (lambda o: o.update(created_at=-1), "created_at"),
+    "in_progress_at-negative": (lambda o: o.update(in_progress_at=-1700000000), "in_progress_at"),
+    "expires_at-negative": (lambda o: o.update(expires_at=-86400), "expires_at"),
+    "cancelled_at-negative": (lambda o: o.update(cancelled_at=-9007199254740992), "cancelled_at"),
+    # A value holding a NUL is refused, not cut short at the NUL.
+    "status-nul": (lambda o: o.update(status="completed\x00in_progress"), "status"),
+    "endpoint-nul": (lambda o: o.update(endpoint="/v1/chat/completions\x00"), "endpoint"),
+    "output_file_id-nul": (lambda o: o.update(output_file_id="file-a\x00b"), "output_file_id"),
 }
 
 
 @pytest.mark.parametrize("name", list(BAD_OBJECTS))
 def test_a_batch_of_the_wrong_shape_is_eio(sim, mount, name):
+    # The message says which field, and why.
     change, field = BAD_OBJECTS[name]
     good, bad = sim.seed(2, status="in_progress")
     sim.raw(bad, tamper(stored(sim, bad), change))
@@ -196,6 +210,10 @@ def test_a_batch_of_the_wrong_shape_is_eio(sim, mount, name):
     assert 1 <= len(gets(sim, bad)) <= 4     # retries=3 at most
     text = m.stderr_text()
     assert bad in text and field in text
+    if name.endswith("-negative"):
+        assert "negative" in text
+    if name.endswith("-nul"):
+        assert "NUL" in text
     # The listing leaves the broken object out and still shows the rest.
     rc, out, err = m.sh("ls batches", timeout=30)
     assert rc == 0, err
@@ -416,6 +434,239 @@ def test_unsafe_metadata_keys_are_not_shown(sim, mount):
     assert json.loads(read_text(m.batch(bid, "batch.json")))["metadata"] == obj["metadata"]
     assert read_text(m.batch(bid, "status")) == "in_progress\n"
     assert errno_of(os.stat, m.batch(bid, "metadata", "a")) == errno.ENOENT
+
+
+def test_zero_times_are_shown(sim, mount):
+    # 0 is the lower bound: the epoch is shown, only a negative time is refused.
+    (bid,) = sim.seed(1, status="in_progress")
+    sim.raw(bid, tamper(stored(sim, bid), lambda o: o.update(created_at=0, in_progress_at=0)))
+    m = mount(cache_ttl=0, timeout=5, options=FAST)
+    assert read_text(m.batch(bid, "created_at")) == "0\n"
+    assert read_text(m.batch(bid, "in_progress_at")) == "0\n"
+    assert os.stat(m.batch(bid)).st_mtime == 0
+    assert os.stat(m.batch(bid, "status")).st_mtime == 0
+
+
+# --------------------------------------------------------------------------
+# NUL characters: cJSON decodes \u0000 into a NUL byte, and C strings stop
+# there. An id, key or value holding one is never shown cut short.
+
+NUL_ID = "batch_nul\x00evil"        # sent as "batch_nul\u0000evil"
+
+
+def posts(sim):
+    return [r for r in sim.log() if r["method"] == "POST"]
+
+
+def test_an_id_holding_a_nul_is_not_listed(sim, mount):
+    good, template = sim.seed(2, status="in_progress")
+    base = stored(sim, template)
+    sim.delete(template)
+    sim.raw("hostile", dict(base, id=NUL_ID))
+    m = mount(cache_ttl=0, timeout=5, options=FAST)
+    err, names = bounded(os.listdir, m.batches)
+    assert (err, names) == (0, [good])
+    text = m.stderr_text()
+    assert "NUL" in text and "id holds a NUL character" in text
+    # The same object with a good one on one page, from a fault.
+    sim.fault(method="GET", path=LIST, count=-1,
+              **_body(page([dict(base, id=NUL_ID), sim.get(good)], False)))
+    err, names = bounded(os.listdir, m.batches)
+    assert (err, names) == (0, [good])
+    assert "batch_nul" not in names
+    # Looked up by name, batch_nul is what the server says it is: unknown.
+    sim.clear_faults()
+    sim.clear_log()
+    assert errno_of(os.stat, m.batch("batch_nul")) == errno.ENOENT
+    rc, out, err = m.sh("echo cancel > batches/batch_nul/ctl", timeout=30)
+    assert rc != 0 and "No such file or directory" in err, err
+    assert posts(sim) == []
+    alive_and_well(m, sim, good)
+
+
+def test_a_lookup_answered_by_an_id_holding_a_nul_is_eio(sim, mount):
+    # GET /v1/batches/batch_nul answered with "batch_nul\u0000evil": not
+    # taken as batch_nul, so nothing can be cancelled through it.
+    (good,) = sim.seed(1, status="in_progress")
+    hostile = dict(stored(sim, good), id=NUL_ID)
+    m = mount(cache_ttl=0, timeout=5, options=FAST)
+    sim.fault(method="GET", path=batch_path("batch_nul"), count=-1, **_body(json.dumps(hostile)))
+    sim.fault(method="POST", count=-1, **_body(json.dumps(hostile)))
+    assert bounded(read_text, m.batch("batch_nul", "status"))[0] == errno.EIO
+    assert errno_of(os.stat, m.batch("batch_nul")) == errno.EIO
+    assert try_write(m.batch("batch_nul", "ctl"), b"cancel\n") == errno.EIO
+    rc, out, err = m.sh("echo cancel > batches/batch_nul/ctl", timeout=30)
+    assert rc != 0 and "Input/output error" in err, err
+    assert posts(sim) == []
+    assert gets(sim, "batch_nul")
+    text = m.stderr_text()
+    assert "batch_nul" in text and "id holds a NUL character" in text
+    # The listing does not show it either.
+    assert bounded(os.listdir, m.batches) == (0, [good])
+    alive_and_well(m, sim, good)
+
+
+def test_metadata_holding_a_nul_is_left_out(sim, mount):
+    (bid,) = sim.seed(1, status="in_progress")
+    obj = stored(sim, bid)
+    obj["metadata"] = {"good": "1", "key\x00evil": "2", "value": "bad\x00tail",
+                       "both\x00": "x\x00", "escaped": "\\u0000 is text"}
+    sim.raw(bid, obj)
+    m = mount(cache_ttl=3600, timeout=5, options=FAST)
+    err, names = bounded(os.listdir, m.batch(bid, "metadata"))
+    assert err == 0
+    # Neither "key" nor "both" (the keys cut short), nor "value".
+    assert sorted(names) == ["escaped", "good"]
+    assert read_text(m.batch(bid, "metadata", "good")) == "1\n"
+    assert read_text(m.batch(bid, "metadata", "escaped")) == "\\u0000 is text\n"
+    for name in ("key", "value", "both"):
+        assert errno_of(os.stat, m.batch(bid, "metadata", name)) == errno.ENOENT, name
+    # batch.json keeps the value as sent; a member whose key holds a NUL
+    # cannot be named, and is left out.
+    shown = json.loads(read_text(m.batch(bid, "batch.json")))["metadata"]
+    assert shown == {"good": "1", "value": "bad\x00tail", "escaped": "\\u0000 is text"}
+    assert read_text(m.batch(bid, "status")) == "in_progress\n"
+    # One answer, one line about it.
+    assert m.stderr_text().count("NUL character") == 1, m.stderr_text()
+    assert m.proc.poll() is None
+
+
+def test_a_key_holding_a_nul_does_not_stand_for_a_field(sim, mount):
+    # "status\u0000x" would read as "status", and come first.
+    (bid,) = sim.seed(1, status="in_progress")
+    orig = stored(sim, bid)
+    obj = {"status\x00x": "completed", "request_counts\x00": {"total": 99}}
+    obj.update(orig)
+    sim.raw(bid, obj)
+    m = mount(cache_ttl=0, timeout=5, options=FAST)
+    assert read_text(m.batch(bid, "status")) == "in_progress\n"
+    assert read_text(m.batch(bid, "request_counts", "total")) == "10\n"
+    shown = json.loads(read_text(m.batch(bid, "batch.json")))
+    assert shown == orig
+    assert "NUL" in m.stderr_text()
+
+
+# --------------------------------------------------------------------------
+# Large answers: parsing is linear in the size of the answer, so every
+# operation ends within the timeout (plus the time to parse 16 MiB at most)
+# and a SIGTERM is not held up.
+
+SLACK = 5           # seconds on top of the timeout (parsing, a slow build)
+
+
+def timed(fn, *args, limit=60):
+    t0 = time.monotonic()
+    err, value = bounded(fn, *args, limit=limit)
+    return err, value, time.monotonic() - t0
+
+
+def test_metadata_past_the_cap_is_left_out_in_time(sim, mount):
+    # 200,000 pairs, 4 MB: used to take a minute of CPU per parse.
+    pairs = 200000
+    good, bid = sim.seed(2, status="in_progress")
+    obj = stored(sim, bid)
+    obj["metadata"] = {"k%06d" % i: "v%d" % i for i in range(pairs)}
+    sim.raw(bid, obj)
+    m = mount(cache_ttl=0, timeout=5, options=FAST)
+    err, value, took = timed(read_text, m.batch(bid, "status"))
+    assert (err, value) == (0, "in_progress\n")
+    assert took < 5 + SLACK, took
+    err, names, took = timed(os.listdir, m.batch(bid, "metadata"))
+    assert err == 0 and took < 5 + SLACK, took
+    # The first 1000 pairs, in order.
+    assert names == ["k%06d" % i for i in range(1000)]
+    assert read_text(m.batch(bid, "metadata", "k000999")) == "v999\n"
+    assert errno_of(os.stat, m.batch(bid, "metadata", "k001000")) == errno.ENOENT
+    # batch.json has them all.
+    assert len(json.loads(read_text(m.batch(bid, "batch.json")))["metadata"]) == pairs
+    assert "metadata has %d pairs; only the first 1000 are shown" % pairs in m.stderr_text()
+    err, names = bounded(os.listdir, m.batches)
+    assert err == 0 and sorted(names) == sorted([good, bid])
+    assert m.proc.poll() is None
+    # A SIGTERM during a fetch of it ends the daemon at once.
+    before = len(gets(sim, bid))
+    reader = threading.Thread(target=errno_of, args=(read_text, m.batch(bid, "status")),
+                              daemon=True)
+    reader.start()
+    wait_for(lambda: len(gets(sim, bid)) > before, what="the next fetch")
+    t0 = time.monotonic()
+    assert m.stop(signal.SIGTERM, timeout=10) == 0
+    assert time.monotonic() - t0 < 3
+    reader.join(10)
+
+
+def test_repeated_metadata_keys_take_linear_time(sim, mount):
+    (bid,) = sim.seed(1, status="in_progress")
+    obj = stored(sim, bid)
+    obj["metadata"] = None
+    text = json.dumps(obj)
+    pairs = ", ".join('"k": "%d"' % i for i in range(100000))
+    body = text.replace('"metadata": null',
+                        '"metadata": {"first": "1", %s, "last": "x"}' % pairs)
+    assert len(body) > 1000000
+    m = mount(cache_ttl=0, timeout=5, options=FAST)
+    sim.fault(method="GET", path=batch_path(bid), count=-1, **_body(body))
+    err, names, took = timed(os.listdir, m.batch(bid, "metadata"))
+    assert err == 0 and took < 5 + SLACK, took
+    # A repeated key shows its first value; "last" is past the cap.
+    assert names == ["first", "k"]
+    assert read_text(m.batch(bid, "metadata", "k")) == "0\n"
+    assert m.proc.poll() is None
+
+
+def test_many_unknown_fields_take_linear_time(sim, mount):
+    (bid,) = sim.seed(1, status="in_progress")
+    obj = stored(sim, bid)
+    obj.update(("x_field_%06d" % i, i) for i in range(100000))
+    sim.raw(bid, obj)
+    m = mount(cache_ttl=0, timeout=5, options=FAST)
+    err, value, took = timed(read_text, m.batch(bid, "status"))
+    assert (err, value) == (0, "in_progress\n") and took < 5 + SLACK, took
+    err, text, took = timed(read_text, m.batch(bid, "batch.json"))
+    assert err == 0 and took < 5 + SLACK, took
+    assert json.loads(text) == obj
+    assert set(os.listdir(m.batch(bid))) == expected_entries(stored(sim, bid))
+
+
+def test_deep_nesting_does_not_blow_up_batch_json(sim, mount):
+    # 300 objects nested 990 deep (1.8 MB): indented, batch.json would be
+    # 600 MB. It is shown on one line instead, exactly as sent.
+    (bid,) = sim.seed(1, status="in_progress")
+    deep = '{"a":' * 990 + "0" + "}" * 990
+    compact = json.dumps(stored(sim, bid), separators=(",", ":"))
+    body = compact[:-1] + ',"x_deep":[' + ",".join([deep] * 300) + "]}"
+    m = mount(cache_ttl=0, timeout=5, options=FAST)
+    sim.fault(method="GET", path=batch_path(bid), count=-1, **_body(body))
+    err, value, took = timed(read_text, m.batch(bid, "status"))
+    assert (err, value) == (0, "in_progress\n") and took < 5 + SLACK, took
+    size = os.stat(m.batch(bid, "batch.json")).st_size
+    assert size == len(body) + 1, size
+    err, text, took = timed(read_text, m.batch(bid, "batch.json"))
+    assert err == 0 and text == body + "\n"
+    assert "nested too deep to indent" in m.stderr_text()
+    # A shallow object is still indented.
+    sim.clear_faults()
+    assert read_text(m.batch(bid, "batch.json")).startswith('{\n  "id": ')
+
+
+def test_a_list_page_with_very_many_items_is_listed_in_time(sim, mount):
+    (good,) = sim.seed(1, status="in_progress")
+    template = stored(sim, good)
+    many = [dict(template, id="batch_many%05d" % i) for i in range(10000)]
+    m = mount(cache_ttl=0, timeout=5, options=FAST)
+    sim.fault(method="GET", path=LIST, count=1, **_body(page(many + [template], False)))
+    err, names, took = timed(os.listdir, m.batches)
+    assert err == 0 and took < 5 + SLACK, took
+    assert len(names) == len(many) + 1 and set(names) == {b["id"] for b in many} | {good}
+    # As many malformed objects: left out with one line, not one each.
+    broken = [{"id": "batch_broken%05d" % i} for i in range(10000)]
+    sim.fault(method="GET", path=LIST, count=1, **_body(page(broken + [template], False)))
+    err, names, took = timed(os.listdir, m.batches)
+    assert (err, names) == (0, [good]) and took < 5 + SLACK, took
+    text = m.stderr_text()
+    assert text.count("left out 10000 malformed batches") == 1, text[-2000:]
+    assert text.count("malformed batch") == 1
+    alive_and_well(m, sim, good)
 
 
 # --------------------------------------------------------------------------
