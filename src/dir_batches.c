@@ -2,7 +2,8 @@
  * dir_batches.c - the batches/ subtree: one directory per batch, its value
  * files, batch.json, request_counts/, metadata/ and ctl, each a node type
  * over the stored batch snapshot (store_batches.h). The files of a batch
- * directory are the table batch_files: a name and the function that renders it.
+ * directory are the table batch_files: a name and the function that renders
+ * it.
  */
 #include <errno.h>
 #include <string.h>
