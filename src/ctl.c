@@ -1,14 +1,23 @@
 /*
  * ctl.c - the commands of a batch's ctl file: "cancel" and "refresh". Input
  * is checked before anything is sent; each command's outcome is logged and
- * kept as one line for reads of ctl.
+ * kept as one line for reads of ctl, in a small map of its own.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kimifs.h"
 #include "log.h"
+#include "util.h"
+
+/* One batch's last outcome line. */
+struct ctl_line {
+	struct ctl_line *next;
+	char *id;
+	char *text;
+};
 
 enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off)
 {
@@ -27,6 +36,80 @@ enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off)
 	return CMD_NONE;
 }
 
+void ctl_init(struct ctl_outcomes *o)
+{
+	memset(o, 0, sizeof(*o));
+	pthread_mutex_init(&o->lock, NULL);
+}
+
+void ctl_destroy(struct ctl_outcomes *o)
+{
+	for (size_t i = 0; i < CTL_BUCKETS; i++) {
+		struct ctl_line *l = o->lines[i], *next;
+
+		for (; l; l = next) {
+			next = l->next;
+			free(l->id);
+			free(l->text);
+			free(l);
+		}
+	}
+	pthread_mutex_destroy(&o->lock);
+	memset(o, 0, sizeof(*o));
+}
+
+/* Caller holds o->lock. */
+static struct ctl_line **line_slot(struct ctl_outcomes *o, const char *id)
+{
+	struct ctl_line **p = &o->lines[util_hash(id) % CTL_BUCKETS];
+
+	while (*p && strcmp((*p)->id, id) != 0)
+		p = &(*p)->next;
+	return p;
+}
+
+/* Make text (copied) the outcome line of batch id; 0 or -ENOMEM. */
+static int set_outcome(struct ctl_outcomes *o, const char *id, const char *text)
+{
+	char *copy = strdup(text);
+	struct ctl_line **p, *l = NULL;
+	int r = -ENOMEM;
+
+	if (!copy)
+		return -ENOMEM;
+	pthread_mutex_lock(&o->lock);
+	p = line_slot(o, id);
+	if (!*p) {
+		l = calloc(1, sizeof(*l));
+		if (!l || !(l->id = strdup(id))) {
+			free(l);
+			goto out;
+		}
+		*p = l;
+	}
+	free((*p)->text);
+	(*p)->text = copy;
+	copy = NULL;
+	r = 0;
+out:
+	pthread_mutex_unlock(&o->lock);
+	free(copy);
+	return r;
+}
+
+char *ctl_outcome(struct ctl_outcomes *o, const char *id)
+{
+	struct ctl_line *l;
+	char *text = NULL;
+
+	pthread_mutex_lock(&o->lock);
+	l = *line_slot(o, id);
+	if (l)
+		text = strdup(l->text);
+	pthread_mutex_unlock(&o->lock);
+	return text;
+}
+
 static void outcome(struct kimifs *k, const char *id, const char *cmd, int r,
 		    const char *why)
 {
@@ -39,7 +122,7 @@ static void outcome(struct kimifs *k, const char *id, const char *cmd, int r,
 		snprintf(line, sizeof(line), "%s: failed: %s\n", cmd, why);
 		log_err("%s %s: failed: %s", cmd, id, why);
 	}
-	cache_set_outcome(&k->cache, id, line);
+	set_outcome(&k->ctl, id, line);
 }
 
 /* The reason for a failed call: "<status> <server message>", else the
@@ -68,7 +151,7 @@ static int do_cancel(struct kimifs *k, const char *id)
 	double sent;
 	int r;
 
-	r = cache_get(&k->cache, id, CACHE_ANY, &b, &err);
+	r = batches_get(&k->batches, id, CACHE_ANY, &b, &err);
 	if (r < 0) {
 		api_why(&err, r, why, sizeof(why));
 		goto out;
@@ -81,10 +164,10 @@ static int do_cancel(struct kimifs *k, const char *id)
 		r = -EPERM;
 		goto out;
 	}
-	sent = cache_clock();
+	sent = store_clock();
 	r = api_cancel_batch(&k->api, id, &after, &err);
 	if (r == 0) {
-		cache_put(&k->cache, after, sent);
+		batches_put(&k->batches, after, sent);
 		goto out;
 	}
 	api_why(&err, r, why, sizeof(why));
@@ -93,7 +176,7 @@ static int do_cancel(struct kimifs *k, const char *id)
 		 * an earlier attempt of ours whose answer was lost). */
 		batch_unref(b);
 		b = NULL;
-		if (cache_get(&k->cache, id, CACHE_FORCE, &b, NULL) == 0 &&
+		if (batches_get(&k->batches, id, CACHE_FORCE, &b, NULL) == 0 &&
 		    is_cancelled(b))
 			r = 0;
 	}
@@ -109,7 +192,7 @@ static int do_refresh(struct kimifs *k, const char *id)
 	struct batch *b = NULL;
 	struct api_error err;
 	char why[600] = "";
-	int r = cache_get(&k->cache, id, CACHE_FORCE, &b, &err);
+	int r = batches_get(&k->batches, id, CACHE_FORCE, &b, &err);
 
 	if (r < 0)
 		api_why(&err, r, why, sizeof(why));

@@ -1,16 +1,28 @@
 /*
  * ctl.h - the commands of a batch's ctl file ("cancel", "refresh"): parsing
- * (pure, also used by the fuzz targets) and running them.
+ * (pure, also used by the fuzz targets), running them, and the outcome line
+ * of each batch's last command.
  */
 #ifndef KIMIFS_CTL_H
 #define KIMIFS_CTL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 struct kimifs;
 
 #define CTL_MAX 4096 /* longest write to ctl that can be a command */
+
+#define CTL_BUCKETS 256
+
+struct ctl_line;
+
+/* The outcome line of the last command on each batch, by id. */
+struct ctl_outcomes {
+	pthread_mutex_t lock; /* guards lines */
+	struct ctl_line *lines[CTL_BUCKETS];
+};
 
 enum ctl_cmd { CMD_NONE, CMD_CANCEL, CMD_REFRESH };
 
@@ -29,5 +41,13 @@ enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off);
  */
 int ctl_write(struct kimifs *k, const char *id, const char *buf, size_t size,
 	      off_t off);
+
+/* An empty map of outcome lines; ctl_destroy frees what it holds. */
+void ctl_init(struct ctl_outcomes *o);
+void ctl_destroy(struct ctl_outcomes *o);
+
+/* A malloc'd copy of the outcome line of the last command written to batch
+ * id's ctl since the mount, or NULL when there is none (or no memory). */
+char *ctl_outcome(struct ctl_outcomes *o, const char *id);
 
 #endif

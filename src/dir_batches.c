@@ -1,8 +1,9 @@
 /*
  * dir_batches.c - the batches/ subtree: one directory per batch, its value
  * files, batch.json, request_counts/, metadata/ and ctl, each a node type
- * over the cached batch snapshot (cache.h). The files of a batch directory
- * are the table batch_files: a name and the function that renders it.
+ * over the stored batch snapshot (store_batches.h). The files of a batch
+ * directory are the table batch_files: a name and the function that renders
+ * it.
  */
 #include <errno.h>
 #include <string.h>
@@ -82,7 +83,7 @@ static int batch_snapshot(struct kimifs *k, const struct node *n,
 			  enum cache_mode mode, struct view *v)
 {
 	struct api_error err;
-	int r = cache_get(&k->cache, n->id, mode, &v->snap, &err);
+	int r = batches_get(&k->batches, n->id, mode, &v->snap, &err);
 
 	if (r < 0) {
 		if (r != -ENOENT)
@@ -149,7 +150,7 @@ static int ctl_view(struct kimifs *k, const struct node *n,
 	if (r < 0)
 		return r;
 	v->immutable = 0; /* the outcome changes with each command */
-	v->owned = cache_outcome(&k->cache, n->id);
+	v->owned = ctl_outcome(&k->ctl, n->id);
 	v->data = v->owned ? v->owned : "";
 	v->len = strlen(v->data);
 	return 0;
@@ -339,14 +340,14 @@ static int batches_readdir(struct kimifs *k, const struct node *dir,
 {
 	char **ids;
 	size_t n;
-	int r = cache_list(&k->cache, &ids, &n);
+	int r = batches_list(&k->batches, &ids, &n);
 
 	(void)dir;
 	if (r < 0)
 		return r;
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = dirlist_add(out, ids[i], S_IFDIR);
-	cache_list_free(ids, n);
+	listing_free_ids(ids, n);
 	return r;
 }
 

@@ -10,10 +10,10 @@
 #include <time.h>
 
 #include "api.h"
-#include "cache.h"
 #include "ctl.h"
 #include "inode.h"
 #include "opts.h"
+#include "store_batches.h"
 
 struct handle; /* an open file or directory (fs.c) */
 
@@ -21,7 +21,8 @@ struct kimifs {
 	struct opts opts; /* the options, read-only once mounted */
 	char *api_key;	  /* never logged, never shown */
 	struct api api;
-	struct cache cache;
+	struct batches batches;	 /* batch snapshots, the listing of batches/ */
+	struct ctl_outcomes ctl; /* each batch's last ctl outcome line */
 	struct inodes inodes;
 	pthread_mutex_t open_lock; /* guards open_files */
 	struct handle *open_files; /* open files and directories (fs.c) */

@@ -171,9 +171,10 @@ int main(int argc, char *argv[])
 			 "anyone on the path can read the API key");
 	if (check_api(&k) < 0)
 		goto out_api;
-	if (cache_init(&k.cache, &k.api, k.opts.cache_ttl, k.opts.page_size) <
-	    0)
+	if (batches_init(&k.batches, &k.api, k.opts.cache_ttl,
+			 k.opts.page_size) < 0)
 		goto out_api;
+	ctl_init(&k.ctl);
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)
 		goto out_cache;
@@ -212,7 +213,8 @@ out_inodes:
 	pthread_mutex_destroy(&k.open_lock);
 	inodes_destroy(&k.inodes);
 out_cache:
-	cache_destroy(&k.cache);
+	ctl_destroy(&k.ctl);
+	batches_destroy(&k.batches);
 out_api:
 	api_destroy(&k.api);
 out_curl:

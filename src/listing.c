@@ -1,0 +1,358 @@
+/*
+ * listing.c - the paged, bounded listing of every object of a kind: pages
+ * fetched through the kind's list_page, cursors and ids checked for
+ * repeats, the objects handed to the store, the ids kept for ttl.
+ */
+#include "listing.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#include "log.h"
+#include "util.h"
+
+void listing_init(struct listing *l, struct store *store, unsigned page_size)
+{
+	memset(l, 0, sizeof(*l));
+	l->store = store;
+	l->page_size = page_size;
+	l->max_objects = LISTING_MAX_OBJECTS;
+	l->max_bytes = LISTING_MAX_BYTES;
+	/* Every page brings at least one object of an account: a listing
+	 * that needs more pages than it may hold objects is going round in
+	 * circles. */
+	l->max_pages = LISTING_MAX_OBJECTS;
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->done, NULL);
+}
+
+void listing_free_ids(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+void listing_destroy(struct listing *l)
+{
+	listing_free_ids(l->ids, l->nids);
+	pthread_cond_destroy(&l->done);
+	pthread_mutex_destroy(&l->lock);
+	memset(l, 0, sizeof(*l));
+}
+
+/* A set of ids seen in one listing: open addressing over borrowed strings. */
+struct idset {
+	const char **slots;
+	size_t cap;
+	size_t n;
+};
+
+static int idset_has(const struct idset *s, const char *id)
+{
+	size_t i;
+
+	if (!s->cap)
+		return 0;
+	for (i = util_hash(id) & (s->cap - 1); s->slots[i];
+	     i = (i + 1) & (s->cap - 1))
+		if (strcmp(s->slots[i], id) == 0)
+			return 1;
+	return 0;
+}
+
+/* Add id (borrowed); returns 0 or -ENOMEM. */
+static int idset_add(struct idset *s, const char *id)
+{
+	size_t i;
+
+	if ((s->n + 1) * 2 > s->cap) {
+		struct idset bigger = {NULL, s->cap ? s->cap * 2 : 256, 0};
+
+		bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
+		if (!bigger.slots)
+			return -ENOMEM;
+		for (i = 0; i < s->cap; i++)
+			if (s->slots[i])
+				idset_add(&bigger, s->slots[i]);
+		free(s->slots);
+		*s = bigger;
+	}
+	for (i = util_hash(id) & (s->cap - 1); s->slots[i];
+	     i = (i + 1) & (s->cap - 1))
+		;
+	s->slots[i] = id;
+	s->n++;
+	return 0;
+}
+
+/* The objects of one listing being fetched, in order, and what it has
+ * seen. */
+struct gather {
+	const struct store_kind *kind;
+	struct store_item *items;
+	size_t n;
+	size_t cap;
+	size_t bytes;	   /* what the items hold (kind->bytes) */
+	struct idset seen; /* ids of the items */
+	char **cursors;	   /* the cursors sent, in order */
+	size_t ncursors;
+	struct idset sent; /* the same, as a set */
+	size_t unusable;   /* ids left out as invalid */
+	size_t repeated;   /* ids left out as listed already */
+};
+
+static void gather_free(struct gather *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		g->kind->unref(g->items[i].obj);
+	free(g->items);
+	free(g->seen.slots);
+	listing_free_ids(g->cursors, g->ncursors);
+	free(g->sent.slots);
+}
+
+static void page_free(const struct store_kind *kind, struct store_page *page)
+{
+	for (size_t i = 0; i < page->nitems; i++)
+		kind->unref(page->items[i]);
+	free(page->items);
+	free(page->last_id);
+	memset(page, 0, sizeof(*page));
+}
+
+/*
+ * Take page's objects that are valid and new into g, noting the request
+ * they came with. Returns 0, -EFBIG when g would pass the bounds of l, or
+ * -ENOMEM.
+ */
+static int gather_take(const struct listing *l, struct gather *g,
+		       struct store_page *page, double sent, double answered)
+{
+	for (size_t i = 0; i < page->nitems; i++) {
+		void *obj = page->items[i];
+		const char *id = g->kind->id(obj);
+		size_t bytes;
+
+		if (!g->kind->id_valid(id)) {
+			g->unusable++;
+			continue;
+		}
+		if (idset_has(&g->seen, id)) {
+			g->repeated++;
+			continue;
+		}
+		bytes = g->kind->bytes(obj);
+		if (g->n >= l->max_objects || g->bytes + bytes > l->max_bytes)
+			return -EFBIG;
+		if (g->n == g->cap) {
+			size_t cap = g->cap ? g->cap * 2 : 128;
+			struct store_item *it =
+			    realloc(g->items, cap * sizeof(*it));
+
+			if (!it)
+				return -ENOMEM;
+			g->items = it;
+			g->cap = cap;
+		}
+		if (idset_add(&g->seen, id) < 0)
+			return -ENOMEM;
+		g->items[g->n++] = (struct store_item){obj, sent, answered};
+		g->bytes += bytes;
+		page->items[i] = NULL;
+	}
+	return 0;
+}
+
+/* Remember cursor (which g takes) as sent; returns 0 or -ENOMEM. */
+static int gather_cursor(struct gather *g, char *cursor)
+{
+	char **v = realloc(g->cursors, (g->ncursors + 1) * sizeof(*v));
+
+	if (!v) {
+		free(cursor);
+		return -ENOMEM;
+	}
+	g->cursors = v;
+	g->cursors[g->ncursors++] = cursor;
+	return idset_add(&g->sent, cursor);
+}
+
+/*
+ * Fetch every page into g. The cursor for the next page is the id of the
+ * page's last object, listed or not; one sent before, or one of an object
+ * already listed, means the server is going round in circles: the listing
+ * stops there. Returns 0 or -errno, having logged why. Called with no lock
+ * held.
+ */
+static int fetch_all(struct listing *l, struct gather *g)
+{
+	const struct store_kind *kind = l->store->kind;
+	struct store_page page;
+	struct api_error err;
+	const char *after = NULL;
+	int r = 0;
+
+	for (size_t n = 0;; n++) {
+		double sent = util_now(), answered;
+		int cycle, more;
+
+		if (n == l->max_pages) {
+			r = -EFBIG;
+			break;
+		}
+		memset(&page, 0, sizeof(page));
+		memset(&err, 0, sizeof(err));
+		r = kind->list_page(l->store->ctx, after, l->page_size, &page,
+				    &err);
+		answered = util_now();
+		if (r < 0) {
+			log_err("list %s: %d %s", kind->plural, err.http_status,
+				err.message);
+			break;
+		}
+		cycle = page.last_id && (idset_has(&g->sent, page.last_id) ||
+					 idset_has(&g->seen, page.last_id));
+		r = gather_take(l, g, &page, sent, answered);
+		if (r == 0 && page.has_more && (cycle || !page.last_id)) {
+			log_warn("list: has_more with a %s cursor; "
+				 "stopping at %zu %s",
+				 cycle ? "repeated" : "missing", g->n,
+				 kind->plural);
+			page.has_more = 0;
+		}
+		more = page.has_more;
+		if (r == 0 && more) {
+			after = page.last_id;
+			r = gather_cursor(g, page.last_id);
+			page.last_id = NULL;
+		}
+		page_free(kind, &page); /* drops the objects not taken */
+		if (r < 0 || !more)
+			break;
+	}
+	if (g->unusable || g->repeated)
+		log_warn("list: left out %zu unusable and %zu repeated %s ids",
+			 g->unusable, g->repeated, kind->name);
+	if (r == -EFBIG) {
+		log_err("list: still has_more after %zu %s (%zu MiB) in %zu "
+			"pages; giving up (a listing holds at most %zu %s and "
+			"%zu MiB)",
+			g->n, kind->plural, g->bytes >> 20, g->ncursors + 1,
+			l->max_objects, kind->plural, l->max_bytes >> 20);
+		r = -EIO;
+	}
+	return r;
+}
+
+/* Copy the listing out. Caller holds l->lock. */
+static int copy_ids(const struct listing *l, char ***ids, size_t *n)
+{
+	char **v = calloc(l->nids + 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->nids; i++) {
+		v[i] = strdup(l->ids[i]);
+		if (!v[i]) {
+			listing_free_ids(v, i);
+			return -ENOMEM;
+		}
+	}
+	*ids = v;
+	*n = l->nids;
+	return 0;
+}
+
+/* Make g the listing, and its objects the stored ones where they are newer
+ * (the store takes the objects). Caller holds l->lock. */
+static int apply(struct listing *l, struct gather *g)
+{
+	char **ids = calloc(g->n + 1, sizeof(*ids));
+	double listed_at = g->n ? g->items[0].answered : util_now();
+	int r = 0;
+
+	if (!ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < g->n; i++) {
+		ids[i] = strdup(g->kind->id(g->items[i].obj));
+		if (!ids[i]) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
+	r = store_learn_listing(l->store, g->items, g->n);
+	if (r < 0)
+		goto fail;
+	listing_free_ids(l->ids, l->nids);
+	l->ids = ids;
+	l->nids = g->n;
+	l->valid = 1;
+	l->listed_at = listed_at;
+	return 0;
+fail:
+	listing_free_ids(ids, g->n);
+	return r;
+}
+
+int listing_get(struct listing *l, char ***ids, size_t *n)
+{
+	double asked = util_now();
+	struct gather g = {0};
+	size_t dropped = 0;
+	int r;
+
+	*ids = NULL;
+	*n = 0;
+	g.kind = l->store->kind;
+	pthread_mutex_lock(&l->lock);
+	for (;;) {
+		int shared = l->tried >= asked && l->tried > 0;
+
+		if (l->valid &&
+		    (shared || asked - l->listed_at < l->store->ttl)) {
+			r = copy_ids(l, ids, n);
+			goto out;
+		}
+		if (shared && l->err < 0) {
+			r = l->err;
+			goto out;
+		}
+		if (!l->inflight)
+			break;
+		pthread_cond_wait(&l->done, &l->lock);
+	}
+	l->inflight = 1;
+	pthread_mutex_unlock(&l->lock);
+
+	r = fetch_all(l, &g);
+	if (r < 0)
+		dropped = g.bytes;
+
+	pthread_mutex_lock(&l->lock);
+	l->inflight = 0;
+	if (r == 0)
+		r = apply(l, &g);
+	l->tried = util_now();
+	l->err = r;
+	if (r < 0 && l->valid && api_error_transient(r)) {
+		log_warn("list: serving the cached listing");
+		r = 0;
+	}
+	if (r == 0)
+		r = copy_ids(l, ids, n);
+	pthread_cond_broadcast(&l->done);
+out:
+	pthread_mutex_unlock(&l->lock);
+	gather_free(&g); /* the objects the store did not take */
+#ifdef __GLIBC__
+	/* A listing that failed late may have held a lot: give it back. */
+	if (dropped >= (64UL << 20))
+		malloc_trim(0);
+#endif
+	return r;
+}

@@ -1,0 +1,640 @@
+/*
+ * store.c - objects of one kind by id in a chained hash table under one
+ * mutex, with single-flight fetching (one request per id at a time, waiters
+ * take its result; one probe at a time for ids never seen), the rule that
+ * only newer information replaces an object, and per-entry change stamps.
+ * A caller that waits links a waiter of its own (a condition variable) onto
+ * the entry, or the probe, it waits for; a fetch's end wakes only those.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Seconds a lookup waits for a probe sent while the server is down. */
+#define PROBE_GLANCE 1.0
+
+/* A deadline that never comes (wait_for). */
+#define FOREVER (-1.0)
+
+/* A caller asleep in the store, on its own condition variable. */
+struct store_waiter {
+	pthread_cond_t cond;
+	struct store_waiter *next;	 /* on the same entry */
+	struct store_waiter *next_probe; /* on the probe */
+};
+
+struct store_entry {
+	struct store_entry *next;
+	char *id;
+	void *obj;	       /* NULL when unknown or gone */
+	double sent;	       /* when the request that told obj (or the 404)
+				  was sent */
+	double fetched;	       /* when that request was answered */
+	double tried;	       /* when the last fetch ended, however it ended */
+	int last_err;	       /* result of that fetch */
+	struct api_error *why; /* its reason when it failed; may be NULL */
+	int negative;	       /* the server said 404 at `fetched` */
+	int inflight;	       /* a fetch is under way; never swept meanwhile */
+	uint64_t changes;      /* change stamp (store_changes) */
+	struct store_waiter *waiters; /* never swept while any */
+};
+
+double store_clock(void)
+{
+	return util_now();
+}
+
+int store_init(struct store *s, const struct store_kind *kind, void *ctx,
+	       double ttl, double timeout)
+{
+	memset(s, 0, sizeof(*s));
+	s->kind = kind;
+	s->ctx = ctx;
+	s->ttl = ttl;
+	s->timeout = timeout;
+	s->nbuckets = 256;
+	s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
+	if (!s->buckets)
+		return -ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	/* Waits have deadlines on the clock the store stamps with. */
+	pthread_condattr_init(&s->condattr);
+	pthread_condattr_setclock(&s->condattr, CLOCK_MONOTONIC);
+	return 0;
+}
+
+static void entry_free(const struct store *s, struct store_entry *e)
+{
+	s->kind->unref(e->obj);
+	free(e->why);
+	free(e->id);
+	free(e);
+}
+
+/*
+ * Sleep until woken through e (when not NULL) or through the end of a
+ * probe (when probe), or until the store clock reaches deadline (FOREVER:
+ * no deadline). Returns 0 when woken, perhaps spuriously or by the
+ * deadline (callers check again), -ETIMEDOUT when the deadline had passed
+ * already. Caller holds s->lock; e is not swept while it waits.
+ */
+static int wait_for(struct store *s, struct store_entry *e, int probe,
+		    double deadline)
+{
+	struct store_waiter w = {0}, **p;
+	struct timespec ts;
+
+	if (deadline != FOREVER && util_now() >= deadline)
+		return -ETIMEDOUT;
+	pthread_cond_init(&w.cond, &s->condattr);
+	if (e) {
+		w.next = e->waiters;
+		e->waiters = &w;
+	}
+	if (probe) {
+		w.next_probe = s->probe_waiters;
+		s->probe_waiters = &w;
+	}
+	if (deadline == FOREVER) {
+		pthread_cond_wait(&w.cond, &s->lock);
+	} else {
+		ts.tv_sec = (time_t)deadline;
+		ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
+		pthread_cond_timedwait(&w.cond, &s->lock, &ts);
+	}
+	for (p = e ? &e->waiters : NULL; p && *p; p = &(*p)->next)
+		if (*p == &w) {
+			*p = w.next;
+			break;
+		}
+	for (p = probe ? &s->probe_waiters : NULL; p && *p;
+	     p = &(*p)->next_probe)
+		if (*p == &w) {
+			*p = w.next_probe;
+			break;
+		}
+	pthread_cond_destroy(&w.cond);
+	return 0;
+}
+
+/* Wake the callers waiting on e. Caller holds the store lock. */
+static void wake_entry(struct store_entry *e)
+{
+	for (struct store_waiter *w = e->waiters; w; w = w->next)
+		pthread_cond_signal(&w->cond);
+}
+
+/* Wake the callers waiting for a probe to end. Caller holds s->lock. */
+static void wake_probe(struct store *s)
+{
+	for (struct store_waiter *w = s->probe_waiters; w; w = w->next_probe)
+		pthread_cond_signal(&w->cond);
+}
+
+void store_destroy(struct store *s)
+{
+	/* Probes in the background end at once (-EINTR) and are waited for:
+	 * they use the store and the kind's context. */
+	pthread_mutex_lock(&s->lock);
+	if (s->probe_threads && s->kind->stop)
+		s->kind->stop(s->ctx);
+	while (s->probe_threads)
+		wait_for(s, NULL, 1, FOREVER);
+	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		struct store_entry *e = s->buckets[i], *next;
+
+		for (; e; e = next) {
+			next = e->next;
+			entry_free(s, e);
+		}
+	}
+	free(s->buckets);
+	pthread_condattr_destroy(&s->condattr);
+	pthread_mutex_destroy(&s->lock);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Caller holds s->lock. */
+static struct store_entry *find(const struct store *s, const char *id)
+{
+	struct store_entry *e = s->buckets[util_hash(id) % s->nbuckets];
+
+	while (e && strcmp(e->id, id) != 0)
+		e = e->next;
+	return e;
+}
+
+/* Drop entries that hold nothing worth keeping: expired 404s, failed first
+ * fetches, entries nobody waits on any more. Caller holds s->lock. */
+static void sweep(struct store *s, double now)
+{
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		struct store_entry **p = &s->buckets[i];
+
+		while (*p) {
+			struct store_entry *e = *p;
+			int dead = !e->obj && !e->inflight && !e->waiters &&
+				   (!e->negative || now - e->fetched >= s->ttl);
+			if (dead) {
+				*p = e->next;
+				entry_free(s, e);
+				s->nentries--;
+			} else {
+				p = &e->next;
+			}
+		}
+	}
+	s->inserts = 0;
+}
+
+static void grow(struct store *s)
+{
+	size_t n = s->nbuckets * 2;
+	struct store_entry **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		struct store_entry *e = s->buckets[i], *next;
+
+		for (; e; e = next) {
+			next = e->next;
+			e->next = b[util_hash(e->id) % n];
+			b[util_hash(e->id) % n] = e;
+		}
+	}
+	free(s->buckets);
+	s->buckets = b;
+	s->nbuckets = n;
+}
+
+/* Find or add the entry for id; NULL when out of memory. May sweep: entries
+ * found before are found again. Caller holds s->lock. */
+static struct store_entry *get_entry(struct store *s, const char *id)
+{
+	struct store_entry *e = find(s, id);
+	size_t h;
+
+	if (e)
+		return e;
+	if (++s->inserts >= 1024)
+		sweep(s, util_now());
+	if (s->nentries >= s->nbuckets)
+		grow(s);
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->id = strdup(id))) {
+		free(e);
+		return NULL;
+	}
+	h = util_hash(id) % s->nbuckets;
+	e->next = s->buckets[h];
+	s->buckets[h] = e;
+	s->nentries++;
+	return e;
+}
+
+/*
+ * Whether an answer to a request sent at `sent` and answered at `answered`
+ * that says obj (NULL: 404) is newer than what e holds: not when it ended
+ * before e's request was sent; yes when it was sent after e's was answered
+ * (the server's word then, whatever it says); when the two requests
+ * overlapped, only when it moves the object forward in its lifecycle.
+ * Caller holds the store lock.
+ */
+static int is_newer(const struct store *s, const struct store_entry *e,
+		    const void *obj, double sent, double answered)
+{
+	int from, to;
+
+	if (!e->obj && !e->negative)
+		return 1;
+	if (answered <= e->sent)
+		return 0;
+	if (sent >= e->fetched)
+		return 1;
+	from = e->obj ? s->kind->rank(e->obj) : 0;
+	to = obj ? s->kind->rank(obj) : 0;
+	return from && to && to > from;
+}
+
+/*
+ * Record an answer in e when it is newer (is_newer): obj, whose reference
+ * it takes either way, or a 404 when obj is NULL. A change of what e says
+ * raises its stamp; its waiters are woken. Returns whether it was kept.
+ * Caller holds s->lock.
+ */
+static int entry_learn(struct store *s, struct store_entry *e, void *obj,
+		       double sent, double answered)
+{
+	int changed;
+
+	if (!is_newer(s, e, obj, sent, answered)) {
+		s->kind->unref(obj);
+		return 0;
+	}
+	changed =
+	    !e->obj != !obj || (obj && e->obj && !s->kind->same(e->obj, obj));
+	if (changed)
+		e->changes = ++s->stamp;
+	s->kind->unref(e->obj);
+	e->obj = obj;
+	e->negative = obj == NULL;
+	e->sent = sent;
+	e->fetched = answered;
+	wake_entry(e);
+	return 1;
+}
+
+/* Note how the last fetch of e ended. Caller holds the store lock. */
+static void entry_tried(struct store_entry *e, int r,
+			const struct api_error *err, double when)
+{
+	e->tried = when;
+	e->last_err = r;
+	free(e->why);
+	e->why = NULL;
+	if (r < 0 && r != -ENOENT) {
+		e->why = malloc(sizeof(*e->why));
+		if (e->why)
+			*e->why = *err;
+	}
+}
+
+/*
+ * Whether e answers a request made at `asked` in this mode: 0 (its object
+ * serves), -errno (its remembered failure serves, with the reason in err),
+ * or 1 (fetch needed). Caller holds s->lock.
+ */
+static int settled(const struct store *s, const struct store_entry *e,
+		   enum cache_mode mode, double asked, struct api_error *err)
+{
+	if (e->tried >= asked && e->tried > 0) {
+		/* A fetch ended after we asked: share its result, as if it
+		 * had been ours. */
+		if (e->last_err == 0 || e->last_err == -ENOENT)
+			return e->obj ? 0 : -ENOENT;
+		if (e->obj && mode != CACHE_FORCE &&
+		    api_error_transient(e->last_err))
+			return 0;
+		if (e->why)
+			*err = *e->why;
+		return e->last_err;
+	}
+	if (e->obj && s->kind->final(e->obj))
+		return 0;
+	if (mode == CACHE_FORCE)
+		return 1;
+	if (e->obj && (mode == CACHE_ANY || asked - e->fetched < s->ttl))
+		return 0;
+	if (e->negative && asked - e->fetched < s->ttl)
+		return -ENOENT;
+	return 1;
+}
+
+/*
+ * Whether a failure says that the server is not answering at all (no
+ * answer in time, no connection, a 5xx), rather than something about one
+ * object.
+ */
+static int server_down(int r, const struct api_error *err)
+{
+	return r == -ETIMEDOUT || r == -EHOSTUNREACH ||
+	       (r == -EIO && err->http_status >= 500);
+}
+
+/*
+ * Whether the probe (the fetch of an id with no object) answers a caller
+ * that asked at `asked`: -errno with the reason in err when the last probe
+ * found the server down and is under way or ended since the caller asked,
+ * 1 when one is under way (wait for it), 0 when the caller may probe.
+ * Caller holds s->lock.
+ */
+static int probe_settled(const struct store *s, double asked,
+			 struct api_error *err)
+{
+	if (s->probe_err && (s->probe_inflight || s->probe_ended >= asked)) {
+		*err = s->probe_why;
+		return s->probe_err;
+	}
+	return s->probe_inflight ? 1 : 0;
+}
+
+/*
+ * Record how the fetch of e sent at `sent` ended: r, with fresh (whose
+ * reference it takes) or err, and, for a probe, what it says of the server.
+ * Returns the result for a caller in mode: 0 when e has an object to serve
+ * (also the stored copy after a passing failure, but in CACHE_FORCE mode),
+ * else -errno. Wakes the waiters of e, and of the probe when it was one.
+ * Caller holds s->lock.
+ */
+static int fetch_done(struct store *s, struct store_entry *e, int probe,
+		      enum cache_mode mode, int r, void *fresh,
+		      const struct api_error *err, double sent)
+{
+	double answered = util_now();
+
+	e->inflight = 0;
+	if (probe) {
+		s->probe_inflight = 0;
+		s->probe_ended = answered;
+		s->probe_last = r;
+		s->probe_why = *err;
+		wake_probe(s);
+	}
+	/* Any answer says the server is up; a probe may say it is down. */
+	if (probe || r == 0 || r == -ENOENT)
+		s->probe_err = server_down(r, err) ? r : 0;
+	entry_tried(e, r, err, answered);
+	if (r == 0 || r == -ENOENT) {
+		entry_learn(s, e, fresh, sent, answered);
+		r = e->obj ? 0 : -ENOENT;
+	} else if (e->obj && mode != CACHE_FORCE && api_error_transient(r)) {
+		log_warn("%s %s: refresh failed (%d %s); serving the "
+			 "cached copy",
+			 s->kind->name, e->id, err->http_status, err->message);
+		r = 0;
+	}
+	wake_entry(e);
+	return r;
+}
+
+/* A probe sent while the server is down, run by a thread of its own. */
+struct probe_job {
+	struct store *s;
+	char *id;
+	enum cache_mode mode;
+};
+
+static void *probe_run(void *arg)
+{
+	struct probe_job *job = arg;
+	struct store *s = job->s;
+	void *fresh = NULL;
+	struct api_error err;
+	double sent = util_now();
+	int r;
+
+	memset(&err, 0, sizeof(err));
+	r = s->kind->fetch(s->ctx, job->id, &fresh, &err);
+	pthread_mutex_lock(&s->lock);
+	/* Still there: in-flight entries are not swept. */
+	fetch_done(s, find(s, job->id), 1, job->mode, r, fresh, &err, sent);
+	s->probe_threads--;
+	wake_probe(s); /* store_destroy waits for the last one */
+	pthread_mutex_unlock(&s->lock);
+	free(job->id);
+	free(job);
+	return NULL;
+}
+
+/*
+ * While the server is down, probe id in the background and wait for the
+ * answer at most PROBE_GLANCE seconds: lookups queued behind this one must
+ * not wait for a request each. Returns as store_get does; without an answer
+ * in time, the failure of the probe before. Caller holds s->lock, has
+ * marked the entry and the probe in flight, and may be woken meanwhile.
+ */
+static int probe_glance(struct store *s, const char *id, enum cache_mode mode,
+			double asked, void **out, struct api_error *err)
+{
+	struct probe_job *job = malloc(sizeof(*job));
+	struct store_entry *e;
+	pthread_attr_t attr;
+	pthread_t t;
+	int r = -ENOMEM;
+
+	if (job && (job->id = strdup(id))) {
+		job->s = s;
+		job->mode = mode;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		r = -pthread_create(&t, &attr, probe_run, job);
+		pthread_attr_destroy(&attr);
+	}
+	if (r < 0) {
+		if (job)
+			free(job->id);
+		free(job);
+		e = find(s, id);
+		e->inflight = 0;
+		s->probe_inflight = 0;
+		wake_entry(e);
+		wake_probe(s);
+		*err = s->probe_why;
+		return s->probe_err;
+	}
+	s->probe_threads++;
+	for (;;) {
+		e = find(s, id);
+		if (e && e->tried >= asked) {
+			r = settled(s, e, mode, asked, err);
+			break;
+		}
+		if (!e || wait_for(s, e, 0, asked + PROBE_GLANCE) < 0) {
+			/* No answer yet, or one not kept (swept): what the
+			 * server said last. */
+			*err = s->probe_why;
+			r = s->probe_last < 0 ? s->probe_last : -ETIMEDOUT;
+			break;
+		}
+	}
+	if (r == 0)
+		*out = s->kind->ref(e->obj);
+	return r;
+}
+
+int store_get(struct store *s, const char *id, enum cache_mode mode, void **out,
+	      struct api_error *errp)
+{
+	double asked = util_now(), sent;
+	double deadline = asked + s->timeout;
+	void *fresh = NULL;
+	struct api_error own, *err = errp ? errp : &own;
+	struct store_entry *e;
+	int r, probe = 0;
+
+	*out = NULL;
+	memset(err, 0, sizeof(*err));
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		e = find(s, id);
+		r = e ? settled(s, e, mode, asked, err) : 1;
+		if (r == 0)
+			*out = s->kind->ref(e->obj);
+		if (r <= 0)
+			goto out;
+		/* An id with no object to serve is a probe, but for
+		 * CACHE_FORCE, which must ask whatever happened before. */
+		probe = mode != CACHE_FORCE && (!e || !e->obj);
+		r = probe ? probe_settled(s, asked, err) : 0;
+		if (r < 0)
+			goto out;
+		if (e && e->inflight) {
+			/* Share that fetch: it ends by its own deadline. */
+			wait_for(s, e, 0, FOREVER);
+			continue;
+		}
+		if (r == 0)
+			break;
+		/* Behind another name's probe, as long as we may wait: woken
+		 * when it ends, or when an answer about id comes meanwhile
+		 * (a listing), so on an entry of id's own. */
+		e = get_entry(s, id);
+		if (!e) {
+			r = -ENOMEM;
+			goto out;
+		}
+		if (wait_for(s, e, 1, deadline) < 0) {
+			snprintf(err->message, sizeof(err->message),
+				 "no answer within %ld s", (long)s->timeout);
+			r = -ETIMEDOUT;
+			goto out;
+		}
+	}
+	e = get_entry(s, id);
+	if (!e) {
+		r = -ENOMEM;
+		goto out;
+	}
+	e->inflight = 1;
+	if (probe)
+		s->probe_inflight = 1;
+	if (probe && s->probe_err) {
+		r = probe_glance(s, id, mode, asked, out, err);
+		goto out;
+	}
+	pthread_mutex_unlock(&s->lock);
+
+	sent = util_now();
+	r = s->kind->fetch(s->ctx, id, &fresh, err);
+
+	pthread_mutex_lock(&s->lock);
+	e = find(s, id); /* still there: in-flight entries are not swept */
+	r = fetch_done(s, e, probe, mode, r, fresh, err, sent);
+	if (r == 0)
+		*out = s->kind->ref(e->obj);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+void store_put(struct store *s, void *obj, double sent)
+{
+	struct store_entry *e;
+
+	pthread_mutex_lock(&s->lock);
+	e = get_entry(s, s->kind->id(obj));
+	if (e)
+		entry_learn(s, e, s->kind->ref(obj), sent, util_now());
+	pthread_mutex_unlock(&s->lock);
+}
+
+int store_learn_listing(struct store *s, struct store_item *items, size_t n)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct store_entry *e = get_entry(s, s->kind->id(items[i].obj));
+
+		if (!e) {
+			r = -ENOMEM;
+			goto out;
+		}
+		entry_learn(s, e, items[i].obj, items[i].sent,
+			    items[i].answered);
+		items[i].obj = NULL;
+	}
+	s->probe_err = 0; /* the server answers again */
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+uint64_t store_changes(struct store *s, const char *id)
+{
+	struct store_entry *e;
+	uint64_t stamp;
+
+	pthread_mutex_lock(&s->lock);
+	e = find(s, id);
+	stamp = e ? e->changes : 0;
+	pthread_mutex_unlock(&s->lock);
+	return stamp;
+}
+
+int store_wait(struct store *s, const char *id, uint64_t seen, double deadline,
+	       uint64_t *now)
+{
+	struct store_entry *e;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		e = get_entry(s, id);
+		if (!e) {
+			r = -ENOMEM;
+			break;
+		}
+		if (e->changes > seen) {
+			r = 0;
+			break;
+		}
+		if (wait_for(s, e, 0, deadline) < 0) {
+			r = -ETIMEDOUT;
+			break;
+		}
+	}
+	if (now)
+		*now = e ? e->changes : 0;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}

@@ -1,0 +1,180 @@
+/*
+ * store.h - the object store: snapshots of one kind of server object by id,
+ * how old they are, and who waits for them. It decides when an object must
+ * be fetched again (ttl; final objects never), makes concurrent readers
+ * share one fetch, remembers 404s for ttl, never lets an older answer
+ * replace a newer one, and gives each entry a change stamp that readers can
+ * wait on. What an object is, how it is fetched and how it ages is the
+ * kind's business (struct store_kind); the store knows nothing of HTTP,
+ * FUSE or batches. No lock is held across a fetch.
+ */
+#ifndef KIMIFS_STORE_H
+#define KIMIFS_STORE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "cache.h"
+
+struct store_entry;
+struct store_waiter;
+
+/* One page of a kind's listing; see store_kind.list_page. */
+struct store_page {
+	void **items; /* objects, one reference each; NULL once taken */
+	size_t nitems;
+	char *last_id; /* malloc'd id of the page's last object, listed or not
+			  (the cursor for the next page); may be NULL */
+	int has_more;
+};
+
+/*
+ * A kind of object: a table of functions over opaque objects. Objects are
+ * immutable snapshots with a reference count; ctx is the kind's own (the
+ * API client, or a test's stub). Every function but fetch, list_page and
+ * stop is quick, never blocks, and may be called under the store's lock.
+ */
+struct store_kind {
+	const char *name;   /* "batch": for messages */
+	const char *plural; /* "batches" */
+	/* Fetch object id: 0 with one reference in *out, or -errno with err
+	 * filled in (-ENOENT: the server has no such object). Bounded in
+	 * time; called with no lock held. */
+	int (*fetch)(void *ctx, const char *id, void **out,
+		     struct api_error *err);
+	void *(*ref)(void *obj);
+	void (*unref)(void *obj); /* NULL is allowed */
+	const char *(*id)(const void *obj);
+	/* Whether obj never changes again (never fetched again). */
+	int (*final)(const void *obj);
+	/* Where obj stands in its lifecycle, for answers whose requests
+	 * overlapped (store_put): a later stage replaces an earlier one.
+	 * 0 when unknown (never replaces, never replaced that way). */
+	int (*rank)(const void *obj);
+	/* Whether a and b say the same (a refetch that brought nothing new
+	 * does not raise the change stamp). */
+	int (*same)(const void *a, const void *b);
+
+	/* For listings (listing.h); NULL for kinds that cannot be listed. */
+	/* One page of every object, after cursor after (NULL: the first),
+	 * at most limit objects: 0 with page filled, or -errno with err. */
+	int (*list_page)(void *ctx, const char *after, unsigned limit,
+			 struct store_page *page, struct api_error *err);
+	/* Whether id can be a name in the tree (others are left out). */
+	int (*id_valid)(const char *id);
+	/* The bytes obj holds, near enough, for the bounds of a listing. */
+	size_t (*bytes)(const void *obj);
+
+	/* Make every fetch under way end at once (for store_destroy). */
+	void (*stop)(void *ctx);
+};
+
+struct store {
+	const struct store_kind *kind;
+	void *ctx;	/* the kind's, passed to its functions */
+	double ttl;	/* seconds a fetched object stays fresh */
+	double timeout; /* seconds a caller waits behind another's probe */
+
+	pthread_mutex_t lock; /* guards every field below and every entry */
+	pthread_condattr_t condattr; /* waits use the store clock */
+	struct store_entry **buckets;
+	size_t nbuckets;
+	size_t nentries;
+	size_t inserts; /* since the last sweep of dead entries */
+	uint64_t stamp; /* the last change stamp given to an entry */
+
+	/* Fetches of ids with no object (names never seen) go one at a time:
+	 * the probe (see store_get). */
+	int probe_inflight;
+	int probe_err;		    /* the last probe found the server down:
+				       its -errno; 0 once anything answers */
+	int probe_last;		    /* the result of the last probe */
+	struct api_error probe_why; /* its reason */
+	double probe_ended;	    /* when the last probe ended */
+	int probe_threads;	    /* probes running in the background */
+	struct store_waiter *probe_waiters; /* woken when a probe ends */
+};
+
+/* Set up an empty store of kind; 0 or -ENOMEM. */
+int store_init(struct store *s, const struct store_kind *kind, void *ctx,
+	       double ttl, double timeout);
+/* Free every entry. Probes still running in the background are stopped
+ * (kind->stop) and waited for; nobody may be waiting in the store. */
+void store_destroy(struct store *s);
+
+/* The clock the store stamps requests and deadlines with (monotonic
+ * seconds): take it just before sending a request whose answer goes to
+ * store_put. */
+double store_clock(void);
+
+/*
+ * Get object id as mode asks, fetching it when needed; concurrent callers
+ * share one fetch. Returns 0 with a new reference in *out, -ENOENT when the
+ * server says there is no such object (remembered for ttl), or another
+ * -errno from the fetch, with the reason in err when err is not NULL. When
+ * a fetch in CACHE_ANY or CACHE_FRESH mode fails for a passing reason
+ * (api_error_transient) and a copy exists, the copy is served and the
+ * failure logged; CACHE_FORCE reports the failure instead, also when it
+ * shared a fetch that another reader started. *out is the newest object the
+ * store holds, which is not the fetched one when that answer was older (see
+ * store_put).
+ *
+ * An id with no object (a name never seen, or a 404 older than ttl) is
+ * fetched by one probe at a time in CACHE_ANY and CACHE_FRESH mode: a
+ * caller waits for the probe under way, and when the last probe found the
+ * server down (no answer in time, no connection, a 5xx), fails at once with
+ * that failure while a probe is under way or when one ended since it asked;
+ * the first caller after that sends its request in the background and
+ * waits for the answer at most 1 s. Waits behind a probe end by the
+ * store's timeout (-ETIMEDOUT).
+ */
+int store_get(struct store *s, const char *id, enum cache_mode mode, void **out,
+	      struct api_error *err);
+
+/*
+ * Store an object the server just returned (e.g. from a cancel) to a
+ * request sent at `sent` (store_clock()), if it is newer than the stored
+ * one: yes when its request was sent after the stored one's was answered;
+ * no when it was answered before that one was sent; when the two requests
+ * overlapped, only when its rank is later (kind->rank). store_get and
+ * listings apply the same rule. Takes no reference of obj.
+ */
+void store_put(struct store *s, void *obj, double sent);
+
+/* One object of a listing and the request of the page it came in. */
+struct store_item {
+	void *obj; /* one reference; the store takes it (NULL after) */
+	double sent;
+	double answered;
+};
+
+/*
+ * Learn the n objects of a listing, each as store_put does with the times
+ * of its page, taking their references; the server answered, so the probe
+ * no longer counts it down. Returns 0, or -ENOMEM (items not taken keep
+ * their reference).
+ */
+int store_learn_listing(struct store *s, struct store_item *items, size_t n);
+
+/*
+ * The change stamp of entry id: 0 for an id never seen; raised (from one
+ * store-wide sequence, so it only grows) whenever the entry's object is
+ * replaced by one that says something else (kind->same), appears, or
+ * becomes gone (404). To follow an object, read the stamp first, then the
+ * object, then store_wait for that stamp.
+ */
+uint64_t store_changes(struct store *s, const char *id);
+
+/*
+ * Wait until the change stamp of id passes seen, or the store clock reaches
+ * deadline. Sends nothing: it waits for others' fetches and answers.
+ * Returns 0 with the stamp in *now (may be NULL), -ETIMEDOUT when the
+ * deadline passed first (*now: the stamp then), or -ENOMEM. Only the
+ * waiters of this entry are woken by its changes.
+ */
+int store_wait(struct store *s, const char *id, uint64_t seen, double deadline,
+	       uint64_t *now);
+
+#endif

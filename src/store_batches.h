@@ -1,0 +1,42 @@
+/*
+ * store_batches.h - batches as a kind of the object store: the store of
+ * batch snapshots by id and the listing of batches/, bound to the API
+ * client's batch calls, with typed getters for the tree and ctl.
+ */
+#ifndef KIMIFS_STORE_BATCHES_H
+#define KIMIFS_STORE_BATCHES_H
+
+#include <stddef.h>
+
+#include "api.h"
+#include "batch.h"
+#include "listing.h"
+#include "store.h"
+
+struct batches {
+	struct store store;	/* struct batch snapshots by id */
+	struct listing listing; /* the ids of batches/ */
+};
+
+/* The kind: struct batch objects fetched with api_get_batch and listed with
+ * api_list_batches (ctx: the struct api). */
+extern const struct store_kind store_kind_batch;
+
+/* Set up the store and the listing over api; 0 or -ENOMEM. */
+int batches_init(struct batches *b, struct api *api, double ttl,
+		 unsigned page_size);
+void batches_destroy(struct batches *b);
+
+/* store_get for a batch: 0 with a new reference in *out, or -errno with
+ * the reason in err (may be NULL). */
+int batches_get(struct batches *b, const char *id, enum cache_mode mode,
+		struct batch **out, struct api_error *err);
+
+/* store_put of a batch the server just returned to a request sent at sent
+ * (store_clock()). Takes no reference of obj. */
+void batches_put(struct batches *b, struct batch *obj, double sent);
+
+/* listing_get of batches/: the ids of every batch, newest first. */
+int batches_list(struct batches *b, char ***ids, size_t *n);
+
+#endif

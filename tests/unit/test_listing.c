@@ -1,0 +1,246 @@
+/*
+ * test_listing.c - unit tests of the paged listing with a stub list-page
+ * function: every page gathered in order, listed objects handed to the
+ * store under the newer-answer rule, invalid and repeated ids left out, a
+ * repeated or missing cursor ending the listing, the bounds on objects,
+ * bytes and pages, the previous listing served after a failure, and a
+ * listing younger than ttl reused.
+ */
+#include "fake_kind.h"
+
+#include "check.h"
+#include "listing.h"
+#include "log.h"
+
+/* The pages the stub serves: ids separated by spaces, and the cursor it
+ * gives (NULL: the last id of the page; "-": none). */
+struct script_page {
+	const char *ids;
+	const char *last;
+	int has_more;
+};
+
+static const struct script_page *script; /* ends with ids == NULL */
+static size_t script_at;		 /* the next page to serve */
+static int pages_asked;
+static char cursors[16][64]; /* the cursors received */
+static size_t big_bytes;     /* bytes of every object (0: 100) */
+static struct store *racing; /* store_put there while a page is asked */
+
+static int stub_page(void *ctx, const char *after, unsigned limit,
+		     struct store_page *page, struct api_error *err)
+{
+	const struct script_page *p;
+	char ids[512], *save = NULL, *id;
+	size_t n = 0;
+
+	(void)ctx;
+	(void)limit;
+	if (pages_asked < 16)
+		snprintf(cursors[pages_asked], 64, "%s", after ? after : "");
+	pages_asked++;
+	if (racing) {
+		struct fake *f = fake_new("b", 4, "cancelling");
+
+		store_put(racing, f, store_clock());
+		fake_unref(f);
+		racing = NULL;
+	}
+	p = script[script_at].ids ? &script[script_at++] : NULL;
+	if (!p) {
+		snprintf(err->message, sizeof(err->message), "stub: no page");
+		err->http_status = 503;
+		return -EIO;
+	}
+	page->items = calloc(32, sizeof(*page->items));
+	snprintf(ids, sizeof(ids), "%s", p->ids);
+	for (id = strtok_r(ids, " ", &save); id && n < 32;
+	     id = strtok_r(NULL, " ", &save)) {
+		struct fake *f = fake_new(id, 2, "listed");
+
+		if (big_bytes)
+			f->bytes = big_bytes;
+		page->items[n++] = f;
+	}
+	page->nitems = n;
+	if (p->last && strcmp(p->last, "-") != 0)
+		page->last_id = strdup(p->last);
+	else if (!p->last && n)
+		page->last_id = strdup(((struct fake *)page->items[n - 1])->id);
+	page->has_more = p->has_more;
+	return 0;
+}
+
+static const struct store_kind kind = {
+    .name = "fake",
+    .plural = "fakes",
+    .fetch = fake_fetch,
+    .ref = fake_ref,
+    .unref = fake_unref,
+    .id = fake_id,
+    .final = fake_is_final,
+    .rank = fake_rank_of,
+    .same = fake_same,
+    .list_page = stub_page,
+    .id_valid = fake_id_valid,
+    .bytes = fake_bytes,
+};
+
+/* The listing as one string of ids separated by spaces, or the -errno. */
+static int list(struct listing *l, const struct script_page *pages, char *out,
+		size_t len)
+{
+	char **ids;
+	size_t n, used = 0;
+	int r;
+
+	script = pages;
+	script_at = 0;
+	pages_asked = 0;
+	out[0] = '\0';
+	r = listing_get(l, &ids, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s",
+					 i ? " " : "", ids[i]);
+	listing_free_ids(ids, n);
+	return 0;
+}
+
+static void test_pages(void)
+{
+	static const struct script_page pages[] = {
+	    {"a b", NULL, 1}, {"c .hidden", NULL, 1}, {"c d", NULL, 0}, {0}};
+	struct store s;
+	struct listing l;
+	char got[512];
+	void *obj;
+	int n;
+
+	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	listing_init(&l, &s, 2);
+	CHECK(l.max_objects == LISTING_MAX_OBJECTS);
+	CHECK(l.max_bytes == LISTING_MAX_BYTES);
+	CHECK(list(&l, pages, got, sizeof(got)) == 0);
+	CHECK(strcmp(got, "a b c d") == 0);
+	CHECK(pages_asked == 3);
+	/* The cursor is the last id, even one left out. */
+	CHECK(strcmp(cursors[0], "") == 0 && strcmp(cursors[1], "b") == 0);
+	CHECK(strcmp(cursors[2], ".hidden") == 0);
+	/* The store holds what was listed: no fetch. */
+	n = fake_fetches;
+	CHECK(store_get(&s, "c", CACHE_FRESH, &obj, NULL) == 0);
+	CHECK(strcmp(((struct fake *)obj)->text, "listed") == 0);
+	fake_unref(obj);
+	CHECK(fake_fetches == n);
+	/* Younger than ttl: reused, no page asked. */
+	CHECK(list(&l, pages, got, sizeof(got)) == 0);
+	CHECK(strcmp(got, "a b c d") == 0 && pages_asked == 0);
+	listing_destroy(&l);
+	store_destroy(&s);
+}
+
+static void test_cursors(void)
+{
+	static const struct script_page repeated[] = {
+	    {"a b", NULL, 1}, {"c d", "b", 1}, {"e", NULL, 0}, {0}};
+	static const struct script_page listed[] = {
+	    {"a b", NULL, 1}, {"c", "a", 1}, {"e", NULL, 0}, {0}};
+	static const struct script_page missing[] = {
+	    {"a b", NULL, 1}, {"", "-", 1}, {"e", NULL, 0}, {0}};
+	struct store s;
+	struct listing l;
+	char got[512];
+
+	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
+	listing_init(&l, &s, 2);
+	/* A cursor sent before ends the listing; what came is listed. */
+	CHECK(list(&l, repeated, got, sizeof(got)) == 0);
+	CHECK(strcmp(got, "a b c d") == 0 && pages_asked == 2);
+	/* So does the id of an object already listed. */
+	CHECK(list(&l, listed, got, sizeof(got)) == 0);
+	CHECK(strcmp(got, "a b c") == 0 && pages_asked == 2);
+	/* And has_more without a cursor. */
+	CHECK(list(&l, missing, got, sizeof(got)) == 0);
+	CHECK(strcmp(got, "a b") == 0 && pages_asked == 2);
+	listing_destroy(&l);
+	store_destroy(&s);
+}
+
+static void test_bounds(void)
+{
+	static const struct script_page ok[] = {{"x y", NULL, 0}, {0}};
+	static const struct script_page many[] = {
+	    {"a b c", NULL, 1}, {"d e f", NULL, 1}, {"g", NULL, 0}, {0}};
+	static const struct script_page endless[] = {
+	    {"a", NULL, 1}, {"", "k1", 1}, {"", "k2", 1},  {"", "k3", 1},
+	    {"", "k4", 1},  {"", "k5", 1}, {"z", NULL, 0}, {0}};
+	struct store s;
+	struct listing l;
+	char got[512];
+
+	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
+	listing_init(&l, &s, 3);
+	l.max_objects = 5;
+	l.max_pages = 4;
+	l.max_bytes = 1000;
+
+	/* No listing yet: the failure is the answer. */
+	CHECK(list(&l, many, got, sizeof(got)) == -EIO);
+	CHECK(list(&l, ok, got, sizeof(got)) == 0 && strcmp(got, "x y") == 0);
+	/* Past the bounds: the previous listing is served. */
+	CHECK(list(&l, many, got, sizeof(got)) == 0 && strcmp(got, "x y") == 0);
+	CHECK(list(&l, endless, got, sizeof(got)) == 0);
+	CHECK(strcmp(got, "x y") == 0 && pages_asked == 4);
+	big_bytes = 400;
+	CHECK(list(&l, many, got, sizeof(got)) == 0 && strcmp(got, "x y") == 0);
+	CHECK(pages_asked == 1);
+	big_bytes = 0;
+	/* A server that fails: the previous listing too. */
+	CHECK(list(&l, (const struct script_page[]){{0}}, got, sizeof(got)) ==
+	      0);
+	CHECK(strcmp(got, "x y") == 0);
+	/* Within the bounds again. */
+	l.max_pages = 10;
+	l.max_objects = 7;
+	CHECK(list(&l, many, got, sizeof(got)) == 0);
+	CHECK(strcmp(got, "a b c d e f g") == 0);
+	listing_destroy(&l);
+	store_destroy(&s);
+}
+
+/* A listing under way when a newer answer came (a cancel) does not bring
+ * the older lifecycle stage back. */
+static void test_newer_answer(void)
+{
+	static const struct script_page pages[] = {{"a b", NULL, 0}, {0}};
+	struct store s;
+	struct listing l;
+	char got[512];
+	void *obj;
+
+	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	listing_init(&l, &s, 10);
+	racing = &s;
+	CHECK(list(&l, pages, got, sizeof(got)) == 0);
+	CHECK(strcmp(got, "a b") == 0);
+	CHECK(store_get(&s, "b", CACHE_ANY, &obj, NULL) == 0);
+	CHECK(((struct fake *)obj)->rank == 4);
+	fake_unref(obj);
+	CHECK(store_get(&s, "a", CACHE_ANY, &obj, NULL) == 0);
+	CHECK(((struct fake *)obj)->rank == 2);
+	fake_unref(obj);
+	listing_destroy(&l);
+	store_destroy(&s);
+}
+
+int main(void)
+{
+	log_init(1, 0);
+	test_pages();
+	test_cursors();
+	test_bounds();
+	test_newer_answer();
+	return check_done("listing");
+}

@@ -1,0 +1,341 @@
+/*
+ * test_store.c - unit tests of the object store with a fake kind whose
+ * fetch is a stub: freshness (ttl, final objects, 404s remembered, the
+ * copy served after a passing failure), the rule that only a newer answer
+ * replaces an object, single flight, the probe while the server is down,
+ * and the change stamp with its per-entry wait and deadline.
+ */
+#include "fake_kind.h"
+
+#include "check.h"
+#include "log.h"
+
+static const struct store_kind kind = {
+    .name = "fake",
+    .plural = "fakes",
+    .fetch = fake_fetch,
+    .ref = fake_ref,
+    .unref = fake_unref,
+    .id = fake_id,
+    .final = fake_is_final,
+    .rank = fake_rank_of,
+    .same = fake_same,
+    .id_valid = fake_id_valid,
+    .bytes = fake_bytes,
+};
+
+static int fetches(void)
+{
+	int n;
+
+	pthread_mutex_lock(&fake_lock);
+	n = fake_fetches;
+	pthread_mutex_unlock(&fake_lock);
+	return n;
+}
+
+static void answer(int result, int rank, const char *text, int final)
+{
+	pthread_mutex_lock(&fake_lock);
+	fake_result = result;
+	fake_rank = rank;
+	fake_text = text;
+	fake_final = final;
+	pthread_mutex_unlock(&fake_lock);
+}
+
+/* store_get, and the text of what it gave ("" for none). */
+static int get(struct store *s, const char *id, enum cache_mode mode,
+	       char *text, int *rank)
+{
+	void *obj = NULL;
+	int r = store_get(s, id, mode, &obj, NULL);
+	struct fake *f = obj;
+
+	snprintf(text, 64, "%s", f ? f->text : "");
+	if (rank)
+		*rank = f ? f->rank : 0;
+	fake_unref(f);
+	return r;
+}
+
+static void put(struct store *s, const char *id, int rank, const char *text,
+		double sent)
+{
+	struct fake *f = fake_new(id, rank, text);
+
+	store_put(s, f, sent);
+	fake_unref(f);
+}
+
+static void test_freshness_long_ttl(void)
+{
+	struct store s;
+	char t[64];
+	int n = fetches();
+
+	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	answer(0, 2, "a", 0);
+	CHECK(get(&s, "a", CACHE_ANY, t, NULL) == 0 && strcmp(t, "a") == 0);
+	CHECK(fetches() == n + 1);
+	CHECK(get(&s, "a", CACHE_FRESH, t, NULL) == 0 && fetches() == n + 1);
+	answer(0, 2, "b", 0);
+	CHECK(get(&s, "a", CACHE_FORCE, t, NULL) == 0 && strcmp(t, "b") == 0);
+	CHECK(fetches() == n + 2);
+
+	/* A 404 is remembered for ttl. */
+	answer(-ENOENT, 0, "", 0);
+	CHECK(get(&s, "gone", CACHE_FRESH, t, NULL) == -ENOENT);
+	CHECK(get(&s, "gone", CACHE_ANY, t, NULL) == -ENOENT);
+	CHECK(fetches() == n + 3);
+
+	/* A final object is never fetched again, not even by force. */
+	answer(0, 5, "done", 1);
+	CHECK(get(&s, "f", CACHE_ANY, t, NULL) == 0 && fetches() == n + 4);
+	CHECK(get(&s, "f", CACHE_FORCE, t, NULL) == 0 && fetches() == n + 4);
+	store_destroy(&s);
+}
+
+static void test_freshness_no_ttl(void)
+{
+	struct store s;
+	struct api_error err;
+	void *obj;
+	char t[64];
+	int n = fetches();
+
+	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
+	answer(0, 2, "a", 0);
+	CHECK(get(&s, "a", CACHE_FRESH, t, NULL) == 0 && fetches() == n + 1);
+	CHECK(get(&s, "a", CACHE_FRESH, t, NULL) == 0 && fetches() == n + 2);
+	CHECK(get(&s, "a", CACHE_ANY, t, NULL) == 0 && fetches() == n + 2);
+
+	answer(-ENOENT, 0, "", 0);
+	CHECK(get(&s, "gone", CACHE_FRESH, t, NULL) == -ENOENT);
+	CHECK(get(&s, "gone", CACHE_FRESH, t, NULL) == -ENOENT);
+	CHECK(fetches() == n + 4);
+
+	/* A passing failure serves the copy, but to CACHE_FORCE. */
+	answer(-EIO, 0, "", 0);
+	CHECK(get(&s, "a", CACHE_FRESH, t, NULL) == 0 && strcmp(t, "a") == 0);
+	CHECK(fetches() == n + 5);
+	CHECK(store_get(&s, "a", CACHE_FORCE, &obj, &err) == -EIO);
+	CHECK(obj == NULL && strcmp(err.message, "stub says -5") == 0);
+	CHECK(err.http_status == 503);
+	/* Not a passing one: reported. */
+	answer(-EACCES, 0, "", 0);
+	CHECK(get(&s, "a", CACHE_FRESH, t, NULL) == -EACCES);
+	/* No copy to serve. */
+	answer(-EIO, 0, "", 0);
+	CHECK(get(&s, "new", CACHE_FRESH, t, NULL) == -EIO);
+	store_destroy(&s);
+}
+
+static void test_newer_answer(void)
+{
+	struct store s;
+	char t[64];
+	int rank;
+	double before = store_clock();
+
+	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	put(&s, "x", 2, "running", store_clock());
+	CHECK(get(&s, "x", CACHE_ANY, t, &rank) == 0 && rank == 2);
+	/* Overlapping requests: only a later rank replaces. */
+	put(&s, "x", 1, "earlier", before);
+	CHECK(get(&s, "x", CACHE_ANY, t, &rank) == 0 && rank == 2);
+	put(&s, "x", 4, "cancelling", before);
+	CHECK(get(&s, "x", CACHE_ANY, t, &rank) == 0 && rank == 4);
+	/* Sent after the stored answer came: the server's word. */
+	put(&s, "x", 1, "back", store_clock());
+	CHECK(get(&s, "x", CACHE_ANY, t, &rank) == 0 && rank == 1);
+	/* Answered before the stored one was sent: never. */
+	put(&s, "x", 3, "future", store_clock() + 100);
+	put(&s, "x", 5, "older", store_clock());
+	CHECK(get(&s, "x", CACHE_ANY, t, NULL) == 0 &&
+	      strcmp(t, "future") == 0);
+	store_destroy(&s);
+}
+
+struct getter {
+	struct store *s;
+	const char *id;
+	enum cache_mode mode;
+	int r;
+	int rank;
+	void *obj;
+	pthread_t t;
+};
+
+static void *getter_run(void *arg)
+{
+	struct getter *g = arg;
+	struct fake *f;
+
+	g->r = store_get(g->s, g->id, g->mode, &g->obj, NULL);
+	f = g->obj;
+	g->rank = f ? f->rank : 0;
+	return NULL;
+}
+
+/* A fetch under way when a newer answer came (a cancel) does not bring
+ * the older lifecycle stage back; its caller gets the newer one. */
+static void test_overlapping_fetch(void)
+{
+	struct store s;
+	struct getter g;
+	char t[64];
+	int rank;
+
+	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	put(&s, "x", 2, "running", store_clock());
+	answer(0, 2, "running", 0);
+	fake_close();
+	g = (struct getter){&s, "x", CACHE_FORCE, 0, 0, NULL, 0};
+	pthread_create(&g.t, NULL, getter_run, &g);
+	fake_wait_entered(1);
+	put(&s, "x", 4, "cancelling", store_clock());
+	fake_open();
+	pthread_join(g.t, NULL);
+	CHECK(g.r == 0 && g.rank == 4);
+	fake_unref(g.obj);
+	CHECK(get(&s, "x", CACHE_ANY, t, &rank) == 0 && rank == 4);
+	store_destroy(&s);
+}
+
+/* Concurrent readers of one id share one fetch. */
+static void test_single_flight(void)
+{
+	struct store s;
+	struct getter g[8];
+	int n = fetches();
+
+	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	answer(0, 2, "one", 0);
+	fake_close();
+	for (int i = 0; i < 8; i++) {
+		g[i] = (struct getter){&s, "s", CACHE_FRESH, 0, 0, NULL, 0};
+		pthread_create(&g[i].t, NULL, getter_run, &g[i]);
+	}
+	fake_wait_entered(1);
+	fake_open();
+	for (int i = 0; i < 8; i++) {
+		pthread_join(g[i].t, NULL);
+		CHECK(g[i].r == 0 && g[i].obj == g[0].obj);
+		fake_unref(g[i].obj);
+	}
+	CHECK(fetches() == n + 1);
+	store_destroy(&s);
+}
+
+/* While the server is down, a probe for another unseen id goes to the
+ * background and its caller waits at most a glance; a probe under way
+ * fails the next ones at once; its answer is kept when it comes. */
+static void test_probe_server_down(void)
+{
+	struct store s;
+	char t[64];
+	double t0;
+	int n;
+
+	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	answer(-ETIMEDOUT, 0, "", 0);
+	CHECK(get(&s, "p1", CACHE_FRESH, t, NULL) == -ETIMEDOUT);
+	answer(0, 2, "late", 0);
+	fake_close();
+	t0 = store_clock();
+	CHECK(get(&s, "p2", CACHE_FRESH, t, NULL) == -ETIMEDOUT);
+	CHECK(store_clock() - t0 < 3);
+	fake_wait_entered(1); /* the probe in the background */
+	n = fetches();
+	CHECK(get(&s, "p3", CACHE_FRESH, t, NULL) == -ETIMEDOUT);
+	CHECK(fetches() == n); /* failed at once, no request */
+	fake_open();
+	CHECK(store_wait(&s, "p2", 0, store_clock() + 10, NULL) == 0);
+	CHECK(get(&s, "p2", CACHE_ANY, t, NULL) == 0 && strcmp(t, "late") == 0);
+	CHECK(fetches() == n);
+	store_destroy(&s);
+}
+
+struct waiter {
+	struct store *s;
+	const char *id;
+	uint64_t seen;
+	double deadline;
+	uint64_t now;
+	int r;
+	pthread_t t;
+};
+
+static void *waiter_run(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->r = store_wait(w->s, w->id, w->seen, w->deadline, &w->now);
+	return NULL;
+}
+
+static void test_changes_and_wait(void)
+{
+	struct store s;
+	struct waiter w, other;
+	uint64_t c1, c2, c3, now;
+	double t0;
+	char t[64];
+
+	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(store_changes(&s, "w") == 0);
+	put(&s, "w", 2, "a", store_clock());
+	c1 = store_changes(&s, "w");
+	CHECK(c1 > 0);
+	put(&s, "w", 2, "a", store_clock()); /* says the same */
+	CHECK(store_changes(&s, "w") == c1);
+	put(&s, "w", 2, "b", store_clock());
+	c2 = store_changes(&s, "w");
+	CHECK(c2 > c1);
+
+	/* The deadline ends a wait for a change that does not come. */
+	t0 = store_clock();
+	CHECK(store_wait(&s, "w", c2, t0 + 0.1, &now) == -ETIMEDOUT);
+	CHECK(store_clock() - t0 >= 0.1 && store_clock() - t0 < 5);
+	CHECK(now == c2);
+	CHECK(store_wait(&s, "w", c1, t0 + 10, &now) == 0 && now == c2);
+
+	/* A waiter of w is woken by w's change, not held till its deadline;
+	 * one of v sleeps through changes of w. */
+	t0 = store_clock();
+	w = (struct waiter){&s, "w", c2, t0 + 30, 0, 1, 0};
+	other = (struct waiter){&s, "v", 0, t0 + 0.2, 0, 1, 0};
+	pthread_create(&w.t, NULL, waiter_run, &w);
+	pthread_create(&other.t, NULL, waiter_run, &other);
+	put(&s, "u", 2, "elsewhere", store_clock());
+	put(&s, "w", 3, "c", store_clock());
+	pthread_join(w.t, NULL);
+	CHECK(w.r == 0 && w.now > c2);
+	CHECK(store_clock() - t0 < 10);
+	pthread_join(other.t, NULL);
+	CHECK(other.r == -ETIMEDOUT && other.now == 0);
+	c3 = store_changes(&s, "w");
+	CHECK(c3 == w.now);
+
+	/* Gone is a change; a 404 for an id never seen is not. */
+	answer(-ENOENT, 0, "", 0);
+	CHECK(get(&s, "w", CACHE_FORCE, t, NULL) == -ENOENT);
+	CHECK(store_changes(&s, "w") > c3);
+	CHECK(get(&s, "n", CACHE_FORCE, t, NULL) == -ENOENT);
+	CHECK(store_changes(&s, "n") == 0);
+	store_destroy(&s);
+}
+
+int main(void)
+{
+	log_init(1, 0);
+	test_freshness_long_ttl();
+	test_freshness_no_ttl();
+	test_newer_answer();
+	test_overlapping_fetch();
+	test_single_flight();
+	test_probe_server_down();
+	test_changes_and_wait();
+	return check_done("store");
+}
