@@ -151,7 +151,7 @@ static int do_cancel(struct kimifs *k, const char *id)
 	double sent;
 	int r;
 
-	r = batches_get(&k->batches, id, CACHE_ANY, &b, &err);
+	r = batches_get(&k->batches, id, STORE_ANY, &b, &err);
 	if (r < 0) {
 		api_why(&err, r, why, sizeof(why));
 		goto out;
@@ -176,7 +176,7 @@ static int do_cancel(struct kimifs *k, const char *id)
 		 * an earlier attempt of ours whose answer was lost). */
 		batch_unref(b);
 		b = NULL;
-		if (batches_get(&k->batches, id, CACHE_FORCE, &b, NULL) == 0 &&
+		if (batches_get(&k->batches, id, STORE_FORCE, &b, NULL) == 0 &&
 		    is_cancelled(b))
 			r = 0;
 	}
@@ -192,7 +192,7 @@ static int do_refresh(struct kimifs *k, const char *id)
 	struct batch *b = NULL;
 	struct api_error err;
 	char why[600] = "";
-	int r = batches_get(&k->batches, id, CACHE_FORCE, &b, &err);
+	int r = batches_get(&k->batches, id, STORE_FORCE, &b, &err);
 
 	if (r < 0)
 		api_why(&err, r, why, sizeof(why));

@@ -80,7 +80,7 @@ static render_fn file_render(const char *name)
  * failures are, once.
  */
 static int batch_snapshot(struct kimifs *k, const struct node *n,
-			  enum cache_mode mode, struct view *v)
+			  enum store_mode mode, struct view *v)
 {
 	struct api_error err;
 	int r = batches_get(&k->batches, n->id, mode, &v->snap, &err);
@@ -102,14 +102,14 @@ static int batch_snapshot(struct kimifs *k, const struct node *n,
  * than cache_ttl and not final, it is fetched again once before ENOENT.
  */
 static int file_view(struct kimifs *k, const struct node *n,
-		     enum cache_mode mode, render_fn render, struct view *v)
+		     enum store_mode mode, render_fn render, struct view *v)
 {
 	int r = batch_snapshot(k, n, mode, v);
 
 	if (r == 0 && render(v->snap, n->name, v) == -ENOENT) {
-		if (!v->snap->final && mode == CACHE_ANY) {
+		if (!v->snap->final && mode == STORE_ANY) {
 			view_release(v);
-			r = batch_snapshot(k, n, CACHE_FRESH, v);
+			r = batch_snapshot(k, n, STORE_FRESH, v);
 		}
 		if (r == 0)
 			r = render(v->snap, n->name, v);
@@ -120,7 +120,7 @@ static int file_view(struct kimifs *k, const struct node *n,
 }
 
 static int bfile_view(struct kimifs *k, const struct node *n,
-		      enum cache_mode mode, struct view *v)
+		      enum store_mode mode, struct view *v)
 {
 	render_fn render = file_render(n->name);
 
@@ -128,13 +128,13 @@ static int bfile_view(struct kimifs *k, const struct node *n,
 }
 
 static int count_view(struct kimifs *k, const struct node *n,
-		      enum cache_mode mode, struct view *v)
+		      enum store_mode mode, struct view *v)
 {
 	return file_view(k, n, mode, render_count, v);
 }
 
 static int meta_view(struct kimifs *k, const struct node *n,
-		     enum cache_mode mode, struct view *v)
+		     enum store_mode mode, struct view *v)
 {
 	return file_view(k, n, mode, render_meta, v);
 }
@@ -142,9 +142,9 @@ static int meta_view(struct kimifs *k, const struct node *n,
 /* ctl reads the outcome of its last command. Opening it sends nothing: any
  * cached copy of the batch will do, whatever mode asks. */
 static int ctl_view(struct kimifs *k, const struct node *n,
-		    enum cache_mode mode, struct view *v)
+		    enum store_mode mode, struct view *v)
 {
-	int r = batch_snapshot(k, n, CACHE_ANY, v);
+	int r = batch_snapshot(k, n, STORE_ANY, v);
 
 	(void)mode;
 	if (r < 0)
@@ -163,14 +163,14 @@ static int ctl_write_node(struct kimifs *k, const struct node *n,
 }
 
 static int dir_view(struct kimifs *k, const struct node *n,
-		    enum cache_mode mode, struct view *v)
+		    enum store_mode mode, struct view *v)
 {
 	return batch_snapshot(k, n, mode, v);
 }
 
 /* A batch directory carries its created_at. */
 static int batch_view(struct kimifs *k, const struct node *n,
-		      enum cache_mode mode, struct view *v)
+		      enum store_mode mode, struct view *v)
 {
 	int r = batch_snapshot(k, n, mode, v);
 
@@ -219,7 +219,7 @@ static int counts_readdir(struct kimifs *k, const struct node *dir,
 			  struct dirlist *out)
 {
 	struct view v = {0};
-	int r = dir_view(k, dir, CACHE_FRESH, &v);
+	int r = dir_view(k, dir, STORE_FRESH, &v);
 
 	for (int i = 0; r == 0 && i < 3; i++)
 		r = dirlist_add(out, v.snap->counts[i].name, S_IFREG);
@@ -238,7 +238,7 @@ static int meta_readdir(struct kimifs *k, const struct node *dir,
 			struct dirlist *out)
 {
 	struct view v = {0};
-	int r = dir_view(k, dir, CACHE_FRESH, &v);
+	int r = dir_view(k, dir, STORE_FRESH, &v);
 
 	for (size_t i = 0; r == 0 && i < v.snap->nmeta; i++)
 		r = dirlist_add(out, v.snap->meta[i].name, S_IFREG);
@@ -283,7 +283,7 @@ static int batch_readdir(struct kimifs *k, const struct node *dir,
 			 struct dirlist *out)
 {
 	struct view v = {0};
-	int r = dir_view(k, dir, CACHE_FRESH, &v);
+	int r = dir_view(k, dir, STORE_FRESH, &v);
 
 	for (size_t i = 0; r == 0 && i < NFILES; i++) {
 		struct view f = {0};
@@ -312,7 +312,7 @@ static const struct node_type type_batch = {
 };
 
 static int batches_view(struct kimifs *k, const struct node *n,
-			enum cache_mode mode, struct view *v)
+			enum store_mode mode, struct view *v)
 {
 	(void)n;
 	(void)mode;

@@ -113,7 +113,7 @@ static void op_end(fuse_req_t req)
 
 /* The view of node n in mode, as one operation for req. 0 or -errno. */
 static int view_node(struct kimifs *k, fuse_req_t req, const struct node *n,
-		     enum cache_mode mode, struct view *v)
+		     enum store_mode mode, struct view *v)
 {
 	struct api_op op;
 	int r;
@@ -143,7 +143,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r == 0)
 		r = dir.type->lookup(k, &dir, name, &child);
 	if (r == 0)
-		r = view_node(k, req, &child, CACHE_ANY, &v);
+		r = view_node(k, req, &child, STORE_ANY, &v);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -198,7 +198,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	}
 	r = inodes_get(&k->inodes, ino, &n);
 	if (r == 0)
-		r = view_node(k, req, &n, CACHE_ANY, &v);
+		r = view_node(k, req, &n, STORE_ANY, &v);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -247,7 +247,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (r == 0 && writes && !(h->node.type->flags & NT_WRITABLE))
 		r = -EROFS;
 	if (r == 0)
-		r = view_node(k, req, &h->node, CACHE_FRESH, &h->view);
+		r = view_node(k, req, &h->node, STORE_FRESH, &h->view);
 	if (r < 0) {
 		free(h);
 		fuse_reply_err(req, -r);

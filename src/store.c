@@ -314,14 +314,14 @@ static void entry_tried(struct store_entry *e, int r,
  * or 1 (fetch needed). Caller holds s->lock.
  */
 static int settled(const struct store *s, const struct store_entry *e,
-		   enum cache_mode mode, double asked, struct api_error *err)
+		   enum store_mode mode, double asked, struct api_error *err)
 {
 	if (e->tried >= asked && e->tried > 0) {
 		/* A fetch ended after we asked: share its result, as if it
 		 * had been ours. */
 		if (e->last_err == 0 || e->last_err == -ENOENT)
 			return e->obj ? 0 : -ENOENT;
-		if (e->obj && mode != CACHE_FORCE &&
+		if (e->obj && mode != STORE_FORCE &&
 		    api_error_transient(e->last_err))
 			return 0;
 		if (e->why)
@@ -330,9 +330,9 @@ static int settled(const struct store *s, const struct store_entry *e,
 	}
 	if (e->obj && s->kind->final(e->obj))
 		return 0;
-	if (mode == CACHE_FORCE)
+	if (mode == STORE_FORCE)
 		return 1;
-	if (e->obj && (mode == CACHE_ANY || asked - e->fetched < s->ttl))
+	if (e->obj && (mode == STORE_ANY || asked - e->fetched < s->ttl))
 		return 0;
 	if (e->negative && asked - e->fetched < s->ttl)
 		return -ENOENT;
@@ -371,12 +371,12 @@ static int probe_settled(const struct store *s, double asked,
  * Record how the fetch of e sent at `sent` ended: r, with fresh (whose
  * reference it takes) or err, and, for a probe, what it says of the server.
  * Returns the result for a caller in mode: 0 when e has an object to serve
- * (also the stored copy after a passing failure, but in CACHE_FORCE mode),
+ * (also the stored copy after a passing failure, but in STORE_FORCE mode),
  * else -errno. Wakes the waiters of e, and of the probe when it was one.
  * Caller holds s->lock.
  */
 static int fetch_done(struct store *s, struct store_entry *e, int probe,
-		      enum cache_mode mode, int r, void *fresh,
+		      enum store_mode mode, int r, void *fresh,
 		      const struct api_error *err, double sent)
 {
 	double answered = util_now();
@@ -396,7 +396,7 @@ static int fetch_done(struct store *s, struct store_entry *e, int probe,
 	if (r == 0 || r == -ENOENT) {
 		entry_learn(s, e, fresh, sent, answered);
 		r = e->obj ? 0 : -ENOENT;
-	} else if (e->obj && mode != CACHE_FORCE && api_error_transient(r)) {
+	} else if (e->obj && mode != STORE_FORCE && api_error_transient(r)) {
 		log_warn("%s %s: refresh failed (%d %s); serving the "
 			 "cached copy",
 			 s->kind->name, e->id, err->http_status, err->message);
@@ -410,7 +410,7 @@ static int fetch_done(struct store *s, struct store_entry *e, int probe,
 struct probe_job {
 	struct store *s;
 	char *id;
-	enum cache_mode mode;
+	enum store_mode mode;
 };
 
 static void *probe_run(void *arg)
@@ -442,7 +442,7 @@ static void *probe_run(void *arg)
  * in time, the failure of the probe before. Caller holds s->lock, has
  * marked the entry and the probe in flight, and may be woken meanwhile.
  */
-static int probe_glance(struct store *s, const char *id, enum cache_mode mode,
+static int probe_glance(struct store *s, const char *id, enum store_mode mode,
 			double asked, void **out, struct api_error *err)
 {
 	struct probe_job *job = malloc(sizeof(*job));
@@ -491,7 +491,7 @@ static int probe_glance(struct store *s, const char *id, enum cache_mode mode,
 	return r;
 }
 
-int store_get(struct store *s, const char *id, enum cache_mode mode, void **out,
+int store_get(struct store *s, const char *id, enum store_mode mode, void **out,
 	      struct api_error *errp)
 {
 	double asked = util_now(), sent;
@@ -512,8 +512,8 @@ int store_get(struct store *s, const char *id, enum cache_mode mode, void **out,
 		if (r <= 0)
 			goto out;
 		/* An id with no object to serve is a probe, but for
-		 * CACHE_FORCE, which must ask whatever happened before. */
-		probe = mode != CACHE_FORCE && (!e || !e->obj);
+		 * STORE_FORCE, which must ask whatever happened before. */
+		probe = mode != STORE_FORCE && (!e || !e->obj);
 		r = probe ? probe_settled(s, asked, err) : 0;
 		if (r < 0)
 			goto out;

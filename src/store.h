@@ -16,7 +16,13 @@
 #include <stdint.h>
 
 #include "api.h"
-#include "cache.h"
+
+/* The freshness a reader asks of the store. */
+enum store_mode {
+	STORE_ANY,   /* any cached copy; fetch only when there is none */
+	STORE_FRESH, /* a copy younger than ttl (final objects: any) */
+	STORE_FORCE, /* fetch now (final objects: the cached copy) */
+};
 
 struct store_entry;
 struct store_waiter;
@@ -114,15 +120,15 @@ double store_clock(void);
  * share one fetch. Returns 0 with a new reference in *out, -ENOENT when the
  * server says there is no such object (remembered for ttl), or another
  * -errno from the fetch, with the reason in err when err is not NULL. When
- * a fetch in CACHE_ANY or CACHE_FRESH mode fails for a passing reason
+ * a fetch in STORE_ANY or STORE_FRESH mode fails for a passing reason
  * (api_error_transient) and a copy exists, the copy is served and the
- * failure logged; CACHE_FORCE reports the failure instead, also when it
+ * failure logged; STORE_FORCE reports the failure instead, also when it
  * shared a fetch that another reader started. *out is the newest object the
  * store holds, which is not the fetched one when that answer was older (see
  * store_put).
  *
  * An id with no object (a name never seen, or a 404 older than ttl) is
- * fetched by one probe at a time in CACHE_ANY and CACHE_FRESH mode: a
+ * fetched by one probe at a time in STORE_ANY and STORE_FRESH mode: a
  * caller waits for the probe under way, and when the last probe found the
  * server down (no answer in time, no connection, a 5xx), fails at once with
  * that failure while a probe is under way or when one ended since it asked;
@@ -130,7 +136,7 @@ double store_clock(void);
  * waits for the answer at most 1 s. Waits behind a probe end by the
  * store's timeout (-ETIMEDOUT).
  */
-int store_get(struct store *s, const char *id, enum cache_mode mode, void **out,
+int store_get(struct store *s, const char *id, enum store_mode mode, void **out,
 	      struct api_error *err);
 
 /*

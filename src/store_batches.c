@@ -161,7 +161,7 @@ void batches_destroy(struct batches *b)
 	store_destroy(&b->store);
 }
 
-int batches_get(struct batches *b, const char *id, enum cache_mode mode,
+int batches_get(struct batches *b, const char *id, enum store_mode mode,
 		struct batch **out, struct api_error *err)
 {
 	void *obj = NULL;

@@ -29,7 +29,7 @@ void batches_destroy(struct batches *b);
 
 /* store_get for a batch: 0 with a new reference in *out, or -errno with
  * the reason in err (may be NULL). */
-int batches_get(struct batches *b, const char *id, enum cache_mode mode,
+int batches_get(struct batches *b, const char *id, enum store_mode mode,
 		struct batch **out, struct api_error *err);
 
 /* store_put of a batch the server just returned to a request sent at sent

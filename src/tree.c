@@ -11,7 +11,7 @@
 #include "kimifs.h"
 
 static int root_view(struct kimifs *k, const struct node *n,
-		     enum cache_mode mode, struct view *v)
+		     enum store_mode mode, struct view *v)
 {
 	(void)n;
 	(void)mode;

@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "batch.h"
-#include "cache.h"
+#include "store.h"
 
 #define NODE_NAME_MAX 255
 
@@ -62,11 +62,11 @@ struct node_type {
 	unsigned flags;	  /* NT_* */
 	unsigned subdirs; /* fixed subdirectories, for the link count */
 	/*
-	 * Fill *v for n: the snapshot in mode (cache.h), the bytes of a file.
+	 * Fill *v for n: the snapshot in mode (store.h), the bytes of a file.
 	 * 0, or -errno (-ENOENT when the node does not exist).
 	 */
 	int (*view)(struct kimifs *k, const struct node *n,
-		    enum cache_mode mode, struct view *v);
+		    enum store_mode mode, struct view *v);
 	/* Directories: the child called name (0 or -ENOENT; existence is then
 	 * decided by the child's view), and every child's name. */
 	int (*lookup)(struct kimifs *k, const struct node *dir,

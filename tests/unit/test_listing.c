@@ -130,7 +130,7 @@ static void test_pages(void)
 	CHECK(strcmp(cursors[2], ".hidden") == 0);
 	/* The store holds what was listed: no fetch. */
 	n = fake_fetches;
-	CHECK(store_get(&s, "c", CACHE_FRESH, &obj, NULL) == 0);
+	CHECK(store_get(&s, "c", STORE_FRESH, &obj, NULL) == 0);
 	CHECK(strcmp(((struct fake *)obj)->text, "listed") == 0);
 	fake_unref(obj);
 	CHECK(fake_fetches == n);
@@ -225,10 +225,10 @@ static void test_newer_answer(void)
 	racing = &s;
 	CHECK(list(&l, pages, got, sizeof(got)) == 0);
 	CHECK(strcmp(got, "a b") == 0);
-	CHECK(store_get(&s, "b", CACHE_ANY, &obj, NULL) == 0);
+	CHECK(store_get(&s, "b", STORE_ANY, &obj, NULL) == 0);
 	CHECK(((struct fake *)obj)->rank == 4);
 	fake_unref(obj);
-	CHECK(store_get(&s, "a", CACHE_ANY, &obj, NULL) == 0);
+	CHECK(store_get(&s, "a", STORE_ANY, &obj, NULL) == 0);
 	CHECK(((struct fake *)obj)->rank == 2);
 	fake_unref(obj);
 	listing_destroy(&l);

@@ -45,7 +45,7 @@ static void answer(int result, int rank, const char *text, int final)
 }
 
 /* store_get, and the text of what it gave ("" for none). */
-static int get(struct store *s, const char *id, enum cache_mode mode,
+static int get(struct store *s, const char *id, enum store_mode mode,
 	       char *text, int *rank)
 {
 	void *obj = NULL;
@@ -76,23 +76,23 @@ static void test_freshness_long_ttl(void)
 
 	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
 	answer(0, 2, "a", 0);
-	CHECK(get(&s, "a", CACHE_ANY, t, NULL) == 0 && strcmp(t, "a") == 0);
+	CHECK(get(&s, "a", STORE_ANY, t, NULL) == 0 && strcmp(t, "a") == 0);
 	CHECK(fetches() == n + 1);
-	CHECK(get(&s, "a", CACHE_FRESH, t, NULL) == 0 && fetches() == n + 1);
+	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == 0 && fetches() == n + 1);
 	answer(0, 2, "b", 0);
-	CHECK(get(&s, "a", CACHE_FORCE, t, NULL) == 0 && strcmp(t, "b") == 0);
+	CHECK(get(&s, "a", STORE_FORCE, t, NULL) == 0 && strcmp(t, "b") == 0);
 	CHECK(fetches() == n + 2);
 
 	/* A 404 is remembered for ttl. */
 	answer(-ENOENT, 0, "", 0);
-	CHECK(get(&s, "gone", CACHE_FRESH, t, NULL) == -ENOENT);
-	CHECK(get(&s, "gone", CACHE_ANY, t, NULL) == -ENOENT);
+	CHECK(get(&s, "gone", STORE_FRESH, t, NULL) == -ENOENT);
+	CHECK(get(&s, "gone", STORE_ANY, t, NULL) == -ENOENT);
 	CHECK(fetches() == n + 3);
 
 	/* A final object is never fetched again, not even by force. */
 	answer(0, 5, "done", 1);
-	CHECK(get(&s, "f", CACHE_ANY, t, NULL) == 0 && fetches() == n + 4);
-	CHECK(get(&s, "f", CACHE_FORCE, t, NULL) == 0 && fetches() == n + 4);
+	CHECK(get(&s, "f", STORE_ANY, t, NULL) == 0 && fetches() == n + 4);
+	CHECK(get(&s, "f", STORE_FORCE, t, NULL) == 0 && fetches() == n + 4);
 	store_destroy(&s);
 }
 
@@ -106,28 +106,28 @@ static void test_freshness_no_ttl(void)
 
 	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
 	answer(0, 2, "a", 0);
-	CHECK(get(&s, "a", CACHE_FRESH, t, NULL) == 0 && fetches() == n + 1);
-	CHECK(get(&s, "a", CACHE_FRESH, t, NULL) == 0 && fetches() == n + 2);
-	CHECK(get(&s, "a", CACHE_ANY, t, NULL) == 0 && fetches() == n + 2);
+	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == 0 && fetches() == n + 1);
+	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == 0 && fetches() == n + 2);
+	CHECK(get(&s, "a", STORE_ANY, t, NULL) == 0 && fetches() == n + 2);
 
 	answer(-ENOENT, 0, "", 0);
-	CHECK(get(&s, "gone", CACHE_FRESH, t, NULL) == -ENOENT);
-	CHECK(get(&s, "gone", CACHE_FRESH, t, NULL) == -ENOENT);
+	CHECK(get(&s, "gone", STORE_FRESH, t, NULL) == -ENOENT);
+	CHECK(get(&s, "gone", STORE_FRESH, t, NULL) == -ENOENT);
 	CHECK(fetches() == n + 4);
 
-	/* A passing failure serves the copy, but to CACHE_FORCE. */
+	/* A passing failure serves the copy, but to STORE_FORCE. */
 	answer(-EIO, 0, "", 0);
-	CHECK(get(&s, "a", CACHE_FRESH, t, NULL) == 0 && strcmp(t, "a") == 0);
+	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == 0 && strcmp(t, "a") == 0);
 	CHECK(fetches() == n + 5);
-	CHECK(store_get(&s, "a", CACHE_FORCE, &obj, &err) == -EIO);
+	CHECK(store_get(&s, "a", STORE_FORCE, &obj, &err) == -EIO);
 	CHECK(obj == NULL && strcmp(err.message, "stub says -5") == 0);
 	CHECK(err.http_status == 503);
 	/* Not a passing one: reported. */
 	answer(-EACCES, 0, "", 0);
-	CHECK(get(&s, "a", CACHE_FRESH, t, NULL) == -EACCES);
+	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == -EACCES);
 	/* No copy to serve. */
 	answer(-EIO, 0, "", 0);
-	CHECK(get(&s, "new", CACHE_FRESH, t, NULL) == -EIO);
+	CHECK(get(&s, "new", STORE_FRESH, t, NULL) == -EIO);
 	store_destroy(&s);
 }
 
@@ -140,19 +140,19 @@ static void test_newer_answer(void)
 
 	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
 	put(&s, "x", 2, "running", store_clock());
-	CHECK(get(&s, "x", CACHE_ANY, t, &rank) == 0 && rank == 2);
+	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 2);
 	/* Overlapping requests: only a later rank replaces. */
 	put(&s, "x", 1, "earlier", before);
-	CHECK(get(&s, "x", CACHE_ANY, t, &rank) == 0 && rank == 2);
+	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 2);
 	put(&s, "x", 4, "cancelling", before);
-	CHECK(get(&s, "x", CACHE_ANY, t, &rank) == 0 && rank == 4);
+	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 4);
 	/* Sent after the stored answer came: the server's word. */
 	put(&s, "x", 1, "back", store_clock());
-	CHECK(get(&s, "x", CACHE_ANY, t, &rank) == 0 && rank == 1);
+	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 1);
 	/* Answered before the stored one was sent: never. */
 	put(&s, "x", 3, "future", store_clock() + 100);
 	put(&s, "x", 5, "older", store_clock());
-	CHECK(get(&s, "x", CACHE_ANY, t, NULL) == 0 &&
+	CHECK(get(&s, "x", STORE_ANY, t, NULL) == 0 &&
 	      strcmp(t, "future") == 0);
 	store_destroy(&s);
 }
@@ -160,7 +160,7 @@ static void test_newer_answer(void)
 struct getter {
 	struct store *s;
 	const char *id;
-	enum cache_mode mode;
+	enum store_mode mode;
 	int r;
 	int rank;
 	void *obj;
@@ -191,7 +191,7 @@ static void test_overlapping_fetch(void)
 	put(&s, "x", 2, "running", store_clock());
 	answer(0, 2, "running", 0);
 	fake_close();
-	g = (struct getter){&s, "x", CACHE_FORCE, 0, 0, NULL, 0};
+	g = (struct getter){&s, "x", STORE_FORCE, 0, 0, NULL, 0};
 	pthread_create(&g.t, NULL, getter_run, &g);
 	fake_wait_entered(1);
 	put(&s, "x", 4, "cancelling", store_clock());
@@ -199,7 +199,7 @@ static void test_overlapping_fetch(void)
 	pthread_join(g.t, NULL);
 	CHECK(g.r == 0 && g.rank == 4);
 	fake_unref(g.obj);
-	CHECK(get(&s, "x", CACHE_ANY, t, &rank) == 0 && rank == 4);
+	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 4);
 	store_destroy(&s);
 }
 
@@ -214,7 +214,7 @@ static void test_single_flight(void)
 	answer(0, 2, "one", 0);
 	fake_close();
 	for (int i = 0; i < 8; i++) {
-		g[i] = (struct getter){&s, "s", CACHE_FRESH, 0, 0, NULL, 0};
+		g[i] = (struct getter){&s, "s", STORE_FRESH, 0, 0, NULL, 0};
 		pthread_create(&g[i].t, NULL, getter_run, &g[i]);
 	}
 	fake_wait_entered(1);
@@ -240,19 +240,19 @@ static void test_probe_server_down(void)
 
 	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
 	answer(-ETIMEDOUT, 0, "", 0);
-	CHECK(get(&s, "p1", CACHE_FRESH, t, NULL) == -ETIMEDOUT);
+	CHECK(get(&s, "p1", STORE_FRESH, t, NULL) == -ETIMEDOUT);
 	answer(0, 2, "late", 0);
 	fake_close();
 	t0 = store_clock();
-	CHECK(get(&s, "p2", CACHE_FRESH, t, NULL) == -ETIMEDOUT);
+	CHECK(get(&s, "p2", STORE_FRESH, t, NULL) == -ETIMEDOUT);
 	CHECK(store_clock() - t0 < 3);
 	fake_wait_entered(1); /* the probe in the background */
 	n = fetches();
-	CHECK(get(&s, "p3", CACHE_FRESH, t, NULL) == -ETIMEDOUT);
+	CHECK(get(&s, "p3", STORE_FRESH, t, NULL) == -ETIMEDOUT);
 	CHECK(fetches() == n); /* failed at once, no request */
 	fake_open();
 	CHECK(store_wait(&s, "p2", 0, store_clock() + 10, NULL) == 0);
-	CHECK(get(&s, "p2", CACHE_ANY, t, NULL) == 0 && strcmp(t, "late") == 0);
+	CHECK(get(&s, "p2", STORE_ANY, t, NULL) == 0 && strcmp(t, "late") == 0);
 	CHECK(fetches() == n);
 	store_destroy(&s);
 }
@@ -320,9 +320,9 @@ static void test_changes_and_wait(void)
 
 	/* Gone is a change; a 404 for an id never seen is not. */
 	answer(-ENOENT, 0, "", 0);
-	CHECK(get(&s, "w", CACHE_FORCE, t, NULL) == -ENOENT);
+	CHECK(get(&s, "w", STORE_FORCE, t, NULL) == -ENOENT);
 	CHECK(store_changes(&s, "w") > c3);
-	CHECK(get(&s, "n", CACHE_FORCE, t, NULL) == -ENOENT);
+	CHECK(get(&s, "n", STORE_FORCE, t, NULL) == -ENOENT);
 	CHECK(store_changes(&s, "n") == 0);
 	store_destroy(&s);
 }
