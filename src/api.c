@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "util.h"
 
 #ifndef KIMIFS_VERSION
 #define KIMIFS_VERSION "dev"
@@ -25,14 +26,17 @@
 /* Seconds a retry must have left, after its wait, to be worth sending. */
 #define RETRY_MIN_BUDGET 0.25
 
-/* The filesystem operation running on this thread, or NULL. */
-static _Thread_local struct api_op *op_now;
+/* What a transfer's progress hook looks at: the client and the op. */
+struct xfer {
+	const struct api *api;
+	const struct api_op *op; /* or NULL */
+};
 
-/* Whether the calls under way on this thread must end now: kimifs is
- * stopping, or the operation was interrupted. */
-static int aborted(const struct api *api)
+/* Whether the calls of op must end now: kimifs is stopping, or op was
+ * interrupted. */
+static int aborted(const struct api *api, const struct api_op *op)
 {
-	return api->stopping || (op_now && op_now->interrupted);
+	return api->stopping || (op && op->interrupted);
 }
 
 struct response {
@@ -42,21 +46,14 @@ struct response {
 	int too_big;
 };
 
-static double now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Sleep for seconds, in short steps, returning early once aborted. */
-static void sleep_for(const struct api *api, double seconds)
+static void sleep_for(const struct api *api, const struct api_op *op,
+		      double seconds)
 {
-	double end = now_mono() + seconds;
+	double end = util_now() + seconds;
 
-	while (!aborted(api)) {
-		double left = end - now_mono();
+	while (!aborted(api, op)) {
+		double left = end - util_now();
 		struct timespec ts;
 
 		if (left <= 0)
@@ -73,13 +70,13 @@ static void sleep_for(const struct api *api, double seconds)
 static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 		       curl_off_t un)
 {
-	const struct api *api = ud;
+	const struct xfer *x = ud;
 
 	(void)dt;
 	(void)dn;
 	(void)ut;
 	(void)un;
-	return aborted(api);
+	return aborted(x->api, x->op);
 }
 
 void api_stop(struct api *api)
@@ -213,14 +210,8 @@ static int status_errno(long status)
 
 void api_op_begin(const struct api *api, struct api_op *op)
 {
-	op->deadline = now_mono() + api->timeout_ms / 1000.0;
+	op->deadline = util_now() + api->timeout_ms / 1000.0;
 	op->interrupted = 0;
-	op_now = op;
-}
-
-void api_op_end(void)
-{
-	op_now = NULL;
 }
 
 void api_op_interrupt(struct api_op *op)
@@ -266,10 +257,11 @@ static void message_from_body(const struct response *r, long status,
 	cJSON_Delete(root);
 }
 
-static int attempt(struct api *api, const char *method, const char *url,
-		   long budget_ms, struct response *resp, long *status,
-		   double *retry_after, struct api_error *err)
+static int attempt(struct api *api, const struct api_op *op, const char *method,
+		   const char *url, long budget_ms, struct response *resp,
+		   long *status, double *retry_after, struct api_error *err)
 {
+	struct xfer x = {api, op};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	curl_off_t ra = -1;
 	CURL *h = handle_get(api);
@@ -296,7 +288,7 @@ static int attempt(struct api *api, const char *method, const char *url,
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(h, CURLOPT_XFERINFODATA, api);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
 	if (api->opts->insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -370,11 +362,11 @@ static int retryable(int r, const struct api_error *err,
  * deadline never turns that error into ETIMEDOUT. ETIMEDOUT means that an
  * attempt itself timed out, or that no time was left for a first one.
  */
-static int request(struct api *api, const char *method, const char *path,
-		   unsigned retries, struct response *resp,
+static int request(struct api *api, const struct api_op *op, const char *method,
+		   const char *path, unsigned retries, struct response *resp,
 		   struct api_error *err)
 {
-	double start = now_mono();
+	double start = util_now();
 	double deadline = start + api->timeout_ms / 1000.0;
 	unsigned seed = (unsigned)(start * 1e6) ^ (unsigned)(size_t)resp;
 	size_t urllen = strlen(api->opts->base_url) + strlen(path) + 1;
@@ -388,14 +380,14 @@ static int request(struct api *api, const char *method, const char *path,
 		return -ENOMEM;
 	}
 	snprintf(url, urllen, "%s%s", api->opts->base_url, path);
-	if (op_now && op_now->deadline < deadline)
-		deadline = op_now->deadline;
+	if (op && op->deadline < deadline)
+		deadline = op->deadline;
 	for (unsigned n = 0;; n++) {
-		long budget = (long)((deadline - now_mono()) * 1000);
+		long budget = (long)((deadline - util_now()) * 1000);
 		double retry_after, delay;
 		long status;
 
-		if (aborted(api)) {
+		if (aborted(api, op)) {
 			snprintf(err->message, sizeof(err->message), "%s",
 				 api->stopping ? "kimifs is stopping"
 					       : "interrupted");
@@ -413,12 +405,12 @@ static int request(struct api *api, const char *method, const char *path,
 			break;
 		}
 		response_reset(resp);
-		r = attempt(api, method, url, budget, resp, &status,
+		r = attempt(api, op, method, url, budget, resp, &status,
 			    &retry_after, err);
 		log_debug("%s %s -> %ld (%.0f ms)", method, path, status,
-			  (now_mono() - start) * 1000);
+			  (util_now() - start) * 1000);
 		if (r == 0 || !retryable(r, err, resp) || n >= retries ||
-		    aborted(api))
+		    aborted(api, op))
 			break;
 		/* Full jitter on an exponential step, unless the server said
 		 * when to come back. */
@@ -426,7 +418,7 @@ static int request(struct api *api, const char *method, const char *path,
 			    ? retry_after
 			    : fmin(0.2 * pow(2, n), 5.0) *
 				  (0.5 + 0.5 * rand_r(&seed) / RAND_MAX);
-		if (now_mono() + delay + RETRY_MIN_BUDGET > deadline) {
+		if (util_now() + delay + RETRY_MIN_BUDGET > deadline) {
 			log_debug("%s %s: no time for a retry in %.1f s; "
 				  "giving up with the last error",
 				  method, path, delay);
@@ -434,9 +426,9 @@ static int request(struct api *api, const char *method, const char *path,
 		}
 		log_warn("%s %s failed (%d %s); retrying in %.1f s", method,
 			 path, err->http_status, err->message, delay);
-		sleep_for(api, delay);
+		sleep_for(api, op, delay);
 		/* A loaded machine may oversleep: the same rule again. */
-		if (deadline - now_mono() < RETRY_MIN_BUDGET) {
+		if (deadline - util_now() < RETRY_MIN_BUDGET) {
 			log_debug("%s %s: no time left for a retry; giving "
 				  "up with the last error",
 				  method, path);
@@ -482,9 +474,9 @@ static cJSON *parse_answer(const struct response *resp, struct api_error *err)
 }
 
 /* GET or POST a path that answers one BatchObject, for batch id. */
-static int batch_call(struct api *api, const char *method, const char *id,
-		      const char *suffix, struct batch **out,
-		      struct api_error *err)
+static int batch_call(struct api *api, const struct api_op *op,
+		      const char *method, const char *id, const char *suffix,
+		      struct batch **out, struct api_error *err)
 {
 	char path[BATCH_ID_MAX * 3 + 64];
 	char why[256];
@@ -501,7 +493,7 @@ static int batch_call(struct api *api, const char *method, const char *id,
 	snprintf(path, sizeof(path), "/v1/batches/%.*s%s", BATCH_ID_MAX * 3,
 		 esc, suffix);
 	curl_free(esc);
-	r = request(api, method, path, api->opts->retries, &resp, err);
+	r = request(api, op, method, path, api->opts->retries, &resp, err);
 	if (r < 0)
 		goto out;
 	root = parse_answer(&resp, err);
@@ -532,16 +524,16 @@ out:
 	return r;
 }
 
-int api_get_batch(struct api *api, const char *id, struct batch **out,
-		  struct api_error *err)
+int api_get_batch(struct api *api, struct api_op *op, const char *id,
+		  struct batch **out, struct api_error *err)
 {
-	return batch_call(api, "GET", id, "", out, err);
+	return batch_call(api, op, "GET", id, "", out, err);
 }
 
-int api_cancel_batch(struct api *api, const char *id, struct batch **out,
-		     struct api_error *err)
+int api_cancel_batch(struct api *api, struct api_op *op, const char *id,
+		     struct batch **out, struct api_error *err)
 {
-	return batch_call(api, "POST", id, "/cancel", out, err);
+	return batch_call(api, op, "POST", id, "/cancel", out, err);
 }
 
 static int parse_page(const cJSON *root, struct api_page *page,
@@ -607,8 +599,9 @@ int api_parse_list(const char *body, size_t len, struct api_page *page,
 	return r;
 }
 
-int api_list_batches(struct api *api, const char *after, unsigned limit,
-		     struct api_page *page, struct api_error *err)
+int api_list_batches(struct api *api, struct api_op *op, const char *after,
+		     unsigned limit, struct api_page *page,
+		     struct api_error *err)
 {
 	char path[BATCH_ID_MAX * 3 + 64];
 	char *esc = NULL;
@@ -624,7 +617,7 @@ int api_list_batches(struct api *api, const char *after, unsigned limit,
 	snprintf(path, sizeof(path), "/v1/batches?limit=%u%s%.*s", limit,
 		 esc ? "&after=" : "", BATCH_ID_MAX * 3, esc ? esc : "");
 	curl_free(esc);
-	r = request(api, "GET", path, api->opts->retries, &resp, err);
+	r = request(api, op, "GET", path, api->opts->retries, &resp, err);
 	if (r == 0)
 		r = api_parse_list(resp.data ? resp.data : "", resp.len, page,
 				   err);
@@ -651,7 +644,7 @@ int api_check(struct api *api, struct api_error *err)
 {
 	struct response resp;
 	struct api_page page;
-	int r = request(api, "GET", "/v1/batches?limit=1", 0, &resp, err);
+	int r = request(api, NULL, "GET", "/v1/batches?limit=1", 0, &resp, err);
 
 	if (r == 0) {
 		r = api_parse_list(resp.data ? resp.data : "", resp.len, &page,

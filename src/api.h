@@ -55,19 +55,42 @@ int api_init(struct api *api, const struct opts *o, const char *api_key);
 void api_destroy(struct api *api);
 
 /*
+ * One filesystem operation: the deadline every call it makes shares, so an
+ * operation that needs several calls (a listing of many pages, a cancel and
+ * its check) still ends within the configured timeout, and whether it was
+ * interrupted (the process waiting on it got a signal). Every call takes
+ * one; NULL: the call alone, bounded by the timeout, not interruptible.
+ */
+struct api_op {
+	double deadline;	  /* monotonic seconds (util_now) */
+	volatile int interrupted; /* set by api_op_interrupt, from any thread */
+};
+
+/* Start op now: its deadline is the configured timeout from now. */
+void api_op_begin(const struct api *api, struct api_op *op);
+
+/*
+ * Interrupt op: its transfer under way and any backoff end at once, its
+ * calls fail with -EINTR, and so do its waits in the store. Safe from any
+ * thread.
+ */
+void api_op_interrupt(struct api_op *op);
+
+/*
  * Each call returns 0 on success or -errno on failure, with err filled in
  * (HTTP status and message). The errno follows the table in
  * docs/filesystem.md: 400 EPERM, 401/403 EACCES, 404 ENOENT, 408 and
  * timeouts ETIMEDOUT, 429 EAGAIN, 5xx and malformed answers EIO, no
  * connection EHOSTUNREACH.
  */
-int api_get_batch(struct api *api, const char *id, struct batch **out,
-		  struct api_error *err);
-int api_cancel_batch(struct api *api, const char *id, struct batch **out,
-		     struct api_error *err);
+int api_get_batch(struct api *api, struct api_op *op, const char *id,
+		  struct batch **out, struct api_error *err);
+int api_cancel_batch(struct api *api, struct api_op *op, const char *id,
+		     struct batch **out, struct api_error *err);
 /* after may be NULL for the first page. */
-int api_list_batches(struct api *api, const char *after, unsigned limit,
-		     struct api_page *page, struct api_error *err);
+int api_list_batches(struct api *api, struct api_op *op, const char *after,
+		     unsigned limit, struct api_page *page,
+		     struct api_error *err);
 void api_page_free(struct api_page *page);
 
 /*
@@ -77,30 +100,6 @@ void api_page_free(struct api_page *page);
  */
 int api_parse_list(const char *body, size_t len, struct api_page *page,
 		   struct api_error *err);
-
-/*
- * One filesystem operation: the deadline its API calls share, and whether
- * it was interrupted (the process waiting on it got a signal).
- */
-struct api_op {
-	double deadline;	  /* monotonic seconds */
-	volatile int interrupted; /* set by api_op_interrupt, from any thread */
-};
-
-/*
- * Start operation op on the calling thread: every API call it makes until
- * api_op_end() shares one deadline, the configured timeout from now, so an
- * operation that needs several calls (a listing of many pages, a cancel and
- * its check) still ends within that bound. op must stay valid until then.
- */
-void api_op_begin(const struct api *api, struct api_op *op);
-void api_op_end(void);
-
-/*
- * Interrupt op: its transfer under way and any backoff end at once, and
- * its calls fail with -EINTR. Safe from any thread.
- */
-void api_op_interrupt(struct api_op *op);
 
 /*
  * One cheap authenticated request (GET /v1/batches?limit=1, no retries), to

@@ -143,7 +143,7 @@ static int is_cancelled(const struct batch *b)
 	       strcmp(b->status, "cancelled") == 0;
 }
 
-static int do_cancel(struct kimifs *k, const char *id)
+static int do_cancel(struct kimifs *k, struct api_op *op, const char *id)
 {
 	struct batch *b = NULL, *after = NULL;
 	struct api_error err;
@@ -151,7 +151,7 @@ static int do_cancel(struct kimifs *k, const char *id)
 	double sent;
 	int r;
 
-	r = batches_get(&k->batches, id, STORE_ANY, &b, &err);
+	r = batches_get(&k->batches, op, id, STORE_ANY, &b, &err);
 	if (r < 0) {
 		api_why(&err, r, why, sizeof(why));
 		goto out;
@@ -165,7 +165,7 @@ static int do_cancel(struct kimifs *k, const char *id)
 		goto out;
 	}
 	sent = store_clock();
-	r = api_cancel_batch(&k->api, id, &after, &err);
+	r = api_cancel_batch(&k->api, op, id, &after, &err);
 	if (r == 0) {
 		batches_put(&k->batches, after, sent);
 		goto out;
@@ -176,7 +176,8 @@ static int do_cancel(struct kimifs *k, const char *id)
 		 * an earlier attempt of ours whose answer was lost). */
 		batch_unref(b);
 		b = NULL;
-		if (batches_get(&k->batches, id, STORE_FORCE, &b, NULL) == 0 &&
+		if (batches_get(&k->batches, op, id, STORE_FORCE, &b, NULL) ==
+			0 &&
 		    is_cancelled(b))
 			r = 0;
 	}
@@ -187,12 +188,12 @@ out:
 	return r;
 }
 
-static int do_refresh(struct kimifs *k, const char *id)
+static int do_refresh(struct kimifs *k, struct api_op *op, const char *id)
 {
 	struct batch *b = NULL;
 	struct api_error err;
 	char why[600] = "";
-	int r = batches_get(&k->batches, id, STORE_FORCE, &b, &err);
+	int r = batches_get(&k->batches, op, id, STORE_FORCE, &b, &err);
 
 	if (r < 0)
 		api_why(&err, r, why, sizeof(why));
@@ -201,8 +202,8 @@ static int do_refresh(struct kimifs *k, const char *id)
 	return r;
 }
 
-int ctl_write(struct kimifs *k, const char *id, const char *buf, size_t size,
-	      off_t off)
+int ctl_write(struct kimifs *k, struct api_op *op, const char *id,
+	      const char *buf, size_t size, off_t off)
 {
 	enum ctl_cmd cmd = ctl_parse(buf, size, off);
 	int r;
@@ -213,6 +214,6 @@ int ctl_write(struct kimifs *k, const char *id, const char *buf, size_t size,
 			 id);
 		return -EINVAL;
 	}
-	r = cmd == CMD_CANCEL ? do_cancel(k, id) : do_refresh(k, id);
+	r = cmd == CMD_CANCEL ? do_cancel(k, op, id) : do_refresh(k, op, id);
 	return r < 0 ? r : (int)size;
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "api.h"
+
 struct kimifs;
 
 #define CTL_MAX 4096 /* longest write to ctl that can be a command */
@@ -35,12 +37,13 @@ enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off);
 
 /*
  * Run one command written to batch id's ctl file: buf (size bytes) written
- * at offset off. Returns size when the command did what it says, -EINVAL for
- * anything that is not exactly one known command (nothing is sent), or the
- * -errno of the failure. Records the outcome line for reads of ctl.
+ * at offset off, its requests as part of op. Returns size when the command did
+ * what it says, -EINVAL for anything that is not exactly one known command
+ * (nothing is sent), or the -errno of the failure. Records the outcome line for
+ * reads of ctl.
  */
-int ctl_write(struct kimifs *k, const char *id, const char *buf, size_t size,
-	      off_t off);
+int ctl_write(struct kimifs *k, struct api_op *op, const char *id,
+	      const char *buf, size_t size, off_t off);
 
 /* An empty map of outcome lines; ctl_destroy frees what it holds. */
 void ctl_init(struct ctl_outcomes *o);

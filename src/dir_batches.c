@@ -79,11 +79,12 @@ static render_fn file_render(const char *name)
  * A 404 is the everyday answer to a name probe and is not logged; other
  * failures are, once.
  */
-static int batch_snapshot(struct kimifs *k, const struct node *n,
-			  enum store_mode mode, struct view *v)
+static int batch_snapshot(struct kimifs *k, struct api_op *op,
+			  const struct node *n, enum store_mode mode,
+			  struct view *v)
 {
 	struct api_error err;
-	int r = batches_get(&k->batches, n->id, mode, &v->snap, &err);
+	int r = batches_get(&k->batches, op, n->id, mode, &v->snap, &err);
 
 	if (r < 0) {
 		if (r != -ENOENT)
@@ -101,15 +102,15 @@ static int batch_snapshot(struct kimifs *k, const struct node *n,
  * file the snapshot lacks may have appeared since: when the copy is older
  * than cache_ttl and not final, it is fetched again once before ENOENT.
  */
-static int file_view(struct kimifs *k, const struct node *n,
+static int file_view(struct kimifs *k, struct api_op *op, const struct node *n,
 		     enum store_mode mode, render_fn render, struct view *v)
 {
-	int r = batch_snapshot(k, n, mode, v);
+	int r = batch_snapshot(k, op, n, mode, v);
 
 	if (r == 0 && render(v->snap, n->name, v) == -ENOENT) {
 		if (!v->snap->final && mode == STORE_ANY) {
 			view_release(v);
-			r = batch_snapshot(k, n, STORE_FRESH, v);
+			r = batch_snapshot(k, op, n, STORE_FRESH, v);
 		}
 		if (r == 0)
 			r = render(v->snap, n->name, v);
@@ -119,32 +120,32 @@ static int file_view(struct kimifs *k, const struct node *n,
 	return r;
 }
 
-static int bfile_view(struct kimifs *k, const struct node *n,
+static int bfile_view(struct kimifs *k, struct api_op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
 	render_fn render = file_render(n->name);
 
-	return render ? file_view(k, n, mode, render, v) : -ENOENT;
+	return render ? file_view(k, op, n, mode, render, v) : -ENOENT;
 }
 
-static int count_view(struct kimifs *k, const struct node *n,
+static int count_view(struct kimifs *k, struct api_op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
-	return file_view(k, n, mode, render_count, v);
+	return file_view(k, op, n, mode, render_count, v);
 }
 
-static int meta_view(struct kimifs *k, const struct node *n,
+static int meta_view(struct kimifs *k, struct api_op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
-	return file_view(k, n, mode, render_meta, v);
+	return file_view(k, op, n, mode, render_meta, v);
 }
 
 /* ctl reads the outcome of its last command. Opening it sends nothing: any
  * cached copy of the batch will do, whatever mode asks. */
-static int ctl_view(struct kimifs *k, const struct node *n,
+static int ctl_view(struct kimifs *k, struct api_op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
-	int r = batch_snapshot(k, n, STORE_ANY, v);
+	int r = batch_snapshot(k, op, n, STORE_ANY, v);
 
 	(void)mode;
 	if (r < 0)
@@ -156,23 +157,24 @@ static int ctl_view(struct kimifs *k, const struct node *n,
 	return 0;
 }
 
-static int ctl_write_node(struct kimifs *k, const struct node *n,
-			  const char *buf, size_t size, off_t off)
+static int ctl_write_node(struct kimifs *k, struct api_op *op,
+			  const struct node *n, const char *buf, size_t size,
+			  off_t off)
 {
-	return ctl_write(k, n->id, buf, size, off);
+	return ctl_write(k, op, n->id, buf, size, off);
 }
 
-static int dir_view(struct kimifs *k, const struct node *n,
+static int dir_view(struct kimifs *k, struct api_op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
-	return batch_snapshot(k, n, mode, v);
+	return batch_snapshot(k, op, n, mode, v);
 }
 
 /* A batch directory carries its created_at. */
-static int batch_view(struct kimifs *k, const struct node *n,
+static int batch_view(struct kimifs *k, struct api_op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
-	int r = batch_snapshot(k, n, mode, v);
+	int r = batch_snapshot(k, op, n, mode, v);
 
 	if (r == 0)
 		v->mtime = (time_t)v->snap->created_at;
@@ -215,11 +217,11 @@ static int counts_lookup(struct kimifs *k, const struct node *dir,
 	return node_make(child, dir, &type_count, name);
 }
 
-static int counts_readdir(struct kimifs *k, const struct node *dir,
-			  struct dirlist *out)
+static int counts_readdir(struct kimifs *k, struct api_op *op,
+			  const struct node *dir, struct dirlist *out)
 {
 	struct view v = {0};
-	int r = dir_view(k, dir, STORE_FRESH, &v);
+	int r = dir_view(k, op, dir, STORE_FRESH, &v);
 
 	for (int i = 0; r == 0 && i < 3; i++)
 		r = dirlist_add(out, v.snap->counts[i].name, S_IFREG);
@@ -234,11 +236,11 @@ static int meta_lookup(struct kimifs *k, const struct node *dir,
 	return node_make(child, dir, &type_meta, name);
 }
 
-static int meta_readdir(struct kimifs *k, const struct node *dir,
-			struct dirlist *out)
+static int meta_readdir(struct kimifs *k, struct api_op *op,
+			const struct node *dir, struct dirlist *out)
 {
 	struct view v = {0};
-	int r = dir_view(k, dir, STORE_FRESH, &v);
+	int r = dir_view(k, op, dir, STORE_FRESH, &v);
 
 	for (size_t i = 0; r == 0 && i < v.snap->nmeta; i++)
 		r = dirlist_add(out, v.snap->meta[i].name, S_IFREG);
@@ -279,11 +281,11 @@ static int batch_lookup(struct kimifs *k, const struct node *dir,
 	return t ? node_make(child, dir, t, name) : -ENOENT;
 }
 
-static int batch_readdir(struct kimifs *k, const struct node *dir,
-			 struct dirlist *out)
+static int batch_readdir(struct kimifs *k, struct api_op *op,
+			 const struct node *dir, struct dirlist *out)
 {
 	struct view v = {0};
-	int r = dir_view(k, dir, STORE_FRESH, &v);
+	int r = dir_view(k, op, dir, STORE_FRESH, &v);
 
 	for (size_t i = 0; r == 0 && i < NFILES; i++) {
 		struct view f = {0};
@@ -311,9 +313,11 @@ static const struct node_type type_batch = {
     .readdir = batch_readdir,
 };
 
-static int batches_view(struct kimifs *k, const struct node *n,
-			enum store_mode mode, struct view *v)
+static int batches_view(struct kimifs *k, struct api_op *op,
+			const struct node *n, enum store_mode mode,
+			struct view *v)
 {
+	(void)op;
 	(void)n;
 	(void)mode;
 	v->mtime = k->mount_time;
@@ -335,12 +339,12 @@ static int batches_lookup(struct kimifs *k, const struct node *dir,
 	return r;
 }
 
-static int batches_readdir(struct kimifs *k, const struct node *dir,
-			   struct dirlist *out)
+static int batches_readdir(struct kimifs *k, struct api_op *op,
+			   const struct node *dir, struct dirlist *out)
 {
 	char **ids;
 	size_t n;
-	int r = batches_list(&k->batches, &ids, &n);
+	int r = batches_list(&k->batches, op, &ids, &n);
 
 	(void)dir;
 	if (r < 0)

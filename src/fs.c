@@ -108,7 +108,6 @@ static void op_end(fuse_req_t req)
 {
 	/* Once this returns, no interrupt hook runs on the op. */
 	fuse_req_interrupt_func(req, NULL, NULL);
-	api_op_end();
 }
 
 /* The view of node n in mode, as one operation for req. 0 or -errno. */
@@ -120,7 +119,7 @@ static int view_node(struct kimifs *k, fuse_req_t req, const struct node *n,
 
 	memset(v, 0, sizeof(*v));
 	op_begin(k, req, &op);
-	r = n->type->view(k, n, mode, v);
+	r = n->type->view(k, &op, n, mode, v);
 	op_end(req);
 	return r;
 }
@@ -300,7 +299,8 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	/* An append lands after the outcome text; it is still the start of
 	 * what this writer says. */
 	op_begin(k, req, &op);
-	r = h->node.type->write(k, &h->node, buf, size, h->append ? 0 : off);
+	r = h->node.type->write(k, &op, &h->node, buf, size,
+				h->append ? 0 : off);
 	op_end(req);
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -336,7 +336,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		r = dirlist_add(&h->list, "..", S_IFDIR);
 	if (r == 0) {
 		op_begin(k, req, &op);
-		r = h->node.type->readdir(k, &h->node, &h->list);
+		r = h->node.type->readdir(k, &op, &h->node, &h->list);
 		op_end(req);
 	}
 	if (r < 0) {

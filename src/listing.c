@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -189,7 +190,7 @@ static int gather_cursor(struct gather *g, char *cursor)
  * stops there. Returns 0 or -errno, having logged why. Called with no lock
  * held.
  */
-static int fetch_all(struct listing *l, struct gather *g)
+static int fetch_all(struct listing *l, struct api_op *op, struct gather *g)
 {
 	const struct store_kind *kind = l->store->kind;
 	struct store_page page;
@@ -207,10 +208,12 @@ static int fetch_all(struct listing *l, struct gather *g)
 		}
 		memset(&page, 0, sizeof(page));
 		memset(&err, 0, sizeof(err));
-		r = kind->list_page(l->store->ctx, after, l->page_size, &page,
-				    &err);
+		r = kind->list_page(l->store->ctx, op, after, l->page_size,
+				    &page, &err);
 		answered = util_now();
 		if (r < 0) {
+			if (r == -EINTR)
+				break; /* the user's own doing: not logged */
 			log_err("list %s: %d %s", kind->plural, err.http_status,
 				err.message);
 			break;
@@ -299,7 +302,34 @@ fail:
 	return r;
 }
 
-int listing_get(struct listing *l, char ***ids, size_t *n)
+/*
+ * Wait for the listing under way to end, or for op's deadline (-ETIMEDOUT)
+ * or interruption (-EINTR), looking at op every 0.1 s. Caller holds
+ * l->lock.
+ */
+static int wait_done(struct listing *l, const struct api_op *op)
+{
+	struct timespec ts;
+
+	if (!op) {
+		pthread_cond_wait(&l->done, &l->lock);
+		return 0;
+	}
+	if (op->interrupted)
+		return -EINTR;
+	if (util_now() >= op->deadline)
+		return -ETIMEDOUT;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 100000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&l->done, &l->lock, &ts);
+	return 0;
+}
+
+int listing_get(struct listing *l, struct api_op *op, char ***ids, size_t *n)
 {
 	double asked = util_now();
 	struct gather g = {0};
@@ -324,17 +354,24 @@ int listing_get(struct listing *l, char ***ids, size_t *n)
 		}
 		if (!l->inflight)
 			break;
-		pthread_cond_wait(&l->done, &l->lock);
+		r = wait_done(l, op);
+		if (r < 0)
+			goto out;
 	}
 	l->inflight = 1;
 	pthread_mutex_unlock(&l->lock);
 
-	r = fetch_all(l, &g);
+	r = fetch_all(l, op, &g);
 	if (r < 0)
 		dropped = g.bytes;
 
 	pthread_mutex_lock(&l->lock);
 	l->inflight = 0;
+	if (r == -EINTR) {
+		/* No answer for anybody: who waited on it lists again. */
+		pthread_cond_broadcast(&l->done);
+		goto out;
+	}
 	if (r == 0)
 		r = apply(l, &g);
 	l->tried = util_now();

@@ -52,9 +52,11 @@ void listing_destroy(struct listing *l);
  * and a logged reason. Returns 0 with a malloc'd array in *ids (free with
  * listing_free_ids), or -errno when no listing can be had; when a fetch
  * fails for a passing reason (-EIO included) the previous listing is
- * served.
+ * served. The pages are fetched as part of op (NULL: on their own), and a
+ * wait for another caller's listing ends with op (-ETIMEDOUT, -EINTR); an
+ * interrupted listing is nobody's result.
  */
-int listing_get(struct listing *l, char ***ids, size_t *n);
+int listing_get(struct listing *l, struct api_op *op, char ***ids, size_t *n);
 void listing_free_ids(char **ids, size_t n);
 
 #endif

@@ -17,6 +17,8 @@
 #include "log.h"
 #include "util.h"
 
+/* Seconds between looks at whether a waiting caller was interrupted. */
+#define INTR_POLL 0.1
 /* Seconds a lookup waits for a probe sent while the server is down. */
 #define PROBE_GLANCE 1.0
 
@@ -81,18 +83,25 @@ static void entry_free(const struct store *s, struct store_entry *e)
 /*
  * Sleep until woken through e (when not NULL) or through the end of a
  * probe (when probe), or until the store clock reaches deadline (FOREVER:
- * no deadline). Returns 0 when woken, perhaps spuriously or by the
+ * no deadline) or op's. Returns 0 when woken, perhaps spuriously or by the
  * deadline (callers check again), -ETIMEDOUT when the deadline had passed
- * already. Caller holds s->lock; e is not swept while it waits.
+ * already, -EINTR when op was interrupted (checked every INTR_POLL s).
+ * Caller holds s->lock; e is not swept while it waits.
  */
 static int wait_for(struct store *s, struct store_entry *e, int probe,
-		    double deadline)
+		    double deadline, const struct api_op *op)
 {
 	struct store_waiter w = {0}, **p;
 	struct timespec ts;
 
+	if (op && op->interrupted)
+		return -EINTR;
+	if (op && (deadline == FOREVER || op->deadline < deadline))
+		deadline = op->deadline;
 	if (deadline != FOREVER && util_now() >= deadline)
 		return -ETIMEDOUT;
+	if (op && deadline > util_now() + INTR_POLL)
+		deadline = util_now() + INTR_POLL; /* to look at op again */
 	pthread_cond_init(&w.cond, &s->condattr);
 	if (e) {
 		w.next = e->waiters;
@@ -146,7 +155,7 @@ void store_destroy(struct store *s)
 	if (s->probe_threads && s->kind->stop)
 		s->kind->stop(s->ctx);
 	while (s->probe_threads)
-		wait_for(s, NULL, 1, FOREVER);
+		wait_for(s, NULL, 1, FOREVER, NULL);
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < s->nbuckets; i++) {
 		struct store_entry *e = s->buckets[i], *next;
@@ -382,6 +391,16 @@ static int fetch_done(struct store *s, struct store_entry *e, int probe,
 	double answered = util_now();
 
 	e->inflight = 0;
+	if (r == -EINTR) {
+		/* Interrupted: no answer for anybody; who shared it asks
+		 * again. */
+		if (probe) {
+			s->probe_inflight = 0;
+			wake_probe(s);
+		}
+		wake_entry(e);
+		return r;
+	}
 	if (probe) {
 		s->probe_inflight = 0;
 		s->probe_ended = answered;
@@ -423,7 +442,7 @@ static void *probe_run(void *arg)
 	int r;
 
 	memset(&err, 0, sizeof(err));
-	r = s->kind->fetch(s->ctx, job->id, &fresh, &err);
+	r = s->kind->fetch(s->ctx, NULL, job->id, &fresh, &err);
 	pthread_mutex_lock(&s->lock);
 	/* Still there: in-flight entries are not swept. */
 	fetch_done(s, find(s, job->id), 1, job->mode, r, fresh, &err, sent);
@@ -442,8 +461,9 @@ static void *probe_run(void *arg)
  * in time, the failure of the probe before. Caller holds s->lock, has
  * marked the entry and the probe in flight, and may be woken meanwhile.
  */
-static int probe_glance(struct store *s, const char *id, enum store_mode mode,
-			double asked, void **out, struct api_error *err)
+static int probe_glance(struct store *s, const struct api_op *op,
+			const char *id, enum store_mode mode, double asked,
+			void **out, struct api_error *err)
 {
 	struct probe_job *job = malloc(sizeof(*job));
 	struct store_entry *e;
@@ -478,7 +498,14 @@ static int probe_glance(struct store *s, const char *id, enum store_mode mode,
 			r = settled(s, e, mode, asked, err);
 			break;
 		}
-		if (!e || wait_for(s, e, 0, asked + PROBE_GLANCE) < 0) {
+		r = e ? wait_for(s, e, 0, asked + PROBE_GLANCE, op)
+		      : -ETIMEDOUT;
+		if (r == -EINTR) {
+			snprintf(err->message, sizeof(err->message),
+				 "interrupted");
+			break;
+		}
+		if (r < 0) {
 			/* No answer yet, or one not kept (swept): what the
 			 * server said last. */
 			*err = s->probe_why;
@@ -491,8 +518,8 @@ static int probe_glance(struct store *s, const char *id, enum store_mode mode,
 	return r;
 }
 
-int store_get(struct store *s, const char *id, enum store_mode mode, void **out,
-	      struct api_error *errp)
+int store_get(struct store *s, struct api_op *op, const char *id,
+	      enum store_mode mode, void **out, struct api_error *errp)
 {
 	double asked = util_now(), sent;
 	double deadline = asked + s->timeout;
@@ -518,8 +545,11 @@ int store_get(struct store *s, const char *id, enum store_mode mode, void **out,
 		if (r < 0)
 			goto out;
 		if (e && e->inflight) {
-			/* Share that fetch: it ends by its own deadline. */
-			wait_for(s, e, 0, FOREVER);
+			/* Share that fetch: it ends by its own deadline, but
+			 * op may end first. */
+			r = wait_for(s, e, 0, FOREVER, op);
+			if (r < 0)
+				goto gave_up;
 			continue;
 		}
 		if (r == 0)
@@ -532,12 +562,9 @@ int store_get(struct store *s, const char *id, enum store_mode mode, void **out,
 			r = -ENOMEM;
 			goto out;
 		}
-		if (wait_for(s, e, 1, deadline) < 0) {
-			snprintf(err->message, sizeof(err->message),
-				 "no answer within %ld s", (long)s->timeout);
-			r = -ETIMEDOUT;
-			goto out;
-		}
+		r = wait_for(s, e, 1, deadline, op);
+		if (r < 0)
+			goto gave_up;
 	}
 	e = get_entry(s, id);
 	if (!e) {
@@ -548,19 +575,26 @@ int store_get(struct store *s, const char *id, enum store_mode mode, void **out,
 	if (probe)
 		s->probe_inflight = 1;
 	if (probe && s->probe_err) {
-		r = probe_glance(s, id, mode, asked, out, err);
+		r = probe_glance(s, op, id, mode, asked, out, err);
 		goto out;
 	}
 	pthread_mutex_unlock(&s->lock);
 
 	sent = util_now();
-	r = s->kind->fetch(s->ctx, id, &fresh, err);
+	r = s->kind->fetch(s->ctx, op, id, &fresh, err);
 
 	pthread_mutex_lock(&s->lock);
 	e = find(s, id); /* still there: in-flight entries are not swept */
 	r = fetch_done(s, e, probe, mode, r, fresh, err, sent);
 	if (r == 0)
 		*out = s->kind->ref(e->obj);
+	goto out;
+gave_up:
+	if (r == -EINTR)
+		snprintf(err->message, sizeof(err->message), "interrupted");
+	else
+		snprintf(err->message, sizeof(err->message),
+			 "no answer within %g s", s->timeout);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return r;
@@ -611,8 +645,8 @@ uint64_t store_changes(struct store *s, const char *id)
 	return stamp;
 }
 
-int store_wait(struct store *s, const char *id, uint64_t seen, double deadline,
-	       uint64_t *now)
+int store_wait(struct store *s, const struct api_op *op, const char *id,
+	       uint64_t seen, double deadline, uint64_t *now)
 {
 	struct store_entry *e;
 	int r;
@@ -628,10 +662,9 @@ int store_wait(struct store *s, const char *id, uint64_t seen, double deadline,
 			r = 0;
 			break;
 		}
-		if (wait_for(s, e, 0, deadline) < 0) {
-			r = -ETIMEDOUT;
-			break;
-		}
+		r = wait_for(s, e, 0, deadline, op);
+		if (r < 0)
+			break; /* -ETIMEDOUT, or -EINTR */
 	}
 	if (now)
 		*now = e ? e->changes : 0;

@@ -45,10 +45,11 @@ struct store_page {
 struct store_kind {
 	const char *name;   /* "batch": for messages */
 	const char *plural; /* "batches" */
-	/* Fetch object id: 0 with one reference in *out, or -errno with err
-	 * filled in (-ENOENT: the server has no such object). Bounded in
+	/* Fetch object id as part of op (NULL: on its own): 0 with one
+	 * reference in *out, or -errno with err filled in (-ENOENT: the
+	 * server has no such object; -EINTR: op was interrupted). Bounded in
 	 * time; called with no lock held. */
-	int (*fetch)(void *ctx, const char *id, void **out,
+	int (*fetch)(void *ctx, struct api_op *op, const char *id, void **out,
 		     struct api_error *err);
 	void *(*ref)(void *obj);
 	void (*unref)(void *obj); /* NULL is allowed */
@@ -66,8 +67,9 @@ struct store_kind {
 	/* For listings (listing.h); NULL for kinds that cannot be listed. */
 	/* One page of every object, after cursor after (NULL: the first),
 	 * at most limit objects: 0 with page filled, or -errno with err. */
-	int (*list_page)(void *ctx, const char *after, unsigned limit,
-			 struct store_page *page, struct api_error *err);
+	int (*list_page)(void *ctx, struct api_op *op, const char *after,
+			 unsigned limit, struct store_page *page,
+			 struct api_error *err);
 	/* Whether id can be a name in the tree (others are left out). */
 	int (*id_valid)(const char *id);
 	/* The bytes obj holds, near enough, for the bounds of a listing. */
@@ -135,9 +137,14 @@ double store_clock(void);
  * the first caller after that sends its request in the background and
  * waits for the answer at most 1 s. Waits behind a probe end by the
  * store's timeout (-ETIMEDOUT).
+ *
+ * The fetch is part of op (NULL: on its own), and so are the waits: they
+ * end at op's deadline (-ETIMEDOUT) or when op is interrupted (-EINTR). A
+ * fetch that ended because its op was interrupted is nobody else's
+ * result: the callers that shared it fetch again.
  */
-int store_get(struct store *s, const char *id, enum store_mode mode, void **out,
-	      struct api_error *err);
+int store_get(struct store *s, struct api_op *op, const char *id,
+	      enum store_mode mode, void **out, struct api_error *err);
 
 /*
  * Store an object the server just returned (e.g. from a cancel) to a
@@ -175,12 +182,13 @@ uint64_t store_changes(struct store *s, const char *id);
 
 /*
  * Wait until the change stamp of id passes seen, or the store clock reaches
- * deadline. Sends nothing: it waits for others' fetches and answers.
- * Returns 0 with the stamp in *now (may be NULL), -ETIMEDOUT when the
- * deadline passed first (*now: the stamp then), or -ENOMEM. Only the
- * waiters of this entry are woken by its changes.
+ * deadline (or op's; op may be NULL). Sends nothing: it waits for others'
+ * fetches and answers. Returns 0 with the stamp in *now (may be NULL),
+ * -ETIMEDOUT when the deadline passed first (*now: the stamp then), -EINTR
+ * when op was interrupted, or -ENOMEM. Only the waiters of this entry are
+ * woken by its changes.
  */
-int store_wait(struct store *s, const char *id, uint64_t seen, double deadline,
-	       uint64_t *now);
+int store_wait(struct store *s, const struct api_op *op, const char *id,
+	       uint64_t seen, double deadline, uint64_t *now);
 
 #endif

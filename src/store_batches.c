@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int kind_fetch(void *ctx, const char *id, void **out,
+static int kind_fetch(void *ctx, struct api_op *op, const char *id, void **out,
 		      struct api_error *err)
 {
 	struct batch *b = NULL;
-	int r = api_get_batch(ctx, id, &b, err);
+	int r = api_get_batch(ctx, op, id, &b, err);
 
 	*out = b;
 	return r;
@@ -94,11 +94,12 @@ static size_t kind_bytes(const void *obj)
 }
 
 /* One page of GET /v1/batches, its batches moved into page. */
-static int kind_list_page(void *ctx, const char *after, unsigned limit,
-			  struct store_page *page, struct api_error *err)
+static int kind_list_page(void *ctx, struct api_op *op, const char *after,
+			  unsigned limit, struct store_page *page,
+			  struct api_error *err)
 {
 	struct api_page ap;
-	int r = api_list_batches(ctx, after, limit, &ap, err);
+	int r = api_list_batches(ctx, op, after, limit, &ap, err);
 
 	if (r < 0)
 		return r;
@@ -161,11 +162,11 @@ void batches_destroy(struct batches *b)
 	store_destroy(&b->store);
 }
 
-int batches_get(struct batches *b, const char *id, enum store_mode mode,
-		struct batch **out, struct api_error *err)
+int batches_get(struct batches *b, struct api_op *op, const char *id,
+		enum store_mode mode, struct batch **out, struct api_error *err)
 {
 	void *obj = NULL;
-	int r = store_get(&b->store, id, mode, &obj, err);
+	int r = store_get(&b->store, op, id, mode, &obj, err);
 
 	*out = obj;
 	return r;
@@ -176,7 +177,7 @@ void batches_put(struct batches *b, struct batch *obj, double sent)
 	store_put(&b->store, obj, sent);
 }
 
-int batches_list(struct batches *b, char ***ids, size_t *n)
+int batches_list(struct batches *b, struct api_op *op, char ***ids, size_t *n)
 {
-	return listing_get(&b->listing, ids, n);
+	return listing_get(&b->listing, op, ids, n);
 }

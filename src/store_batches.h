@@ -29,14 +29,15 @@ void batches_destroy(struct batches *b);
 
 /* store_get for a batch: 0 with a new reference in *out, or -errno with
  * the reason in err (may be NULL). */
-int batches_get(struct batches *b, const char *id, enum store_mode mode,
-		struct batch **out, struct api_error *err);
+int batches_get(struct batches *b, struct api_op *op, const char *id,
+		enum store_mode mode, struct batch **out,
+		struct api_error *err);
 
 /* store_put of a batch the server just returned to a request sent at sent
  * (store_clock()). Takes no reference of obj. */
 void batches_put(struct batches *b, struct batch *obj, double sent);
 
 /* listing_get of batches/: the ids of every batch, newest first. */
-int batches_list(struct batches *b, char ***ids, size_t *n);
+int batches_list(struct batches *b, struct api_op *op, char ***ids, size_t *n);
 
 #endif

@@ -10,9 +10,10 @@
 
 #include "kimifs.h"
 
-static int root_view(struct kimifs *k, const struct node *n,
+static int root_view(struct kimifs *k, struct api_op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
+	(void)op;
 	(void)n;
 	(void)mode;
 	/* Not kept by the kernel although it never changes: a stat of the
@@ -30,10 +31,11 @@ static int root_lookup(struct kimifs *k, const struct node *dir,
 	return -ENOENT;
 }
 
-static int root_readdir(struct kimifs *k, const struct node *dir,
-			struct dirlist *out)
+static int root_readdir(struct kimifs *k, struct api_op *op,
+			const struct node *dir, struct dirlist *out)
 {
 	(void)k;
+	(void)op;
 	(void)dir;
 	return dirlist_add(out, "batches", S_IFDIR);
 }

@@ -65,17 +65,17 @@ struct node_type {
 	 * Fill *v for n: the snapshot in mode (store.h), the bytes of a file.
 	 * 0, or -errno (-ENOENT when the node does not exist).
 	 */
-	int (*view)(struct kimifs *k, const struct node *n,
+	int (*view)(struct kimifs *k, struct api_op *op, const struct node *n,
 		    enum store_mode mode, struct view *v);
 	/* Directories: the child called name (0 or -ENOENT; existence is then
 	 * decided by the child's view), and every child's name. */
 	int (*lookup)(struct kimifs *k, const struct node *dir,
 		      const char *name, struct node *child);
-	int (*readdir)(struct kimifs *k, const struct node *dir,
-		       struct dirlist *out);
+	int (*readdir)(struct kimifs *k, struct api_op *op,
+		       const struct node *dir, struct dirlist *out);
 	/* Writable files: one write of buf at off; size or -errno. */
-	int (*write)(struct kimifs *k, const struct node *n, const char *buf,
-		     size_t size, off_t off);
+	int (*write)(struct kimifs *k, struct api_op *op, const struct node *n,
+		     const char *buf, size_t size, off_t off);
 };
 
 /* The root node of the tree. */

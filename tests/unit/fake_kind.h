@@ -66,12 +66,13 @@ static void fake_unref(void *obj)
 		free(f);
 }
 
-static int fake_fetch(void *ctx, const char *id, void **out,
+static int fake_fetch(void *ctx, struct api_op *op, const char *id, void **out,
 		      struct api_error *err)
 {
 	int r;
 
 	(void)ctx;
+	(void)op;
 	pthread_mutex_lock(&fake_lock);
 	fake_fetches++;
 	fake_entered++;

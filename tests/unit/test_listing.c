@@ -27,14 +27,16 @@ static char cursors[16][64]; /* the cursors received */
 static size_t big_bytes;     /* bytes of every object (0: 100) */
 static struct store *racing; /* store_put there while a page is asked */
 
-static int stub_page(void *ctx, const char *after, unsigned limit,
-		     struct store_page *page, struct api_error *err)
+static int stub_page(void *ctx, struct api_op *op, const char *after,
+		     unsigned limit, struct store_page *page,
+		     struct api_error *err)
 {
 	const struct script_page *p;
 	char ids[512], *save = NULL, *id;
 	size_t n = 0;
 
 	(void)ctx;
+	(void)op;
 	(void)limit;
 	if (pages_asked < 16)
 		snprintf(cursors[pages_asked], 64, "%s", after ? after : "");
@@ -98,7 +100,7 @@ static int list(struct listing *l, const struct script_page *pages, char *out,
 	script_at = 0;
 	pages_asked = 0;
 	out[0] = '\0';
-	r = listing_get(l, &ids, &n);
+	r = listing_get(l, NULL, &ids, &n);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++)
@@ -130,7 +132,7 @@ static void test_pages(void)
 	CHECK(strcmp(cursors[2], ".hidden") == 0);
 	/* The store holds what was listed: no fetch. */
 	n = fake_fetches;
-	CHECK(store_get(&s, "c", STORE_FRESH, &obj, NULL) == 0);
+	CHECK(store_get(&s, NULL, "c", STORE_FRESH, &obj, NULL) == 0);
 	CHECK(strcmp(((struct fake *)obj)->text, "listed") == 0);
 	fake_unref(obj);
 	CHECK(fake_fetches == n);
@@ -225,10 +227,10 @@ static void test_newer_answer(void)
 	racing = &s;
 	CHECK(list(&l, pages, got, sizeof(got)) == 0);
 	CHECK(strcmp(got, "a b") == 0);
-	CHECK(store_get(&s, "b", STORE_ANY, &obj, NULL) == 0);
+	CHECK(store_get(&s, NULL, "b", STORE_ANY, &obj, NULL) == 0);
 	CHECK(((struct fake *)obj)->rank == 4);
 	fake_unref(obj);
-	CHECK(store_get(&s, "a", STORE_ANY, &obj, NULL) == 0);
+	CHECK(store_get(&s, NULL, "a", STORE_ANY, &obj, NULL) == 0);
 	CHECK(((struct fake *)obj)->rank == 2);
 	fake_unref(obj);
 	listing_destroy(&l);

@@ -49,7 +49,7 @@ static int get(struct store *s, const char *id, enum store_mode mode,
 	       char *text, int *rank)
 {
 	void *obj = NULL;
-	int r = store_get(s, id, mode, &obj, NULL);
+	int r = store_get(s, NULL, id, mode, &obj, NULL);
 	struct fake *f = obj;
 
 	snprintf(text, 64, "%s", f ? f->text : "");
@@ -119,7 +119,7 @@ static void test_freshness_no_ttl(void)
 	answer(-EIO, 0, "", 0);
 	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == 0 && strcmp(t, "a") == 0);
 	CHECK(fetches() == n + 5);
-	CHECK(store_get(&s, "a", STORE_FORCE, &obj, &err) == -EIO);
+	CHECK(store_get(&s, NULL, "a", STORE_FORCE, &obj, &err) == -EIO);
 	CHECK(obj == NULL && strcmp(err.message, "stub says -5") == 0);
 	CHECK(err.http_status == 503);
 	/* Not a passing one: reported. */
@@ -172,7 +172,7 @@ static void *getter_run(void *arg)
 	struct getter *g = arg;
 	struct fake *f;
 
-	g->r = store_get(g->s, g->id, g->mode, &g->obj, NULL);
+	g->r = store_get(g->s, NULL, g->id, g->mode, &g->obj, NULL);
 	f = g->obj;
 	g->rank = f ? f->rank : 0;
 	return NULL;
@@ -200,6 +200,57 @@ static void test_overlapping_fetch(void)
 	CHECK(g.r == 0 && g.rank == 4);
 	fake_unref(g.obj);
 	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 4);
+	store_destroy(&s);
+}
+
+/* A caller waiting on another's fetch stops at once when its own
+ * operation is interrupted (-EINTR) or reaches its deadline (-ETIMEDOUT);
+ * the fetch under way goes on for its own caller. */
+struct op_getter {
+	struct store *s;
+	struct api_op *op;
+	int r;
+	void *obj;
+	pthread_t t;
+};
+
+static void *op_getter_run(void *arg)
+{
+	struct op_getter *g = arg;
+
+	g->r = store_get(g->s, g->op, "i", STORE_FRESH, &g->obj, NULL);
+	return NULL;
+}
+
+static void test_interrupted_waits(void)
+{
+	struct store s;
+	struct api_op a = {store_clock() + 30, 0};
+	struct api_op b = {store_clock() + 30, 0};
+	struct api_op c = {store_clock() + 0.2, 0};
+	struct op_getter ga = {&s, &a, 0, NULL, 0};
+	struct op_getter gb = {&s, &b, 0, NULL, 0};
+	struct op_getter gc = {&s, &c, 0, NULL, 0};
+	double t0;
+
+	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	answer(0, 2, "one", 0);
+	fake_close();
+	pthread_create(&ga.t, NULL, op_getter_run, &ga);
+	fake_wait_entered(1); /* a's fetch is under way */
+	t0 = store_clock();
+	b.interrupted = 1;
+	pthread_create(&gb.t, NULL, op_getter_run, &gb);
+	pthread_join(gb.t, NULL);
+	CHECK(gb.r == -EINTR && gb.obj == NULL);
+	pthread_create(&gc.t, NULL, op_getter_run, &gc);
+	pthread_join(gc.t, NULL);
+	CHECK(gc.r == -ETIMEDOUT && gc.obj == NULL);
+	CHECK(store_clock() - t0 < 5); /* neither waited for the fetch */
+	fake_open();
+	pthread_join(ga.t, NULL);
+	CHECK(ga.r == 0 && ga.obj != NULL);
+	fake_unref(ga.obj);
 	store_destroy(&s);
 }
 
@@ -251,7 +302,7 @@ static void test_probe_server_down(void)
 	CHECK(get(&s, "p3", STORE_FRESH, t, NULL) == -ETIMEDOUT);
 	CHECK(fetches() == n); /* failed at once, no request */
 	fake_open();
-	CHECK(store_wait(&s, "p2", 0, store_clock() + 10, NULL) == 0);
+	CHECK(store_wait(&s, NULL, "p2", 0, store_clock() + 10, NULL) == 0);
 	CHECK(get(&s, "p2", STORE_ANY, t, NULL) == 0 && strcmp(t, "late") == 0);
 	CHECK(fetches() == n);
 	store_destroy(&s);
@@ -271,7 +322,7 @@ static void *waiter_run(void *arg)
 {
 	struct waiter *w = arg;
 
-	w->r = store_wait(w->s, w->id, w->seen, w->deadline, &w->now);
+	w->r = store_wait(w->s, NULL, w->id, w->seen, w->deadline, &w->now);
 	return NULL;
 }
 
@@ -296,10 +347,10 @@ static void test_changes_and_wait(void)
 
 	/* The deadline ends a wait for a change that does not come. */
 	t0 = store_clock();
-	CHECK(store_wait(&s, "w", c2, t0 + 0.1, &now) == -ETIMEDOUT);
+	CHECK(store_wait(&s, NULL, "w", c2, t0 + 0.1, &now) == -ETIMEDOUT);
 	CHECK(store_clock() - t0 >= 0.1 && store_clock() - t0 < 5);
 	CHECK(now == c2);
-	CHECK(store_wait(&s, "w", c1, t0 + 10, &now) == 0 && now == c2);
+	CHECK(store_wait(&s, NULL, "w", c1, t0 + 10, &now) == 0 && now == c2);
 
 	/* A waiter of w is woken by w's change, not held till its deadline;
 	 * one of v sleeps through changes of w. */
@@ -337,5 +388,6 @@ int main(void)
 	test_single_flight();
 	test_probe_server_down();
 	test_changes_and_wait();
+	test_interrupted_waits();
 	return check_done("store");
 }
