@@ -1,6 +1,6 @@
 /*
  * fuzz_batch.c - libFuzzer target: any bytes as a BatchObject, parsed as an
- * answer is (batch_json_parse). Parsing must never crash, leak or accept an
+ * answer is (json_parse). Parsing must never crash, leak or accept an
  * object without its required fields; every rendered file must end with
  * exactly one newline; no count or time is negative; at most BATCH_META_MAX
  * metadata files; batch.json is valid JSON again; and no string shown (the
@@ -220,7 +220,7 @@ static void check_not_cut(const uint8_t *data, size_t size,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t nuls;
-	cJSON *root = batch_json_parse((const char *)data, size, &nuls);
+	cJSON *root = json_parse((const char *)data, size, &nuls);
 	struct batch *b;
 	cJSON *again;
 	char err[256];

@@ -1,37 +1,22 @@
 /*
- * api.h - the Moonshot Batch API client: HTTP with libcurl, JSON answers
- * turned into batch snapshots. The only code in kimifs that knows URLs.
- * Every call is bounded in time (timeouts and retries included) and safe to
- * make from many threads at once.
+ * api.h - the Moonshot Batch API: its endpoints (api_*.c, the only code in
+ * kimifs that knows URLs) over the HTTP client (http.h), answers turned
+ * into snapshots. Every call is part of an operation (struct api_op, or
+ * NULL), bounded in time (timeouts and retries included) and safe to make
+ * from many threads at once.
  */
 #ifndef KIMIFS_API_H
 #define KIMIFS_API_H
 
-#include <pthread.h>
-#include <signal.h>
 #include <stddef.h>
 
 #include "batch.h"
+#include "http.h"
 #include "opts.h"
 
-struct curl_slist;
-
-/* What went wrong with a call: the HTTP status (0 if none came) and a
- * message for the user, the server's own when it sent one. */
-struct api_error {
-	int http_status;
-	char message[512];
-};
-
+/* The client: the HTTP layer under the endpoints. */
 struct api {
-	const struct opts *opts;    /* base_url, timeouts, retries, insecure */
-	struct curl_slist *headers; /* Authorization (never logged), Accept */
-	long timeout_ms;
-	long connect_timeout_ms;
-	volatile sig_atomic_t stopping; /* set by api_stop: abort all calls */
-	pthread_mutex_t lock;		/* guards the idle handle pool below */
-	void **idle;			/* CURL easy handles ready for reuse */
-	size_t nidle;
+	struct http http;
 };
 
 /* One page of GET /v1/batches. */
@@ -54,27 +39,8 @@ void api_stop(struct api *api);
 int api_init(struct api *api, const struct opts *o, const char *api_key);
 void api_destroy(struct api *api);
 
-/*
- * One filesystem operation: the deadline every call it makes shares, so an
- * operation that needs several calls (a listing of many pages, a cancel and
- * its check) still ends within the configured timeout, and whether it was
- * interrupted (the process waiting on it got a signal). Every call takes
- * one; NULL: the call alone, bounded by the timeout, not interruptible.
- */
-struct api_op {
-	double deadline;	  /* monotonic seconds (util_now) */
-	volatile int interrupted; /* set by api_op_interrupt, from any thread */
-};
-
 /* Start op now: its deadline is the configured timeout from now. */
 void api_op_begin(const struct api *api, struct api_op *op);
-
-/*
- * Interrupt op: its transfer under way and any backoff end at once, its
- * calls fail with -EINTR, and so do its waits in the store. Safe from any
- * thread.
- */
-void api_op_interrupt(struct api_op *op);
 
 /*
  * Each call returns 0 on success or -errno on failure, with err filled in

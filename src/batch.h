@@ -12,6 +12,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "json.h"
+
 #define BATCH_ID_MAX 128
 
 /*
@@ -45,18 +47,7 @@ struct batch {
 };
 
 /*
- * Parse a JSON text (len bytes, not NUL-terminated) as cJSON does, then make
- * every string that holds a NUL character unmistakable, since cJSON would
- * hand it over cut short at the NUL: a value becomes a cJSON_Raw node holding
- * its JSON text (so it is no string to anyone, and batch.json shows it as
- * sent), and an object member whose key holds one is removed. *nuls is the
- * number of such strings. Returns NULL when the text is not JSON (or memory
- * ran out). Linear in len. Answers must be parsed with this, not cJSON.
- */
-cJSON *batch_json_parse(const char *text, size_t len, size_t *nuls);
-
-/*
- * Parse one BatchObject (a tree from batch_json_parse). On success returns 0
+ * Parse one BatchObject (a tree from json_parse). On success returns 0
  * and *out holds a snapshot with one reference. On a missing required field,
  * a wrong type, a negative count or time, or an id or value that holds a NUL
  * character, returns -EIO and writes the reason to err (errlen bytes).

@@ -139,7 +139,9 @@ double store_clock(void);
  * store's timeout (-ETIMEDOUT).
  *
  * The fetch is part of op (NULL: on its own), and so are the waits: they
- * end at op's deadline (-ETIMEDOUT) or when op is interrupted (-EINTR). A
+ * end at op's deadline (-ETIMEDOUT; but a wait on another caller's fetch
+ * then serves the stored copy, as a failed refresh would, except in
+ * STORE_FORCE mode) or when op is interrupted (-EINTR). A
  * fetch that ended because its op was interrupted is nobody else's
  * result: the callers that shared it fetch again.
  */

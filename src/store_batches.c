@@ -148,7 +148,7 @@ int batches_init(struct batches *b, struct api *api, double ttl,
 		 unsigned page_size)
 {
 	int r = store_init(&b->store, &store_kind_batch, api, ttl,
-			   api->timeout_ms / 1000.0);
+			   api->http.opts->timeout);
 
 	if (r < 0)
 		return r;

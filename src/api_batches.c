@@ -1,0 +1,209 @@
+/*
+ * api_batches.c - the batch endpoints of the API: retrieve, cancel and
+ * list (GET /v1/batches/{id}, POST /v1/batches/{id}/cancel, GET
+ * /v1/batches), their answers turned into batch snapshots and list pages,
+ * and the start-up check.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+
+/* GET or POST a path that answers one BatchObject, for batch id. */
+static int batch_call(struct api *api, const struct api_op *op,
+		      enum http_method method, const char *id,
+		      const char *suffix, struct batch **out,
+		      struct api_error *err)
+{
+	char path[BATCH_ID_MAX * 3 + 64];
+	char why[256];
+	struct http_request rq = {
+	    .method = method, .sink_fd = -1, .retries = -1};
+	struct http_answer ans;
+	char *esc = curl_easy_escape(NULL, id, 0);
+	cJSON *root = NULL;
+	int r;
+
+	*out = NULL;
+	if (!esc) {
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(path, sizeof(path), "/v1/batches/%.*s%s", BATCH_ID_MAX * 3,
+		 esc, suffix);
+	curl_free(esc);
+	rq.path = path;
+	r = http_call(&api->http, op, &rq, &ans, err);
+	if (r < 0)
+		goto out;
+	root = http_json(&ans, err);
+	if (!root) {
+		r = -EIO;
+		goto out;
+	}
+	r = batch_from_json(root, out, why, sizeof(why));
+	if (r < 0) {
+		snprintf(err->message, sizeof(err->message),
+			 "malformed batch: %s", why);
+		goto out;
+	}
+	if (strcmp((*out)->id, id) != 0) {
+		snprintf(err->message, sizeof(err->message),
+			 "asked for one batch, got another");
+		batch_unref(*out);
+		*out = NULL;
+		r = -EIO;
+	}
+out:
+	/* Callers log failures once, with what they were doing. */
+	if (r < 0)
+		log_debug("%s: %d %s", path, err->http_status, err->message);
+	cJSON_Delete(root);
+	http_answer_free(&ans);
+	return r;
+}
+
+int api_get_batch(struct api *api, struct api_op *op, const char *id,
+		  struct batch **out, struct api_error *err)
+{
+	return batch_call(api, op, HTTP_GET, id, "", out, err);
+}
+
+int api_cancel_batch(struct api *api, struct api_op *op, const char *id,
+		     struct batch **out, struct api_error *err)
+{
+	return batch_call(api, op, HTTP_POST, id, "/cancel", out, err);
+}
+
+static int parse_page(const cJSON *root, struct api_page *page,
+		      struct api_error *err)
+{
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+	const cJSON *more = cJSON_GetObjectItemCaseSensitive(root, "has_more");
+	const cJSON *item;
+	char why[256], first[256] = "";
+	size_t bad = 0;
+
+	if (!cJSON_IsArray(data) || (more && !cJSON_IsBool(more))) {
+		snprintf(err->message, sizeof(err->message),
+			 "malformed list: %s",
+			 cJSON_IsArray(data) ? "has_more is not a boolean"
+					     : "data is not an array");
+		return -EIO;
+	}
+	page->has_more = cJSON_IsTrue(more);
+	page->items =
+	    calloc((size_t)cJSON_GetArraySize(data) + 1, sizeof(*page->items));
+	if (!page->items)
+		return -ENOMEM;
+	cJSON_ArrayForEach (item, data) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
+		struct batch *b;
+
+		/* An id holding a NUL is no string: never a cursor. */
+		if (cJSON_IsString(id)) {
+			free(page->last_id);
+			page->last_id = strdup(id->valuestring);
+		}
+		if (batch_from_json(item, &b, why, sizeof(why)) < 0) {
+			if (!bad++)
+				snprintf(first, sizeof(first), "%s", why);
+			continue;
+		}
+		page->items[page->nitems++] = b;
+	}
+	/* One line per page, however many objects are broken. */
+	if (bad == 1)
+		log_warn("list: left out a malformed batch: %s", first);
+	else if (bad > 1)
+		log_warn("list: left out %zu malformed batches; the first: %s",
+			 bad, first);
+	return 0;
+}
+
+int api_parse_list(const char *body, size_t len, struct api_page *page,
+		   struct api_error *err)
+{
+	struct http_answer ans = {(char *)body, len, 0, 200};
+	cJSON *root;
+	int r;
+
+	memset(page, 0, sizeof(*page));
+	memset(err, 0, sizeof(*err));
+	root = http_json(&ans, err);
+	r = root ? parse_page(root, page, err) : -EIO;
+	if (r < 0)
+		api_page_free(page);
+	cJSON_Delete(root);
+	return r;
+}
+
+int api_list_batches(struct api *api, struct api_op *op, const char *after,
+		     unsigned limit, struct api_page *page,
+		     struct api_error *err)
+{
+	char path[BATCH_ID_MAX * 3 + 64];
+	char *esc = NULL;
+	struct http_request rq = {
+	    .method = HTTP_GET, .path = path, .sink_fd = -1, .retries = -1};
+	struct http_answer ans;
+	int r;
+
+	memset(page, 0, sizeof(*page));
+	if (after) {
+		esc = curl_easy_escape(NULL, after, 0);
+		if (!esc)
+			return -ENOMEM;
+	}
+	snprintf(path, sizeof(path), "/v1/batches?limit=%u%s%.*s", limit,
+		 esc ? "&after=" : "", BATCH_ID_MAX * 3, esc ? esc : "");
+	curl_free(esc);
+	r = http_call(&api->http, op, &rq, &ans, err);
+	if (r == 0)
+		r = api_parse_list(ans.data ? ans.data : "", ans.len, page,
+				   err);
+	http_answer_free(&ans);
+	return r;
+}
+
+void api_page_free(struct api_page *page)
+{
+	for (size_t i = 0; i < page->nitems; i++)
+		batch_unref(page->items[i]);
+	free(page->items);
+	free(page->last_id);
+	memset(page, 0, sizeof(*page));
+}
+
+/*
+ * GET /v1/batches?limit=1 once, without retries, and check that the answer
+ * is a batch list, so that a wrong base_url answering 200 (an HTML page, a
+ * proxy's JSON) is refused at mount time rather than failing every call
+ * after it. -EPROTO when the answer is not a batch list.
+ */
+int api_check(struct api *api, struct api_error *err)
+{
+	/* One request, no retries: a wrong URL or key fails at once. */
+	struct http_request rq = {.method = HTTP_GET,
+				  .path = "/v1/batches?limit=1",
+				  .sink_fd = -1,
+				  .no_retry = 1};
+	struct http_answer ans;
+	struct api_page page;
+	int r = http_call(&api->http, NULL, &rq, &ans, err);
+
+	if (r == 0) {
+		r = api_parse_list(ans.data ? ans.data : "", ans.len, &page,
+				   err);
+		if (r == 0)
+			api_page_free(&page);
+		else if (r == -EIO)
+			r = -EPROTO;
+	}
+	http_answer_free(&ans);
+	return r;
+}

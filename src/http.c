@@ -1,0 +1,540 @@
+/*
+ * http.c - HTTP calls with libcurl (see http.h): a pool of easy handles,
+ * one attempt per curl_easy_perform, the retry loop around it, and the
+ * mapping of failures to -errno with the server's message kept.
+ */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "log.h"
+#include "util.h"
+
+#define MAX_IDLE 16
+/* Seconds a retry must have left, after its wait, to be worth sending. */
+#define RETRY_MIN_BUDGET 0.25
+
+static const char *const method_names[] = {"GET", "POST", "DELETE"};
+
+/* Whether the calls of op must end now: kimifs is stopping, or op was
+ * interrupted. */
+static int aborted(const struct http *h, const struct api_op *op)
+{
+	return h->stopping || (op && op->interrupted);
+}
+
+/* One attempt's answer as it arrives. */
+struct response {
+	CURL *curl;
+	int sink_fd; /* >= 0: a 2xx body goes there */
+	int sink_failed;
+	struct http_answer *ans;
+	size_t cap;
+	int too_big;
+	const struct http *h;
+	const struct api_op *op; /* for the progress hook */
+};
+
+/* Sleep for seconds, in short steps, returning early once aborted. */
+static void sleep_for(const struct http *h, const struct api_op *op,
+		      double seconds)
+{
+	double end = util_now() + seconds;
+
+	while (!aborted(h, op)) {
+		double left = end - util_now();
+		struct timespec ts;
+
+		if (left <= 0)
+			return;
+		if (left > 0.05)
+			left = 0.05;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)(left * 1e9);
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* libcurl's progress hook: a non-zero answer aborts the transfer. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+		       curl_off_t un)
+{
+	const struct response *r = ud;
+
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return aborted(r->h, r->op);
+}
+
+void http_stop(struct http *h)
+{
+	h->stopping = 1;
+}
+
+/* Write all of p to fd; 0 or -1. */
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct response *r = ud;
+	struct http_answer *a = r->ans;
+	size_t add = size * n;
+	long status = 0;
+
+	if (r->sink_fd >= 0) {
+		curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && status < 300) {
+			if (write_all(r->sink_fd, p, add) < 0) {
+				r->sink_failed = 1;
+				return 0;
+			}
+			a->sunk += add;
+			return add;
+		}
+	}
+	if (a->len + add > HTTP_MAX_BODY) {
+		r->too_big = 1;
+		return 0;
+	}
+	if (a->len + add + 1 > r->cap) {
+		size_t cap = r->cap ? r->cap : 4096;
+		char *d;
+
+		while (cap < a->len + add + 1)
+			cap *= 2;
+		d = realloc(a->data, cap);
+		if (!d)
+			return 0;
+		a->data = d;
+		r->cap = cap;
+	}
+	memcpy(a->data + a->len, p, add);
+	a->len += add;
+	a->data[a->len] = '\0';
+	return add;
+}
+
+void http_answer_free(struct http_answer *ans)
+{
+	free(ans->data);
+	memset(ans, 0, sizeof(*ans));
+}
+
+/* Free a header list, leaving no copy of the key in freed memory. */
+static void free_headers(struct curl_slist *l)
+{
+	for (struct curl_slist *p = l; p; p = p->next)
+		explicit_bzero(p->data, strlen(p->data));
+	curl_slist_free_all(l);
+}
+
+int http_init(struct http *h, const struct opts *o, const char *api_key)
+{
+	struct curl_slist *h2;
+	char *auth;
+	size_t n;
+
+	memset(h, 0, sizeof(*h));
+	h->opts = o;
+	n = strlen("Authorization: Bearer ") + strlen(api_key) + 1;
+	auth = malloc(n);
+	if (auth) {
+		snprintf(auth, n, "Authorization: Bearer %s", api_key);
+		/* Built once: every request sends the same headers. */
+		h->headers = curl_slist_append(NULL, auth);
+		explicit_bzero(auth, n);
+		free(auth);
+	}
+	h2 = h->headers
+		 ? curl_slist_append(h->headers, "Accept: application/json")
+		 : NULL;
+	if (!h2) {
+		free_headers(h->headers);
+		return -ENOMEM;
+	}
+	h->headers = h2;
+	pthread_mutex_init(&h->lock, NULL);
+	return 0;
+}
+
+void http_destroy(struct http *h)
+{
+	for (size_t i = 0; i < h->nidle; i++)
+		curl_easy_cleanup(h->idle[i]);
+	free(h->idle);
+	free_headers(h->headers);
+	pthread_mutex_destroy(&h->lock);
+	memset(h, 0, sizeof(*h));
+}
+
+static CURL *handle_get(struct http *h)
+{
+	CURL *c = NULL;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->nidle > 0)
+		c = h->idle[--h->nidle];
+	pthread_mutex_unlock(&h->lock);
+	return c ? c : curl_easy_init();
+}
+
+/* Give a handle back for reuse; its live connections stay cached. */
+static void handle_put(struct http *h, CURL *c)
+{
+	curl_easy_reset(c);
+	pthread_mutex_lock(&h->lock);
+	if (!h->idle)
+		h->idle = calloc(MAX_IDLE, sizeof(*h->idle));
+	if (h->idle && h->nidle < MAX_IDLE) {
+		h->idle[h->nidle++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (c)
+		curl_easy_cleanup(c);
+}
+
+static int status_errno(long status)
+{
+	if (status == 400 || status == 409 || status == 422)
+		return EPERM;
+	if (status == 401 || status == 403)
+		return EACCES;
+	if (status == 404)
+		return ENOENT;
+	if (status == 408)
+		return ETIMEDOUT;
+	if (status == 429)
+		return EAGAIN;
+	return EIO;
+}
+
+void api_op_interrupt(struct api_op *op)
+{
+	op->interrupted = 1;
+}
+
+/* Fill err->message from an error body: the server's error.message when
+ * the body is an error object, otherwise a printable excerpt. */
+static void message_from_body(const struct http_answer *a, long status,
+			      struct api_error *err)
+{
+	size_t nuls;
+	/* A message holding a NUL is no string (json_parse): the excerpt
+	 * below shows it whole instead of cut short. */
+	cJSON *root = a->data ? json_parse(a->data, a->len, &nuls) : NULL;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+	size_t i, o = 0;
+
+	if (cJSON_IsString(m)) {
+		snprintf(err->message, sizeof(err->message), "%s",
+			 m->valuestring);
+		/* One line, no terminal escapes: it ends up in ctl and logs. */
+		util_scrub(err->message);
+	} else if (a->len > 0) {
+		for (i = 0; i < a->len && o < 200; i++)
+			if (a->data[i] >= 0x20 && a->data[i] < 0x7f)
+				err->message[o++] = a->data[i];
+		err->message[o] = '\0';
+	} else {
+		snprintf(err->message, sizeof(err->message), "HTTP %ld",
+			 status);
+	}
+	cJSON_Delete(root);
+}
+
+/* The body of rq as a multipart form, or NULL (out of memory). */
+static curl_mime *make_form(CURL *c, const struct http_request *rq)
+{
+	curl_mime *form = curl_mime_init(c);
+
+	for (size_t i = 0; form && i < rq->nparts; i++) {
+		const struct http_part *p = &rq->parts[i];
+		curl_mimepart *part = curl_mime_addpart(form);
+
+		if (!part || curl_mime_name(part, p->name) != CURLE_OK ||
+		    (p->value &&
+		     curl_mime_data(part, p->value, CURL_ZERO_TERMINATED) !=
+			 CURLE_OK) ||
+		    (p->path &&
+		     curl_mime_filedata(part, p->path) != CURLE_OK) ||
+		    (p->filename &&
+		     curl_mime_filename(part, p->filename) != CURLE_OK)) {
+			curl_mime_free(form);
+			return NULL;
+		}
+	}
+	return form;
+}
+
+/*
+ * One attempt of rq at url within budget_ms. 0 with a 2xx answer in r->ans,
+ * else -errno with err filled in; *retry_after is the server's Retry-After
+ * in seconds, or -1.
+ */
+static int attempt(struct http *h, const struct api_op *op,
+		   const struct http_request *rq, const char *url,
+		   long budget_ms, struct response *r, double *retry_after,
+		   struct api_error *err)
+{
+	long connect_ms = (long)(h->opts->connect_timeout * 1000);
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *json_headers = NULL;
+	curl_mime *form = NULL;
+	curl_off_t ra = -1;
+	CURL *c = handle_get(h);
+	CURLcode rc;
+
+	*retry_after = -1;
+	if (!c) {
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		return -ENOMEM;
+	}
+	r->curl = c;
+	r->h = h;
+	r->op = op;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "kimifs/" KIMIFS_VERSION);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, budget_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 connect_ms < budget_ms ? connect_ms : budget_ms);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+	if (h->opts->insecure) {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (rq->method == HTTP_DELETE)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+	if (rq->method == HTTP_POST && rq->parts) {
+		form = make_form(c, rq);
+		if (!form) {
+			handle_put(h, c);
+			snprintf(err->message, sizeof(err->message),
+				 "out of memory");
+			return -ENOMEM;
+		}
+		curl_easy_setopt(c, CURLOPT_MIMEPOST, form);
+	} else if (rq->method == HTTP_POST) {
+		const char *body = rq->json ? rq->json : "";
+
+		if (rq->json) {
+			/* The shared headers plus the body's type. */
+			for (struct curl_slist *p = h->headers; p; p = p->next)
+				json_headers =
+				    curl_slist_append(json_headers, p->data);
+			json_headers = curl_slist_append(
+			    json_headers, "Content-Type: application/json");
+			curl_easy_setopt(c, CURLOPT_HTTPHEADER, json_headers);
+		}
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->ans->status);
+		curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra);
+		/* libcurl says 0 when there is no Retry-After: back off then.
+		 */
+		if (ra > 0)
+			*retry_after = (double)ra;
+	}
+	handle_put(h, c);
+	curl_mime_free(form);
+	free_headers(json_headers);
+
+	if (rc == CURLE_OK) {
+		long status = r->ans->status;
+
+		if (status >= 200 && status < 300)
+			return 0;
+		err->http_status = (int)status;
+		message_from_body(r->ans, status, err);
+		return -status_errno(status);
+	}
+	err->http_status = 0;
+	snprintf(err->message, sizeof(err->message), "%s",
+		 r->too_big	  ? "answer too large"
+		 : r->sink_failed ? "cannot write the answer down"
+		 : errbuf[0]	  ? errbuf
+				  : curl_easy_strerror(rc));
+	switch (rc) {
+	case CURLE_ABORTED_BY_CALLBACK:
+		snprintf(err->message, sizeof(err->message), "%s",
+			 h->stopping ? "kimifs is stopping" : "interrupted");
+		return -EINTR;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+		return -EHOSTUNREACH;
+	default:
+		return -EIO;
+	}
+}
+
+/* Whether a failed attempt is worth another try. */
+static int retryable(int r, const struct api_error *err,
+		     const struct response *resp)
+{
+	if (resp->too_big || resp->sink_failed)
+		return 0;
+	if (r == -EAGAIN || r == -EHOSTUNREACH || r == -ETIMEDOUT)
+		return 1;
+	return r == -EIO && (err->http_status == 0 || err->http_status >= 500);
+}
+
+/* Start an attempt's answer afresh (and the sink where it started). */
+static void response_reset(struct response *r, off_t sink_start)
+{
+	http_answer_free(r->ans);
+	r->cap = 0;
+	r->too_big = 0;
+	r->sink_failed = 0;
+	if (r->sink_fd >= 0 && sink_start >= 0 &&
+	    (lseek(r->sink_fd, sink_start, SEEK_SET) < 0 ||
+	     ftruncate(r->sink_fd, sink_start) < 0))
+		r->sink_failed = 1;
+}
+
+int http_call(struct http *h, const struct api_op *op,
+	      const struct http_request *rq, struct http_answer *ans,
+	      struct api_error *err)
+{
+	const char *method = method_names[rq->method];
+	double start = util_now();
+	double deadline = start + h->opts->timeout;
+	unsigned retries = rq->no_retry	     ? 0
+			   : rq->retries < 0 ? h->opts->retries
+					     : (unsigned)rq->retries;
+	unsigned seed = (unsigned)(start * 1e6) ^ (unsigned)(size_t)ans;
+	size_t urllen = strlen(h->opts->base_url) + strlen(rq->path) + 1;
+	struct response resp = {.sink_fd = rq->sink_fd, .ans = ans};
+	off_t sink_start =
+	    rq->sink_fd >= 0 ? lseek(rq->sink_fd, 0, SEEK_CUR) : -1;
+	char *url = malloc(urllen);
+	int r = -ETIMEDOUT;
+
+	memset(err, 0, sizeof(*err));
+	memset(ans, 0, sizeof(*ans));
+	if (!url) {
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(url, urllen, "%s%s", h->opts->base_url, rq->path);
+	if (op && op->deadline < deadline)
+		deadline = op->deadline;
+	for (unsigned n = 0;; n++) {
+		long budget = (long)((deadline - util_now()) * 1000);
+		double retry_after, delay;
+
+		if (aborted(h, op)) {
+			snprintf(err->message, sizeof(err->message), "%s",
+				 h->stopping ? "kimifs is stopping"
+					     : "interrupted");
+			r = -EINTR;
+			break;
+		}
+		if (budget <= 0) {
+			/* Only before the first attempt (retries stop before
+			 * their wait, below): the operation's earlier calls
+			 * used its whole bound. */
+			snprintf(err->message, sizeof(err->message),
+				 "no time left within the bound of %g s",
+				 h->opts->timeout);
+			r = -ETIMEDOUT;
+			break;
+		}
+		response_reset(&resp, sink_start);
+		r = attempt(h, op, rq, url, budget, &resp, &retry_after, err);
+		log_debug("%s %s -> %ld (%.0f ms)", method, rq->path,
+			  ans->status, (util_now() - start) * 1000);
+		if (r == 0 || !retryable(r, err, &resp) || n >= retries ||
+		    aborted(h, op))
+			break;
+		/* Full jitter on an exponential step, unless the server said
+		 * when to come back. */
+		delay = retry_after >= 0
+			    ? retry_after
+			    : fmin(0.2 * pow(2, n), 5.0) *
+				  (0.5 + 0.5 * rand_r(&seed) / RAND_MAX);
+		if (util_now() + delay + RETRY_MIN_BUDGET > deadline) {
+			log_debug("%s %s: no time for a retry in %.1f s; "
+				  "giving up with the last error",
+				  method, rq->path, delay);
+			break;
+		}
+		log_warn("%s %s failed (%d %s); retrying in %.1f s", method,
+			 rq->path, err->http_status, err->message, delay);
+		sleep_for(h, op, delay);
+		/* A loaded machine may oversleep: the same rule again. */
+		if (deadline - util_now() < RETRY_MIN_BUDGET) {
+			log_debug("%s %s: no time left for a retry; giving "
+				  "up with the last error",
+				  method, rq->path);
+			break;
+		}
+	}
+	free(url);
+	if (r < 0)
+		http_answer_free(ans);
+	return r;
+}
+
+cJSON *http_json(const struct http_answer *ans, struct api_error *err)
+{
+	size_t nuls;
+	cJSON *root = json_parse(ans->data ? ans->data : "", ans->len, &nuls);
+	const cJSON *e;
+
+	if (!root) {
+		snprintf(err->message, sizeof(err->message),
+			 "malformed JSON in the answer");
+		return NULL;
+	}
+	if (nuls)
+		log_warn("answer has %zu JSON string%s holding a NUL character "
+			 "(\\u0000); not shown",
+			 nuls, nuls == 1 ? "" : "s");
+	e = cJSON_GetObjectItemCaseSensitive(root, "error");
+	if (cJSON_IsObject(e)) {
+		/* A 2xx whose body is an error object is still an error. */
+		message_from_body(ans, 0, err);
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}

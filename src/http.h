@@ -1,0 +1,127 @@
+/*
+ * http.h - the HTTP client of kimifs, over libcurl: a request descriptor
+ * (method, path, JSON or multipart body, answer to memory or to a file
+ * descriptor, retries), a pool of easy handles (connections kept alive),
+ * retries of passing failures with jittered exponential backoff that
+ * honours Retry-After, every call bounded by its operation's deadline and
+ * abortable, failures mapped to -errno with the server's message kept. It
+ * knows no endpoint: the api_* modules build the paths.
+ */
+#ifndef KIMIFS_HTTP_H
+#define KIMIFS_HTTP_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "opts.h"
+
+struct curl_slist;
+
+/* What went wrong with a call: the HTTP status (0 if none came) and a
+ * message for the user, the server's own when it sent one. */
+struct api_error {
+	int http_status;
+	char message[512];
+};
+
+/*
+ * One filesystem operation: the deadline every call it makes shares, so an
+ * operation that needs several calls (a listing of many pages, a cancel and
+ * its check) still ends within the configured timeout, and whether it was
+ * interrupted (the process waiting on it got a signal). Every call takes
+ * one; NULL: the call alone, bounded by the timeout, not interruptible.
+ */
+struct api_op {
+	double deadline;	  /* monotonic seconds (util_now) */
+	volatile int interrupted; /* set by api_op_interrupt, from any thread */
+};
+
+struct http {
+	const struct opts *opts;    /* base_url, timeouts, retries, insecure */
+	struct curl_slist *headers; /* Authorization (never logged), Accept */
+	volatile sig_atomic_t stopping; /* set by http_stop: abort all calls */
+	pthread_mutex_t lock;		/* guards the idle handle pool below */
+	void **idle;			/* CURL easy handles ready for reuse */
+	size_t nidle;
+};
+
+enum http_method { HTTP_GET, HTTP_POST, HTTP_DELETE };
+
+/* One field of a multipart/form-data body: text, or a file's content. */
+struct http_part {
+	const char *name;
+	const char *value;    /* a text field, or NULL */
+	const char *path;     /* a file field: the file sent (streamed) */
+	const char *filename; /* the file's name in the form */
+};
+
+struct http_request {
+	enum http_method method;
+	const char *path;	       /* "/v1/...", escaped, with any query */
+	const char *json;	       /* a JSON body (POST), or NULL */
+	const struct http_part *parts; /* a multipart body, or NULL */
+	size_t nparts;
+	int sink_fd;  /* >= 0: a 2xx answer's body goes to this fd */
+	int retries;  /* -1: -o retries; else this many */
+	int no_retry; /* never retried (e.g. a POST whose effect may stay) */
+};
+
+/* An answer: its body when kept in memory (at most HTTP_MAX_BODY bytes,
+ * NUL-terminated), or how many bytes went to the request's sink_fd. */
+struct http_answer {
+	char *data;
+	size_t len;
+	size_t sunk;
+	long status;
+};
+
+#define HTTP_MAX_BODY (16u << 20) /* larger answers in memory are refused */
+
+/* Set up a client for the options o (kept by pointer: they must outlive
+ * it) and the API key (copied into the request headers); 0 or -errno. */
+int http_init(struct http *h, const struct opts *o, const char *api_key);
+void http_destroy(struct http *h);
+
+/*
+ * Make every call under way end at once (-EINTR) and every later call fail
+ * the same way. Async-signal-safe: meant for the signal handler that
+ * unmounts, so that a hung request cannot hold the exit up.
+ */
+void http_stop(struct http *h);
+
+/*
+ * Interrupt op: its transfer under way and any backoff end at once, its
+ * calls fail with -EINTR, and so do its waits in the store. Safe from any
+ * thread.
+ */
+void api_op_interrupt(struct api_op *op);
+
+/*
+ * Send rq as part of op (NULL: on its own). Returns 0 with a 2xx answer in
+ * *ans (free with http_answer_free), or -errno with err filled in: 400, 409
+ * and 422 EPERM, 401/403 EACCES, 404 ENOENT, 408 and time-outs ETIMEDOUT,
+ * 429 EAGAIN, 5xx and answers too large EIO, no connection EHOSTUNREACH,
+ * an interrupted or stopped call EINTR. 429, 5xx and network failures are
+ * tried again up to the retries; the whole call, retries and backoff
+ * included, ends within the timeout or op's deadline, whichever is sooner.
+ * When the deadline ends the retries, the error of the last attempt stays
+ * (ETIMEDOUT only when an attempt itself timed out). With a sink_fd, a
+ * retried download starts over at the fd's position of the first attempt.
+ */
+int http_call(struct http *h, const struct api_op *op,
+	      const struct http_request *rq, struct http_answer *ans,
+	      struct api_error *err);
+
+void http_answer_free(struct http_answer *ans);
+
+/*
+ * The JSON of a 2xx answer (json_parse: strings holding a NUL marked, and
+ * logged once), or NULL with err->message set when it is not JSON or is an
+ * error object. Free with cJSON_Delete.
+ */
+cJSON *http_json(const struct http_answer *ans, struct api_error *err);
+
+#endif
