@@ -223,6 +223,13 @@ class Simulator:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read().decode())
 
+    def content(self, fid):
+        """The bytes of file `fid` as the API serves them."""
+        req = urllib.request.Request("%s/v1/files/%s/content" % (self.url, fid))
+        req.add_header("Authorization", "Bearer " + self.key)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.read()
+
     # state
     def reset(self):
         self._call("POST", "/_sim/reset", {})

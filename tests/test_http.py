@@ -1,0 +1,105 @@
+"""The HTTP layer (src/http.c) against the simulator, through a small
+command over it (tests/probe/http_probe.c): each kind of request the
+endpoints build on (a JSON body, a multipart upload streamed from a file,
+DELETE, an answer written to a file descriptor) sends what the API expects
+and gets back what the server holds, retries included."""
+
+import errno
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import KEY, KIMIFS
+
+PROBE = KIMIFS.parent / "http_probe"
+
+
+def probe(sim, *args):
+    """Run http_probe against sim; returns (exit status, stdout, stderr)."""
+    if not PROBE.exists():
+        pytest.fail("http_probe not built: %s" % PROBE)
+    env = dict(os.environ, MOONSHOT_API_KEY=KEY)
+    p = subprocess.run([str(PROBE), sim.url] + [str(a) for a in args], env=env,
+                       capture_output=True, timeout=60)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def jsonl(n):
+    return b"".join(json.dumps({"custom_id": "q-%d" % i, "method": "POST",
+                                "url": "/v1/chat/completions",
+                                "body": {"model": "kimi", "messages": []}}).encode() + b"\n"
+                    for i in range(n))
+
+
+def upload(sim, tmp_path, data, name="input.jsonl"):
+    path = tmp_path / "upload.bin"
+    path.write_bytes(data)
+    rc, out, err = probe(sim, "upload", "/v1/files", path, name)
+    assert rc == 0, err
+    return json.loads(out.rsplit("\n", 2)[0])
+
+
+def test_a_multipart_upload_sends_the_file_as_it_is(sim, tmp_path):
+    data = jsonl(3)
+    f = upload(sim, tmp_path, data, "questions.jsonl")
+    assert (f["filename"], f["bytes"], f["purpose"]) == ("questions.jsonl", len(data), "batch")
+    assert [(r["method"], r["path"]) for r in sim.log()] == [("POST", "/v1/files")]
+    assert sim.content(f["id"]) == data
+
+
+def test_a_json_body_creates_a_batch(sim, tmp_path):
+    f = upload(sim, tmp_path, jsonl(2))
+    body = json.dumps({"input_file_id": f["id"], "endpoint": "/v1/chat/completions",
+                       "completion_window": "24h", "metadata": {"k": "v"}})
+    rc, out, err = probe(sim, "post-json", "/v1/batches", body)
+    assert rc == 0, err
+    obj = json.loads(out.rsplit("\n", 2)[0])
+    assert obj["status"] == "validating" and obj["metadata"] == {"k": "v"}
+    assert sim.get(obj["id"])["input_file_id"] == f["id"]
+
+
+def test_a_bad_json_body_is_eperm_with_the_servers_message(sim):
+    rc, out, err = probe(sim, "post-json", "/v1/batches", '{"endpoint": 7}')
+    assert rc == errno.EPERM
+    assert "400" in err and "input_file_id" in err
+
+
+def test_an_answer_written_to_a_file_is_the_servers_bytes(sim, tmp_path):
+    data = jsonl(500)
+    f = upload(sim, tmp_path, data)
+    out = tmp_path / "content"
+    rc, stdout, err = probe(sim, "download", "/v1/files/%s/content" % f["id"], out)
+    assert rc == 0, err
+    assert stdout.strip() == "%d bytes sunk" % len(data)
+    assert out.read_bytes() == data
+
+
+def test_a_retried_download_starts_the_file_over(sim, tmp_path):
+    data = jsonl(500)
+    f = upload(sim, tmp_path, data)
+    sim.fault(method="GET", path="/content$", count=1, action="truncate")
+    sim.clear_log()
+    out = tmp_path / "content"
+    rc, stdout, err = probe(sim, "download", "/v1/files/%s/content" % f["id"], out)
+    assert rc == 0, err
+    assert len(sim.log()) == 2  # the truncated answer, then the whole one
+    assert out.read_bytes() == data
+
+
+def test_an_error_answer_is_not_written_to_the_file(sim, tmp_path):
+    out = tmp_path / "content"
+    rc, stdout, err = probe(sim, "download", "/v1/files/file-missing/content", out)
+    assert rc == errno.ENOENT
+    assert "404" in err
+    assert out.read_bytes() == b""
+
+
+def test_delete_removes_the_file(sim, tmp_path):
+    f = upload(sim, tmp_path, jsonl(1))
+    rc, out, err = probe(sim, "delete", "/v1/files/" + f["id"])
+    assert rc == 0, err
+    assert json.loads(out.rsplit("\n", 2)[0])["deleted"] is True
+    assert ("DELETE", "/v1/files/" + f["id"]) in [(r["method"], r["path"]) for r in sim.log()]
+    assert sim.api("GET", "/v1/files/" + f["id"])[0] == 404
