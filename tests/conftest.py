@@ -133,7 +133,7 @@ def try_write(path, data, offset=None, timeout=SH_TIMEOUT):
     return result["errno"]
 
 
-def timed(fn, *args, limit=30):
+def timed(fn, *args, limit=60):
     """Run fn(*args) in a thread; return (errno or 0, result, seconds).
 
     The call runs in a thread so that a daemon that never answers fails
@@ -186,6 +186,11 @@ def is_mounted(path):
     return False
 
 
+def batch_path(bid):
+    """A fault path regex that matches batch `bid`'s retrieve only."""
+    return "^/v1/batches/%s$" % bid
+
+
 # --------------------------------------------------------------------------
 # The simulator
 
@@ -222,6 +227,14 @@ class Simulator:
                 return r.status, json.loads(r.read().decode())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read().decode())
+
+    def retrieves(self, bid):
+        """The logged GET /v1/batches/<bid> requests."""
+        return self.requests("GET", "/v1/batches/" + bid)
+
+    def cancels(self, bid):
+        """The logged POST /v1/batches/<bid>/cancel requests."""
+        return self.requests("POST", "/v1/batches/%s/cancel" % bid)
 
     def content(self, fid):
         """The bytes of file `fid` as the API serves them."""

@@ -9,14 +9,6 @@ import pytest
 from conftest import read_text, try_write, wait_for
 
 
-def cancels(sim, bid):
-    return sim.requests("POST", "/v1/batches/%s/cancel" % bid)
-
-
-def retrieves(sim, bid):
-    return sim.requests("GET", "/v1/batches/" + bid)
-
-
 # --------------------------------------------------------------------------
 # cancel
 
@@ -57,7 +49,7 @@ def test_write_returns_the_full_length(sim, mount):
         assert os.write(fd, b"cancel\n") == 7
     finally:
         os.close(fd)
-    assert len(cancels(sim, bid)) == 1
+    assert len(sim.cancels(bid)) == 1
 
 
 @pytest.mark.parametrize("command", ["printf '  cancel \\n'", "printf cancel",
@@ -67,7 +59,7 @@ def test_white_space_around_the_command_is_ignored(sim, mount, command):
     m = mount()
     rc, out, err = m.sh("%s > batches/%s/ctl" % (command, bid))
     assert rc == 0, err
-    assert len(cancels(sim, bid)) == 1
+    assert len(sim.cancels(bid)) == 1
     assert m.sh("cat batches/%s/status" % bid)[1] == "cancelling\n"
 
 
@@ -79,7 +71,7 @@ def test_echo_appended_with_double_redirect(sim, mount):
     # ctl now holds a line, and >> still works.
     rc, out, err = m.sh("echo cancel >> batches/%s/ctl" % bid)
     assert (rc, err) == (0, "")
-    assert len(cancels(sim, bid)) == 1
+    assert len(sim.cancels(bid)) == 1
     assert m.sh("cat batches/%s/ctl" % bid)[1] == "cancel: ok\n"
 
 
@@ -91,7 +83,7 @@ def test_cancelling_again_succeeds_without_a_request(sim, mount, state):
     assert m.sh("cat batches/%s/status" % bid)[1] == state + "\n"
     rc, out, err = m.sh("echo cancel > batches/%s/ctl" % bid)
     assert (rc, err) == (0, "")
-    assert cancels(sim, bid) == []
+    assert sim.cancels(bid) == []
     assert m.sh("cat batches/%s/ctl" % bid)[1] == "cancel: ok\n"
 
 
@@ -104,7 +96,7 @@ def test_cancelling_a_finished_batch_fails_without_a_request(sim, mount, state):
     assert rc != 0
     assert "Operation not permitted" in err
     assert try_write(m.batch(bid, "ctl"), b"cancel\n") == errno.EPERM
-    assert cancels(sim, bid) == []
+    assert sim.cancels(bid) == []
     assert m.sh("cat batches/%s/ctl" % bid)[1].startswith("cancel: failed: ")
     assert m.sh("cat batches/%s/status" % bid)[1] == state + "\n"
 
@@ -255,7 +247,7 @@ def test_cancel_errors_map_to_errno(sim, mount, code, expected, retried):
     rc, out, err = m.sh("echo cancel > batches/%s/ctl" % bid)
     assert rc != 0
     assert os.strerror(expected) in err
-    posts = cancels(sim, bid)
+    posts = sim.cancels(bid)
     assert len(posts) >= 1 if retried else len(posts) == 1
     assert read_text(m.batch(bid, "ctl")) == "cancel: failed: %d %s\n" % (code, message)
     assert message in m.stderr_text()
@@ -279,7 +271,7 @@ def test_cancel_timeout_is_etimedout(sim, mount):
     m = mount(timeout=1)
     sim.fault(method="POST", path="/cancel$", count=-1, action="hang", seconds=5)
     assert try_write(m.batch(bid, "ctl"), b"cancel\n") == errno.ETIMEDOUT
-    assert len(cancels(sim, bid)) >= 1
+    assert len(sim.cancels(bid)) >= 1
 
 
 def test_cancel_malformed_answer_is_eio(sim, mount):
@@ -288,4 +280,4 @@ def test_cancel_malformed_answer_is_eio(sim, mount):
     sim.fault(method="POST", path="/cancel$", count=-1, action="body",
               status=200, body="<html>not json</html>")
     assert try_write(m.batch(bid, "ctl"), b"cancel\n") == errno.EIO
-    assert len(cancels(sim, bid)) >= 1
+    assert len(sim.cancels(bid)) >= 1

@@ -17,23 +17,10 @@ import time
 
 import pytest
 
-from conftest import is_mounted, read_text, timed, try_write, wait_for
+from conftest import batch_path, is_mounted, read_text, timed, try_write, wait_for
 
 FAST = ["connect_timeout=1"]   # a refused connection must not eat the budget
 SLACK = 2.0                     # seconds allowed beyond a configured bound
-
-
-def gets(sim, bid):
-    return sim.requests("GET", "/v1/batches/" + bid)
-
-
-def cancels(sim, bid):
-    return sim.requests("POST", "/v1/batches/%s/cancel" % bid)
-
-
-def batch_path(bid):
-    """A fault path regex that matches this batch's retrieve only."""
-    return "^/v1/batches/%s$" % bid
 
 
 def still_serving(m, sim):
@@ -60,7 +47,7 @@ def start_hung_read(sim, m, bid):
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    wait_for(lambda: gets(sim, bid), timeout=5, what="the hung GET to reach the server")
+    wait_for(lambda: sim.retrieves(bid), timeout=5, what="the hung GET to reach the server")
     return reader, result
 
 
@@ -77,7 +64,7 @@ def test_a_silent_server_times_out_within_the_bound(sim, mount, fault):
     elapsed = time.monotonic() - t0
     assert rc != 0 and "Connection timed out" in text, text
     assert 1.5 <= elapsed < 2 + SLACK, elapsed
-    assert len(gets(sim, bid)) >= 1
+    assert len(sim.retrieves(bid)) >= 1
     assert bid in m.stderr_text()          # the failure is logged
     sim.clear_faults()
     still_serving(m, sim)
@@ -94,7 +81,7 @@ def test_a_dropped_connection_is_eio_after_the_retries(sim, mount):
     # retries=3 (the default): the first try and three more, at least.
     # (libcurl may itself resend once on a reused connection it finds
     # closed, so the count is a lower bound.)
-    assert len(gets(sim, bid)) >= 4
+    assert len(sim.retrieves(bid)) >= 4
     sim.clear_faults()
     still_serving(m, sim)
 
@@ -108,7 +95,7 @@ def test_a_dropped_connection_serves_the_cached_copy(sim, mount):
     err, value, elapsed = timed(read_text, m.batch(bid, "status"))
     assert (err, value) == (0, "in_progress\n")
     assert elapsed < 5 + SLACK
-    assert len(gets(sim, bid)) >= 2
+    assert len(sim.retrieves(bid)) >= 2
     assert "serving the cached copy" in m.stderr_text()
 
 
@@ -131,7 +118,7 @@ def test_a_503_once_is_retried(sim, mount):
     sim.fault(method="GET", path=batch_path(bid), count=1, action="status", status=503)
     rc, out, err = m.sh("cat batches/%s/status" % bid, timeout=20)
     assert (rc, out) == (0, "in_progress\n"), err
-    assert [r["status"] for r in gets(sim, bid)] == [503, 200]
+    assert [r["status"] for r in sim.retrieves(bid)] == [503, 200]
     assert [r for r in sim.log() if r["path"] != "/v1/batches/" + bid] == []
 
 
@@ -145,7 +132,7 @@ def test_a_429_waits_for_retry_after(sim, mount):
     assert (err, value) == (0, "in_progress\n")
     assert elapsed >= 0.9, "retried %.2f s after a Retry-After of 1 s" % elapsed
     assert elapsed < 10 + SLACK
-    assert [r["status"] for r in gets(sim, bid)] == [429, 200]
+    assert [r["status"] for r in sim.retrieves(bid)] == [429, 200]
 
 
 def test_a_retry_after_beyond_the_deadline_gives_up_at_once(sim, mount):
@@ -157,7 +144,7 @@ def test_a_retry_after_beyond_the_deadline_gives_up_at_once(sim, mount):
     err, _, elapsed = timed(read_text, m.batch(bid, "status"))
     assert err == errno.EAGAIN
     assert elapsed < 2 + SLACK
-    assert len(gets(sim, bid)) == 1
+    assert len(sim.retrieves(bid)) == 1
 
 
 def test_429_forever_is_eagain_after_the_retries(sim, mount):
@@ -171,7 +158,7 @@ def test_429_forever_is_eagain_after_the_retries(sim, mount):
     err, _, elapsed = timed(read_text, m.batch(bid, "status"), limit=60)
     assert err == errno.EAGAIN
     assert elapsed < 30 + SLACK
-    assert [r["status"] for r in gets(sim, bid)] == [429] * 4
+    assert [r["status"] for r in sim.retrieves(bid)] == [429] * 4
     assert "rate limit reached for this test" in m.stderr_text()
 
 
@@ -206,7 +193,7 @@ def test_when_the_deadline_ends_the_retries_the_last_error_stays(sim, mount, cod
               status=code, message=message, headers=headers)
     err, _, elapsed = timed(read_text, m.batch(bid, "status"))
     assert err == expected, os.strerror(err)
-    statuses = [r["status"] for r in gets(sim, bid)]
+    statuses = [r["status"] for r in sim.retrieves(bid)]
     assert 1 <= len(statuses) < 11, statuses     # the deadline ended the run
     assert statuses == [code] * len(statuses)    # every attempt was answered
     if pace == "backoff":
@@ -234,7 +221,7 @@ def test_retries_back_off(sim, mount, fault):
     sim.fault(method="GET", path=batch_path(bid), count=-1, **fault)
     err, _, elapsed = timed(read_text, m.batch(bid, "status"), limit=60)
     assert err == (errno.EAGAIN if fault.get("status") == 429 else errno.EIO)
-    assert len(gets(sim, bid)) >= 4
+    assert len(sim.retrieves(bid)) >= 4
     assert elapsed >= 0.1, "4 attempts in %.3f s: no backoff between retries" % elapsed
     assert elapsed < 30 + SLACK
 
@@ -247,7 +234,7 @@ def test_the_retries_option_bounds_the_attempts(sim, mount, retries):
     sim.fault(method="GET", path=batch_path(bid), count=-1, action="status", status=503)
     err, _, _ = timed(read_text, m.batch(bid, "status"), limit=60)
     assert err == errno.EIO
-    assert [r["status"] for r in gets(sim, bid)] == [503] * (retries + 1)
+    assert [r["status"] for r in sim.retrieves(bid)] == [503] * (retries + 1)
 
 
 def test_retries_0_fails_on_a_single_503(sim, mount):
@@ -256,7 +243,7 @@ def test_retries_0_fails_on_a_single_503(sim, mount):
     sim.fault(method="GET", path=batch_path(bid), count=1, action="status", status=503)
     rc, out, err = m.sh("cat batches/%s/status" % bid, timeout=20)
     assert rc != 0 and "Input/output error" in err
-    assert [r["status"] for r in gets(sim, bid)] == [503]
+    assert [r["status"] for r in sim.retrieves(bid)] == [503]
 
 
 @pytest.mark.parametrize("code, expected", [
@@ -271,7 +258,7 @@ def test_a_4xx_other_than_429_is_not_retried(sim, mount, code, expected):
     err, _, elapsed = timed(read_text, m.batch(bid, "status"))
     assert err == expected
     assert elapsed < 1.0
-    assert [r["status"] for r in gets(sim, bid)] == [code]
+    assert [r["status"] for r in sim.retrieves(bid)] == [code]
     assert m.stderr_text().count(message) == 1
 
 
@@ -297,7 +284,7 @@ def test_a_failed_refresh_serves_the_cached_copy(sim, mount, fault):
     rc, out, err = m.sh("cat batches/%s/status" % bid, timeout=20)
     assert (rc, out, err) == (0, "in_progress\n", "")
     assert time.monotonic() - t0 < 1 + SLACK
-    assert len(gets(sim, bid)) >= 1
+    assert len(sim.retrieves(bid)) >= 1
     assert "serving the cached copy" in m.stderr_text()
     if "message" in fault:
         assert fault["message"] in m.stderr_text()
@@ -398,7 +385,7 @@ def test_concurrent_readers_of_a_hung_batch_all_get_the_cached_copy(sim, mount):
     for err, value, elapsed in results:
         assert (err, value) == (0, "in_progress\n")
         assert elapsed < 2 + SLACK
-    assert 1 <= len(gets(sim, bid)) <= 4
+    assert 1 <= len(sim.retrieves(bid)) <= 4
 
 
 def test_sigterm_during_a_hung_request_exits_at_once(sim, mount):
@@ -429,7 +416,7 @@ def test_a_dropped_cancel_is_retried(sim, mount):
     sim.clear_log()
     rc, out, err = m.sh("echo cancel > batches/%s/ctl" % bid, timeout=20)
     assert (rc, err) == (0, "")
-    posts = cancels(sim, bid)
+    posts = sim.cancels(bid)
     assert len(posts) >= 2 and posts[-1]["status"] == 200
     assert read_text(m.batch(bid, "ctl")) == "cancel: ok\n"
     assert read_text(m.batch(bid, "status")) == "cancelling\n"
@@ -448,8 +435,8 @@ def test_a_cancel_whose_answer_is_lost_still_succeeds(sim, mount):
     rc, out, err = m.sh("echo cancel > batches/%s/ctl" % bid, timeout=20)
     assert (rc, err) == (0, "")
     assert sim.get(bid)["status"] == "cancelling"
-    assert [r["status"] for r in cancels(sim, bid)][-1] == 400
-    assert gets(sim, bid)
+    assert [r["status"] for r in sim.cancels(bid)][-1] == 400
+    assert sim.retrieves(bid)
     assert read_text(m.batch(bid, "ctl")) == "cancel: ok\n"
     assert read_text(m.batch(bid, "status")) == "cancelling\n"
 

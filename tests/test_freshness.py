@@ -23,10 +23,6 @@ def list_pages(sim):
             for r in sim.requests("GET", "/v1/batches")]
 
 
-def retrieves(sim, bid):
-    return sim.requests("GET", "/v1/batches/" + bid)
-
-
 # --------------------------------------------------------------------------
 # Listing
 
@@ -228,7 +224,7 @@ def test_final_batches_are_never_refetched(sim, mount, state):
         assert m.sh("cat batches/%s/status" % bid)[1] == state + "\n"
         assert m.sh("cat batches/%s/batch.json > /dev/null; ls batches/%s > /dev/null"
                     % (bid, bid))[0] == 0
-    assert len(retrieves(sim, bid)) <= 1
+    assert len(sim.retrieves(bid)) <= 1
 
 
 def test_a_final_batch_from_the_listing_is_never_fetched(sim, mount):
@@ -237,7 +233,7 @@ def test_a_final_batch_from_the_listing_is_never_fetched(sim, mount):
     assert m.sh("ls batches")[1] == bid + "\n"
     for _ in range(3):
         assert m.sh("cat batches/%s/status" % bid)[1] == "completed\n"
-    assert retrieves(sim, bid) == []
+    assert sim.retrieves(bid) == []
 
 
 # --------------------------------------------------------------------------
@@ -368,7 +364,7 @@ def test_errors_while_looking_up_a_batch(sim, mount, fault, expected):
     rc, out, err = m.sh("cat batches/%s/status" % bid)
     assert rc != 0
     assert os.strerror(expected) in err
-    assert len(retrieves(sim, bid)) >= 1
+    assert len(sim.retrieves(bid)) >= 1
     if "message" in fault:
         assert fault["message"] in m.stderr_text()
     sim.clear_faults()

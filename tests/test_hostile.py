@@ -18,42 +18,18 @@ import urllib.parse
 
 import pytest
 
-from conftest import errno_of, expected_entries, read_text, try_write, wait_for
+from conftest import (batch_path, errno_of, expected_entries, read_text, timed,
+                      try_write, wait_for)
 
 FAST = ["connect_timeout=1"]
 LIST = "^/v1/batches$"           # fault path regex of the listing only
 
 
-def batch_path(bid):
-    return "^/v1/batches/%s$" % bid
-
-
-def gets(sim, bid):
-    return sim.requests("GET", "/v1/batches/" + bid)
-
-
-def cancels(sim, bid):
-    return sim.requests("POST", "/v1/batches/%s/cancel" % bid)
-
-
 def bounded(fn, *args, limit=30):
     """fn(*args) in a thread: (errno or 0, result); fails the test if the
     call does not return within `limit` seconds."""
-    box = {}
-
-    def run():
-        try:
-            box["value"] = fn(*args)
-            box["errno"] = 0
-        except OSError as e:
-            box["errno"] = e.errno
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(limit)
-    if t.is_alive():
-        pytest.fail("%s%r did not return within %ss" % (fn.__name__, args, limit))
-    return box["errno"], box.get("value")
+    err, value, _ = timed(fn, *args, limit=limit)
+    return err, value
 
 
 def alive_and_well(m, sim, good):
@@ -108,7 +84,7 @@ def test_a_bad_batch_answer_is_eio(sim, mount, name):
     rc, out, err = m.sh("cat batches/%s/status" % bad, timeout=30)
     assert rc != 0 and "Input/output error" in err, (rc, out, err)
     assert out == ""
-    assert gets(sim, bad)
+    assert sim.retrieves(bad)
     text = m.stderr_text()
     assert bad in text
     if logged:
@@ -207,7 +183,7 @@ def test_a_batch_of_the_wrong_shape_is_eio(sim, mount, name):
     m = mount(cache_ttl=0, timeout=5, options=FAST)
     rc, out, err = m.sh("cat batches/%s/status" % bad, timeout=30)
     assert rc != 0 and "Input/output error" in err, (rc, out, err)
-    assert 1 <= len(gets(sim, bad)) <= 4     # retries=3 at most
+    assert 1 <= len(sim.retrieves(bad)) <= 4     # retries=3 at most
     text = m.stderr_text()
     assert bad in text and field in text
     if name.endswith("-negative"):
@@ -262,7 +238,7 @@ def test_an_unknown_status_is_shown_as_it_is(sim, mount, status):
     # Not a final state: it is fetched again when it ages.
     sim.clear_log()
     assert read_text(m.batch(bid, "status")) == status + "\n"
-    assert len(gets(sim, bid)) == 1
+    assert len(sim.retrieves(bid)) == 1
 
 
 # --------------------------------------------------------------------------
@@ -498,7 +474,7 @@ def test_a_lookup_answered_by_an_id_holding_a_nul_is_eio(sim, mount):
     rc, out, err = m.sh("echo cancel > batches/batch_nul/ctl", timeout=30)
     assert rc != 0 and "Input/output error" in err, err
     assert posts(sim) == []
-    assert gets(sim, "batch_nul")
+    assert sim.retrieves("batch_nul")
     text = m.stderr_text()
     assert "batch_nul" in text and "id holds a NUL character" in text
     # The listing does not show it either.
@@ -555,12 +531,6 @@ def test_a_key_holding_a_nul_does_not_stand_for_a_field(sim, mount):
 SLACK = 5           # seconds on top of the timeout (parsing, a slow build)
 
 
-def timed(fn, *args, limit=60):
-    t0 = time.monotonic()
-    err, value = bounded(fn, *args, limit=limit)
-    return err, value, time.monotonic() - t0
-
-
 def test_metadata_past_the_cap_is_left_out_in_time(sim, mount):
     # 200,000 pairs, 4 MB: used to take a minute of CPU per parse.
     pairs = 200000
@@ -585,11 +555,11 @@ def test_metadata_past_the_cap_is_left_out_in_time(sim, mount):
     assert err == 0 and sorted(names) == sorted([good, bid])
     assert m.proc.poll() is None
     # A SIGTERM during a fetch of it ends the daemon at once.
-    before = len(gets(sim, bid))
+    before = len(sim.retrieves(bid))
     reader = threading.Thread(target=errno_of, args=(read_text, m.batch(bid, "status")),
                               daemon=True)
     reader.start()
-    wait_for(lambda: len(gets(sim, bid)) > before, what="the next fetch")
+    wait_for(lambda: len(sim.retrieves(bid)) > before, what="the next fetch")
     t0 = time.monotonic()
     assert m.stop(signal.SIGTERM, timeout=10) == 0
     assert time.monotonic() - t0 < 3
@@ -774,7 +744,7 @@ def test_concurrent_cancels_all_succeed_with_at_most_one_post_each(sim, cancella
     assert not any(t.is_alive() for t in threads), "a cancel write never returned"
     # Cancelling a batch that is (by then) cancelling is a success.
     assert results == [0] * writers, [os.strerror(e) if e > 0 else e for e in results]
-    posts = cancels(sim, bid)
+    posts = sim.cancels(bid)
     assert 1 <= len(posts) <= writers
     assert [r for r in sim.log()
             if (r["method"], r["path"]) not in (("POST", "/v1/batches/%s/cancel" % bid),

@@ -14,18 +14,10 @@ import time
 
 import pytest
 
-from conftest import read_text, try_write, wait_for
+from conftest import batch_path, read_text, try_write, wait_for
 
 FAST = ["connect_timeout=1"]
 SLACK = 4.0      # seconds allowed beyond a configured bound on a loaded machine
-
-
-def batch_path(bid):
-    return "^/v1/batches/%s$" % bid
-
-
-def gets(sim, bid):
-    return sim.requests("GET", "/v1/batches/" + bid)
 
 
 def background(fn, *args):
@@ -109,7 +101,7 @@ def test_a_refresh_sharing_a_failed_fetch_reports_the_failure(sim, mount):
     sim.clear_log()
     # A reader whose refetch times out gets the cached copy ...
     reader, box = background(read_text, m.batch(bid, "status"))
-    wait_for(lambda: gets(sim, bid), timeout=5, what="the reader's GET to reach the server")
+    wait_for(lambda: sim.retrieves(bid), timeout=5, what="the reader's GET to reach the server")
     # ... but a refresh that waited on that same fetch must not say ok.
     t0 = time.monotonic()
     assert try_write(m.batch(bid, "ctl"), b"refresh\n") == errno.ETIMEDOUT
@@ -118,7 +110,7 @@ def test_a_refresh_sharing_a_failed_fetch_reports_the_failure(sim, mount):
     assert outcome.startswith("refresh: failed: "), outcome
     reader.join(10)
     assert box == {"value": "in_progress\n", "errno": 0}
-    assert len(gets(sim, bid)) == 1         # one fetch, shared
+    assert len(sim.retrieves(bid)) == 1         # one fetch, shared
     sim.clear_faults()
     assert try_write(m.batch(bid, "ctl"), b"refresh\n") == 0
     assert read_text(m.batch(bid, "ctl")) == "refresh: ok\n"
