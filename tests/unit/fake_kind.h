@@ -153,4 +153,12 @@ static int fake_id_valid(const char *id)
 	return id[0] && id[0] != '.';
 }
 
+/* The members of a store_kind made of the stubs above; a test adds its
+ * own list_page where it lists. */
+#define FAKE_KIND_FUNCS                                                        \
+	.name = "fake", .plural = "fakes", .fetch = fake_fetch,                \
+	.ref = fake_ref, .unref = fake_unref, .id = fake_id,                   \
+	.final = fake_is_final, .rank = fake_rank_of, .same = fake_same,       \
+	.id_valid = fake_id_valid, .bytes = fake_bytes
+
 #endif

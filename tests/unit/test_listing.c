@@ -74,18 +74,8 @@ static int stub_page(void *ctx, struct api_op *op, const char *after,
 }
 
 static const struct store_kind kind = {
-    .name = "fake",
-    .plural = "fakes",
-    .fetch = fake_fetch,
-    .ref = fake_ref,
-    .unref = fake_unref,
-    .id = fake_id,
-    .final = fake_is_final,
-    .rank = fake_rank_of,
-    .same = fake_same,
+    FAKE_KIND_FUNCS,
     .list_page = stub_page,
-    .id_valid = fake_id_valid,
-    .bytes = fake_bytes,
 };
 
 /* The listing as one string of ids separated by spaces, or the -errno. */

@@ -11,17 +11,7 @@
 #include "log.h"
 
 static const struct store_kind kind = {
-    .name = "fake",
-    .plural = "fakes",
-    .fetch = fake_fetch,
-    .ref = fake_ref,
-    .unref = fake_unref,
-    .id = fake_id,
-    .final = fake_is_final,
-    .rank = fake_rank_of,
-    .same = fake_same,
-    .id_valid = fake_id_valid,
-    .bytes = fake_bytes,
+    FAKE_KIND_FUNCS,
 };
 
 static int fetches(void)
