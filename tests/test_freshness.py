@@ -267,6 +267,20 @@ def test_a_name_that_cannot_be_an_id_sends_nothing(sim, mount, name):
     assert sim.log() == []
 
 
+def test_a_name_that_no_batch_has_costs_nothing_inside_a_batch(sim, mount):
+    # Only three names can be under request_counts/, and only the fields of
+    # the schema beside them: others are ENOENT at once, however old the
+    # copy (cache_ttl=0), with no request.
+    (bid,) = sim.seed(1, status="in_progress")
+    m = mount(cache_ttl=0)
+    assert read_text(m.batch(bid, "status")) == "in_progress\n"
+    sim.clear_log()
+    for rel in ("request_counts/bogus", "request_counts/totals", "bogus",
+                "status.txt", "request_counts/total/x"):
+        assert errno_of(os.stat, m.batch(bid, rel)) in (errno.ENOENT, errno.ENOTDIR), rel
+    assert sim.retrieves(bid) == []
+
+
 def test_a_batch_created_after_the_listing_is_reachable_by_name(sim, mount):
     sim.seed(2, status="in_progress")
     m = mount(cache_ttl=60)
