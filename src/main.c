@@ -177,7 +177,7 @@ int main(int argc, char *argv[])
 	ctl_init(&k.ctl);
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)
-		goto out_cache;
+		goto out_batches;
 	pthread_mutex_init(&k.open_lock, NULL);
 	k.mount_time = time(NULL);
 	k.uid = getuid();
@@ -212,7 +212,7 @@ out_session:
 out_inodes:
 	pthread_mutex_destroy(&k.open_lock);
 	inodes_destroy(&k.inodes);
-out_cache:
+out_batches:
 	ctl_destroy(&k.ctl);
 	batches_destroy(&k.batches);
 out_api:
