@@ -284,6 +284,9 @@ def test_hang_truncate_and_keep_alive(sim):
 
 def test_a_stale_delay_answers_the_state_at_arrival(sim):
     (bid,) = sim.ctl("POST", "seed", {"count": 1, "status": "in_progress"})["ids"]
+    # Cancelling must still be cancelling when the late list answer is made,
+    # however slow the machine.
+    sim.ctl("POST", "config", {"cancel_delay": 1000})
     sim.ctl("POST", "faults", {"faults": [
         {"method": "GET", "path": "^/v1/batches/", "action": "delay", "seconds": 1,
          "stale": True},
