@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,21 @@ static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
 	return r;
 }
 
+/*
+ * Up to MAX_THREADS threads allocate and free snapshots: with glibc's
+ * default of up to eight malloc arenas per core, memory freed by one
+ * thread stays in its arena and the daemon grows with every listing.
+ * Two arenas keep it flat (docs/benchmarks.md); kimifs waits on the
+ * network, not on malloc. MALLOC_ARENA_MAX in the environment still wins.
+ */
+static void bound_arenas(void)
+{
+#ifdef M_ARENA_MAX
+	if (!getenv("MALLOC_ARENA_MAX"))
+		mallopt(M_ARENA_MAX, 2);
+#endif
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -132,6 +148,7 @@ int main(int argc, char *argv[])
 	struct node root;
 	int ret = 1, r;
 
+	bound_arenas();
 	if (opts_parse(&args, &k.opts) < 0)
 		goto out_args;
 	if (k.opts.show_help) {
