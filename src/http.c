@@ -480,8 +480,12 @@ int http_call(struct http *h, const struct api_op *op,
 		}
 		response_reset(&resp, sink_start);
 		r = attempt(h, op, rq, url, budget, &resp, &retry_after, err);
-		log_debug("%s %s -> %ld (%.0f ms)", method, rq->path,
-			  ans->status, (util_now() - start) * 1000);
+		/* -o debug_http: one line per request, no header, no body. */
+		if (h->opts->debug_http || log_debug_enabled())
+			log_msg(h->opts->debug_http ? LOG_INFO : LOG_DEBUG,
+				"http: %s %s -> %ld (%.0f ms)", method,
+				rq->path, ans->status,
+				(util_now() - start) * 1000);
 		if (r == 0 || !retryable(r, err, &resp) || n >= retries ||
 		    aborted(h, op))
 			break;

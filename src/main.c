@@ -159,7 +159,11 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	if (k.opts.show_version) {
-		printf("kimifs %s\n", KIMIFS_VERSION);
+		printf("kimifs %s\nlibfuse %s\nlibcurl %s\ncJSON %s\n",
+		       KIMIFS_VERSION, fuse_pkgversion(),
+		       curl_version_info(CURLVERSION_NOW)->version,
+		       cJSON_Version());
+		fflush(stdout); /* before fusermount3 prints its own */
 		fuse_lowlevel_version();
 		ret = 0;
 		goto out_args;

@@ -56,6 +56,7 @@ static const struct fuse_opt kimifs_opts[] = {
     NUMBER_KEYS("connect_timeout"),
     NUMBER_KEYS("retries"),
     KOPT("insecure", insecure),
+    KOPT("debug_http", debug_http),
     FUSE_OPT_KEY("api_key=", KEY_API_KEY),
     FUSE_OPT_KEY("api_key", KEY_API_KEY),
     FUSE_OPT_KEY("-h", KEY_HELP),
@@ -144,6 +145,16 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
 	case KEY_VERSION:
 		o->show_version = 1;
 		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		/* SOURCE MOUNTPOINT (mount(8)), or MOUNTPOINT alone. */
+		if (o->source) {
+			fprintf(stderr, "kimifs: too many arguments: give "
+					"[SOURCE] MOUNTPOINT\n");
+			return -1;
+		}
+		o->source = o->mountpoint;
+		o->mountpoint = strdup(arg);
+		return o->mountpoint ? 0 : -1;
 	default:
 		return 1; /* keep it for libfuse */
 	}
@@ -152,7 +163,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
 void opts_usage(const char *prog)
 {
 	printf(
-	    "usage: %s [options] MOUNTPOINT\n\n"
+	    "usage: %s [options] [SOURCE] MOUNTPOINT\n\n"
 	    "Mounts the Moonshot (Kimi) Batch API as a filesystem.\n"
 	    "The API key comes from MOONSHOT_API_KEY or api_key_file.\n\n"
 	    "kimifs options (S: seconds, digits with an optional fraction; "
@@ -178,6 +189,14 @@ void opts_usage(const char *prog)
 	    "failures, 0 to 10\n"
 	    "                           (default 3)\n"
 	    "    -o insecure            do not verify TLS certificates\n"
+	    "    -o debug_http          log each request: method, path, "
+	    "status, time\n"
+	    "\n"
+	    "SOURCE, as mount(8) and fstab give it, is any word (kimifs by "
+	    "convention);\n"
+	    "one that starts with http:// or https:// is the base URL unless "
+	    "-o base_url\n"
+	    "is given.\n"
 	    "\n",
 	    prog);
 }
@@ -190,7 +209,10 @@ int opts_parse(struct fuse_args *args, struct opts *o)
 	o->timeout = 30;
 	o->connect_timeout = 10;
 	o->retries = 3;
-	return fuse_opt_parse(args, o, kimifs_opts, opt_proc);
+	if (fuse_opt_parse(args, o, kimifs_opts, opt_proc) < 0)
+		return -1;
+	/* libfuse takes the mount point from the arguments. */
+	return o->mountpoint ? fuse_opt_add_arg(args, o->mountpoint) : 0;
 }
 
 int opts_check(struct opts *o)
@@ -198,6 +220,10 @@ int opts_check(struct opts *o)
 	const char *env = getenv("MOONSHOT_BASE_URL");
 	size_t n;
 
+	if (!o->base_url && o->source &&
+	    (strncmp(o->source, "https://", 8) == 0 ||
+	     strncmp(o->source, "http://", 7) == 0))
+		o->base_url = strdup(o->source);
 	if (!o->base_url)
 		o->base_url = strdup(env && *env ? env : DEFAULT_BASE_URL);
 	if (!o->base_url)
@@ -225,5 +251,7 @@ void opts_free(struct opts *o)
 {
 	free(o->base_url);
 	free(o->api_key_file);
+	free(o->source);
+	free(o->mountpoint);
 	memset(o, 0, sizeof(*o));
 }

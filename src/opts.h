@@ -22,6 +22,9 @@ struct opts {
 	double connect_timeout; /* seconds for one connection attempt */
 	unsigned retries;	/* further attempts after a passing failure */
 	int insecure;		/* skip TLS verification */
+	int debug_http;		/* log each request: method, path, status */
+	char *source;	  /* mount(8)'s first argument ("kimifs"), or NULL */
+	char *mountpoint; /* the last non-option argument */
 	int show_help;
 	int show_version;
 };
@@ -30,11 +33,15 @@ struct opts {
  * Fill o with the defaults, then with kimifs's options taken out of args
  * (the rest stay for libfuse). Each numeric value is checked as it is
  * parsed: 0, or -1 after one line on stderr naming the option and its range.
+ * As mount(8) and fstab call it (mount.fuse3: SOURCE MOUNTPOINT -o ...),
+ * two non-option arguments are a source and the mount point; the mount
+ * point is put back into args for libfuse. More than two: -1 and one line.
  */
 int opts_parse(struct fuse_args *args, struct opts *o);
 
-/* Settle the base URL (-o base_url, MOONSHOT_BASE_URL or the default) and
- * check it: 0, or -1 after one line on stderr. */
+/* Settle the base URL (-o base_url, else a source that starts with
+ * http:// or https://, else MOONSHOT_BASE_URL, else the default) and check
+ * it: 0, or -1 after one line on stderr. */
 int opts_check(struct opts *o);
 
 /* Print kimifs's own options for --help. */

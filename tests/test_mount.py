@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from conftest import KEY, KIMIFS, is_mounted, kimifs_env, try_write, wait_for
+from conftest import (KEY, KIMIFS, Mount, is_mounted, kimifs_env, read_text, try_write,
+                      wait_for)
 
 
 def closed_port():
@@ -313,6 +314,139 @@ def test_key_from_file_is_not_on_the_command_line(sim, mount, tmp_path):
     m = mount(key=None, api_key_file=keyfile)
     with open("/proc/%d/cmdline" % m.proc.pid, "rb") as f:
         assert KEY.encode() not in f.read()
+
+
+@pytest.fixture
+def started(tmp_path):
+    """Factory: started(*args) runs `kimifs -f *args` (the mount point is
+    tmp_path/mnt, named in args as MNT) and waits for the mount; teardown
+    stops it and lazily unmounts."""
+    started = []
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+
+    def start(*args):
+        err = tmp_path / ("kimifs%d.stderr" % len(started))
+        argv = [str(KIMIFS), "-f"] + [str(mnt) if a == "MNT" else a for a in args]
+        with open(err, "wb") as f:
+            proc = subprocess.Popen(argv, env=kimifs_env(KEY), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=f)
+        m = Mount(mnt, proc, err, argv)
+        started.append(m)
+
+        def mounted():
+            assert proc.poll() is None, m.stderr_text()
+            return os.path.ismount(m.path)
+
+        wait_for(mounted, timeout=10, what="the mount")
+        return m
+
+    yield start
+    for m in started:
+        m.cleanup()
+
+
+def test_a_source_argument_is_taken_as_mount_gives_it(sim, started):
+    # mount.fuse3 (mount -t fuse.kimifs, fstab) calls: kimifs SOURCE MOUNTPOINT -o ...
+    (bid,) = sim.seed(1, status="in_progress")
+    m = started("kimifs", "MNT", "-o", "base_url=" + sim.url)
+    assert os.listdir(m.batches) == [bid]
+    assert read_text(m.batch(bid, "status")) == "in_progress\n"
+    assert m.stop() == 0
+
+
+def test_a_url_source_is_the_base_url_unless_one_is_given(sim, started):
+    (bid,) = sim.seed(1, status="completed")
+    m = started(sim.url, "MNT")
+    assert os.listdir(m.batches) == [bid]
+    assert m.stop() == 0
+    # -o base_url wins over a source that looks like a URL
+    m = started("http://127.0.0.1:%d" % closed_port(), "MNT", "-o", "base_url=" + sim.url)
+    assert os.listdir(m.batches) == [bid]
+    assert m.stop() == 0
+
+
+def test_more_than_a_source_and_a_mountpoint_is_refused(sim, tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    proc = subprocess.run([str(KIMIFS), "-f", "kimifs", "extra", str(mnt),
+                           "-o", "base_url=" + sim.url],
+                          env=kimifs_env(), capture_output=True, text=True, timeout=10)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "kimifs: too many arguments: give [SOURCE] MOUNTPOINT"]
+    assert not is_mounted(str(mnt))
+    assert sim.log() == []
+
+
+def test_debug_http_logs_each_request_and_no_secret(sim, mount):
+    (bid,) = sim.seed(1, status="in_progress")
+    m = mount(cache_ttl=0, options=["debug_http"])
+    assert read_text(m.batch(bid, "status")) == "in_progress\n"
+    lines = [l for l in m.stderr_text().splitlines() if ": http: " in l]
+    assert any(re.search(r"http: GET /v1/batches\?limit=1 -> 200 \(\d+ ms\)$", l)
+               for l in lines), lines
+    assert any(re.search(r"http: GET /v1/batches/%s -> 200 \(\d+ ms\)$" % bid, l)
+               for l in lines), lines
+    assert KEY not in m.stderr_text() and "Bearer" not in m.stderr_text()
+
+
+def test_without_debug_http_requests_are_not_logged(sim, mount):
+    (bid,) = sim.seed(1, status="in_progress")
+    m = mount(cache_ttl=0)
+    assert read_text(m.batch(bid, "status")) == "in_progress\n"
+    assert ": http: " not in m.stderr_text()
+
+
+def test_version_names_kimifs_and_its_libraries():
+    r = subprocess.run([str(KIMIFS), "--version"], env=kimifs_env(None),
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0
+    for name in ("kimifs", "libfuse", "libcurl", "cJSON"):
+        assert re.search(r"^%s \d+\.\d+" % name, r.stdout, re.M), (name, r.stdout)
+
+
+def mount8(args):
+    """Run mount(8) with args; returns (status, stderr). The daemon it
+    starts runs detached: callers unmount in a finally."""
+    r = subprocess.run(["mount"] + args, capture_output=True, text=True, timeout=30)
+    return r.returncode, r.stderr
+
+
+@pytest.mark.parametrize("how", ["mount -t", "fstab noauto", "fstab mount -a"])
+def test_mount_8_and_fstab_mount_it(sim, tmp_path, how):
+    """mount(8) and fstab reach kimifs through mount.fuse3, which calls
+    `kimifs SOURCE MOUNTPOINT -o OPTIONS`. With `-t fuse` and the program's
+    path before '#' that is the very call `-t fuse.kimifs` makes once kimifs
+    is installed, without installing it."""
+    (bid,) = sim.seed(1, status="in_progress")
+    keyfile = tmp_path / "kimi.key"
+    keyfile.write_text(KEY + "\n")
+    keyfile.chmod(0o600)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    source = "%s#kimifs" % KIMIFS
+    opts = "base_url=%s,api_key_file=%s,_netdev" % (sim.url, keyfile)
+    fstab = tmp_path / "fstab"
+    if how == "mount -t":
+        args = ["-t", "fuse", source, str(mnt), "-o", opts]
+    elif how == "fstab noauto":
+        fstab.write_text("%s %s fuse %s,noauto,x-systemd.automount 0 0\n" % (source, mnt, opts))
+        args = ["-T", str(fstab), str(mnt)]
+    else:
+        fstab.write_text("%s %s fuse %s 0 0\n" % (source, mnt, opts))
+        args = ["-a", "-T", str(fstab)]
+    try:
+        rc, err = mount8(args)
+        assert rc == 0, err
+        assert is_mounted(str(mnt))
+        assert os.listdir(mnt / "batches") == [bid]
+        assert read_text(mnt / "batches" / bid / "status") == "in_progress\n"
+        with open("/proc/self/mountinfo") as f:
+            assert any(" %s " % mnt in l and " fuse.kimifs kimifs " in l for l in f)
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+    wait_for(lambda: not is_mounted(str(mnt)), timeout=10, what="the unmount")
 
 
 @pytest.mark.parametrize("flag, expected", [("--help", "base_url"), ("--version", "kimifs")])
