@@ -1,0 +1,83 @@
+"""The documentation says what the code does: every option of the code's
+table is in `kimifs --help`, in the man page and in README's option table,
+and nothing else is; the man page renders cleanly; `meson install` puts
+the program in bin, the page in man1 and the systemd unit, which
+`systemd-analyze verify` accepts."""
+
+import re
+import subprocess
+
+from conftest import KIMIFS, REPO, kimifs_env
+
+MAN = REPO / "doc" / "kimifs.1"
+
+
+def code_options():
+    """The -o options of src/opts.c's table (the key refusal aside)."""
+    text = (REPO / "src" / "opts.c").read_text()
+    table = text[text.index("kimifs_opts[] = {"):text.index("FUSE_OPT_END")]
+    names = set(re.findall(r'KOPT\("([a-z_]+)', table))
+    names |= set(re.findall(r'NUMBER_KEYS\("([a-z_]+)"\)', table))
+    return names
+
+
+def test_the_table_has_the_options_we_expect():
+    assert code_options() == {"base_url", "api_key_file", "cache_ttl", "page_size",
+                              "timeout", "connect_timeout", "retries", "insecure",
+                              "debug_http"}
+
+
+def test_help_lists_exactly_the_options_of_the_table():
+    r = subprocess.run([str(KIMIFS), "--help"], env=kimifs_env(None),
+                       capture_output=True, text=True, timeout=10)
+    own = r.stdout[:r.stdout.index("SOURCE, as mount(8)")]
+    assert set(re.findall(r"-o ([a-z_]+)", own)) == code_options()
+
+
+def test_the_man_page_lists_the_options_of_the_table():
+    text = MAN.read_text()
+    listed = set(re.findall(r'^\.BI? "?\\-o ([a-z_]+)', text, re.M))
+    assert listed == code_options() | {"allow_other"}
+
+
+def test_readme_lists_the_options_of_the_table():
+    text = (REPO / "README.md").read_text()
+    listed = set(re.findall(r"^\| `-o ([a-z_]+)", text, re.M))
+    assert listed == code_options() | {"allow_other"}
+
+
+def test_the_man_page_renders_without_a_warning():
+    r = subprocess.run(["groff", "-man", "-t", "-ww", "-z", str(MAN)],
+                       capture_output=True, text=True, timeout=30)
+    assert (r.returncode, r.stderr) == (0, "")
+
+
+def test_meson_install_puts_the_program_and_its_page(tmp_path):
+    build = KIMIFS.parent
+    r = subprocess.run(["meson", "install", "-C", str(build), "--destdir", str(tmp_path),
+                        "--no-rebuild"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    installed = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert any(p.endswith("bin/kimifs") for p in installed), installed
+    assert any(p.endswith("share/man/man1/kimifs.1") for p in installed), installed
+    assert any(p.endswith("lib/systemd/system/kimifs@.service") for p in installed), installed
+
+
+def test_the_systemd_unit_verifies(tmp_path):
+    """contrib/kimifs@.service.in as meson installs it, for /mnt/kimi, with
+    this build's program and the man page where man finds it."""
+    unit = (KIMIFS.parent / "kimifs@.service").read_text()
+    assert "@BINDIR@" not in unit
+    assert re.search(r"^ExecStart=/\S+/kimifs -f ", unit, re.M)
+    assert re.search(r"^ExecStop=/bin/fusermount3 -u %f$", unit, re.M)
+    assert re.search(r"^After=network-online.target$", unit, re.M)
+    assert re.search(r"^Restart=on-failure$", unit, re.M)
+    instance = tmp_path / "kimifs@mnt-kimi.service"
+    instance.write_text(re.sub(r"^ExecStart=\S+", "ExecStart=%s" % KIMIFS, unit, flags=re.M))
+    man1 = tmp_path / "man" / "man1"
+    man1.mkdir(parents=True)
+    (man1 / "kimifs.1").write_text(MAN.read_text())
+    r = subprocess.run(["systemd-analyze", "verify", str(instance)], capture_output=True,
+                       text=True, timeout=60, env={"MANPATH": str(tmp_path / "man"),
+                                                   "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+    assert (r.returncode, r.stderr.strip()) == (0, ""), r.stderr
