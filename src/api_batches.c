@@ -21,8 +21,11 @@ static int batch_call(struct api *api, const struct api_op *op,
 {
 	char path[BATCH_ID_MAX * 3 + 64];
 	char why[256];
-	struct http_request rq = {
-	    .method = method, .sink_fd = -1, .retries = -1};
+	struct http_request rq = {.method = method,
+				  .kind = method == HTTP_GET ? STAT_RETRIEVE
+							     : STAT_CANCEL,
+				  .sink_fd = -1,
+				  .retries = -1};
 	struct http_answer ans;
 	char *esc = curl_easy_escape(NULL, id, 0);
 	cJSON *root = NULL;
@@ -148,8 +151,11 @@ int api_list_batches(struct api *api, struct api_op *op, const char *after,
 {
 	char path[BATCH_ID_MAX * 3 + 64];
 	char *esc = NULL;
-	struct http_request rq = {
-	    .method = HTTP_GET, .path = path, .sink_fd = -1, .retries = -1};
+	struct http_request rq = {.method = HTTP_GET,
+				  .kind = STAT_LIST,
+				  .path = path,
+				  .sink_fd = -1,
+				  .retries = -1};
 	struct http_answer ans;
 	int r;
 
@@ -189,6 +195,7 @@ int api_check(struct api *api, struct api_error *err)
 {
 	/* One request, no retries: a wrong URL or key fails at once. */
 	struct http_request rq = {.method = HTTP_GET,
+				  .kind = STAT_LIST,
 				  .path = "/v1/batches?limit=1",
 				  .sink_fd = -1,
 				  .no_retry = 1};

@@ -267,6 +267,34 @@ static void message_from_body(const struct http_answer *a, long status,
 	cJSON_Delete(root);
 }
 
+/* Count how an attempt on c ended, and the bytes it moved. */
+static void count_attempt(struct stats *st, CURL *c, CURLcode rc)
+{
+	curl_off_t down = 0, up = 0;
+	long status = 0;
+
+	if (!st)
+		return;
+	curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &down);
+	curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up);
+	STAT_ADD(st, bytes_down, (uint64_t)(down > 0 ? down : 0));
+	STAT_ADD(st, bytes_up, (uint64_t)(up > 0 ? up : 0));
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (rc == CURLE_OPERATION_TIMEDOUT || status == 408)
+		STAT_ADD(st, timeouts, 1);
+	if (status == 429)
+		STAT_ADD(st, throttled, 1);
+	if (rc != CURLE_OK)
+		STAT_ADD(st, responses[STAT_NETWORK], 1);
+	else if (status >= 500)
+		STAT_ADD(st, responses[STAT_5XX], 1);
+	else if (status >= 400)
+		STAT_ADD(st, responses[STAT_4XX], 1);
+	else if (status >= 200 && status < 300)
+		STAT_ADD(st, responses[STAT_2XX], 1);
+}
+
 /* The body of rq as a multipart form, or NULL (out of memory). */
 static curl_mime *make_form(CURL *c, const struct http_request *rq)
 {
@@ -363,6 +391,7 @@ static int attempt(struct http *h, const struct api_op *op,
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
 	rc = curl_easy_perform(c);
+	count_attempt(h->stats, c, rc);
 	if (rc == CURLE_OK) {
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->ans->status);
 		curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra);
@@ -479,6 +508,9 @@ int http_call(struct http *h, const struct api_op *op,
 			break;
 		}
 		response_reset(&resp, sink_start);
+		STAT_ADD(h->stats, requests[rq->kind], 1);
+		if (n > 0)
+			STAT_ADD(h->stats, retries, 1);
 		r = attempt(h, op, rq, url, budget, &resp, &retry_after, err);
 		/* -o debug_http: one line per request, no header, no body. */
 		if (h->opts->debug_http || log_debug_enabled())

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "opts.h"
+#include "stats.h"
 
 struct curl_slist;
 
@@ -41,6 +42,7 @@ struct api_op {
 
 struct http {
 	const struct opts *opts;    /* base_url, timeouts, retries, insecure */
+	struct stats *stats;	    /* counted into, or NULL */
 	struct curl_slist *headers; /* Authorization (never logged), Accept */
 	volatile sig_atomic_t stopping; /* set by http_stop: abort all calls */
 	pthread_mutex_t lock;		/* guards the idle handle pool below */
@@ -60,6 +62,7 @@ struct http_part {
 
 struct http_request {
 	enum http_method method;
+	enum stat_kind kind;	       /* what it is for, in MOUNT/stats */
 	const char *path;	       /* "/v1/...", escaped, with any query */
 	const char *json;	       /* a JSON body (POST), or NULL */
 	const struct http_part *parts; /* a multipart body, or NULL */

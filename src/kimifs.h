@@ -24,6 +24,7 @@ struct kimifs {
 	struct batches batches;	 /* batch snapshots, the listing of batches/ */
 	struct ctl_outcomes ctl; /* each batch's last ctl outcome line */
 	struct inodes inodes;
+	struct stats stats;	   /* what the mount has cost (MOUNT/stats) */
 	pthread_mutex_t open_lock; /* guards open_files */
 	struct handle *open_files; /* open files and directories (fs.c) */
 	time_t mount_time;

@@ -378,6 +378,7 @@ int listing_get(struct listing *l, struct api_op *op, char ***ids, size_t *n)
 	l->err = r;
 	if (r < 0 && l->valid && api_error_transient(r)) {
 		log_warn("list: serving the cached listing");
+		STAT_ADD(l->store->stats, stale_served, 1);
 		r = 0;
 	}
 	if (r == 0)

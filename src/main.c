@@ -185,8 +185,10 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "kimifs: libcurl failed to start\n");
 		goto out_args;
 	}
+	stats_init(&k.stats);
 	if (api_init(&k.api, &k.opts, k.api_key) < 0)
 		goto out_curl;
+	k.api.http.stats = &k.stats;
 	if (k.opts.insecure)
 		log_warn("TLS certificate verification is OFF (-o insecure): "
 			 "anyone on the path can read the API key");
@@ -195,6 +197,7 @@ int main(int argc, char *argv[])
 	if (batches_init(&k.batches, &k.api, k.opts.cache_ttl,
 			 k.opts.page_size) < 0)
 		goto out_api;
+	k.batches.store.stats = &k.stats;
 	ctl_init(&k.ctl);
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)

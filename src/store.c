@@ -419,6 +419,7 @@ static int fetch_done(struct store *s, struct store_entry *e, int probe,
 		log_warn("%s %s: refresh failed (%d %s); serving the "
 			 "cached copy",
 			 s->kind->name, e->id, err->http_status, err->message);
+		STAT_ADD(s->stats, stale_served, 1);
 		r = 0;
 	}
 	wake_entry(e);
@@ -536,8 +537,10 @@ int store_get(struct store *s, struct api_op *op, const char *id,
 		r = e ? settled(s, e, mode, asked, err) : 1;
 		if (r == 0)
 			*out = s->kind->ref(e->obj);
-		if (r <= 0)
+		if (r <= 0) {
+			STAT_ADD(s->stats, hits, 1);
 			goto out;
+		}
 		/* An id with no object to serve is a probe, but for
 		 * STORE_FORCE, which must ask whatever happened before. */
 		probe = mode != STORE_FORCE && (!e || !e->obj);
@@ -552,6 +555,7 @@ int store_get(struct store *s, struct api_op *op, const char *id,
 				/* Out of time before the fetch: as after a
 				 * failed refresh, the stored copy serves. */
 				*out = s->kind->ref(e->obj);
+				STAT_ADD(s->stats, stale_served, 1);
 				r = 0;
 				goto out;
 			}
@@ -588,6 +592,7 @@ int store_get(struct store *s, struct api_op *op, const char *id,
 	pthread_mutex_unlock(&s->lock);
 
 	sent = util_now();
+	STAT_ADD(s->stats, misses, 1);
 	r = s->kind->fetch(s->ctx, op, id, &fresh, err);
 
 	pthread_mutex_lock(&s->lock);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "api.h"
+#include "stats.h"
 
 /* The freshness a reader asks of the store. */
 enum store_mode {
@@ -81,9 +82,10 @@ struct store_kind {
 
 struct store {
 	const struct store_kind *kind;
-	void *ctx;	/* the kind's, passed to its functions */
-	double ttl;	/* seconds a fetched object stays fresh */
-	double timeout; /* seconds a caller waits behind another's probe */
+	void *ctx;	     /* the kind's, passed to its functions */
+	double ttl;	     /* seconds a fetched object stays fresh */
+	double timeout;	     /* seconds a caller waits behind another's probe */
+	struct stats *stats; /* hits, misses, stale copies; or NULL */
 
 	pthread_mutex_t lock; /* guards every field below and every entry */
 	pthread_condattr_t condattr; /* waits use the store clock */

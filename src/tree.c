@@ -22,12 +22,34 @@ static int root_view(struct kimifs *k, struct api_op *op, const struct node *n,
 	return 0;
 }
 
+/* MOUNT/stats: the counters as JSON, one snapshot per open. */
+static int stats_view(struct kimifs *k, struct api_op *op, const struct node *n,
+		      enum store_mode mode, struct view *v)
+{
+	int r = stats_json(&k->stats, &v->owned, &v->len);
+
+	(void)op;
+	(void)n;
+	(void)mode;
+	v->data = v->owned;
+	v->mtime = time(NULL);
+	return r;
+}
+
+static const struct node_type type_stats = {
+    .what = "stats",
+    .mode = S_IFREG | 0444,
+    .view = stats_view,
+};
+
 static int root_lookup(struct kimifs *k, const struct node *dir,
 		       const char *name, struct node *child)
 {
 	(void)k;
 	if (strcmp(name, "batches") == 0)
 		return node_make(child, dir, &type_batches, name);
+	if (strcmp(name, "stats") == 0)
+		return node_make(child, dir, &type_stats, name);
 	return -ENOENT;
 }
 
@@ -37,7 +59,9 @@ static int root_readdir(struct kimifs *k, struct api_op *op,
 	(void)k;
 	(void)op;
 	(void)dir;
-	return dirlist_add(out, "batches", S_IFDIR);
+	int r = dirlist_add(out, "batches", S_IFDIR);
+
+	return r < 0 ? r : dirlist_add(out, "stats", S_IFREG);
 }
 
 static const struct node_type type_root = {

@@ -1,0 +1,75 @@
+/*
+ * stats.c - the counters of a mount rendered as JSON (see stats.h).
+ */
+#include "stats.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+static const char *const kind_names[STAT_NKINDS] = {
+    "other",  "list",	"retrieve", "cancel",
+    "create", "upload", "content",  "delete"};
+static const char *const class_names[STAT_NCLASSES] = {"2xx", "4xx", "5xx",
+						       "network"};
+
+void stats_init(struct stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->started = time(NULL);
+}
+
+static uint64_t get(const uint64_t *c)
+{
+	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
+/* Add name: value to obj; NULL when out of memory. */
+static cJSON *put(cJSON *obj, const char *name, uint64_t value)
+{
+	return cJSON_AddNumberToObject(obj, name, (double)value);
+}
+
+int stats_json(const struct stats *st, char **out, size_t *len)
+{
+	cJSON *root = cJSON_CreateObject();
+	cJSON *req = cJSON_AddObjectToObject(root, "requests");
+	cJSON *resp = cJSON_AddObjectToObject(root, "responses");
+	cJSON *cache = cJSON_AddObjectToObject(root, "cache");
+	cJSON *disk = cJSON_AddObjectToObject(root, "disk_cache");
+	int ok = root && req && resp && cache && disk;
+	char *text = NULL;
+
+	for (int i = 0; ok && i < STAT_NKINDS; i++)
+		ok = put(req, kind_names[i], get(&st->requests[i])) != NULL;
+	for (int i = 0; ok && i < STAT_NCLASSES; i++)
+		ok = put(resp, class_names[i], get(&st->responses[i])) != NULL;
+	ok = ok && put(root, "retries", get(&st->retries)) &&
+	     put(root, "throttled", get(&st->throttled)) &&
+	     put(root, "timeouts", get(&st->timeouts)) &&
+	     put(root, "stale_served", get(&st->stale_served)) &&
+	     put(cache, "hits", get(&st->hits)) &&
+	     put(cache, "misses", get(&st->misses)) &&
+	     /* No disk cache yet: the object says so with zeros. */
+	     put(disk, "hits", 0) && put(disk, "misses", 0) &&
+	     put(disk, "bytes", 0) &&
+	     put(root, "bytes_down", get(&st->bytes_down)) &&
+	     put(root, "bytes_up", get(&st->bytes_up)) &&
+	     put(root, "uptime_s", (uint64_t)(time(NULL) - st->started));
+	if (ok)
+		text = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (!text)
+		return -ENOMEM;
+	*len = strlen(text);
+	*out = malloc(*len + 2);
+	if (*out) {
+		memcpy(*out, text, *len);
+		(*out)[(*len)++] = '\n';
+		(*out)[*len] = '\0';
+	}
+	cJSON_free(text);
+	return *out ? 0 : -ENOMEM;
+}
