@@ -222,12 +222,17 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	if (set_signals(&k, se) < 0)
 		goto out_unmount;
+	/* Before the workers start, so that they inherit SIGUSR1 blocked. */
+	if (stats_signals_start(&k.stats) < 0)
+		goto out_signals;
 	r = serve(se, &cmd);
 	/* A signal ends the loop with that signal's number: a clean exit. */
 	ret = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP ||
 	       r == -SIGTERM || r == -SIGINT || r == -SIGHUP)
 		  ? 0
 		  : 1;
+	stats_signals_stop();
+out_signals:
 	unset_signals();
 out_unmount:
 	fuse_session_unmount(se);

@@ -4,10 +4,14 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
+
+#include "log.h"
 
 static const char *const kind_names[STAT_NKINDS] = {
     "other",  "list",	"retrieve", "cancel",
@@ -72,4 +76,63 @@ int stats_json(const struct stats *st, char **out, size_t *len)
 	}
 	cJSON_free(text);
 	return *out ? 0 : -ENOMEM;
+}
+
+/* The SIGUSR1 thread: what it logs, and whether it must end. */
+static struct {
+	pthread_t thread;
+	struct stats *st;
+	volatile int stop;
+	int running;
+} usr1;
+
+static void *usr1_run(void *arg)
+{
+	sigset_t set;
+	int sig;
+
+	(void)arg;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	while (sigwait(&set, &sig) == 0 && !usr1.stop) {
+		char *text;
+		size_t len;
+
+		if (stats_json(usr1.st, &text, &len) < 0)
+			continue;
+		/* One line: the JSON without its layout. */
+		for (char *p = text; *p; p++)
+			if (*p == '\n' || *p == '\t')
+				*p = ' ';
+		log_info("stats:%s", text);
+		free(text);
+	}
+	return NULL;
+}
+
+int stats_signals_start(struct stats *st)
+{
+	sigset_t set;
+	int r;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	r = pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (r)
+		return -r;
+	usr1.st = st;
+	usr1.stop = 0;
+	r = pthread_create(&usr1.thread, NULL, usr1_run, NULL);
+	usr1.running = r == 0;
+	return -r;
+}
+
+void stats_signals_stop(void)
+{
+	if (!usr1.running)
+		return;
+	usr1.stop = 1;
+	pthread_kill(usr1.thread, SIGUSR1);
+	pthread_join(usr1.thread, NULL);
+	usr1.running = 0;
 }

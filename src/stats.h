@@ -57,4 +57,13 @@ void stats_init(struct stats *st);
  */
 int stats_json(const struct stats *st, char **out, size_t *len);
 
+/*
+ * Write the counters to the log, one line, whenever SIGUSR1 comes: a thread
+ * of its own waits for the signal, which is blocked in the calling thread
+ * and so in every thread it starts from now on. 0 or -errno. Call
+ * stats_signals_stop before st goes away.
+ */
+int stats_signals_start(struct stats *st);
+void stats_signals_stop(void);
+
 #endif

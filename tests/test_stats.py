@@ -1,11 +1,13 @@
 """MOUNT/stats: what the mount has cost, as JSON, one snapshot per open
-(README: See what it costs). The counts agree with the simulator's log."""
+(README: See what it costs). The counts agree with the simulator's log;
+SIGUSR1 writes the same to the log."""
 
 import json
 import os
+import signal
 import stat
 
-from conftest import batch_path, read_text, try_write
+from conftest import batch_path, read_text, try_write, wait_for
 
 FAST = ["connect_timeout=1"]
 
@@ -88,3 +90,19 @@ def test_retries_throttling_and_stale_copies_are_counted(sim, mount):
     # connection the server closed: the log can hold one more than kimifs
     # counted attempts)
     assert 1 <= d["responses"]["network"] <= len(sim.retrieves(bid))
+
+
+def test_sigusr1_writes_the_stats_to_the_log(sim, mount):
+    (bid,) = sim.seed(1, status="in_progress")
+    m = mount()
+    assert read_text(m.batch(bid, "status")) == "in_progress\n"
+    for n in (1, 2):
+        m.proc.send_signal(signal.SIGUSR1)
+        lines = wait_for(lambda: [l for l in m.stderr_text().splitlines()
+                                  if "info: stats:" in l][n - 1:], timeout=10,
+                         what="a stats line in the log")
+        logged = json.loads(lines[0].split("stats:", 1)[1])
+        assert logged["requests"]["list"] >= 1
+        assert set(logged) == set(stats(m))
+    assert m.proc.poll() is None
+    assert m.stop() == 0
