@@ -168,8 +168,8 @@ void opts_usage(const char *prog)
 	    "The API key comes from MOONSHOT_API_KEY or api_key_file.\n\n"
 	    "kimifs options (S: seconds, digits with an optional fraction; "
 	    "N: digits):\n"
-	    "    -o base_url=URL        API base URL (MOONSHOT_BASE_URL; "
-	    "default " DEFAULT_BASE_URL ")\n"
+	    "    -o base_url=URL        API base URL (MOONSHOT_BASE_URL;\n"
+	    "                           default " DEFAULT_BASE_URL ")\n"
 	    "    -o api_key_file=PATH   read the API key from PATH (mode "
 	    "0600 or stricter,\n"
 	    "                           at most 4096 bytes)\n"
@@ -196,7 +196,9 @@ void opts_usage(const char *prog)
 	    "convention);\n"
 	    "one that starts with http:// or https:// is the base URL unless "
 	    "-o base_url\n"
-	    "is given.\n"
+	    "is given. kimifs runs up to 1024 worker threads (libfuse's "
+	    "-o max_threads\n"
+	    "below says 10; giving it sets the number).\n"
 	    "\n",
 	    prog);
 }

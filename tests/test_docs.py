@@ -81,3 +81,10 @@ def test_the_systemd_unit_verifies(tmp_path):
                        text=True, timeout=60, env={"MANPATH": str(tmp_path / "man"),
                                                    "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
     assert (r.returncode, r.stderr.strip()) == (0, ""), r.stderr
+
+
+def test_help_fits_a_terminal():
+    r = subprocess.run([str(KIMIFS), "--help"], env=kimifs_env(None),
+                       capture_output=True, text=True, timeout=10)
+    own = r.stdout[:r.stdout.index("FUSE options")] if "FUSE options" in r.stdout else r.stdout
+    assert [l for l in own.splitlines() if len(l.replace(str(KIMIFS), "kimifs")) > 80] == []
