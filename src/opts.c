@@ -198,7 +198,7 @@ void opts_usage(const char *prog)
 	    "-o base_url\n"
 	    "is given. kimifs runs up to 1024 worker threads (libfuse's "
 	    "-o max_threads\n"
-	    "below says 10; giving it sets the number).\n"
+	    "below says 10; another number sets it).\n"
 	    "\n",
 	    prog);
 }
