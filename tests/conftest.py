@@ -465,6 +465,26 @@ def kimifs_env(key=KEY, extra=None):
     return env
 
 
+def run_kimifs(argv, path, stderr_path, env, **popen):
+    """Start kimifs with argv (in the foreground) and wait until `path` is
+    mounted; returns its Mount (the caller cleans it up). Fails the test
+    with the daemon's stderr if it exits first."""
+    with open(stderr_path, "wb") as f:
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=f, **popen)
+    m = Mount(path, proc, stderr_path, argv)
+
+    def mounted():
+        if m.proc.poll() is not None:
+            m.cleanup()
+            pytest.fail("kimifs exited with %s before mounting; stderr:\n%s"
+                        % (m.proc.returncode, m.stderr_text()))
+        return is_mounted(str(path))
+
+    wait_for(mounted, timeout=START_TIMEOUT, what="the mount of %s" % path)
+    return m
+
+
 @pytest.fixture
 def mount(sim, tmp_path):
     """Factory: mount(cache_ttl=, page_size=, timeout=, api_key_file=,

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from conftest import (KIMIFS, STOP_TIMEOUT, Mount, errno_of, is_mounted,
-                      kimifs_env, read_text, sh, wait_for)
+from conftest import (KIMIFS, STOP_TIMEOUT, errno_of, is_mounted,
+                      kimifs_env, read_text, run_kimifs, sh, wait_for)
 
 SLACK = 5       # seconds a stop may take beyond the API timeout
 
@@ -30,18 +30,8 @@ def remount(tmp_path):
         for o in options:
             args += ["-o", o]
         args.append(str(path))
-        with open(err, "wb") as f:
-            proc = subprocess.Popen(args, env=kimifs_env(server.key),
-                                    stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=f)
-        m = Mount(path, proc, err, args)
+        m = run_kimifs(args, path, err, kimifs_env(server.key))
         started.append(m)
-
-        def mounted():
-            assert proc.poll() is None, m.stderr_text()
-            return os.path.ismount(m.path)
-
-        wait_for(mounted, timeout=10, what="the new mount")
         return m
 
     yield start

@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from conftest import (KEY, KIMIFS, Mount, is_mounted, kimifs_env, read_text, try_write,
-                      wait_for)
+from conftest import (KEY, KIMIFS, is_mounted, kimifs_env, read_text, run_kimifs,
+                      try_write, wait_for)
 
 
 def closed_port():
@@ -328,17 +328,8 @@ def started(tmp_path):
     def start(*args):
         err = tmp_path / ("kimifs%d.stderr" % len(started))
         argv = [str(KIMIFS), "-f"] + [str(mnt) if a == "MNT" else a for a in args]
-        with open(err, "wb") as f:
-            proc = subprocess.Popen(argv, env=kimifs_env(KEY), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=f)
-        m = Mount(mnt, proc, err, argv)
+        m = run_kimifs(argv, mnt, err, kimifs_env(KEY))
         started.append(m)
-
-        def mounted():
-            assert proc.poll() is None, m.stderr_text()
-            return os.path.ismount(m.path)
-
-        wait_for(mounted, timeout=10, what="the mount")
         return m
 
     yield start

@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from conftest import KEY, KIMIFS, Mount, is_mounted, wait_for
+from conftest import KEY, KIMIFS, is_mounted, run_kimifs
 
 USER = "kimifs-test"
 
@@ -92,20 +92,9 @@ def start_as_user(sim, user, home, *options):
     for o in options:
         argv += ["-o", o]
     argv.append(mnt)
-    err = os.path.join(home, "kimifs.stderr")
-    with open(err, "wb") as f:
-        os.chown(err, user.pw_uid, user.pw_gid)
-        proc = subprocess.Popen(argv, user=user.pw_uid, group=user.pw_gid, extra_groups=[],
-                                cwd=home, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=f, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
-    m = Mount(mnt, proc, err, argv)
-
-    def mounted():
-        assert proc.poll() is None, m.stderr_text()
-        return is_mounted(mnt)
-
-    wait_for(mounted, timeout=10, what="the user's mount")
-    return m
+    return run_kimifs(argv, mnt, os.path.join(home, "kimifs.stderr"),
+                      {"LC_ALL": "C", "PATH": "/usr/bin:/bin"}, user=user.pw_uid,
+                      group=user.pw_gid, extra_groups=[], cwd=home)
 
 
 @pytest.mark.parametrize("allow_other", [False, True], ids=["private", "allow_other"])
