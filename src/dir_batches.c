@@ -313,17 +313,6 @@ static const struct node_type type_batch = {
     .readdir = batch_readdir,
 };
 
-static int batches_view(struct kimifs *k, struct api_op *op,
-			const struct node *n, enum store_mode mode,
-			struct view *v)
-{
-	(void)op;
-	(void)n;
-	(void)mode;
-	v->mtime = k->mount_time;
-	return 0;
-}
-
 /* Names that cannot be batch ids are ENOENT at once, with no request. */
 static int batches_lookup(struct kimifs *k, const struct node *dir,
 			  const char *name, struct node *child)
@@ -358,7 +347,7 @@ static int batches_readdir(struct kimifs *k, struct api_op *op,
 const struct node_type type_batches = {
     .what = "batches directory",
     .mode = S_IFDIR | 0555,
-    .view = batches_view,
+    .view = tree_mount_view,
     .lookup = batches_lookup,
     .readdir = batches_readdir,
 };

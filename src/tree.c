@@ -10,8 +10,8 @@
 
 #include "kimifs.h"
 
-static int root_view(struct kimifs *k, struct api_op *op, const struct node *n,
-		     enum store_mode mode, struct view *v)
+int tree_mount_view(struct kimifs *k, struct api_op *op, const struct node *n,
+		    enum store_mode mode, struct view *v)
 {
 	(void)op;
 	(void)n;
@@ -42,33 +42,46 @@ static const struct node_type type_stats = {
     .view = stats_view,
 };
 
+/* The entries of the mount root, in listing order. */
+static const struct {
+	const char *name;
+	const struct node_type *type;
+} root_children[] = {
+    {"batches", &type_batches},
+    {"stats", &type_stats},
+};
+#define NROOT (sizeof(root_children) / sizeof(root_children[0]))
+
 static int root_lookup(struct kimifs *k, const struct node *dir,
 		       const char *name, struct node *child)
 {
 	(void)k;
-	if (strcmp(name, "batches") == 0)
-		return node_make(child, dir, &type_batches, name);
-	if (strcmp(name, "stats") == 0)
-		return node_make(child, dir, &type_stats, name);
+	for (size_t i = 0; i < NROOT; i++)
+		if (strcmp(name, root_children[i].name) == 0)
+			return node_make(child, dir, root_children[i].type,
+					 name);
 	return -ENOENT;
 }
 
 static int root_readdir(struct kimifs *k, struct api_op *op,
 			const struct node *dir, struct dirlist *out)
 {
+	int r = 0;
+
 	(void)k;
 	(void)op;
 	(void)dir;
-	int r = dirlist_add(out, "batches", S_IFDIR);
-
-	return r < 0 ? r : dirlist_add(out, "stats", S_IFREG);
+	for (size_t i = 0; r == 0 && i < NROOT; i++)
+		r = dirlist_add(out, root_children[i].name,
+				root_children[i].type->mode & S_IFMT);
+	return r;
 }
 
 static const struct node_type type_root = {
     .what = "mount root",
     .mode = S_IFDIR | 0555,
     .subdirs = 1,
-    .view = root_view,
+    .view = tree_mount_view,
     .lookup = root_lookup,
     .readdir = root_readdir,
 };

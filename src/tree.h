@@ -81,6 +81,11 @@ struct node_type {
 /* The root node of the tree. */
 void tree_root(struct node *out);
 
+/* A view that shows the mount time and sends nothing: for directories
+ * whose own attributes never change (the root, batches/). */
+int tree_mount_view(struct kimifs *k, struct api_op *op, const struct node *n,
+		    enum store_mode mode, struct view *v);
+
 /* Make child a node of type t under parent, called name (copied when it
  * fits; -ENOENT when it is too long to be a name). */
 int node_make(struct node *child, const struct node *parent,
