@@ -253,5 +253,6 @@ out_args:
 	opts_free(&k.opts);
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
+	log_forget();
 	return ret;
 }

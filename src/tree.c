@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kimifs.h"
+#include "log.h"
 
 int tree_mount_view(struct kimifs *k, struct api_op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
@@ -42,6 +43,27 @@ static const struct node_type type_stats = {
     .view = stats_view,
 };
 
+/* MOUNT/log: the mount's recent log lines, one snapshot per open. */
+static int log_view(struct kimifs *k, struct api_op *op, const struct node *n,
+		    enum store_mode mode, struct view *v)
+{
+	int r = log_recent(&v->owned, &v->len);
+
+	(void)k;
+	(void)op;
+	(void)n;
+	(void)mode;
+	v->data = v->owned;
+	v->mtime = time(NULL);
+	return r;
+}
+
+static const struct node_type type_log = {
+    .what = "log",
+    .mode = S_IFREG | 0444,
+    .view = log_view,
+};
+
 /* The entries of the mount root, in listing order. */
 static const struct {
 	const char *name;
@@ -49,6 +71,7 @@ static const struct {
 } root_children[] = {
     {"batches", &type_batches},
     {"stats", &type_stats},
+    {"log", &type_log},
 };
 #define NROOT (sizeof(root_children) / sizeof(root_children[0]))
 
