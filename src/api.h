@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "batch.h"
+#include "batch_params.h"
 #include "http.h"
 #include "opts.h"
 
@@ -53,6 +54,11 @@ int api_get_batch(struct api *api, struct api_op *op, const char *id,
 		  struct batch **out, struct api_error *err);
 int api_cancel_batch(struct api *api, struct api_op *op, const char *id,
 		     struct batch **out, struct api_error *err);
+/* POST /v1/batches with p: the new batch in *out. Never retried (a retry
+ * after a lost answer could create a second batch). */
+int api_create_batch(struct api *api, struct api_op *op,
+		     const struct batch_params *p, struct batch **out,
+		     struct api_error *err);
 /* after may be NULL for the first page. */
 int api_list_batches(struct api *api, struct api_op *op, const char *after,
 		     unsigned limit, struct api_page *page,

@@ -1,8 +1,8 @@
 /*
- * api_batches.c - the batch endpoints of the API: retrieve, cancel and
- * list (GET /v1/batches/{id}, POST /v1/batches/{id}/cancel, GET
- * /v1/batches), their answers turned into batch snapshots and list pages,
- * and the start-up check.
+ * api_batches.c - the batch endpoints of the API: retrieve, cancel, create
+ * and list (GET /v1/batches/{id}, POST /v1/batches/{id}/cancel, POST
+ * /v1/batches, GET /v1/batches), their answers turned into batch snapshots
+ * and list pages, and the start-up check.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -13,34 +13,21 @@
 #include "api.h"
 #include "log.h"
 
-/* GET or POST a path that answers one BatchObject, for batch id. */
-static int batch_call(struct api *api, const struct api_op *op,
-		      enum http_method method, const char *id,
-		      const char *suffix, struct batch **out,
-		      struct api_error *err)
+/*
+ * Send rq, whose answer is one BatchObject: of batch id, or of a new batch
+ * when id is NULL. 0 with the snapshot in *out, or -errno with err.
+ */
+static int batch_answer(struct api *api, const struct api_op *op,
+			const struct http_request *rq, const char *id,
+			struct batch **out, struct api_error *err)
 {
-	char path[BATCH_ID_MAX * 3 + 64];
 	char why[256];
-	struct http_request rq = {.method = method,
-				  .kind = method == HTTP_GET ? STAT_RETRIEVE
-							     : STAT_CANCEL,
-				  .sink_fd = -1,
-				  .retries = -1};
 	struct http_answer ans;
-	char *esc = curl_easy_escape(NULL, id, 0);
 	cJSON *root = NULL;
 	int r;
 
 	*out = NULL;
-	if (!esc) {
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		return -ENOMEM;
-	}
-	snprintf(path, sizeof(path), "/v1/batches/%.*s%s", BATCH_ID_MAX * 3,
-		 esc, suffix);
-	curl_free(esc);
-	rq.path = path;
-	r = http_call(&api->http, op, &rq, &ans, err);
+	r = http_call(&api->http, op, rq, &ans, err);
 	if (r < 0)
 		goto out;
 	root = http_json(&ans, err);
@@ -54,7 +41,7 @@ static int batch_call(struct api *api, const struct api_op *op,
 			 "malformed batch: %s", why);
 		goto out;
 	}
-	if (strcmp((*out)->id, id) != 0) {
+	if (id && strcmp((*out)->id, id) != 0) {
 		snprintf(err->message, sizeof(err->message),
 			 "asked for one batch, got another");
 		batch_unref(*out);
@@ -64,10 +51,37 @@ static int batch_call(struct api *api, const struct api_op *op,
 out:
 	/* Callers log failures once, with what they were doing. */
 	if (r < 0)
-		log_debug("%s: %d %s", path, err->http_status, err->message);
+		log_debug("%s: %d %s", rq->path, err->http_status,
+			  err->message);
 	cJSON_Delete(root);
 	http_answer_free(&ans);
 	return r;
+}
+
+/* GET or POST a path that answers one BatchObject, for batch id. */
+static int batch_call(struct api *api, const struct api_op *op,
+		      enum http_method method, const char *id,
+		      const char *suffix, struct batch **out,
+		      struct api_error *err)
+{
+	char path[BATCH_ID_MAX * 3 + 64];
+	struct http_request rq = {.method = method,
+				  .kind = method == HTTP_GET ? STAT_RETRIEVE
+							     : STAT_CANCEL,
+				  .path = path,
+				  .sink_fd = -1,
+				  .retries = -1};
+	char *esc = curl_easy_escape(NULL, id, 0);
+
+	*out = NULL;
+	if (!esc) {
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(path, sizeof(path), "/v1/batches/%.*s%s", BATCH_ID_MAX * 3,
+		 esc, suffix);
+	curl_free(esc);
+	return batch_answer(api, op, &rq, id, out, err);
 }
 
 int api_get_batch(struct api *api, struct api_op *op, const char *id,
@@ -80,6 +94,32 @@ int api_cancel_batch(struct api *api, struct api_op *op, const char *id,
 		     struct batch **out, struct api_error *err)
 {
 	return batch_call(api, op, HTTP_POST, id, "/cancel", out, err);
+}
+
+int api_create_batch(struct api *api, struct api_op *op,
+		     const struct batch_params *p, struct batch **out,
+		     struct api_error *err)
+{
+	struct http_request rq = {.method = HTTP_POST,
+				  .kind = STAT_CREATE,
+				  .path = "/v1/batches",
+				  .sink_fd = -1,
+				  .retries = -1,
+				  .no_retry = 1};
+	cJSON *body = params_json(p);
+	char *json = body ? cJSON_PrintUnformatted(body) : NULL;
+	int r;
+
+	*out = NULL;
+	cJSON_Delete(body);
+	if (!json) {
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		return -ENOMEM;
+	}
+	rq.json = json;
+	r = batch_answer(api, op, &rq, NULL, out, err);
+	free(json);
+	return r;
 }
 
 static int parse_page(const cJSON *root, struct api_page *page,
