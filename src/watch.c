@@ -1,0 +1,338 @@
+/*
+ * watch.c - the waits for objects to become final (watch.h): a list of
+ * watched objects, each with its waiters and the time of its next poll,
+ * and one poller thread that sends the poll that is due, reschedules it
+ * with a doubled interval, and calls the waiters back once the object is
+ * final or gone. The poll goes through the store, so every other reader
+ * sees what it brings, and a final copy that any reader brought ends the
+ * wait without a request.
+ */
+#include "watch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+struct waiter {
+	struct waiter *next;
+	watch_done_fn done;
+	void *arg;
+	uint64_t token;
+};
+
+struct watched {
+	struct watched *next;
+	char *id;
+	struct waiter *waiters;
+	double due;	 /* store clock of the next poll */
+	double interval; /* the wait after the next poll */
+	int failing;	 /* the last poll failed (logged once) */
+};
+
+int watches_init(struct watches *w, struct store *s, double min_interval,
+		 double max_interval, double timeout)
+{
+	pthread_condattr_t attr;
+	int r;
+
+	memset(w, 0, sizeof(*w));
+	w->store = s;
+	w->min_interval = min_interval;
+	w->max_interval =
+	    max_interval < min_interval ? min_interval : max_interval;
+	w->timeout = timeout;
+	r = pthread_mutex_init(&w->lock, NULL);
+	if (r)
+		return -r;
+	r = pthread_condattr_init(&attr);
+	if (r)
+		goto out_lock;
+	r = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (!r)
+		r = pthread_cond_init(&w->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	if (r)
+		goto out_lock;
+	return 0;
+out_lock:
+	pthread_mutex_destroy(&w->lock);
+	return -r;
+}
+
+static void watched_free(struct watched *o)
+{
+	free(o->id);
+	free(o);
+}
+
+/* Call every waiter of o back (no lock held) and free them. */
+static void finish(struct watches *w, struct waiter *list, int err, void *obj)
+{
+	(void)w;
+	while (list) {
+		struct waiter *next = list->next;
+
+		list->done(list->arg, err, obj);
+		free(list);
+		list = next;
+	}
+}
+
+/* Unlink o from the list (lock held). */
+static void unlink_watched(struct watches *w, struct watched *o)
+{
+	for (struct watched **p = &w->list; *p; p = &(*p)->next) {
+		if (*p == o) {
+			*p = o->next;
+			return;
+		}
+	}
+}
+
+/* Whether the store's copy of id, if any, is final; *obj holds it then. */
+static int known_final(struct watches *w, const char *id, void **obj)
+{
+	*obj = NULL;
+	if (store_changes(w->store, id) == 0)
+		return 0; /* nothing stored: a get would fetch */
+	if (store_get(w->store, NULL, id, STORE_ANY, obj, NULL) < 0)
+		return 0;
+	if (w->store->kind->final(*obj))
+		return 1;
+	w->store->kind->unref(*obj);
+	*obj = NULL;
+	return 0;
+}
+
+/*
+ * Poll o (lock not held; o stays linked, and only this thread unlinks):
+ * 1 with *err and *obj when its wait is over, else 0.
+ */
+static int poll_one(struct watches *w, struct watched *o, int *err, void **obj)
+{
+	struct api_op op = {.deadline = store_clock() + w->timeout};
+	struct api_error why = {0};
+	int r;
+
+	if (known_final(w, o->id, obj)) {
+		*err = 0;
+		return 1;
+	}
+	pthread_mutex_lock(&w->lock);
+	w->polling = &op;
+	w->polls++;
+	pthread_mutex_unlock(&w->lock);
+	r = store_get(w->store, &op, o->id, STORE_FORCE, obj, &why);
+	pthread_mutex_lock(&w->lock);
+	w->polling = NULL;
+	pthread_mutex_unlock(&w->lock);
+	if (r == 0 && w->store->kind->final(*obj)) {
+		*err = 0;
+		return 1;
+	}
+	if (r == 0) {
+		w->store->kind->unref(*obj);
+		*obj = NULL;
+		o->failing = 0;
+		return 0;
+	}
+	*obj = NULL;
+	if (r == -ENOENT) {
+		*err = r;
+		return 1;
+	}
+	if (!o->failing && r != -EINTR)
+		log_warn("wait for %s %s: %s; polling on", w->store->kind->name,
+			 o->id, why.message[0] ? why.message : strerror(-r));
+	o->failing = 1;
+	return 0;
+}
+
+/* The watched object whose poll is due first (lock held), or NULL. */
+static struct watched *first_due(struct watches *w)
+{
+	struct watched *best = NULL;
+
+	for (struct watched *o = w->list; o; o = o->next)
+		if (!best || o->due < best->due)
+			best = o;
+	return best;
+}
+
+static void sleep_until(struct watches *w, double when)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)when;
+	ts.tv_nsec = (long)((when - (double)ts.tv_sec) * 1e9);
+	pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+}
+
+static void *poller(void *arg)
+{
+	struct watches *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stopping) {
+		struct watched *o = first_due(w);
+		struct waiter *done;
+		void *obj;
+		int err;
+
+		if (!o) {
+			pthread_cond_wait(&w->cond, &w->lock);
+			continue;
+		}
+		if (!o->waiters) { /* every waiter withdrew */
+			unlink_watched(w, o);
+			watched_free(o);
+			continue;
+		}
+		if (o->due > store_clock()) {
+			sleep_until(w, o->due);
+			continue;
+		}
+		pthread_mutex_unlock(&w->lock);
+		int over = poll_one(w, o, &err, &obj);
+		pthread_mutex_lock(&w->lock);
+		if (w->stopping) {
+			if (obj)
+				w->store->kind->unref(obj);
+			break;
+		}
+		if (!over) {
+			o->due = store_clock() + o->interval;
+			o->interval *= 2;
+			if (o->interval > w->max_interval)
+				o->interval = w->max_interval;
+			continue;
+		}
+		unlink_watched(w, o);
+		done = o->waiters;
+		pthread_mutex_unlock(&w->lock);
+		finish(w, done, err, obj);
+		if (obj)
+			w->store->kind->unref(obj);
+		watched_free(o);
+		pthread_mutex_lock(&w->lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+int watch_add(struct watches *w, const char *id, watch_done_fn done, void *arg,
+	      uint64_t *token)
+{
+	struct waiter *wt = calloc(1, sizeof(*wt));
+	struct watched *o;
+	int r = 0;
+
+	if (!wt)
+		return -ENOMEM;
+	wt->done = done;
+	wt->arg = arg;
+	pthread_mutex_lock(&w->lock);
+	if (w->stopping) {
+		r = -ESHUTDOWN;
+		goto out;
+	}
+	for (o = w->list; o && strcmp(o->id, id) != 0; o = o->next)
+		;
+	if (!o) {
+		o = calloc(1, sizeof(*o));
+		if (!o || !(o->id = strdup(id))) {
+			free(o);
+			r = -ENOMEM;
+			goto out;
+		}
+		/* The caller has just seen a copy that is not final. */
+		o->due = store_clock() + w->min_interval;
+		o->interval = w->min_interval * 2 > w->max_interval
+				  ? w->max_interval
+				  : w->min_interval * 2;
+		o->next = w->list;
+		w->list = o;
+	}
+	if (!w->started) {
+		r = -pthread_create(&w->thread, NULL, poller, w);
+		if (r < 0) {
+			if (!o->waiters) {
+				unlink_watched(w, o);
+				watched_free(o);
+			}
+			goto out;
+		}
+		w->started = 1;
+	}
+	wt->token = ++w->next_token;
+	wt->next = o->waiters;
+	o->waiters = wt;
+	*token = wt->token;
+	wt = NULL;
+	pthread_cond_broadcast(&w->cond);
+out:
+	pthread_mutex_unlock(&w->lock);
+	free(wt);
+	return r;
+}
+
+int watch_cancel(struct watches *w, uint64_t token)
+{
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&w->lock);
+	for (struct watched *o = w->list; o && r < 0; o = o->next) {
+		for (struct waiter **p = &o->waiters; *p; p = &(*p)->next) {
+			struct waiter *wt = *p;
+
+			if (wt->token != token)
+				continue;
+			*p = wt->next;
+			free(wt);
+			r = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+uint64_t watch_polls(struct watches *w)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&w->lock);
+	n = w->polls;
+	pthread_mutex_unlock(&w->lock);
+	return n;
+}
+
+void watches_destroy(struct watches *w)
+{
+	struct watched *list;
+
+	pthread_mutex_lock(&w->lock);
+	w->stopping = 1;
+	if (w->polling)
+		api_op_interrupt(w->polling);
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	pthread_mutex_lock(&w->lock);
+	list = w->list;
+	w->list = NULL;
+	pthread_mutex_unlock(&w->lock);
+	while (list) {
+		struct watched *next = list->next;
+
+		finish(w, list->waiters, -ESHUTDOWN, NULL);
+		watched_free(list);
+		list = next;
+	}
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+}

@@ -1,0 +1,72 @@
+/*
+ * watch.h - waiting for objects to become final (batches/<id>/wait): one
+ * poller thread fetches each watched object on a backoff schedule (from
+ * min_interval doubling to max_interval), shared by every waiter of that
+ * object, and calls each waiter back once the object is final or gone.
+ * Passing failures never end a wait. Generic over the store's kinds; knows
+ * nothing of FUSE.
+ */
+#ifndef KIMIFS_WATCH_H
+#define KIMIFS_WATCH_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/*
+ * A waiter's callback, called once, from the poller thread (or the thread
+ * in watches_destroy), with no lock held: err 0 with obj the final object
+ * (a reference valid during the call), -ENOENT when the server has no such
+ * object, -ESHUTDOWN when the watches are destroyed first.
+ */
+typedef void (*watch_done_fn)(void *arg, int err, void *obj);
+
+struct watched;
+
+struct watches {
+	struct store *store;
+	double min_interval; /* seconds before the first poll's successor */
+	double max_interval; /* the backoff's ceiling (-o poll_interval) */
+	double timeout;	     /* bound of one poll */
+
+	pthread_mutex_t lock; /* guards the fields below */
+	pthread_cond_t cond;  /* the poller sleeps on it (store clock) */
+	struct watched *list;
+	uint64_t next_token;
+	int stopping;
+	int started;
+	pthread_t thread;
+	struct api_op *polling; /* the poll under way, to end it at stop */
+	uint64_t polls;		/* polls sent, for tests and stats */
+};
+
+/* Set up watches over store s; the thread starts with the first waiter.
+ * 0 or -errno. */
+int watches_init(struct watches *w, struct store *s, double min_interval,
+		 double max_interval, double timeout);
+
+/* End every wait (-ESHUTDOWN) and the poller thread. */
+void watches_destroy(struct watches *w);
+
+/*
+ * Wait for object id to become final: done(arg, ...) is called once, later,
+ * from the poller thread. The caller has just seen a copy that is not
+ * final: the first poll of an object not yet watched is min_interval
+ * later; waiters of an object already watched join its schedule.
+ * Returns 0 with a token for watch_cancel in *token, or -errno (then done
+ * is never called).
+ */
+int watch_add(struct watches *w, const char *id, watch_done_fn done, void *arg,
+	      uint64_t *token);
+
+/*
+ * Withdraw the waiter token: 0 when it was withdrawn (done will not be
+ * called), -ENOENT when done has been or is being called.
+ */
+int watch_cancel(struct watches *w, uint64_t token);
+
+/* Polls sent so far. */
+uint64_t watch_polls(struct watches *w);
+
+#endif

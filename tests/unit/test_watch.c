@@ -1,0 +1,157 @@
+/*
+ * test_watch.c - unit tests of the waits for final objects, over a store
+ * of the fake kind: the backoff schedule shared by every waiter of an
+ * object, passing failures that do not end a wait, a 404 that does, a
+ * final copy already stored that ends it with no request, withdrawal, and
+ * destruction with waiters left.
+ */
+#include <time.h>
+
+#include "fake_kind.h"
+
+#include "check.h"
+#include "log.h"
+#include "watch.h"
+
+static const struct store_kind kind = {
+    FAKE_KIND_FUNCS,
+};
+
+/* What the callbacks saw. */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static int calls;
+static int last_err;
+static int last_final;
+
+static void done(void *arg, int err, void *obj)
+{
+	pthread_mutex_lock(&seen_lock);
+	calls++;
+	last_err = err;
+	last_final = obj ? ((struct fake *)obj)->final : -1;
+	(*(int *)arg)++;
+	pthread_mutex_unlock(&seen_lock);
+}
+
+static void answer(int result, int final)
+{
+	pthread_mutex_lock(&fake_lock);
+	fake_result = result;
+	fake_final = final;
+	pthread_mutex_unlock(&fake_lock);
+}
+
+static int fetches(void)
+{
+	int n;
+
+	pthread_mutex_lock(&fake_lock);
+	n = fake_fetches;
+	pthread_mutex_unlock(&fake_lock);
+	return n;
+}
+
+/* Wait (at most 10 s) until *counter reaches n under seen_lock. */
+static int wait_count(int *counter, int n)
+{
+	for (int i = 0; i < 10000; i++) {
+		int v;
+
+		pthread_mutex_lock(&seen_lock);
+		v = *counter;
+		pthread_mutex_unlock(&seen_lock);
+		if (v >= n)
+			return 1;
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+	return 0;
+}
+
+static int wait_polls(struct watches *w, uint64_t n)
+{
+	for (int i = 0; i < 10000 && watch_polls(w) < n; i++)
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	return watch_polls(w) >= n;
+}
+
+int main(void)
+{
+	struct store s;
+	struct watches w;
+	uint64_t t[5], polls;
+	int got[5] = {0}, base;
+	struct fake *f;
+
+	log_init(1, 0);
+	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
+
+	/* Five waiters of one object share each poll; two polls say not
+	 * final, then one says final: all five are called once. */
+	CHECK(watches_init(&w, &s, 0.01, 0.04, 5) == 0);
+	answer(0, 0);
+	for (int i = 0; i < 5; i++)
+		CHECK(watch_add(&w, "a", done, &got[i], &t[i]) == 0);
+	CHECK(wait_polls(&w, 2));
+	answer(0, 1);
+	CHECK(wait_count(&calls, 5));
+	polls = watch_polls(&w);
+	CHECK(polls >= 3 && (int)polls == fetches());
+	CHECK(last_err == 0 && last_final == 1);
+	for (int i = 0; i < 5; i++)
+		CHECK(got[i] == 1);
+	/* Over: a withdrawal finds nothing. */
+	CHECK(watch_cancel(&w, t[0]) == -ENOENT);
+
+	/* A final copy already stored ends a wait with no request. */
+	base = fetches();
+	f = fake_new("b", 3, "done");
+	f->final = 1;
+	store_put(&s, f, store_clock());
+	fake_unref(f);
+	CHECK(watch_add(&w, "b", done, &got[0], &t[0]) == 0);
+	CHECK(wait_count(&got[0], 2));
+	CHECK(fetches() == base && last_err == 0 && last_final == 1);
+
+	/* Passing failures poll on; then a 404 ends the wait. */
+	answer(-EIO, 0);
+	polls = watch_polls(&w);
+	CHECK(watch_add(&w, "c", done, &got[1], &t[1]) == 0);
+	CHECK(wait_polls(&w, polls + 3));
+	pthread_mutex_lock(&seen_lock);
+	CHECK(got[1] == 1);
+	pthread_mutex_unlock(&seen_lock);
+	answer(-ENOENT, 0);
+	CHECK(wait_count(&got[1], 2));
+	CHECK(last_err == -ENOENT && last_final == -1);
+
+	/* A withdrawn waiter is never called; the other one is. */
+	answer(0, 0);
+	CHECK(watch_add(&w, "d", done, &got[2], &t[2]) == 0);
+	CHECK(watch_add(&w, "d", done, &got[3], &t[3]) == 0);
+	CHECK(watch_cancel(&w, t[2]) == 0);
+	CHECK(watch_cancel(&w, t[2]) == -ENOENT);
+	answer(0, 1);
+	CHECK(wait_count(&got[3], 2));
+	pthread_mutex_lock(&seen_lock);
+	CHECK(got[2] == 1);
+	pthread_mutex_unlock(&seen_lock);
+
+	/* Destruction calls the waiters left with -ESHUTDOWN. */
+	answer(0, 0);
+	CHECK(watch_add(&w, "e", done, &got[4], &t[4]) == 0);
+	watches_destroy(&w);
+	CHECK(got[4] == 2 && last_err == -ESHUTDOWN);
+
+	/* Every waiter withdrawn: the object is no longer polled. */
+	CHECK(watches_init(&w, &s, 0.01, 0.01, 5) == 0);
+	answer(0, 0);
+	CHECK(watch_add(&w, "f", done, &got[0], &t[0]) == 0);
+	CHECK(wait_polls(&w, 1));
+	CHECK(watch_cancel(&w, t[0]) == 0);
+	polls = watch_polls(&w);
+	nanosleep(&(struct timespec){0, 100000000}, NULL);
+	CHECK(watch_polls(&w) <= polls + 1);
+	watches_destroy(&w);
+	store_destroy(&s);
+	return check_done("watch");
+}
