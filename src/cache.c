@@ -44,7 +44,8 @@ struct download {
 	int fd;			/* the temporary file, read and write */
 	int64_t expected;	/* the FileObject's bytes, or -1 */
 	size_t have;		/* bytes of the current attempt on file */
-	int done;		/* ended: err says how */
+	int ended;		/* the whole answer is on file (have) */
+	int done;		/* kept, or failed: err says how */
 	int err;		/* 0 or -errno */
 	size_t len;		/* the whole length, once done with err 0 */
 	int refs;		/* the thread and each reader */
@@ -484,6 +485,16 @@ static void *download_main(void *arg)
 	int r =
 	    c->download(c->ctx, &d->op, d->id, d->fd, on_sink, d, &len, &err);
 
+	if (r == 0) {
+		/* Readers have it all now; keeping it (a sync to disk) need
+		 * not hold them up. */
+		pthread_mutex_lock(&c->lock);
+		d->have = len;
+		d->len = len;
+		d->ended = 1;
+		pthread_cond_broadcast(&d->changed);
+		pthread_mutex_unlock(&c->lock);
+	}
 	if (r == 0 && (r = keep(d, len)) < 0)
 		snprintf(err.message, sizeof(err.message),
 			 "cannot keep it in %s: %s", c->dir, strerror(-r));
@@ -506,8 +517,6 @@ static void *download_main(void *arg)
 		evict(c);
 	d->done = 1;
 	d->err = r;
-	d->len = len;
-	d->have = len;
 	pthread_cond_broadcast(&d->changed);
 	download_put(d);
 	c->threads--;
@@ -687,14 +696,16 @@ int cache_reader_read(struct cache_reader *r, struct api_op *op, size_t size,
 	*fd = d->fd;
 	pthread_mutex_lock(&r->c->lock);
 	for (;;) {
-		if (d->have > (size_t)off) {
+		/* The whole range asked for, or what there is at the end. */
+		if (d->have >= (size_t)off + size ||
+		    ((d->ended || d->done) && d->have > (size_t)off)) {
 			*n = d->have - (size_t)off < size
 				 ? d->have - (size_t)off
 				 : size;
 			break;
 		}
-		if (d->done) {
-			err = d->err;
+		if (d->ended || d->done) {
+			err = d->ended ? 0 : d->err;
 			break;
 		}
 		err = wait_change(d, op);
@@ -716,9 +727,9 @@ int cache_reader_wait(struct cache_reader *r, struct api_op *op, int *fd)
 		return *fd >= 0 ? 0 : -errno;
 	}
 	pthread_mutex_lock(&r->c->lock);
-	while (!d->done && err == 0)
+	while (!d->ended && !d->done && err == 0)
 		err = wait_change(d, op);
-	if (err == 0)
+	if (err == 0 && !d->ended)
 		err = d->err;
 	pthread_mutex_unlock(&r->c->lock);
 	if (err < 0)

@@ -533,6 +533,16 @@ static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	rofs(req);
 }
 
+/* Contents go from the cache file to the kernel by splice when it can. */
+static void ll_init(void *data, struct fuse_conn_info *conn)
+{
+	(void)data;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+		conn->want |= FUSE_CAP_SPLICE_MOVE;
+}
+
 /* Unmounted: free the files still open (their release never comes). */
 static void ll_destroy(void *data)
 {
@@ -549,6 +559,7 @@ static void ll_destroy(void *data)
 }
 
 static const struct fuse_lowlevel_ops operations = {
+    .init = ll_init,
     .destroy = ll_destroy,
     .lookup = ll_lookup,
     .forget = ll_forget,

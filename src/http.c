@@ -366,6 +366,8 @@ static int attempt(struct http *h, const struct api_op *op,
 	if (rq->stall_bound) {
 		long stall = (long)ceil(h->opts->timeout);
 
+		/* Fewer, larger writes to the sink. */
+		curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
 				 stall > 0 ? stall : 1);

@@ -37,6 +37,12 @@ def cached(cache):
     return sorted(os.listdir(cache)) if os.path.isdir(cache) else []
 
 
+def kept(cache, fid):
+    """Wait until the content of fid is kept in the cache (a reader may end
+    before the download is synced to disk and renamed into place)."""
+    wait_for(lambda: fid in cached(cache), timeout=30, what="%s in the cache" % fid)
+
+
 def content(m, fid):
     return os.path.join(m.path, "files", fid, "content")
 
@@ -69,6 +75,7 @@ def test_content_is_the_servers_bytes_downloaded_once(sim, mount, cache):
     assert len(content_gets(sim, f["id"])) == 1
     # 0700 directory, 0600 file named by the id; nothing else left.
     assert stat.S_IMODE(os.stat(cache).st_mode) == 0o700
+    kept(cache, f["id"])
     assert cached(cache) == [f["id"]]
     assert stat.S_IMODE(os.stat(os.path.join(cache, f["id"])).st_mode) == 0o600
 
@@ -128,8 +135,10 @@ def test_the_least_recently_used_content_is_evicted_at_the_cap(sim, mount, cache
     m = mount(options=["cache_dir=" + cache, "cache_size=1M"])
     for f in (a, b, a):
         read_bytes(content(m, f["id"]))
+        kept(cache, f["id"])
     assert cached(cache) == sorted([a["id"], b["id"]])
     read_bytes(content(m, c["id"]))
+    kept(cache, c["id"])
     # 1200 KiB > 1 MiB: b, the least recently used, goes.
     assert cached(cache) == sorted([a["id"], c["id"]])
     sim.clear_log()
@@ -144,11 +153,13 @@ def test_the_order_of_use_survives_a_remount(sim, mount, cache):
     m = mount(options=["cache_dir=" + cache, "cache_size=1M"])
     for f in (a, b):
         read_bytes(content(m, f["id"]))
+        kept(cache, f["id"])
     # The file times say the order of use (a then b): touch a again.
     read_bytes(content(m, a["id"]))
     assert m.stop() == 0
     m = mount(options=["cache_dir=" + cache, "cache_size=1M"])
     read_bytes(content(m, c["id"]))
+    kept(cache, c["id"])
     assert cached(cache) == sorted([a["id"], c["id"]])
 
 
@@ -162,6 +173,7 @@ def test_a_failed_download_leaves_nothing_and_the_next_open_retries(sim, mount, 
     assert "content download failed" in m.stderr_text()
     assert read_bytes(content(m, f["id"])) == f["data"]
     assert len(content_gets(sim, f["id"])) == 2
+    kept(cache, f["id"])
     assert cached(cache) == [f["id"]]
 
 
@@ -171,7 +183,9 @@ def test_a_download_that_times_out_gives_etimedout(sim, mount, cache):
     sim.fault(path="/content$", action="hang", seconds=30)
     rc, out, err = m.sh("cat files/%s/content > /dev/null" % f["id"])
     assert rc != 0 and "Connection timed out" in err
-    assert cached(cache) == []
+    # The download itself ends when no byte came for the timeout.
+    wait_for(lambda: cached(cache) == [], timeout=30, what="the download's end")
+    assert "content download failed" in m.stderr_text()
 
 
 def test_a_killed_download_leaves_nothing_servable(sim, mount, cache):
@@ -274,6 +288,7 @@ def test_the_default_cache_dir_follows_xdg_then_home(sim, tmp_path):
                        tmp_path / ("err-" + where.parent.name), e)
         try:
             assert read_bytes(os.path.join(m.path, "files", f["id"], "content")) == b"hello\n"
+            kept(str(where), f["id"])
             assert stat.S_IMODE(os.stat(where).st_mode) == 0o700
             assert os.listdir(where) == [f["id"]]
         finally:
@@ -315,6 +330,7 @@ def test_an_unprivileged_users_default_cache_dir(sim, tmp_path):
                            capture_output=True, timeout=60, env=env)
         assert (r.returncode, r.stdout) == (0, b"mine\n"), r.stderr
         where = os.path.join(home, ".cache", "kimifs")
+        kept(where, f["id"])
         st = os.stat(where)
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (pw.pw_uid, 0o700)
         st = os.stat(os.path.join(where, f["id"]))
@@ -351,4 +367,5 @@ def test_a_large_content_streams_with_bounded_memory(sim, mount, cache):
     assert out.split()[0] == want
     assert len(content_gets(sim, f["id"])) == 1
     assert 0 < peak[0] < 32 * 1024, "VmRSS peaked at %d KiB" % peak[0]
+    kept(cache, f["id"])
     assert os.path.getsize(os.path.join(cache, f["id"])) == size
