@@ -86,6 +86,17 @@ def main():
                                 "Authorization: Bearer " + KEY,
                                 "%s/v1/files/%s/content" % (url, fid)], check=True)
                 curl_s = time.monotonic() - t0
+                # curl keeping it: to a file beside the cache, synced.
+                out = os.path.join(cache, "curl-out")
+                t0 = time.monotonic()
+                subprocess.run(["curl", "-sS", "-o", out, "-H",
+                                "Authorization: Bearer " + KEY,
+                                "%s/v1/files/%s/content" % (url, fid)], check=True)
+                fd = os.open(out, os.O_RDONLY)
+                os.fdatasync(fd)
+                os.close(fd)
+                curl_file_s = time.monotonic() - t0
+                os.unlink(out)
                 opts = ["cache_dir=" + cache, "timeout=120"]
                 with mounted(a.bin, url, opts) as (mnt, fs):
                     with Peak(fs.pid) as peak:
@@ -100,19 +111,26 @@ def main():
                     warm_rss = peak.kib
                 drop_page_cache(os.path.join(cache, fid))
                 direct_s, n = timed_read(os.path.join(cache, fid), a.bs)
-                rows.append((curl_s, cold_s, warm_s, direct_s, cold_rss, warm_rss))
+                rows.append((curl_s, curl_file_s, cold_s, warm_s, direct_s, cold_rss,
+                             warm_rss))
             finally:
                 shutil.rmtree(cache, ignore_errors=True)
     mb = size / 1e6
     print("%d MB, %d runs, reads of %d KiB (MB/s; ratios: cold/curl, cached/direct)"
           % (a.size, len(rows), a.bs // 1024))
-    print("%-6s %8s %8s %8s %8s %7s %7s %12s %12s" % (
-        "run", "curl", "cold", "cached", "direct", "cold/c", "cach/d", "RSS cold KiB",
-        "RSS cach KiB"))
-    for i, (c, co, w, d, r1, r2) in enumerate(rows):
-        print("%-6d %8.0f %8.0f %8.0f %8.0f %7.2f %7.2f %12d %12d" % (
-            i + 1, mb / c, mb / co, mb / w, mb / d, c / co, d / w, r1, r2))
-
+    print("%-4s %7s %7s %7s %7s %7s %7s %7s %7s %9s %9s" % (
+        "run", "curl", "curl>f", "cold", "cached", "direct", "co/curl", "co/c>f",
+        "cach/dir", "RSS cold", "RSS cach"))
+    for i, (c, cf, co, w, d, r1, r2) in enumerate(rows):
+        print("%-4d %7.0f %7.0f %7.0f %7.0f %7.0f %7.2f %7.2f %7.2f %6d KiB %6d KiB" % (
+            i + 1, mb / c, mb / cf, mb / co, mb / w, mb / d, c / co, cf / co, d / w, r1, r2))
+    med = lambda k: sorted(r[k] for r in rows)[len(rows) // 2]
+    c, cf, co, w, d = (med(k) for k in range(5))
+    print("median %7.0f %7.0f %7.0f %7.0f %7.0f %7.2f %7.2f %7.2f   (each column's median)" % (
+        mb / c, mb / cf, mb / co, mb / w, mb / d, c / co, cf / co, d / w))
+    print("curl: to /dev/null; curl>f: to a file, synced; cold: through kimifs, "
+          "downloading; cached: a second mount, from the disk cache (its page "
+          "cache dropped); direct: the cache file itself (page cache dropped)")
 
 if __name__ == "__main__":
     main()

@@ -597,6 +597,8 @@ int cache_reader_open(struct cache *c, const char *id, int64_t expected,
 	if (e) {
 		r->fd = openat(c->dirfd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (r->fd >= 0) {
+			/* Read from start to end: a larger readahead. */
+			posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 			r->size = e->size;
 			lru_unlink(c, e);
 			lru_push(c, e);
