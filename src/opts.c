@@ -228,7 +228,7 @@ void opts_usage(const char *prog)
 	    "0 to 86400\n"
 	    "                           (default 1; 0: refetch on every "
 	    "open)\n"
-	    "    -o page_size=N         batches per list page, 1 to 100 "
+	    "    -o page_size=N         objects per list page, 1 to 100 "
 	    "(default 100)\n"
 	    "    -o timeout=S           bound on the requests of one "
 	    "operation, retries\n"
