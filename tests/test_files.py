@@ -210,3 +210,58 @@ def test_a_link_appears_when_the_batch_gets_its_output(sim, mount, tmp_path):
     wait_for(present, timeout=10, what="output.jsonl")
     with open(m.batch(bid, "output.jsonl"), "rb") as fh:
         assert fh.read() == sim.content(obj["output_file_id"])
+
+
+def test_malformed_files_of_a_list_are_left_out(sim, mount, tmp_path):
+    good = add_file(sim, filename="good.jsonl", content="g\n")
+    bad = [dict(good, id="file-negative", bytes=-1),
+           dict(good, id="../escape"),
+           dict(good, id="file-nofilename", filename=None),
+           dict(good, id="file-strbytes", bytes="12")]
+    m = mount(options=cache_opts(tmp_path))
+    sim.fault(method="GET", path="^/v1/files$", action="body",
+              body={"object": "list", "data": [good] + bad, "has_more": False})
+    rc, out, err = m.sh("ls files")
+    assert (rc, out.split()) == (0, ["by-name", good["id"]]), err
+    assert "file list: left out 4 malformed files" in m.stderr_text()
+
+
+def test_a_content_the_server_no_longer_has_is_enoent(sim, mount, tmp_path):
+    f = add_file(sim, filename="x.jsonl", content="x\n")
+    m = mount(options=cache_opts(tmp_path))
+    assert os.path.isdir(os.path.join(m.path, "files", f["id"]))
+    sim.api("DELETE", "/v1/files/" + f["id"])
+    rc, out, err = m.sh("cat files/%s/content" % f["id"])
+    assert rc != 0 and "No such file or directory" in err
+
+
+def test_deleting_a_file_the_server_no_longer_has(sim, mount, tmp_path):
+    f = add_file(sim, filename="x.jsonl", content="x\n")
+    m = mount(options=cache_opts(tmp_path))
+    ctl = os.path.join(m.path, "files", f["id"], "ctl")
+    os.stat(ctl)
+    sim.api("DELETE", "/v1/files/" + f["id"])
+    sim.clear_log()
+    assert try_write(ctl, b"delete\n") == errno.ENOENT
+    assert [(r["method"], r["status"]) for r in sim.log()] == [("DELETE", 404)]
+    # It is gone either way.
+    assert errno_of(os.stat, os.path.join(m.path, "files", f["id"])) == errno.ENOENT
+
+
+def test_by_name_names_that_cannot_be_files_cost_nothing(sim, mount, tmp_path):
+    m = mount(options=cache_opts(tmp_path))
+    os.listdir(os.path.join(m.path, "files"))
+    sim.clear_log()
+    assert errno_of(os.lstat, os.path.join(m.path, "files/by-name", "a\x01b")) == errno.ENOENT
+    assert sim.log() == []
+
+
+def test_file_trees_are_read_only(sim, mount, tmp_path):
+    f = add_file(sim, filename="x.jsonl", content="x\n")
+    m = mount(options=cache_opts(tmp_path))
+    d = os.path.join(m.path, "files", f["id"])
+    for name in ("file.json", "filename", "content"):
+        assert errno_of(os.open, os.path.join(d, name), os.O_WRONLY) == errno.EROFS
+    assert errno_of(os.unlink, os.path.join(d, "content")) == errno.EROFS
+    assert errno_of(os.rmdir, d) == errno.EROFS
+    assert errno_of(os.symlink, "x", os.path.join(m.path, "files/by-name/new")) == errno.EROFS
