@@ -369,3 +369,17 @@ def test_a_large_content_streams_with_bounded_memory(sim, mount, cache):
     assert 0 < peak[0] < 32 * 1024, "VmRSS peaked at %d KiB" % peak[0]
     kept(cache, f["id"])
     assert os.path.getsize(os.path.join(cache, f["id"])) == size
+
+
+def test_a_slow_download_is_read_to_the_end_past_the_timeout(sim, mount, cache):
+    """Each read waits at most -o timeout; one that got some of its range
+    by then returns that much, so a download slower than a read's range
+    per timeout, but never stalled, is read to the end."""
+    f = add_file(sim, size=300000)
+    m = mount(options=["cache_dir=" + cache], timeout=2)
+    # 32 KiB/s: a 128 KiB read's range takes 4 s, twice the timeout.
+    sim.fault(path="/content$", action="slow", chunk=16384, interval=0.5)
+    rc, out, err = m.sh("cat files/%s/content | md5sum" % f["id"], timeout=120)
+    assert rc == 0, err
+    assert out.split()[0] == hashlib.md5(f["data"]).hexdigest()
+    assert len(content_gets(sim, f["id"])) == 1
