@@ -265,3 +265,37 @@ def test_file_trees_are_read_only(sim, mount, tmp_path):
     assert errno_of(os.unlink, os.path.join(d, "content")) == errno.EROFS
     assert errno_of(os.rmdir, d) == errno.EROFS
     assert errno_of(os.symlink, "x", os.path.join(m.path, "files/by-name/new")) == errno.EROFS
+
+
+# ---------------------------------------------------------------------------
+# The simulator's Files API, as kimifs relies on it
+
+
+def test_the_simulators_file_list_pages_like_openais(sim):
+    ids = [add_file(sim, filename="p%d" % i, content="%d\n" % i,
+                    created_at=1700000000 + i)["id"] for i in range(5)]
+    status, page = sim.api("GET", "/v1/files?limit=2")
+    assert status == 200
+    assert [f["id"] for f in page["data"]] == [ids[4], ids[3]]
+    assert (page["first_id"], page["last_id"], page["has_more"]) == (ids[4], ids[3], True)
+    status, page = sim.api("GET", "/v1/files?limit=2&after=" + ids[1])
+    assert ([f["id"] for f in page["data"]], page["has_more"]) == ([ids[0]], False)
+    status, page = sim.api("GET", "/v1/files?limit=2&order=asc")
+    assert [f["id"] for f in page["data"]] == [ids[0], ids[1]]
+    status, page = sim.api("GET", "/v1/files")
+    assert len(page["data"]) == 5 and page["has_more"] is False
+    for bad in ("limit=0", "limit=10001", "limit=x", "after=file-nosuch", "order=up"):
+        status, body = sim.api("GET", "/v1/files?" + bad)
+        assert status == 400 and body["error"]["message"], bad
+
+
+def test_the_simulators_files_have_their_content_and_can_be_deleted(sim):
+    f = add_file(sim, size=1000, filename="s.jsonl")
+    data = sim.content(f["id"])
+    assert len(data) == f["bytes"] == 1000
+    assert data.startswith(b'{"custom_id": "request-0", "pad": "')
+    assert data.split(b"\n")[0].endswith(b'"}') and len(data.split(b"\n")[0]) == 99
+    status, body = sim.api("DELETE", "/v1/files/" + f["id"])
+    assert (status, body) == (200, {"id": f["id"], "object": "file", "deleted": True})
+    assert sim.api("GET", "/v1/files/" + f["id"])[0] == 404
+    assert sim.api("DELETE", "/v1/files/" + f["id"])[0] == 404
