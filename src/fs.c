@@ -276,9 +276,9 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
-/* A read of a file's content: the bytes at off as soon as there are any
- * (a download under way is waited on only that far), spliced from the
- * disk cache's file. */
+/* A read of a file's content: the range asked for once it is there (a
+ * download under way is waited on only that far; at the deadline, what
+ * came), spliced from the disk cache's file. */
 static void read_content(fuse_req_t req, struct handle *h, size_t size,
 			 off_t off)
 {
