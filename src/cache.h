@@ -82,10 +82,10 @@ uint64_t cache_reader_size(const struct cache_reader *r);
 /*
  * The bytes of r at off, up to size: waits (within op's deadline, or until
  * op is interrupted) until the range is there or the content ends; at the
- * deadline, the bytes at off that came by then, if any. 0 with a descriptor in *fd (r's own; do not close) from
- * which *n bytes at off can be read (0 at the end), or -errno: the
- * download's failure (its errno, e.g. -EIO, -ETIMEDOUT), -ETIMEDOUT,
- * -EINTR.
+ * deadline, the bytes at off that came by then, if any. 0 with a
+ * descriptor in *fd (r's own; do not close) from which *n bytes at off can
+ * be read (0 at the end), or -errno: the download's failure (its errno,
+ * e.g. -EIO, -ETIMEDOUT), -ETIMEDOUT, -EINTR.
  */
 int cache_reader_read(struct cache_reader *r, struct api_op *op, size_t size,
 		      off_t off, int *fd, size_t *n);
