@@ -45,6 +45,7 @@ struct download {
 	int64_t expected;	/* the FileObject's bytes, or -1 */
 	size_t have;		/* bytes of the current attempt on file */
 	int ended;		/* the whole answer is on file (have) */
+	int forgotten;		/* the file was deleted meanwhile */
 	int done;		/* kept, or failed: err says how */
 	int err;		/* 0 or -errno */
 	size_t len;		/* the whole length, once done with err 0 */
@@ -513,7 +514,9 @@ static void *download_main(void *arg)
 			*p = d->next;
 			break;
 		}
-	if (r == 0 && lru_add(c, d->id, len) == 0)
+	if (r == 0 && d->forgotten)
+		unlinkat(c->dirfd, d->id, 0); /* deleted while it came */
+	else if (r == 0 && lru_add(c, d->id, len) == 0)
 		evict(c);
 	d->done = 1;
 	d->err = r;
@@ -772,5 +775,8 @@ void cache_forget(struct cache *c, const char *id)
 		unlinkat(c->dirfd, e->id, 0);
 		lru_drop(c, e);
 	}
+	for (struct download *d = c->downloads; d; d = d->next)
+		if (strcmp(d->id, id) == 0)
+			d->forgotten = 1;
 	pthread_mutex_unlock(&c->lock);
 }

@@ -97,8 +97,9 @@ int cache_reader_read(struct cache_reader *r, struct api_op *op, size_t size,
  */
 int cache_reader_wait(struct cache_reader *r, struct api_op *op, int *fd);
 
-/* Remove file id's content from the disk (the file was deleted); readers
- * keep what they have open. */
+/* Remove file id's content from the disk (the file was deleted), and
+ * keep a download of it under way from staying; readers keep what they
+ * have open. */
 void cache_forget(struct cache *c, const char *id);
 
 /* The exact size of file id's content when it is on disk: 1 with *size,

@@ -214,9 +214,22 @@ int main(void)
 	close(whole(&c, "f3"));
 	CHECK((size_t)count() == n);
 
-	/* A file gone (deleted) leaves the disk. */
+	/* A file gone (deleted) leaves the disk, also when it was still
+	 * coming. */
 	cache_forget(&c, "f3");
 	CHECK(!exists(dir, "f3"));
+	set_hold(1);
+	CHECK(cache_reader_open(&c, "f4", -1, &r1) == 0);
+	cache_forget(&c, "f4");
+	set_hold(0);
+	CHECK(cache_reader_wait(r1, &op, &fd) == 0);
+	cache_reader_close(r1);
+	cache_destroy(&c); /* waits for the download's end */
+	CHECK(!exists(dir, "f4") && entries(dir) == 1);
+	CHECK(fd >= 0 && pread(fd, b1, 10, 0) == 10 && pattern_at(b1, 0, 10));
+	if (fd >= 0)
+		close(fd);
+	CHECK(cache_init(&c, dir, 250000, stub, NULL, why, sizeof(why)) == 0);
 	cache_destroy(&c);
 
 	/* A cache_dir that cannot be made is refused with a reason. */
