@@ -185,6 +185,17 @@ int files_get(struct files *f, struct api_op *op, const char *id,
 	*out = NULL;
 	if (is_deleted(f, id))
 		return -ENOENT;
+	/* An id never seen (a batch's output.jsonl followed before files/
+	 * was listed): the listing brings it and every other file in one
+	 * request, where `cat batches/x/output.jsonl` would cost a retrieve
+	 * each. A failed listing leaves it to the retrieve. */
+	if (mode != STORE_FORCE && store_changes(&f->store, id) == 0) {
+		char **ids;
+		size_t n;
+
+		if (listing_get(&f->listing, op, &ids, &n) == 0)
+			listing_free_ids(ids, n);
+	}
 	r = store_get(&f->store, op, id, mode, &obj, err);
 	*out = obj;
 	return r;

@@ -33,7 +33,8 @@ void files_destroy(struct files *f);
 
 /* store_get for a file: 0 with a new reference in *out, or -errno with
  * the reason in err (may be NULL). A file deleted through ctl is -ENOENT
- * without a request. */
+ * without a request. An id never seen is first looked for in the listing
+ * (fetched when older than ttl), then fetched by itself. */
 int files_get(struct files *f, struct api_op *op, const char *id,
 	      enum store_mode mode, struct file **out, struct api_error *err);
 

@@ -299,3 +299,15 @@ def test_the_simulators_files_have_their_content_and_can_be_deleted(sim):
     assert (status, body) == (200, {"id": f["id"], "object": "file", "deleted": True})
     assert sim.api("GET", "/v1/files/" + f["id"])[0] == 404
     assert sim.api("DELETE", "/v1/files/" + f["id"])[0] == 404
+
+
+def test_following_the_links_of_many_batches_costs_one_file_list(sim, mount, tmp_path):
+    bids = sim.seed(4, status="completed", total=3)
+    m = mount(options=cache_opts(tmp_path))
+    rc, out, err = m.sh("cat batches/*/output.jsonl | wc -l")
+    assert (rc, out.strip()) == (0, "12"), err
+    log = [(r["method"], r["path"]) for r in sim.log()]
+    assert log.count(("GET", "/v1/files")) == 1
+    assert [p for mth, p in log if p.startswith("/v1/files/") and
+            not p.endswith("/content")] == []
+    assert sum(1 for mth, p in log if p.endswith("/content")) == len(bids)
