@@ -393,3 +393,12 @@ def test_a_slow_download_is_read_to_the_end_past_the_timeout(sim, mount, cache):
     assert rc == 0, err
     assert out.split()[0] == hashlib.md5(f["data"]).hexdigest()
     assert len(content_gets(sim, f["id"])) == 1
+
+
+def test_a_content_larger_than_the_cap_is_read_but_not_kept(sim, mount, cache):
+    f = add_file(sim, size=1500 * 1024)
+    m = mount(options=["cache_dir=" + cache, "cache_size=1M"])
+    for n in (1, 2):
+        assert read_bytes(content(m, f["id"])) == f["data"]
+        wait_for(lambda: len(content_gets(sim, f["id"])) == n and cached(cache) == [],
+                 timeout=30, what="the download's end")
