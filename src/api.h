@@ -12,6 +12,7 @@
 
 #include "batch.h"
 #include "batch_params.h"
+#include "file.h"
 #include "http.h"
 #include "opts.h"
 
@@ -64,6 +65,37 @@ int api_list_batches(struct api *api, struct api_op *op, const char *after,
 		     unsigned limit, struct api_page *page,
 		     struct api_error *err);
 void api_page_free(struct api_page *page);
+
+/* One page of GET /v1/files. */
+struct api_file_page {
+	struct file **items; /* parsed objects; bad ones are left out */
+	size_t nitems;
+	char *last_id; /* id of the page's last object, for the next `after` */
+	int has_more;  /* false when the answer does not say */
+};
+
+/* The file endpoints (api_files.c), with the errno mapping above. */
+int api_get_file(struct api *api, struct api_op *op, const char *id,
+		 struct file **out, struct api_error *err);
+/* GET /v1/files?limit=N[&after=ID]; after may be NULL. */
+int api_list_files(struct api *api, struct api_op *op, const char *after,
+		   unsigned limit, struct api_file_page *page,
+		   struct api_error *err);
+void api_file_page_free(struct api_file_page *page);
+/* DELETE /v1/files/{id}: 0 when the answer says it is deleted. */
+int api_delete_file(struct api *api, struct api_op *op, const char *id,
+		    struct api_error *err);
+/*
+ * GET /v1/files/{id}/content into fd (at its current offset; a retry
+ * starts over there), calling on_sink(arg, bytes so far) as pieces land.
+ * Bounded by op's deadline and by -o timeout without a byte (not by -o
+ * timeout in all: contents may be large). 0 with the length in *len, when
+ * the whole answer came (as long as its own Content-Length says), or
+ * -errno with err.
+ */
+int api_download_file(struct api *api, struct api_op *op, const char *id,
+		      int fd, void (*on_sink)(void *arg, size_t sunk),
+		      void *arg, size_t *len, struct api_error *err);
 
 /*
  * Parse the body of a list answer into page. Returns 0, or -EIO with err

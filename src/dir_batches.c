@@ -6,6 +6,8 @@
  * it.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kimifs.h"
@@ -181,6 +183,66 @@ static int batch_view(struct kimifs *k, struct api_op *op, const struct node *n,
 	return r;
 }
 
+/*
+ * input.jsonl, output.jsonl, errors.jsonl: symlinks to the content of the
+ * batch's file of that kind under files/, present when its id is set.
+ */
+static const struct {
+	const char *name;
+	const char *field; /* the value file holding the id */
+} batch_links[] = {
+    {"input.jsonl", "input_file_id"},
+    {"output.jsonl", "output_file_id"},
+    {"errors.jsonl", "error_file_id"},
+};
+#define NLINKS (sizeof(batch_links) / sizeof(batch_links[0]))
+
+static const char *link_field(const char *name)
+{
+	for (size_t i = 0; i < NLINKS; i++)
+		if (strcmp(batch_links[i].name, name) == 0)
+			return batch_links[i].field;
+	return NULL;
+}
+
+/* The target of link name of b into v (owned), or -ENOENT when the id is
+ * not set (or cannot be a name). The id is the value file's text without
+ * its newline: the one place that knows how batch.h renders it. */
+static int render_link(const struct batch *b, const char *name, struct view *v)
+{
+	const char *field = link_field(name);
+	const struct bfile *f = field ? batch_value(b, field) : NULL;
+	char id[BATCH_ID_MAX + 1];
+	size_t len;
+
+	if (!f || f->len < 2 || f->len - 1 > BATCH_ID_MAX)
+		return -ENOENT;
+	memcpy(id, f->data, f->len - 1);
+	id[f->len - 1] = '\0';
+	if (!batch_id_valid(id))
+		return -ENOENT;
+	len = strlen("../../files/") + strlen(id) + strlen("/content") + 1;
+	v->owned = malloc(len);
+	if (!v->owned)
+		return -ENOMEM;
+	snprintf(v->owned, len, "../../files/%s/content", id);
+	v->data = v->owned;
+	v->len = len - 1;
+	return 0;
+}
+
+static int blink_view(struct kimifs *k, struct api_op *op, const struct node *n,
+		      enum store_mode mode, struct view *v)
+{
+	return file_view(k, op, n, mode, render_link, v);
+}
+
+static const struct node_type type_blink = {
+    .what = "batch file link",
+    .mode = S_IFLNK | 0777,
+    .view = blink_view,
+};
+
 static const struct node_type type_bfile = {
     .what = "batch file",
     .mode = S_IFREG | 0444,
@@ -278,6 +340,8 @@ static int batch_lookup(struct kimifs *k, const struct node *dir,
 		t = &type_ctl;
 	else if (file_render(name))
 		t = &type_bfile;
+	else if (link_field(name))
+		t = &type_blink;
 	return t ? node_make(child, dir, t, name) : -ENOENT;
 }
 
@@ -292,6 +356,13 @@ static int batch_readdir(struct kimifs *k, struct api_op *op,
 
 		if (batch_files[i].render(v.snap, batch_files[i].name, &f) == 0)
 			r = dirlist_add(out, batch_files[i].name, S_IFREG);
+		view_release(&f);
+	}
+	for (size_t i = 0; r == 0 && i < NLINKS; i++) {
+		struct view f = {0};
+
+		if (render_link(v.snap, batch_links[i].name, &f) == 0)
+			r = dirlist_add(out, batch_links[i].name, S_IFLNK);
 		view_release(&f);
 	}
 	if (r == 0)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "cache.h"
 #include "inode.h"
 #include "kimifs.h"
 
@@ -247,6 +248,15 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = -EROFS;
 	if (r == 0)
 		r = view_node(k, req, &h->node, STORE_FRESH, &h->view);
+	if (r == 0 && h->node.type->open) {
+		struct api_op op;
+
+		op_begin(k, req, &op);
+		r = h->node.type->open(k, &op, &h->node, &h->view);
+		op_end(req);
+		if (r < 0)
+			view_release(&h->view);
+	}
 	if (r < 0) {
 		free(h);
 		fuse_reply_err(req, -r);
@@ -266,12 +276,48 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
+/* A read of a file's content: the range asked for once it is there (a
+ * download under way is waited on only that far; at the deadline, what
+ * came), spliced from the disk cache's file. */
+static void read_content(fuse_req_t req, struct handle *h, size_t size,
+			 off_t off)
+{
+	struct kimifs *k = state(req);
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+	struct api_op op;
+	size_t n;
+	int fd, r;
+
+	op_begin(k, req, &op);
+	r = cache_reader_read(h->view.reader, &op, size, off, &fd, &n);
+	op_end(req);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (n == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	bv.buf[0].size = n;
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].fd = fd;
+	bv.buf[0].pos = off;
+	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+}
+
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct handle *h = handle_of(fi);
 
 	(void)ino;
+	if (h->view.reader) {
+		__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
+		read_content(req, h, size, off);
+		handle_put(h);
+		return;
+	}
 	if (off < 0 || (size_t)off >= h->view.len) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -281,6 +327,31 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
 	fuse_reply_buf(req, h->view.data + off, size);
 	handle_put(h);
+}
+
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct kimifs *k = state(req);
+	struct node n;
+	struct view v;
+	char *target = NULL;
+	int r = inodes_get(&k->inodes, ino, &n);
+
+	if (r == 0 && !S_ISLNK(n.type->mode))
+		r = -EINVAL;
+	if (r == 0)
+		r = view_node(k, req, &n, STORE_FRESH, &v);
+	if (r == 0) {
+		target = strndup(v.data ? v.data : "", v.len);
+		view_release(&v);
+		if (!target)
+			r = -ENOMEM;
+	}
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_readlink(req, target);
+	free(target);
 }
 
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -462,6 +533,16 @@ static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	rofs(req);
 }
 
+/* Contents go from the cache file to the kernel by splice when it can. */
+static void ll_init(void *data, struct fuse_conn_info *conn)
+{
+	(void)data;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+		conn->want |= FUSE_CAP_SPLICE_MOVE;
+}
+
 /* Unmounted: free the files still open (their release never comes). */
 static void ll_destroy(void *data)
 {
@@ -478,11 +559,13 @@ static void ll_destroy(void *data)
 }
 
 static const struct fuse_lowlevel_ops operations = {
+    .init = ll_init,
     .destroy = ll_destroy,
     .lookup = ll_lookup,
     .forget = ll_forget,
     .forget_multi = ll_forget_multi,
     .getattr = ll_getattr,
+    .readlink = ll_readlink,
     .setattr = ll_setattr,
     .open = ll_open,
     .read = ll_read,

@@ -41,6 +41,8 @@ struct response {
 	int too_big;
 	const struct http *h;
 	const struct api_op *op; /* for the progress hook */
+	void (*on_sink)(void *arg, size_t sunk);
+	void *sink_arg;
 };
 
 /* Sleep for seconds, in short steps, returning early once aborted. */
@@ -112,6 +114,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 				return 0;
 			}
 			a->sunk += add;
+			if (r->on_sink)
+				r->on_sink(r->sink_arg, a->sunk);
 			return add;
 		}
 	}
@@ -359,6 +363,15 @@ static int attempt(struct http *h, const struct api_op *op,
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+	if (rq->stall_bound) {
+		long stall = (long)ceil(h->opts->timeout);
+
+		/* Fewer, larger writes to the sink. */
+		curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+				 stall > 0 ? stall : 1);
+	}
 	if (h->opts->insecure) {
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -471,7 +484,10 @@ int http_call(struct http *h, const struct api_op *op,
 					     : (unsigned)rq->retries;
 	unsigned seed = (unsigned)(start * 1e6) ^ (unsigned)(size_t)ans;
 	size_t urllen = strlen(h->opts->base_url) + strlen(rq->path) + 1;
-	struct response resp = {.sink_fd = rq->sink_fd, .ans = ans};
+	struct response resp = {.sink_fd = rq->sink_fd,
+				.ans = ans,
+				.on_sink = rq->on_sink,
+				.sink_arg = rq->sink_arg};
 	off_t sink_start =
 	    rq->sink_fd >= 0 ? lseek(rq->sink_fd, 0, SEEK_CUR) : -1;
 	char *url = malloc(urllen);
@@ -484,7 +500,7 @@ int http_call(struct http *h, const struct api_op *op,
 		return -ENOMEM;
 	}
 	snprintf(url, urllen, "%s%s", h->opts->base_url, rq->path);
-	if (op && op->deadline < deadline)
+	if (op && (op->deadline < deadline || rq->stall_bound))
 		deadline = op->deadline;
 	for (unsigned n = 0;; n++) {
 		long budget = (long)((deadline - util_now()) * 1000);

@@ -67,7 +67,14 @@ struct http_request {
 	const char *json;	       /* a JSON body (POST), or NULL */
 	const struct http_part *parts; /* a multipart body, or NULL */
 	size_t nparts;
-	int sink_fd;  /* >= 0: a 2xx answer's body goes to this fd */
+	int sink_fd; /* >= 0: a 2xx answer's body goes to this fd */
+	/* With a sink_fd: called after each piece written, with the bytes
+	 * of this attempt written so far (a retry starts again from 0). */
+	void (*on_sink)(void *arg, size_t sunk);
+	void *sink_arg;
+	/* A long download: bounded by op's deadline only, not by -o timeout,
+	 * and ended (ETIMEDOUT) when no byte comes for -o timeout seconds. */
+	int stall_bound;
 	int retries;  /* -1: -o retries; else this many */
 	int no_retry; /* never retried (e.g. a POST whose effect may stay) */
 };

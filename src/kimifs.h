@@ -10,10 +10,13 @@
 #include <time.h>
 
 #include "api.h"
+#include "cache.h"
 #include "ctl.h"
+#include "file_ctl.h"
 #include "inode.h"
 #include "opts.h"
 #include "store_batches.h"
+#include "store_files.h"
 
 struct handle; /* an open file or directory (fs.c) */
 
@@ -21,8 +24,11 @@ struct kimifs {
 	struct opts opts; /* the options, read-only once mounted */
 	char *api_key;	  /* never logged, never shown */
 	struct api api;
-	struct batches batches;	 /* batch snapshots, the listing of batches/ */
-	struct ctl_outcomes ctl; /* each batch's last ctl outcome line */
+	struct batches batches;	  /* batch snapshots, the listing of batches/ */
+	struct ctl_outcomes ctl;  /* each batch's last ctl outcome line */
+	struct files files;	  /* file snapshots, the listing of files/ */
+	struct file_ctl file_ctl; /* each file's last ctl outcome line */
+	struct cache cache;	  /* file contents on disk */
 	struct inodes inodes;
 	struct stats stats;	   /* what the mount has cost (MOUNT/stats) */
 	pthread_mutex_t open_lock; /* guards open_files */

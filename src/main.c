@@ -53,6 +53,14 @@ static int check_api(struct kimifs *k)
 	return -1;
 }
 
+/* The disk cache's download: the content endpoint of the API. */
+static int download_file(void *ctx, struct api_op *op, const char *id, int fd,
+			 void (*on_sink)(void *, size_t), void *arg,
+			 size_t *len, struct api_error *err)
+{
+	return api_download_file(ctx, op, id, fd, on_sink, arg, len, err);
+}
+
 /* What the signal handler acts on: a handler can only reach globals. */
 static struct {
 	struct kimifs *k;
@@ -146,6 +154,7 @@ int main(int argc, char *argv[])
 	struct kimifs k = {0};
 	struct fuse_session *se = NULL;
 	struct node root;
+	char why[512];
 	int ret = 1, r;
 
 	bound_arenas();
@@ -192,13 +201,25 @@ int main(int argc, char *argv[])
 	if (k.opts.insecure)
 		log_warn("TLS certificate verification is OFF (-o insecure): "
 			 "anyone on the path can read the API key");
-	if (check_api(&k) < 0)
+	/* Before any request: a cache_dir that cannot be used is refused
+	 * like a bad option. */
+	if (cache_init(&k.cache, k.opts.cache_dir, k.opts.cache_size,
+		       download_file, &k.api, why, sizeof(why)) < 0) {
+		fprintf(stderr, "kimifs: %s\n", why);
 		goto out_api;
+	}
+	if (check_api(&k) < 0)
+		goto out_cache;
 	if (batches_init(&k.batches, &k.api, k.opts.cache_ttl,
 			 k.opts.page_size) < 0)
-		goto out_api;
+		goto out_cache;
 	k.batches.store.stats = &k.stats;
+	if (files_init(&k.files, &k.api, k.opts.cache_ttl, k.opts.page_size) <
+	    0)
+		goto out_batches_only;
+	k.files.store.stats = &k.stats;
 	ctl_init(&k.ctl);
+	file_ctl_init(&k.file_ctl);
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)
 		goto out_batches;
@@ -242,8 +263,13 @@ out_inodes:
 	pthread_mutex_destroy(&k.open_lock);
 	inodes_destroy(&k.inodes);
 out_batches:
+	file_ctl_destroy(&k.file_ctl);
 	ctl_destroy(&k.ctl);
+	files_destroy(&k.files);
+out_batches_only:
 	batches_destroy(&k.batches);
+out_cache:
+	cache_destroy(&k.cache);
 out_api:
 	api_destroy(&k.api);
 out_curl:

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { KEY_HELP, KEY_VERSION, KEY_API_KEY, KEY_NUMBER };
+enum { KEY_HELP, KEY_VERSION, KEY_API_KEY, KEY_NUMBER, KEY_SIZE };
 
 /*
  * The numeric options. fuse_opt's %lf and %u would take "nan", "inf",
@@ -55,6 +55,9 @@ static const struct fuse_opt kimifs_opts[] = {
     NUMBER_KEYS("timeout"),
     NUMBER_KEYS("connect_timeout"),
     NUMBER_KEYS("retries"),
+    KOPT("cache_dir=%s", cache_dir),
+    FUSE_OPT_KEY("cache_size=", KEY_SIZE),
+    FUSE_OPT_KEY("cache_size", KEY_SIZE),
     KOPT("insecure", insecure),
     KOPT("debug_http", debug_http),
     FUSE_OPT_KEY("api_key=", KEY_API_KEY),
@@ -125,6 +128,52 @@ bad:
 	return -1;
 }
 
+/*
+ * Parse "cache_size=N[K|M|G]" into o->cache_size: digits, then at most one
+ * suffix (powers of 1024), nothing else; from 1 MiB to 1 TiB. 0, or -1
+ * after one line naming the option and its range.
+ */
+static int parse_size(struct opts *o, const char *arg)
+{
+	static const struct {
+		char suffix;
+		unsigned shift;
+	} units[] = {{'K', 10}, {'M', 20}, {'G', 30}};
+	const char *val = strchr(arg, '=');
+	unsigned long long v = 0;
+	unsigned shift = 0;
+	size_t n;
+
+	val = val ? val + 1 : "";
+	n = strspn(val, "0123456789");
+	if (n == 0 || n > 15)
+		goto bad;
+	for (size_t i = 0; i < n; i++)
+		v = v * 10 + (unsigned long long)(val[i] - '0');
+	if (val[n] != '\0') {
+		size_t i;
+
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (val[n] == units[i].suffix && val[n + 1] == '\0')
+				break;
+		if (i == sizeof(units) / sizeof(units[0]))
+			goto bad;
+		shift = units[i].shift;
+	}
+	if (v > (CACHE_SIZE_MAX >> shift))
+		goto bad;
+	v <<= shift;
+	if (v < CACHE_SIZE_MIN)
+		goto bad;
+	o->cache_size = v;
+	return 0;
+bad:
+	fprintf(stderr,
+		"kimifs: cache_size must be a number of bytes from 1M to "
+		"1024G, digits with an optional K, M or G\n");
+	return -1;
+}
+
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
 {
 	struct opts *o = data;
@@ -133,6 +182,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
 	switch (key) {
 	case KEY_NUMBER:
 		return parse_number(o, arg) < 0 ? -1 : 0;
+	case KEY_SIZE:
+		return parse_size(o, arg) < 0 ? -1 : 0;
 	case KEY_API_KEY:
 		fprintf(stderr,
 			"kimifs: the API key is never given on the "
@@ -177,7 +228,7 @@ void opts_usage(const char *prog)
 	    "0 to 86400\n"
 	    "                           (default 1; 0: refetch on every "
 	    "open)\n"
-	    "    -o page_size=N         batches per list page, 1 to 100 "
+	    "    -o page_size=N         objects per list page, 1 to 100 "
 	    "(default 100)\n"
 	    "    -o timeout=S           bound on the requests of one "
 	    "operation, retries\n"
@@ -188,6 +239,12 @@ void opts_usage(const char *prog)
 	    "    -o retries=N           retries of 429, 5xx and network "
 	    "failures, 0 to 10\n"
 	    "                           (default 3)\n"
+	    "    -o cache_dir=PATH      disk cache of file contents (default\n"
+	    "                           $XDG_CACHE_HOME/kimifs, else "
+	    "~/.cache/kimifs)\n"
+	    "    -o cache_size=N        bytes the disk cache may hold, "
+	    "suffix K, M or G,\n"
+	    "                           1M to 1024G (default 1G)\n"
 	    "    -o insecure            do not verify TLS certificates\n"
 	    "    -o debug_http          log each request: method, path, "
 	    "status, time\n"
@@ -211,6 +268,7 @@ int opts_parse(struct fuse_args *args, struct opts *o)
 	o->timeout = 30;
 	o->connect_timeout = 10;
 	o->retries = 3;
+	o->cache_size = DEFAULT_CACHE_SIZE;
 	if (fuse_opt_parse(args, o, kimifs_opts, opt_proc) < 0)
 		return -1;
 	/* libfuse takes the mount point from the arguments. */
@@ -253,6 +311,7 @@ void opts_free(struct opts *o)
 {
 	free(o->base_url);
 	free(o->api_key_file);
+	free(o->cache_dir);
 	free(o->source);
 	free(o->mountpoint);
 	memset(o, 0, sizeof(*o));

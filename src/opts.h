@@ -11,7 +11,10 @@
 #endif
 #include <fuse_opt.h>
 
-#define DEFAULT_BASE_URL "https://api.moonshot.ai"
+#define DEFAULT_BASE_URL   "https://api.moonshot.ai"
+#define DEFAULT_CACHE_SIZE (1ULL << 30)
+#define CACHE_SIZE_MIN	   (1ULL << 20)
+#define CACHE_SIZE_MAX	   (1ULL << 40)
 
 struct opts {
 	char *base_url;		/* no trailing '/' once opts_check has run */
@@ -23,6 +26,9 @@ struct opts {
 	unsigned retries;	/* further attempts after a passing failure */
 	int insecure;		/* skip TLS verification */
 	int debug_http;		/* log each request: method, path, status */
+	char *cache_dir;	/* the disk cache of file contents, or NULL:
+				   $XDG_CACHE_HOME/kimifs, ~/.cache/kimifs */
+	unsigned long long cache_size; /* bytes the disk cache may hold */
 	char *source;	  /* mount(8)'s first argument ("kimifs"), or NULL */
 	char *mountpoint; /* the last non-option argument */
 	int show_help;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "kimifs.h"
 #include "log.h"
 
@@ -70,6 +71,7 @@ static const struct {
 	const struct node_type *type;
 } root_children[] = {
     {"batches", &type_batches},
+    {"files", &type_files},
     {"stats", &type_stats},
     {"log", &type_log},
 };
@@ -103,7 +105,7 @@ static int root_readdir(struct kimifs *k, struct api_op *op,
 static const struct node_type type_root = {
     .what = "mount root",
     .mode = S_IFDIR | 0555,
-    .subdirs = 1,
+    .subdirs = 2,
     .view = tree_mount_view,
     .lookup = root_lookup,
     .readdir = root_readdir,
@@ -132,6 +134,7 @@ int node_make(struct node *child, const struct node *parent,
 void view_release(struct view *v)
 {
 	batch_unref(v->snap);
+	cache_reader_close(v->reader);
 	free(v->owned);
 	memset(v, 0, sizeof(*v));
 }

@@ -5,7 +5,8 @@
  * children, list them, and view it (the snapshot it shows, the bytes a file
  * reads). fs.c maps FUSE requests onto these; each subtree (dir_*.c) fills
  * in its types. Adding a file to a batch directory is one table entry in
- * dir_batches.c and one render function.
+ * dir_batches.c and one render function. A symlink's view holds its
+ * target; a file's content is read through a reader of the disk cache.
  */
 #ifndef KIMIFS_TREE_H
 #define KIMIFS_TREE_H
@@ -22,6 +23,7 @@
 
 struct kimifs;
 struct node_type;
+struct cache_reader;
 
 /* A place in the tree. Plain data: copied freely, owns nothing. */
 struct node {
@@ -42,6 +44,10 @@ struct view {
 	char *owned; /* freed with the view */
 	time_t mtime;
 	int immutable; /* never changes again: the kernel may keep it */
+	/* A file whose bytes are not in the view (a file's content): they
+	 * are read from this reader of the disk cache, len being the size
+	 * stat shows. Attached by the type's open; closed with the view. */
+	struct cache_reader *reader;
 };
 
 /* Names of a directory as read by readdir. */
@@ -73,6 +79,10 @@ struct node_type {
 		      const char *name, struct node *child);
 	int (*readdir)(struct kimifs *k, struct api_op *op,
 		       const struct node *dir, struct dirlist *out);
+	/* Files read through a reader (view.reader): attach it to the view
+	 * that open made. 0 or -errno. NULL for the others. */
+	int (*open)(struct kimifs *k, struct api_op *op, const struct node *n,
+		    struct view *v);
 	/* Writable files: one write of buf at off; size or -errno. */
 	int (*write)(struct kimifs *k, struct api_op *op, const struct node *n,
 		     const char *buf, size_t size, off_t off);
@@ -103,5 +113,11 @@ void dirlist_free(struct dirlist *l);
 
 /* The subtrees. */
 extern const struct node_type type_batches; /* dir_batches.c */
+extern const struct node_type type_files;   /* dir_files.c */
+
+/*
+ * Symlinks (mode S_IFLNK) are nodes whose view holds the target as its
+ * bytes (data, len), read by readlink.
+ */
 
 #endif

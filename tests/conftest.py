@@ -573,6 +573,11 @@ def expected_entries(obj):
     """The names `ls` shows in the directory of batch `obj`."""
     names = {"batch.json", "ctl", "request_counts", "metadata"}
     names.update(f for f in VALUE_FIELDS if obj.get(f) is not None)
+    # The symlinks to the contents of the batch's files, when set.
+    names.update(link for link, field in (("input.jsonl", "input_file_id"),
+                                          ("output.jsonl", "output_file_id"),
+                                          ("errors.jsonl", "error_file_id"))
+                 if obj.get(field) is not None)
     return names
 
 

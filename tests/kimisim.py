@@ -140,6 +140,20 @@ def synthetic_input(total):
     return "".join(line % (i + 1, i + 1) for i in range(total)).encode()
 
 
+def synthetic_bytes(size):
+    """`size` bytes of JSONL, each line 100 bytes
+    (`{"custom_id": "request-N", "pad": "xxx..."}`), the last one cut to fit."""
+    lines, n = [], 0
+    i = 0
+    while n < size:
+        head = '{"custom_id": "request-%d", "pad": "' % i
+        line = (head + "x" * max(0, 100 - len(head) - 3) + '"}\n').encode()
+        lines.append(line)
+        n += len(line)
+        i += 1
+    return b"".join(lines)[:size]
+
+
 def split_outcomes(total, fails, completed, failed):
     """Which request indices went to the output file and which to the error
     file, given the counts: failing requests first to the error file, then
@@ -190,12 +204,14 @@ class FileRec:
                      "filename": filename, "purpose": purpose, "status": "ready",
                      "status_details": None}
         self._data, self._make = None, make
+        self.seq = 0
+        self.claimed = None         # bytes the FileObject says, if not the real size
         if data is not None:
             self._set(data)
 
     def _set(self, data):
         self._data, self._make = data, None
-        self.meta["bytes"] = len(data)
+        self.meta["bytes"] = len(data) if self.claimed is None else self.claimed
 
     def data(self):
         if self._data is None:
@@ -250,7 +266,7 @@ class Sim:
             self.key, self.auto = self.start_key, self.start_auto
             self.cancel_delay, self.latency, self.offset = 1.0, 0.0, 0.0
             self.batches, self.files, self.faults, self.log = {}, {}, [], []
-            self.seq, self.last_created = 0, 0
+            self.seq, self.last_created, self.file_seq = 0, 0, 0
             self.wake_all()
 
     def wake_all(self):
@@ -271,7 +287,9 @@ class Sim:
 
     def add_file(self, filename, purpose, created_at, data=None, make=None):
         fid = self._new_id("file-", ALNUM, self.files)
+        self.file_seq += 1
         self.files[fid] = FileRec(fid, filename, purpose, created_at, data, make)
+        self.files[fid].seq = self.file_seq
         return fid
 
     def new_batch(self, input_file_id, endpoint, window, metadata, total,
@@ -651,10 +669,37 @@ class Sim:
         return b.obj
 
     def list_files(self, q):
+        """OpenAI-compatible: newest first (`order=asc` for oldest first),
+        `limit` 1..10000 (default 10000), `after` the id of the last file
+        of the previous page, `has_more`."""
         purpose = q.get("purpose", [None])[-1]
-        return {"object": "list",
-                "data": [f.obj() for f in reversed(self.files.values())
-                         if purpose in (None, "", f.meta["purpose"])]}
+        raw_limit = q.get("limit", ["10000"])[-1]
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            raise bad("Invalid 'limit': expected an integer, but got '%s' instead." % raw_limit,
+                      "invalid_type")
+        if not 1 <= limit <= 10000:
+            raise bad("Invalid 'limit': expected a value from 1 to 10000, but got %d instead."
+                      % limit, "invalid_value")
+        order = q.get("order", ["desc"])[-1]
+        if order not in ("asc", "desc"):
+            raise bad("Invalid 'order': expected 'asc' or 'desc'.", "invalid_value")
+        files = [f for f in self.files.values() if purpose in (None, "", f.meta["purpose"])]
+        files.sort(key=lambda f: (f.meta["created_at"], f.seq), reverse=order == "desc")
+        start, after = 0, q.get("after", [""])[-1]
+        if after:
+            for i, f in enumerate(files):
+                if f.meta["id"] == after:
+                    start = i + 1
+                    break
+            else:
+                raise bad("Invalid 'after': no file found with id '%s'." % after, "invalid_after")
+        page = files[start:start + limit]
+        return {"object": "list", "data": [f.obj() for f in page],
+                "first_id": page[0].meta["id"] if page else None,
+                "last_id": page[-1].meta["id"] if page else None,
+                "has_more": start + limit < len(files)}
 
     def upload(self, body, ctype):
         fields = parse_multipart(ctype, body)
@@ -713,6 +758,7 @@ class Sim:
             ("GET", "/_sim/faults"): lambda: self.control_faults(None),
             ("DELETE", "/_sim/faults"): lambda: (self.faults.clear(), self.wake_all(),
                                                  {"ok": True})[2],
+            ("POST", "/_sim/files"): lambda: self.control_file(req),
             ("GET", "/_sim/log"): lambda: {"requests": self.log},
             ("DELETE", "/_sim/log"): lambda: (self.log.clear(), {"ok": True})[1],
         }
@@ -793,6 +839,35 @@ class Sim:
             return self.view(b)
         raise ApiError(405, "Method %s is not allowed on %s." % (method, key),
                        code="method_not_allowed")
+
+    def control_file(self, req):
+        """A stored file: `content` (text) as given, or `size` bytes of
+        JSONL lines (`{"custom_id": "request-N", "pad": "..."}`, the same
+        bytes for the same size); `bytes` makes the FileObject claim
+        another size than the content's."""
+        filename = req.get("filename", "upload.jsonl")
+        purpose = req.get("purpose", "batch")
+        ca = req.get("created_at", int(self.now()))
+        size, content, claimed = req.get("size"), req.get("content"), req.get("bytes")
+        if not isinstance(filename, str) or not isinstance(purpose, str) or not is_int(ca):
+            raise bad("'filename' and 'purpose' must be strings, 'created_at' an integer")
+        if content is not None and not isinstance(content, str):
+            raise bad("'content' must be a string")
+        if size is not None and (not is_int(size) or size < 0 or size > MAX_BODY):
+            raise bad("'size' must be an integer from 0 to %d" % MAX_BODY)
+        if claimed is not None and (not is_int(claimed) or claimed < 0):
+            raise bad("'bytes' must be a non-negative integer")
+        if content is not None:
+            data = content.encode()
+            fid = self.add_file(filename, purpose, ca, data=data)
+        else:
+            n = size or 0
+            fid = self.add_file(filename, purpose, ca, make=lambda: synthetic_bytes(n))
+        f = self.files[fid]
+        f.claimed = claimed
+        if claimed is not None and f._data is not None:
+            f.meta["bytes"] = claimed
+        return f.obj()
 
     def control_advance(self, req):
         seconds = req.get("seconds", 0)
@@ -959,8 +1034,10 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if mode == "slow":
                 interval, data = float(fault.get("interval", 1)), head + body
-                for i in range(len(data)):
-                    self.wfile.write(data[i:i + 1])
+                chunk = max(1, int(fault.get("chunk", 1)))
+                for i in range(0, len(data), chunk):
+                    self.wfile.write(data[i:i + chunk])
+                    self.wfile.flush()
                     if self.pause(interval, wake):
                         self.close_now()
                         return

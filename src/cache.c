@@ -1,0 +1,782 @@
+/*
+ * cache.c - the disk cache of file contents: the directory and its LRU
+ * list of complete contents, the downloads under way (one thread each,
+ * shared by every reader of that file), and the readers. See cache.h.
+ */
+#include "cache.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "file.h"
+#include "log.h"
+#include "util.h"
+
+#define TMP_PREFIX ".tmp-"
+/* How often a waiting reader looks at its op's interrupt flag. */
+#define POLL_S 0.05
+/* A download has no bound of its own but a stall (http.h stall_bound). */
+#define DOWNLOAD_BOUND_S (7 * 86400.0)
+
+/* One complete content on disk. Guarded by the cache's lock. */
+struct cache_entry {
+	struct cache_entry *newer, *older;
+	uint64_t size;
+	char id[FILE_ID_MAX + 1];
+};
+
+/* One download under way, and its end. Guarded by the cache's lock,
+ * except fd and the names, fixed once made. */
+struct download {
+	struct download *next; /* in c->downloads while under way */
+	struct cache *c;
+	char id[FILE_ID_MAX + 1];
+	char tmp[sizeof(TMP_PREFIX) + FILE_ID_MAX + 48];
+	int fd;			/* the temporary file, read and write */
+	int64_t expected;	/* the FileObject's bytes, or -1 */
+	size_t have;		/* bytes of the current attempt on file */
+	int ended;		/* the whole answer is on file (have) */
+	int forgotten;		/* the file was deleted meanwhile */
+	int done;		/* kept, or failed: err says how */
+	int err;		/* 0 or -errno */
+	size_t len;		/* the whole length, once done with err 0 */
+	int refs;		/* the thread and each reader */
+	pthread_cond_t changed; /* broadcast when have or done change */
+	struct api_op op;
+};
+
+struct cache_reader {
+	struct cache *c;
+	int fd;		     /* the content on disk (own), or -1 */
+	struct download *dl; /* or the download (a reference) */
+	uint64_t size;	     /* with fd */
+};
+
+/* ------------------------------------------------------------------ */
+/* The directory */
+
+/* Make every missing directory of path (mode 0700), path included. */
+static int make_dirs(const char *path)
+{
+	char *p = strdup(path);
+	int r = 0;
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; r == 0; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char end = *s;
+
+		*s = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			r = -errno;
+		*s = end;
+		if (end == '\0')
+			break;
+	}
+	free(p);
+	return r;
+}
+
+/* $XDG_CACHE_HOME/kimifs, else $HOME/.cache/kimifs, else the passwd
+ * entry's home; malloc'd, or NULL. */
+static char *default_dir(void)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	const struct passwd *pw;
+	char *out = NULL;
+
+	const char *base = NULL, *tail = NULL;
+	size_t n;
+
+	if (xdg && xdg[0] == '/') {
+		base = xdg;
+		tail = "/kimifs";
+	} else {
+		if (!home || home[0] != '/') {
+			pw = getpwuid(getuid());
+			home = pw ? pw->pw_dir : NULL;
+		}
+		if (home && home[0] == '/') {
+			base = home;
+			tail = "/.cache/kimifs";
+		}
+	}
+	if (!base)
+		return NULL;
+	n = strlen(base) + strlen(tail) + 1;
+	out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s%s", base, tail);
+	return out;
+}
+
+/* Make dir (0700) and open it: ours, a directory, no one else's to read.
+ * 0 with c->dirfd, or -1 with why. */
+static int open_dir(struct cache *c, const char *dir, char *why, size_t whylen)
+{
+	struct stat st;
+	int r = make_dirs(dir);
+
+	if (r < 0) {
+		snprintf(why, whylen, "cannot make cache_dir %s: %s", dir,
+			 strerror(-r));
+		return -1;
+	}
+	c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (c->dirfd < 0 || fstat(c->dirfd, &st) < 0) {
+		snprintf(why, whylen, "cannot open cache_dir %s: %s", dir,
+			 strerror(errno));
+		goto fail;
+	}
+	if (st.st_uid != getuid()) {
+		snprintf(why, whylen,
+			 "cache_dir %s belongs to another user (uid %u)", dir,
+			 (unsigned)st.st_uid);
+		goto fail;
+	}
+	if ((st.st_mode & 0777) != 0700) {
+		if (fchmod(c->dirfd, 0700) < 0) {
+			snprintf(why, whylen,
+				 "cannot chmod 700 cache_dir %s: %s", dir,
+				 strerror(errno));
+			goto fail;
+		}
+		log_warn("cache_dir %s was mode %03o; now 0700", dir,
+			 (unsigned)(st.st_mode & 0777));
+	}
+	return 0;
+fail:
+	if (c->dirfd >= 0)
+		close(c->dirfd);
+	c->dirfd = -1;
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The LRU list (lock held) */
+
+static void lru_unlink(struct cache *c, struct cache_entry *e)
+{
+	if (e->newer)
+		e->newer->older = e->older;
+	else
+		c->newest = e->older;
+	if (e->older)
+		e->older->newer = e->newer;
+	else
+		c->oldest = e->newer;
+	e->newer = e->older = NULL;
+}
+
+static void lru_push(struct cache *c, struct cache_entry *e)
+{
+	e->newer = NULL;
+	e->older = c->newest;
+	if (c->newest)
+		c->newest->newer = e;
+	c->newest = e;
+	if (!c->oldest)
+		c->oldest = e;
+}
+
+static struct cache_entry *lru_find(struct cache *c, const char *id)
+{
+	for (struct cache_entry *e = c->newest; e; e = e->older)
+		if (strcmp(e->id, id) == 0)
+			return e;
+	return NULL;
+}
+
+static void lru_drop(struct cache *c, struct cache_entry *e)
+{
+	lru_unlink(c, e);
+	c->used -= e->size;
+	free(e);
+}
+
+/* Remove the least recently used contents until the cap holds. Readers
+ * keep what they have open. */
+static void evict(struct cache *c)
+{
+	while (c->used > c->cap && c->oldest) {
+		struct cache_entry *e = c->oldest;
+
+		if (unlinkat(c->dirfd, e->id, 0) < 0 && errno != ENOENT)
+			log_warn("cache: cannot remove %s: %s", e->id,
+				 strerror(errno));
+		log_debug("cache: evicted %s (%llu bytes)", e->id,
+			  (unsigned long long)e->size);
+		lru_drop(c, e);
+	}
+}
+
+/* Add a complete content, as the newest (lock held). */
+static int lru_add(struct cache *c, const char *id, uint64_t size)
+{
+	struct cache_entry *e = lru_find(c, id);
+
+	if (e)
+		lru_drop(c, e); /* another mount replaced it */
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	e->size = size;
+	lru_push(c, e);
+	c->used += size;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* What an earlier mount left */
+
+/* A temporary file of a process that no longer runs: remove it. Its name
+ * is TMP_PREFIX<id>-<pid>-<seq>. */
+static void sweep_tmp(struct cache *c, const char *name)
+{
+	const char *dash = strrchr(name, '-');
+	const char *pdash = NULL;
+	long pid;
+
+	for (const char *p = dash ? dash - 1 : NULL; p && p > name; p--)
+		if (*p == '-') {
+			pdash = p;
+			break;
+		}
+	pid = pdash ? strtol(pdash + 1, NULL, 10) : 0;
+	if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+		return; /* its download may still be under way */
+	if (unlinkat(c->dirfd, name, 0) == 0)
+		log_info("cache: removed %s, left by an unfinished download",
+			 name);
+}
+
+struct found {
+	char *id;
+	uint64_t size;
+	struct timespec mtime;
+};
+
+static int by_mtime(const void *a, const void *b)
+{
+	const struct found *x = a, *y = b;
+
+	if (x->mtime.tv_sec != y->mtime.tv_sec)
+		return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+	if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+		return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+	return 0;
+}
+
+/* Learn the contents on disk, least recently used first out (by mtime). */
+static int scan(struct cache *c)
+{
+	int fd = dup(c->dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct found *all = NULL;
+	size_t n = 0, cap = 0;
+	const struct dirent *de;
+	int r = 0;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		struct stat st;
+
+		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
+			sweep_tmp(c, de->d_name);
+			continue;
+		}
+		if (!file_id_valid(de->d_name) ||
+		    fstatat(c->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) <
+			0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (n == cap) {
+			struct found *more;
+
+			cap = cap ? cap * 2 : 64;
+			more = realloc(all, cap * sizeof(*all));
+			if (!more) {
+				r = -ENOMEM;
+				break;
+			}
+			all = more;
+		}
+		all[n].id = strdup(de->d_name);
+		if (!all[n].id) {
+			r = -ENOMEM;
+			break;
+		}
+		all[n].size = (uint64_t)st.st_size;
+		all[n].mtime = st.st_mtim;
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(all, n, sizeof(*all), by_mtime);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = lru_add(c, all[i].id, all[i].size);
+		free(all[i].id);
+	}
+	free(all);
+	return r;
+}
+
+int cache_init(struct cache *c, const char *dir, uint64_t cap,
+	       cache_download_fn download, void *ctx, char *why, size_t whylen)
+{
+	pthread_condattr_t ca;
+	char tmpl[64];
+	const char *tmpdir = getenv("TMPDIR");
+
+	memset(c, 0, sizeof(*c));
+	c->dirfd = -1;
+	c->cap = cap;
+	c->download = download;
+	c->ctx = ctx;
+	c->dir = dir ? strdup(dir) : default_dir();
+	if (c->dir && open_dir(c, c->dir, why, whylen) < 0) {
+		if (dir)
+			goto fail;
+		log_warn("%s; using a private temporary directory", why);
+		free(c->dir);
+		c->dir = NULL;
+	}
+	if (!c->dir) {
+		/* No default to be had (e.g. a user with no home): a
+		 * directory of this mount only, removed when it ends. */
+		snprintf(tmpl, sizeof(tmpl), "%s/kimifs-cache-XXXXXX",
+			 tmpdir && tmpdir[0] == '/' && strlen(tmpdir) < 32
+			     ? tmpdir
+			     : "/tmp");
+		if (!mkdtemp(tmpl)) {
+			snprintf(why, whylen,
+				 "cannot make a cache directory: %s",
+				 strerror(errno));
+			goto fail;
+		}
+		c->dir = strdup(tmpl);
+		c->private_dir = 1;
+		if (!c->dir || open_dir(c, tmpl, why, whylen) < 0)
+			goto fail;
+	}
+	if (scan(c) < 0) {
+		snprintf(why, whylen, "cannot read cache_dir %s", c->dir);
+		goto fail;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->idle, &ca);
+	pthread_condattr_destroy(&ca);
+	evict(c);
+	log_debug("cache: %s, %llu of %llu bytes used", c->dir,
+		  (unsigned long long)c->used, (unsigned long long)c->cap);
+	return 0;
+fail:
+	while (c->oldest)
+		lru_drop(c, c->oldest);
+	if (c->dirfd >= 0)
+		close(c->dirfd);
+	free(c->dir);
+	c->dir = NULL;
+	return -1;
+}
+
+/* Remove every file of a private directory, then the directory. */
+static void remove_private(struct cache *c)
+{
+	int fd = dup(c->dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	const struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			unlinkat(c->dirfd, de->d_name, 0);
+	closedir(d);
+	rmdir(c->dir);
+}
+
+void cache_destroy(struct cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->stopping = 1;
+	for (struct download *d = c->downloads; d; d = d->next)
+		api_op_interrupt(&d->op);
+	while (c->threads > 0)
+		pthread_cond_wait(&c->idle, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	if (c->private_dir)
+		remove_private(c);
+	while (c->oldest)
+		lru_drop(c, c->oldest);
+	close(c->dirfd);
+	pthread_cond_destroy(&c->idle);
+	pthread_mutex_destroy(&c->lock);
+	free(c->dir);
+}
+
+/* ------------------------------------------------------------------ */
+/* Downloads */
+
+/* Drop one reference to d (lock held); the last one frees it. */
+static void download_put(struct download *d)
+{
+	if (--d->refs > 0)
+		return;
+	close(d->fd);
+	pthread_cond_destroy(&d->changed);
+	free(d);
+}
+
+static void on_sink(void *arg, size_t sunk)
+{
+	struct download *d = arg;
+
+	pthread_mutex_lock(&d->c->lock);
+	d->have = sunk;
+	pthread_cond_broadcast(&d->changed);
+	pthread_mutex_unlock(&d->c->lock);
+}
+
+/* Keep a finished download: on disk for good, renamed into place. */
+static int keep(struct download *d, size_t len)
+{
+	struct cache *c = d->c;
+
+	if (d->expected >= 0 && (uint64_t)d->expected != len)
+		log_warn("file %s: the content is %zu bytes, its FileObject "
+			 "says %lld; showing %zu",
+			 d->id, len, (long long)d->expected, len);
+	if (fdatasync(d->fd) < 0 ||
+	    renameat(c->dirfd, d->tmp, c->dirfd, d->id) < 0)
+		return -errno;
+	return 0;
+}
+
+static void *download_main(void *arg)
+{
+	struct download *d = arg;
+	struct cache *c = d->c;
+	struct api_error err = {0};
+	size_t len = 0;
+	int r =
+	    c->download(c->ctx, &d->op, d->id, d->fd, on_sink, d, &len, &err);
+
+	if (r == 0) {
+		/* Readers have it all now; keeping it (a sync to disk) need
+		 * not hold them up. */
+		pthread_mutex_lock(&c->lock);
+		d->have = len;
+		d->len = len;
+		d->ended = 1;
+		pthread_cond_broadcast(&d->changed);
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (r == 0 && (r = keep(d, len)) < 0)
+		snprintf(err.message, sizeof(err.message),
+			 "cannot keep it in %s: %s", c->dir, strerror(-r));
+	if (r < 0) {
+		/* Nothing cut short stays: the next open tries again. */
+		unlinkat(c->dirfd, d->tmp, 0);
+		if (r == -EINTR && c->stopping)
+			log_debug("file %s: download stopped", d->id);
+		else
+			log_err("file %s: content download failed: %s", d->id,
+				err.message[0] ? err.message : strerror(-r));
+	}
+	pthread_mutex_lock(&c->lock);
+	for (struct download **p = &c->downloads; *p; p = &(*p)->next)
+		if (*p == d) {
+			*p = d->next;
+			break;
+		}
+	if (r == 0 && d->forgotten)
+		unlinkat(c->dirfd, d->id, 0); /* deleted while it came */
+	else if (r == 0 && lru_add(c, d->id, len) == 0)
+		evict(c);
+	d->done = 1;
+	d->err = r;
+	pthread_cond_broadcast(&d->changed);
+	download_put(d);
+	c->threads--;
+	pthread_cond_broadcast(&c->idle);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* Start the download of id (lock held): 0 with *out (one reference for
+ * the caller, one for the thread), or -errno. */
+static int download_start(struct cache *c, const char *id, int64_t expected,
+			  struct download **out)
+{
+	pthread_condattr_t ca;
+	pthread_attr_t attr;
+	pthread_t t;
+	struct download *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	d->c = c;
+	d->expected = expected;
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	snprintf(d->tmp, sizeof(d->tmp), TMP_PREFIX "%s-%ld-%u", id,
+		 (long)getpid(), c->seq++);
+	d->fd =
+	    openat(c->dirfd, d->tmp,
+		   O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (d->fd < 0) {
+		r = -errno;
+		log_err("file %s: cannot make %s/%s: %s", id, c->dir, d->tmp,
+			strerror(-r));
+		free(d);
+		return r;
+	}
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->changed, &ca);
+	pthread_condattr_destroy(&ca);
+	d->op.deadline = util_now() + DOWNLOAD_BOUND_S;
+	d->refs = 2;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = -pthread_create(&t, &attr, download_main, d);
+	pthread_attr_destroy(&attr);
+	if (r < 0) {
+		unlinkat(c->dirfd, d->tmp, 0);
+		d->refs = 1;
+		download_put(d);
+		return r;
+	}
+	c->threads++;
+	d->next = c->downloads;
+	c->downloads = d;
+	*out = d;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Readers */
+
+int cache_reader_open(struct cache *c, const char *id, int64_t expected,
+		      struct cache_reader **out)
+{
+	struct cache_reader *r = calloc(1, sizeof(*r));
+	struct cache_entry *e;
+	struct download *d;
+	int err = 0;
+
+	*out = NULL;
+	if (!r)
+		return -ENOMEM;
+	r->c = c;
+	r->fd = -1;
+	pthread_mutex_lock(&c->lock);
+	e = lru_find(c, id);
+	if (e) {
+		r->fd = openat(c->dirfd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (r->fd >= 0) {
+			/* Read from start to end: a larger readahead. */
+			posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+			r->size = e->size;
+			lru_unlink(c, e);
+			lru_push(c, e);
+			/* The order of use survives a remount. */
+			futimens(r->fd, NULL);
+			goto out;
+		}
+		lru_drop(c, e); /* removed behind our back */
+	}
+	for (d = c->downloads; d; d = d->next)
+		if (strcmp(d->id, id) == 0)
+			break;
+	if (d) {
+		d->refs++;
+	} else if (c->stopping) {
+		err = -EINTR;
+		goto out;
+	} else {
+		err = download_start(c, id, expected, &d);
+		if (err < 0)
+			goto out;
+	}
+	r->dl = d;
+out:
+	pthread_mutex_unlock(&c->lock);
+	if (err < 0) {
+		free(r);
+		return err;
+	}
+	*out = r;
+	return 0;
+}
+
+void cache_reader_close(struct cache_reader *r)
+{
+	if (!r)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	if (r->dl) {
+		pthread_mutex_lock(&r->c->lock);
+		download_put(r->dl);
+		pthread_mutex_unlock(&r->c->lock);
+	}
+	free(r);
+}
+
+int cache_reader_complete(const struct cache_reader *r)
+{
+	return r->fd >= 0;
+}
+
+uint64_t cache_reader_size(const struct cache_reader *r)
+{
+	return r->size;
+}
+
+/* Wait on d's change (lock held) until op's deadline, a little at a time
+ * so an interrupt is seen: 0, -ETIMEDOUT or -EINTR. */
+static int wait_change(struct download *d, const struct api_op *op)
+{
+	double now = util_now(), until = now + POLL_S;
+	struct timespec ts;
+
+	if (op && op->interrupted)
+		return -EINTR;
+	if (op && now >= op->deadline)
+		return -ETIMEDOUT;
+	if (op && op->deadline < until)
+		until = op->deadline;
+	/* util_now is CLOCK_MONOTONIC, as the condition's clock. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (long)((until - now) * 1e9);
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&d->changed, &d->c->lock, &ts);
+	return 0;
+}
+
+int cache_reader_read(struct cache_reader *r, struct api_op *op, size_t size,
+		      off_t off, int *fd, size_t *n)
+{
+	struct download *d = r->dl;
+	int err = 0;
+
+	*n = 0;
+	if (off < 0)
+		return -EINVAL;
+	if (r->fd >= 0) {
+		*fd = r->fd;
+		if ((uint64_t)off < r->size)
+			*n = r->size - (uint64_t)off < size
+				 ? (size_t)(r->size - (uint64_t)off)
+				 : size;
+		return 0;
+	}
+	*fd = d->fd;
+	pthread_mutex_lock(&r->c->lock);
+	for (;;) {
+		/* The whole range asked for, or what there is at the end. */
+		if (d->have >= (size_t)off + size ||
+		    ((d->ended || d->done) && d->have > (size_t)off)) {
+			*n = d->have - (size_t)off < size
+				 ? d->have - (size_t)off
+				 : size;
+			break;
+		}
+		if (d->ended || d->done) {
+			err = d->ended ? 0 : d->err;
+			break;
+		}
+		err = wait_change(d, op);
+		if (err == -ETIMEDOUT && d->have > (size_t)off) {
+			/* A slow download: what came in time, not an
+			 * error (the next read waits for the rest). */
+			*n = d->have - (size_t)off;
+			err = 0;
+			break;
+		}
+		if (err < 0)
+			break;
+	}
+	pthread_mutex_unlock(&r->c->lock);
+	return err;
+}
+
+int cache_reader_wait(struct cache_reader *r, struct api_op *op, int *fd)
+{
+	struct download *d = r->dl;
+	char path[64];
+	int err = 0;
+
+	if (r->fd >= 0) {
+		*fd = fcntl(r->fd, F_DUPFD_CLOEXEC, 0);
+		return *fd >= 0 ? 0 : -errno;
+	}
+	pthread_mutex_lock(&r->c->lock);
+	while (!d->ended && !d->done && err == 0)
+		err = wait_change(d, op);
+	if (err == 0 && !d->ended)
+		err = d->err;
+	pthread_mutex_unlock(&r->c->lock);
+	if (err < 0)
+		return err;
+	/* A descriptor of its own, read-only, of the same file (renamed
+	 * into place, or already evicted: it stays readable). */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", d->fd);
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	return *fd >= 0 ? 0 : -errno;
+}
+
+int cache_size_of(struct cache *c, const char *id, uint64_t *size)
+{
+	struct cache_entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = lru_find(c, id);
+	if (e)
+		*size = e->size;
+	pthread_mutex_unlock(&c->lock);
+	return e != NULL;
+}
+
+void cache_forget(struct cache *c, const char *id)
+{
+	struct cache_entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = lru_find(c, id);
+	if (e) {
+		unlinkat(c->dirfd, e->id, 0);
+		lru_drop(c, e);
+	}
+	for (struct download *d = c->downloads; d; d = d->next)
+		if (strcmp(d->id, id) == 0)
+			d->forgotten = 1;
+	pthread_mutex_unlock(&c->lock);
+}

@@ -1,0 +1,324 @@
+/*
+ * dir_files.c - the files/ subtree: one directory per file of the account
+ * (file.json, its value files, content, ctl), and by-name/, a symlink per
+ * filename to the newest file of that name. Each is a node type over the
+ * stored FileObject snapshot (store_files.h); content reads through the
+ * disk cache (cache.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "kimifs.h"
+#include "log.h"
+#include "tree.h"
+
+#define BY_NAME "by-name"
+
+/*
+ * The snapshot of n's file in mode, into *out, with v's time its
+ * created_at. A 404 is the everyday answer to a name probe and is not
+ * logged; other failures are, once.
+ */
+static int file_snapshot(struct kimifs *k, struct api_op *op,
+			 const struct node *n, enum store_mode mode,
+			 struct view *v, struct file **out)
+{
+	struct api_error err = {0};
+	int r = files_get(&k->files, op, n->id, mode, out, &err);
+
+	if (r < 0) {
+		if (r != -ENOENT)
+			log_err("file %s: %s", n->id,
+				err.message[0] ? err.message : strerror(-r));
+		return r;
+	}
+	v->mtime = (time_t)(*out)->created_at;
+	return 0;
+}
+
+/* v shows a copy of len bytes at data. */
+static int show_copy(struct view *v, const char *data, size_t len)
+{
+	v->owned = malloc(len + 1);
+	if (!v->owned)
+		return -ENOMEM;
+	memcpy(v->owned, data, len);
+	v->owned[len] = '\0';
+	v->data = v->owned;
+	v->len = len;
+	return 0;
+}
+
+static int fdir_view(struct kimifs *k, struct api_op *op, const struct node *n,
+		     enum store_mode mode, struct view *v)
+{
+	struct file *f;
+	int r = file_snapshot(k, op, n, mode, v, &f);
+
+	file_unref(f);
+	return r;
+}
+
+/* file.json and the value files: copies of the snapshot's rendering. */
+static int fvalue_view(struct kimifs *k, struct api_op *op,
+		       const struct node *n, enum store_mode mode,
+		       struct view *v)
+{
+	const struct bfile *b;
+	struct file *f;
+	int r = file_snapshot(k, op, n, mode, v, &f);
+
+	if (r < 0)
+		return r;
+	b = strcmp(n->name, "file.json") == 0 ? &f->json
+					      : file_value(f, n->name);
+	r = b ? show_copy(v, b->data, b->len) : -ENOENT;
+	file_unref(f);
+	return r;
+}
+
+/*
+ * content: its size is the FileObject's bytes until the content is on disk
+ * complete, then the real one. stat sends nothing for a file kimifs has a
+ * copy of; open attaches a reader of the disk cache (starting the download
+ * when the content is not there).
+ */
+static int content_view(struct kimifs *k, struct api_op *op,
+			const struct node *n, enum store_mode mode,
+			struct view *v)
+{
+	struct file *f;
+	uint64_t size;
+	int r = file_snapshot(k, op, n, mode, v, &f);
+
+	if (r < 0)
+		return r;
+	v->len = (size_t)f->bytes;
+	if (cache_size_of(&k->cache, n->id, &size))
+		v->len = (size_t)size;
+	file_unref(f);
+	return 0;
+}
+
+static int content_open_node(struct kimifs *k, struct api_op *op,
+			     const struct node *n, struct view *v)
+{
+	int r;
+
+	(void)op;
+	r = cache_reader_open(&k->cache, n->id, (int64_t)v->len, &v->reader);
+	if (r < 0)
+		return r;
+	if (cache_reader_complete(v->reader)) {
+		/* Exact and never changing: the kernel may keep its pages. */
+		v->len = (size_t)cache_reader_size(v->reader);
+		v->immutable = 1;
+	}
+	return 0;
+}
+
+static int fctl_view(struct kimifs *k, struct api_op *op, const struct node *n,
+		     enum store_mode mode, struct view *v)
+{
+	struct file *f;
+	int r = file_snapshot(k, op, n, STORE_ANY, v, &f);
+
+	(void)mode;
+	if (r < 0)
+		return r;
+	file_unref(f);
+	v->owned = file_ctl_outcome(&k->file_ctl, n->id);
+	v->data = v->owned ? v->owned : "";
+	v->len = strlen(v->data);
+	return 0;
+}
+
+static int fctl_write(struct kimifs *k, struct api_op *op, const struct node *n,
+		      const char *buf, size_t size, off_t off)
+{
+	return file_ctl_write(k, op, n->id, buf, size, off);
+}
+
+static const struct node_type type_fvalue = {
+    .what = "file value",
+    .mode = S_IFREG | 0444,
+    .view = fvalue_view,
+};
+
+static const struct node_type type_content = {
+    .what = "file content",
+    .mode = S_IFREG | 0444,
+    .view = content_view,
+    .open = content_open_node,
+};
+
+static const struct node_type type_fctl = {
+    .what = "file ctl",
+    .mode = S_IFREG | 0600,
+    .flags = NT_WRITABLE,
+    .view = fctl_view,
+    .write = fctl_write,
+};
+
+static int is_value_name(const char *name)
+{
+	for (size_t i = 0; file_value_names[i]; i++)
+		if (strcmp(file_value_names[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static int fdir_lookup(struct kimifs *k, const struct node *dir,
+		       const char *name, struct node *child)
+{
+	const struct node_type *t = NULL;
+
+	(void)k;
+	if (strcmp(name, "content") == 0)
+		t = &type_content;
+	else if (strcmp(name, "ctl") == 0)
+		t = &type_fctl;
+	else if (strcmp(name, "file.json") == 0 || is_value_name(name))
+		t = &type_fvalue;
+	return t ? node_make(child, dir, t, name) : -ENOENT;
+}
+
+static int fdir_readdir(struct kimifs *k, struct api_op *op,
+			const struct node *dir, struct dirlist *out)
+{
+	struct view v = {0};
+	struct file *f;
+	int r = file_snapshot(k, op, dir, STORE_FRESH, &v, &f);
+
+	if (r < 0)
+		return r;
+	r = dirlist_add(out, "file.json", S_IFREG);
+	for (size_t i = 0; r == 0 && file_value_names[i]; i++)
+		if (file_value(f, file_value_names[i]))
+			r = dirlist_add(out, file_value_names[i], S_IFREG);
+	if (r == 0)
+		r = dirlist_add(out, "content", S_IFREG);
+	if (r == 0)
+		r = dirlist_add(out, "ctl", S_IFREG);
+	file_unref(f);
+	return r;
+}
+
+static const struct node_type type_file = {
+    .what = "file directory",
+    .mode = S_IFDIR | 0555,
+    .view = fdir_view,
+    .lookup = fdir_lookup,
+    .readdir = fdir_readdir,
+};
+
+/* by-name/<filename>: "../<id>" of the newest file of that name. */
+static int namelink_view(struct kimifs *k, struct api_op *op,
+			 const struct node *n, enum store_mode mode,
+			 struct view *v)
+{
+	char *id = NULL;
+	int r = files_by_name(&k->files, op, n->name, &id);
+	size_t len;
+
+	(void)mode;
+	if (r < 0)
+		return r;
+	len = strlen(id) + 4;
+	v->owned = malloc(len);
+	if (!v->owned) {
+		free(id);
+		return -ENOMEM;
+	}
+	snprintf(v->owned, len, "../%s", id);
+	free(id);
+	v->data = v->owned;
+	v->len = strlen(v->owned);
+	v->mtime = k->mount_time;
+	return 0;
+}
+
+static const struct node_type type_namelink = {
+    .what = "by-name link",
+    .mode = S_IFLNK | 0777,
+    .view = namelink_view,
+};
+
+static int byname_lookup(struct kimifs *k, const struct node *dir,
+			 const char *name, struct node *child)
+{
+	(void)k;
+	if (!batch_name_safe(name))
+		return -ENOENT;
+	return node_make(child, dir, &type_namelink, name);
+}
+
+static int byname_readdir(struct kimifs *k, struct api_op *op,
+			  const struct node *dir, struct dirlist *out)
+{
+	char **names;
+	size_t n;
+	int r = files_names(&k->files, op, &names, &n);
+
+	(void)dir;
+	if (r < 0)
+		return r;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = dirlist_add(out, names[i], S_IFLNK);
+	listing_free_ids(names, n);
+	return r;
+}
+
+static const struct node_type type_byname = {
+    .what = "by-name directory",
+    .mode = S_IFDIR | 0555,
+    .view = tree_mount_view,
+    .lookup = byname_lookup,
+    .readdir = byname_readdir,
+};
+
+/* Names that cannot be file ids are ENOENT at once, with no request. */
+static int files_lookup(struct kimifs *k, const struct node *dir,
+			const char *name, struct node *child)
+{
+	int r;
+
+	(void)k;
+	if (strcmp(name, BY_NAME) == 0)
+		return node_make(child, dir, &type_byname, name);
+	if (!file_id_valid(name))
+		return -ENOENT;
+	r = node_make(child, dir, &type_file, name);
+	if (r == 0)
+		memcpy(child->id, child->name, sizeof(child->id));
+	return r;
+}
+
+static int files_readdir(struct kimifs *k, struct api_op *op,
+			 const struct node *dir, struct dirlist *out)
+{
+	char **ids;
+	size_t n;
+	int r = files_list(&k->files, op, &ids, &n);
+
+	(void)dir;
+	if (r < 0)
+		return r;
+	r = dirlist_add(out, BY_NAME, S_IFDIR);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = dirlist_add(out, ids[i], S_IFDIR);
+	listing_free_ids(ids, n);
+	return r;
+}
+
+const struct node_type type_files = {
+    .what = "files directory",
+    .mode = S_IFDIR | 0555,
+    .subdirs = 1,
+    .view = tree_mount_view,
+    .lookup = files_lookup,
+    .readdir = files_readdir,
+};

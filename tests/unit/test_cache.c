@@ -1,0 +1,244 @@
+/*
+ * test_cache.c - unit tests of the disk cache (cache.c) with a stub
+ * download: one download shared by concurrent readers, a wait for the
+ * complete content that gives a read-only descriptor which outlives
+ * eviction, least recently used eviction at the cap, a failed download
+ * that leaves nothing and is tried again, contents kept across a new
+ * cache on the same directory, temporary files of dead processes swept.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "check.h"
+
+/* The stub's answers: size bytes of 'a'+i%26, or fail with fail_err. */
+static pthread_mutex_t stub_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stub_go = PTHREAD_COND_INITIALIZER;
+static int downloads; /* calls made */
+static int fail_err;  /* the next call fails with it, then 0 */
+static int hold;      /* calls wait until hold is 0 */
+static size_t size = 100000;
+
+static int stub(void *ctx, struct api_op *op, const char *id, int fd,
+		void (*on_sink)(void *, size_t), void *arg, size_t *len,
+		struct api_error *err)
+{
+	char buf[1000];
+	size_t done = 0;
+	int r;
+
+	(void)ctx;
+	(void)op;
+	(void)id;
+	pthread_mutex_lock(&stub_lock);
+	downloads++;
+	while (hold)
+		pthread_cond_wait(&stub_go, &stub_lock);
+	r = fail_err;
+	fail_err = 0;
+	pthread_mutex_unlock(&stub_lock);
+	if (r) {
+		snprintf(err->message, sizeof(err->message), "stub failure");
+		if (write(fd, "cut", 3) != 3)
+			return -EIO;
+		return r;
+	}
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (char)('a' + i % 26);
+	while (done < size) {
+		size_t n =
+		    size - done < sizeof(buf) ? size - done : sizeof(buf);
+
+		if (write(fd, buf, n) != (ssize_t)n)
+			return -EIO;
+		done += n;
+		on_sink(arg, done);
+	}
+	*len = done;
+	return 0;
+}
+
+static int count(void)
+{
+	int n;
+
+	pthread_mutex_lock(&stub_lock);
+	n = downloads;
+	pthread_mutex_unlock(&stub_lock);
+	return n;
+}
+
+static void set_hold(int h)
+{
+	pthread_mutex_lock(&stub_lock);
+	hold = h;
+	pthread_cond_broadcast(&stub_go);
+	pthread_mutex_unlock(&stub_lock);
+}
+
+static int exists(const char *dir, const char *name)
+{
+	char p[512];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return stat(p, &st) == 0;
+}
+
+static int entries(const char *dir)
+{
+	char cmd[600];
+	FILE *f;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "ls -A %s | wc -l", dir);
+	f = popen(cmd, "r");
+	if (f && fscanf(f, "%d", &n) != 1)
+		n = -1;
+	if (f)
+		pclose(f);
+	return n;
+}
+
+/* Whether buf holds the stub's n bytes at off. */
+static int pattern_at(const char *buf, size_t off, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] != (char)('a' + ((off + i) % 1000) % 26))
+			return 0;
+	return 1;
+}
+
+/* Open id and wait for it whole: the descriptor, or -errno. */
+static int whole(struct cache *c, const char *id)
+{
+	struct cache_reader *r;
+	struct api_op op = {.deadline = 1e18};
+	int fd = -1, e = cache_reader_open(c, id, -1, &r);
+
+	if (e < 0)
+		return e;
+	e = cache_reader_wait(r, &op, &fd);
+	cache_reader_close(r);
+	return e < 0 ? e : fd;
+}
+
+/* Wait until id is kept on disk (the rename follows the readers). */
+static void settle(struct cache *c, const char *id)
+{
+	uint64_t n;
+
+	for (int i = 0; i < 2000 && !cache_size_of(c, id, &n); i++)
+		usleep(1000);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/kimifs-test-cache-XXXXXX", why[256], tmp[600];
+	struct cache c;
+	struct cache_reader *r1, *r2;
+	struct api_op op = {.deadline = 1e18};
+	char b1[10], b2[10];
+	size_t n;
+	uint64_t sz;
+	int fd, rfd;
+	struct stat st;
+
+	if (!mkdtemp(dir))
+		return 1;
+	CHECK(cache_init(&c, dir, 250000, stub, NULL, why, sizeof(why)) == 0);
+	CHECK(stat(dir, &st) == 0 && (st.st_mode & 0777) == 0700);
+
+	/* Two readers while the download is held: one download. */
+	set_hold(1);
+	CHECK(cache_reader_open(&c, "f1", 100000, &r1) == 0);
+	CHECK(cache_reader_open(&c, "f1", 100000, &r2) == 0);
+	CHECK(!cache_reader_complete(r1));
+	set_hold(0);
+	CHECK(cache_reader_read(r1, &op, 10, 99990, &rfd, &n) == 0 && n == 10);
+	CHECK(pread(rfd, b1, 10, 99990) == 10 && pattern_at(b1, 99990, 10));
+	CHECK(cache_reader_read(r2, &op, 10, 0, &rfd, &n) == 0 && n == 10);
+	CHECK(pread(rfd, b2, 10, 0) == 10 && memcmp(b2, "abcdefghij", 10) == 0);
+	CHECK(cache_reader_read(r2, &op, 10, 100000, &rfd, &n) == 0 && n == 0);
+	CHECK(count() == 1);
+	cache_reader_close(r1);
+	cache_reader_close(r2);
+	settle(&c, "f1");
+	CHECK(cache_size_of(&c, "f1", &sz) && sz == 100000);
+	CHECK(exists(dir, "f1") && entries(dir) == 1);
+
+	/* On disk: no download, complete, exact. */
+	CHECK(cache_reader_open(&c, "f1", -1, &r1) == 0);
+	CHECK(cache_reader_complete(r1) && cache_reader_size(r1) == 100000);
+	cache_reader_close(r1);
+	CHECK(count() == 1);
+
+	/* A failed download leaves nothing; the next open tries again. */
+	fail_err = -EIO;
+	CHECK(whole(&c, "f2") == -EIO);
+	CHECK(count() == 2 && !exists(dir, "f2") && entries(dir) == 1);
+	fd = whole(&c, "f2");
+	CHECK(fd >= 0 && count() == 3);
+	CHECK(fd >= 0 && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY);
+	settle(&c, "f2");
+
+	/* f1 used again, then f3: past the cap, f2 (least recent) goes, and
+	 * its open descriptor still reads it all. */
+	close(whole(&c, "f1"));
+	close(whole(&c, "f3"));
+	settle(&c, "f3");
+	CHECK(exists(dir, "f1") && !exists(dir, "f2") && exists(dir, "f3"));
+	memset(b1, 0, sizeof(b1));
+	CHECK(fd >= 0 && pread(fd, b1, 10, 99990) == 10 &&
+	      pattern_at(b1, 99990, 10));
+	if (fd >= 0)
+		close(fd);
+
+	/* A temporary file of a dead process is swept; contents kept. */
+	snprintf(tmp, sizeof(tmp), "%s/.tmp-f9-999999999-0", dir);
+	fd = open(tmp, O_CREAT | O_WRONLY, 0600);
+	if (fd >= 0)
+		close(fd);
+	cache_destroy(&c);
+	CHECK(cache_init(&c, dir, 250000, stub, NULL, why, sizeof(why)) == 0);
+	CHECK(!exists(dir, ".tmp-f9-999999999-0"));
+	CHECK(cache_size_of(&c, "f1", &sz) && cache_size_of(&c, "f3", &sz));
+	n = (size_t)count();
+	close(whole(&c, "f3"));
+	CHECK((size_t)count() == n);
+
+	/* A file gone (deleted) leaves the disk, also when it was still
+	 * coming. */
+	cache_forget(&c, "f3");
+	CHECK(!exists(dir, "f3"));
+	set_hold(1);
+	CHECK(cache_reader_open(&c, "f4", -1, &r1) == 0);
+	cache_forget(&c, "f4");
+	set_hold(0);
+	CHECK(cache_reader_wait(r1, &op, &fd) == 0);
+	cache_reader_close(r1);
+	cache_destroy(&c); /* waits for the download's end */
+	CHECK(!exists(dir, "f4") && entries(dir) == 1);
+	CHECK(fd >= 0 && pread(fd, b1, 10, 0) == 10 && pattern_at(b1, 0, 10));
+	if (fd >= 0)
+		close(fd);
+	CHECK(cache_init(&c, dir, 250000, stub, NULL, why, sizeof(why)) == 0);
+	cache_destroy(&c);
+
+	/* A cache_dir that cannot be made is refused with a reason. */
+	snprintf(tmp, sizeof(tmp), "%s/f1/sub", dir);
+	CHECK(cache_init(&c, tmp, 250000, stub, NULL, why, sizeof(why)) < 0);
+	CHECK(strstr(why, "cannot make cache_dir") != NULL);
+
+	snprintf(tmp, sizeof(tmp), "rm -rf %s", dir);
+	if (system(tmp) != 0)
+		return 1;
+	return check_done("cache");
+}
