@@ -13,6 +13,7 @@
 #include "ctl.h"
 #include "inode.h"
 #include "opts.h"
+#include "results_cache.h"
 #include "store_batches.h"
 
 struct handle; /* an open file or directory (fs.c) */
@@ -23,6 +24,7 @@ struct kimifs {
 	struct api api;
 	struct batches batches;	 /* batch snapshots, the listing of batches/ */
 	struct ctl_outcomes ctl; /* each batch's last ctl outcome line */
+	struct results_cache results; /* results indexes kept in memory */
 	struct inodes inodes;
 	struct stats stats;	   /* what the mount has cost (MOUNT/stats) */
 	pthread_mutex_t open_lock; /* guards open_files */

@@ -199,6 +199,7 @@ int main(int argc, char *argv[])
 		goto out_api;
 	k.batches.store.stats = &k.stats;
 	ctl_init(&k.ctl);
+	results_cache_init(&k.results);
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)
 		goto out_batches;
@@ -242,6 +243,7 @@ out_inodes:
 	pthread_mutex_destroy(&k.open_lock);
 	inodes_destroy(&k.inodes);
 out_batches:
+	results_cache_destroy(&k.results);
 	ctl_destroy(&k.ctl);
 	batches_destroy(&k.batches);
 out_api:

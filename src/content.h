@@ -1,0 +1,9 @@
+/* content.h - the complete content of a server file, from the disk cache. */
+struct kimifs; struct api_op;
+/* Open the complete content of file id for reading, downloading it into
+ * the disk cache first when it is not there (concurrent callers share one
+ * download; bounded by op's deadline; -EINTR when op is interrupted).
+ * Returns 0 with a new descriptor in *fd (O_RDONLY, the caller closes it;
+ * it stays readable even if the cache entry is evicted meanwhile), or
+ * -errno (-ENOENT: no such file on the server). */
+int content_open(struct kimifs *k, struct api_op *op, const char *file_id, int *fd);
