@@ -170,7 +170,8 @@ static void test_index(void)
 	      memcmp(s, "second\n", 7) == 0);
 	free(s);
 	e = results_find(r, "b", 1);
-	CHECK(e && !e->has_txt && e->off == strchr(out, '\n') - out + 1);
+	CHECK(e && !e->has_txt &&
+	      e->off == (uint64_t)(strchr(out, '\n') - out + 1));
 	CHECK(e && results_render_txt(out + e->off, e->len, &s, &n) == -ENOENT);
 	e = results_find(r, "nul%00id", 8);
 	CHECK(e && e->has_txt);
