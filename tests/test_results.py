@@ -285,6 +285,15 @@ def test_reading_results_costs_one_download_per_file(sim, mount):
     obj = sim.get(bid)
     m = mount()
     d = "batches/%s/results" % bid
+    # Names that cannot be results cost nothing, not even the index.
+    assert "results" in os.listdir(m.batch(bid))
+    sim.clear_log()
+    for name in ("c01", "c01.jsonl", "%41.txt", "c01.TXT", ".json", "..txt", "a%2f.json",
+                 "x" * 241 + ".json"):
+        assert errno_of(os.stat, m.batch(bid, "results", name)) == errno.ENOENT, name
+    for name in ("cached_tokens", "total"):
+        assert errno_of(os.stat, m.batch(bid, "usage", name)) == errno.ENOENT, name
+    assert sim.log() == []
     rc, out, err = m.sh("ls %s | wc -l; cat %s/*.txt | wc -l; cat %s/*.json >/dev/null; "
                         "ls -l %s >/dev/null; cat batches/%s/usage/*" % (d, d, d, d, bid))
     assert rc == 0, err
@@ -296,13 +305,9 @@ def test_reading_results_costs_one_download_per_file(sim, mount):
     sim.clear_log()
     m.sh("ls %s >/dev/null; cat %s/c01.txt %s/c39.json >/dev/null" % (d, d, d))
     assert contents(sim) == []
-    # Names that cannot be results cost nothing, not even a retrieve.
-    sim.clear_log()
-    for name in ("c01", "c01.jsonl", "%41.txt", "c01.TXT", ".json", "..txt", "a%2f.json",
-                 "x" * 241 + ".json"):
-        assert errno_of(os.stat, m.batch(bid, "results", name)) == errno.ENOENT, name
-    for name in ("cached_tokens", "total"):
-        assert errno_of(os.stat, m.batch(bid, "usage", name)) == errno.ENOENT, name
+    # A name that could be a result but is not: no request either.
+    assert errno_of(os.stat, m.batch(bid, "results", "c99.txt")) == errno.ENOENT
+    assert errno_of(os.stat, m.batch(bid, "results", "c07.txt")) == errno.ENOENT
     assert sim.log() == []
 
 
