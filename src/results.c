@@ -222,6 +222,7 @@ int results_split(const char *name, size_t *blen, int *txt)
 struct out {
 	char *p; /* NULL: only check */
 	size_t len, cap;
+	size_t max; /* more is -EFBIG */
 	int emit;
 };
 
@@ -229,7 +230,7 @@ static int put(struct out *o, const char *s, size_t n)
 {
 	if (!o->emit)
 		return 0;
-	if (o->len + n > RESULTS_PRETTY_MAX)
+	if (o->len + n > o->max)
 		return -EFBIG;
 	if (o->len + n > o->cap) {
 		size_t cap = o->cap ? o->cap : 256;
@@ -433,13 +434,17 @@ static int pretty(const char *s, size_t n, struct out *o)
 int results_render_json(const char *line, size_t len, char **out,
 			size_t *outlen)
 {
-	struct out o = {.emit = 1};
-	int r = pretty(line, len, &o);
+	struct out o = {.emit = 1, .max = 8 * len + 4096};
+	int r;
+
+	if (o.max > RESULTS_PRETTY_MAX)
+		o.max = RESULTS_PRETTY_MAX;
+	r = pretty(line, len, &o);
 
 	if (r == -EFBIG) {
 		/* Too large pretty-printed: the line as the server wrote it. */
 		o.len = 0;
-		o.emit = 1;
+		o.max = len + 1;
 		r = put(&o, line, len);
 		if (r == 0)
 			r = put(&o, "\n", 1);

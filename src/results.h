@@ -108,7 +108,8 @@ int results_split(const char *name, size_t *blen, int *txt);
  * Render a result line (as results_add accepted it) into a new buffer:
  * .json is the line pretty-printed (two-space indent, every string and
  * number as the server wrote it, a final newline; the line as is plus a
- * newline when that would pass RESULTS_PRETTY_MAX), .txt the content of
+ * newline when that would pass 8 times the line plus 4 KiB, or
+ * RESULTS_PRETTY_MAX: lines nested deep), .txt the content of
  * choices[0].message.content and a newline (-ENOENT when the line is no
  * successful chat completion). 0 with *out (free it) and *outlen, or
  * -errno (-EIO: the line is not JSON).

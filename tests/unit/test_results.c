@@ -313,6 +313,37 @@ static void test_deep(void)
 	free(deep);
 }
 
+/* A line nested deep renders within a bound: as it is past it. */
+static void test_pretty_bound(void)
+{
+	size_t d = 500, len = 0;
+	char *line = malloc(4 * d + 64), *s;
+	size_t n;
+
+	len += (size_t)sprintf(line, "{\"custom_id\":\"d\",\"x\":");
+	for (size_t i = 0; i < d; i++)
+		line[len++] = '[';
+	line[len++] = '1';
+	for (size_t i = 0; i < d; i++)
+		line[len++] = ']';
+	line[len++] = '}';
+	CHECK(results_render_json(line, len, &s, &n) == 0 && n == len + 1 &&
+	      memcmp(s, line, len) == 0 && s[len] == '\n');
+	free(s);
+	/* 20 deep still pretty. */
+	len = 0;
+	for (size_t i = 0; i < 20; i++)
+		line[len++] = '[';
+	line[len++] = '1';
+	for (size_t i = 0; i < 20; i++)
+		line[len++] = ']';
+	s = NULL;
+	CHECK(results_render_json(line, len, &s, &n) == 0 && n > 2 * len &&
+	      s[1] == '\n');
+	free(s);
+	free(line);
+}
+
 int main(void)
 {
 	log_init(1, 0);
@@ -325,5 +356,6 @@ int main(void)
 	test_many();
 	test_render_json();
 	test_deep();
+	test_pretty_bound();
 	return check_done("results");
 }
