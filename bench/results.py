@@ -60,7 +60,8 @@ COMMANDS = (
     ("`cat results/task-31337.json`", "cat %s/task-31337.json"),
     ("`cat usage/total_tokens`", "cat %s/../usage/total_tokens"),
     ("`grep -c . results/task-3*.txt` (10,000 files)", "grep -c . %s/task-3*.txt"),
-    ("`ls -l results` (stat every entry)", "ls -l %s"),
+    ("`ls -l` in results/ (stat every entry)", "cd %s && ls -l"),
+    ("`ls -l results` from the mount root", "ls -l %s"),
 )
 
 
