@@ -7,13 +7,15 @@ cannot exist)."""
 import errno
 import json
 import os
+import signal
+import subprocess
 import time
 import urllib.request
 import uuid
 
 import pytest
 
-from conftest import errno_of, read_text, wait_for
+from conftest import errno_of, read_text, timed, wait_for
 
 ENDPOINT = "/v1/chat/completions"
 
@@ -334,6 +336,63 @@ def test_a_failed_download_is_an_error_and_tried_again(sim, mount):
     m = mount(options=["retries=0"])
     sim.fault(path="/content$", action="status", status=500, count=1)
     assert errno_of(os.listdir, m.batch(bid, "results")) == errno.EIO
+    assert len(listing(m, bid)) == 6
+
+
+def test_concurrent_readers_share_one_download(sim, mount):
+    bid = batch_of(sim, ["a", "b", "c"], failing={"c"})
+    m = mount()
+    assert "results" in os.listdir(m.batch(bid))
+    # Slow downloads, so that the three commands overlap: a lookup in
+    # results/, a listing of it and a lookup in usage/ all need the index.
+    sim.fault(path="/content$", action="delay", seconds=1, count=-1)
+    sim.clear_log()
+    d = "batches/%s" % bid
+    cmds = ["cat %s/results/a.txt" % d, "ls %s/results" % d, "cat %s/usage/total_tokens" % d]
+    procs = [subprocess.Popen(["bash", "-c", c], cwd=m.path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for c in cmds]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert outs[0][0] == b"Simulated answer to a.\n"
+    assert outs[1][0].split() == [b"a.json", b"a.txt", b"b.json", b"b.txt", b"c.json"]
+    assert outs[2][0] == b"40\n"
+    assert len(contents(sim)) == 2
+
+
+def test_a_hung_download_ends_within_the_bound_and_is_tried_again(sim, mount):
+    (bid,) = sim.seed(1, status="completed", total=3)
+    m = mount(timeout=2)
+    assert "results" in os.listdir(m.batch(bid))
+    sim.fault(path="/content$", action="hang", seconds=120, count=-1)
+    err, _, elapsed = timed(os.listdir, m.batch(bid, "results"))
+    assert err == errno.ETIMEDOUT and elapsed < 2 + 3, (err, elapsed)
+    err, _, elapsed = timed(os.stat, m.batch(bid, "results", "request-1.txt"))
+    assert err == errno.ETIMEDOUT and elapsed < 2 + 3, (err, elapsed)
+    sim.clear_faults()
+    assert len(listing(m, bid)) == 6
+
+
+def test_ctrl_c_ends_a_wait_on_a_download_at_once(sim, mount):
+    (bid,) = sim.seed(1, status="completed", total=3)
+    m = mount(timeout=30)
+    assert "results" in os.listdir(m.batch(bid))
+    sim.fault(path="/content$", action="hang", seconds=120, count=-1)
+    sim.clear_log()
+    proc = subprocess.Popen(["bash", "-c", "exec ls batches/%s/results" % bid], cwd=m.path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        wait_for(lambda: contents(sim), timeout=10, what="the download to reach the server")
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(25)
+        assert time.monotonic() - t0 < 5, "the interrupt waited for the timeout"
+        assert proc.returncode != 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    sim.clear_faults()
     assert len(listing(m, bid)) == 6
 
 
