@@ -191,6 +191,11 @@ static int usage_view(struct kimifs *k, struct api_op *op, const struct node *n,
 	struct results_set *set = NULL;
 	int i = usage_index(n->name), r = snapshot(k, op, n, mode, v);
 
+	/* A copy that is not final may be older than the batch's end. */
+	if (r == 0 && !v->snap->final && mode == STORE_ANY) {
+		view_release(v);
+		r = snapshot(k, op, n, STORE_FRESH, v);
+	}
 	if (r == 0 && i >= 0 && v->snap->final)
 		r = results_get(k, op, v->snap, &set);
 	if (r == 0 && (i < 0 || !usage_shown(v->snap, set)))

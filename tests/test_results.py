@@ -226,6 +226,21 @@ def test_results_fill_in_when_the_output_appears(sim, mount):
     assert read_text(m.batch(bid, "usage", "total_tokens")) == "60\n"
 
 
+def test_a_copy_older_than_the_batch_end_is_fetched_again_once(sim, mount):
+    """As for a null field: a result or usage file missing from a copy that
+    is not final and older than cache_ttl costs one retrieve, then shows
+    what the batch has now (a lookup otherwise uses any copy)."""
+    bid = batch_of(sim, ["q1", "q2"], status="in_progress")
+    m = mount(cache_ttl=0)
+    assert listing(m, bid) == [] and listing(m, bid, "usage") == []
+    sim.state(bid, "completed")
+    sim.clear_log()
+    assert read_text(m.batch(bid, "usage", "total_tokens")) == "40\n"
+    assert read_text(m.batch(bid, "results", "q1.txt")) == "Simulated answer to q1.\n"
+    assert len(sim.retrieves(bid)) == 1
+    assert len(contents(sim)) == 1
+
+
 def test_a_cancelled_batch_shows_its_partial_output(sim, mount):
     ids = ["r%d" % i for i in range(9)]
     bid = batch_of(sim, ids, status="cancelled")
