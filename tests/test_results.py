@@ -328,6 +328,22 @@ def test_reading_results_costs_one_download_per_file(sim, mount):
     assert sim.log() == []
 
 
+def test_at_most_64_indexes_are_kept_the_least_recently_used_go(sim, mount):
+    ids = sim.seed(66, status="completed", total=2)
+    m = mount()
+    for bid in ids:
+        assert len(listing(m, bid)) == 4
+    assert len(contents(sim)) == 66
+    # The most recent 64 are kept; the two least recently used are not.
+    sim.clear_log()
+    for bid in ids[2:]:
+        assert len(listing(m, bid)) == 4
+    assert contents(sim) == []
+    assert len(listing(m, ids[0])) == 4
+    assert [r["path"] for r in contents(sim)] == [
+        "/v1/files/%s/content" % sim.get(ids[0])["output_file_id"]]
+
+
 def test_a_batch_without_files_costs_no_download(sim, mount):
     (bid,) = sim.seed(1, status="failed")
     m = mount()
