@@ -741,11 +741,30 @@ static void bad_line(struct results *r, struct pass *ps, const char *why)
 			 why);
 }
 
-/* Add the entry of a line at off, len bytes, for id; 0 or -ENOMEM. */
+/* Let line take the place of the earlier entry e of the same id. */
+static void replace(struct results *r, struct pass *ps, struct result *e,
+		    struct result line)
+{
+	line.name = e->name;
+	line.shortened = e->shortened;
+	*e = line;
+	r->dups++;
+	if (ps->logged++ < RESULTS_LOG_MAX)
+		log_warn("%s line %zu: custom_id \"%s\" again; this later line "
+			 "replaces the earlier one",
+			 ps->label, ps->lineno, results_name(r, e));
+}
+
+/*
+ * Add the entry of a line (off, len, src, has_txt in line) for id, or let
+ * it replace the entry of the same id. A shortened name that another id
+ * already has is made again with the next salt. 0 or -ENOMEM.
+ */
 static int insert(struct results *r, struct pass *ps, const char *id,
 		  size_t idlen, struct result line)
 {
 	char name[RESULTS_NAME_MAX + 1];
+	struct result *e;
 	int sh;
 	size_t i, n;
 
@@ -756,18 +775,9 @@ static int insert(struct results *r, struct pass *ps, const char *id,
 		i = find_slot(r, name, n);
 		if (!r->slots[i])
 			break;
-		struct result *e = &r->e[r->slots[i] - 1];
-
-		if (!sh || same_long_id(r, e, id, idlen)) {
-			line.name = e->name;
-			line.shortened = e->shortened;
-			*e = line;
-			r->dups++;
-			if (ps->logged++ < RESULTS_LOG_MAX)
-				log_warn("%s line %zu: custom_id \"%s\" again; "
-					 "this later line replaces the "
-					 "earlier one",
-					 ps->label, ps->lineno, name);
+		e = &r->e[r->slots[i] - 1];
+		if (!sh || (e->shortened && same_long_id(r, e, id, idlen))) {
+			replace(r, ps, e, line);
 			return 0;
 		}
 	}
@@ -777,11 +787,11 @@ static int insert(struct results *r, struct pass *ps, const char *id,
 	}
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 64;
-		struct result *e = realloc(r->e, cap * sizeof(*e));
+		struct result *grown = realloc(r->e, cap * sizeof(*grown));
 
-		if (!e)
+		if (!grown)
 			return -ENOMEM;
-		r->e = e;
+		r->e = grown;
 		r->cap = cap;
 	}
 	line.name = (uint32_t)r->names_len;
