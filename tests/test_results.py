@@ -119,6 +119,11 @@ def test_results_has_a_json_per_request_and_a_txt_per_answer(sim, mount):
     assert errno_of(os.stat, m.batch(bid, "results", "task-005.txt")) == errno.ENOENT
     assert json.loads(read_text(m.batch(bid, "results", "task-002.json")))[
         "response"]["status_code"] == 400
+    # results/ and usage/ are subdirectories `find` walks into.
+    assert os.stat(m.batch(bid)).st_nlink == 6
+    rc, out, err = m.sh("find batches/%s -type d | sort" % bid)
+    assert out.split() == ["batches/%s%s" % (bid, s) for s in
+                           ("", "/metadata", "/request_counts", "/results", "/usage")]
     # One download per file, whatever was read.
     m.sh("cat %s/*.json %s/*.txt >/dev/null" % (d, d))
     obj = sim.get(bid)
