@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dir_results.h"
 #include "kimifs.h"
 #include "log.h"
 #include "tree.h"
@@ -336,6 +337,10 @@ static int batch_lookup(struct kimifs *k, const struct node *dir,
 		t = &type_counts;
 	else if (strcmp(name, "metadata") == 0)
 		t = &type_metadir;
+	else if (strcmp(name, "results") == 0)
+		t = &type_results;
+	else if (strcmp(name, "usage") == 0)
+		t = &type_usage;
 	else if (strcmp(name, "ctl") == 0)
 		t = &type_ctl;
 	else if (file_render(name))
@@ -370,6 +375,10 @@ static int batch_readdir(struct kimifs *k, struct api_op *op,
 	if (r == 0)
 		r = dirlist_add(out, "metadata", S_IFDIR);
 	if (r == 0)
+		r = dirlist_add(out, "results", S_IFDIR);
+	if (r == 0)
+		r = dirlist_add(out, "usage", S_IFDIR);
+	if (r == 0)
 		r = dirlist_add(out, "ctl", S_IFREG);
 	view_release(&v);
 	return r;
@@ -378,7 +387,7 @@ static int batch_readdir(struct kimifs *k, struct api_op *op,
 static const struct node_type type_batch = {
     .what = "batch directory",
     .mode = S_IFDIR | 0555,
-    .subdirs = 2,
+    .subdirs = 4,
     .view = batch_view,
     .lookup = batch_lookup,
     .readdir = batch_readdir,

@@ -15,6 +15,7 @@
 #include "file_ctl.h"
 #include "inode.h"
 #include "opts.h"
+#include "results_cache.h"
 #include "store_batches.h"
 #include "store_files.h"
 
@@ -29,6 +30,7 @@ struct kimifs {
 	struct files files;	  /* file snapshots, the listing of files/ */
 	struct file_ctl file_ctl; /* each file's last ctl outcome line */
 	struct cache cache;	  /* file contents on disk */
+	struct results_cache results; /* results indexes kept in memory */
 	struct inodes inodes;
 	struct stats stats;	   /* what the mount has cost (MOUNT/stats) */
 	pthread_mutex_t open_lock; /* guards open_files */

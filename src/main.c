@@ -220,6 +220,7 @@ int main(int argc, char *argv[])
 	k.files.store.stats = &k.stats;
 	ctl_init(&k.ctl);
 	file_ctl_init(&k.file_ctl);
+	results_cache_init(&k.results);
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)
 		goto out_batches;
@@ -264,6 +265,7 @@ out_inodes:
 	inodes_destroy(&k.inodes);
 out_batches:
 	file_ctl_destroy(&k.file_ctl);
+	results_cache_destroy(&k.results);
 	ctl_destroy(&k.ctl);
 	files_destroy(&k.files);
 out_batches_only:

@@ -174,10 +174,12 @@ def test_modes_and_owner(sim, mount):
     (bid,) = sim.seed(1, status="completed", metadata={"k": "v"})
     m = mount()
     dirs = [m.path, m.batches, m.batch(bid), m.batch(bid, "request_counts"),
-            m.batch(bid, "metadata")]
+            m.batch(bid, "metadata"), m.batch(bid, "results"), m.batch(bid, "usage")]
     files = [m.batch(bid, n) for n in os.listdir(m.batch(bid))
-             if n not in ("ctl", "request_counts", "metadata")]
-    files += [m.batch(bid, "request_counts", "total"), m.batch(bid, "metadata", "k")]
+             if n not in ("ctl", "request_counts", "metadata", "results", "usage")]
+    files += [m.batch(bid, "request_counts", "total"), m.batch(bid, "metadata", "k"),
+              m.batch(bid, "results", "request-1.json"), m.batch(bid, "results", "request-1.txt"),
+              m.batch(bid, "usage", "total_tokens")]
     for p in dirs:
         st = os.stat(p)
         assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o555, p

@@ -1,0 +1,256 @@
+/*
+ * dir_results.c - batches/<id>/results/ and usage/: one <name>.json per
+ * request with a result and one <name>.txt per successful chat completion,
+ * and the token sums, each a node type over the batch snapshot and the
+ * index of its output and error files (results_cache.h). Names that cannot
+ * be results cost no request.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dir_results.h"
+#include "kimifs.h"
+#include "log.h"
+#include "results_cache.h"
+
+/* The snapshot of n's batch in mode into v, with its event time; a 404
+ * (a name probe) is not logged. */
+static int snapshot(struct kimifs *k, struct api_op *op, const struct node *n,
+		    enum store_mode mode, struct view *v)
+{
+	struct api_error err;
+	int r = batches_get(&k->batches, op, n->id, mode, &v->snap, &err);
+
+	if (r < 0) {
+		if (r != -ENOENT)
+			log_err("batch %s: %s", n->id,
+				err.message[0] ? err.message : strerror(-r));
+		return r;
+	}
+	v->mtime = (time_t)v->snap->mtime;
+	v->immutable = v->snap->final;
+	return 0;
+}
+
+/*
+ * The snapshot of n's batch (into v) and its results (*set, NULL when it
+ * has no file yet). When want says the node is not there and the copy may
+ * be older than the output file (not final, any copy asked for), the batch
+ * is fetched again once.
+ */
+static int
+results_view(struct kimifs *k, struct api_op *op, const struct node *n,
+	     enum store_mode mode, struct view *v, struct results_set **set,
+	     int (*want)(const struct node *, const struct results_set *))
+{
+	int r = snapshot(k, op, n, mode, v);
+
+	*set = NULL;
+	if (r == 0)
+		r = results_get(k, op, v->snap, set);
+	if (r == 0 && !want(n, *set) && !v->snap->final && mode == STORE_ANY) {
+		results_put(&k->results, *set);
+		view_release(v);
+		r = snapshot(k, op, n, STORE_FRESH, v);
+		if (r == 0)
+			r = results_get(k, op, v->snap, set);
+	}
+	if (r < 0)
+		view_release(v);
+	return r;
+}
+
+/* The entry a file of results/ stands for, or NULL. */
+static const struct result *entry_of(const struct node *n,
+				     const struct results_set *set)
+{
+	const struct result *e;
+	size_t blen;
+	int txt;
+
+	if (!set || results_split(n->name, &blen, &txt) < 0)
+		return NULL;
+	e = results_find(set->ix, n->name, blen);
+	return e && (!txt || e->has_txt) ? e : NULL;
+}
+
+static int want_entry(const struct node *n, const struct results_set *set)
+{
+	return entry_of(n, set) != NULL;
+}
+
+static int result_view(struct kimifs *k, struct api_op *op,
+		       const struct node *n, enum store_mode mode,
+		       struct view *v)
+{
+	struct results_set *set;
+	const struct result *e;
+	char *line = NULL;
+	size_t blen;
+	int txt, r = results_view(k, op, n, mode, v, &set, want_entry);
+
+	if (r < 0)
+		return r;
+	e = entry_of(n, set);
+	r = e ? results_line(set, e, &line) : -ENOENT;
+	if (r == 0) {
+		results_split(n->name, &blen, &txt);
+		r = (txt ? results_render_txt : results_render_json)(
+		    line, e->len, &v->owned, &v->len);
+		if (r < 0)
+			log_err("batch %s: result %s: %s", n->id, n->name,
+				strerror(-r));
+		v->data = v->owned;
+	}
+	free(line);
+	results_put(&k->results, set);
+	if (r < 0)
+		view_release(v);
+	return r;
+}
+
+static const struct node_type type_result = {
+    .what = "result",
+    .mode = S_IFREG | 0444,
+    .view = result_view,
+};
+
+static int dir_view(struct kimifs *k, struct api_op *op, const struct node *n,
+		    enum store_mode mode, struct view *v)
+{
+	return snapshot(k, op, n, mode, v);
+}
+
+/* Names that cannot be results are ENOENT at once, with no request. */
+static int results_lookup(struct kimifs *k, const struct node *dir,
+			  const char *name, struct node *child)
+{
+	size_t blen;
+	int txt;
+
+	(void)k;
+	if (results_split(name, &blen, &txt) < 0)
+		return -ENOENT;
+	return node_make(child, dir, &type_result, name);
+}
+
+static int results_readdir(struct kimifs *k, struct api_op *op,
+			   const struct node *dir, struct dirlist *out)
+{
+	char name[RESULTS_NAME_MAX + 8];
+	struct results_set *set = NULL;
+	struct view v = {0};
+	int r = snapshot(k, op, dir, STORE_FRESH, &v);
+
+	if (r == 0)
+		r = results_get(k, op, v.snap, &set);
+	for (size_t i = 0; r == 0 && set && i < set->ix->n; i++) {
+		const struct result *e = &set->ix->e[i];
+		const char *base = results_name(set->ix, e);
+
+		snprintf(name, sizeof(name), "%s.json", base);
+		r = dirlist_add(out, name, S_IFREG);
+		if (r == 0 && e->has_txt) {
+			snprintf(name, sizeof(name), "%s.txt", base);
+			r = dirlist_add(out, name, S_IFREG);
+		}
+	}
+	results_put(&k->results, set);
+	view_release(&v);
+	return r;
+}
+
+const struct node_type type_results = {
+    .what = "results directory",
+    .mode = S_IFDIR | 0555,
+    .view = dir_view,
+    .lookup = results_lookup,
+    .readdir = results_readdir,
+};
+
+/* usage/ shows sums once the batch is final and its output file came. */
+static int usage_shown(const struct batch *b, const struct results_set *set)
+{
+	return b->final && set && set->fd[RESULTS_OUTPUT] >= 0;
+}
+
+static int usage_index(const char *name)
+{
+	for (int i = 0; i < USAGE_N; i++)
+		if (strcmp(name, results_usage_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static int usage_view(struct kimifs *k, struct api_op *op, const struct node *n,
+		      enum store_mode mode, struct view *v)
+{
+	struct results_set *set = NULL;
+	int i = usage_index(n->name), r = snapshot(k, op, n, mode, v);
+
+	/* A copy that is not final may be older than the batch's end. */
+	if (r == 0 && !v->snap->final && mode == STORE_ANY) {
+		view_release(v);
+		r = snapshot(k, op, n, STORE_FRESH, v);
+	}
+	if (r == 0 && i >= 0 && v->snap->final)
+		r = results_get(k, op, v->snap, &set);
+	if (r == 0 && (i < 0 || !usage_shown(v->snap, set)))
+		r = -ENOENT;
+	if (r == 0) {
+		v->owned = malloc(24);
+		if (!v->owned)
+			r = -ENOMEM;
+	}
+	if (r == 0) {
+		v->len = (size_t)snprintf(v->owned, 24, "%" PRId64 "\n",
+					  set->ix->usage[i]);
+		v->data = v->owned;
+	}
+	results_put(&k->results, set);
+	if (r < 0)
+		view_release(v);
+	return r;
+}
+
+static const struct node_type type_usage_file = {
+    .what = "usage",
+    .mode = S_IFREG | 0444,
+    .view = usage_view,
+};
+
+static int usage_lookup(struct kimifs *k, const struct node *dir,
+			const char *name, struct node *child)
+{
+	(void)k;
+	if (usage_index(name) < 0)
+		return -ENOENT; /* costs no request */
+	return node_make(child, dir, &type_usage_file, name);
+}
+
+static int usage_readdir(struct kimifs *k, struct api_op *op,
+			 const struct node *dir, struct dirlist *out)
+{
+	struct results_set *set = NULL;
+	struct view v = {0};
+	int r = snapshot(k, op, dir, STORE_FRESH, &v);
+
+	if (r == 0 && v.snap->final)
+		r = results_get(k, op, v.snap, &set);
+	for (int i = 0; r == 0 && usage_shown(v.snap, set) && i < USAGE_N; i++)
+		r = dirlist_add(out, results_usage_names[i], S_IFREG);
+	results_put(&k->results, set);
+	view_release(&v);
+	return r;
+}
+
+const struct node_type type_usage = {
+    .what = "usage directory",
+    .mode = S_IFDIR | 0555,
+    .view = dir_view,
+    .lookup = usage_lookup,
+    .readdir = usage_readdir,
+};

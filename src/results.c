@@ -1,0 +1,896 @@
+/*
+ * results.c - the index of a batch's results (see results.h): one pass over
+ * the JSONL content of its output and error files, the name rule for
+ * custom_ids, and the rendering of one result line as .json and .txt.
+ */
+#include "results.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "log.h"
+
+const char *const results_usage_names[USAGE_N] = {
+    "prompt_tokens", "completion_tokens", "total_tokens"};
+
+#define JSON_DEPTH_MAX 512 /* deeper lines are refused (cJSON allows 1000) */
+#define SHORT_PREFIX   222 /* bytes kept of a shortened name: + %~ + 16 */
+
+/* ---- names ------------------------------------------------------------ */
+
+/* The length of the valid UTF-8 sequence at p (n bytes left), or 0 when
+ * there is none: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	size_t need;
+	unsigned lo = 0x80, hi = 0xbf;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		need = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		need = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		need = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (n < need || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < need; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return need;
+}
+
+static const char hexdigits[] = "0123456789ABCDEF";
+
+/*
+ * The escaped form of the unit at p (n bytes left) into u (at most 4
+ * bytes): a whole valid UTF-8 character that needs no escape, or one byte
+ * as %XX. Returns the bytes of u; *used the bytes of p it stands for.
+ */
+static size_t escape_unit(const unsigned char *p, size_t n, char *u,
+			  size_t *used)
+{
+	size_t k = utf8_len(p, n);
+
+	if (k == 1 &&
+	    (p[0] < 0x20 || p[0] == 0x7f || p[0] == '%' || p[0] == '/'))
+		k = 0;
+	if (k == 0) {
+		u[0] = '%';
+		u[1] = hexdigits[p[0] >> 4];
+		u[2] = hexdigits[p[0] & 15];
+		*used = 1;
+		return 3;
+	}
+	memcpy(u, p, k);
+	*used = k;
+	return k;
+}
+
+static uint64_t fnv64(const unsigned char *p, size_t n, uint64_t h)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+size_t results_escape(const char *id, size_t len, unsigned salt, char *out,
+		      int *shortened)
+{
+	const unsigned char *p = (const unsigned char *)id;
+	size_t o = 0, i = 0, cut = 0;
+
+	*shortened = 0;
+	if (len == 0 || (len == 1 && id[0] == '.') ||
+	    (len == 2 && id[0] == '.' && id[1] == '.')) {
+		strcpy(out, len == 0 ? "%" : len == 1 ? "%2E" : "%2E%2E");
+		return strlen(out);
+	}
+	while (i < len) {
+		char u[4];
+		size_t used, k = escape_unit(p + i, len - i, u, &used);
+
+		if (o + k > RESULTS_NAME_MAX) {
+			*shortened = 1;
+			break;
+		}
+		memcpy(out + o, u, k);
+		o += k;
+		if (o <= SHORT_PREFIX)
+			cut = o;
+		i += used;
+	}
+	if (*shortened) {
+		uint64_t h = fnv64(p, len, 0xcbf29ce484222325ull);
+
+		for (unsigned s = 0; s < salt; s++) {
+			unsigned char b = (unsigned char)(s + 1);
+
+			h = fnv64(&b, 1, h);
+		}
+		o = cut;
+		o += (size_t)snprintf(out + o, RESULTS_NAME_MAX + 1 - o,
+				      "%%~%016llx", (unsigned long long)h);
+	}
+	out[o] = '\0';
+	return o;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Whether s (n bytes) is exactly what escaping its decoded bytes gives,
+ * with no special case of whole names: the units of a name. */
+static int units_roundtrip(const char *s, size_t n)
+{
+	unsigned char dec[RESULTS_NAME_MAX];
+	size_t d = 0, o = 0;
+
+	for (size_t i = 0; i < n; d++) {
+		if (s[i] == '%') {
+			int a, b;
+
+			if (i + 2 >= n)
+				return 0;
+			a = hexval(s[i + 1]);
+			b = hexval(s[i + 2]);
+			if (a < 0 || b < 0)
+				return 0;
+			dec[d] = (unsigned char)(a * 16 + b);
+			i += 3;
+		} else {
+			dec[d] = (unsigned char)s[i++];
+		}
+	}
+	for (size_t i = 0; i < d;) {
+		char u[4];
+		size_t used, k = escape_unit(dec + i, d - i, u, &used);
+
+		if (o + k > n || memcmp(s + o, u, k) != 0)
+			return 0;
+		o += k;
+		i += used;
+	}
+	return o == n;
+}
+
+int results_name_possible(const char *base, size_t blen)
+{
+	static const char lowhex[] = "0123456789abcdef";
+
+	if (blen == 0 || blen > RESULTS_NAME_MAX)
+		return 0;
+	if ((blen == 1 && base[0] == '%') ||
+	    (blen == 3 && memcmp(base, "%2E", 3) == 0) ||
+	    (blen == 6 && memcmp(base, "%2E%2E", 6) == 0))
+		return 1;
+	if ((blen == 1 && base[0] == '.') ||
+	    (blen == 2 && memcmp(base, "..", 2) == 0))
+		return 0;
+	if (blen >= 18 && base[blen - 18] == '%' && base[blen - 17] == '~') {
+		for (size_t i = blen - 16; i < blen; i++)
+			if (!memchr(lowhex, base[i], 16))
+				return 0;
+		return blen - 18 <= SHORT_PREFIX &&
+		       blen - 18 > SHORT_PREFIX - 4 &&
+		       units_roundtrip(base, blen - 18);
+	}
+	return units_roundtrip(base, blen);
+}
+
+int results_split(const char *name, size_t *blen, int *txt)
+{
+	size_t n = strlen(name);
+
+	if (n > 5 && strcmp(name + n - 5, ".json") == 0) {
+		*blen = n - 5;
+		*txt = 0;
+	} else if (n > 4 && strcmp(name + n - 4, ".txt") == 0) {
+		*blen = n - 4;
+		*txt = 1;
+	} else {
+		return -ENOENT;
+	}
+	return results_name_possible(name, *blen) ? 0 : -ENOENT;
+}
+
+/* ---- JSON text: checking and pretty-printing -------------------------- */
+
+struct out {
+	char *p; /* NULL: only check */
+	size_t len, cap;
+	size_t max; /* more is -EFBIG */
+	int emit;
+};
+
+static int put(struct out *o, const char *s, size_t n)
+{
+	if (!o->emit)
+		return 0;
+	if (o->len + n > o->max)
+		return -EFBIG;
+	if (o->len + n > o->cap) {
+		size_t cap = o->cap ? o->cap : 256;
+		char *p;
+
+		while (cap < o->len + n)
+			cap *= 2;
+		p = realloc(o->p, cap);
+		if (!p)
+			return -ENOMEM;
+		o->p = p;
+		o->cap = cap;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+	return 0;
+}
+
+static int newline(struct out *o, int depth)
+{
+	int r = put(o, "\n", 1);
+
+	for (int i = 0; r == 0 && i < depth; i++)
+		r = put(o, "  ", 2);
+	return r;
+}
+
+static size_t skip_ws(const char *s, size_t n, size_t i)
+{
+	while (i < n &&
+	       (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
+static int is_hexdigit(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F');
+}
+
+/* The end of the JSON string token at s[i] (a '"'), or 0 when it is not
+ * one: no raw control character, only JSON's escapes. */
+static size_t scan_string(const char *s, size_t n, size_t i)
+{
+	for (i++; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"')
+			return i + 1;
+		if (c < 0x20)
+			return 0;
+		if (c != '\\')
+			continue;
+		if (++i >= n)
+			return 0;
+		if (s[i] == 'u') {
+			if (n - i < 5 || !is_hexdigit(s[i + 1]) ||
+			    !is_hexdigit(s[i + 2]) || !is_hexdigit(s[i + 3]) ||
+			    !is_hexdigit(s[i + 4]))
+				return 0;
+			i += 4;
+		} else if (s[i] == '\0' || !strchr("\"\\/bfnrt", s[i])) {
+			return 0;
+		}
+	}
+	return 0;
+}
+
+static size_t digits(const char *s, size_t n, size_t i)
+{
+	while (i < n && s[i] >= '0' && s[i] <= '9')
+		i++;
+	return i;
+}
+
+/* The end of the JSON number at s[i], or 0 when there is none. */
+static size_t scan_number(const char *s, size_t n, size_t i)
+{
+	size_t j;
+
+	if (i < n && s[i] == '-')
+		i++;
+	if (i < n && s[i] == '0')
+		i++;
+	else if ((j = digits(s, n, i)) > i)
+		i = j;
+	else
+		return 0;
+	if (i < n && s[i] == '.') {
+		if ((j = digits(s, n, i + 1)) == i + 1)
+			return 0;
+		i = j;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if ((j = digits(s, n, i)) == i)
+			return 0;
+		i = j;
+	}
+	return i;
+}
+
+enum pstate { P_VALUE, P_KEY, P_AFTER };
+
+/*
+ * Check that s (n bytes) is exactly one JSON value with white space around,
+ * nested at most JSON_DEPTH_MAX deep, and with o->emit write it
+ * pretty-printed into o. 0, -EIO when it is not, -EFBIG or -ENOMEM.
+ * Linear in n (and in the output).
+ */
+static int pretty(const char *s, size_t n, struct out *o)
+{
+	char stack[JSON_DEPTH_MAX];
+	int depth = 0, r = 0;
+	enum pstate st = P_VALUE;
+	size_t i = skip_ws(s, n, 0), j;
+
+	while (r == 0) {
+		i = skip_ws(s, n, i);
+		if (st == P_AFTER && depth == 0)
+			return i == n ? put(o, "\n", 1) : -EIO;
+		if (i >= n)
+			return -EIO;
+		if (st == P_AFTER) {
+			if (s[i] == ',') {
+				r = put(o, ",", 1);
+				if (r == 0)
+					r = newline(o, depth);
+				st = stack[depth - 1] == '{' ? P_KEY : P_VALUE;
+				i++;
+			} else if (s[i] ==
+				   (stack[depth - 1] == '{' ? '}' : ']')) {
+				depth--;
+				r = newline(o, depth);
+				if (r == 0)
+					r = put(o, s + i, 1);
+				i++;
+			} else {
+				return -EIO;
+			}
+			continue;
+		}
+		if (st == P_KEY) {
+			if (s[i] != '"' || !(j = scan_string(s, n, i)))
+				return -EIO;
+			r = put(o, s + i, j - i);
+			i = skip_ws(s, n, j);
+			if (i >= n || s[i] != ':')
+				return -EIO;
+			if (r == 0)
+				r = put(o, ": ", 2);
+			i++;
+			st = P_VALUE;
+			continue;
+		}
+		/* A value. */
+		if (s[i] == '{' || s[i] == '[') {
+			char close = s[i] == '{' ? '}' : ']';
+
+			if (depth == JSON_DEPTH_MAX)
+				return -EIO;
+			r = put(o, s + i, 1);
+			j = skip_ws(s, n, i + 1);
+			if (j < n && s[j] == close) {
+				if (r == 0)
+					r = put(o, &close, 1);
+				i = j + 1;
+				st = P_AFTER;
+				continue;
+			}
+			stack[depth++] = s[i];
+			if (r == 0)
+				r = newline(o, depth);
+			st = s[i] == '{' ? P_KEY : P_VALUE;
+			i++;
+			continue;
+		}
+		if (s[i] == '"')
+			j = scan_string(s, n, i);
+		else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9'))
+			j = scan_number(s, n, i);
+		else if (n - i >= 4 && (memcmp(s + i, "true", 4) == 0 ||
+					memcmp(s + i, "null", 4) == 0))
+			j = i + 4;
+		else if (n - i >= 5 && memcmp(s + i, "false", 5) == 0)
+			j = i + 5;
+		else
+			j = 0;
+		if (!j)
+			return -EIO;
+		r = put(o, s + i, j - i);
+		i = j;
+		st = P_AFTER;
+	}
+	return r;
+}
+
+int results_render_json(const char *line, size_t len, char **out,
+			size_t *outlen)
+{
+	struct out o = {.emit = 1, .max = 8 * len + 4096};
+	int r;
+
+	if (o.max > RESULTS_PRETTY_MAX)
+		o.max = RESULTS_PRETTY_MAX;
+	r = pretty(line, len, &o);
+
+	if (r == -EFBIG) {
+		/* Too large pretty-printed: the line as the server wrote it. */
+		o.len = 0;
+		o.max = len + 1;
+		r = put(&o, line, len);
+		if (r == 0)
+			r = put(&o, "\n", 1);
+	}
+	if (r < 0) {
+		free(o.p);
+		return r;
+	}
+	*out = o.p ? o.p : strdup("");
+	*outlen = o.len;
+	return *out ? 0 : -ENOMEM;
+}
+
+/* ---- values of a parsed line ------------------------------------------ */
+
+static void put_utf8(unsigned long c, char *d, size_t *k)
+{
+	if (c < 0x80) {
+		d[(*k)++] = (char)c;
+	} else if (c < 0x800) {
+		d[(*k)++] = (char)(0xc0 | (c >> 6));
+		d[(*k)++] = (char)(0x80 | (c & 0x3f));
+	} else if (c < 0x10000) {
+		d[(*k)++] = (char)(0xe0 | (c >> 12));
+		d[(*k)++] = (char)(0x80 | ((c >> 6) & 0x3f));
+		d[(*k)++] = (char)(0x80 | (c & 0x3f));
+	} else {
+		d[(*k)++] = (char)(0xf0 | (c >> 18));
+		d[(*k)++] = (char)(0x80 | ((c >> 12) & 0x3f));
+		d[(*k)++] = (char)(0x80 | ((c >> 6) & 0x3f));
+		d[(*k)++] = (char)(0x80 | (c & 0x3f));
+	}
+}
+
+static unsigned long hex4(const char *p)
+{
+	return strtoul((char[5]){p[0], p[1], p[2], p[3], 0}, NULL, 16);
+}
+
+/*
+ * Decode the JSON string token tok (quotes included, checked by
+ * scan_string) into a new buffer *out of *len bytes (it may hold NUL). 0,
+ * -EIO for a lone surrogate, -ENOMEM.
+ */
+static int decode_token(const char *tok, size_t tlen, char **out, size_t *len)
+{
+	char *d = malloc(tlen + 1);
+	size_t k = 0;
+
+	if (!d)
+		return -ENOMEM;
+	for (size_t i = 1; i + 1 < tlen; i++) {
+		unsigned long c;
+
+		if (tok[i] != '\\') {
+			d[k++] = tok[i];
+			continue;
+		}
+		i++;
+		if (tok[i] != 'u') {
+			static const char from[] = "\"\\/bfnrt",
+					  to[] = "\"\\/\b\f\n\r\t";
+
+			d[k++] = to[strchr(from, tok[i]) - from];
+			continue;
+		}
+		c = hex4(tok + i + 1);
+		i += 4;
+		if (c >= 0xdc00 && c <= 0xdfff)
+			goto bad;
+		if (c >= 0xd800 && c <= 0xdbff) {
+			unsigned long lo;
+
+			if (i + 6 >= tlen || tok[i + 1] != '\\' ||
+			    tok[i + 2] != 'u')
+				goto bad;
+			lo = hex4(tok + i + 3);
+			if (lo < 0xdc00 || lo > 0xdfff)
+				goto bad;
+			c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
+			i += 6;
+		}
+		put_utf8(c, d, &k);
+	}
+	d[k] = '\0';
+	*out = d;
+	*len = k;
+	return 0;
+bad:
+	free(d);
+	return -EIO;
+}
+
+/*
+ * The bytes of string node s (a cJSON string, or the raw JSON text
+ * json_parse leaves for one that holds a NUL) into a new buffer. 0,
+ * -EINVAL when s is no string, -EIO, -ENOMEM.
+ */
+static int string_of(const cJSON *s, char **out, size_t *len)
+{
+	if (cJSON_IsString(s) && s->valuestring) {
+		*len = strlen(s->valuestring);
+		*out = malloc(*len + 1);
+		if (!*out)
+			return -ENOMEM;
+		memcpy(*out, s->valuestring, *len + 1);
+		return 0;
+	}
+	if (cJSON_IsRaw(s) && s->valuestring && s->valuestring[0] == '"') {
+		size_t n = strlen(s->valuestring);
+
+		if (scan_string(s->valuestring, n, 0) != n)
+			return -EIO;
+		return decode_token(s->valuestring, n, out, len);
+	}
+	return -EINVAL;
+}
+
+static const cJSON *member(const cJSON *o, const char *key)
+{
+	return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key)
+				 : NULL;
+}
+
+/* choices[0].message.content of a 2xx answer, or NULL. */
+static const cJSON *answer_content(const cJSON *root)
+{
+	const cJSON *resp = member(root, "response");
+	const cJSON *code = member(resp, "status_code");
+	const cJSON *body = member(resp, "body");
+	const cJSON *choices = member(body, "choices");
+	const cJSON *c;
+
+	if (!cJSON_IsNumber(code) || code->valuedouble < 200 ||
+	    code->valuedouble >= 300 ||
+	    code->valuedouble != (int)code->valuedouble)
+		return NULL;
+	if (!cJSON_IsArray(choices))
+		return NULL;
+	c = member(member(cJSON_GetArrayItem(choices, 0), "message"),
+		   "content");
+	return (cJSON_IsString(c) || cJSON_IsRaw(c)) ? c : NULL;
+}
+
+int results_render_txt(const char *line, size_t len, char **out, size_t *outlen)
+{
+	size_t nuls;
+	cJSON *root = json_parse(line, len, &nuls);
+	const cJSON *c = root ? answer_content(root) : NULL;
+	char *s = NULL;
+	size_t n = 0;
+	int r = c ? string_of(c, &s, &n) : root ? -ENOENT : -EIO;
+
+	cJSON_Delete(root);
+	if (r == -EINVAL)
+		r = -ENOENT;
+	if (r < 0)
+		return r;
+	s[n] = '\n'; /* string_of leaves room for a NUL */
+	*out = s;
+	*outlen = n + 1;
+	return 0;
+}
+
+/* ---- the index -------------------------------------------------------- */
+
+struct results *results_new(void)
+{
+	return calloc(1, sizeof(struct results));
+}
+
+void results_free(struct results *r)
+{
+	if (!r)
+		return;
+	free(r->e);
+	free(r->names);
+	free(r->slots);
+	free(r);
+}
+
+const char *results_name(const struct results *r, const struct result *e)
+{
+	return r->names + e->name;
+}
+
+size_t results_bytes(const struct results *r)
+{
+	return sizeof(*r) + r->cap * sizeof(*r->e) + r->names_cap +
+	       r->nslots * sizeof(*r->slots);
+}
+
+static size_t hash_name(const char *s, size_t n)
+{
+	return (size_t)fnv64((const unsigned char *)s, n,
+			     0xcbf29ce484222325ull);
+}
+
+/* The slot of name (n bytes): holding its entry, or the free one where it
+ * goes. r->nslots is a power of two and never full. */
+static size_t find_slot(const struct results *r, const char *name, size_t n)
+{
+	size_t mask = r->nslots - 1, i = hash_name(name, n) & mask;
+
+	while (r->slots[i]) {
+		const char *s = r->names + r->e[r->slots[i] - 1].name;
+
+		if (strncmp(s, name, n) == 0 && s[n] == '\0')
+			return i;
+		i = (i + 1) & mask;
+	}
+	return i;
+}
+
+const struct result *results_find(const struct results *r, const char *base,
+				  size_t blen)
+{
+	size_t i;
+
+	if (!r->nslots)
+		return NULL;
+	i = find_slot(r, base, blen);
+	return r->slots[i] ? &r->e[r->slots[i] - 1] : NULL;
+}
+
+static int grow_slots(struct results *r)
+{
+	size_t n = r->nslots ? r->nslots * 2 : 64;
+	uint32_t *old = r->slots;
+	size_t oldn = r->nslots;
+
+	r->slots = calloc(n, sizeof(*r->slots));
+	if (!r->slots) {
+		r->slots = old;
+		return -ENOMEM;
+	}
+	r->nslots = n;
+	for (size_t i = 0; i < oldn; i++) {
+		if (old[i]) {
+			const char *s = r->names + r->e[old[i] - 1].name;
+
+			r->slots[find_slot(r, s, strlen(s))] = old[i];
+		}
+	}
+	free(old);
+	return 0;
+}
+
+static int names_add(struct results *r, const void *p, size_t n)
+{
+	if (r->names_len + n > r->names_cap) {
+		size_t cap = r->names_cap ? r->names_cap : 4096;
+		char *q;
+
+		while (cap < r->names_len + n)
+			cap *= 2;
+		q = realloc(r->names, cap);
+		if (!q)
+			return -ENOMEM;
+		r->names = q;
+		r->names_cap = cap;
+	}
+	memcpy(r->names + r->names_len, p, n);
+	r->names_len += n;
+	return 0;
+}
+
+/* Whether entry e (shortened) stands for the id (len bytes). */
+static int same_long_id(const struct results *r, const struct result *e,
+			const char *id, size_t len)
+{
+	const char *p = r->names + e->name;
+	uint32_t n;
+
+	p += strlen(p) + 1;
+	memcpy(&n, p, sizeof(n));
+	return n == len && memcmp(p + sizeof(n), id, len) == 0;
+}
+
+/* One file being added: where we are, for the log. */
+struct pass {
+	enum results_source src;
+	const char *label;
+	size_t lineno;
+	size_t logged, bad;
+};
+
+static void bad_line(struct results *r, struct pass *ps, const char *why)
+{
+	r->bad++;
+	ps->bad++;
+	if (ps->logged++ < RESULTS_LOG_MAX)
+		log_warn("%s line %zu: %s; skipped", ps->label, ps->lineno,
+			 why);
+}
+
+/* Let line take the place of the earlier entry e of the same id. */
+static void replace(struct results *r, struct pass *ps, struct result *e,
+		    struct result line)
+{
+	line.name = e->name;
+	line.shortened = e->shortened;
+	*e = line;
+	r->dups++;
+	if (ps->logged++ < RESULTS_LOG_MAX)
+		log_warn("%s line %zu: custom_id \"%s\" again; this later line "
+			 "replaces the earlier one",
+			 ps->label, ps->lineno, results_name(r, e));
+}
+
+/*
+ * Add the entry of a line (off, len, src, has_txt in line) for id, or let
+ * it replace the entry of the same id. A shortened name that another id
+ * already has is made again with the next salt. 0 or -ENOMEM.
+ */
+static int insert(struct results *r, struct pass *ps, const char *id,
+		  size_t idlen, struct result line)
+{
+	char name[RESULTS_NAME_MAX + 1];
+	struct result *e;
+	int sh;
+	size_t i, n;
+
+	if (r->n + 1 > r->nslots / 2 && grow_slots(r) < 0)
+		return -ENOMEM;
+	for (unsigned salt = 0;; salt++) {
+		n = results_escape(id, idlen, salt, name, &sh);
+		i = find_slot(r, name, n);
+		if (!r->slots[i])
+			break;
+		e = &r->e[r->slots[i] - 1];
+		if (!sh || (e->shortened && same_long_id(r, e, id, idlen))) {
+			replace(r, ps, e, line);
+			return 0;
+		}
+	}
+	if (r->n == RESULTS_MAX_ENTRIES) {
+		bad_line(r, ps, "past the most requests kimifs indexes");
+		return 0;
+	}
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 64;
+		struct result *grown = realloc(r->e, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		r->e = grown;
+		r->cap = cap;
+	}
+	line.name = (uint32_t)r->names_len;
+	line.shortened = (uint8_t)sh;
+	if (names_add(r, name, n + 1) < 0)
+		return -ENOMEM;
+	if (sh) {
+		uint32_t l = (uint32_t)idlen;
+
+		if (names_add(r, &l, sizeof(l)) < 0 ||
+		    names_add(r, id, idlen) < 0)
+			return -ENOMEM;
+	}
+	r->e[r->n] = line;
+	r->slots[i] = (uint32_t)++r->n;
+	return 0;
+}
+
+/* Add the usage of an output line to the sums (saturating). */
+static void add_usage(struct results *r, const cJSON *root)
+{
+	const cJSON *u =
+	    member(member(member(root, "response"), "body"), "usage");
+
+	for (int k = 0; k < USAGE_N; k++) {
+		const cJSON *v = member(u, results_usage_names[k]);
+		double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+
+		if (d < 0 || d > 9007199254740992.0 || d != (double)(int64_t)d)
+			continue;
+		if (r->usage[k] > INT64_MAX - (int64_t)d)
+			r->usage[k] = INT64_MAX;
+		else
+			r->usage[k] += (int64_t)d;
+	}
+}
+
+static int add_line(struct results *r, struct pass *ps, const char *line,
+		    size_t len, uint64_t off)
+{
+	struct out check = {0};
+	struct result e = {
+	    .off = off, .len = (uint32_t)len, .src = (uint8_t)ps->src};
+	size_t nuls, idlen = 0;
+	cJSON *root;
+	char *id = NULL;
+	int r2;
+
+	if (skip_ws(line, len, 0) == len)
+		return 0; /* blank */
+	if (len > RESULTS_LINE_MAX) {
+		bad_line(r, ps, "longer than 16 MiB");
+		return 0;
+	}
+	if (pretty(line, len, &check) < 0 ||
+	    !(root = json_parse(line, len, &nuls))) {
+		bad_line(r, ps, "not JSON");
+		return 0;
+	}
+	if (!cJSON_IsObject(root)) {
+		bad_line(r, ps, "not a JSON object");
+		cJSON_Delete(root);
+		return 0;
+	}
+	r2 = string_of(member(root, "custom_id"), &id, &idlen);
+	if (r2 < 0) {
+		cJSON_Delete(root);
+		if (r2 == -ENOMEM)
+			return r2;
+		bad_line(r, ps, "no string custom_id");
+		return 0;
+	}
+	e.has_txt = answer_content(root) != NULL;
+	if (ps->src == RESULTS_OUTPUT)
+		add_usage(r, root);
+	cJSON_Delete(root);
+	r2 = insert(r, ps, id, idlen, e);
+	free(id);
+	return r2;
+}
+
+int results_add(struct results *r, enum results_source src, const char *buf,
+		size_t len, const char *label)
+{
+	struct pass ps = {.src = src, .label = label};
+	size_t at = 0;
+	int rc = 0;
+
+	while (rc == 0 && at < len) {
+		const char *nl = memchr(buf + at, '\n', len - at);
+		size_t end = nl ? (size_t)(nl - buf) : len;
+
+		ps.lineno++;
+		rc = add_line(r, &ps, buf + at, end - at, at);
+		at = end + 1;
+	}
+	if (ps.logged > RESULTS_LOG_MAX)
+		log_warn("%s: %zu lines skipped or replaced in all, %zu not "
+			 "logged",
+			 label, ps.logged, ps.logged - RESULTS_LOG_MAX);
+	return rc;
+}

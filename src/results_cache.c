@@ -1,0 +1,317 @@
+/*
+ * results_cache.c - the results indexes kept in memory (results_cache.h):
+ * one build per set shared by concurrent callers, least recently used sets
+ * dropped past the bounds.
+ */
+#include "results_cache.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "content.h"
+#include "kimifs.h"
+#include "log.h"
+#include "util.h"
+
+void results_cache_init(struct results_cache *c)
+{
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_condattr_init(&c->condattr);
+	pthread_condattr_setclock(&c->condattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->built, &c->condattr);
+}
+
+static void set_free(struct results_set *s)
+{
+	for (int i = 0; i < 2; i++)
+		if (s->fd[i] >= 0)
+			close(s->fd[i]);
+	results_free(s->ix);
+	free(s->key);
+	free(s);
+}
+
+/* Take s out of the list (lock held); freed now if nobody holds it. */
+static void unlink_set(struct results_cache *c, struct results_set *s)
+{
+	if (!s->linked)
+		return;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		c->head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->linked = 0;
+	c->bytes -= s->bytes;
+	c->count--;
+	if (s->refs == 0)
+		set_free(s);
+}
+
+static void push_front(struct results_cache *c, struct results_set *s)
+{
+	s->prev = NULL;
+	s->next = c->head;
+	if (c->head)
+		c->head->prev = s;
+	c->head = s;
+}
+
+void results_cache_destroy(struct results_cache *c)
+{
+	while (c->head)
+		unlink_set(c, c->head);
+	pthread_cond_destroy(&c->built);
+	pthread_condattr_destroy(&c->condattr);
+	pthread_mutex_destroy(&c->lock);
+}
+
+void results_put(struct results_cache *c, struct results_set *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (--s->refs == 0 && !s->linked)
+		set_free(s);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Drop the least recently used sets nobody holds while over the bounds
+ * (lock held). */
+static void evict(struct results_cache *c)
+{
+	struct results_set *s = c->head, *prev;
+
+	while (s && s->next)
+		s = s->next;
+	for (; s && (c->bytes > RESULTS_CACHE_BYTES ||
+		     c->count > RESULTS_CACHE_COUNT);
+	     s = prev) {
+		prev = s->prev;
+		if (s->refs == 0 && !s->building)
+			unlink_set(c, s);
+	}
+}
+
+/* The file id value name of b (without its newline) into buf, or "". */
+static void file_id(const struct batch *b, const char *name, char *buf,
+		    size_t size)
+{
+	const struct bfile *f = batch_value(b, name);
+	size_t n = f && f->len ? f->len - 1 : 0;
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(buf, f ? f->data : "", n);
+	buf[n] = '\0';
+}
+
+/*
+ * Download file id and add its lines to s->ix from source src. A 404 leaves
+ * the file empty (logged). 0 or -errno.
+ */
+static int index_file(struct kimifs *k, struct api_op *op,
+		      struct results_set *s, const char *batch_id,
+		      const char *id, enum results_source src)
+{
+	char label[512];
+	struct stat st;
+	void *map;
+	int r = content_open(k, op, id, &s->fd[src]);
+
+	snprintf(label, sizeof(label), "batch %s: %s file %s", batch_id,
+		 src == RESULTS_OUTPUT ? "output" : "error", id);
+	if (r == -ENOENT) {
+		log_warn("%s: not on the server; no results from it", label);
+		s->fd[src] = -1;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	if (fstat(s->fd[src], &st) < 0)
+		return -errno;
+	if (st.st_size == 0)
+		return 0;
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, s->fd[src],
+		   0);
+	if (map == MAP_FAILED)
+		return -errno;
+	r = results_add(s->ix, src, map, (size_t)st.st_size, label);
+	munmap(map, (size_t)st.st_size);
+	return r;
+}
+
+/* Build the index of s for batch b's files out and err. 0 or -errno. */
+static int build(struct kimifs *k, struct api_op *op, struct results_set *s,
+		 const struct batch *b, const char *out, const char *err)
+{
+	int r = 0;
+
+	s->ix = results_new();
+	if (!s->ix)
+		return -ENOMEM;
+	if (*out)
+		r = index_file(k, op, s, b->id, out, RESULTS_OUTPUT);
+	if (r == 0 && *err)
+		r = index_file(k, op, s, b->id, err, RESULTS_ERROR);
+	if (r == 0)
+		log_debug("batch %s: %zu results indexed (%zu bad lines, %zu "
+			  "repeated), %zu bytes",
+			  b->id, s->ix->n, s->ix->bad, s->ix->dups,
+			  results_bytes(s->ix));
+	return r;
+}
+
+/* Wait for a build to end (lock held): 0, or -ETIMEDOUT, -EINTR. */
+static int wait_built(struct results_cache *c, struct api_op *op)
+{
+	double now = util_now(), until = now + 0.1;
+	struct timespec ts;
+
+	if (op && op->interrupted)
+		return -EINTR;
+	if (op && now >= op->deadline)
+		return -ETIMEDOUT;
+	if (op && op->deadline < until)
+		until = op->deadline;
+	ts.tv_sec = (time_t)until;
+	ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
+	pthread_cond_timedwait(&c->built, &c->lock, &ts);
+	return 0;
+}
+
+/* Move s to the front of the list (lock held). */
+static void touch(struct results_cache *c, struct results_set *s)
+{
+	if (c->head == s)
+		return;
+	s->prev->next = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	push_front(c, s);
+}
+
+/* Drop the sets of batch id (idlen bytes) that nobody holds: their files
+ * are older than the ones the batch now names (lock held). */
+static void drop_batch(struct results_cache *c, const char *id, size_t idlen)
+{
+	struct results_set *s = c->head, *next;
+
+	for (; s; s = next) {
+		next = s->next;
+		if (s->refs == 0 && !s->building &&
+		    strncmp(s->key, id, idlen) == 0 && s->key[idlen] == '\n')
+			unlink_set(c, s);
+	}
+}
+
+int results_get(struct kimifs *k, struct api_op *op, const struct batch *b,
+		struct results_set **out)
+{
+	struct results_cache *c = &k->results;
+	char oid[256], eid[256], *key;
+	struct results_set *s;
+	size_t idlen = strlen(b->id);
+	int r = 0;
+
+	*out = NULL;
+	file_id(b, "output_file_id", oid, sizeof(oid));
+	file_id(b, "error_file_id", eid, sizeof(eid));
+	if (!*oid && !*eid)
+		return 0;
+	key = malloc(idlen + strlen(oid) + strlen(eid) + 3);
+	if (!key)
+		return -ENOMEM;
+	sprintf(key, "%s\n%s\n%s", b->id, oid, eid);
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		for (s = c->head; s && strcmp(s->key, key) != 0; s = s->next)
+			;
+		if (!s)
+			break;
+		if (!s->building) {
+			touch(c, s);
+			s->refs++;
+			*out = s;
+			goto out_unlock;
+		}
+		/* Another caller builds it: wait, then look again (a failed
+		 * build is gone from the list, and this caller tries). */
+		s->refs++;
+		r = wait_built(c, op);
+		if (--s->refs == 0 && !s->linked)
+			set_free(s);
+		if (r < 0)
+			goto out_unlock;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		r = -ENOMEM;
+		goto out_unlock;
+	}
+	s->fd[0] = s->fd[1] = -1;
+	s->key = key;
+	key = NULL;
+	s->refs = 1;
+	s->building = 1;
+	drop_batch(c, b->id, idlen);
+	s->linked = 1;
+	push_front(c, s);
+	c->count++;
+	pthread_mutex_unlock(&c->lock);
+
+	r = build(k, op, s, b, oid, eid);
+
+	pthread_mutex_lock(&c->lock);
+	s->building = 0;
+	if (r < 0) {
+		s->failed = r;
+		unlink_set(c, s);
+		if (--s->refs == 0)
+			set_free(s);
+	} else {
+		s->bytes = results_bytes(s->ix) + strlen(s->key) + sizeof(*s);
+		c->bytes += s->bytes;
+		*out = s;
+		evict(c);
+	}
+	pthread_cond_broadcast(&c->built);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	free(key);
+	return r;
+}
+
+int results_line(const struct results_set *s, const struct result *e,
+		 char **line)
+{
+	char *buf = malloc((size_t)e->len + 1);
+	size_t got = 0;
+	int fd = s->fd[e->src];
+
+	if (!buf)
+		return -ENOMEM;
+	while (got < e->len) {
+		ssize_t n =
+		    pread(fd, buf + got, e->len - got, (off_t)(e->off + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(buf);
+			return n < 0 ? -errno : -EIO;
+		}
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*line = buf;
+	return 0;
+}

@@ -1,0 +1,67 @@
+/*
+ * results_cache.h - the results indexes kimifs keeps in memory: one per
+ * batch and pair of (output, error) file ids, built once from the files'
+ * content (content.h) and kept with the open content files, most recently
+ * used first, within a bound on their memory and their number. File ids
+ * name immutable contents, so an index never goes stale: a batch whose
+ * output file appears or changes gets a new one.
+ */
+#ifndef KIMIFS_RESULTS_CACHE_H
+#define KIMIFS_RESULTS_CACHE_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "batch.h"
+#include "http.h"
+#include "results.h"
+
+#define RESULTS_CACHE_BYTES (64u << 20) /* memory of the indexes kept */
+#define RESULTS_CACHE_COUNT 64		/* indexes kept (two fds each) */
+
+struct kimifs;
+
+/* One built index and its files, held by reference. */
+struct results_set {
+	struct results *ix;
+	int fd[2]; /* content of the output and error file, or -1 */
+	/* The fields below are the cache's, under its lock. */
+	char *key; /* "batch\noutput id\nerror id" */
+	int refs;
+	int building; /* the first caller is downloading and indexing */
+	int failed;   /* -errno: the build failed, the set is dropped */
+	int linked;   /* in the cache's list */
+	size_t bytes;
+	struct results_set *prev, *next;
+};
+
+struct results_cache {
+	pthread_mutex_t lock; /* guards the list and the sets' cache fields */
+	pthread_cond_t built; /* a build ended */
+	pthread_condattr_t condattr;
+	struct results_set *head; /* most recently used first */
+	size_t bytes, count;
+};
+
+void results_cache_init(struct results_cache *c);
+/* Frees every set; none may be held. */
+void results_cache_destroy(struct results_cache *c);
+
+/*
+ * The results of snapshot b: 0 with *out a held set (results_put it), or
+ * with *out NULL when b has neither an output nor an error file yet; or
+ * -errno (a failed download; -EINTR, -ETIMEDOUT from op). The first caller
+ * for a set downloads and indexes its files, concurrent callers wait for it
+ * within op's deadline; a file the server no longer has (404) counts as
+ * empty and is logged.
+ */
+int results_get(struct kimifs *k, struct api_op *op, const struct batch *b,
+		struct results_set **out);
+void results_put(struct results_cache *c, struct results_set *s);
+
+/* The line of entry e of s into a new buffer *line (e->len bytes). 0 or
+ * -errno (-EIO when the file is shorter than the index says). */
+int results_line(const struct results_set *s, const struct result *e,
+		 char **line);
+
+#endif
