@@ -203,6 +203,7 @@ static void lru_drop(struct cache *c, struct cache_entry *e)
 {
 	lru_unlink(c, e);
 	c->used -= e->size;
+	STAT_SET(c->stats, disk_bytes, c->used);
 	free(e);
 }
 
@@ -236,6 +237,7 @@ static int lru_add(struct cache *c, const char *id, uint64_t size)
 	e->size = size;
 	lru_push(c, e);
 	c->used += size;
+	STAT_SET(c->stats, disk_bytes, c->used);
 	return 0;
 }
 
@@ -607,6 +609,7 @@ int cache_reader_open(struct cache *c, const char *id, int64_t expected,
 			lru_push(c, e);
 			/* The order of use survives a remount. */
 			futimens(r->fd, NULL);
+			STAT_ADD(c->stats, disk_hits, 1);
 			goto out;
 		}
 		lru_drop(c, e); /* removed behind our back */
@@ -625,6 +628,7 @@ int cache_reader_open(struct cache *c, const char *id, int64_t expected,
 			goto out;
 	}
 	r->dl = d;
+	STAT_ADD(c->stats, disk_misses, 1);
 out:
 	pthread_mutex_unlock(&c->lock);
 	if (err < 0) {

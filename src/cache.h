@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "http.h"
+#include "stats.h"
 
 /* Download file id into fd, calling on_sink(arg, bytes so far) as it
  * lands; 0 with the length in *len, or -errno with err (api.h). */
@@ -37,6 +38,7 @@ struct cache {
 	uint64_t cap;	 /* bytes the cache may hold */
 	cache_download_fn download;
 	void *ctx;
+	struct stats *stats; /* disk hits, misses and bytes; or NULL */
 
 	pthread_mutex_t lock; /* guards everything below */
 	pthread_cond_t idle;  /* signalled when a download thread ends */

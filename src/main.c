@@ -208,6 +208,8 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "kimifs: %s\n", why);
 		goto out_api;
 	}
+	k.cache.stats = &k.stats;
+	STAT_SET(&k.stats, disk_bytes, k.cache.used);
 	if (check_api(&k) < 0)
 		goto out_cache;
 	if (batches_init(&k.batches, &k.api, k.opts.cache_ttl,

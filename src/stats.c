@@ -56,9 +56,9 @@ int stats_json(const struct stats *st, char **out, size_t *len)
 	     put(root, "stale_served", get(&st->stale_served)) &&
 	     put(cache, "hits", get(&st->hits)) &&
 	     put(cache, "misses", get(&st->misses)) &&
-	     /* No disk cache yet: the object says so with zeros. */
-	     put(disk, "hits", 0) && put(disk, "misses", 0) &&
-	     put(disk, "bytes", 0) &&
+	     put(disk, "hits", get(&st->disk_hits)) &&
+	     put(disk, "misses", get(&st->disk_misses)) &&
+	     put(disk, "bytes", get(&st->disk_bytes)) &&
 	     put(root, "bytes_down", get(&st->bytes_down)) &&
 	     put(root, "bytes_up", get(&st->bytes_up)) &&
 	     put(root, "uptime_s", (uint64_t)(time(NULL) - st->started));

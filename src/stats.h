@@ -39,6 +39,9 @@ struct stats {
 	uint64_t misses;       /* store answers that needed a fetch */
 	uint64_t bytes_down;
 	uint64_t bytes_up;
+	uint64_t disk_hits;   /* contents opened from the disk cache */
+	uint64_t disk_misses; /* contents that had to be downloaded */
+	uint64_t disk_bytes;  /* bytes the disk cache holds now */
 };
 
 /* Add n to the counter c (NULL stats: nothing). */
@@ -47,6 +50,13 @@ struct stats {
 		if (st)                                                        \
 			__atomic_add_fetch(&(st)->field, (n),                  \
 					   __ATOMIC_RELAXED);                  \
+	} while (0)
+
+/* Set the gauge c to v (NULL stats: nothing). */
+#define STAT_SET(st, field, v)                                                 \
+	do {                                                                   \
+		if (st)                                                        \
+			__atomic_store_n(&(st)->field, (v), __ATOMIC_RELAXED); \
 	} while (0)
 
 void stats_init(struct stats *st);

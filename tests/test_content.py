@@ -5,6 +5,7 @@ simulator's request log and the cache directory itself."""
 
 import errno
 import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -17,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import KIMIFS, kimifs_env, run_kimifs, wait_for
+from conftest import KIMIFS, kimifs_env, read_text, run_kimifs, wait_for
 
 
 def add_file(sim, **fields):
@@ -122,16 +123,30 @@ def test_the_first_bytes_come_before_the_download_ends(sim, mount, cache):
     assert read_bytes(os.path.join(cache, f["id"])) == f["data"]
 
 
+def disk_stats(m):
+    """MOUNT/stats' disk_cache counters."""
+    return json.loads(read_text(os.path.join(m.path, "stats")))["disk_cache"]
+
+
 def test_a_second_mount_reuses_the_disk_cache(sim, mount, cache):
     f = add_file(sim, size=300000)
     m = mount(options=["cache_dir=" + cache])
     first = read_bytes(content(m, f["id"]))
     assert m.stop() == 0
     m2 = mount(options=["cache_dir=" + cache])
+    assert disk_stats(m2) == {"hits": 0, "misses": 0, "bytes": 300000}
     assert read_bytes(content(m2, f["id"])) == first == f["data"]
     assert content_gets(sim, f["id"]) == []
     rc, out, err = m2.sh("stat -c %%s files/%s/content" % f["id"])
     assert out == "300000\n"
+    # MOUNT/stats counts it: one content opened from the disk, none
+    # downloaded; a content not there yet is a miss.
+    assert disk_stats(m2) == {"hits": 1, "misses": 0, "bytes": 300000}
+    g = add_file(sim, size=1000)
+    assert read_bytes(content(m2, g["id"])) == g["data"]
+    wait_for(lambda: disk_stats(m2)["bytes"] == 301000, timeout=30,
+             what="the second content in the cache")
+    assert disk_stats(m2)["misses"] == 1
 
 
 def test_the_least_recently_used_content_is_evicted_at_the_cap(sim, mount, cache):

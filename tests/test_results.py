@@ -93,6 +93,11 @@ def contents(sim):
     return [r for r in sim.log() if r["path"].endswith("/content")]
 
 
+def disk_cache(m):
+    """MOUNT/stats' disk_cache counters."""
+    return json.loads(read_text(os.path.join(m.path, "stats")))["disk_cache"]
+
+
 def listing(m, bid, sub="results"):
     return sorted(os.listdir(m.batch(bid, sub)))
 
@@ -341,12 +346,18 @@ def test_at_most_64_indexes_are_kept_the_least_recently_used_go(sim, mount):
     assert len(contents(sim)) == 66
     # The most recent 64 are kept; the two least recently used are not.
     sim.clear_log()
+    before = disk_cache(m)
     for bid in ids[2:]:
         assert len(listing(m, bid)) == 4
     assert contents(sim) == []
+    assert disk_cache(m) == before  # the kept indexes need no content
+    # The least recently used index was dropped: it is built again from
+    # the disk cache (one content opened there, nothing downloaded).
+    before = disk_cache(m)
     assert len(listing(m, ids[0])) == 4
-    assert [r["path"] for r in contents(sim)] == [
-        "/v1/files/%s/content" % sim.get(ids[0])["output_file_id"]]
+    assert contents(sim) == []
+    assert disk_cache(m)["hits"] - before["hits"] == 1
+    assert disk_cache(m)["misses"] == before["misses"]
 
 
 def test_a_batch_without_files_costs_no_download(sim, mount):
