@@ -94,6 +94,7 @@ static int batch_snapshot(struct kimifs *k, struct api_op *op,
 	}
 	v->mtime = (time_t)v->snap->mtime;
 	v->immutable = v->snap->final;
+	v->told = !v->snap->final; /* store hook: fs_attach */
 	return 0;
 }
 
@@ -150,7 +151,8 @@ static int ctl_view(struct kimifs *k, struct api_op *op, const struct node *n,
 	(void)mode;
 	if (r < 0)
 		return r;
-	v->immutable = 0; /* the outcome changes with each command */
+	/* The outcome changes with each command, untold. */
+	v->immutable = v->told = 0;
 	v->owned = ctl_outcome(&k->ctl, n->id);
 	v->data = v->owned ? v->owned : "";
 	v->len = strlen(v->data);
@@ -344,10 +346,22 @@ static int batches_readdir(struct kimifs *k, struct api_op *op,
 	return r;
 }
 
+/* batches/ itself never changes (its entries do): the kernel keeps its
+ * entry and attributes, so a path through it costs no lookup. */
+static int batches_view(struct kimifs *k, struct api_op *op,
+			const struct node *n, enum store_mode mode,
+			struct view *v)
+{
+	int r = tree_mount_view(k, op, n, mode, v);
+
+	v->immutable = 1;
+	return r;
+}
+
 const struct node_type type_batches = {
     .what = "batches directory",
     .mode = S_IFDIR | 0555,
-    .view = tree_mount_view,
+    .view = batches_view,
     .lookup = batches_lookup,
     .readdir = batches_readdir,
 };

@@ -203,13 +203,14 @@ int main(int argc, char *argv[])
 	if (inodes_init(&k.inodes, &root) < 0)
 		goto out_batches;
 	pthread_mutex_init(&k.open_lock, NULL);
+	pthread_mutex_init(&k.notify_lock, NULL);
 	k.mount_time = time(NULL);
 	k.uid = getuid();
 	k.gid = getgid();
 
 	/* Mode bits are enforced by the kernel; name the filesystem. */
 	if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=kimifs,"
-				    "subtype=kimifs") < 0)
+				    "subtype=kimifs," FS_MAX_READ_OPT) < 0)
 		goto out_inodes;
 	se = fuse_session_new(&args, fs_operations(),
 			      sizeof(struct fuse_lowlevel_ops), &k);
@@ -217,6 +218,7 @@ int main(int argc, char *argv[])
 		goto out_inodes;
 	if (fuse_session_mount(se, cmd.mountpoint) < 0)
 		goto out_session;
+	fs_attach(&k, se);
 	log_init(cmd.foreground, cmd.debug);
 	if (fuse_daemonize(cmd.foreground) < 0)
 		goto out_unmount;
@@ -235,10 +237,12 @@ int main(int argc, char *argv[])
 out_signals:
 	unset_signals();
 out_unmount:
+	fs_detach(&k);
 	fuse_session_unmount(se);
 out_session:
 	fuse_session_destroy(se);
 out_inodes:
+	pthread_mutex_destroy(&k.notify_lock);
 	pthread_mutex_destroy(&k.open_lock);
 	inodes_destroy(&k.inodes);
 out_batches:

@@ -42,6 +42,8 @@ struct view {
 	char *owned; /* freed with the view */
 	time_t mtime;
 	int immutable; /* never changes again: the kernel may keep it */
+	int told;      /* may change, but the kernel is told when it does
+			  (fs_attach): it may keep it for cache_ttl */
 };
 
 /* Names of a directory as read by readdir. */
