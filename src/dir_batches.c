@@ -3,7 +3,7 @@
  * files, batch.json, request_counts/, metadata/ and ctl, each a node type
  * over the stored batch snapshot (store_batches.h). The files of a batch
  * directory are the table batch_files: a name and the function that renders
- * it.
+ * it from the snapshot when it is opened (batch_render).
  */
 #include <errno.h>
 #include <string.h>
@@ -13,41 +13,49 @@
 #include "tree.h"
 
 /*
- * Render file name of snapshot b into v (data and len; owned when the
- * bytes are made for this view). 0, or -ENOENT when b has no such file
- * (a null field, a missing key).
+ * Render file name of snapshot b into v (data and len, owned by v). 0, or
+ * -ENOENT when b has no such file (a null field, a missing key), -ENOMEM.
  */
 typedef int (*render_fn)(const struct batch *b, const char *name,
 			 struct view *v);
 
-static int show(const struct bfile *f, struct view *v)
+static int show(const struct batch *b, enum batch_part part, const char *name,
+		struct view *v)
 {
-	if (!f)
-		return -ENOENT;
-	v->data = f->data;
-	v->len = f->len;
-	return 0;
+	size_t len;
+	int r = batch_render(b, part, name, &v->owned, &len);
+
+	v->data = v->owned;
+	v->len = len;
+	return r;
 }
 
 static int render_json(const struct batch *b, const char *name, struct view *v)
 {
-	(void)name;
-	return show(&b->json, v);
+	return show(b, BATCH_JSON, name, v);
 }
 
 static int render_value(const struct batch *b, const char *name, struct view *v)
 {
-	return show(batch_value(b, name), v);
+	return show(b, BATCH_VALUE, name, v);
 }
 
 static int render_count(const struct batch *b, const char *name, struct view *v)
 {
-	return show(batch_count(b, name), v);
+	return show(b, BATCH_COUNT, name, v);
 }
 
 static int render_meta(const struct batch *b, const char *name, struct view *v)
 {
-	return show(batch_meta(b, name), v);
+	return show(b, BATCH_META, name, v);
+}
+
+/* Whether file name (rendered by render) exists in b, without rendering
+ * it: batch.json always, a value file when its field is not null. */
+static int file_exists(const struct batch *b, const char *name,
+		       render_fn render)
+{
+	return render != render_value || batch_has_value(b, name);
 }
 
 /* The read-only files of a batch directory, in listing order. */
@@ -108,11 +116,11 @@ static int file_view(struct kimifs *k, struct api_op *op, const struct node *n,
 {
 	int r = batch_snapshot(k, op, n, mode, v);
 
-	if (r == 0 && render(v->snap, n->name, v) == -ENOENT) {
-		if (!v->snap->final && mode == STORE_ANY) {
-			view_release(v);
-			r = batch_snapshot(k, op, n, STORE_FRESH, v);
-		}
+	if (r == 0)
+		r = render(v->snap, n->name, v);
+	if (r == -ENOENT && !v->snap->final && mode == STORE_ANY) {
+		view_release(v);
+		r = batch_snapshot(k, op, n, STORE_FRESH, v);
 		if (r == 0)
 			r = render(v->snap, n->name, v);
 	}
@@ -223,10 +231,11 @@ static int counts_readdir(struct kimifs *k, struct api_op *op,
 			  const struct node *dir, struct dirlist *out)
 {
 	struct view v = {0};
+	static const char *const counts[] = {"total", "completed", "failed"};
 	int r = dir_view(k, op, dir, STORE_FRESH, &v);
 
 	for (int i = 0; r == 0 && i < 3; i++)
-		r = dirlist_add(out, v.snap->counts[i].name, S_IFREG);
+		r = dirlist_add(out, counts[i], S_IFREG);
 	view_release(&v);
 	return r;
 }
@@ -242,10 +251,15 @@ static int meta_readdir(struct kimifs *k, struct api_op *op,
 			const struct node *dir, struct dirlist *out)
 {
 	struct view v = {0};
+	char **keys = NULL;
+	size_t n = 0;
 	int r = dir_view(k, op, dir, STORE_FRESH, &v);
 
-	for (size_t i = 0; r == 0 && i < v.snap->nmeta; i++)
-		r = dirlist_add(out, v.snap->meta[i].name, S_IFREG);
+	if (r == 0)
+		r = batch_meta_keys(v.snap, &keys, &n);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = dirlist_add(out, keys[i], S_IFREG);
+	batch_free_keys(keys, n);
 	view_release(&v);
 	return r;
 }
@@ -289,13 +303,10 @@ static int batch_readdir(struct kimifs *k, struct api_op *op,
 	struct view v = {0};
 	int r = dir_view(k, op, dir, STORE_FRESH, &v);
 
-	for (size_t i = 0; r == 0 && i < NFILES; i++) {
-		struct view f = {0};
-
-		if (batch_files[i].render(v.snap, batch_files[i].name, &f) == 0)
+	for (size_t i = 0; r == 0 && i < NFILES; i++)
+		if (file_exists(v.snap, batch_files[i].name,
+				batch_files[i].render))
 			r = dirlist_add(out, batch_files[i].name, S_IFREG);
-		view_release(&f);
-	}
 	if (r == 0)
 		r = dirlist_add(out, "request_counts", S_IFDIR);
 	if (r == 0)
