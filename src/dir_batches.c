@@ -116,8 +116,9 @@ static int file_view(struct kimifs *k, struct api_op *op, const struct node *n,
 {
 	int r = batch_snapshot(k, op, n, mode, v);
 
-	if (r == 0)
-		r = render(v->snap, n->name, v);
+	if (r < 0)
+		return r;
+	r = render(v->snap, n->name, v);
 	if (r == -ENOENT && !v->snap->final && mode == STORE_ANY) {
 		view_release(v);
 		r = batch_snapshot(k, op, n, STORE_FRESH, v);
