@@ -189,6 +189,8 @@ int main(int argc, char *argv[])
 	if (api_init(&k.api, &k.opts, k.api_key) < 0)
 		goto out_curl;
 	k.api.http.stats = &k.stats;
+	/* Until the store is gone: its probes may still call fs's hook. */
+	pthread_mutex_init(&k.notify_lock, NULL);
 	if (k.opts.insecure)
 		log_warn("TLS certificate verification is OFF (-o insecure): "
 			 "anyone on the path can read the API key");
@@ -203,7 +205,6 @@ int main(int argc, char *argv[])
 	if (inodes_init(&k.inodes, &root) < 0)
 		goto out_batches;
 	pthread_mutex_init(&k.open_lock, NULL);
-	pthread_mutex_init(&k.notify_lock, NULL);
 	k.mount_time = time(NULL);
 	k.uid = getuid();
 	k.gid = getgid();
@@ -242,13 +243,13 @@ out_unmount:
 out_session:
 	fuse_session_destroy(se);
 out_inodes:
-	pthread_mutex_destroy(&k.notify_lock);
 	pthread_mutex_destroy(&k.open_lock);
 	inodes_destroy(&k.inodes);
 out_batches:
 	ctl_destroy(&k.ctl);
 	batches_destroy(&k.batches);
 out_api:
+	pthread_mutex_destroy(&k.notify_lock);
 	api_destroy(&k.api);
 out_curl:
 	curl_global_cleanup();
