@@ -192,7 +192,7 @@ static int is_token_file(const struct tok *v, size_t n, const struct bfile *f)
 }
 
 /* Metadata files rendered per input, at most. */
-#define FUZZ_META_RENDERED 64
+#define FUZZ_META_RENDERED 8
 
 /* Every file of a snapshot, rendered (batch_render). */
 struct files {
