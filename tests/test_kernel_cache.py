@@ -6,11 +6,12 @@ of a change, so a value whose length changed always reads whole and `stat`
 agrees with it. MOUNT/stats' "kernel" counters say which requests of the
 kernel reached the daemon."""
 
+import errno
 import json
 import os
 import time
 
-from conftest import read_text, try_write, wait_for
+from conftest import errno_of, read_text, try_write, wait_for
 
 
 def kernel(m):
@@ -142,3 +143,16 @@ def test_a_running_batch_is_never_shown_older_than_cache_ttl(sim, mount):
     assert time.monotonic() - changed < 1 + 5
     # the kernel was told: stat agrees with what cat read
     assert size(m, bid, "status") == len("finalizing\n")
+
+
+def test_the_files_of_a_batch_gone_from_the_server_say_enoent(sim, mount):
+    (bid,) = sim.seed(1, status="in_progress")
+    m = mount(cache_ttl=0)
+    assert m.sh("cat batches/%s/status batches/%s/metadata/x" % (bid, bid))[1] == "in_progress\n"
+    sim.delete(bid)
+    for name in ("status", "batch.json", "request_counts/total"):
+        rc, out, err = m.sh("cat batches/%s/%s" % (bid, name))
+        assert rc != 0 and os.strerror(errno.ENOENT) in err, err
+    assert errno_of(os.stat, m.batch(bid, "status")) == errno.ENOENT
+    assert m.proc.poll() is None
+    assert bid not in os.listdir(m.batches)
