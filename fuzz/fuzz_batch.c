@@ -2,7 +2,8 @@
  * fuzz_batch.c - libFuzzer target: any bytes as a BatchObject, parsed as an
  * answer is (json_parse). Parsing must never crash, leak or accept an
  * object without its required fields; every rendered file must end with
- * exactly one newline; no count or time is negative; at most BATCH_META_MAX
+ * exactly one newline (each rendered on demand, as an open does); no count
+ * or time is negative; at most BATCH_META_MAX
  * metadata files; batch.json is valid JSON again; and no string shown (the
  * id, a value, a metadata key or value) is cut short: each is, byte for byte
  * and length included, the decoded text of a string token of the input
@@ -190,8 +191,76 @@ static int is_token_file(const struct tok *v, size_t n, const struct bfile *f)
 	return is_token_n(v, n, f->data, f->len - 1);
 }
 
+/* Metadata files rendered per input, at most. */
+#define FUZZ_META_RENDERED 8
+
+/* Every file of a snapshot, rendered (batch_render). */
+struct files {
+	struct bfile values[32];
+	size_t nvalues;
+	struct bfile counts[3];
+	struct bfile *meta;
+	size_t nmeta;
+	struct bfile json;
+};
+
+static void render(const struct batch *b, enum batch_part part,
+		   const char *name, struct bfile *f)
+{
+	f->name = (char *)name;
+	if (batch_render(b, part, name, &f->data, &f->len) < 0)
+		abort(); /* a file the snapshot says it has */
+}
+
+static void render_all(const struct batch *b, struct files *f)
+{
+	static const char *const counts[3] = {"total", "completed", "failed"};
+	char **keys;
+
+	memset(f, 0, sizeof(*f));
+	for (size_t i = 0; batch_value_names[i]; i++)
+		if (batch_has_value(b, batch_value_names[i]))
+			render(b, BATCH_VALUE, batch_value_names[i],
+			       &f->values[f->nvalues++]);
+	for (int i = 0; i < 3; i++)
+		render(b, BATCH_COUNT, counts[i], &f->counts[i]);
+	if (batch_meta_keys(b, &keys, &f->nmeta) < 0)
+		abort();
+	if (f->nmeta > BATCH_META_MAX)
+		abort();
+	/* Each rendering parses the whole object again: the first keys
+	 * stand for the rest, which keeps a run quick. */
+	for (size_t i = FUZZ_META_RENDERED; i < f->nmeta; i++)
+		free(keys[i]);
+	if (f->nmeta > FUZZ_META_RENDERED)
+		f->nmeta = FUZZ_META_RENDERED;
+	f->meta = calloc(f->nmeta ? f->nmeta : 1, sizeof(*f->meta));
+	if (!f->meta)
+		abort();
+	for (size_t i = 0; i < f->nmeta; i++)
+		render(b, BATCH_META, keys[i], &f->meta[i]);
+	for (size_t i = 0; i < f->nmeta; i++)
+		f->meta[i].name = keys[i]; /* freed with f */
+	free(keys);
+	render(b, BATCH_JSON, "batch.json", &f->json);
+}
+
+static void free_all(struct files *f)
+{
+	for (size_t i = 0; i < f->nvalues; i++)
+		free(f->values[i].data);
+	for (int i = 0; i < 3; i++)
+		free(f->counts[i].data);
+	for (size_t i = 0; i < f->nmeta; i++) {
+		free(f->meta[i].name);
+		free(f->meta[i].data);
+	}
+	free(f->meta);
+	free(f->json.data);
+}
+
 static void check_not_cut(const uint8_t *data, size_t size,
-			  const struct batch *b)
+			  const struct batch *bt, const struct files *b)
 {
 	struct tok *v;
 	size_t n = decode_tokens((const char *)data, size, &v);
@@ -199,7 +268,7 @@ static void check_not_cut(const uint8_t *data, size_t size,
 	if (!v)
 		return;
 	qsort(v, n, sizeof(*v), tok_cmp);
-	if (!is_token(v, n, b->id))
+	if (!is_token(v, n, bt->id))
 		abort();
 	for (size_t i = 0; i < b->nvalues; i++) {
 		size_t k = strlen(b->values[i].name);
@@ -221,15 +290,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t nuls;
 	cJSON *root = json_parse((const char *)data, size, &nuls);
-	struct batch *b;
+	struct batch *bt;
 	cJSON *again;
 	char err[256];
 
 	if (!root)
 		return 0;
-	if (batch_from_json(root, &b, err, sizeof(err)) == 0) {
-		if (!b->id || !b->status || !batch_value(b, "status") ||
-		    !batch_value(b, "created_at"))
+	if (batch_from_json(root, &bt, err, sizeof(err)) == 0) {
+		struct files all, *b = &all;
+
+		render_all(bt, &all);
+		if (!bt->id || !bt->status || !batch_has_value(bt, "status") ||
+		    !batch_has_value(bt, "created_at"))
 			abort();
 		for (size_t i = 0; i < b->nvalues; i++) {
 			size_t n = strlen(b->values[i].name);
@@ -249,13 +321,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (int i = 0; i < 3; i++)
 			check_number(&b->counts[i]);
 		check_file(&b->json);
+		check_file(&bt->json);
 		/* Raw nodes (strings holding a NUL) print as valid JSON. */
 		again = cJSON_ParseWithLength(b->json.data, b->json.len);
 		if (!again)
 			abort();
 		cJSON_Delete(again);
-		check_not_cut(data, size, b);
-		batch_unref(b);
+		check_not_cut(data, size, bt, b);
+		free_all(&all);
+		batch_unref(bt);
 	}
 	cJSON_Delete(root);
 	return 0;

@@ -1,8 +1,10 @@
 /*
  * batch.c - BatchObject parsing and rendering: JSON to an immutable snapshot
- * whose files are ready to read. Strict on the schema's required fields and
- * on types, lenient on unknown fields (kept in batch.json). Everything here
- * is linear in the size of the answer, whatever a server sends.
+ * (the object as compact JSON and a few facts about it), and each file of
+ * the batch's directory rendered from that JSON on demand. Strict on the
+ * schema's required fields and on types, lenient on unknown fields (kept in
+ * batch.json). Everything here is linear in the size of the answer,
+ * whatever a server sends.
  */
 #include "batch.h"
 
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "log.h"
 
 enum vtype { V_STR, V_TS };
@@ -44,6 +47,11 @@ static const char *const count_names[3] = {"total", "completed", "failed"};
 
 static const char *const final_states[] = {"completed", "failed", "expired",
 					   "cancelled", NULL};
+
+/* The statuses of the API: a snapshot points at these instead of a copy. */
+static const char *const known_states[] = {
+    "validating", "failed",	"in_progress", "finalizing", "completed",
+    "expired",	  "cancelling", "cancelled",   NULL};
 
 int batch_status_final(const char *status)
 {
@@ -104,23 +112,18 @@ static int set_err(char *err, size_t errlen, const char *fmt, ...)
 	return -EIO;
 }
 
-/* Render "value\n" into f; returns 0 or -ENOMEM. */
-static int bfile_set(struct bfile *f, const char *name, const char *value)
+/* "text\n" malloc'd into *out and *len; 0 or -ENOMEM. */
+static int line(const char *text, char **out, size_t *len)
 {
-	size_t n = strlen(value);
+	size_t n = strlen(text);
 
-	f->name = strdup(name);
-	f->data = malloc(n + 2);
-	if (!f->name || !f->data) {
-		free(f->name);
-		free(f->data);
-		f->name = f->data = NULL;
+	*out = malloc(n + 2);
+	if (!*out)
 		return -ENOMEM;
-	}
-	memcpy(f->data, value, n);
-	f->data[n] = '\n';
-	f->data[n + 1] = '\0';
-	f->len = n + 1;
+	memcpy(*out, text, n);
+	(*out)[n] = '\n';
+	(*out)[n + 1] = '\0';
+	*len = n + 1;
 	return 0;
 }
 
@@ -193,23 +196,25 @@ static void layout_cost(const cJSON *node, size_t depth, size_t *lines,
  *
  * Indentation grows with depth: objects nested a few hundred deep (cJSON
  * allows 1000) would print as hundreds of times the answer's size. When the
- * lines would be indented more than MAX_MEAN_DEPTH levels on average, the
- * object is printed on one line instead, so batch.json stays within a small
- * multiple of the answer.
+ * lines would be indented more than MAX_MEAN_DEPTH levels on average
+ * (too_deep), the object is printed on one line instead (flat), so
+ * batch.json stays within a small multiple of the answer.
  */
-static int render_json(const cJSON *obj, const char *id, struct bfile *f)
+static int too_deep(const cJSON *obj)
 {
-	size_t lines = 0, tabs = 0, n = 0, i;
-	int bol = 1, pretty;
-	char *raw, *out;
+	size_t lines = 0, tabs = 0;
 
 	layout_cost(obj, 0, &lines, &tabs);
-	pretty = tabs <= MAX_MEAN_DEPTH * lines;
-	if (!pretty)
-		log_warn("batch %s: batch.json nested too deep to indent; "
-			 "shown on one line",
-			 id);
-	raw = pretty ? cJSON_Print(obj) : cJSON_PrintUnformatted(obj);
+	return tabs > MAX_MEAN_DEPTH * lines;
+}
+
+static int render_json(const cJSON *obj, int flat, char **outp, size_t *len)
+{
+	size_t n = 0, i;
+	int bol = 1;
+	char *raw, *out;
+
+	raw = flat ? cJSON_PrintUnformatted(obj) : cJSON_Print(obj);
 	if (!raw)
 		return -ENOMEM;
 	for (i = 0; raw[i]; i++)
@@ -233,10 +238,9 @@ static int render_json(const cJSON *obj, const char *id, struct bfile *f)
 	out[n++] = '\n';
 	out[n] = '\0';
 	cJSON_free(raw);
-	f->name = strdup("batch.json");
-	f->data = out;
-	f->len = n;
-	return f->name ? 0 : -ENOMEM;
+	*outp = out;
+	*len = n;
+	return 0;
 }
 
 /* The top-level members batch_from_json reads: the value fields (in the
@@ -270,11 +274,10 @@ static void find_members(const cJSON *obj, const char *const *names, size_t n,
 	}
 }
 
-static int parse_counts(const cJSON *rc, struct batch *b, char *err,
-			size_t errlen)
+/* Check request_counts: an object of three whole, non-negative numbers. */
+static int parse_counts(const cJSON *rc, char *err, size_t errlen)
 {
 	const cJSON *found[3];
-	char num[32];
 	int64_t v;
 
 	if (!cJSON_IsObject(rc))
@@ -291,26 +294,50 @@ static int parse_counts(const cJSON *rc, struct batch *b, char *err,
 				       r == -2 ? "negative"
 				       : c     ? "not an integer"
 					       : "missing");
-		snprintf(num, sizeof(num), "%" PRId64, v);
-		if (bfile_set(&b->counts[i], count_names[i], num) < 0)
-			return -ENOMEM;
 	}
 	return 0;
 }
 
-static int parse_values(const cJSON *const *top, struct batch *b, char *err,
-			size_t errlen)
+/*
+ * The text value field i shows for node v (not null), into text (at least
+ * 32 bytes for a time): 0 with *shown pointing at it, or -EIO with the
+ * reason in err. *t gets a time field's value.
+ */
+static int value_text(size_t i, const cJSON *v, char *num, const char **shown,
+		      int64_t *t, char *err, size_t errlen)
+{
+	const char *name = value_fields[i].name;
+	int r;
+
+	if (value_fields[i].type == V_STR) {
+		if (!cJSON_IsString(v))
+			return set_err(err, errlen, "%s %s", name,
+				       not_string(v));
+		*shown = v->valuestring;
+		return 0;
+	}
+	r = json_int(v, t);
+	if (r < 0)
+		return set_err(err, errlen, "%s is %s", name,
+			       r == -2 ? "negative" : "not a timestamp");
+	snprintf(num, 32, "%" PRId64, *t);
+	*shown = num;
+	return 0;
+}
+
+/* Check the value fields of top into b: which are present, the status,
+ * the times. */
+static int parse_values(const cJSON *const *top, struct batch *b,
+			const char **status, char *err, size_t errlen)
 {
 	char num[32];
 
-	b->values = calloc(NFIELDS, sizeof(*b->values));
-	if (!b->values)
-		return -ENOMEM;
 	for (size_t i = 0; i < NFIELDS; i++) {
 		const char *name = value_fields[i].name;
 		const cJSON *v = top[i];
 		const char *text;
-		int64_t t;
+		int64_t t = 0;
+		int r;
 
 		if (!v || cJSON_IsNull(v)) {
 			if (value_fields[i].required)
@@ -318,35 +345,19 @@ static int parse_values(const cJSON *const *top, struct batch *b, char *err,
 					       name);
 			continue;
 		}
-		if (value_fields[i].type == V_STR) {
-			if (!cJSON_IsString(v))
-				return set_err(err, errlen, "%s %s", name,
-					       not_string(v));
-			text = v->valuestring;
-		} else {
-			int r = json_int(v, &t);
-
-			if (r < 0)
-				return set_err(err, errlen, "%s is %s", name,
-					       r == -2 ? "negative"
-						       : "not a timestamp");
-			/* expires_at is a deadline, not an event: a file's
-			 * mtime says when the batch last changed. */
-			if (t > b->mtime && strcmp(name, "expires_at") != 0)
-				b->mtime = t;
-			if (strcmp(name, "created_at") == 0)
-				b->created_at = t;
-			snprintf(num, sizeof(num), "%" PRId64, t);
-			text = num;
-		}
-		if (bfile_set(&b->values[b->nvalues], name, text) < 0)
-			return -ENOMEM;
-		if (strcmp(name, "status") == 0) {
-			b->status = strdup(text);
-			if (!b->status)
-				return -ENOMEM;
-		}
-		b->nvalues++;
+		r = value_text(i, v, num, &text, &t, err, errlen);
+		if (r < 0)
+			return r;
+		/* expires_at is a deadline, not an event: a file's mtime
+		 * says when the batch last changed. */
+		if (value_fields[i].type == V_TS && t > b->mtime &&
+		    strcmp(name, "expires_at") != 0)
+			b->mtime = t;
+		if (strcmp(name, "created_at") == 0)
+			b->created_at = t;
+		if (strcmp(name, "status") == 0)
+			*status = text;
+		b->present |= 1u << i;
 	}
 	return 0;
 }
@@ -370,28 +381,27 @@ static int cand_cmp(const void *a, const void *b)
 }
 
 /*
- * Only the first BATCH_META_MAX members are looked at (see batch.h); the
- * duplicate check sorts those, so a metadata object costs at most
- * BATCH_META_MAX log BATCH_META_MAX key comparisons plus a walk over the
- * rest, however many pairs or repeated keys an answer holds.
+ * The metadata pairs of md that are shown, into *cands (malloc'd, *n of
+ * them, in the order of the object, repeated keys marked dup): only the
+ * first BATCH_META_MAX members are looked at (see batch.h); the duplicate
+ * check sorts those, so a metadata object costs at most BATCH_META_MAX log
+ * BATCH_META_MAX key comparisons plus a walk over the rest, however many
+ * pairs or repeated keys an answer holds. *rest: the members past the cap.
+ * md must be an object. 0 or -ENOMEM.
  */
-static int parse_meta(const cJSON *md, struct batch *b, char *err,
-		      size_t errlen)
+static int meta_pairs(const cJSON *md, struct cand **cands, size_t *np,
+		      size_t *rest)
 {
 	const cJSON *kv;
-	struct cand *cand = NULL, **order = NULL;
-	size_t n = 0, seen = 0, rest = 0;
-	int r = 0;
+	struct cand *cand = calloc(BATCH_META_MAX, sizeof(*cand));
+	struct cand **order = calloc(BATCH_META_MAX, sizeof(*order));
+	size_t n = 0, seen = 0;
 
-	if (!md || cJSON_IsNull(md))
-		return 0;
-	if (!cJSON_IsObject(md))
-		return set_err(err, errlen, "metadata is not an object");
-	cand = calloc(BATCH_META_MAX, sizeof(*cand));
-	order = calloc(BATCH_META_MAX, sizeof(*order));
+	*rest = 0;
 	if (!cand || !order) {
-		r = -ENOMEM;
-		goto out;
+		free(cand);
+		free(order);
+		return -ENOMEM;
 	}
 	for (kv = md->child; kv && seen < BATCH_META_MAX; kv = kv->next) {
 		seen++;
@@ -406,43 +416,83 @@ static int parse_meta(const cJSON *md, struct batch *b, char *err,
 		n++;
 	}
 	for (; kv; kv = kv->next)
-		rest++;
-	if (rest)
-		log_warn("batch %s: metadata has %zu pairs; only the first %d "
-			 "are shown",
-			 b->id, seen + rest, BATCH_META_MAX);
+		(*rest)++;
 	/* A repeated key shows its first value only. */
 	qsort(order, n, sizeof(*order), cand_cmp);
 	for (size_t i = 1; i < n; i++)
 		if (strcmp(order[i - 1]->key, order[i]->key) == 0)
 			order[i]->dup = 1;
-	b->meta = calloc(n ? n : 1, sizeof(*b->meta));
-	if (!b->meta) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (cand[i].dup)
-			continue;
-		if (bfile_set(&b->meta[b->nmeta], cand[i].key, cand[i].value) <
-		    0) {
-			r = -ENOMEM;
-			goto out;
-		}
-		b->nmeta++;
-	}
-out:
 	free(order);
-	free(cand);
-	return r;
+	*cands = cand;
+	*np = n;
+	return 0;
+}
+
+/* Check metadata (null, absent or an object); log once when it is cut. */
+static int parse_meta(const cJSON *md, const char *id, char *err, size_t errlen)
+{
+	size_t rest = 0;
+
+	if (!md || cJSON_IsNull(md))
+		return 0;
+	if (!cJSON_IsObject(md))
+		return set_err(err, errlen, "metadata is not an object");
+	for (const cJSON *kv = md->child; kv; kv = kv->next)
+		rest++;
+	if (rest > BATCH_META_MAX)
+		log_warn("batch %s: metadata has %zu pairs; only the first %d "
+			 "are shown",
+			 id, rest, BATCH_META_MAX);
+	return 0;
+}
+
+/* The shared constant for status, or NULL for one the API does not have. */
+static const char *known_status(const char *status)
+{
+	for (int i = 0; known_states[i]; i++)
+		if (strcmp(status, known_states[i]) == 0)
+			return known_states[i];
+	return NULL;
+}
+
+/*
+ * Make the snapshot: one allocation for b's fields (from *facts), the id,
+ * the status when it is not a known one, and the compact JSON of obj.
+ */
+static struct batch *snapshot(const cJSON *obj, const struct batch *facts,
+			      const char *id, const char *status)
+{
+	const char *known = known_status(status);
+	size_t idn = strlen(id) + 1, sn = known ? 0 : strlen(status) + 1, jn;
+	char *json = cJSON_PrintUnformatted(obj), *p;
+	struct batch *b;
+
+	if (!json)
+		return NULL;
+	jn = strlen(json);
+	b = malloc(sizeof(*b) + idn + sn + jn + 2);
+	if (b) {
+		*b = *facts;
+		p = (char *)(b + 1);
+		b->id = memcpy(p, id, idn);
+		p += idn;
+		b->status = known ? (char *)known : memcpy(p, status, sn);
+		p += sn;
+		b->json.data = memcpy(p, json, jn);
+		b->json.data[jn] = '\n';
+		b->json.data[jn + 1] = '\0';
+		b->json.len = jn + 1;
+	}
+	cJSON_free(json);
+	return b;
 }
 
 int batch_from_json(const cJSON *obj, struct batch **out, char *err,
 		    size_t errlen)
 {
 	const cJSON *top[NTOP], *id;
-	const char *names[NTOP];
-	struct batch *b;
+	const char *names[NTOP], *status = NULL;
+	struct batch facts;
 	int r;
 
 	*out = NULL;
@@ -457,28 +507,26 @@ int batch_from_json(const cJSON *obj, struct batch **out, char *err,
 	id = top[F_ID];
 	if (!cJSON_IsString(id))
 		return set_err(err, errlen, "id %s", not_string(id));
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return -ENOMEM;
-	b->refs = 1;
-	b->id = strdup(id->valuestring);
-	r = b->id ? 0 : -ENOMEM;
+	memset(&facts, 0, sizeof(facts));
+	facts.refs = 1;
+	r = parse_values(top, &facts, &status, err, errlen);
 	if (r == 0)
-		r = parse_values(top, b, err, errlen);
+		r = parse_counts(top[F_COUNTS], err, errlen);
 	if (r == 0)
-		r = parse_counts(top[F_COUNTS], b, err, errlen);
-	if (r == 0)
-		r = parse_meta(top[F_META], b, err, errlen);
-	if (r == 0)
-		r = render_json(obj, b->id, &b->json);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			snprintf(err, errlen, "out of memory");
-		batch_unref(b);
+		r = parse_meta(top[F_META], id->valuestring, err, errlen);
+	if (r < 0)
 		return r;
+	facts.flat = too_deep(obj);
+	if (facts.flat)
+		log_warn("batch %s: batch.json nested too deep to indent; "
+			 "shown on one line",
+			 id->valuestring);
+	facts.final = batch_status_final(status);
+	*out = snapshot(obj, &facts, id->valuestring, status);
+	if (!*out) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-	b->final = batch_status_final(b->status);
-	*out = b;
 	return 0;
 }
 
@@ -488,50 +536,199 @@ struct batch *batch_ref(struct batch *b)
 	return b;
 }
 
-static void bfile_free(struct bfile *f)
-{
-	free(f->name);
-	free(f->data);
-}
-
 void batch_unref(struct batch *b)
 {
 	if (!b || __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	for (size_t i = 0; i < b->nvalues; i++)
-		bfile_free(&b->values[i]);
-	for (size_t i = 0; i < b->nmeta; i++)
-		bfile_free(&b->meta[i]);
-	for (int i = 0; i < 3; i++)
-		bfile_free(&b->counts[i]);
-	bfile_free(&b->json);
-	free(b->values);
-	free(b->meta);
-	free(b->status);
-	free(b->id);
-	free(b);
+	free(b); /* one allocation: see snapshot() */
 }
 
-static const struct bfile *find(const struct bfile *v, size_t n,
-				const char *name)
+/* Index of value file name, or -1. */
+static int value_index(const char *name)
+{
+	for (size_t i = 0; i < NFIELDS; i++)
+		if (strcmp(name, value_fields[i].name) == 0)
+			return (int)i;
+	return -1;
+}
+
+int batch_has_value(const struct batch *b, const char *name)
+{
+	int i = value_index(name);
+
+	return i >= 0 && (b->present >> i) & 1;
+}
+
+/* b's object parsed again from its JSON, which parsed before; NULL when
+ * out of memory. */
+static cJSON *reparse(const struct batch *b)
+{
+	size_t nuls;
+
+	return json_parse(b->json.data, b->json.len, &nuls);
+}
+
+/* The first member of obj called name, or NULL. */
+static const cJSON *member(const cJSON *obj, const char *name)
+{
+	const cJSON *found;
+
+	find_members(obj, &name, 1, &found);
+	return found;
+}
+
+static int render_value(const cJSON *obj, const char *name, char **out,
+			size_t *len)
+{
+	int i = value_index(name);
+	const cJSON *v = i >= 0 ? member(obj, name) : NULL;
+	const char *text;
+	char num[32], err[8];
+	int64_t t;
+
+	if (!v || cJSON_IsNull(v))
+		return -ENOENT;
+	if (value_text((size_t)i, v, num, &text, &t, err, sizeof(err)) < 0)
+		return -ENOENT; /* checked when parsed: not reached */
+	return line(text, out, len);
+}
+
+static int render_count(const cJSON *obj, const char *name, char **out,
+			size_t *len)
+{
+	const cJSON *rc = member(obj, "request_counts");
+	const cJSON *c = NULL;
+	char num[32];
+	int64_t v;
+
+	for (int i = 0; i < 3; i++)
+		if (strcmp(name, count_names[i]) == 0)
+			c = cJSON_IsObject(rc) ? member(rc, name) : NULL;
+	if (!c || json_int(c, &v) < 0)
+		return -ENOENT;
+	snprintf(num, sizeof(num), "%" PRId64, v);
+	return line(num, out, len);
+}
+
+/* The metadata pairs shown by obj; *n 0 when it has none. */
+static int shown_meta(const cJSON *obj, struct cand **cands, size_t *n)
+{
+	const cJSON *md = member(obj, "metadata");
+	size_t rest;
+
+	*cands = NULL;
+	*n = 0;
+	if (!cJSON_IsObject(md))
+		return 0;
+	return meta_pairs(md, cands, n, &rest);
+}
+
+static int render_meta(const cJSON *obj, const char *key, char **out,
+		       size_t *len)
+{
+	struct cand *cand;
+	size_t n;
+	int r = shown_meta(obj, &cand, &n);
+
+	if (r == 0) {
+		r = -ENOENT;
+		for (size_t i = 0; i < n; i++) {
+			if (!cand[i].dup && strcmp(cand[i].key, key) == 0) {
+				r = line(cand[i].value, out, len);
+				break;
+			}
+		}
+	}
+	free(cand);
+	return r;
+}
+
+int batch_render(const struct batch *b, enum batch_part part, const char *name,
+		 char **out, size_t *len)
+{
+	cJSON *obj;
+	int r;
+
+	*out = NULL;
+	*len = 0;
+	if (part == BATCH_VALUE && !batch_has_value(b, name))
+		return -ENOENT; /* no parse for a null field */
+	obj = reparse(b);
+	if (!obj)
+		return -ENOMEM;
+	switch (part) {
+	case BATCH_JSON:
+		r = render_json(obj, b->flat, out, len);
+		break;
+	case BATCH_VALUE:
+		r = render_value(obj, name, out, len);
+		break;
+	case BATCH_COUNT:
+		r = render_count(obj, name, out, len);
+		break;
+	default:
+		r = render_meta(obj, name, out, len);
+		break;
+	}
+	cJSON_Delete(obj);
+	return r;
+}
+
+int batch_meta_keys(const struct batch *b, char ***keys, size_t *np)
+{
+	cJSON *obj = reparse(b);
+	struct cand *cand = NULL;
+	size_t n = 0, k = 0;
+	int r = obj ? shown_meta(obj, &cand, &n) : -ENOMEM;
+
+	*keys = NULL;
+	*np = 0;
+	if (r == 0 && n && !(*keys = calloc(n, sizeof(**keys))))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (cand[i].dup)
+			continue;
+		(*keys)[k] = strdup(cand[i].key);
+		if (!(*keys)[k])
+			r = -ENOMEM;
+		else
+			k++;
+	}
+	if (r < 0) {
+		batch_free_keys(*keys, k);
+		*keys = NULL;
+		k = 0;
+	}
+	*np = k;
+	free(cand);
+	cJSON_Delete(obj);
+	return r;
+}
+
+void batch_free_keys(char **keys, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (v[i].name && strcmp(v[i].name, name) == 0)
-			return &v[i];
-	return NULL;
+		free(keys[i]);
+	free(keys);
 }
 
-const struct bfile *batch_value(const struct batch *b, const char *name)
+int batch_file_id(const struct batch *b, const char *field, char *out,
+		  size_t size)
 {
-	return find(b->values, b->nvalues, name);
-}
+	char *text = NULL;
+	size_t len = 0;
+	int r = batch_render(b, BATCH_VALUE, field, &text, &len);
 
-const struct bfile *batch_count(const struct batch *b, const char *name)
-{
-	return find(b->counts, 3, name);
-}
-
-const struct bfile *batch_meta(const struct batch *b, const char *key)
-{
-	return find(b->meta, b->nmeta, key);
+	if (r == 0 && (len < 2 || len > size || text[len - 1] != '\n'))
+		r = -ENOENT;
+	if (r == 0) {
+		memcpy(out, text, len - 1);
+		out[len - 1] = '\0';
+		if (!batch_id_valid(out))
+			r = -ENOENT;
+	}
+	free(text);
+	if (r < 0 && size)
+		out[0] = '\0';
+	return r;
 }

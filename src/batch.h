@@ -1,7 +1,8 @@
 /*
  * batch.h - the BatchObject as kimifs holds it: an immutable, reference
- * counted snapshot parsed from the server's JSON, with every file of the
- * batch's directory already rendered, so one open file reads one snapshot.
+ * counted snapshot parsed from the server's JSON, from which each file of
+ * the batch's directory is rendered when opened; an open file keeps its
+ * rendering, so it reads one snapshot.
  * Also the rules for which names are safe to show as files.
  */
 #ifndef KIMIFS_BATCH_H
@@ -31,18 +32,30 @@ struct bfile {
 	size_t len;
 };
 
+/*
+ * A snapshot holds the object as compact JSON and what the tree needs
+ * without opening a file (id, status, times, which value files exist);
+ * every file is rendered from the JSON when it is opened (batch_render),
+ * so a listed batch costs about its JSON text. One allocation holds the
+ * struct, the id, an unknown status and the JSON.
+ */
 struct batch {
 	int refs; /* atomic; the snapshot is freed when it drops to zero */
+	unsigned present; /* bit i: batch_value_names[i] is not null */
 	char *id;
-	char *status; /* the status value, without newline */
+	char *status; /* without newline; a shared constant for the API's */
 	int final;    /* completed, failed, expired or cancelled */
+	int flat;     /* batch.json too deeply nested to indent: one line */
 	int64_t created_at;
-	int64_t mtime;	      /* latest of the *_at timestamps */
-	struct bfile json;    /* batch.json */
-	struct bfile *values; /* status, endpoint, ..., *_at: present ones */
+	int64_t mtime;	   /* latest of the *_at timestamps */
+	struct bfile json; /* the object as sent, compact, with a newline
+			      (name NULL): what two snapshots compare */
+	/* Always empty (files are rendered on demand); kept while the batch
+	 * kind's size estimate (store_batches.c) still reads them. */
+	struct bfile *values;
 	size_t nvalues;
-	struct bfile counts[3]; /* total, completed, failed */
-	struct bfile *meta;	/* metadata pairs with safe keys */
+	struct bfile counts[3];
+	struct bfile *meta;
 	size_t nmeta;
 };
 
@@ -60,10 +73,41 @@ int batch_from_json(const cJSON *obj, struct batch **out, char *err,
 struct batch *batch_ref(struct batch *b);
 void batch_unref(struct batch *b);
 
-/* The rendered value file called name, or NULL if that field is null. */
-const struct bfile *batch_value(const struct batch *b, const char *name);
-const struct bfile *batch_count(const struct batch *b, const char *name);
-const struct bfile *batch_meta(const struct batch *b, const char *key);
+/* The files of a batch directory, by the part of the object they show. */
+enum batch_part {
+	BATCH_JSON,  /* batch.json: the object pretty-printed (name unused) */
+	BATCH_VALUE, /* status, endpoint, ..., *_at */
+	BATCH_COUNT, /* request_counts/total, completed, failed */
+	BATCH_META,  /* metadata/<key> */
+};
+
+/*
+ * Render file name of part of b: its exact content, malloc'd into *out
+ * (NUL-terminated, *len bytes without the NUL). 0; -ENOENT when b has no
+ * such file (a null field, an unknown name, a key not shown); -ENOMEM.
+ * Linear in the size of b's JSON; the same b always renders the same.
+ */
+int batch_render(const struct batch *b, enum batch_part part, const char *name,
+		 char **out, size_t *len);
+
+/*
+ * The file id in field (input_file_id, output_file_id, error_file_id) of
+ * b into out (size bytes): 0, or -ENOENT when the field is null or is not
+ * an id that can be a name (batch_id_valid).
+ */
+int batch_file_id(const struct batch *b, const char *field, char *out,
+		  size_t size);
+
+/* Whether value file name exists in b (its field is not null). */
+int batch_has_value(const struct batch *b, const char *name);
+
+/*
+ * The metadata keys b shows as files, in the order of the object, each
+ * once (the first of repeated keys), at most BATCH_META_MAX: malloc'd
+ * array of malloc'd keys (free with batch_free_keys). 0 or -ENOMEM.
+ */
+int batch_meta_keys(const struct batch *b, char ***keys, size_t *n);
+void batch_free_keys(char **keys, size_t n);
 
 /* Whether name is one of the value files a batch may have (even if null). */
 int batch_is_value_name(const char *name);

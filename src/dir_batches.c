@@ -3,7 +3,7 @@
  * files, batch.json, request_counts/, metadata/ and ctl, each a node type
  * over the stored batch snapshot (store_batches.h). The files of a batch
  * directory are the table batch_files: a name and the function that renders
- * it.
+ * it from the snapshot when it is opened (batch_render).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,41 +16,49 @@
 #include "tree.h"
 
 /*
- * Render file name of snapshot b into v (data and len; owned when the
- * bytes are made for this view). 0, or -ENOENT when b has no such file
- * (a null field, a missing key).
+ * Render file name of snapshot b into v (data and len, owned by v). 0, or
+ * -ENOENT when b has no such file (a null field, a missing key), -ENOMEM.
  */
 typedef int (*render_fn)(const struct batch *b, const char *name,
 			 struct view *v);
 
-static int show(const struct bfile *f, struct view *v)
+static int show(const struct batch *b, enum batch_part part, const char *name,
+		struct view *v)
 {
-	if (!f)
-		return -ENOENT;
-	v->data = f->data;
-	v->len = f->len;
-	return 0;
+	size_t len;
+	int r = batch_render(b, part, name, &v->owned, &len);
+
+	v->data = v->owned;
+	v->len = len;
+	return r;
 }
 
 static int render_json(const struct batch *b, const char *name, struct view *v)
 {
-	(void)name;
-	return show(&b->json, v);
+	return show(b, BATCH_JSON, name, v);
 }
 
 static int render_value(const struct batch *b, const char *name, struct view *v)
 {
-	return show(batch_value(b, name), v);
+	return show(b, BATCH_VALUE, name, v);
 }
 
 static int render_count(const struct batch *b, const char *name, struct view *v)
 {
-	return show(batch_count(b, name), v);
+	return show(b, BATCH_COUNT, name, v);
 }
 
 static int render_meta(const struct batch *b, const char *name, struct view *v)
 {
-	return show(batch_meta(b, name), v);
+	return show(b, BATCH_META, name, v);
+}
+
+/* Whether file name (rendered by render) exists in b, without rendering
+ * it: batch.json always, a value file when its field is not null. */
+static int file_exists(const struct batch *b, const char *name,
+		       render_fn render)
+{
+	return render != render_value || batch_has_value(b, name);
 }
 
 /* The read-only files of a batch directory, in listing order. */
@@ -97,6 +105,7 @@ static int batch_snapshot(struct kimifs *k, struct api_op *op,
 	}
 	v->mtime = (time_t)v->snap->mtime;
 	v->immutable = v->snap->final;
+	v->told = !v->snap->final; /* store hook: fs_attach */
 	return 0;
 }
 
@@ -110,11 +119,12 @@ static int file_view(struct kimifs *k, struct api_op *op, const struct node *n,
 {
 	int r = batch_snapshot(k, op, n, mode, v);
 
-	if (r == 0 && render(v->snap, n->name, v) == -ENOENT) {
-		if (!v->snap->final && mode == STORE_ANY) {
-			view_release(v);
-			r = batch_snapshot(k, op, n, STORE_FRESH, v);
-		}
+	if (r < 0)
+		return r;
+	r = render(v->snap, n->name, v);
+	if (r == -ENOENT && !v->snap->final && mode == STORE_ANY) {
+		view_release(v);
+		r = batch_snapshot(k, op, n, STORE_FRESH, v);
 		if (r == 0)
 			r = render(v->snap, n->name, v);
 	}
@@ -153,7 +163,8 @@ static int ctl_view(struct kimifs *k, struct api_op *op, const struct node *n,
 	(void)mode;
 	if (r < 0)
 		return r;
-	v->immutable = 0; /* the outcome changes with each command */
+	/* The outcome changes with each command, untold. */
+	v->immutable = v->told = 0;
 	v->owned = ctl_outcome(&k->ctl, n->id);
 	v->data = v->owned ? v->owned : "";
 	v->len = strlen(v->data);
@@ -207,20 +218,14 @@ static const char *link_field(const char *name)
 }
 
 /* The target of link name of b into v (owned), or -ENOENT when the id is
- * not set (or cannot be a name). The id is the value file's text without
- * its newline: the one place that knows how batch.h renders it. */
+ * not set (or cannot be a name). */
 static int render_link(const struct batch *b, const char *name, struct view *v)
 {
 	const char *field = link_field(name);
-	const struct bfile *f = field ? batch_value(b, field) : NULL;
 	char id[BATCH_ID_MAX + 1];
 	size_t len;
 
-	if (!f || f->len < 2 || f->len - 1 > BATCH_ID_MAX)
-		return -ENOENT;
-	memcpy(id, f->data, f->len - 1);
-	id[f->len - 1] = '\0';
-	if (!batch_id_valid(id))
+	if (!field || batch_file_id(b, field, id, sizeof(id)) < 0)
 		return -ENOENT;
 	len = strlen("../../files/") + strlen(id) + strlen("/content") + 1;
 	v->owned = malloc(len);
@@ -284,10 +289,11 @@ static int counts_readdir(struct kimifs *k, struct api_op *op,
 			  const struct node *dir, struct dirlist *out)
 {
 	struct view v = {0};
+	static const char *const counts[] = {"total", "completed", "failed"};
 	int r = dir_view(k, op, dir, STORE_FRESH, &v);
 
 	for (int i = 0; r == 0 && i < 3; i++)
-		r = dirlist_add(out, v.snap->counts[i].name, S_IFREG);
+		r = dirlist_add(out, counts[i], S_IFREG);
 	view_release(&v);
 	return r;
 }
@@ -303,10 +309,15 @@ static int meta_readdir(struct kimifs *k, struct api_op *op,
 			const struct node *dir, struct dirlist *out)
 {
 	struct view v = {0};
+	char **keys = NULL;
+	size_t n = 0;
 	int r = dir_view(k, op, dir, STORE_FRESH, &v);
 
-	for (size_t i = 0; r == 0 && i < v.snap->nmeta; i++)
-		r = dirlist_add(out, v.snap->meta[i].name, S_IFREG);
+	if (r == 0)
+		r = batch_meta_keys(v.snap, &keys, &n);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = dirlist_add(out, keys[i], S_IFREG);
+	batch_free_keys(keys, n);
 	view_release(&v);
 	return r;
 }
@@ -356,13 +367,10 @@ static int batch_readdir(struct kimifs *k, struct api_op *op,
 	struct view v = {0};
 	int r = dir_view(k, op, dir, STORE_FRESH, &v);
 
-	for (size_t i = 0; r == 0 && i < NFILES; i++) {
-		struct view f = {0};
-
-		if (batch_files[i].render(v.snap, batch_files[i].name, &f) == 0)
+	for (size_t i = 0; r == 0 && i < NFILES; i++)
+		if (file_exists(v.snap, batch_files[i].name,
+				batch_files[i].render))
 			r = dirlist_add(out, batch_files[i].name, S_IFREG);
-		view_release(&f);
-	}
 	for (size_t i = 0; r == 0 && i < NLINKS; i++) {
 		struct view f = {0};
 
@@ -424,10 +432,22 @@ static int batches_readdir(struct kimifs *k, struct api_op *op,
 	return r;
 }
 
+/* batches/ itself never changes (its entries do): the kernel keeps its
+ * entry and attributes, so a path through it costs no lookup. */
+static int batches_view(struct kimifs *k, struct api_op *op,
+			const struct node *n, enum store_mode mode,
+			struct view *v)
+{
+	int r = tree_mount_view(k, op, n, mode, v);
+
+	v->immutable = 1;
+	return r;
+}
+
 const struct node_type type_batches = {
     .what = "batches directory",
     .mode = S_IFDIR | 0555,
-    .view = tree_mount_view,
+    .view = batches_view,
     .lookup = batches_lookup,
     .readdir = batches_readdir,
 };

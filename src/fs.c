@@ -22,6 +22,13 @@
 
 /* Seconds the kernel keeps what never changes; 0 for the rest. */
 #define KEEP_FOREVER (365.0 * 86400)
+/*
+ * Seconds the kernel keeps the root's attributes. Every path walk checks
+ * the root's mode (default_permissions), so with 0 each one is a GETATTR
+ * round trip; but while they are kept, a stat of the mount point succeeds
+ * even after the daemon died (ENOTCONN only once they expire).
+ */
+#define ROOT_KEEP 1.0
 /* The inode number readdir gives when the entry has none yet. */
 #define UNKNOWN_INO 0xffffffffu
 
@@ -125,9 +132,14 @@ static int view_node(struct kimifs *k, fuse_req_t req, const struct node *n,
 	return r;
 }
 
-static double lifetime(const struct view *v)
+/* How long the kernel may keep what v shows: for good when it never
+ * changes, cache_ttl when the kernel is told of its changes (so a stat never
+ * shows a copy older than an open would use), else not at all. */
+static double lifetime(const struct kimifs *k, const struct view *v)
 {
-	return v->immutable ? KEEP_FOREVER : 0;
+	if (v->immutable)
+		return KEEP_FOREVER;
+	return v->told ? k->opts.cache_ttl : 0;
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -138,6 +150,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct view v;
 	int r = inodes_get(&k->inodes, parent, &dir);
 
+	STAT_ADD(&k->stats, fuse_lookups, 1);
 	if (r == 0 && !dir.type->lookup)
 		r = -ENOTDIR;
 	if (r == 0)
@@ -150,7 +163,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	memset(&e, 0, sizeof(e));
 	tree_stat(k, &child, &v, &e.attr);
-	e.attr_timeout = e.entry_timeout = lifetime(&v);
+	e.attr_timeout = e.entry_timeout = lifetime(k, &v);
 	view_release(&v);
 	e.ino = inodes_add(&k->inodes, parent, name, &child);
 	if (!e.ino) {
@@ -190,10 +203,14 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct view v;
 	int r;
 
+	STAT_ADD(&k->stats, fuse_getattrs, 1);
 	if (h && !S_ISDIR(h->node.type->mode)) {
+		/* The kernel keeps one size per inode: the size of an open
+		 * file whose view may be older than the batch is not kept, so
+		 * the next reader through the page cache asks for its own. */
 		tree_stat(k, &h->node, &h->view, &st);
 		st.st_ino = ino;
-		fuse_reply_attr(req, &st, lifetime(&h->view));
+		fuse_reply_attr(req, &st, h->view.immutable ? KEEP_FOREVER : 0);
 		return;
 	}
 	r = inodes_get(&k->inodes, ino, &n);
@@ -205,7 +222,8 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	}
 	tree_stat(k, &n, &v, &st);
 	st.st_ino = ino;
-	fuse_reply_attr(req, &st, lifetime(&v));
+	fuse_reply_attr(req, &st,
+			ino == INODE_ROOT ? ROOT_KEEP : lifetime(k, &v));
 	view_release(&v);
 }
 
@@ -242,6 +260,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h = calloc(1, sizeof(*h));
 	int r = h ? inodes_get(&k->inodes, ino, &h->node) : -ENOMEM;
 
+	STAT_ADD(&k->stats, fuse_opens, 1);
 	if (r == 0 && S_ISDIR(h->node.type->mode))
 		r = -EISDIR;
 	if (r == 0 && writes && !(h->node.type->flags & NT_WRITABLE))
@@ -312,6 +331,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct handle *h = handle_of(fi);
 
 	(void)ino;
+	STAT_ADD(&state(req)->stats, fuse_reads, 1);
 	if (h->view.reader) {
 		__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
 		read_content(req, h, size, off);
@@ -533,10 +553,14 @@ static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	rofs(req);
 }
 
-/* Contents go from the cache file to the kernel by splice when it can. */
+/*
+ * The kernel asks for at most FS_MAX_READ bytes per read (see fs.h), and
+ * contents go from the cache file to the kernel by splice when it can.
+ */
 static void ll_init(void *data, struct fuse_conn_info *conn)
 {
 	(void)data;
+	conn->max_read = FS_MAX_READ;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
@@ -590,4 +614,40 @@ static const struct fuse_lowlevel_ops operations = {
 const struct fuse_lowlevel_ops *fs_operations(void)
 {
 	return &operations;
+}
+
+/* The store's change hook: drop the kernel's copy of every inode of batch
+ * id. Never called under the store's lock; takes the inode table's. */
+static void batch_changed(void *arg, const char *id)
+{
+	struct kimifs *k = arg;
+	uint64_t *inos;
+	size_t n;
+
+	pthread_mutex_lock(&k->notify_lock);
+	if (!k->se)
+		goto out;
+	n = inodes_of_batch(&k->inodes, id, &inos);
+	/* -ENOENT: the kernel had already forgotten it. */
+	for (size_t i = 0; i < n; i++)
+		fuse_lowlevel_notify_inval_inode(k->se, inos[i], 0, 0);
+	free(inos);
+out:
+	pthread_mutex_unlock(&k->notify_lock);
+}
+
+void fs_attach(struct kimifs *k, struct fuse_session *se)
+{
+	pthread_mutex_lock(&k->notify_lock);
+	k->se = se;
+	pthread_mutex_unlock(&k->notify_lock);
+	k->batches.store.on_change_arg = k;
+	k->batches.store.on_change = batch_changed;
+}
+
+void fs_detach(struct kimifs *k)
+{
+	pthread_mutex_lock(&k->notify_lock);
+	k->se = NULL;
+	pthread_mutex_unlock(&k->notify_lock);
 }

@@ -18,7 +18,8 @@ struct inode;
 struct inodes {
 	pthread_mutex_t lock; /* guards every field below and every inode */
 	struct inode **by_ino;
-	struct inode **by_name; /* by (parent, name) */
+	struct inode **by_name;	 /* by (parent, name) */
+	struct inode **by_batch; /* inodes under batches/<id>/, by id */
 	size_t nbuckets;
 	size_t count;
 	uint64_t next_ino;
@@ -42,5 +43,13 @@ uint64_t inodes_add(struct inodes *t, uint64_t parent, const char *name,
 
 /* Drop nlookup references to ino; an inode left with none is freed. */
 void inodes_forget(struct inodes *t, uint64_t ino, uint64_t nlookup);
+
+/*
+ * The numbers of the inodes the kernel holds of batch id (its directory
+ * and everything under it), for telling the kernel that the batch changed:
+ * a malloc'd array in *out (NULL when none) and their count. Linear in the
+ * inodes of that batch, not in the table. 0 also when out of memory.
+ */
+size_t inodes_of_batch(struct inodes *t, const char *id, uint64_t **out);
 
 #endif

@@ -20,6 +20,7 @@
 #include "store_files.h"
 
 struct handle; /* an open file or directory (fs.c) */
+struct fuse_session;
 
 struct kimifs {
 	struct opts opts; /* the options, read-only once mounted */
@@ -32,9 +33,12 @@ struct kimifs {
 	struct cache cache;	  /* file contents on disk */
 	struct results_cache results; /* results indexes kept in memory */
 	struct inodes inodes;
-	struct stats stats;	   /* what the mount has cost (MOUNT/stats) */
-	pthread_mutex_t open_lock; /* guards open_files */
-	struct handle *open_files; /* open files and directories (fs.c) */
+	struct stats stats;	     /* what the mount has cost (MOUNT/stats) */
+	pthread_mutex_t open_lock;   /* guards open_files */
+	struct handle *open_files;   /* open files and directories (fs.c) */
+	pthread_mutex_t notify_lock; /* guards se */
+	struct fuse_session *se;     /* while mounted: to tell the kernel of
+					changes (fs_attach) */
 	time_t mount_time;
 	uid_t uid;
 	gid_t gid;

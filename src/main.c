@@ -198,6 +198,8 @@ int main(int argc, char *argv[])
 	if (api_init(&k.api, &k.opts, k.api_key) < 0)
 		goto out_curl;
 	k.api.http.stats = &k.stats;
+	/* Until the store is gone: its probes may still call fs's hook. */
+	pthread_mutex_init(&k.notify_lock, NULL);
 	if (k.opts.insecure)
 		log_warn("TLS certificate verification is OFF (-o insecure): "
 			 "anyone on the path can read the API key");
@@ -233,7 +235,7 @@ int main(int argc, char *argv[])
 
 	/* Mode bits are enforced by the kernel; name the filesystem. */
 	if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=kimifs,"
-				    "subtype=kimifs") < 0)
+				    "subtype=kimifs," FS_MAX_READ_OPT) < 0)
 		goto out_inodes;
 	se = fuse_session_new(&args, fs_operations(),
 			      sizeof(struct fuse_lowlevel_ops), &k);
@@ -241,6 +243,7 @@ int main(int argc, char *argv[])
 		goto out_inodes;
 	if (fuse_session_mount(se, cmd.mountpoint) < 0)
 		goto out_session;
+	fs_attach(&k, se);
 	log_init(cmd.foreground, cmd.debug);
 	if (fuse_daemonize(cmd.foreground) < 0)
 		goto out_unmount;
@@ -259,6 +262,7 @@ int main(int argc, char *argv[])
 out_signals:
 	unset_signals();
 out_unmount:
+	fs_detach(&k);
 	fuse_session_unmount(se);
 out_session:
 	fuse_session_destroy(se);
@@ -275,6 +279,7 @@ out_batches_only:
 out_cache:
 	cache_destroy(&k.cache);
 out_api:
+	pthread_mutex_destroy(&k.notify_lock);
 	api_destroy(&k.api);
 out_curl:
 	curl_global_cleanup();

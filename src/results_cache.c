@@ -101,17 +101,11 @@ static void evict(struct results_cache *c)
 	}
 }
 
-/* The file id value name of b (without its newline) into buf, or "". */
+/* The file id value name of b into buf, or "". */
 static void file_id(const struct batch *b, const char *name, char *buf,
 		    size_t size)
 {
-	const struct bfile *f = batch_value(b, name);
-	size_t n = f && f->len ? f->len - 1 : 0;
-
-	if (n >= size)
-		n = size - 1;
-	memcpy(buf, f ? f->data : "", n);
-	buf[n] = '\0';
+	batch_file_id(b, name, buf, size);
 }
 
 /*

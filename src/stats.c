@@ -43,6 +43,7 @@ int stats_json(const struct stats *st, char **out, size_t *len)
 	cJSON *resp = cJSON_AddObjectToObject(root, "responses");
 	cJSON *cache = cJSON_AddObjectToObject(root, "cache");
 	cJSON *disk = cJSON_AddObjectToObject(root, "disk_cache");
+	cJSON *kernel = NULL;
 	int ok = root && req && resp && cache && disk;
 	char *text = NULL;
 
@@ -61,7 +62,12 @@ int stats_json(const struct stats *st, char **out, size_t *len)
 	     put(disk, "bytes", get(&st->disk_bytes)) &&
 	     put(root, "bytes_down", get(&st->bytes_down)) &&
 	     put(root, "bytes_up", get(&st->bytes_up)) &&
-	     put(root, "uptime_s", (uint64_t)(time(NULL) - st->started));
+	     put(root, "uptime_s", (uint64_t)(time(NULL) - st->started)) &&
+	     (kernel = cJSON_AddObjectToObject(root, "kernel")) &&
+	     put(kernel, "lookup", get(&st->fuse_lookups)) &&
+	     put(kernel, "getattr", get(&st->fuse_getattrs)) &&
+	     put(kernel, "open", get(&st->fuse_opens)) &&
+	     put(kernel, "read", get(&st->fuse_reads));
 	if (ok)
 		text = cJSON_Print(root);
 	cJSON_Delete(root);

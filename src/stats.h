@@ -1,8 +1,8 @@
 /*
  * stats.h - what a mount has cost: requests by kind, answers by class,
  * retries, throttling, time-outs, stale copies served, store hits and
- * misses, bytes moved. Counters only (atomic, lock-free, from any thread);
- * MOUNT/stats shows them as JSON.
+ * misses, bytes moved, requests from the kernel. Counters only (atomic,
+ * lock-free, from any thread); MOUNT/stats shows them as JSON.
  */
 #ifndef KIMIFS_STATS_H
 #define KIMIFS_STATS_H
@@ -42,6 +42,12 @@ struct stats {
 	uint64_t disk_hits;   /* contents opened from the disk cache */
 	uint64_t disk_misses; /* contents that had to be downloaded */
 	uint64_t disk_bytes;  /* bytes the disk cache holds now */
+	/* Requests of the kernel that reached the daemon (what the kernel's
+	 * caches did not answer): lookups, getattrs, opens, reads. */
+	uint64_t fuse_lookups;
+	uint64_t fuse_getattrs;
+	uint64_t fuse_opens;
+	uint64_t fuse_reads;
 };
 
 /* Add n to the counter c (NULL stats: nothing). */

@@ -53,6 +53,13 @@ double store_clock(void)
 	return util_now();
 }
 
+/* Tell s->on_change that id changed. Caller does not hold s->lock. */
+static void changed(const struct store *s, const char *id)
+{
+	if (s->on_change)
+		s->on_change(s->on_change_arg, id);
+}
+
 int store_init(struct store *s, const struct store_kind *kind, void *ctx,
 	       double ttl, double timeout)
 {
@@ -440,13 +447,25 @@ static void *probe_run(void *arg)
 	void *fresh = NULL;
 	struct api_error err;
 	double sent = util_now();
+	struct store_entry *e;
+	uint64_t seen;
 	int r;
 
 	memset(&err, 0, sizeof(err));
+	pthread_mutex_lock(&s->lock);
+	seen = find(s, job->id)->changes;
+	pthread_mutex_unlock(&s->lock);
 	r = s->kind->fetch(s->ctx, NULL, job->id, &fresh, &err);
 	pthread_mutex_lock(&s->lock);
 	/* Still there: in-flight entries are not swept. */
-	fetch_done(s, find(s, job->id), 1, job->mode, r, fresh, &err, sent);
+	e = find(s, job->id);
+	fetch_done(s, e, 1, job->mode, r, fresh, &err, sent);
+	if (e->changes != seen) {
+		/* Told before store_destroy can stop waiting for us. */
+		pthread_mutex_unlock(&s->lock);
+		changed(s, job->id);
+		pthread_mutex_lock(&s->lock);
+	}
 	s->probe_threads--;
 	wake_probe(s); /* store_destroy waits for the last one */
 	pthread_mutex_unlock(&s->lock);
@@ -527,7 +546,8 @@ int store_get(struct store *s, struct api_op *op, const char *id,
 	void *fresh = NULL;
 	struct api_error own, *err = errp ? errp : &own;
 	struct store_entry *e;
-	int r, probe = 0;
+	uint64_t seen = 0;
+	int r, probe = 0, told = 0;
 
 	*out = NULL;
 	memset(err, 0, sizeof(*err));
@@ -583,6 +603,7 @@ int store_get(struct store *s, struct api_op *op, const char *id,
 		goto out;
 	}
 	e->inflight = 1;
+	seen = e->changes;
 	if (probe)
 		s->probe_inflight = 1;
 	if (probe && s->probe_err) {
@@ -600,6 +621,7 @@ int store_get(struct store *s, struct api_op *op, const char *id,
 	r = fetch_done(s, e, probe, mode, r, fresh, err, sent);
 	if (r == 0)
 		*out = s->kind->ref(e->obj);
+	told = e->changes != seen;
 	goto out;
 gave_up:
 	if (r == -EINTR)
@@ -609,17 +631,27 @@ gave_up:
 			 "no answer within %g s", s->timeout);
 out:
 	pthread_mutex_unlock(&s->lock);
+	if (told)
+		changed(s, id);
 	return r;
 }
 
 void store_put(struct store *s, void *obj, double sent)
 {
 	struct store_entry *e;
+	uint64_t seen = 0;
 
 	pthread_mutex_lock(&s->lock);
 	e = get_entry(s, s->kind->id(obj));
-	if (e)
+	if (e) {
+		seen = e->changes;
 		entry_learn(s, e, s->kind->ref(obj), sent, util_now());
+	}
+	if (e && e->changes != seen) {
+		pthread_mutex_unlock(&s->lock);
+		changed(s, s->kind->id(obj));
+		return;
+	}
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -635,8 +667,21 @@ int store_learn_listing(struct store *s, struct store_item *items, size_t n)
 			r = -ENOMEM;
 			goto out;
 		}
+		uint64_t seen = e->changes;
+		const char *id = s->kind->id(items[i].obj);
+
+		/* The id outlives the object's reference, taken here. */
+		if (s->on_change)
+			s->kind->ref(items[i].obj);
 		entry_learn(s, e, items[i].obj, items[i].sent,
 			    items[i].answered);
+		if (s->on_change && e->changes != seen) {
+			pthread_mutex_unlock(&s->lock);
+			changed(s, id);
+			pthread_mutex_lock(&s->lock);
+		}
+		if (s->on_change)
+			s->kind->unref(items[i].obj);
 		items[i].obj = NULL;
 	}
 	s->probe_err = 0; /* the server answers again */

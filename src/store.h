@@ -86,6 +86,11 @@ struct store {
 	double ttl;	     /* seconds a fetched object stays fresh */
 	double timeout;	     /* seconds a caller waits behind another's probe */
 	struct stats *stats; /* hits, misses, stale copies; or NULL */
+	/* Called with the id whenever an entry's change stamp is raised,
+	 * without the store's lock held (after the change is visible to
+	 * store_get); NULL: nobody is told. Set before the store is used. */
+	void (*on_change)(void *arg, const char *id);
+	void *on_change_arg;
 
 	pthread_mutex_t lock; /* guards every field below and every entry */
 	pthread_condattr_t condattr; /* waits use the store clock */
