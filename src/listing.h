@@ -18,7 +18,8 @@
 
 #define LISTING_MAX_OBJECTS 200000
 #define LISTING_MAX_BYTES   (1024UL << 20)
-/* Seconds between full listings, unless set otherwise. */
+/* Seconds between full listings (struct listing.full_every; a test may
+ * set another after listing_init). */
 #define LISTING_FULL_EVERY 600.0
 
 /* A set of borrowed ids: open addressing. */

@@ -32,7 +32,6 @@ struct number_opt {
 static const struct number_opt numbers[] = {
     {"cache_ttl", AT(cache_ttl), 1, 0, 86400},
     {"page_size", AT(page_size), 0, 1, 100},
-    {"full_listing", AT(full_listing), 1, 0, 86400},
     {"timeout", AT(timeout), 1, 0.1, 3600},
     {"connect_timeout", AT(connect_timeout), 1, 0.1, 3600},
     {"retries", AT(retries), 0, 0, 10},
@@ -53,7 +52,6 @@ static const struct fuse_opt kimifs_opts[] = {
     KOPT("api_key_file=%s", api_key_file),
     NUMBER_KEYS("cache_ttl"),
     NUMBER_KEYS("page_size"),
-    NUMBER_KEYS("full_listing"),
     NUMBER_KEYS("timeout"),
     NUMBER_KEYS("connect_timeout"),
     NUMBER_KEYS("retries"),
@@ -181,10 +179,6 @@ void opts_usage(const char *prog)
 	    "open)\n"
 	    "    -o page_size=N         batches per list page, 1 to 100 "
 	    "(default 100)\n"
-	    "    -o full_listing=S      seconds between full listings of "
-	    "batches/, 0 to\n"
-	    "                           86400 (default 600; 0: never stop "
-	    "early)\n"
 	    "    -o timeout=S           bound on the requests of one "
 	    "operation, retries\n"
 	    "                           included, 0.1 to 3600 (default 30)\n"
@@ -214,7 +208,6 @@ int opts_parse(struct fuse_args *args, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	o->cache_ttl = 1;
 	o->page_size = 100;
-	o->full_listing = 600;
 	o->timeout = 30;
 	o->connect_timeout = 10;
 	o->retries = 3;

@@ -18,7 +18,6 @@ struct opts {
 	char *api_key_file;	/* or NULL: MOONSHOT_API_KEY */
 	double cache_ttl;	/* seconds a fetched object stays fresh */
 	unsigned page_size;	/* objects per list page */
-	double full_listing;	/* seconds between full listings */
 	double timeout;		/* seconds for one filesystem operation */
 	double connect_timeout; /* seconds for one connection attempt */
 	unsigned retries;	/* further attempts after a passing failure */

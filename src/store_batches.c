@@ -157,7 +157,6 @@ int batches_init(struct batches *b, struct api *api, double ttl,
 	if (r < 0)
 		return r;
 	listing_init(&b->listing, &b->store, page_size);
-	b->listing.full_every = api->http.opts->full_listing;
 	return 0;
 }
 
