@@ -433,8 +433,9 @@ static int settled(const struct listing *l, enum want want, double asked)
 	case WANT_REFRESH:
 		return shared ? l->err : 1;
 	case WANT_FULL:
-		return l->full_started >= asked && l->full_at > 0 ? l->full_err
-								  : 1;
+		return l->full_started >= asked && l->full_started > 0
+			   ? l->full_err
+			   : 1;
 	}
 	return 1;
 }
