@@ -329,17 +329,22 @@ static int copy_ids(const struct listing *l, char ***ids, size_t *n)
 }
 
 /*
- * Make g the listing (after an early stop, followed by the previous
- * listing's ids from g->tail_from on that g has not seen), and its objects
- * the stored ones where they are newer, fresh from the listing's end (the
- * store takes the objects). Returns 0, -EFBIG past max_objects, or
- * -ENOMEM. Caller holds l->lock.
+ * Make g, the fetch begun at `started`, the listing (after an early stop,
+ * followed by the previous listing's ids from g->tail_from on that g has
+ * not seen), and its objects the stored ones where they are newer (the
+ * store takes the objects). The listing and its copies are fresh from its
+ * end for ttl, or (ttl > 0) for as long as the fetch took when longer: no
+ * listing can bring fresher copies, and the readers of a large account
+ * would otherwise spend most of their time waiting for the next one.
+ * Returns 0, -EFBIG past max_objects, or -ENOMEM. Caller holds l->lock.
  */
-static int apply(struct listing *l, struct gather *g)
+static int apply(struct listing *l, struct gather *g, double started)
 {
 	size_t tail = g->stopped ? l->nids - g->tail_from : 0, n = 0;
 	struct idset members = {0};
 	double ended = util_now();
+	/* cache_ttl 0 asks every time, however long that takes. */
+	double extra = l->store->ttl > 0 ? ended - started - l->store->ttl : 0;
 	char **ids;
 	int r = 0;
 
@@ -363,7 +368,7 @@ static int apply(struct listing *l, struct gather *g)
 		n++;
 	}
 	for (size_t i = 0; i < g->n; i++)
-		g->items[i].checked = ended;
+		g->items[i].checked = ended + (extra > 0 ? extra : 0);
 	r = store_learn_listing(l->store, g->items, g->n);
 	if (r < 0)
 		goto fail;
@@ -374,6 +379,7 @@ static int apply(struct listing *l, struct gather *g)
 	l->members = members;
 	l->valid = 1;
 	l->listed_at = ended;
+	l->extra = extra > 0 ? extra : 0;
 	return 0;
 fail:
 	free(members.slots);
@@ -427,7 +433,7 @@ static int settled(const struct listing *l, enum want want, double asked)
 	switch (want) {
 	case WANT_CACHED:
 		if (l->valid &&
-		    (shared || asked - l->listed_at < l->store->ttl))
+		    (shared || asked - l->listed_at < l->store->ttl + l->extra))
 			return 0;
 		return shared && l->err < 0 ? l->err : 1;
 	case WANT_REFRESH:
@@ -510,7 +516,7 @@ static int obtain(struct listing *l, struct api_op *op, enum want want,
 		goto out;
 	}
 	if (r == 0)
-		r = apply(l, &g);
+		r = apply(l, &g, started);
 	if (r == -EFBIG) {
 		log_err("list: %zu %s and more; giving up (a listing holds at "
 			"most %zu %s)",

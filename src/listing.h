@@ -1,7 +1,8 @@
 /*
  * listing.h - the listing of every object of a kind (batches/): the pages
  * of the kind's list, newest first, each listed object learned by the
- * store, the ids kept for ttl counted from the listing's end. A refresh
+ * store, the ids kept for ttl counted from the listing's end (or for as
+ * long as the listing took, when that is longer). A refresh
  * stops early once a page holds only objects already known as final (the
  * rest of the listing cannot have changed); a full listing comes first,
  * every full_every seconds, and when asked for. Bounded: a server that
@@ -48,6 +49,8 @@ struct listing {
 	int inflight;
 	double listed_at; /* when the last page of the listing was answered
 			     (store clock): its age counts from there */
+	double extra;	  /* how much longer than ttl the listing took (0:
+			     not longer): it stays young that much longer */
 	double tried;	  /* when the last listing fetch ended */
 	int err;	  /* its result */
 	/* Full listings (no early stop): at the first listing, every

@@ -10,6 +10,8 @@
  */
 #include "fake_kind.h"
 
+#include <time.h>
+
 #include "check.h"
 #include "listing.h"
 #include "log.h"
@@ -29,6 +31,7 @@ static char cursors[16][64]; /* the cursors received */
 static size_t big_bytes;     /* bytes of every object (0: 100) */
 static struct store *racing; /* store_put there while a page is asked */
 static const char *finals;   /* " id id ": also served as final */
+static long page_delay_ms;   /* each page answers this late */
 
 /* Whether the stub serves id as final: ids starting with F, and those in
  * finals. */
@@ -54,6 +57,12 @@ static int stub_page(void *ctx, struct api_op *op, const char *after,
 	if (pages_asked < 16)
 		snprintf(cursors[pages_asked], 64, "%s", after ? after : "");
 	pages_asked++;
+	if (page_delay_ms) {
+		struct timespec ts = {page_delay_ms / 1000,
+				      (page_delay_ms % 1000) * 1000000L};
+
+		nanosleep(&ts, NULL);
+	}
 	if (racing) {
 		struct fake *f = fake_new("b", 4, "cancelling");
 
@@ -309,6 +318,37 @@ static void test_early_stop(void)
 	store_destroy(&s);
 }
 
+/* A listing is young for ttl from its end, or for as long as it took when
+ * that was longer. */
+static void test_age(void)
+{
+	static const struct script_page pages[] = {
+	    {"a b", NULL, 1}, {"c", NULL, 0}, {0}};
+	struct timespec pause = {0, 400 * 1000000L};
+	struct store s;
+	struct listing l;
+	char got[512];
+	void *obj;
+	int fetches = fake_fetches;
+
+	CHECK(store_init(&s, &kind, NULL, 0.2, 5) == 0);
+	listing_init(&l, &s, 2);
+	page_delay_ms = 400; /* the listing takes 0.8 s */
+	CHECK(list(&l, pages, got, sizeof(got)) == 0 && pages_asked == 2);
+	page_delay_ms = 0;
+	/* 0.4 s later: older than ttl, younger than the listing took. */
+	nanosleep(&pause, NULL);
+	CHECK(list(&l, pages, got, sizeof(got)) == 0 && pages_asked == 0);
+	CHECK(strcmp(got, "a b c") == 0);
+	/* So are the copies it brought, even from its first page. */
+	CHECK(store_stale(&s, "a") == 0);
+	CHECK(store_get(&s, NULL, "a", STORE_FRESH, &obj, NULL) == 0);
+	fake_unref(obj);
+	CHECK(fake_fetches == fetches);
+	listing_destroy(&l);
+	store_destroy(&s);
+}
+
 int main(void)
 {
 	log_init(1, 0);
@@ -317,5 +357,6 @@ int main(void)
 	test_bounds();
 	test_newer_answer();
 	test_early_stop();
+	test_age();
 	return check_done("listing");
 }
