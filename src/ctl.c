@@ -1,7 +1,9 @@
 /*
- * ctl.c - the commands of a batch's ctl file: "cancel" and "refresh". Input
- * is checked before anything is sent; each command's outcome is logged and
- * kept as one line for reads of ctl, in a small map of its own.
+ * ctl.c - the commands of a batch's ctl file ("cancel", "refresh") and of
+ * the mount's own ctl ("refresh": a full listing of batches/). Input is
+ * checked before anything is sent; each command's outcome is logged and
+ * kept as one line for reads of ctl, in a small map of its own (the
+ * mount's under the empty id, which no batch has).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -216,4 +218,37 @@ int ctl_write(struct kimifs *k, struct api_op *op, const char *id,
 	}
 	r = cmd == CMD_CANCEL ? do_cancel(k, op, id) : do_refresh(k, op, id);
 	return r < 0 ? r : (int)size;
+}
+
+/* The key of the mount's ctl in the map of outcome lines: no batch id is
+ * empty. */
+#define ROOT_KEY ""
+
+int ctl_root_write(struct kimifs *k, struct api_op *op, const char *buf,
+		   size_t size, off_t off)
+{
+	char line[300];
+	int r;
+
+	if (ctl_parse(buf, size, off) != CMD_REFRESH) {
+		log_warn("ctl: not a command (write \"refresh\", once, at the "
+			 "start)");
+		return -EINVAL;
+	}
+	r = batches_refresh(&k->batches, op);
+	if (r == 0) {
+		snprintf(line, sizeof(line), "refresh: ok\n");
+		log_info("refresh batches/: ok");
+	} else {
+		snprintf(line, sizeof(line), "refresh: failed: %s\n",
+			 strerror(-r));
+		log_err("refresh batches/: failed: %s", strerror(-r));
+	}
+	set_outcome(&k->ctl, ROOT_KEY, line);
+	return r < 0 ? r : (int)size;
+}
+
+char *ctl_root_outcome(struct ctl_outcomes *o)
+{
+	return ctl_outcome(o, ROOT_KEY);
 }

@@ -1,7 +1,7 @@
 /*
- * ctl.h - the commands of a batch's ctl file ("cancel", "refresh"): parsing
- * (pure, also used by the fuzz targets), running them, and the outcome line
- * of each batch's last command.
+ * ctl.h - the commands of a batch's ctl file ("cancel", "refresh") and of
+ * the mount's ctl ("refresh"): parsing (pure, also used by the fuzz
+ * targets), running them, and the outcome line of each one's last command.
  */
 #ifndef KIMIFS_CTL_H
 #define KIMIFS_CTL_H
@@ -52,5 +52,17 @@ void ctl_destroy(struct ctl_outcomes *o);
 /* A malloc'd copy of the outcome line of the last command written to batch
  * id's ctl since the mount, or NULL when there is none (or no memory). */
 char *ctl_outcome(struct ctl_outcomes *o, const char *id);
+
+/*
+ * Run one command written to the mount's ctl file (MOUNT/ctl), as
+ * ctl_write does: "refresh" lists batches/ in full now (every page, no
+ * early stop); anything else is -EINVAL with nothing sent. Returns size,
+ * or the -errno of the listing. Records the outcome line.
+ */
+int ctl_root_write(struct kimifs *k, struct api_op *op, const char *buf,
+		   size_t size, off_t off);
+
+/* A malloc'd copy of the outcome line of the mount's ctl, or NULL. */
+char *ctl_root_outcome(struct ctl_outcomes *o);
 
 #endif

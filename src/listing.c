@@ -1,7 +1,9 @@
 /*
  * listing.c - the paged, bounded listing of every object of a kind: pages
  * fetched through the kind's list_page, cursors and ids checked for
- * repeats, the objects handed to the store, the ids kept for ttl.
+ * repeats, the early stop of a refresh at a page of objects known as final
+ * (the rest kept from the previous listing), the objects handed to the
+ * store, the ids kept for ttl from the listing's end.
  */
 #include "listing.h"
 
@@ -27,6 +29,7 @@ void listing_init(struct listing *l, struct store *store, unsigned page_size)
 	 * that needs more pages than it may hold objects is going round in
 	 * circles. */
 	l->max_pages = LISTING_MAX_OBJECTS;
+	l->full_every = LISTING_FULL_EVERY;
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->done, NULL);
 }
@@ -41,17 +44,11 @@ void listing_free_ids(char **ids, size_t n)
 void listing_destroy(struct listing *l)
 {
 	listing_free_ids(l->ids, l->nids);
+	free(l->members.slots);
 	pthread_cond_destroy(&l->done);
 	pthread_mutex_destroy(&l->lock);
 	memset(l, 0, sizeof(*l));
 }
-
-/* A set of ids seen in one listing: open addressing over borrowed strings. */
-struct idset {
-	const char **slots;
-	size_t cap;
-	size_t n;
-};
 
 static int idset_has(const struct idset *s, const char *id)
 {
@@ -105,6 +102,15 @@ struct gather {
 	struct idset sent; /* the same, as a set */
 	size_t unusable;   /* ids left out as invalid */
 	size_t repeated;   /* ids left out as listed already */
+	unsigned pages;	   /* pages asked for */
+	/* An incremental refresh (see listing_refresh): */
+	int incremental;
+	char *const *prev; /* the previous listing (l->ids, borrowed) */
+	size_t nprev;
+	struct idset pending; /* its ids whose copies are not final */
+	size_t npending;      /* how many of them are not seen yet */
+	int stopped;	      /* stopped early */
+	size_t tail_from;     /* then: where prev goes on */
 };
 
 static void gather_free(struct gather *g)
@@ -115,6 +121,7 @@ static void gather_free(struct gather *g)
 	free(g->seen.slots);
 	listing_free_ids(g->cursors, g->ncursors);
 	free(g->sent.slots);
+	free(g->pending.slots);
 }
 
 static void page_free(const struct store_kind *kind, struct store_page *page)
@@ -162,7 +169,9 @@ static int gather_take(const struct listing *l, struct gather *g,
 		}
 		if (idset_add(&g->seen, id) < 0)
 			return -ENOMEM;
-		g->items[g->n++] = (struct store_item){obj, sent, answered};
+		if (g->npending && idset_has(&g->pending, id))
+			g->npending--;
+		g->items[g->n++] = (struct store_item){obj, sent, answered, 0};
 		g->bytes += bytes;
 		page->items[i] = NULL;
 	}
@@ -184,11 +193,52 @@ static int gather_cursor(struct gather *g, char *cursor)
 }
 
 /*
- * Fetch every page into g. The cursor for the next page is the id of the
- * page's last object, listed or not; one sent before, or one of an object
- * already listed, means the server is going round in circles: the listing
- * stops there. Returns 0 or -errno, having logged why. Called with no lock
- * held.
+ * Whether every object of page is valid, final, and already known as final
+ * by the store (so was final before this listing, and the previous listing
+ * holds everything older than it). Called with no lock held.
+ */
+static int page_known_final(const struct listing *l,
+			    const struct store_page *page)
+{
+	const struct store_kind *kind = l->store->kind;
+
+	if (!page->nitems)
+		return 0;
+	for (size_t i = 0; i < page->nitems; i++) {
+		const char *id = kind->id(page->items[i]);
+
+		if (!kind->id_valid(id) || !kind->final(page->items[i]) ||
+		    !store_known_final(l->store, id))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Whether an incremental fetch may stop after a page of objects known as
+ * final whose cursor is last: when every id of the previous listing that
+ * was not final has been seen, and last is in the previous listing (then
+ * g->tail_from is the index after it).
+ */
+static int may_stop(struct gather *g, const char *last)
+{
+	if (!g->incremental || g->npending || !last)
+		return 0;
+	for (size_t i = 0; i < g->nprev; i++)
+		if (strcmp(g->prev[i], last) == 0) {
+			g->tail_from = i + 1;
+			return 1;
+		}
+	return 0;
+}
+
+/*
+ * Fetch every page into g, or, for an incremental fetch, the pages up to
+ * the early stop (listing_refresh). The cursor for the next page is the id
+ * of the page's last object, listed or not; one sent before, or one of an
+ * object already listed, means the server is going round in circles: the
+ * listing stops there. Returns 0 or -errno, having logged why. Called with
+ * no lock held.
  */
 static int fetch_all(struct listing *l, struct api_op *op, struct gather *g)
 {
@@ -200,7 +250,7 @@ static int fetch_all(struct listing *l, struct api_op *op, struct gather *g)
 
 	for (size_t n = 0;; n++) {
 		double sent = util_now(), answered;
-		int cycle, more;
+		int cycle, more, known;
 
 		if (n == l->max_pages) {
 			r = -EFBIG;
@@ -211,6 +261,7 @@ static int fetch_all(struct listing *l, struct api_op *op, struct gather *g)
 		r = kind->list_page(l->store->ctx, op, after, l->page_size,
 				    &page, &err);
 		answered = util_now();
+		g->pages++;
 		if (r < 0) {
 			if (r == -EINTR)
 				break; /* the user's own doing: not logged */
@@ -220,7 +271,13 @@ static int fetch_all(struct listing *l, struct api_op *op, struct gather *g)
 		}
 		cycle = page.last_id && (idset_has(&g->sent, page.last_id) ||
 					 idset_has(&g->seen, page.last_id));
+		known = g->incremental && page.has_more &&
+			page_known_final(l, &page);
 		r = gather_take(l, g, &page, sent, answered);
+		if (r == 0 && known && !cycle && may_stop(g, page.last_id)) {
+			g->stopped = 1;
+			page.has_more = 0;
+		}
 		if (r == 0 && page.has_more && (cycle || !page.last_id)) {
 			log_warn("list: has_more with a %s cursor; "
 				 "stopping at %zu %s",
@@ -271,34 +328,62 @@ static int copy_ids(const struct listing *l, char ***ids, size_t *n)
 	return 0;
 }
 
-/* Make g the listing, and its objects the stored ones where they are newer
- * (the store takes the objects). Caller holds l->lock. */
-static int apply(struct listing *l, struct gather *g)
+/*
+ * Make g, the fetch begun at `started`, the listing (after an early stop,
+ * followed by the previous listing's ids from g->tail_from on that g has
+ * not seen), and its objects the stored ones where they are newer (the
+ * store takes the objects). The listing and its copies are fresh from its
+ * end for ttl, or (ttl > 0) for as long as the fetch took when longer: no
+ * listing can bring fresher copies, and the readers of a large account
+ * would otherwise spend most of their time waiting for the next one.
+ * Returns 0, -EFBIG past max_objects, or -ENOMEM. Caller holds l->lock.
+ */
+static int apply(struct listing *l, struct gather *g, double started)
 {
-	char **ids = calloc(g->n + 1, sizeof(*ids));
-	double listed_at = g->n ? g->items[0].answered : util_now();
+	size_t tail = g->stopped ? l->nids - g->tail_from : 0, n = 0;
+	struct idset members = {0};
+	double ended = util_now();
+	/* cache_ttl 0 asks every time, however long that takes. */
+	double extra = l->store->ttl > 0 ? ended - started - l->store->ttl : 0;
+	char **ids;
 	int r = 0;
 
+	if (g->n + tail > l->max_objects)
+		return -EFBIG;
+	ids = calloc(g->n + tail + 1, sizeof(*ids));
 	if (!ids)
 		return -ENOMEM;
-	for (size_t i = 0; i < g->n; i++) {
-		ids[i] = strdup(g->kind->id(g->items[i].obj));
-		if (!ids[i]) {
+	for (size_t i = 0; i < g->n + tail; i++) {
+		const char *id = i < g->n ? g->kind->id(g->items[i].obj)
+					  : l->ids[g->tail_from + i - g->n];
+
+		if (i >= g->n && idset_has(&g->seen, id))
+			continue;
+		ids[n] = strdup(id);
+		if (!ids[n] || idset_add(&members, ids[n]) < 0) {
+			n += ids[n] != NULL;
 			r = -ENOMEM;
 			goto fail;
 		}
+		n++;
 	}
+	for (size_t i = 0; i < g->n; i++)
+		g->items[i].checked = ended + (extra > 0 ? extra : 0);
 	r = store_learn_listing(l->store, g->items, g->n);
 	if (r < 0)
 		goto fail;
 	listing_free_ids(l->ids, l->nids);
+	free(l->members.slots);
 	l->ids = ids;
-	l->nids = g->n;
+	l->nids = n;
+	l->members = members;
 	l->valid = 1;
-	l->listed_at = listed_at;
+	l->listed_at = ended;
+	l->extra = extra > 0 ? extra : 0;
 	return 0;
 fail:
-	listing_free_ids(ids, g->n);
+	free(members.slots);
+	listing_free_ids(ids, n);
 	return r;
 }
 
@@ -329,34 +414,92 @@ static int wait_done(struct listing *l, const struct api_op *op)
 	return 0;
 }
 
-int listing_get(struct listing *l, struct api_op *op, char ***ids, size_t *n)
+/* What a caller wants of the listing. */
+enum want {
+	WANT_CACHED,  /* listing_get: one younger than ttl */
+	WANT_REFRESH, /* a fetch that ended after it asked */
+	WANT_FULL,    /* a full fetch that began after it asked */
+};
+
+/*
+ * Whether the listing answers a caller that asked at `asked` for want: 0
+ * (it serves), -errno (the failure of a fetch it shares), 1 (a fetch is
+ * needed, or the one under way waited for). Caller holds l->lock.
+ */
+static int settled(const struct listing *l, enum want want, double asked)
 {
-	double asked = util_now();
+	int shared = l->tried >= asked && l->tried > 0;
+
+	switch (want) {
+	case WANT_CACHED:
+		if (l->valid &&
+		    (shared || asked - l->listed_at < l->store->ttl + l->extra))
+			return 0;
+		return shared && l->err < 0 ? l->err : 1;
+	case WANT_REFRESH:
+		return shared ? l->err : 1;
+	case WANT_FULL:
+		return l->full_started >= asked && l->full_started > 0
+			   ? l->full_err
+			   : 1;
+	}
+	return 1;
+}
+
+/*
+ * Set g up to stop early: the previous listing, and the set of its ids
+ * whose copies are not final. Returns 0 or -ENOMEM. Caller holds l->lock;
+ * l->ids stays put while the fetch is under way (one at a time).
+ */
+static int gather_prepare(struct listing *l, struct gather *g)
+{
+	g->incremental = 1;
+	g->prev = l->ids;
+	g->nprev = l->nids;
+	for (size_t i = 0; i < l->nids; i++) {
+		if (store_known_final(l->store, l->ids[i]))
+			continue;
+		if (idset_add(&g->pending, l->ids[i]) < 0)
+			return -ENOMEM;
+		g->npending++;
+	}
+	return 0;
+}
+
+/*
+ * Settle want for a caller that asked at `asked`: wait for the fetch under
+ * way, share one that answers it, or fetch (full or incremental, see
+ * listing_refresh). Returns 0 or -errno, the result of the fetch that
+ * answers it. Caller holds l->lock, released while fetching or waiting.
+ */
+static int obtain(struct listing *l, struct api_op *op, enum want want,
+		  double asked)
+{
 	struct gather g = {0};
 	size_t dropped = 0;
-	int r;
+	double started;
+	int r, full;
 
-	*ids = NULL;
-	*n = 0;
-	g.kind = l->store->kind;
-	pthread_mutex_lock(&l->lock);
 	for (;;) {
-		int shared = l->tried >= asked && l->tried > 0;
-
-		if (l->valid &&
-		    (shared || asked - l->listed_at < l->store->ttl)) {
-			r = copy_ids(l, ids, n);
-			goto out;
-		}
-		if (shared && l->err < 0) {
-			r = l->err;
-			goto out;
-		}
+		r = settled(l, want, asked);
+		if (r <= 0)
+			return r;
 		if (!l->inflight)
 			break;
 		r = wait_done(l, op);
 		if (r < 0)
-			goto out;
+			return r;
+	}
+	g.kind = l->store->kind;
+	started = util_now();
+	full = want == WANT_FULL || !l->valid || l->full_every <= 0 ||
+	       started - l->full_at >= l->full_every;
+	if (!full && gather_prepare(l, &g) < 0) {
+		/* No room to stop early: list everything. */
+		free(g.pending.slots);
+		memset(&g, 0, sizeof(g));
+		g.kind = l->store->kind;
+		full = 1;
 	}
 	l->inflight = 1;
 	pthread_mutex_unlock(&l->lock);
@@ -373,19 +516,31 @@ int listing_get(struct listing *l, struct api_op *op, char ***ids, size_t *n)
 		goto out;
 	}
 	if (r == 0)
-		r = apply(l, &g);
+		r = apply(l, &g, started);
+	if (r == -EFBIG) {
+		log_err("list: %zu %s and more; giving up (a listing holds at "
+			"most %zu %s)",
+			l->max_objects, g.kind->plural, l->max_objects,
+			g.kind->plural);
+		r = -EIO;
+	}
 	l->tried = util_now();
 	l->err = r;
-	if (r < 0 && l->valid && api_error_transient(r)) {
-		log_warn("list: serving the cached listing");
-		STAT_ADD(l->store->stats, stale_served, 1);
-		r = 0;
+	l->pages = g.pages;
+	l->stopped = r == 0 && g.stopped;
+	if (full) {
+		l->full_started = started;
+		l->full_err = r;
+		if (r == 0)
+			l->full_at = l->tried;
 	}
-	if (r == 0)
-		r = copy_ids(l, ids, n);
+	log_debug("list: %u pages, %s, %d", g.pages,
+		  full	      ? "full"
+		  : g.stopped ? "stopped early"
+			      : "to the end",
+		  r);
 	pthread_cond_broadcast(&l->done);
 out:
-	pthread_mutex_unlock(&l->lock);
 	gather_free(&g); /* the objects the store did not take */
 #ifdef __GLIBC__
 	/* A listing that failed late may have held a lot: give it back. */
@@ -393,4 +548,45 @@ out:
 		malloc_trim(0);
 #endif
 	return r;
+}
+
+int listing_get(struct listing *l, struct api_op *op, char ***ids, size_t *n)
+{
+	double asked = util_now();
+	int r;
+
+	*ids = NULL;
+	*n = 0;
+	pthread_mutex_lock(&l->lock);
+	r = obtain(l, op, WANT_CACHED, asked);
+	if (r < 0 && l->valid && l->tried >= asked && api_error_transient(r)) {
+		log_warn("list: serving the cached listing");
+		STAT_ADD(l->store->stats, stale_served, 1);
+		r = 0;
+	}
+	if (r == 0)
+		r = copy_ids(l, ids, n);
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
+int listing_refresh(struct listing *l, struct api_op *op, double asked,
+		    int full)
+{
+	int r;
+
+	pthread_mutex_lock(&l->lock);
+	r = obtain(l, op, full ? WANT_FULL : WANT_REFRESH, asked);
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
+int listing_has(struct listing *l, const char *id)
+{
+	int has;
+
+	pthread_mutex_lock(&l->lock);
+	has = idset_has(&l->members, id);
+	pthread_mutex_unlock(&l->lock);
+	return has;
 }

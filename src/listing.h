@@ -1,8 +1,13 @@
 /*
- * listing.h - the listing of every object of a kind (batches/): every page
- * of the kind's list, each listed object learned by the store, the ids kept
- * for ttl. Bounded: a server that never stops saying has_more, or repeats
- * its pages, cannot make kimifs hold more than the limits below or loop.
+ * listing.h - the listing of every object of a kind (batches/): the pages
+ * of the kind's list, newest first, each listed object learned by the
+ * store, the ids kept for ttl counted from the listing's end (or for as
+ * long as the listing took, when that is longer). A refresh
+ * stops early once a page holds only objects already known as final (the
+ * rest of the listing cannot have changed); a full listing comes first,
+ * every full_every seconds, and when asked for. Bounded: a server that
+ * never stops saying has_more, or repeats its pages, cannot make kimifs
+ * hold more than the limits below or loop.
  */
 #ifndef KIMIFS_LISTING_H
 #define KIMIFS_LISTING_H
@@ -14,6 +19,16 @@
 
 #define LISTING_MAX_OBJECTS 200000
 #define LISTING_MAX_BYTES   (1024UL << 20)
+/* Seconds between full listings (struct listing.full_every; a test may
+ * set another after listing_init). */
+#define LISTING_FULL_EVERY 600.0
+
+/* A set of borrowed ids: open addressing. */
+struct idset {
+	const char **slots;
+	size_t cap;
+	size_t n;
+};
 
 struct listing {
 	struct store *store; /* its kind lists; listed objects go there */
@@ -29,11 +44,23 @@ struct listing {
 	pthread_cond_t done;  /* broadcast when a fetch of the listing ends */
 	char **ids;	      /* the listing, in the server's order */
 	size_t nids;
+	struct idset members; /* the same ids, as a set */
 	int valid;
 	int inflight;
-	double listed_at; /* when the listing was fetched (store clock) */
+	double listed_at; /* when the last page of the listing was answered
+			     (store clock): its age counts from there */
+	double extra;	  /* how much longer than ttl the listing took (0:
+			     not longer): it stays young that much longer */
 	double tried;	  /* when the last listing fetch ended */
 	int err;	  /* its result */
+	/* Full listings (no early stop): at the first listing, every
+	 * full_every seconds (0: always), and on listing_refresh(full). */
+	double full_every;
+	double full_at;	     /* when the last full listing ended */
+	double full_started; /* when the last one that ended began */
+	int full_err;	     /* its result */
+	unsigned pages;	     /* pages the last fetch asked for */
+	int stopped;	     /* whether it stopped early */
 };
 
 /* Set up an empty listing of store's kind (which has list_page). */
@@ -58,5 +85,28 @@ void listing_destroy(struct listing *l);
  */
 int listing_get(struct listing *l, struct api_op *op, char ***ids, size_t *n);
 void listing_free_ids(char **ids, size_t n);
+
+/*
+ * Refresh the listing as listing_get does when it is old, whatever its
+ * age: 0 once a fetch of it that ended at or after `asked` (store clock)
+ * succeeded, shared with concurrent callers (one fetch at a time), or the
+ * -errno of that fetch (the previous listing stays). With full, the fetch
+ * must have begun at or after asked and list every page (no early stop).
+ * Waits end with op (-ETIMEDOUT, -EINTR).
+ *
+ * The early stop: a fetch that is not full stops after a page (newest
+ * first) whose objects are all final and all already known as final by the
+ * store, once every id of the previous listing whose copy is not final has
+ * been seen in this fetch, provided the page's cursor is an id of the
+ * previous listing. The listing is then the pages fetched followed by the
+ * previous listing's ids after that cursor, less any seen already. Safe
+ * because the server never deletes objects, final objects never change,
+ * and new objects come first.
+ */
+int listing_refresh(struct listing *l, struct api_op *op, double asked,
+		    int full);
+
+/* Whether id is in the kept listing (of whatever age). */
+int listing_has(struct listing *l, const char *id);
 
 #endif

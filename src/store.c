@@ -39,6 +39,9 @@ struct store_entry {
 	double sent;	       /* when the request that told obj (or the 404)
 				  was sent */
 	double fetched;	       /* when that request was answered */
+	double checked;	       /* when obj was last known current: ttl
+				  counts from here (fetched, or the end of
+				  the listing that brought it) */
 	double tried;	       /* when the last fetch ended, however it ended */
 	int last_err;	       /* result of that fetch */
 	struct api_error *why; /* its reason when it failed; may be NULL */
@@ -288,7 +291,7 @@ static int is_newer(const struct store *s, const struct store_entry *e,
  * Caller holds s->lock.
  */
 static int entry_learn(struct store *s, struct store_entry *e, void *obj,
-		       double sent, double answered)
+		       double sent, double answered, double checked)
 {
 	int changed;
 
@@ -305,6 +308,7 @@ static int entry_learn(struct store *s, struct store_entry *e, void *obj,
 	e->negative = obj == NULL;
 	e->sent = sent;
 	e->fetched = answered;
+	e->checked = checked > answered ? checked : answered;
 	wake_entry(e);
 	return 1;
 }
@@ -348,7 +352,7 @@ static int settled(const struct store *s, const struct store_entry *e,
 		return 0;
 	if (mode == STORE_FORCE)
 		return 1;
-	if (e->obj && (mode == STORE_ANY || asked - e->fetched < s->ttl))
+	if (e->obj && (mode == STORE_ANY || asked - e->checked < s->ttl))
 		return 0;
 	if (e->negative && asked - e->fetched < s->ttl)
 		return -ENOENT;
@@ -420,7 +424,7 @@ static int fetch_done(struct store *s, struct store_entry *e, int probe,
 		s->probe_err = server_down(r, err) ? r : 0;
 	entry_tried(e, r, err, answered);
 	if (r == 0 || r == -ENOENT) {
-		entry_learn(s, e, fresh, sent, answered);
+		entry_learn(s, e, fresh, sent, answered, answered);
 		r = e->obj ? 0 : -ENOENT;
 	} else if (e->obj && mode != STORE_FORCE && api_error_transient(r)) {
 		log_warn("%s %s: refresh failed (%d %s); serving the "
@@ -645,7 +649,7 @@ void store_put(struct store *s, void *obj, double sent)
 	e = get_entry(s, s->kind->id(obj));
 	if (e) {
 		seen = e->changes;
-		entry_learn(s, e, s->kind->ref(obj), sent, util_now());
+		entry_learn(s, e, s->kind->ref(obj), sent, util_now(), 0);
 	}
 	if (e && e->changes != seen) {
 		pthread_mutex_unlock(&s->lock);
@@ -674,7 +678,7 @@ int store_learn_listing(struct store *s, struct store_item *items, size_t n)
 		if (s->on_change)
 			s->kind->ref(items[i].obj);
 		entry_learn(s, e, items[i].obj, items[i].sent,
-			    items[i].answered);
+			    items[i].answered, items[i].checked);
 		if (s->on_change && e->changes != seen) {
 			pthread_mutex_unlock(&s->lock);
 			changed(s, id);
@@ -688,6 +692,31 @@ int store_learn_listing(struct store *s, struct store_item *items, size_t n)
 out:
 	pthread_mutex_unlock(&s->lock);
 	return r;
+}
+
+int store_stale(struct store *s, const char *id)
+{
+	struct store_entry *e;
+	int stale;
+
+	pthread_mutex_lock(&s->lock);
+	e = find(s, id);
+	stale = e && e->obj && !s->kind->final(e->obj) &&
+		util_now() - e->checked >= s->ttl;
+	pthread_mutex_unlock(&s->lock);
+	return stale;
+}
+
+int store_known_final(struct store *s, const char *id)
+{
+	struct store_entry *e;
+	int final;
+
+	pthread_mutex_lock(&s->lock);
+	e = find(s, id);
+	final = e && e->obj && s->kind->final(e->obj);
+	pthread_mutex_unlock(&s->lock);
+	return final;
 }
 
 uint64_t store_changes(struct store *s, const char *id)

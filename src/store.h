@@ -170,15 +170,28 @@ struct store_item {
 	void *obj; /* one reference; the store takes it (NULL after) */
 	double sent;
 	double answered;
+	double checked; /* when the listing ended: the copy's ttl counts from
+			   here (0: from answered) */
 };
 
 /*
  * Learn the n objects of a listing, each as store_put does with the times
- * of its page, taking their references; the server answered, so the probe
+ * of its page (a kept copy is fresh from its item's checked time), taking
+ * their references; the server answered, so the probe
  * no longer counts it down. Returns 0, or -ENOMEM (items not taken keep
  * their reference).
  */
 int store_learn_listing(struct store *s, struct store_item *items, size_t n);
+
+/*
+ * Whether id has a copy that is not final and is as old as ttl or older
+ * (counted from when it was last known current): a STORE_FRESH read of it
+ * would fetch it again. Sends nothing.
+ */
+int store_stale(struct store *s, const char *id);
+
+/* Whether the copy of id the store holds is final. Sends nothing. */
+int store_known_final(struct store *s, const char *id);
 
 /*
  * The change stamp of entry id: 0 for an id never seen; raised (from one

@@ -27,8 +27,15 @@ int batches_init(struct batches *b, struct api *api, double ttl,
 		 unsigned page_size);
 void batches_destroy(struct batches *b);
 
-/* store_get for a batch: 0 with a new reference in *out, or -errno with
- * the reason in err (may be NULL). */
+/*
+ * store_get for a batch: 0 with a new reference in *out, or -errno with
+ * the reason in err (may be NULL). A STORE_FRESH read of a copy that is
+ * stale, not final, and in the kept listing refreshes the listing instead
+ * of fetching the batch alone (listing_refresh: one refresh at a time,
+ * shared by every reader that asked before it ended); when that refresh
+ * fails for a passing reason the stale copy serves. Ids never listed, and
+ * every read with cache_ttl 0, are fetched on their own.
+ */
 int batches_get(struct batches *b, struct api_op *op, const char *id,
 		enum store_mode mode, struct batch **out,
 		struct api_error *err);
@@ -39,5 +46,9 @@ void batches_put(struct batches *b, struct batch *obj, double sent);
 
 /* listing_get of batches/: the ids of every batch, newest first. */
 int batches_list(struct batches *b, struct api_op *op, char ***ids, size_t *n);
+
+/* A full listing of batches/ begun now (MOUNT/ctl "refresh"): 0 or the
+ * -errno of the listing. */
+int batches_refresh(struct batches *b, struct api_op *op);
 
 #endif

@@ -65,6 +65,38 @@ static const struct node_type type_log = {
     .view = log_view,
 };
 
+/* MOUNT/ctl: reads the outcome of its last command; opening it sends
+ * nothing. */
+static int root_ctl_view(struct kimifs *k, struct api_op *op,
+			 const struct node *n, enum store_mode mode,
+			 struct view *v)
+{
+	(void)op;
+	(void)n;
+	(void)mode;
+	v->owned = ctl_root_outcome(&k->ctl);
+	v->data = v->owned ? v->owned : "";
+	v->len = strlen(v->data);
+	v->mtime = k->mount_time;
+	return 0;
+}
+
+static int root_ctl_write(struct kimifs *k, struct api_op *op,
+			  const struct node *n, const char *buf, size_t size,
+			  off_t off)
+{
+	(void)n;
+	return ctl_root_write(k, op, buf, size, off);
+}
+
+static const struct node_type type_root_ctl = {
+    .what = "ctl",
+    .mode = S_IFREG | 0600,
+    .flags = NT_WRITABLE,
+    .view = root_ctl_view,
+    .write = root_ctl_write,
+};
+
 /* The entries of the mount root, in listing order. */
 static const struct {
 	const char *name;
@@ -72,6 +104,7 @@ static const struct {
 } root_children[] = {
     {"batches", &type_batches},
     {"files", &type_files},
+    {"ctl", &type_root_ctl},
     {"stats", &type_stats},
     {"log", &type_log},
 };

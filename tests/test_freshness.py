@@ -278,7 +278,7 @@ def test_a_name_that_no_batch_has_costs_nothing_inside_a_batch(sim, mount):
     for rel in ("request_counts/bogus", "request_counts/totals", "bogus",
                 "status.txt", "request_counts/total/x"):
         assert errno_of(os.stat, m.batch(bid, rel)) in (errno.ENOENT, errno.ENOTDIR), rel
-    assert sim.retrieves(bid) == []
+    assert sim.log() == []
 
 
 def test_a_batch_created_after_the_listing_is_reachable_by_name(sim, mount):

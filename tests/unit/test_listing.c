@@ -3,10 +3,14 @@
  * function: every page gathered in order, listed objects handed to the
  * store under the newer-answer rule, invalid and repeated ids left out, a
  * repeated or missing cursor ending the listing, the bounds on objects,
- * bytes and pages, the previous listing served after a failure, and a
- * listing younger than ttl reused.
+ * bytes and pages, the previous listing served after a failure, a
+ * listing younger than ttl reused, and the early stop of a refresh at a
+ * page of objects known as final (with the rest of the previous listing
+ * after it).
  */
 #include "fake_kind.h"
+
+#include <time.h>
 
 #include "check.h"
 #include "listing.h"
@@ -26,6 +30,18 @@ static int pages_asked;
 static char cursors[16][64]; /* the cursors received */
 static size_t big_bytes;     /* bytes of every object (0: 100) */
 static struct store *racing; /* store_put there while a page is asked */
+static const char *finals;   /* " id id ": also served as final */
+static long page_delay_ms;   /* each page answers this late */
+
+/* Whether the stub serves id as final: ids starting with F, and those in
+ * finals. */
+static int stub_final(const char *id)
+{
+	char word[80];
+
+	snprintf(word, sizeof(word), " %s ", id);
+	return id[0] == 'F' || (finals && strstr(finals, word));
+}
 
 static int stub_page(void *ctx, struct api_op *op, const char *after,
 		     unsigned limit, struct store_page *page,
@@ -41,6 +57,12 @@ static int stub_page(void *ctx, struct api_op *op, const char *after,
 	if (pages_asked < 16)
 		snprintf(cursors[pages_asked], 64, "%s", after ? after : "");
 	pages_asked++;
+	if (page_delay_ms) {
+		struct timespec ts = {page_delay_ms / 1000,
+				      (page_delay_ms % 1000) * 1000000L};
+
+		nanosleep(&ts, NULL);
+	}
 	if (racing) {
 		struct fake *f = fake_new("b", 4, "cancelling");
 
@@ -60,6 +82,10 @@ static int stub_page(void *ctx, struct api_op *op, const char *after,
 	     id = strtok_r(NULL, " ", &save)) {
 		struct fake *f = fake_new(id, 2, "listed");
 
+		if (stub_final(id)) {
+			f->rank = 5;
+			f->final = 1;
+		}
 		if (big_bytes)
 			f->bytes = big_bytes;
 		page->items[n++] = f;
@@ -227,6 +253,102 @@ static void test_newer_answer(void)
 	store_destroy(&s);
 }
 
+/* A refresh stops after a page of objects known as final once every
+ * object known as not final was seen; the rest is the previous listing's. */
+static void test_early_stop(void)
+{
+	static const struct script_page first[] = {
+	    {"r1 F1", NULL, 1}, {"F2 F3", NULL, 1}, {"F4 F5", NULL, 0}, {0}};
+	/* n is new: it pushes every other object down by one. */
+	static const struct script_page again[] = {{"n r1", NULL, 1},
+						   {"F1 F2", NULL, 1},
+						   {"F3 F4", NULL, 1},
+						   {"F5", NULL, 0},
+						   {0}};
+	/* o still runs behind final pages. */
+	static const struct script_page old[] = {
+	    {"F9 F8", NULL, 1}, {"F7 F6", NULL, 1}, {"o", NULL, 0}, {0}};
+	struct store s;
+	struct listing l;
+	char got[512];
+
+	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
+	listing_init(&l, &s, 2);
+	/* The first listing is full. */
+	CHECK(list(&l, first, got, sizeof(got)) == 0);
+	CHECK(strcmp(got, "r1 F1 F2 F3 F4 F5") == 0 && pages_asked == 3);
+	CHECK(!l.stopped);
+	/* Page 2 is all known final and r1 was seen: stop; the previous
+	 * listing goes on after F2, with no id twice. */
+	CHECK(list(&l, again, got, sizeof(got)) == 0);
+	CHECK(strcmp(got, "n r1 F1 F2 F3 F4 F5") == 0);
+	CHECK(pages_asked == 2 && l.stopped);
+	CHECK(strcmp(cursors[1], "r1") == 0);
+	/* n and r1 ended meanwhile: page 1 is final but not known as final,
+	 * so the refresh goes on to page 2. */
+	finals = " n r1 ";
+	CHECK(list(&l, again, got, sizeof(got)) == 0);
+	CHECK(pages_asked == 2 && l.stopped);
+	CHECK(strcmp(got, "n r1 F1 F2 F3 F4 F5") == 0);
+	/* Known final now: page 1 alone. */
+	CHECK(list(&l, again, got, sizeof(got)) == 0);
+	CHECK(pages_asked == 1 && l.stopped);
+	CHECK(strcmp(got, "n r1 F1 F2 F3 F4 F5") == 0);
+	finals = NULL;
+	/* A full refresh (asked for) lists every page. */
+	script = again;
+	script_at = 0;
+	pages_asked = 0;
+	CHECK(listing_refresh(&l, NULL, store_clock(), 1) == 0);
+	CHECK(pages_asked == 4 && !l.stopped);
+	listing_destroy(&l);
+	store_destroy(&s);
+
+	/* An object known as running behind final pages is reached. */
+	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
+	listing_init(&l, &s, 2);
+	CHECK(list(&l, old, got, sizeof(got)) == 0 && pages_asked == 3);
+	CHECK(list(&l, old, got, sizeof(got)) == 0);
+	CHECK(pages_asked == 3 && !l.stopped);
+	CHECK(strcmp(got, "F9 F8 F7 F6 o") == 0);
+	/* full_every 0: never stops early. */
+	l.full_every = 0;
+	CHECK(list(&l, again, got, sizeof(got)) == 0 && pages_asked == 4);
+	listing_destroy(&l);
+	store_destroy(&s);
+}
+
+/* A listing is young for ttl from its end, or for as long as it took when
+ * that was longer. */
+static void test_age(void)
+{
+	static const struct script_page pages[] = {
+	    {"a b", NULL, 1}, {"c", NULL, 0}, {0}};
+	struct timespec pause = {0, 400 * 1000000L};
+	struct store s;
+	struct listing l;
+	char got[512];
+	void *obj;
+	int fetches = fake_fetches;
+
+	CHECK(store_init(&s, &kind, NULL, 0.2, 5) == 0);
+	listing_init(&l, &s, 2);
+	page_delay_ms = 400; /* the listing takes 0.8 s */
+	CHECK(list(&l, pages, got, sizeof(got)) == 0 && pages_asked == 2);
+	page_delay_ms = 0;
+	/* 0.4 s later: older than ttl, younger than the listing took. */
+	nanosleep(&pause, NULL);
+	CHECK(list(&l, pages, got, sizeof(got)) == 0 && pages_asked == 0);
+	CHECK(strcmp(got, "a b c") == 0);
+	/* So are the copies it brought, even from its first page. */
+	CHECK(store_stale(&s, "a") == 0);
+	CHECK(store_get(&s, NULL, "a", STORE_FRESH, &obj, NULL) == 0);
+	fake_unref(obj);
+	CHECK(fake_fetches == fetches);
+	listing_destroy(&l);
+	store_destroy(&s);
+}
+
 int main(void)
 {
 	log_init(1, 0);
@@ -234,5 +356,7 @@ int main(void)
 	test_cursors();
 	test_bounds();
 	test_newer_answer();
+	test_early_stop();
+	test_age();
 	return check_done("listing");
 }
