@@ -82,6 +82,15 @@ int api_list_files(struct api *api, struct api_op *op, const char *after,
 		   unsigned limit, struct api_file_page *page,
 		   struct api_error *err);
 void api_file_page_free(struct api_file_page *page);
+/*
+ * POST /v1/files, multipart: the file at path (streamed, never in memory)
+ * as filename, with purpose. Sent once (never retried here: a retry after
+ * a lost answer could leave two copies; the caller decides, see
+ * submit.c). Bounded by op's deadline and by -o timeout without progress.
+ */
+int api_upload_file(struct api *api, struct api_op *op, const char *path,
+		    const char *filename, const char *purpose,
+		    struct file **out, struct api_error *err);
 /* DELETE /v1/files/{id}: 0 when the answer says it is deleted. */
 int api_delete_file(struct api *api, struct api_op *op, const char *id,
 		    struct api_error *err);

@@ -229,3 +229,48 @@ int api_download_file(struct api *api, struct api_op *op, const char *id,
 	http_answer_free(&ans);
 	return r;
 }
+
+int api_upload_file(struct api *api, struct api_op *op, const char *path,
+		    const char *filename, const char *purpose,
+		    struct file **out, struct api_error *err)
+{
+	const struct http_part parts[] = {
+	    {.name = "purpose", .value = purpose},
+	    {.name = "file", .path = path, .filename = filename},
+	};
+	struct http_request rq = {.method = HTTP_POST,
+				  .kind = STAT_UPLOAD,
+				  .path = "/v1/files",
+				  .parts = parts,
+				  .nparts = 2,
+				  .sink_fd = -1,
+				  .stall_bound = 1,
+				  .retries = 0,
+				  .no_retry = 1};
+	struct http_answer ans = {0};
+	char why[256];
+	cJSON *root = NULL;
+	int r;
+
+	*out = NULL;
+	memset(err, 0, sizeof(*err));
+	r = http_call(&api->http, op, &rq, &ans, err);
+	if (r < 0)
+		goto out;
+	root = http_json(&ans, err);
+	if (!root) {
+		r = -EIO;
+		goto out;
+	}
+	r = file_from_json(root, out, why, sizeof(why));
+	if (r < 0)
+		snprintf(err->message, sizeof(err->message),
+			 "malformed file: %s", why);
+out:
+	if (r < 0)
+		log_debug("POST /v1/files: %d %s", err->http_status,
+			  err->message);
+	cJSON_Delete(root);
+	http_answer_free(&ans);
+	return r;
+}

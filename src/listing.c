@@ -590,3 +590,35 @@ int listing_has(struct listing *l, const char *id)
 	pthread_mutex_unlock(&l->lock);
 	return has;
 }
+
+int listing_add(struct listing *l, const char *id)
+{
+	char **ids;
+	char *copy;
+	int r = 0;
+
+	pthread_mutex_lock(&l->lock);
+	if (!l->valid || idset_has(&l->members, id))
+		goto out;
+	copy = strdup(id);
+	ids = realloc(l->ids, (l->nids + 1) * sizeof(*ids));
+	if (!copy || !ids) {
+		free(copy);
+		if (ids)
+			l->ids = ids;
+		r = -ENOMEM;
+		goto out;
+	}
+	l->ids = ids;
+	r = idset_add(&l->members, copy);
+	if (r < 0) {
+		free(copy);
+		goto out;
+	}
+	memmove(l->ids + 1, l->ids, l->nids * sizeof(*l->ids));
+	l->ids[0] = copy;
+	l->nids++;
+out:
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}

@@ -106,6 +106,13 @@ void listing_free_ids(char **ids, size_t n);
 int listing_refresh(struct listing *l, struct api_op *op, double asked,
 		    int full);
 
+/*
+ * Put id first in the kept listing (an object this mount just created: the
+ * newest), unless it is there already or there is no kept listing yet (the
+ * next listing brings it). Its age does not change. 0 or -ENOMEM.
+ */
+int listing_add(struct listing *l, const char *id);
+
 /* Whether id is in the kept listing (of whatever age). */
 int listing_has(struct listing *l, const char *id);
 

@@ -1,0 +1,58 @@
+/*
+ * submit.h - starting work: a batch input file checked and uploaded (never
+ * twice, never half), and a batch created from it; each outcome learned by
+ * the stores (so files/<id>/ and batches/<id>/ appear at once) and logged
+ * (MOUNT/log). Used by the files written into files/ and batches/, by
+ * batches/new and by `retry`.
+ */
+#ifndef KIMIFS_SUBMIT_H
+#define KIMIFS_SUBMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "batch_params.h"
+#include "file.h"
+
+struct kimifs;
+
+/* Seconds an upload of size bytes may take in all: -o timeout, plus one
+ * second per MiB (so 100 MB is allowed about 2 minutes more). */
+double submit_upload_bound(const struct kimifs *k, uint64_t size);
+
+/*
+ * Check the file at path, named filename, against the rules of a batch
+ * input file (jsonl_check.h), reading it in pieces. 0; -EINVAL with the
+ * report (one problem per line) malloc'd in *why; or -errno (-EIO when it
+ * cannot be read; *why NULL).
+ */
+int submit_check(const char *path, const char *filename, char **why);
+
+/*
+ * Upload the file at path as filename with purpose "batch", as part of op
+ * (whose deadline should allow submit_upload_bound): 0 with the FileObject
+ * in *out (one reference; learned by the files store and put first in the
+ * files/ listing), or -errno with the reason in why (whylen bytes). A 429
+ * or a connection that could not be made is tried again (up to -o
+ * retries); when the outcome is unknown (no answer, a 5xx, an interrupt
+ * after the body went out) the file list is searched for the copy (same
+ * name and size, not known to this mount before) before trying again, so
+ * there is never a second copy; an upload that fails for good and left a
+ * copy behind has it deleted. Logged either way.
+ */
+int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
+		  const char *filename, struct file **out, char *why,
+		  size_t whylen);
+
+/*
+ * Create a batch with p: 0 with it in *out (one reference; stored and put
+ * first in the batches/ listing), or -errno with the reason in why. Sent
+ * once (never retried: a retry after a lost answer could make two).
+ * Logged either way.
+ */
+int submit_create(struct kimifs *k, struct api_op *op,
+		  const struct batch_params *p, struct batch **out, char *why,
+		  size_t whylen);
+
+#endif
