@@ -50,13 +50,6 @@ struct batch {
 	int64_t mtime;	   /* latest of the *_at timestamps */
 	struct bfile json; /* the object as sent, compact, with a newline
 			      (name NULL): what two snapshots compare */
-	/* Always empty (files are rendered on demand); kept while the batch
-	 * kind's size estimate (store_batches.c) still reads them. */
-	struct bfile *values;
-	size_t nvalues;
-	struct bfile counts[3];
-	struct bfile *meta;
-	size_t nmeta;
 };
 
 /*
