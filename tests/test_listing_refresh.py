@@ -118,6 +118,19 @@ def test_a_failed_refresh_serves_the_stale_copy(sim, mount):
     assert "serving the cached copy" in m.stderr_text()
 
 
+def test_with_cache_ttl_0_each_open_of_a_listed_batch_is_one_get(sim, mount):
+    # cache_ttl=0 asks on every open: one GET is the cheapest question for
+    # one batch, so the listing is not refreshed for it.
+    newest = account(sim, running=3)
+    m = mount(cache_ttl=0)
+    assert os.listdir(m.batches) == newest
+    sim.clear_log()
+    for _ in range(3):
+        assert read_text(m.batch(newest[1], "status")) == "in_progress\n"
+    assert [(r["method"], r["path"]) for r in sim.log()] == [
+        ("GET", "/v1/batches/" + newest[1])] * 3
+
+
 # --------------------------------------------------------------------------
 # Listing freshness counts from its end
 
