@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -459,17 +460,94 @@ static const char *known_status(const char *status)
  * Make the snapshot: one allocation for b's fields (from *facts), the id,
  * the status when it is not a known one, and the compact JSON of obj.
  */
+/*
+ * Each thread prints objects into a scratch buffer of its own, kept between
+ * calls up to SCRATCH_KEEP bytes: the compact JSON is then copied once into
+ * the snapshot's exact allocation, and no print buffer is made and freed
+ * between snapshots (which, over a listing of large objects, left the
+ * heap half holes).
+ */
+#define SCRATCH_KEEP (64 * 1024)
+
+struct scratch {
+	char *buf;
+	size_t cap;
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+	struct scratch *sc = p;
+
+	free(sc->buf);
+	free(sc);
+}
+
+static void scratch_init(void)
+{
+	pthread_key_create(&scratch_key, scratch_free);
+}
+
+/* obj printed compact into this thread's scratch buffer (valid until the
+ * thread's next call), or NULL when memory ran out. */
+static char *print_compact(const cJSON *obj, size_t *len)
+{
+	struct scratch *sc;
+
+	pthread_once(&scratch_once, scratch_init);
+	sc = pthread_getspecific(scratch_key);
+	if (!sc) {
+		sc = calloc(1, sizeof(*sc));
+		if (!sc || pthread_setspecific(scratch_key, sc) != 0) {
+			free(sc);
+			return NULL;
+		}
+	}
+	for (size_t cap = sc->cap ? sc->cap : 4096;; cap *= 2) {
+		if (cap > sc->cap) {
+			char *grown = realloc(sc->buf, cap);
+
+			if (!grown)
+				return NULL;
+			sc->buf = grown;
+			sc->cap = cap;
+		}
+		/* cJSON asks for 5 bytes more than it may write. */
+		if (cap > INT32_MAX ||
+		    cJSON_PrintPreallocated((cJSON *)obj, sc->buf,
+					    (int)sc->cap - 5, 0))
+			break;
+	}
+	if (sc->cap > INT32_MAX)
+		return NULL;
+	*len = strlen(sc->buf);
+	return sc->buf;
+}
+
+/* Give back a scratch buffer that grew past what is worth keeping. */
+static void print_done(void)
+{
+	struct scratch *sc = pthread_getspecific(scratch_key);
+
+	if (sc && sc->cap > SCRATCH_KEEP) {
+		free(sc->buf);
+		sc->buf = NULL;
+		sc->cap = 0;
+	}
+}
+
 static struct batch *snapshot(const cJSON *obj, const struct batch *facts,
 			      const char *id, const char *status)
 {
 	const char *known = known_status(status);
 	size_t idn = strlen(id) + 1, sn = known ? 0 : strlen(status) + 1, jn;
-	char *json = cJSON_PrintUnformatted(obj), *p;
+	char *json = print_compact(obj, &jn), *p;
 	struct batch *b;
 
 	if (!json)
 		return NULL;
-	jn = strlen(json);
 	b = malloc(sizeof(*b) + idn + sn + jn + 2);
 	if (b) {
 		*b = *facts;
@@ -483,7 +561,7 @@ static struct batch *snapshot(const cJSON *obj, const struct batch *facts,
 		b->json.data[jn + 1] = '\0';
 		b->json.len = jn + 1;
 	}
-	cJSON_free(json);
+	print_done();
 	return b;
 }
 

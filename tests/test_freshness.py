@@ -123,7 +123,7 @@ def test_a_page_ending_in_a_left_out_batch_stops_at_the_repeated_cursor(sim, mou
 LARGEST_METADATA = {("key%02d" % i).ljust(64, "k"): "v" * 512 for i in range(16)}
 
 
-@pytest.mark.parametrize("metadata, rss_limit", [(None, 800), (LARGEST_METADATA, 1700)],
+@pytest.mark.parametrize("metadata, rss_limit", [(None, 600), (LARGEST_METADATA, 1300)],
                          ids=["small-batches", "largest-batches"])
 def test_an_endless_listing_is_bounded_and_keeps_the_last_one(sim, mount, metadata, rss_limit):
     # A server that answers has_more forever, with new ids on every page:
