@@ -469,10 +469,7 @@ static int keep(struct download *d, size_t len)
 {
 	struct cache *c = d->c;
 
-	if (d->expected >= 0 && (uint64_t)d->expected != len)
-		log_warn("file %s: the content is %zu bytes, its FileObject "
-			 "says %lld; showing %zu",
-			 d->id, len, (long long)d->expected, len);
+	(void)len;
 	if (fdatasync(d->fd) < 0 ||
 	    renameat(c->dirfd, d->tmp, c->dirfd, d->id) < 0)
 		return -errno;
@@ -489,8 +486,12 @@ static void *download_main(void *arg)
 	    c->download(c->ctx, &d->op, d->id, d->fd, on_sink, d, &len, &err);
 
 	if (r == 0) {
-		/* Readers have it all now; keeping it (a sync to disk) need
-		 * not hold them up. */
+		/* Readers have it all now, and stat its real size; keeping
+		 * it (a sync to disk) need not hold them up. */
+		if (d->expected >= 0 && (uint64_t)d->expected != len)
+			log_warn("file %s: the content is %zu bytes, its "
+				 "FileObject says %lld; showing %zu",
+				 d->id, len, (long long)d->expected, len);
 		pthread_mutex_lock(&c->lock);
 		d->have = len;
 		d->len = len;
@@ -767,6 +768,21 @@ int cache_size_of(struct cache *c, const char *id, uint64_t *size)
 		*size = e->size;
 	pthread_mutex_unlock(&c->lock);
 	return e != NULL;
+}
+
+int cache_real_size(struct cache *c, const char *id, uint64_t *size)
+{
+	if (cache_size_of(c, id, size))
+		return 1;
+	pthread_mutex_lock(&c->lock);
+	for (struct download *d = c->downloads; d; d = d->next)
+		if (d->ended && strcmp(d->id, id) == 0) {
+			*size = d->len;
+			pthread_mutex_unlock(&c->lock);
+			return 1;
+		}
+	pthread_mutex_unlock(&c->lock);
+	return 0;
 }
 
 void cache_forget(struct cache *c, const char *id)

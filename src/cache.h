@@ -104,8 +104,12 @@ int cache_reader_wait(struct cache_reader *r, struct api_op *op, int *fd);
  * have open. */
 void cache_forget(struct cache *c, const char *id);
 
-/* The exact size of file id's content when it is on disk: 1 with *size,
- * or 0. Sends nothing. */
+/* The exact size of file id's content when it is kept on disk: 1 with
+ * *size, or 0. Sends nothing. */
 int cache_size_of(struct cache *c, const char *id, uint64_t *size);
+
+/* The same, also for a download whose whole answer has come and is not
+ * kept yet (what stat shows from then on). */
+int cache_real_size(struct cache *c, const char *id, uint64_t *size);
 
 #endif

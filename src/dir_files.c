@@ -97,7 +97,7 @@ static int content_view(struct kimifs *k, struct api_op *op,
 	if (r < 0)
 		return r;
 	v->len = (size_t)f->bytes;
-	if (cache_size_of(&k->cache, n->id, &size))
+	if (cache_real_size(&k->cache, n->id, &size))
 		v->len = (size_t)size;
 	file_unref(f);
 	return 0;
