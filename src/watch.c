@@ -310,7 +310,7 @@ uint64_t watch_polls(struct watches *w)
 	return n;
 }
 
-void watches_destroy(struct watches *w)
+void watches_stop(struct watches *w)
 {
 	struct watched *list;
 
@@ -323,6 +323,7 @@ void watches_destroy(struct watches *w)
 	if (w->started)
 		pthread_join(w->thread, NULL);
 	pthread_mutex_lock(&w->lock);
+	w->started = 0;
 	list = w->list;
 	w->list = NULL;
 	pthread_mutex_unlock(&w->lock);
@@ -333,6 +334,11 @@ void watches_destroy(struct watches *w)
 		watched_free(list);
 		list = next;
 	}
+}
+
+void watches_destroy(struct watches *w)
+{
+	watches_stop(w);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 }
