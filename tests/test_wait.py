@@ -14,6 +14,7 @@ import pytest
 
 from conftest import (FINAL_STATES, batch_path, is_mounted, read_text,
                       timed, wait_for)
+from test_valgrind import VG_STOP_TIMEOUT, vg_mount  # noqa: F401 (fixture)
 
 SLACK = 5  # seconds a loaded 2-core machine may add to a bound
 
@@ -245,3 +246,43 @@ def test_a_good_poll_interval_mounts(sim, mount, value):
     (bid,) = sim.seed(1, status="completed")
     m = mount(options=["poll_interval=" + value])
     assert read_text(m.batch(bid, "wait")) == "completed\n"
+
+
+def test_waits_retry_and_poll_under_valgrind(sim, vg_mount):
+    """Every way a wait ends (final, Ctrl-C, a poll withdrawn by close, the
+    end of the mount) and a retry, without a memory error or a leak."""
+    m, vglog = vg_mount
+    done, stopped, pending = sim.seed(3, status="in_progress")
+    (failed,) = sim.seed(1, status="completed", failed=3)
+    cat = start_cat(m, "batches/%s/wait" % done)
+    polls_seen(sim, done, 2, timeout=60)
+    sim.state(done, "completed")
+    assert finish(cat, timeout=60)[:2] == (0, "completed\n")
+    cat = start_cat(m, "batches/%s/wait" % stopped)
+    polls_seen(sim, stopped, 2, timeout=60)
+    cat.send_signal(signal.SIGINT)
+    assert finish(cat, timeout=30)[0] == -signal.SIGINT
+    fd = os.open(m.batch(stopped, "wait"), os.O_RDONLY)
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        assert p.poll(1000) == []
+    finally:
+        os.close(fd)
+    rc, _, err = m.sh("echo retry > batches/%s/ctl" % failed, timeout=120)
+    assert rc == 0, err
+    assert read_text(m.batch(failed, "ctl")).startswith("retry: ok batch_")
+    cat = start_cat(m, "batches/%s/wait" % pending)
+    polls_seen(sim, pending, 2, timeout=60)
+    m.expect_running = False
+    m.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = m.proc.wait(VG_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail("kimifs under valgrind did not exit within %ss of SIGTERM"
+                    % VG_STOP_TIMEOUT)
+    assert finish(cat, timeout=30)[0] != 0
+    report = vglog.read_text()
+    assert "Memcheck" in report, report
+    assert rc == 0, "exit status %s\n%s\n%s" % (rc, m.stderr_text()[-2000:], report)
+    assert "ERROR SUMMARY: 0 errors" in report, report
