@@ -449,10 +449,11 @@ static void wait_abandon(struct wait_req *w, int err)
 /*
  * A read of a file that waits (node type wait_ready): the text at once
  * when the batch is final, else the request is kept and answered later
- * (struct wait_req), and this thread returns to serve others.
+ * (struct wait_req), and this thread returns to serve others; a read
+ * through a non-blocking descriptor gets EAGAIN instead.
  */
 static void wait_read(fuse_req_t req, const struct node *n, size_t size,
-		      off_t off)
+		      off_t off, int nonblock)
 {
 	struct kimifs *k = state(req);
 	struct api_op op;
@@ -467,7 +468,8 @@ static void wait_read(fuse_req_t req, const struct node *n, size_t size,
 	if (r == 0)
 		reply_slice(req, text, len, size, off);
 	free(text);
-	if (r != -EAGAIN) {
+	if (r != -EAGAIN || nonblock) {
+		/* O_NONBLOCK (grep -r opens so): EAGAIN rather than a wait. */
 		if (r < 0)
 			fuse_reply_err(req, -r);
 		return;
@@ -515,7 +517,8 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)ino;
 	STAT_ADD(&state(req)->stats, fuse_reads, 1);
 	if (h->node.type->wait_ready) {
-		wait_read(req, &h->node, size, off);
+		wait_read(req, &h->node, size, off,
+			  (fi->flags & O_NONBLOCK) != 0);
 		return;
 	}
 	if (h->view.reader) {

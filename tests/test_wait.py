@@ -94,6 +94,34 @@ def test_wait_is_a_size_0_file_the_kernel_does_not_keep(sim, mount):
     assert read_text(m.batch(bid, "wait")) == "completed\n"
 
 
+def test_a_non_blocking_read_of_a_running_wait_is_eagain(sim, mount):
+    running, done = sim.seed(2, status=["in_progress", "completed"])
+    m = mount()
+    fd = os.open(m.batch(running, "wait"), os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        err, _, elapsed = timed(os.read, fd, 100)
+        assert err == errno.EAGAIN and elapsed < 2
+    finally:
+        os.close(fd)
+    fd = os.open(m.batch(done, "wait"), os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert os.read(fd, 100) == b"completed\n"
+    finally:
+        os.close(fd)
+
+
+def test_grep_r_over_the_tree_does_not_wait(sim, mount):
+    running, done = sim.seed(2, status=["in_progress", "completed"])
+    m = mount()
+    # grep -r reads with O_NONBLOCK: a running batch's wait says EAGAIN.
+    rc, out, err = m.sh("grep -rx completed batches", timeout=30)
+    assert rc == 2, (rc, out, err)
+    assert "batches/%s/wait:completed" % done in out.splitlines()
+    assert "batches/%s/wait: Resource temporarily unavailable" % running in err
+    rc, out, err = m.sh("grep -rx --exclude=wait in_progress batches", timeout=30)
+    assert (rc, out, err) == (0, "batches/%s/status:in_progress\n" % running, "")
+
+
 def test_many_waiters_share_one_poll(sim, mount):
     (bid,) = sim.seed(1, status="in_progress")
     m = mount(options=["poll_interval=2"])
