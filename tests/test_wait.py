@@ -186,6 +186,29 @@ def test_ctrl_c_ends_the_wait_at_once(sim, mount):
     assert (rc, out) == (0, "completed\n"), err
 
 
+def test_interrupts_racing_the_end_of_the_wait_get_one_answer_each(sim, mount):
+    """Ctrl-C while the batch turns final: each cat gets exactly one
+    answer, the status or EINTR, and the daemon lives (under the
+    sanitizer build a second reply would be a use after free)."""
+    ids = sim.seed(4, status="in_progress")
+    m = mount(options=["poll_interval=1"])
+    for round_ in range(3):
+        cats = [start_cat(m, "batches/%s/wait" % bid) for bid in ids for _ in range(5)]
+        for bid in ids:
+            polls_seen(sim, bid, len(sim.retrieves(bid)) + 1)
+        for i, cat in enumerate(cats):
+            if i % 2 == 0:
+                cat.send_signal(signal.SIGINT)
+            if i % 5 == 2:
+                sim.state(ids[i // 5], "completed")
+        for i, cat in enumerate(cats):
+            rc, out, err = finish(cat, timeout=10 + SLACK)
+            assert (rc, out) in ((0, "completed\n"), (-signal.SIGINT, "")), (i, rc, out, err)
+        ids = sim.seed(4, status="in_progress")
+    assert m.proc.poll() is None
+    assert read_text(os.path.join(m.path, "stats"))
+
+
 def test_unmounting_ends_pending_waits(sim, mount):
     (bid,) = sim.seed(1, status="in_progress")
     m = mount(options=["poll_interval=1"])
