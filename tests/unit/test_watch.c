@@ -152,6 +152,18 @@ int main(void)
 	nanosleep(&(struct timespec){0, 100000000}, NULL);
 	CHECK(watch_polls(&w) <= polls + 1);
 	watches_destroy(&w);
+
+	/* watches_stop ends the waits left (-ESHUTDOWN), refuses new ones,
+	 * and may be called again before watches_destroy. */
+	CHECK(watches_init(&w, &s, 0.01, 0.01, 5) == 0);
+	answer(0, 0);
+	got[0] = 0;
+	CHECK(watch_add(&w, "g", done, &got[0], &t[0]) == 0);
+	watches_stop(&w);
+	CHECK(got[0] == 1 && last_err == -ESHUTDOWN);
+	CHECK(watch_add(&w, "g", done, &got[1], &t[1]) == -ESHUTDOWN);
+	watches_stop(&w);
+	watches_destroy(&w);
 	store_destroy(&s);
 	return check_done("watch");
 }
