@@ -61,6 +61,34 @@ static int download_file(void *ctx, struct api_op *op, const char *id, int fd,
 	return api_download_file(ctx, op, id, fd, on_sink, arg, len, err);
 }
 
+/*
+ * The waits' bulk poll (watch.h): one refresh of the listing of batches/
+ * (with its early stop) instead of a retrieve per waited batch, when more
+ * listed batches are due than a whole listing has pages.
+ */
+static size_t listing_cost(void *ctx)
+{
+	struct listing *l = &((struct batches *)ctx)->listing;
+	size_t pages;
+
+	pthread_mutex_lock(&l->lock);
+	pages = l->valid ? l->nids / l->page_size + 1 : (size_t)-1;
+	pthread_mutex_unlock(&l->lock);
+	return pages;
+}
+
+static int listing_poll(void *ctx, struct api_op *op)
+{
+	struct batches *b = ctx;
+
+	return listing_refresh(&b->listing, op, store_clock(), 0);
+}
+
+static int listing_lists(void *ctx, const char *id)
+{
+	return listing_has(&((struct batches *)ctx)->listing, id);
+}
+
 /* What the signal handler acts on: a handler can only reach globals. */
 static struct {
 	struct kimifs *k;
@@ -233,6 +261,8 @@ int main(int argc, char *argv[])
 	if (watches_init(&k.watches, &k.batches.store, 1.0,
 			 k.opts.poll_interval, k.opts.timeout) < 0)
 		goto out_open;
+	k.watches.bulk = (struct watch_bulk){listing_cost, listing_poll,
+					     listing_lists, &k.batches};
 	k.mount_time = time(NULL);
 	k.uid = getuid();
 	k.gid = getgid();

@@ -228,7 +228,8 @@ def test_cat_of_every_wait_returns_all_statuses_and_blocks_nothing(sim, mount):
     cats = [start_cat(m, "batches/%s/wait" % bid) for bid in ids]
     glob = subprocess.Popen(["bash", "-c", "cat batches/*/wait"], cwd=m.path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_for(lambda: len(sim.requests("GET")) >= 50, timeout=60,
+    # Two rounds of polls (through the listing: 3 pages each) at least.
+    wait_for(lambda: len(sim.requests("GET", "/v1/batches")) >= 6, timeout=60,
              what="the polls to start")
     # Other operations are served meanwhile.
     err, text, elapsed = timed(read_text, os.path.join(m.path, "stats"))
@@ -244,6 +245,55 @@ def test_cat_of_every_wait_returns_all_statuses_and_blocks_nothing(sim, mount):
     for cat in cats:
         rc, out, err = finish(cat, timeout=60)
         assert (rc, out) == (0, "completed\n"), err
+
+
+def retrieves_of_any(sim):
+    """The logged retrieves of single batches."""
+    return [r for r in sim.log()
+            if r["method"] == "GET" and r["path"].startswith("/v1/batches/")]
+
+
+def test_many_waited_batches_are_polled_through_the_listing(sim, mount):
+    ids = sim.seed(300, status="in_progress")
+    m = mount(options=["poll_interval=2"])
+    assert len(os.listdir(m.batches)) == 300      # the listing is kept
+    cats = [start_cat(m, "batches/%s/wait" % bid) for bid in ids]
+    # Rounds of polls: a refresh of the listing (3 pages) each, not 300
+    # retrieves.
+    wait_for(lambda: len(sim.requests("GET", "/v1/batches")) >= 12, timeout=60,
+             what="four refreshes of the listing")
+    assert len(retrieves_of_any(sim)) < 30, len(retrieves_of_any(sim))
+    assert all(c.poll() is None for c in cats)
+    for bid in ids[:150]:
+        sim.state(bid, "completed")
+    for cat in cats[:150]:
+        rc, out, err = finish(cat, timeout=30)
+        assert (rc, out) == (0, "completed\n"), err
+    assert all(c.poll() is None for c in cats[150:])
+    for bid in ids[150:]:
+        sim.state(bid, "failed")
+    for cat in cats[150:]:
+        rc, out, err = finish(cat, timeout=30)
+        assert (rc, out) == (0, "failed\n"), err
+    assert len(retrieves_of_any(sim)) < 30, len(retrieves_of_any(sim))
+    assert "through the listing" not in m.stderr_text()
+
+
+def test_a_failed_refresh_of_the_listing_polls_each_batch(sim, mount):
+    ids = sim.seed(10, status="in_progress")
+    m = mount(options=["poll_interval=1", "retries=0", "page_size=5"])
+    assert len(os.listdir(m.batches)) == 10
+    sim.fault(method="GET", path="^/v1/batches$", count=-1, action="status",
+              status=500)
+    cats = [start_cat(m, "batches/%s/wait" % bid) for bid in ids]
+    wait_for(lambda: all(len(sim.retrieves(b)) >= 1 for b in ids), timeout=30,
+             what="a retrieve of each batch")
+    for bid in ids:
+        sim.state(bid, "completed")
+    for cat in cats:
+        rc, out, err = finish(cat, timeout=2 + SLACK)
+        assert (rc, out) == (0, "completed\n"), err
+    assert "through the listing" in m.stderr_text()
 
 
 def test_poll_reports_readable_once_the_batch_is_final(sim, mount):
