@@ -1,5 +1,6 @@
 /*
- * ctl.c - the commands of a batch's ctl file ("cancel", "refresh") and of
+ * ctl.c - the commands of a batch's ctl file ("cancel", "refresh", "retry":
+ * ctl_retry.c) and of
  * the mount's own ctl ("refresh": a full listing of batches/). Input is
  * checked before anything is sent; each command's outcome is logged and
  * kept as one line for reads of ctl, in a small map of its own (the
@@ -35,6 +36,8 @@ enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off)
 		return CMD_CANCEL;
 	if (b - a == 7 && memcmp(buf + a, "refresh", 7) == 0)
 		return CMD_REFRESH;
+	if (b - a == 5 && memcmp(buf + a, "retry", 5) == 0)
+		return CMD_RETRY;
 	return CMD_NONE;
 }
 
@@ -204,6 +207,43 @@ static int do_refresh(struct kimifs *k, struct api_op *op, const char *id)
 	return r;
 }
 
+/* retry: on a final batch only (EBUSY before; a copy that is not final is
+ * fetched again first); the outcome line says what
+ * came of it ("retry: ok batch_...", "retry: nothing to retry"). */
+static int do_retry(struct kimifs *k, struct api_op *op, const char *id)
+{
+	struct batch *b = NULL;
+	struct api_error err;
+	char msg[700] = "", line[800];
+	int r = batches_get(&k->batches, op, id, STORE_FRESH, &b, &err);
+
+	if (r == 0 && !b->final) {
+		/* A copy younger than cache_ttl may be behind: ask once. */
+		batch_unref(b);
+		b = NULL;
+		r = batches_get(&k->batches, op, id, STORE_FORCE, &b, &err);
+	}
+	if (r < 0) {
+		api_why(&err, r, msg, sizeof(msg));
+	} else if (!b->final) {
+		snprintf(msg, sizeof(msg), "batch is %s (not final yet)",
+			 b->status);
+		r = -EBUSY;
+	} else {
+		r = ctl_retry(k, op, b, msg, sizeof(msg));
+	}
+	if (r == 0) {
+		snprintf(line, sizeof(line), "retry: %s\n", msg);
+		log_info("retry %s: %s", id, msg);
+	} else {
+		snprintf(line, sizeof(line), "retry: failed: %s\n", msg);
+		log_err("retry %s: failed: %s", id, msg);
+	}
+	set_outcome(&k->ctl, id, line);
+	batch_unref(b);
+	return r;
+}
+
 int ctl_write(struct kimifs *k, struct api_op *op, const char *id,
 	      const char *buf, size_t size, off_t off)
 {
@@ -211,12 +251,17 @@ int ctl_write(struct kimifs *k, struct api_op *op, const char *id,
 	int r;
 
 	if (cmd == CMD_NONE) {
-		log_warn("ctl of %s: not a command (write \"cancel\" or "
-			 "\"refresh\", once, at the start)",
+		log_warn("ctl of %s: not a command (write \"cancel\", "
+			 "\"refresh\" or \"retry\", once, at the start)",
 			 id);
 		return -EINVAL;
 	}
-	r = cmd == CMD_CANCEL ? do_cancel(k, op, id) : do_refresh(k, op, id);
+	if (cmd == CMD_CANCEL)
+		r = do_cancel(k, op, id);
+	else if (cmd == CMD_REFRESH)
+		r = do_refresh(k, op, id);
+	else
+		r = do_retry(k, op, id);
 	return r < 0 ? r : (int)size;
 }
 

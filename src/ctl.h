@@ -1,5 +1,6 @@
 /*
- * ctl.h - the commands of a batch's ctl file ("cancel", "refresh") and of
+ * ctl.h - the commands of a batch's ctl file ("cancel", "refresh",
+ * "retry") and of
  * the mount's ctl ("refresh"): parsing (pure, also used by the fuzz
  * targets), running them, and the outcome line of each one's last command.
  */
@@ -26,7 +27,7 @@ struct ctl_outcomes {
 	struct ctl_line *lines[CTL_BUCKETS];
 };
 
-enum ctl_cmd { CMD_NONE, CMD_CANCEL, CMD_REFRESH };
+enum ctl_cmd { CMD_NONE, CMD_CANCEL, CMD_REFRESH, CMD_RETRY };
 
 /*
  * The one command in a write of size bytes at offset off to ctl, or
@@ -44,6 +45,19 @@ enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off);
  */
 int ctl_write(struct kimifs *k, struct api_op *op, const char *id,
 	      const char *buf, size_t size, off_t off);
+
+struct batch;
+
+/*
+ * Retry what did not succeed in final batch b (ctl_retry.c): its input's
+ * lines without a successful result uploaded as a new input (the input's
+ * name with .retry-N) and a batch created from it with b's endpoint,
+ * completion window and metadata, as part of op (whose deadline it may
+ * extend for the upload). 0 with "ok <new batch id>" or "nothing to retry"
+ * (nothing sent) in msg, or -errno with the reason in msg.
+ */
+int ctl_retry(struct kimifs *k, struct api_op *op, const struct batch *b,
+	      char *msg, size_t msglen);
 
 /* An empty map of outcome lines; ctl_destroy frees what it holds. */
 void ctl_init(struct ctl_outcomes *o);

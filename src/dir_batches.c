@@ -275,6 +275,60 @@ static const struct node_type type_ctl = {
     .write = ctl_write_node,
 };
 
+/*
+ * wait: a read blocks until the batch is final, then returns its status
+ * and a newline (at once when it is final). Its size is 0 and it is never
+ * kept by the kernel (direct_io, like the files of /proc): what a read
+ * returns depends on when it is made, and cat reads to the end whatever
+ * stat says. Opening it fetches the batch like any file (a fresh copy).
+ */
+static int wait_view(struct kimifs *k, struct api_op *op, const struct node *n,
+		     enum store_mode mode, struct view *v)
+{
+	int r = batch_snapshot(k, op, n, mode, v);
+
+	if (r < 0)
+		return r;
+	v->immutable = v->told = 0;
+	v->data = "";
+	v->len = 0;
+	return 0;
+}
+
+static int wait_text(const void *obj, char **text, size_t *len)
+{
+	const struct batch *b = obj;
+
+	*len = strlen(b->status) + 1;
+	*text = malloc(*len + 1);
+	if (!*text)
+		return -ENOMEM;
+	snprintf(*text, *len + 1, "%s\n", b->status);
+	return 0;
+}
+
+static int wait_ready(struct kimifs *k, struct api_op *op, const struct node *n,
+		      char **text, size_t *len)
+{
+	struct view v = {0};
+	int r = batch_snapshot(k, op, n, STORE_ANY, &v);
+
+	*text = NULL;
+	*len = 0;
+	if (r == 0)
+		r = v.snap->final ? wait_text(v.snap, text, len) : -EAGAIN;
+	view_release(&v);
+	return r;
+}
+
+static const struct node_type type_wait = {
+    .what = "wait",
+    .mode = S_IFREG | 0444,
+    .view = wait_view,
+    .wait_ready = wait_ready,
+    .wait_text = wait_text,
+};
+
 static int counts_lookup(struct kimifs *k, const struct node *dir,
 			 const char *name, struct node *child)
 {
@@ -354,6 +408,8 @@ static int batch_lookup(struct kimifs *k, const struct node *dir,
 		t = &type_usage;
 	else if (strcmp(name, "ctl") == 0)
 		t = &type_ctl;
+	else if (strcmp(name, "wait") == 0)
+		t = &type_wait;
 	else if (file_render(name))
 		t = &type_bfile;
 	else if (link_field(name))
@@ -388,6 +444,8 @@ static int batch_readdir(struct kimifs *k, struct api_op *op,
 		r = dirlist_add(out, "usage", S_IFDIR);
 	if (r == 0)
 		r = dirlist_add(out, "ctl", S_IFREG);
+	if (r == 0)
+		r = dirlist_add(out, "wait", S_IFREG);
 	view_release(&v);
 	return r;
 }

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,6 +41,11 @@ struct handle {
 	struct view view;    /* files: the one view the file reads */
 	struct dirlist list; /* directories: names, "." and ".." first */
 	int append;	     /* opened with O_APPEND (`echo cancel >> ctl`) */
+	/* A file that waits, polled: the wait that will wake the poller
+	 * (under k->open_lock). */
+	int polling;
+	uint64_t poll_token;
+	struct fuse_pollhandle *poll_ph;
 };
 
 static struct kimifs *state(fuse_req_t req)
@@ -325,6 +331,184 @@ static void read_content(fuse_req_t req, struct handle *h, size_t size,
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
 
+/*
+ * A read of `wait` that waits for its batch to become final holds no
+ * thread: the request is kept here and answered later from the watch's
+ * callback (watch.h), from the interrupt hook (Ctrl-C), or with ENOTCONN
+ * when the mount ends. Exactly one of them replies: the one that sets
+ * replied under lock. The interrupt hook may run inside
+ * fuse_req_interrupt_func when the request was interrupted before the
+ * hook was set; it must not reply there (the request would be freed under
+ * libfuse's lock), so it only notes the interrupt, and the reading thread
+ * replies.
+ */
+struct wait_req {
+	fuse_req_t req;
+	struct kimifs *k;
+	const struct node_type *type;
+	size_t size;
+	off_t off;
+	pthread_mutex_t lock; /* guards the fields below */
+	int refs;	      /* the reading thread's, the reply's */
+	int replied;	      /* a reply was sent or is being sent */
+	int registering;      /* the hook is being set: it must not reply */
+	int interrupted;      /* interrupted before the wait was armed */
+	int armed;	      /* token holds the wait */
+	uint64_t token;
+};
+
+static void wait_put(struct wait_req *w)
+{
+	pthread_mutex_lock(&w->lock);
+	int last = --w->refs == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (last) {
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+	}
+}
+
+/* Reply to a read at off of size bytes with the part of text there. */
+static void reply_slice(fuse_req_t req, const char *text, size_t len,
+			size_t size, off_t off)
+{
+	if (off < 0 || (size_t)off >= len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > len - (size_t)off)
+		size = len - (size_t)off;
+	fuse_reply_buf(req, text + off, size);
+}
+
+/* The watch's callback (the poller thread, or watches_stop's): the batch
+ * is final (obj), gone (-ENOENT) or the mount ends (-ESHUTDOWN). */
+static void wait_done(void *arg, int err, void *obj)
+{
+	struct wait_req *w = arg;
+	char *text = NULL;
+	size_t len = 0;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->replied) { /* cannot happen: a withdrawn wait is not called */
+		pthread_mutex_unlock(&w->lock);
+		return;
+	}
+	w->replied = 1;
+	pthread_mutex_unlock(&w->lock);
+	/* After this no interrupt hook runs, and none is running. */
+	fuse_req_interrupt_func(w->req, NULL, NULL);
+	if (err == 0)
+		err = w->type->wait_text(obj, &text, &len);
+	if (err == -ESHUTDOWN)
+		err = -ENOTCONN;
+	if (err < 0)
+		fuse_reply_err(w->req, -err);
+	else
+		reply_slice(w->req, text, len, w->size, w->off);
+	free(text);
+	wait_put(w);
+}
+
+/* libfuse's interrupt hook of a waiting read. */
+static void wait_interrupted(fuse_req_t req, void *arg)
+{
+	struct wait_req *w = arg;
+	int reply = 0;
+
+	pthread_mutex_lock(&w->lock);
+	if (!w->replied) {
+		if (w->registering || !w->armed)
+			w->interrupted = 1; /* the reading thread replies */
+		else if (watch_cancel(&w->k->watches, w->token) == 0)
+			reply = w->replied = 1;
+		/* else the callback is under way and replies */
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (reply) {
+		fuse_reply_err(req, EINTR);
+		wait_put(w);
+	}
+}
+
+/* The reading thread gives up w with err, unless another reply came. */
+static void wait_abandon(struct wait_req *w, int err)
+{
+	pthread_mutex_lock(&w->lock);
+	int reply = !w->replied;
+
+	w->replied = 1;
+	pthread_mutex_unlock(&w->lock);
+	if (reply) {
+		fuse_req_interrupt_func(w->req, NULL, NULL);
+		fuse_reply_err(w->req, err);
+		wait_put(w); /* the reply's reference */
+	}
+}
+
+/*
+ * A read of a file that waits (node type wait_ready): the text at once
+ * when the batch is final, else the request is kept and answered later
+ * (struct wait_req), and this thread returns to serve others; a read
+ * through a non-blocking descriptor gets EAGAIN instead.
+ */
+static void wait_read(fuse_req_t req, const struct node *n, size_t size,
+		      off_t off, int nonblock)
+{
+	struct kimifs *k = state(req);
+	struct api_op op;
+	struct wait_req *w;
+	char *text = NULL;
+	size_t len = 0;
+	int r;
+
+	op_begin(k, req, &op);
+	r = n->type->wait_ready(k, &op, n, &text, &len);
+	op_end(req);
+	if (r == 0)
+		reply_slice(req, text, len, size, off);
+	free(text);
+	if (r != -EAGAIN || nonblock) {
+		/* O_NONBLOCK (grep -r opens so): EAGAIN rather than a wait. */
+		if (r < 0)
+			fuse_reply_err(req, -r);
+		return;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	w->req = req;
+	w->k = k;
+	w->type = n->type;
+	w->size = size;
+	w->off = off;
+	w->refs = 2;
+	w->registering = 1;
+	pthread_mutex_init(&w->lock, NULL);
+	fuse_req_interrupt_func(req, wait_interrupted, w);
+	pthread_mutex_lock(&w->lock);
+	w->registering = 0;
+	r = w->interrupted ? -EINTR : 0;
+	pthread_mutex_unlock(&w->lock);
+	if (r == 0)
+		r = watch_add(&k->watches, n->id, wait_done, w, &w->token);
+	if (r < 0) {
+		wait_abandon(w, r == -ESHUTDOWN ? ENOTCONN : -r);
+		wait_put(w);
+		return;
+	}
+	pthread_mutex_lock(&w->lock);
+	w->armed = 1;
+	r = w->interrupted && !w->replied &&
+	    watch_cancel(&k->watches, w->token) == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (r)
+		wait_abandon(w, EINTR);
+	wait_put(w);
+}
+
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -332,6 +516,11 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)ino;
 	STAT_ADD(&state(req)->stats, fuse_reads, 1);
+	if (h->node.type->wait_ready) {
+		wait_read(req, &h->node, size, off,
+			  (fi->flags & O_NONBLOCK) != 0);
+		return;
+	}
 	if (h->view.reader) {
 		__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
 		read_content(req, h, size, off);
@@ -347,6 +536,78 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
 	fuse_reply_buf(req, h->view.data + off, size);
 	handle_put(h);
+}
+
+/* The watch's callback for a poll: the poller is woken whatever the end
+ * (final, gone, unmount), and reads to learn which. */
+static void poll_done(void *arg, int err, void *obj)
+{
+	struct fuse_pollhandle *ph = arg;
+
+	(void)err, (void)obj;
+	fuse_lowlevel_notify_poll(ph);
+	fuse_pollhandle_destroy(ph);
+}
+
+/* Withdraw h's poll wait, if any (k->open_lock held): a wait withdrawn
+ * before its callback ran leaves its poll handle to us. */
+static void poll_withdraw(struct kimifs *k, struct handle *h)
+{
+	if (h->polling && watch_cancel(&k->watches, h->poll_token) == 0)
+		fuse_pollhandle_destroy(h->poll_ph);
+	h->polling = 0;
+	h->poll_ph = NULL;
+}
+
+/*
+ * poll(2) on a file that waits: readable once its batch is final (or
+ * gone: the read then says ENOENT); until then the kernel's poll handle
+ * is given to a wait of the batch, which notifies it. One wait per open
+ * file: a new poll replaces the last one's.
+ */
+static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		    struct fuse_pollhandle *ph)
+{
+	struct kimifs *k = state(req);
+	struct handle *h = handle_of(fi);
+	struct api_op op;
+	char *text = NULL;
+	size_t len;
+	int r;
+
+	(void)ino;
+	if (!h->node.type->wait_ready) {
+		/* Everything else is always ready. */
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		fuse_reply_poll(req,
+				POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM);
+		return;
+	}
+	op_begin(k, req, &op);
+	r = h->node.type->wait_ready(k, &op, &h->node, &text, &len);
+	op_end(req);
+	free(text);
+	if (r != -EAGAIN) {
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		fuse_reply_poll(req, r == 0 ? POLLIN | POLLRDNORM
+					    : POLLIN | POLLRDNORM | POLLERR);
+		return;
+	}
+	if (ph) {
+		pthread_mutex_lock(&k->open_lock);
+		poll_withdraw(k, h);
+		if (watch_add(&k->watches, h->node.id, poll_done, ph,
+			      &h->poll_token) == 0) {
+			h->polling = 1;
+			h->poll_ph = ph;
+		} else {
+			fuse_pollhandle_destroy(ph);
+		}
+		pthread_mutex_unlock(&k->open_lock);
+	}
+	fuse_reply_poll(req, 0);
 }
 
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -405,6 +666,9 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino,
 	struct handle *h = handle_of(fi);
 
 	(void)ino;
+	pthread_mutex_lock(&state(req)->open_lock);
+	poll_withdraw(state(req), h);
+	pthread_mutex_unlock(&state(req)->open_lock);
 	handle_untrack(state(req), h);
 	handle_put(h);
 	fuse_reply_err(req, 0);
@@ -595,6 +859,7 @@ static const struct fuse_lowlevel_ops operations = {
     .read = ll_read,
     .write = ll_write,
     .release = ll_release,
+    .poll = ll_poll,
     .opendir = ll_opendir,
     .readdir = ll_readdir,
     .releasedir = ll_release,

@@ -18,6 +18,7 @@
 #include "results_cache.h"
 #include "store_batches.h"
 #include "store_files.h"
+#include "watch.h"
 
 struct handle; /* an open file or directory (fs.c) */
 struct fuse_session;
@@ -33,6 +34,7 @@ struct kimifs {
 	struct cache cache;	  /* file contents on disk */
 	struct results_cache results; /* results indexes kept in memory */
 	struct inodes inodes;
+	struct watches watches;	     /* the waits of batches/<id>/wait */
 	struct stats stats;	     /* what the mount has cost (MOUNT/stats) */
 	pthread_mutex_t open_lock;   /* guards open_files */
 	struct handle *open_files;   /* open files and directories (fs.c) */

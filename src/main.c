@@ -61,6 +61,34 @@ static int download_file(void *ctx, struct api_op *op, const char *id, int fd,
 	return api_download_file(ctx, op, id, fd, on_sink, arg, len, err);
 }
 
+/*
+ * The waits' bulk poll (watch.h): one refresh of the listing of batches/
+ * (with its early stop) instead of a retrieve per waited batch, when more
+ * listed batches are due than a whole listing has pages.
+ */
+static size_t listing_cost(void *ctx)
+{
+	struct listing *l = &((struct batches *)ctx)->listing;
+	size_t pages;
+
+	pthread_mutex_lock(&l->lock);
+	pages = l->valid ? l->nids / l->page_size + 1 : (size_t)-1;
+	pthread_mutex_unlock(&l->lock);
+	return pages;
+}
+
+static int listing_poll(void *ctx, struct api_op *op)
+{
+	struct batches *b = ctx;
+
+	return listing_refresh(&b->listing, op, store_clock(), 0);
+}
+
+static int listing_lists(void *ctx, const char *id)
+{
+	return listing_has(&((struct batches *)ctx)->listing, id);
+}
+
 /* What the signal handler acts on: a handler can only reach globals. */
 static struct {
 	struct kimifs *k;
@@ -229,6 +257,12 @@ int main(int argc, char *argv[])
 	if (inodes_init(&k.inodes, &root) < 0)
 		goto out_batches;
 	pthread_mutex_init(&k.open_lock, NULL);
+	/* The waits of batches/<id>/wait poll from 1 s up to poll_interval. */
+	if (watches_init(&k.watches, &k.batches.store, 1.0,
+			 k.opts.poll_interval, k.opts.timeout) < 0)
+		goto out_open;
+	k.watches.bulk = (struct watch_bulk){listing_cost, listing_poll,
+					     listing_lists, &k.batches};
 	k.mount_time = time(NULL);
 	k.uid = getuid();
 	k.gid = getgid();
@@ -236,11 +270,11 @@ int main(int argc, char *argv[])
 	/* Mode bits are enforced by the kernel; name the filesystem. */
 	if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=kimifs,"
 				    "subtype=kimifs," FS_MAX_READ_OPT) < 0)
-		goto out_inodes;
+		goto out_watches;
 	se = fuse_session_new(&args, fs_operations(),
 			      sizeof(struct fuse_lowlevel_ops), &k);
 	if (!se)
-		goto out_inodes;
+		goto out_watches;
 	if (fuse_session_mount(se, cmd.mountpoint) < 0)
 		goto out_session;
 	fs_attach(&k, se);
@@ -253,6 +287,8 @@ int main(int argc, char *argv[])
 	if (stats_signals_start(&k.stats) < 0)
 		goto out_signals;
 	r = serve(se, &cmd);
+	/* Waits still pending end (ENOTCONN) while the session can reply. */
+	watches_stop(&k.watches);
 	/* A signal ends the loop with that signal's number: a clean exit. */
 	ret = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP ||
 	       r == -SIGTERM || r == -SIGINT || r == -SIGHUP)
@@ -266,7 +302,9 @@ out_unmount:
 	fuse_session_unmount(se);
 out_session:
 	fuse_session_destroy(se);
-out_inodes:
+out_watches:
+	watches_destroy(&k.watches);
+out_open:
 	pthread_mutex_destroy(&k.open_lock);
 	inodes_destroy(&k.inodes);
 out_batches:

@@ -35,6 +35,7 @@ static const struct number_opt numbers[] = {
     {"timeout", AT(timeout), 1, 0.1, 3600},
     {"connect_timeout", AT(connect_timeout), 1, 0.1, 3600},
     {"retries", AT(retries), 0, 0, 10},
+    {"poll_interval", AT(poll_interval), 1, 1, 3600},
 };
 
 #define KOPT(t, p)                                                             \
@@ -55,6 +56,7 @@ static const struct fuse_opt kimifs_opts[] = {
     NUMBER_KEYS("timeout"),
     NUMBER_KEYS("connect_timeout"),
     NUMBER_KEYS("retries"),
+    NUMBER_KEYS("poll_interval"),
     KOPT("cache_dir=%s", cache_dir),
     FUSE_OPT_KEY("cache_size=", KEY_SIZE),
     FUSE_OPT_KEY("cache_size", KEY_SIZE),
@@ -239,6 +241,11 @@ void opts_usage(const char *prog)
 	    "    -o retries=N           retries of 429, 5xx and network "
 	    "failures, 0 to 10\n"
 	    "                           (default 3)\n"
+	    "    -o poll_interval=S     longest pause between the polls of a "
+	    "batch waited on\n"
+	    "                           (batches/<id>/wait; they start at 1 s "
+	    "and double),\n"
+	    "                           1 to 3600 (default 30)\n"
 	    "    -o cache_dir=PATH      disk cache of file contents (default\n"
 	    "                           $XDG_CACHE_HOME/kimifs, else "
 	    "~/.cache/kimifs)\n"
@@ -268,6 +275,7 @@ int opts_parse(struct fuse_args *args, struct opts *o)
 	o->timeout = 30;
 	o->connect_timeout = 10;
 	o->retries = 3;
+	o->poll_interval = 30;
 	o->cache_size = DEFAULT_CACHE_SIZE;
 	if (fuse_opt_parse(args, o, kimifs_opts, opt_proc) < 0)
 		return -1;

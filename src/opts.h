@@ -24,6 +24,8 @@ struct opts {
 	double timeout;		/* seconds for one filesystem operation */
 	double connect_timeout; /* seconds for one connection attempt */
 	unsigned retries;	/* further attempts after a passing failure */
+	double poll_interval;	/* longest pause between the polls of a
+				   waited batch (batches/<id>/wait) */
 	int insecure;		/* skip TLS verification */
 	int debug_http;		/* log each request: method, path, status */
 	char *cache_dir;	/* the disk cache of file contents, or NULL:

@@ -48,8 +48,8 @@ struct view {
 	 * are read from this reader of the disk cache, len being the size
 	 * stat shows. Attached by the type's open; closed with the view. */
 	struct cache_reader *reader;
-	int told;      /* may change, but the kernel is told when it does
-			  (fs_attach): it may keep it for cache_ttl */
+	int told; /* may change, but the kernel is told when it does
+		     (fs_attach): it may keep it for cache_ttl */
 };
 
 /* Names of a directory as read by readdir. */
@@ -88,6 +88,17 @@ struct node_type {
 	/* Writable files: one write of buf at off; size or -errno. */
 	int (*write)(struct kimifs *k, struct api_op *op, const struct node *n,
 		     const char *buf, size_t size, off_t off);
+	/*
+	 * Files whose read waits for n's batch to become final (wait): 0 with
+	 * what a read returns (malloc'd into *text, *len bytes) when it is
+	 * final now, -EAGAIN while it is not (fs.c then waits without a
+	 * thread: watch.h), or -errno. NULL for the others.
+	 */
+	int (*wait_ready)(struct kimifs *k, struct api_op *op,
+			  const struct node *n, char **text, size_t *len);
+	/* What a waiting read returns once the batch is final (obj, the
+	 * store's object): 0 with *text malloc'd, or -errno. */
+	int (*wait_text)(const void *obj, char **text, size_t *len);
 };
 
 /* The root node of the tree. */

@@ -30,6 +30,8 @@ struct watched {
 	double due;	 /* store clock of the next poll */
 	double interval; /* the wait after the next poll */
 	int failing;	 /* the last poll failed (logged once) */
+	int refreshed;	 /* 1: a bulk refresh just brought its copy; -1:
+			    it failed, poll it alone this time */
 };
 
 int watches_init(struct watches *w, struct store *s, double min_interval,
@@ -121,6 +123,12 @@ static int poll_one(struct watches *w, struct watched *o, int *err, void **obj)
 		*err = 0;
 		return 1;
 	}
+	if (o->refreshed > 0) { /* the bulk refresh brought it, not final */
+		o->refreshed = 0;
+		o->failing = 0;
+		return 0;
+	}
+	o->refreshed = 0;
 	pthread_mutex_lock(&w->lock);
 	w->polling = &op;
 	w->polls++;
@@ -162,6 +170,62 @@ static struct watched *first_due(struct watches *w)
 	return best;
 }
 
+/*
+ * When more listed objects are due (or due within min_interval) than a
+ * bulk refresh costs, refresh
+ * (lock held; dropped during the refresh) and mark them refreshed, so
+ * that their polls read the stored copies. Returns 1 when it refreshed
+ * (the lock was dropped), 0 when it did not, or -ESHUTDOWN when the
+ * watches stopped meanwhile.
+ */
+static int poll_bulk(struct watches *w)
+{
+	struct api_op op;
+	double now = store_clock();
+	/* Those due within min_interval are polled now with the others:
+	 * waits that began one after the other (cat batches/x/wait, one cat
+	 * each) share the refresh, and their schedules fall in step. */
+	double soon = now + w->min_interval;
+	size_t due = 0;
+	int r;
+
+	if (!w->bulk.refresh)
+		return 0;
+	for (struct watched *o = w->list; o; o = o->next)
+		if (o->due <= soon && o->waiters && !o->refreshed &&
+		    w->bulk.listed(w->bulk.ctx, o->id))
+			due++;
+	if (due < 2 || due <= w->bulk.cost(w->bulk.ctx))
+		return 0;
+	op.deadline = now + w->timeout;
+	op.interrupted = 0;
+	w->polling = &op;
+	w->polls++;
+	w->bulk_polls++;
+	pthread_mutex_unlock(&w->lock);
+	r = w->bulk.refresh(w->bulk.ctx, &op);
+	pthread_mutex_lock(&w->lock);
+	w->polling = NULL;
+	if (w->stopping)
+		return -ESHUTDOWN;
+	if (r < 0 && !w->bulk_failing)
+		log_warn("wait: a refresh of %zu %s through the listing: %s; "
+			 "polling each",
+			 due, w->store->kind->name, strerror(-r));
+	w->bulk_failing = r < 0; /* logged once until one succeeds */
+	/* Only those it brought: listed now, due soon when it began; their
+	 * polls read the copies now (or, if it failed, poll each now). */
+	for (struct watched *o = w->list; o; o = o->next) {
+		if (o->due > soon || o->refreshed ||
+		    !(r < 0 || w->bulk.listed(w->bulk.ctx, o->id)))
+			continue;
+		o->refreshed = r < 0 ? -1 : 1;
+		if (o->due > now)
+			o->due = now;
+	}
+	return 1;
+}
+
 static void sleep_until(struct watches *w, double when)
 {
 	struct timespec ts;
@@ -194,6 +258,14 @@ static void *poller(void *arg)
 		if (o->due > store_clock()) {
 			sleep_until(w, o->due);
 			continue;
+		}
+		if (!o->refreshed) {
+			int b = poll_bulk(w);
+
+			if (b < 0)
+				break;
+			if (b > 0)
+				continue; /* the list may have changed */
 		}
 		pthread_mutex_unlock(&w->lock);
 		int over = poll_one(w, o, &err, &obj);
@@ -310,7 +382,7 @@ uint64_t watch_polls(struct watches *w)
 	return n;
 }
 
-void watches_destroy(struct watches *w)
+void watches_stop(struct watches *w)
 {
 	struct watched *list;
 
@@ -323,6 +395,7 @@ void watches_destroy(struct watches *w)
 	if (w->started)
 		pthread_join(w->thread, NULL);
 	pthread_mutex_lock(&w->lock);
+	w->started = 0;
 	list = w->list;
 	w->list = NULL;
 	pthread_mutex_unlock(&w->lock);
@@ -333,6 +406,11 @@ void watches_destroy(struct watches *w)
 		watched_free(list);
 		list = next;
 	}
+}
+
+void watches_destroy(struct watches *w)
+{
+	watches_stop(w);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 }

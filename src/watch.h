@@ -24,6 +24,20 @@ typedef void (*watch_done_fn)(void *arg, int err, void *obj);
 
 struct watched;
 
+/*
+ * An optional way to poll many objects at once (the listing of batches/):
+ * cost(ctx) is the most requests one refresh(ctx, op) can take; listed(ctx,
+ * id) whether it brings id. When more listed objects are due together
+ * than it costs, the poller refreshes once and reads their stored copies
+ * instead of fetching each (objects not listed are fetched as usual).
+ */
+struct watch_bulk {
+	size_t (*cost)(void *ctx);
+	int (*refresh)(void *ctx, struct api_op *op);
+	int (*listed)(void *ctx, const char *id);
+	void *ctx;
+};
+
 struct watches {
 	struct store *store;
 	double min_interval; /* seconds before the first poll's successor */
@@ -39,6 +53,9 @@ struct watches {
 	pthread_t thread;
 	struct api_op *polling; /* the poll under way, to end it at stop */
 	uint64_t polls;		/* polls sent, for tests and stats */
+	uint64_t bulk_polls;	/* of which refreshes of many at once */
+	struct watch_bulk bulk; /* set before the first watch_add, or zero */
+	int bulk_failing;	/* the last bulk refresh failed (logged) */
 };
 
 /* Set up watches over store s; the thread starts with the first waiter.
@@ -46,7 +63,11 @@ struct watches {
 int watches_init(struct watches *w, struct store *s, double min_interval,
 		 double max_interval, double timeout);
 
-/* End every wait (-ESHUTDOWN) and the poller thread. */
+/* End every wait (-ESHUTDOWN) and the poller thread; later watch_add
+ * calls fail with -ESHUTDOWN. May be called more than once. */
+void watches_stop(struct watches *w);
+
+/* watches_stop, then free what w holds. */
 void watches_destroy(struct watches *w);
 
 /*

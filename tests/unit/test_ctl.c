@@ -20,6 +20,11 @@ int main(void)
 	CHECK(parse("cancel\n", 0) == CMD_CANCEL);
 	CHECK(parse(" \t cancel \r\n", 0) == CMD_CANCEL);
 	CHECK(parse("refresh\n", 0) == CMD_REFRESH);
+	CHECK(parse("retry\n", 0) == CMD_RETRY);
+	CHECK(parse(" retry ", 0) == CMD_RETRY);
+	CHECK(parse("retry retry", 0) == CMD_NONE);
+	CHECK(parse("retryx", 0) == CMD_NONE);
+	CHECK(parse("retry", 1) == CMD_NONE);
 
 	CHECK(parse("", 0) == CMD_NONE);
 	CHECK(parse("\n", 0) == CMD_NONE);

@@ -2,9 +2,12 @@
  * test_watch.c - unit tests of the waits for final objects, over a store
  * of the fake kind: the backoff schedule shared by every waiter of an
  * object, passing failures that do not end a wait, a 404 that does, a
- * final copy already stored that ends it with no request, withdrawal, and
- * destruction with waiters left.
+ * final copy already stored that ends it with no request, withdrawal,
+ * destruction with waiters left, and the bulk refresh that replaces the
+ * polls of many objects.
  */
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "fake_kind.h"
@@ -72,6 +75,41 @@ static int wait_polls(struct watches *w, uint64_t n)
 	for (int i = 0; i < 10000 && watch_polls(w) < n; i++)
 		nanosleep(&(struct timespec){0, 1000000}, NULL);
 	return watch_polls(w) >= n;
+}
+
+/* A bulk refresh of the fake kind: every id "p*" comes back final. */
+static struct store *bulk_store;
+static int bulk_refreshes;
+
+static size_t bulk_cost(void *ctx)
+{
+	(void)ctx;
+	return 1;
+}
+
+static int bulk_refresh(void *ctx, struct api_op *op)
+{
+	(void)ctx, (void)op;
+	for (int i = 0; i < 3; i++) {
+		char id[8];
+		struct fake *f;
+
+		snprintf(id, sizeof(id), "p%d", i);
+		f = fake_new(id, 9, "done");
+		f->final = 1;
+		store_put(bulk_store, f, store_clock());
+		fake_unref(f);
+	}
+	pthread_mutex_lock(&seen_lock);
+	bulk_refreshes++;
+	pthread_mutex_unlock(&seen_lock);
+	return 0;
+}
+
+static int bulk_listed(void *ctx, const char *id)
+{
+	(void)ctx;
+	return id[0] == 'p';
 }
 
 int main(void)
@@ -151,6 +189,44 @@ int main(void)
 	polls = watch_polls(&w);
 	nanosleep(&(struct timespec){0, 100000000}, NULL);
 	CHECK(watch_polls(&w) <= polls + 1);
+	watches_destroy(&w);
+
+	/* watches_stop ends the waits left (-ESHUTDOWN), refuses new ones,
+	 * and may be called again before watches_destroy. */
+	CHECK(watches_init(&w, &s, 0.01, 0.01, 5) == 0);
+	answer(0, 0);
+	got[0] = 0;
+	CHECK(watch_add(&w, "g", done, &got[0], &t[0]) == 0);
+	watches_stop(&w);
+	CHECK(got[0] == 1 && last_err == -ESHUTDOWN);
+	CHECK(watch_add(&w, "g", done, &got[1], &t[1]) == -ESHUTDOWN);
+	watches_stop(&w);
+	watches_destroy(&w);
+
+	/* Three listed objects due together cost more than a bulk refresh:
+	 * one refresh ends their waits without a fetch each; an object not
+	 * listed is fetched alone. */
+	CHECK(watches_init(&w, &s, 0.05, 0.05, 5) == 0);
+	bulk_store = &s;
+	w.bulk =
+	    (struct watch_bulk){bulk_cost, bulk_refresh, bulk_listed, NULL};
+	answer(0, 0);
+	base = fetches();
+	memset(got, 0, sizeof(got));
+	CHECK(watch_add(&w, "p0", done, &got[0], &t[0]) == 0);
+	CHECK(watch_add(&w, "p1", done, &got[1], &t[1]) == 0);
+	CHECK(watch_add(&w, "p2", done, &got[2], &t[2]) == 0);
+	CHECK(watch_add(&w, "q", done, &got[3], &t[3]) == 0);
+	CHECK(wait_count(&got[0], 1) && wait_count(&got[1], 1) &&
+	      wait_count(&got[2], 1));
+	CHECK(wait_polls(&w, 2));
+	pthread_mutex_lock(&seen_lock);
+	CHECK(bulk_refreshes == 1 && got[3] == 0);
+	pthread_mutex_unlock(&seen_lock);
+	CHECK(fetches() >= base + 1); /* q, alone */
+	answer(0, 1);
+	CHECK(wait_count(&got[3], 1));
+	CHECK(w.bulk_polls == 1);
 	watches_destroy(&w);
 	store_destroy(&s);
 	return check_done("watch");

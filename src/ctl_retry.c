@@ -1,0 +1,256 @@
+/*
+ * ctl_retry.c - `echo retry > batches/<id>/ctl` on a final batch: the lines
+ * of its input file whose custom_id has no successful result (retry.h,
+ * looked up in the batch's results index, results_cache.h) staged in the
+ * cache directory, uploaded as the input's name with .retry-N, and a batch
+ * created from it with the endpoint, completion window and metadata of the
+ * first (submit.h). The staged file is removed whatever the outcome.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "content.h"
+#include "json.h"
+#include "kimifs.h"
+#include "log.h"
+#include "retry.h"
+#include "submit.h"
+#include "util.h"
+
+/* The prefix the disk cache sweeps when its process is gone (cache.c):
+ * a staged file left by a crash is removed by the next mount. */
+#define STAGE_PREFIX ".tmp-retry_"
+
+/* Whether the result line of request custom_id in set is a success: in the
+ * output file, for this very id, with a 2xx status code. */
+static int succeeded(void *ctx, const char *custom_id)
+{
+	const struct results_set *set = ctx;
+	char name[RESULTS_NAME_MAX + 1];
+	const struct result *e;
+	const cJSON *id, *resp, *code;
+	char *line = NULL;
+	size_t len, nuls;
+	cJSON *obj;
+	int shortened, ok = 0;
+
+	if (!set)
+		return 0;
+	len = results_escape(custom_id, strlen(custom_id), 0, name, &shortened);
+	e = results_find(set->ix, name, len);
+	if (!e || e->src != RESULTS_OUTPUT || results_line(set, e, &line) < 0)
+		return 0;
+	obj = json_parse(line, e->len, &nuls);
+	id = cJSON_GetObjectItemCaseSensitive(obj, "custom_id");
+	resp = cJSON_GetObjectItemCaseSensitive(obj, "response");
+	code = cJSON_GetObjectItemCaseSensitive(resp, "status_code");
+	if (cJSON_IsString(id) && strcmp(id->valuestring, custom_id) == 0 &&
+	    cJSON_IsNumber(code) && code->valuedouble >= 200 &&
+	    code->valuedouble < 300)
+		ok = 1;
+	cJSON_Delete(obj);
+	free(line);
+	return ok;
+}
+
+/* A string member of obj, copied, or NULL (none, or no memory). */
+static char *member(const cJSON *obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	return cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
+}
+
+/*
+ * The parameters of the retry of b: its endpoint, completion window and
+ * metadata (string values, as the server holds them) with input file
+ * input. 0, or -ENOMEM / -EIO with the reason in why.
+ */
+static int retry_params(const struct batch *b, const char *input,
+			struct batch_params *p, char *why, size_t whylen)
+{
+	size_t nuls;
+	cJSON *obj = json_parse(b->json.data, b->json.len, &nuls);
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+	const cJSON *pairs = cJSON_IsObject(meta) ? meta : NULL, *m;
+	int r = 0;
+
+	memset(p, 0, sizeof(*p));
+	if (!obj) {
+		snprintf(why, whylen, "the batch object cannot be read");
+		return -EIO;
+	}
+	p->input_file_id = strdup(input);
+	p->endpoint = member(obj, "endpoint");
+	p->completion_window = member(obj, "completion_window");
+	if (!p->input_file_id || !p->endpoint || !p->completion_window)
+		r = -EIO;
+	cJSON_ArrayForEach (m, pairs) {
+		if (r < 0 || p->nmeta == PARAMS_META_MAX)
+			break;
+		if (!cJSON_IsString(m) || !m->string)
+			continue;
+		p->meta[p->nmeta].key = strdup(m->string);
+		p->meta[p->nmeta].value = strdup(m->valuestring);
+		p->nmeta++;
+		if (!p->meta[p->nmeta - 1].key || !p->meta[p->nmeta - 1].value)
+			r = -ENOMEM;
+	}
+	cJSON_Delete(obj);
+	if (r < 0) {
+		snprintf(why, whylen, "the batch has no endpoint or window");
+		params_free(p);
+	}
+	return r;
+}
+
+/* Stage the lines to retry of b (its input in_fd, its results set) in a
+ * new file of the cache directory: 0 with its path (malloc'd) in *path and
+ * the line count in *lines (0: the file is removed, *path NULL), or -errno
+ * with the reason in why. */
+static int stage(struct kimifs *k, const struct batch *b, int in_fd,
+		 const struct results_set *set, char **path, long *lines,
+		 char *why, size_t whylen)
+{
+	static unsigned seq;
+	char name[sizeof(STAGE_PREFIX) + BATCH_ID_MAX + 48];
+	unsigned n = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+	int fd;
+	long copied;
+
+	*path = NULL;
+	*lines = 0;
+	snprintf(name, sizeof(name), STAGE_PREFIX "%s-%ld-%u", b->id,
+		 (long)getpid(), n);
+	fd = openat(k->cache.dirfd, name,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int r = -errno;
+
+		snprintf(why, whylen, "cannot stage the retry input in %s: %s",
+			 k->cache.dir, strerror(-r));
+		return r;
+	}
+	copied = retry_lines(in_fd, fd, succeeded, (void *)set);
+	if (close(fd) < 0 && copied >= 0)
+		copied = -EIO;
+	if (copied <= 0) {
+		unlinkat(k->cache.dirfd, name, 0);
+		if (copied < 0)
+			snprintf(why, whylen,
+				 "cannot stage the retry input: %s",
+				 strerror((int)-copied));
+		return copied < 0 ? (int)copied : 0;
+	}
+	*lines = copied;
+	*path = malloc(strlen(k->cache.dir) + strlen(name) + 2);
+	if (!*path) {
+		unlinkat(k->cache.dirfd, name, 0);
+		return -ENOMEM;
+	}
+	sprintf(*path, "%s/%s", k->cache.dir, name);
+	return 0;
+}
+
+/* The reason of a failed call: the server's status and message, else the
+ * client's message, else the errno's text. */
+static void call_why(const struct api_error *e, int r, const char *what,
+		     char *why, size_t len)
+{
+	if (e->http_status)
+		snprintf(why, len, "%s: %d %s", what, e->http_status,
+			 e->message);
+	else
+		snprintf(why, len, "%s: %s", what,
+			 e->message[0] ? e->message : strerror(-r));
+}
+
+int ctl_retry(struct kimifs *k, struct api_op *op, const struct batch *b,
+	      char *msg, size_t msglen)
+{
+	char input[BATCH_ID_MAX + 1], newname[NAME_MAX + 1];
+	struct results_set *set = NULL;
+	struct batch_params params = {0};
+	struct api_error err = {0};
+	struct file *in = NULL, *up = NULL;
+	struct batch *made = NULL;
+	char *path = NULL;
+	struct stat st;
+	long lines = 0;
+	int in_fd = -1, r;
+
+	if (batch_file_id(b, "input_file_id", input, sizeof(input)) < 0) {
+		snprintf(msg, msglen, "the batch has no input file");
+		return -ENOENT;
+	}
+	r = results_get(k, op, b, &set);
+	if (r < 0) {
+		snprintf(msg, msglen, "cannot read the results: %s",
+			 strerror(-r));
+		goto out;
+	}
+	r = content_open(k, op, input, &in_fd);
+	if (r < 0) {
+		snprintf(msg, msglen, "cannot read the input file %s: %s",
+			 input, strerror(-r));
+		goto out;
+	}
+	r = stage(k, b, in_fd, set, &path, &lines, msg, msglen);
+	if (r < 0 || lines == 0)
+		goto out;
+	r = files_get(&k->files, op, input, STORE_ANY, &in, &err);
+	if (r < 0) {
+		call_why(&err, r, input, msg, msglen);
+		goto out;
+	}
+	r = retry_name(in->filename, newname, sizeof(newname));
+	if (r < 0) {
+		snprintf(msg, msglen, "the name of %s is too long", input);
+		goto out;
+	}
+	r = retry_params(b, input, &params, msg, msglen);
+	if (r < 0)
+		goto out;
+	/* An upload may take longer than one operation's bound. */
+	if (stat(path, &st) == 0) {
+		double until =
+		    util_now() + submit_upload_bound(k, (uint64_t)st.st_size);
+
+		if (until > op->deadline)
+			op->deadline = until;
+	}
+	r = submit_upload(k, op, path, newname, &up, msg, msglen);
+	if (r < 0)
+		goto out;
+	free(params.input_file_id);
+	params.input_file_id = strdup(up->id);
+	if (!params.input_file_id) {
+		r = -ENOMEM;
+		snprintf(msg, msglen, "%s", strerror(ENOMEM));
+		goto out;
+	}
+	r = submit_create(k, op, &params, &made, msg, msglen);
+	if (r == 0)
+		snprintf(msg, msglen, "ok %s", made->id);
+out:
+	if (r == 0 && lines == 0)
+		snprintf(msg, msglen, "nothing to retry");
+	if (path) {
+		unlink(path);
+		free(path);
+	}
+	if (in_fd >= 0)
+		close(in_fd);
+	params_free(&params);
+	results_put(&k->results, set);
+	batch_unref(made);
+	file_unref(up);
+	file_unref(in);
+	return r;
+}

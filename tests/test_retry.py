@@ -1,0 +1,193 @@
+"""`echo retry > batches/<id>/ctl`: a final batch's requests without a
+successful result sent again as a new batch: the input's lines copied
+byte for byte into NAME.retry-N.jsonl, the endpoint, window and metadata
+kept; EBUSY while it runs, nothing sent when everything succeeded, and a
+failed upload reported in ctl and by the errno."""
+
+import errno
+import json
+import os
+
+import pytest
+
+from conftest import read_text, try_write, wait_for
+
+# An input written by hand: odd spacing, non-ASCII text, key order, a blank
+# line and a last line without a newline; ids request-1..request-6 (those
+# the simulator writes results for).
+LINES = [
+    '{"custom_id": "request-1", "method": "POST", "url": "/v1/chat/completions", '
+    '"body": {"model": "kimi-k2", "messages": [{"role": "user", "content": "one"}]}}',
+    '{ "custom_id" : "request-2","method":"POST","url":"/v1/chat/completions",'
+    '"body":{"model":"kimi-k2","messages":[{"role":"user","content":"d\u00e9j\u00e0 vu \u2603"}]}}',
+    '{"method": "POST", "custom_id": "request-3", "url": "/v1/chat/completions", '
+    '"body": {"model": "kimi-k2", "messages": [{"role": "user", "content": "three"}]}}',
+    '{"custom_id": "request-4", "method": "POST", "url": "/v1/chat/completions",   '
+    '"body": {"model": "kimi-k2", "messages": [{"role": "user", "content": "4\\n4"}]}}',
+    '{"custom_id": "request-5", "method": "POST", "url": "/v1/chat/completions", '
+    '"body": {"model": "kimi-k2", "messages": [{"role": "user", "content": "five"}]}}',
+    '{"custom_id": "request-6", "method": "POST", "url": "/v1/chat/completions", '
+    '"body": {"model": "kimi-k2", "messages": [{"role": "user", "content": "six"}]}}',
+]
+CONTENT = "\n".join(LINES[:3]) + "\n\n" + "\n".join(LINES[3:])  # no final \n
+META = {"project": "retry test", "owner": "qa"}
+
+
+def make_batch(sim, status, failed=0, name="q.jsonl", window="48h", meta=META):
+    """A batch of status over the hand-written input, `failed` of its
+    requests failed. Returns its id."""
+    f = sim._call("POST", "/_sim/files", {"filename": name, "content": CONTENT})
+    counts = {"total": 6, "failed": failed}
+    if status == "completed":
+        counts["completed"] = 6 - failed
+    obj = sim.create({"status": status, "input_file_id": f["id"],
+                      "completion_window": window, "metadata": meta,
+                      "request_counts": counts})
+    return obj["id"]
+
+
+def succeeded_ids(sim, bid):
+    """The custom_ids with a 2xx line in the batch's output file."""
+    obj = sim.get(bid)
+    ok = set()
+    if obj.get("output_file_id"):
+        for line in sim.content(obj["output_file_id"]).decode().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                if 200 <= r["response"]["status_code"] < 300:
+                    ok.add(r["custom_id"])
+    return ok
+
+
+def expected_input(sim, bid, content=CONTENT):
+    """The lines of content whose request did not succeed, each with a
+    newline, bytes as written."""
+    ok = succeeded_ids(sim, bid)
+    out = []
+    for line in content.split("\n"):
+        if line.strip() and json.loads(line)["custom_id"] not in ok:
+            out.append(line + "\n")
+    return "".join(out).encode()
+
+
+def retry(m, bid):
+    """echo retry > ctl through a shell; returns (rc, stderr, ctl text)."""
+    rc, _, err = m.sh("echo retry > batches/%s/ctl" % bid)
+    return rc, err, read_text(m.batch(bid, "ctl"))
+
+
+def new_batch_of(text):
+    assert text.startswith("retry: ok batch_") and text.endswith("\n"), text
+    return text[len("retry: ok "):-1]
+
+
+def posts(sim):
+    return [r for r in sim.log() if r["method"] == "POST"]
+
+
+def test_retry_sends_exactly_the_failed_lines_as_a_new_batch(sim, mount):
+    bid = make_batch(sim, "completed", failed=2)
+    m = mount()
+    rc, err, text = retry(m, bid)
+    assert rc == 0, err
+    new = new_batch_of(text)
+    obj = sim.get(new)
+    old = sim.get(bid)
+    assert obj["endpoint"] == old["endpoint"]
+    assert obj["completion_window"] == "48h"
+    assert obj["metadata"] == META
+    f = sim.api("GET", "/v1/files/" + obj["input_file_id"])[1]
+    assert f["filename"] == "q.retry-1.jsonl" and f["purpose"] == "batch"
+    want = expected_input(sim, bid)
+    assert want.count(b"\n") == 2
+    assert sim.content(obj["input_file_id"]) == want
+    # One upload, one creation; the new batch shows at once.
+    assert [r["path"] for r in posts(sim)] == ["/v1/files", "/v1/batches"]
+    assert new in os.listdir(m.batches)
+    assert read_text(m.batch(new, "status")) == "validating\n"
+    assert "retry %s: ok %s" % (bid, new) in m.stderr_text()
+
+
+def test_the_staged_input_is_removed(sim, mount, tmp_path):
+    bid = make_batch(sim, "completed", failed=1)
+    cache = str(tmp_path / "cache")
+    m = mount(options=["cache_dir=" + cache])
+    rc, err, text = retry(m, bid)
+    assert rc == 0, err
+    new_batch_of(text)
+    assert not [n for n in os.listdir(cache) if "retry" in n]
+
+
+@pytest.mark.parametrize("status", ["cancelled", "expired", "failed"])
+def test_a_batch_that_did_not_run_everything_retries_the_rest(sim, mount, status):
+    bid = make_batch(sim, "in_progress")
+    sim.state(bid, status)
+    m = mount()
+    rc, err, text = retry(m, bid)
+    assert rc == 0, err
+    new = new_batch_of(text)
+    want = expected_input(sim, bid)
+    # Some ran (but for failed), the others did not.
+    assert 0 < want.count(b"\n") <= 6 if status != "failed" else want.count(b"\n") == 6
+    assert sim.content(sim.get(new)["input_file_id"]) == want
+
+
+def test_a_running_batch_is_ebusy_and_sends_nothing(sim, mount):
+    bid = make_batch(sim, "in_progress")
+    m = mount()
+    assert read_text(m.batch(bid, "status")) == "in_progress\n"
+    sim.clear_log()
+    assert try_write(m.batch(bid, "ctl"), b"retry\n") == errno.EBUSY
+    assert read_text(m.batch(bid, "ctl")) == \
+        "retry: failed: batch is in_progress (not final yet)\n"
+    assert posts(sim) == []
+
+
+def test_nothing_to_retry_succeeds_and_sends_nothing(sim, mount):
+    bid = make_batch(sim, "completed", failed=0)
+    m = mount()
+    rc, err, text = retry(m, bid)
+    assert rc == 0, err
+    assert text == "retry: nothing to retry\n"
+    assert posts(sim) == []
+
+
+def test_a_retry_of_a_retry_is_named_retry_2(sim, mount):
+    bid = make_batch(sim, "completed", failed=3)
+    m = mount()
+    rc, err, text = retry(m, bid)
+    assert rc == 0, err
+    first = new_batch_of(text)
+    retried = sim.content(sim.get(first)["input_file_id"]).decode()
+    sim.state(first, "expired")     # half of them ran
+    rc, err, text = retry(m, first)
+    assert rc == 0, err
+    second = new_batch_of(text)
+    f = sim.api("GET", "/v1/files/" + sim.get(second)["input_file_id"])[1]
+    assert f["filename"] == "q.retry-2.jsonl"
+    assert sim.content(f["id"]) == expected_input(sim, first, retried.rstrip("\n"))
+    assert sim.get(second)["metadata"] == META
+
+
+def test_a_failed_upload_is_reported_in_ctl_and_by_the_errno(sim, mount, tmp_path):
+    bid = make_batch(sim, "completed", failed=2)
+    cache = str(tmp_path / "cache")
+    m = mount(options=["cache_dir=" + cache])
+    sim.fault(method="POST", path="^/v1/files$", count=-1, action="status",
+              status=400)
+    assert try_write(m.batch(bid, "ctl"), b"retry\n") == errno.EPERM
+    text = read_text(m.batch(bid, "ctl"))
+    assert text.startswith("retry: failed: ") and "400" in text, text
+    assert [r for r in sim.log() if r["path"] == "/v1/batches"] == []
+    assert not [n for n in os.listdir(cache) if "retry" in n]
+
+
+def test_an_input_file_gone_from_the_server_is_enoent(sim, mount):
+    bid = make_batch(sim, "completed", failed=2)
+    fid = sim.get(bid)["input_file_id"]
+    assert sim.api("DELETE", "/v1/files/" + fid)[0] == 200
+    m = mount()
+    assert try_write(m.batch(bid, "ctl"), b"retry\n") == errno.ENOENT
+    text = read_text(m.batch(bid, "ctl"))
+    assert text.startswith("retry: failed: ") and fid in text, text
+    assert posts(sim) == []
