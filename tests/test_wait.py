@@ -88,7 +88,8 @@ def test_wait_is_a_size_0_file_the_kernel_does_not_keep(sim, mount):
     m = mount()
     st = os.stat(m.batch(bid, "wait"))
     assert st.st_size == 0 and oct(st.st_mode & 0o777) == "0o444"
-    assert "wait" in os.listdir(m.batch(bid))
+    # Found by name, never listed (a tree walk must not block on it).
+    assert "wait" not in os.listdir(m.batch(bid))
     # Read whole even though stat says 0, twice (nothing kept as empty).
     assert read_text(m.batch(bid, "wait")) == "completed\n"
     assert read_text(m.batch(bid, "wait")) == "completed\n"
@@ -110,16 +111,22 @@ def test_a_non_blocking_read_of_a_running_wait_is_eagain(sim, mount):
         os.close(fd)
 
 
-def test_grep_r_over_the_tree_does_not_wait(sim, mount):
+def test_tree_walks_never_meet_wait(sim, mount, tmp_path):
     running, done = sim.seed(2, status=["in_progress", "completed"])
     m = mount()
-    # grep -r reads with O_NONBLOCK: a running batch's wait says EAGAIN.
+    # grep -r, find and cp -r walk the listings: wait is not in them, so
+    # nothing blocks on a running batch and nothing reports an error.
     rc, out, err = m.sh("grep -rx completed batches", timeout=30)
-    assert rc == 2, (rc, out, err)
-    assert "batches/%s/wait:completed" % done in out.splitlines()
-    assert "batches/%s/wait: Resource temporarily unavailable" % running in err
-    rc, out, err = m.sh("grep -rx --exclude=wait in_progress batches", timeout=30)
-    assert (rc, out, err) == (0, "batches/%s/status:in_progress\n" % running, "")
+    assert (rc, out, err) == (0, "batches/%s/status:completed\n" % done, "")
+    rc, out, err = m.sh("find batches -name wait", timeout=30)
+    assert (rc, out, err) == (0, "", "")
+    rc, out, err = m.sh("cp -r batches/%s %s/copy" % (running, tmp_path), timeout=30)
+    assert rc == 0, err
+    assert read_text(os.path.join(str(tmp_path), "copy", "status")) == "in_progress\n"
+    assert not os.path.exists(os.path.join(str(tmp_path), "copy", "wait"))
+    # A glob names it, so cat batches/*/wait still finds every one.
+    rc, out, err = m.sh("ls batches/*/wait", timeout=30)
+    assert rc == 0 and len(out.split()) == 2, (out, err)
 
 
 def test_many_waiters_share_one_poll(sim, mount):
@@ -235,7 +242,7 @@ def test_cat_of_every_wait_returns_all_statuses_and_blocks_nothing(sim, mount):
     err, text, elapsed = timed(read_text, os.path.join(m.path, "stats"))
     assert err == 0 and elapsed < 2, elapsed
     err, names, elapsed = timed(os.listdir, m.batch(ids[0]))
-    assert err == 0 and "wait" in names and elapsed < 2, elapsed
+    assert err == 0 and "status" in names and elapsed < 2, elapsed
     assert all(c.poll() is None for c in cats)
     for bid in ids:
         sim.state(bid, "completed")
