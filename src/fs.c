@@ -40,6 +40,7 @@ struct handle {
 	struct view view;    /* files: the one view the file reads */
 	struct dirlist list; /* directories: names, "." and ".." first */
 	int append;	     /* opened with O_APPEND (`echo cancel >> ctl`) */
+	void *state; /* the open file's own state (node type's open_ops) */
 };
 
 static struct kimifs *state(fuse_req_t req)
@@ -54,6 +55,8 @@ static struct handle *handle_of(const struct fuse_file_info *fi)
 
 static void handle_free(struct handle *h)
 {
+	if (h->state)
+		h->node.type->open_ops->release(h->state);
 	view_release(&h->view);
 	dirlist_free(&h->list);
 	free(h);
@@ -191,6 +194,26 @@ static void ll_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
+/* The attributes of a file with a state of its own (a staged file, whose
+ * size grows as it is written): as it is now, or, once it is gone (its
+ * upload ended), as it was opened. */
+static void getattr_state(fuse_req_t req, fuse_ino_t ino,
+			  const struct handle *h)
+{
+	struct kimifs *k = state(req);
+	struct stat st;
+	struct view v;
+
+	if (view_node(k, req, &h->node, STORE_ANY, &v) == 0) {
+		tree_stat(k, &h->node, &v, &st);
+		view_release(&v);
+	} else {
+		tree_stat(k, &h->node, &h->view, &st);
+	}
+	st.st_ino = ino;
+	fuse_reply_attr(req, &st, 0);
+}
+
 /* The attributes of ino: from the open file when fi is one (so fstat
  * agrees with what it reads), else from a view that may use any copy. */
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -204,6 +227,10 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	int r;
 
 	STAT_ADD(&k->stats, fuse_getattrs, 1);
+	if (h && h->state) {
+		getattr_state(req, ino, h);
+		return;
+	}
 	if (h && !S_ISDIR(h->node.type->mode)) {
 		/* The kernel keeps one size per inode: the size of an open
 		 * file whose view may be older than the batch is not kept, so
@@ -227,6 +254,29 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	view_release(&v);
 }
 
+/* A staged file's size is set by its writer (ftruncate, as cp may do),
+ * and by nobody else (EBUSY); its times are ignored. */
+static void setattr_state(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			  int to_set, struct fuse_file_info *fi)
+{
+	const struct handle *h = handle_of(fi);
+	int r = 0;
+
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+		      FUSE_SET_ATTR_GID))
+		r = -EPERM;
+	else if ((to_set & FUSE_SET_ATTR_SIZE) && (!h || !h->state))
+		r = -EBUSY;
+	else if (to_set & FUSE_SET_ATTR_SIZE)
+		r = h->node.type->open_ops->resize(h->state,
+						   (uint64_t)attr->st_size);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	ll_getattr(req, ino, fi);
+}
+
 /* Only a writable file's size may be set, as the truncation before a
  * command is written (`echo cancel > ctl`; the times that come with it are
  * ignored); everything else is read-only. */
@@ -241,6 +291,10 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	int r = inodes_get(&k->inodes, ino, &n);
 
 	(void)attr;
+	if (r == 0 && n.type->open_ops && n.type->open_ops->resize) {
+		setattr_state(req, ino, attr, to_set, fi);
+		return;
+	}
 	if (r == 0 &&
 	    (!(n.type->flags & NT_WRITABLE) || !(to_set & FUSE_SET_ATTR_SIZE) ||
 	     (to_set & ~(FUSE_SET_ATTR_SIZE | times))))
@@ -273,6 +327,12 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		op_begin(k, req, &op);
 		r = h->node.type->open(k, &op, &h->node, &h->view);
 		op_end(req);
+		if (r < 0)
+			view_release(&h->view);
+	}
+	if (r == 0 && h->node.type->open_ops && h->node.type->open_ops->open) {
+		r = h->node.type->open_ops->open(k, &h->node, fi->flags,
+						 &h->state);
 		if (r < 0)
 			view_release(&h->view);
 	}
@@ -325,6 +385,25 @@ static void read_content(fuse_req_t req, struct handle *h, size_t size,
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
 
+/* A read of a file with a state of its own, as its state says. */
+static void read_state(fuse_req_t req, const struct handle *h, size_t size,
+		       off_t off)
+{
+	char *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = h->node.type->open_ops->read(h->state, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -332,6 +411,10 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)ino;
 	STAT_ADD(&state(req)->stats, fuse_reads, 1);
+	if (h->state && h->node.type->open_ops->read) {
+		read_state(req, h, size, off);
+		return;
+	}
 	if (h->view.reader) {
 		__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
 		read_content(req, h, size, off);
@@ -374,6 +457,24 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 	free(target);
 }
 
+/* A write to a file with a state of its own (a staged file, batches/new),
+ * at the offset asked for (cp may seek). */
+static void write_state(fuse_req_t req, const struct handle *h,
+			const char *buf, size_t size, off_t off)
+{
+	struct kimifs *k = state(req);
+	struct api_op op;
+	ssize_t r;
+
+	op_begin(k, req, &op);
+	r = h->node.type->open_ops->write(k, &op, h->state, buf, size, off);
+	op_end(req);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_write(req, (size_t)r);
+}
+
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -383,6 +484,10 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	int r;
 
 	(void)ino;
+	if (h->state && h->node.type->open_ops->write) {
+		write_state(req, h, buf, size, off);
+		return;
+	}
 	if (!h->node.type->write) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -397,6 +502,27 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_err(req, -r);
 	else
 		fuse_reply_write(req, (size_t)r);
+}
+
+/*
+ * Each close(2): a file with a state of its own acts on it (a staged file
+ * is checked and uploaded here, so close returns the outcome; an upload
+ * may take as long as submit_upload_bound allows). Ctrl-C interrupts it.
+ */
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kimifs *k = state(req);
+	const struct handle *h = handle_of(fi);
+	struct api_op op;
+	int r = 0;
+
+	(void)ino;
+	if (h && h->state && h->node.type->open_ops->flush) {
+		op_begin(k, req, &op);
+		r = h->node.type->open_ops->flush(k, &op, h->state);
+		op_end(req);
+	}
+	fuse_reply_err(req, -r);
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino,
@@ -533,11 +659,53 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	rofs(req);
 }
 
+/*
+ * A new file in a directory that takes them (files/, batches/): staged by
+ * the directory's create, open for its one writer. The mode asked for is
+ * ignored: a staged file is 0600, its writer's. Elsewhere EROFS.
+ */
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
-	(void)parent, (void)name, (void)mode, (void)fi;
-	rofs(req);
+	struct kimifs *k = state(req);
+	struct fuse_entry_param e;
+	struct handle *h = calloc(1, sizeof(*h));
+	struct node dir;
+	int r = h ? inodes_get(&k->inodes, parent, &dir) : -ENOMEM;
+
+	(void)mode;
+	if (r == 0 && !dir.type->create)
+		r = -EROFS;
+	if (r == 0)
+		r = dir.type->create(k, &dir, name, &h->node, &h->state);
+	if (r == 0)
+		r = view_node(k, req, &h->node, STORE_ANY, &h->view);
+	if (r < 0) {
+		if (h)
+			handle_free(h);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	tree_stat(k, &h->node, &h->view, &e.attr);
+	e.ino = inodes_add(&k->inodes, parent, name, &h->node);
+	if (!e.ino) {
+		handle_free(h);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	e.attr.st_ino = e.ino;
+	h->append = (fi->flags & O_APPEND) != 0;
+	h->refs = 1;
+	handle_track(k, h);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		handle_untrack(k, h);
+		handle_free(h);
+		inodes_forget(&k->inodes, e.ino, 1);
+	}
 }
 
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
@@ -594,6 +762,7 @@ static const struct fuse_lowlevel_ops operations = {
     .open = ll_open,
     .read = ll_read,
     .write = ll_write,
+    .flush = ll_flush,
     .release = ll_release,
     .opendir = ll_opendir,
     .readdir = ll_readdir,
