@@ -554,6 +554,13 @@ static ssize_t new_write(struct kimifs *k, struct api_op *op, void *state,
 	}
 	r = params_parse(buf, size, k->opts.completion_window, &p, why,
 			 sizeof(why));
+	if (r == 0 && strcmp(p.endpoint, PARAMS_ENDPOINT) != 0) {
+		/* The one endpoint the Batch API documents. */
+		snprintf(why, sizeof(why), "endpoint must be %s",
+			 PARAMS_ENDPOINT);
+		params_free(&p);
+		r = -EINVAL;
+	}
 	if (r == -EINVAL)
 		log_err("batches/new: %s", why);
 	if (r < 0)

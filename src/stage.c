@@ -102,7 +102,8 @@ int stage_check_name(const char *name)
 {
 	if (stage_upload_name(name) && batch_name_safe(name))
 		return 0;
-	log_err("%s: not staged: a batch input file's name ends in " UPLOAD_EXT,
+	log_err("%s: the name must end in " UPLOAD_EXT " (a batch input "
+		"file); nothing was staged",
 		name);
 	return -EINVAL;
 }

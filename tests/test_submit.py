@@ -1,0 +1,448 @@
+"""Starting work from the shell: `cp q.jsonl MOUNT/files/` uploads a batch
+input file, `cp q.jsonl MOUNT/batches/` uploads it and makes a batch of it,
+and `batches/new` makes a batch from parameters and gives its id back.
+Each test acts through a real shell and counts what the simulator got."""
+
+import errno
+import json
+import os
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import read_text, sh, wait_for, errno_of, KEY, KIMIFS
+
+
+def line(cid, model="moonshot-v1-8k", **over):
+    req = {"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
+           "body": {"model": model, "messages": [{"role": "user", "content": "hi " + cid}]}}
+    req.update(over)
+    return json.dumps(req) + "\n"
+
+
+GOOD = "".join(line("q-%d" % i) for i in range(3)).encode()
+
+
+def write(tmp_path, name, data):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return str(p)
+
+
+def server_files(sim):
+    status, body = sim.api("GET", "/v1/files")
+    assert status == 200, body
+    return body["data"]
+
+
+def uploads(sim):
+    return sim.requests("POST", "/v1/files")
+
+
+def creates(sim):
+    return sim.requests("POST", "/v1/batches")
+
+
+def log_text(m):
+    return read_text(os.path.join(m.path, "log"))
+
+
+def entries(m, d):
+    return sorted(os.listdir(os.path.join(m.path, d)))
+
+
+# --------------------------------------------------------------------------
+# files/
+
+
+def test_cp_into_files_uploads_once_with_its_name_and_bytes(sim, mount, tmp_path):
+    src = write(tmp_path, "requests.jsonl", GOOD)
+    m = mount()
+    rc, out, err = m.sh("cp %s files/" % src)
+    assert rc == 0, err
+    assert len(uploads(sim)) == 1
+    (f,) = server_files(sim)
+    assert (f["filename"], f["purpose"], f["bytes"]) == ("requests.jsonl", "batch", len(GOOD))
+    assert sim.content(f["id"]) == GOOD
+    # files/<id>/ is there at once, by-name points at it, the staged name is gone
+    assert entries(m, "files") == sorted(["by-name", f["id"]])
+    assert os.readlink(os.path.join(m.path, "files/by-name/requests.jsonl")) == "../" + f["id"]
+    assert errno_of(os.stat, os.path.join(m.path, "files/requests.jsonl")) == errno.ENOENT
+    assert read_text(os.path.join(m.path, "files", f["id"], "filename")) == "requests.jsonl\n"
+    assert "upload requests.jsonl: %s (%d bytes)" % (f["id"], len(GOOD)) in log_text(m)
+    assert len(uploads(sim)) == 1
+
+
+@pytest.mark.parametrize("how", [
+    "cat > files/{n} < {src}",
+    "tee files/{n} < {src} > /dev/null",
+    "cat {src} > files/{n}",
+    "exec 4> files/{n}; cat {src} >&4; exec 4>&-",
+    "dd if={src} of=files/{n} bs=7 status=none",
+])
+def test_shell_writes_upload_once(sim, mount, tmp_path, how):
+    """Redirections close the file once before anything is written: that
+    flush sends nothing; the close after the data uploads it."""
+    src = write(tmp_path, "in.jsonl", GOOD)
+    m = mount()
+    rc, out, err = m.sh(how.format(n="s.jsonl", src=src))
+    assert rc == 0, err
+    assert len(uploads(sim)) == 1
+    (f,) = server_files(sim)
+    assert f["filename"] == "s.jsonl"
+    assert sim.content(f["id"]) == GOOD
+    assert "s.jsonl" not in entries(m, "files")
+
+
+BAD = [
+    ("dup.jsonl", line("q-17") + line("x") + line("q-17"),
+     'dup.jsonl:3: custom_id "q-17" repeats line 1'),
+    ("json.jsonl", line("a") + "not json\n", "json.jsonl:2: not a JSON object"),
+    ("utf8.jsonl", line("a").encode() + b"\xff\xfe\n", "utf8.jsonl:2: not UTF-8 text"),
+    ("noid.jsonl", json.dumps({"method": "POST", "url": "/v1/chat/completions",
+                               "body": {"model": "m"}}) + "\n",
+     "noid.jsonl:1: custom_id must be a non-empty string"),
+    ("get.jsonl", line("a", method="GET"), 'get.jsonl:1: method must be "POST"'),
+    ("url.jsonl", line("a", url="/v1/embeddings"),
+     'url.jsonl:1: url must be "/v1/chat/completions"'),
+    ("body.jsonl", line("a", body="hi"), "body.jsonl:1: body must be an object"),
+    ("model.jsonl", line("a", body={"model": 1}), "model.jsonl:1: body.model must be a string"),
+    ("two.jsonl", line("a", "m1") + line("b", "m2"),
+     'two.jsonl:2: model "m2" differs from "m1" of line 1'),
+    ("gap.jsonl", line("a") + "\n" + line("b"), "gap.jsonl:2: empty line"),
+    ("blank.jsonl", "\n\n", "blank.jsonl: holds no request lines"),
+    ("many.jsonl", "x\n" * 15, "many.jsonl: 5 more problems not shown"),
+]
+
+
+@pytest.mark.parametrize("dest", ["files", "batches"])
+def test_every_rule_is_checked_before_any_byte_is_sent(sim, mount, tmp_path, dest):
+    m = mount()
+    for name, data, message in BAD:
+        src = write(tmp_path, name, data if isinstance(data, bytes) else data.encode())
+        rc, out, err = m.sh("cp %s %s/" % (src, dest))
+        assert rc != 0 and "Invalid argument" in err, (name, rc, err)
+        text = log_text(m)
+        assert message in text, (name, text[-2000:])
+        assert name not in entries(m, dest)
+    assert "many.jsonl:10: not a JSON object" in log_text(m)
+    assert "many.jsonl:11:" not in log_text(m)
+    assert sim.log() == [] or all(r["method"] == "GET" for r in sim.log())
+    assert uploads(sim) == [] and creates(sim) == []
+    assert server_files(sim) == []
+
+
+def test_names_sizes_and_empty_files_are_refused(sim, mount, tmp_path):
+    m = mount()
+    # a name that is not a batch input file's: refused at once
+    src = write(tmp_path, "q.json", GOOD)
+    rc, out, err = m.sh("cp %s files/" % src)
+    assert rc != 0 and "Invalid argument" in err, err
+    assert "q.json: the name must end in .jsonl" in log_text(m)
+    # more than 100 MiB (a sparse file: cp seeks, then sets the size)
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(GOOD)
+    os.truncate(big, (100 << 20) + 1)
+    rc, out, err = m.sh("cp --sparse=always %s files/" % big)
+    assert rc != 0 and "Invalid argument" in err, err
+    assert "limit of 100 MiB" in log_text(m)
+    # empty: nothing to send; refused in the log when closed for good
+    rc, out, err = m.sh(": > files/empty.jsonl")
+    assert "empty.jsonl: refused: the file is empty" in log_text(m)
+    assert "empty.jsonl" not in entries(m, "files")
+    assert uploads(sim) == [] and server_files(sim) == []
+
+
+# A writer in a process of its own, told what to do line by line (a file
+# open in the test's own process would be closed, and so uploaded, by each
+# command the test runs: Python opens files close-on-exec).
+WRITER = r"""
+import os, sys
+fd = None
+for ln in sys.stdin:
+    cmd = ln.split()
+    try:
+        if cmd[0] == "open":
+            fd = os.open(cmd[1], os.O_WRONLY | os.O_CREAT, 0o644)
+        elif cmd[0] == "pwrite":
+            os.pwrite(fd, bytes.fromhex(cmd[2]), int(cmd[1]))
+        elif cmd[0] == "close":
+            os.close(fd)
+        print("ok", flush=True)
+    except OSError as e:
+        print("err %d" % e.errno, flush=True)
+"""
+
+
+class Writer:
+    def __init__(self):
+        self.proc = subprocess.Popen(["/usr/bin/python3", "-c", WRITER], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def do(self, *words):
+        self.proc.stdin.write(" ".join(str(w) for w in words) + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def end(self):
+        self.proc.stdin.close()
+        self.proc.wait(60)
+
+
+def test_a_staged_file_shows_while_written_and_has_one_writer(sim, mount, tmp_path):
+    m = mount()
+    path = os.path.join(m.path, "files", "grow.jsonl")
+    w = Writer()
+    try:
+        assert w.do("open", path) == "ok"
+        assert w.do("pwrite", 0, GOOD[:50].hex()) == "ok"
+        st = os.stat(path)
+        assert "grow.jsonl" in entries(m, "files")
+        assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+        assert (st.st_uid, st.st_gid, st.st_size) == (os.getuid(), os.getgid(), 50)
+        rc, out, err = m.sh("ls -l files/ | grep grow.jsonl")
+        assert rc == 0 and " 50 " in out, out
+        # a second writer of the same name: EBUSY (EEXIST when exclusive)
+        assert errno_of(os.open, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) == errno.EBUSY
+        assert errno_of(os.open, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL) == errno.EEXIST
+        rc, out, err = m.sh("cp %s files/grow.jsonl" % write(tmp_path, "x.jsonl", GOOD))
+        assert rc != 0 and "busy" in err, err
+        assert errno_of(os.truncate, path, 0) == errno.EBUSY
+        # writes at any offset: the end first, then the middle
+        assert w.do("pwrite", 100, GOOD[100:].hex()) == "ok"
+        assert os.stat(path).st_size == len(GOOD)
+        assert w.do("pwrite", 50, GOOD[50:100].hex()) == "ok"
+        assert uploads(sim) == []
+        assert w.do("close") == "ok"
+    finally:
+        w.end()
+    (f,) = server_files(sim)
+    assert sim.content(f["id"]) == GOOD and f["filename"] == "grow.jsonl"
+    assert len(uploads(sim)) == 1
+    assert "grow.jsonl" not in entries(m, "files")
+
+
+def test_other_changes_in_files_are_refused(sim, mount, tmp_path):
+    m = mount()
+    rc, out, err = m.sh("cp %s files/" % write(tmp_path, "a.jsonl", GOOD))
+    assert rc == 0, err
+    (f,) = server_files(sim)
+    d = os.path.join(m.path, "files", f["id"])
+    content = os.path.join(d, "content")
+    sim.clear_log()
+    assert errno_of(os.mkdir, os.path.join(m.path, "files", "dir")) == errno.EROFS
+    assert errno_of(os.mkdir, os.path.join(m.path, "batches", "dir")) == errno.EROFS
+    assert errno_of(os.open, content, os.O_WRONLY | os.O_APPEND) == errno.EROFS
+    assert errno_of(os.truncate, content, 0) == errno.EROFS
+    assert errno_of(os.rename, d, d + "x") == errno.EROFS
+    assert errno_of(os.rename, os.path.join(m.path, "files/by-name/a.jsonl"),
+                    os.path.join(m.path, "files/b.jsonl")) == errno.EROFS
+    assert errno_of(os.open, os.path.join(d, "new.jsonl"), os.O_WRONLY | os.O_CREAT) == errno.EROFS
+    rc, out, err = m.sh("echo x >> files/%s/content" % f["id"])
+    assert rc != 0 and "Read-only file system" in err, err
+    assert uploads(sim) == [] and creates(sim) == []
+
+
+def test_a_100mb_upload_keeps_the_daemon_small(sim, mount, tmp_path):
+    pad = "x" * 900
+    src = tmp_path / "big.jsonl"
+    with open(src, "w") as f:
+        for i in range(100_000):
+            f.write(line("r-%06d" % i, body={"model": "m", "pad": pad}))
+    size = os.path.getsize(src)
+    assert 95e6 < size < (100 << 20)
+    m = mount()
+
+    def rss():
+        with open("/proc/%d/status" % m.proc.pid) as s:
+            for ln in s:
+                if ln.startswith("VmRSS:"):
+                    return int(ln.split()[1]) * 1024
+        return 0
+
+    before = rss()
+    peak = [before]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.05)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    try:
+        rc, out, err = m.sh("cp %s files/" % src, timeout=300)
+    finally:
+        done.set()
+        t.join()
+    assert rc == 0, err
+    (f,) = server_files(sim)
+    assert f["bytes"] == size and len(uploads(sim)) == 1
+    assert peak[0] - before < 64 << 20, (before, peak[0])
+
+
+def test_the_time_bound_of_an_upload_grows_with_its_size(sim, mount, tmp_path):
+    """-o timeout plus a second per MiB: an answer that takes about 4 s
+    ends a small upload's wait (it is then looked for in the file list),
+    not that of an 8 MiB one."""
+    m = mount(timeout=1)
+    small = write(tmp_path, "small.jsonl", GOOD)
+    pad = "y" * 1000
+    big = tmp_path / "big.jsonl"
+    with open(big, "w") as f:
+        for i in range(8000):
+            f.write(line("b-%d" % i, body={"model": "m", "pad": pad}))
+    slow = {"method": "POST", "path": "^/v1/files$", "action": "slow",
+            "chunk": 24, "interval": 0.25}
+    sim.fault(**slow)
+    rc, out, err = m.sh("cp %s files/" % big)
+    assert rc == 0, err
+    assert len(uploads(sim)) == 1 and sim.requests("GET", "/v1/files") == []
+    sim.clear_log()
+    sim.fault(**slow)
+    rc, out, err = m.sh("cp %s files/" % small)
+    assert rc == 0, err
+    assert len(uploads(sim)) == 1 and len(sim.requests("GET", "/v1/files")) >= 1
+    assert "upload small.jsonl: no answer, but the server has it as" in log_text(m)
+    assert sorted(f["filename"] for f in server_files(sim)) == ["big.jsonl", "small.jsonl"]
+
+
+# --------------------------------------------------------------------------
+# failures on the way
+
+
+@pytest.mark.parametrize("fault", [
+    {"action": "status", "status": 500},
+    {"action": "status", "status": 429},
+    {"action": "hang", "seconds": 30},
+    {"action": "drop"},
+], ids=["500", "429", "hang", "drop"])
+def test_a_failed_upload_leaves_nothing(sim, mount, tmp_path, fault):
+    m = mount(timeout=2, options=["retries=2"])
+    sim.fault(method="POST", path="^/v1/files$", count=-1, **fault)
+    rc, out, err = m.sh("cp %s files/" % write(tmp_path, "f.jsonl", GOOD))
+    assert rc != 0, err
+    sim.clear_faults()
+    assert 1 <= len(uploads(sim)) <= 3
+    assert server_files(sim) == []
+    assert "f.jsonl" not in entries(m, "files")
+    assert "upload f.jsonl: failed" in log_text(m)
+
+
+def test_a_passing_failure_is_retried_into_one_copy(sim, mount, tmp_path):
+    m = mount(options=["retries=3"])
+    sim.fault(method="POST", path="^/v1/files$", count=2, action="status", status=429)
+    rc, out, err = m.sh("cp %s files/" % write(tmp_path, "r.jsonl", GOOD))
+    assert rc == 0, err
+    assert len(uploads(sim)) == 3
+    assert [f["filename"] for f in server_files(sim)] == ["r.jsonl"]
+
+
+def test_an_upload_whose_answer_is_lost_is_found_not_sent_again(sim, mount, tmp_path):
+    m = mount()
+    sim.fault(method="POST", path="^/v1/files$", action="lost")
+    rc, out, err = m.sh("cp %s files/" % write(tmp_path, "l.jsonl", GOOD))
+    assert rc == 0, err
+    (f,) = server_files(sim)
+    assert len(uploads(sim)) == 1
+    assert f["id"] in entries(m, "files")
+    assert "no answer, but the server has it as %s" % f["id"] in log_text(m)
+
+
+# --------------------------------------------------------------------------
+# batches/
+
+
+def test_cp_into_batches_makes_one_batch(sim, mount, tmp_path):
+    m = mount()
+    rc, out, err = m.sh("cp %s batches/ && cat batches/new"
+                        % write(tmp_path, "b.jsonl", GOOD))
+    assert rc == 0, err
+    bid = out.strip()
+    assert len(uploads(sim)) == 1 and len(creates(sim)) == 1
+    (f,) = server_files(sim)
+    obj = sim.get(bid)
+    assert (obj["input_file_id"], obj["completion_window"], obj["endpoint"]) == \
+        (f["id"], "24h", "/v1/chat/completions")
+    sim.clear_log()
+    assert entries(m, "batches") == [bid]
+    rc, out, err = m.sh("cat batches/*/status | wc -l; cat batches/%s/status" % bid)
+    assert out.split() == ["1", "validating"] or out.split() == ["1", "in_progress"], out
+    assert read_text(m.batch(bid, "input_file_id")) == f["id"] + "\n"
+    assert "b.jsonl" not in entries(m, "batches")
+    assert "create batch from %s: %s" % (f["id"], bid) in log_text(m)
+
+
+def test_a_failed_create_keeps_the_upload(sim, mount, tmp_path):
+    m = mount()
+    sim.fault(method="POST", path="^/v1/batches$", action="status", status=500, count=-1)
+    rc, out, err = m.sh("cp %s batches/" % write(tmp_path, "c.jsonl", GOOD))
+    assert rc != 0, err
+    sim.clear_faults()
+    (f,) = server_files(sim)
+    assert len(uploads(sim)) == 1 and len(creates(sim)) == 1
+    assert sim.batches() == []
+    assert "c.jsonl: uploaded as %s, which stays" % f["id"] in log_text(m)
+    assert read_text(os.path.join(m.batches, "new")) == ""
+    assert entries(m, "batches") == []
+
+
+def test_new_is_a_clone_file(sim, mount, tmp_path):
+    m = mount()
+    assert read_text(os.path.join(m.batches, "new")) == ""
+    rc, out, err = m.sh("cp %s files/" % write(tmp_path, "n.jsonl", GOOD))
+    (f,) = server_files(sim)
+    sim.clear_log()
+    rc, out, err = m.sh("exec 3<> batches/new && "
+                        "echo input_file_id=%s completion_window=48h metadata.team=ml >&3 && "
+                        "read id <&3 && echo $id && cat batches/new" % f["id"])
+    assert rc == 0, err
+    bid, again = out.split()
+    assert bid == again and bid.startswith("batch_")
+    assert len(creates(sim)) == 1
+    obj = sim.get(bid)
+    assert (obj["input_file_id"], obj["completion_window"], obj["metadata"]) == \
+        (f["id"], "48h", {"team": "ml"})
+    assert entries(m, "batches") == [bid]
+    assert "new" not in entries(m, "batches")
+    # a script's way: write, then read on another descriptor
+    rc, out, err = m.sh("echo input_file_id=%s > batches/new && cat batches/new" % f["id"])
+    assert rc == 0 and out.strip() != bid and out.strip() in entries(m, "batches"), (out, err)
+
+
+@pytest.mark.parametrize("text, why", [
+    ("completion_window=24h", "input_file_id is required"),
+    ("input_file_id=file-x completion_window=1h", "completion_window"),
+    ("input_file_id=file-x colour=red", 'unknown parameter "colour"'),
+    ("input_file_id=file-x input_file_id=file-y", "input_file_id is given twice"),
+    ("input_file_id=file-x endpoint=/v1/embeddings", "endpoint must be /v1/chat/completions"),
+])
+def test_bad_parameters_to_new_send_nothing(sim, mount, text, why):
+    m = mount()
+    rc, out, err = m.sh("echo '%s' > batches/new" % text)
+    assert rc != 0 and "Invalid argument" in err, err
+    assert why in log_text(m)
+    assert sim.log() == []
+    assert read_text(os.path.join(m.batches, "new")) == ""
+
+
+def test_completion_window_option(sim, mount, tmp_path):
+    m = mount(options=["completion_window=3d"])
+    rc, out, err = m.sh("cp %s batches/ && cat batches/new" % write(tmp_path, "w.jsonl", GOOD))
+    assert rc == 0, err
+    assert sim.get(out.strip())["completion_window"] == "3d"
+
+
+@pytest.mark.parametrize("value", ["1h", "8d", "24", "abc", ""])
+def test_a_bad_completion_window_is_refused_at_mount(sim, mount, value):
+    sim.clear_log()
+    m = mount(options=["completion_window=" + value], wait=False)
+    assert m.wait_exit() != 0
+    lines = m.stderr_text().strip().splitlines()
+    assert lines == ["kimifs: completion_window must be hours or days from 12h to 7d, "
+                     "such as 24h or 3d"], lines
+    assert sim.log() == []
