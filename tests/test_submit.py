@@ -13,7 +13,10 @@ import time
 
 import pytest
 
-from conftest import read_text, sh, wait_for, errno_of, KEY, KIMIFS
+from conftest import PYTHON, errno_of, read_text
+from test_user import as_user, home, start_as_user, user  # noqa: F401 (fixtures)
+
+NOBODY = 65534
 
 
 def line(cid, model="moonshot-v1-8k", **over):
@@ -446,3 +449,68 @@ def test_a_bad_completion_window_is_refused_at_mount(sim, mount, value):
     assert lines == ["kimifs: completion_window must be hours or days from 12h to 7d, "
                      "such as 24h or 3d"], lines
     assert sim.log() == []
+
+
+# --------------------------------------------------------------------------
+# who may upload
+
+
+CREATE = r"""
+import os, sys
+fd = int(sys.argv[1])
+try:
+    f = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+    os.write(f, sys.argv[3].encode())
+    os.close(f)
+    print(0)
+except OSError as e:
+    print(e.errno)
+"""
+
+
+def create_as_nobody(root, rel, data):
+    """Create and write root/rel as user nobody; the errno (0: it worked).
+    The process starts from a descriptor of the mount root that root
+    opened, so the test's private directories are not in its way."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        r = subprocess.run([PYTHON, "-c", CREATE, str(fd), rel, data], user=NOBODY,
+                           group=NOBODY, extra_groups=[], pass_fds=(fd,), cwd="/",
+                           env={"LC_ALL": "C"}, capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(fd)
+    assert r.returncode == 0, r.stderr
+    return int(r.stdout)
+
+
+@pytest.mark.parametrize("allow_other", [False, True], ids=["private", "allow_other"])
+def test_others_cannot_upload(sim, mount, allow_other):
+    """Without allow_other nobody else gets in; with it (and
+    default_permissions) files/ and batches/ are 0755, the mounting
+    user's: EACCES either way, and nothing is sent."""
+    m = mount(options=["allow_other"] if allow_other else [])
+    for d in ("files", "batches"):
+        assert create_as_nobody(m.path, d + "/x.jsonl", GOOD.decode()) == errno.EACCES
+    assert uploads(sim) == [] and creates(sim) == []
+    assert "x.jsonl" not in entries(m, "files")
+
+
+@pytest.mark.xdist_group("machine-settings")
+def test_a_user_uploads_into_their_own_mount(sim, user, home):
+    with open(os.path.join(home, "q.jsonl"), "wb") as f:
+        f.write(GOOD)
+    m = start_as_user(sim, user, home)
+    try:
+        sim.clear_log()
+        rc, out, err = as_user(user, "cp q.jsonl mnt/files/ && cp q.jsonl mnt/batches/ && "
+                                     "cat mnt/batches/new && ls mnt/files", home)
+        assert rc == 0, err
+        bid = out.split()[0]
+        assert sim.get(bid)["status"] in ("validating", "in_progress")
+        assert len(uploads(sim)) == 2 and len(creates(sim)) == 1
+        # root is another user here: kept out without allow_other
+        assert errno_of(os.open, os.path.join(m.path, "files", "r.jsonl"),
+                        os.O_WRONLY | os.O_CREAT) == errno.EACCES
+        assert len(uploads(sim)) == 2
+    finally:
+        m.cleanup()
