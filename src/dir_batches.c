@@ -426,8 +426,8 @@ static int bstaged_view(struct kimifs *k, struct api_op *op,
  * creation failed: f stays (logged with its id), so nothing is lost and
  * nothing need be uploaded again.
  */
-static int create_from(struct kimifs *k, struct api_op *op,
-		       const char *name, const struct file *f)
+static int create_from(struct kimifs *k, struct api_op *op, const char *name,
+		       const struct file *f)
 {
 	struct batch_params p;
 	struct batch *b;
@@ -491,10 +491,10 @@ static const struct node_type type_bstaged = {
  */
 struct new_open {
 	struct kimifs *k;
-	pthread_mutex_t lock;		 /* guards the fields below */
-	char line[BATCH_ID_MAX + 2];	 /* what a read gives: an id line */
-	int made;			 /* a batch was made through it */
-	off_t base;			 /* offset of the first read after, or -1 */
+	pthread_mutex_t lock;	     /* guards the fields below */
+	char line[BATCH_ID_MAX + 2]; /* what a read gives: an id line */
+	int made;		     /* a batch was made through it */
+	off_t base;		     /* offset of the first read after, or -1 */
 };
 
 /* "ID\n" of the batch made last into line, or "". */

@@ -262,8 +262,8 @@ static void setattr_state(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	const struct handle *h = handle_of(fi);
 	int r = 0;
 
-	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
-		      FUSE_SET_ATTR_GID))
+	if (to_set &
+	    (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
 		r = -EPERM;
 	else if ((to_set & FUSE_SET_ATTR_SIZE) && (!h || !h->state))
 		r = -EBUSY;
@@ -459,8 +459,8 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* A write to a file with a state of its own (a staged file, batches/new),
  * at the offset asked for (cp may seek). */
-static void write_state(fuse_req_t req, const struct handle *h,
-			const char *buf, size_t size, off_t off)
+static void write_state(fuse_req_t req, const struct handle *h, const char *buf,
+			size_t size, off_t off)
 {
 	struct kimifs *k = state(req);
 	struct api_op op;

@@ -14,14 +14,7 @@
 
 #include "batch_params.h"
 
-enum {
-	KEY_HELP,
-	KEY_VERSION,
-	KEY_API_KEY,
-	KEY_NUMBER,
-	KEY_SIZE,
-	KEY_WINDOW
-};
+enum { KEY_HELP, KEY_VERSION, KEY_API_KEY, KEY_NUMBER, KEY_SIZE, KEY_WINDOW };
 
 /*
  * The numeric options. fuse_opt's %lf and %u would take "nan", "inf",

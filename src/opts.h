@@ -30,8 +30,8 @@ struct opts {
 	char *cache_dir;	/* the disk cache of file contents, or NULL:
 				   $XDG_CACHE_HOME/kimifs, ~/.cache/kimifs */
 	unsigned long long cache_size; /* bytes the disk cache may hold */
-	char *completion_window; /* of the batches made by a cp into
-				    batches/, and batches/new's default */
+	char *completion_window;       /* of the batches made by a cp into
+					  batches/, and batches/new's default */
 	char *source;	  /* mount(8)'s first argument ("kimifs"), or NULL */
 	char *mountpoint; /* the last non-option argument */
 	int show_help;

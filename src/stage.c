@@ -128,8 +128,8 @@ int stage_create(struct stage *s, enum stage_dir dir, const char *name,
 	}
 	snprintf(disk, sizeof(disk), STAGE_PREFIX "-%ld-%u", (long)getpid(),
 		 s->seq++);
-	st->fd = openat(s->dirfd, disk, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-			0600);
+	st->fd =
+	    openat(s->dirfd, disk, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (st->fd < 0) {
 		r = -errno;
 		log_err("%s: cannot stage it in %s: %s", name, s->dir,

@@ -29,7 +29,7 @@ struct stage {
 	struct staged *list;
 	const char *dir; /* the cache directory, where the files live */
 	int dirfd;	 /* dir, open */
-	unsigned seq;	  /* for the names on disk */
+	unsigned seq;	 /* for the names on disk */
 	char last[BATCH_ID_MAX + 1]; /* the batch created last, or "" */
 };
 
@@ -70,8 +70,7 @@ enum stage_dir stage_dir_of(const struct staged *st);
 
 /* Write, read or resize the file of st: bytes or 0, or -errno (-EBADF once
  * its upload has ended). */
-ssize_t stage_write(struct staged *st, const char *buf, size_t size,
-		    off_t off);
+ssize_t stage_write(struct staged *st, const char *buf, size_t size, off_t off);
 ssize_t stage_read(struct staged *st, char *buf, size_t size, off_t off);
 int stage_resize(struct staged *st, uint64_t size);
 

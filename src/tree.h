@@ -50,8 +50,8 @@ struct view {
 	 * are read from this reader of the disk cache, len being the size
 	 * stat shows. Attached by the type's open; closed with the view. */
 	struct cache_reader *reader;
-	int told;      /* may change, but the kernel is told when it does
-			  (fs_attach): it may keep it for cache_ttl */
+	int told; /* may change, but the kernel is told when it does
+		     (fs_attach): it may keep it for cache_ttl */
 };
 
 /* Names of a directory as read by readdir. */
