@@ -6,6 +6,7 @@ Each test acts through a real shell and counts what the simulator got."""
 import errno
 import json
 import os
+import signal
 import stat
 import subprocess
 import threading
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import PYTHON, errno_of, read_text
+from conftest import PYTHON, errno_of, read_text, wait_for
 from test_user import as_user, home, start_as_user, user  # noqa: F401 (fixtures)
 
 NOBODY = 65534
@@ -514,3 +515,34 @@ def test_a_user_uploads_into_their_own_mount(sim, user, home):
         assert len(uploads(sim)) == 2
     finally:
         m.cleanup()
+
+
+@pytest.mark.parametrize("fault", [
+    {"action": "hang", "seconds": 120},
+    {"action": "delay", "stale": True, "seconds": 120},
+], ids=["not_stored", "stored"])
+def test_ctrl_c_ends_an_upload_and_leaves_nothing(sim, mount, tmp_path, fault):
+    """Ctrl-C on a cp waiting for its upload's answer ends it at once; a
+    copy that reached the server is deleted, so nothing is half done."""
+    m = mount(timeout=30)
+    src = write(tmp_path, "i.jsonl", GOOD)
+    sim.fault(method="POST", path="^/v1/files$", **fault)
+    proc = subprocess.Popen(["bash", "-c", "exec cp %s files/" % src], cwd=m.path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        wait_for(lambda: uploads(sim), timeout=10, what="the upload to reach the server")
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(25)
+        assert time.monotonic() - t0 < 10, "the interrupt waited for the timeout"
+        assert proc.returncode != 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    sim.clear_faults()
+    wait_for(lambda: "i.jsonl" not in entries(m, "files"), timeout=10,
+             what="the staged name to go")
+    assert server_files(sim) == []
+    assert len(uploads(sim)) == 1
