@@ -14,10 +14,12 @@ import time
 
 import pytest
 
-from conftest import PYTHON, errno_of, read_text, wait_for
+from conftest import KIMIFS, PYTHON, errno_of, read_text, wait_for
 from test_user import as_user, home, start_as_user, user  # noqa: F401 (fixtures)
 
 NOBODY = 65534
+# A build with AddressSanitizer (scripts/test --asan) carries its runtime.
+SANITIZED = b"__asan_init" in KIMIFS.read_bytes()
 
 
 def line(cid, model="moonshot-v1-8k", **over):
@@ -286,7 +288,10 @@ def test_a_100mb_upload_keeps_the_daemon_small(sim, mount, tmp_path):
     assert rc == 0, err
     (f,) = server_files(sim)
     assert f["bytes"] == size and len(uploads(sim)) == 1
-    assert peak[0] - before < 64 << 20, (before, peak[0])
+    # AddressSanitizer keeps freed memory in quarantine (256 MiB by
+    # default), which the check of 100,000 lines fills: allowed on top.
+    quarantine = 256 << 20 if SANITIZED else 0
+    assert peak[0] - before < (64 << 20) + quarantine, (before, peak[0])
 
 
 def test_the_time_bound_of_an_upload_grows_with_its_size(sim, mount, tmp_path):
