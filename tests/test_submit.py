@@ -551,3 +551,51 @@ def test_ctrl_c_ends_an_upload_and_leaves_nothing(sim, mount, tmp_path, fault):
              what="the staged name to go")
     assert server_files(sim) == []
     assert len(uploads(sim)) == 1
+
+
+# --------------------------------------------------------------------------
+# under valgrind
+
+from test_valgrind import VG_STOP_TIMEOUT, vg_mount  # noqa: E402,F401 (fixture)
+
+
+def test_uploads_under_valgrind(sim, vg_mount, tmp_path):
+    """Every path of an upload and of a new batch runs without a memory
+    error, and a staged file still open at SIGTERM leaks nothing."""
+    m, vglog = vg_mount
+    good = write(tmp_path, "v.jsonl", GOOD)
+    bad = write(tmp_path, "bad.jsonl", (line("a") + line("a") + "\n\nx\n").encode())
+    assert m.sh("cp %s files/ && cat %s > files/w.jsonl" % (good, good))[0] == 0
+    assert m.sh("cp %s batches/ && cat batches/new" % good)[0] == 0
+    assert m.sh("cp %s files/" % bad)[0] != 0
+    assert m.sh("cp %s files/" % write(tmp_path, "n.json", GOOD))[0] != 0
+    assert m.sh(": > files/empty.jsonl")[0] == 0
+    fid = server_files(sim)[0]["id"]
+    rc, out, err = m.sh("exec 3<> batches/new && echo input_file_id=%s metadata.k=v >&3 "
+                        "&& read id <&3 && echo $id" % fid)
+    assert rc == 0 and out.startswith("batch_"), err
+    assert m.sh("echo 'input_file_id=%s bogus' > batches/new" % fid)[0] != 0
+    sim.fault(method="POST", path="^/v1/files$", action="lost")
+    assert m.sh("cp %s files/l.jsonl" % good)[0] == 0
+    sim.fault(method="POST", path="^/v1/files$", count=-1, action="status", status=500)
+    assert m.sh("cp %s files/f.jsonl" % good)[0] != 0
+    sim.clear_faults()
+    sim.fault(method="POST", path="^/v1/batches$", action="status", status=400)
+    assert m.sh("cp %s batches/c.jsonl" % good)[0] != 0
+    sim.clear_faults()
+    # a writer that never closes: its file is still staged at SIGTERM
+    w = Writer()
+    try:
+        assert w.do("open", os.path.join(m.path, "files", "open.jsonl")) == "ok"
+        assert w.do("pwrite", 0, GOOD.hex()) == "ok"
+        m.expect_running = False
+        m.proc.send_signal(signal.SIGTERM)
+        rc = m.proc.wait(VG_STOP_TIMEOUT)
+    finally:
+        w.proc.kill()
+        w.proc.wait()
+    report = vglog.read_text()
+    assert "Memcheck" in report, report
+    assert rc == 0, "exit status %s\n%s\n%s" % (rc, m.stderr_text()[-2000:], report)
+    assert "ERROR SUMMARY: 0 errors" in report, report
+    assert "upload open.jsonl: closed before it was sent" in m.stderr_text()
