@@ -455,10 +455,11 @@ static int create_from(struct kimifs *k, struct api_op *op, const char *name,
 	return 0;
 }
 
-static int bstaged_flush(struct kimifs *k, struct api_op *op, void *state)
+static int bstaged_flush(struct kimifs *k, struct api_op *op, void *state,
+			 uint64_t owner)
 {
 	struct file *f;
-	int r = stage_submit(k, op, state, &f);
+	int r = stage_submit(k, op, state, owner, &f);
 
 	if (r > 0)
 		r = create_from(k, op, stage_name(state), f);
@@ -538,7 +539,8 @@ static int new_open(struct kimifs *k, const struct node *n, int flags,
 
 /* One write is one set of parameters, checked before any request. */
 static ssize_t new_write(struct kimifs *k, struct api_op *op, void *state,
-			 const char *buf, size_t size, off_t off)
+			 const char *buf, size_t size, off_t off,
+			 uint64_t owner)
 {
 	struct new_open *o = state;
 	struct batch_params p;
@@ -546,7 +548,7 @@ static ssize_t new_write(struct kimifs *k, struct api_op *op, void *state,
 	char why[512];
 	int r;
 
-	(void)off;
+	(void)off, (void)owner;
 	if (size > PARAMS_TEXT_MAX) {
 		log_err("batches/new: more than %d bytes in one write",
 			PARAMS_TEXT_MAX);

@@ -291,10 +291,11 @@ static int fstaged_view(struct kimifs *k, struct api_op *op,
 	return stage_view(k, STAGE_FILES, n, v);
 }
 
-static int fstaged_flush(struct kimifs *k, struct api_op *op, void *state)
+static int fstaged_flush(struct kimifs *k, struct api_op *op, void *state,
+			 uint64_t owner)
 {
 	struct file *f;
-	int r = stage_submit(k, op, state, &f);
+	int r = stage_submit(k, op, state, owner, &f);
 
 	file_unref(f);
 	return r < 0 ? r : 0;

@@ -460,14 +460,15 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 /* A write to a file with a state of its own (a staged file, batches/new),
  * at the offset asked for (cp may seek). */
 static void write_state(fuse_req_t req, const struct handle *h, const char *buf,
-			size_t size, off_t off)
+			size_t size, off_t off, uint64_t owner)
 {
 	struct kimifs *k = state(req);
 	struct api_op op;
 	ssize_t r;
 
 	op_begin(k, req, &op);
-	r = h->node.type->open_ops->write(k, &op, h->state, buf, size, off);
+	r = h->node.type->open_ops->write(k, &op, h->state, buf, size, off,
+					  owner);
 	op_end(req);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
@@ -485,7 +486,7 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 
 	(void)ino;
 	if (h->state && h->node.type->open_ops->write) {
-		write_state(req, h, buf, size, off);
+		write_state(req, h, buf, size, off, fi->lock_owner);
 		return;
 	}
 	if (!h->node.type->write) {
@@ -519,7 +520,8 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	(void)ino;
 	if (h && h->state && h->node.type->open_ops->flush) {
 		op_begin(k, req, &op);
-		r = h->node.type->open_ops->flush(k, &op, h->state);
+		r = h->node.type->open_ops->flush(k, &op, h->state,
+						  fi->lock_owner);
 		op_end(req);
 	}
 	fuse_reply_err(req, -r);

@@ -32,9 +32,10 @@ struct staged {
 	int fd;	       /* the file on disk, read and write */
 	uint64_t size; /* its size: the furthest write or the last resize */
 	time_t mtime;
-	int dirty;  /* written since the last flush */
-	int listed; /* the name is staged */
-	int busy;   /* a flush is checking or uploading it */
+	int dirty;	/* written since the last flush */
+	uint64_t owner; /* who wrote last (a lock owner), or 0 */
+	int listed;	/* the name is staged */
+	int busy;	/* a flush is checking or uploading it */
 };
 
 void stage_init(struct stage *s, const char *dir, int dirfd)
@@ -192,7 +193,8 @@ enum stage_dir stage_dir_of(const struct staged *st)
 	return st->dir;
 }
 
-ssize_t stage_write(struct staged *st, const char *buf, size_t size, off_t off)
+ssize_t stage_write(struct staged *st, const char *buf, size_t size, off_t off,
+		    uint64_t owner)
 {
 	struct stage *s = st->s;
 	ssize_t n;
@@ -210,6 +212,7 @@ ssize_t stage_write(struct staged *st, const char *buf, size_t size, off_t off)
 		st->size = (uint64_t)off + (uint64_t)n;
 	st->mtime = time(NULL);
 	st->dirty = 1;
+	st->owner = owner;
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }
@@ -254,7 +257,7 @@ static void log_problems(const char *report)
 }
 
 int stage_submit(struct kimifs *k, struct api_op *op, struct staged *st,
-		 struct file **out)
+		 uint64_t owner, struct file **out)
 {
 	struct stage *s = st->s;
 	char *report = NULL;
@@ -264,9 +267,13 @@ int stage_submit(struct kimifs *k, struct api_op *op, struct staged *st,
 
 	*out = NULL;
 	pthread_mutex_lock(&s->lock);
-	if (!st->listed || !st->dirty || st->busy) {
+	/* Nothing new (the flush of a redirection before its command
+	 * writes), or the close of another process's copy of the
+	 * descriptor (a child's exec closing it): not the writer's close. */
+	if (!st->listed || !st->dirty || st->busy ||
+	    (st->owner && owner && owner != st->owner)) {
 		pthread_mutex_unlock(&s->lock);
-		return 0; /* nothing new: the empty flush before a command */
+		return 0;
 	}
 	st->dirty = 0;
 	st->busy = 1;
@@ -348,10 +355,10 @@ int stage_open_busy(struct kimifs *k, const struct node *n, int flags,
 }
 
 ssize_t stage_op_write(struct kimifs *k, struct api_op *op, void *state,
-		       const char *buf, size_t size, off_t off)
+		       const char *buf, size_t size, off_t off, uint64_t owner)
 {
 	(void)k, (void)op;
-	return stage_write(state, buf, size, off);
+	return stage_write(state, buf, size, off, owner);
 }
 
 ssize_t stage_op_read(void *state, char *buf, size_t size, off_t off)

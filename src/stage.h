@@ -69,22 +69,24 @@ const char *stage_name(const struct staged *st);
 enum stage_dir stage_dir_of(const struct staged *st);
 
 /* Write, read or resize the file of st: bytes or 0, or -errno (-EBADF once
- * its upload has ended). */
-ssize_t stage_write(struct staged *st, const char *buf, size_t size, off_t off);
+ * its upload has ended). A write remembers owner, the open file table
+ * (process) that wrote (the kernel's lock owner; 0: not known). */
+ssize_t stage_write(struct staged *st, const char *buf, size_t size, off_t off,
+		    uint64_t owner);
 ssize_t stage_read(struct staged *st, char *buf, size_t size, off_t off);
 int stage_resize(struct staged *st, uint64_t size);
 
 /*
- * The flush of close(): when something was written since the last one,
- * check the file (submit_check; each problem logged) and upload it
- * (submit_upload, with op's deadline moved to submit_upload_bound). The
- * name is unstaged whatever the outcome, so nothing is left half done.
- * 1 with the uploaded file in *out (one reference), 0 when there was
- * nothing new to send (*out NULL), or -errno: -EINVAL when the file breaks
- * a rule, the upload's error otherwise.
+ * The flush of close() by owner: when something was written since the
+ * last one, by owner (or by a writer not known), check the file (submit_check;
+ * each problem logged) and upload it (submit_upload, with op's deadline moved
+ * to submit_upload_bound). The name is unstaged whatever the outcome, so
+ * nothing is left half done. 1 with the uploaded file in *out (one reference),
+ * 0 when there was nothing new to send (*out NULL), or -errno: -EINVAL when the
+ * file breaks a rule, the upload's error otherwise.
  */
 int stage_submit(struct kimifs *k, struct api_op *op, struct staged *st,
-		 struct file **out);
+		 uint64_t owner, struct file **out);
 
 /* The writer closed st for good: a name still staged (nothing was ever
  * written) is refused in the log and removed. Drops the writer's
@@ -103,7 +105,7 @@ int stage_view(struct kimifs *k, enum stage_dir dir, const struct node *n,
 int stage_open_busy(struct kimifs *k, const struct node *n, int flags,
 		    void **state);
 ssize_t stage_op_write(struct kimifs *k, struct api_op *op, void *state,
-		       const char *buf, size_t size, off_t off);
+		       const char *buf, size_t size, off_t off, uint64_t owner);
 ssize_t stage_op_read(void *state, char *buf, size_t size, off_t off);
 int stage_op_resize(void *state, uint64_t size);
 void stage_op_release(void *state);

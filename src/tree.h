@@ -77,15 +77,19 @@ struct node_open_ops {
 	 * -errno (-EBUSY: a staged file has its one writer already). */
 	int (*open)(struct kimifs *k, const struct node *n, int flags,
 		    void **state);
-	/* One write of buf at off: size or -errno. */
+	/* One write of buf at off by the open file table owner (the
+	 * kernel's lock owner; 0 when not told): size or -errno. */
 	ssize_t (*write)(struct kimifs *k, struct api_op *op, void *state,
-			 const char *buf, size_t size, off_t off);
+			 const char *buf, size_t size, off_t off,
+			 uint64_t owner);
 	/* One read into buf at off: bytes (0 at the end), or -errno. */
 	ssize_t (*read)(void *state, char *buf, size_t size, off_t off);
 	/* ftruncate: 0 or -errno. */
 	int (*resize)(void *state, uint64_t size);
-	/* Each close(2): 0 or -errno, which close returns. */
-	int (*flush)(struct kimifs *k, struct api_op *op, void *state);
+	/* Each close(2), by the open file table owner: 0 or -errno, which
+	 * close returns. */
+	int (*flush)(struct kimifs *k, struct api_op *op, void *state,
+		     uint64_t owner);
 	/* The last close: free state. */
 	void (*release)(void *state);
 };

@@ -166,7 +166,7 @@ def test_names_sizes_and_empty_files_are_refused(sim, mount, tmp_path):
 # open in the test's own process would be closed, and so uploaded, by each
 # command the test runs: Python opens files close-on-exec).
 WRITER = r"""
-import os, sys
+import os, subprocess, sys
 fd = None
 for ln in sys.stdin:
     cmd = ln.split()
@@ -177,6 +177,8 @@ for ln in sys.stdin:
             os.pwrite(fd, bytes.fromhex(cmd[2]), int(cmd[1]))
         elif cmd[0] == "close":
             os.close(fd)
+        elif cmd[0] == "spawn":     # a child whose exec closes fd
+            subprocess.run(["true"], check=True)
         print("ok", flush=True)
     except OSError as e:
         print("err %d" % e.errno, flush=True)
@@ -229,6 +231,28 @@ def test_a_staged_file_shows_while_written_and_has_one_writer(sim, mount, tmp_pa
     assert sim.content(f["id"]) == GOOD and f["filename"] == "grow.jsonl"
     assert len(uploads(sim)) == 1
     assert "grow.jsonl" not in entries(m, "files")
+
+
+def test_a_child_closing_its_copy_is_not_the_writers_close(sim, mount):
+    """A program that runs another while it writes: the child's exec closes
+    its copy of the descriptor (close-on-exec), which is not the writer's
+    close: nothing is sent until the writer closes."""
+    m = mount()
+    path = os.path.join(m.path, "files", "half.jsonl")
+    w = Writer()
+    try:
+        assert w.do("open", path) == "ok"
+        assert w.do("pwrite", 0, GOOD[:100].hex()) == "ok"
+        assert w.do("spawn") == "ok"
+        assert uploads(sim) == []
+        assert "half.jsonl" in entries(m, "files")
+        assert w.do("pwrite", 100, GOOD[100:].hex()) == "ok"
+        assert w.do("close") == "ok"
+    finally:
+        w.end()
+    (f,) = server_files(sim)
+    assert sim.content(f["id"]) == GOOD
+    assert len(uploads(sim)) == 1
 
 
 def test_other_changes_in_files_are_refused(sim, mount, tmp_path):

@@ -64,8 +64,8 @@ int main(void)
 	CHECK(stage_dir_of(b) == STAGE_BATCHES);
 
 	/* Writes at any offset: the size is the furthest end. */
-	CHECK(stage_write(a, "world", 5, 6) == 5);
-	CHECK(stage_write(a, "hello ", 6, 0) == 6);
+	CHECK(stage_write(a, "world", 5, 6, 0) == 5);
+	CHECK(stage_write(a, "hello ", 6, 0, 0) == 6);
 	CHECK(stage_stat(&s, STAGE_FILES, "a.jsonl", &size, &mtime) == 0 &&
 	      size == 11);
 	CHECK(stage_read(a, buf, sizeof(buf), 0) == 11 &&
