@@ -349,6 +349,9 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * read from this view, whose size may differ from the last stat. */
 	fi->keep_cache = h->view.immutable;
 	fi->direct_io = !h->view.immutable;
+	/* Only a file with a state of its own acts on close(): the others
+	 * spare the kernel the flush round trip. */
+	fi->noflush = !h->state;
 	if (fuse_reply_open(req, fi) != 0) {
 		handle_untrack(k, h);
 		handle_free(h);
