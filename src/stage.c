@@ -340,11 +340,17 @@ int stage_view(struct kimifs *k, enum stage_dir dir, const struct node *n,
 	       struct view *v)
 {
 	uint64_t size;
-	int r = stage_stat(&k->stage, dir, n->name, &size, &v->mtime);
 
-	if (r == 0)
-		v->len = (size_t)size;
-	return r;
+	if (stage_stat(&k->stage, dir, n->name, &size, &v->mtime) < 0) {
+		/* Unstaged since: only the inode of a descriptor still open
+		 * gets here (lookups of the name are ENOENT), and its fstat
+		 * must not fail; it is empty now. */
+		v->len = 0;
+		v->mtime = time(NULL);
+		return 0;
+	}
+	v->len = (size_t)size;
+	return 0;
 }
 
 int stage_open_busy(struct kimifs *k, const struct node *n, int flags,

@@ -96,8 +96,9 @@ void stage_release(struct staged *st);
 /*
  * Node-type hooks shared by the staged files of files/ and batches/
  * (tree.h's node_open_ops; the flush is each directory's): the view of
- * staged name n->name in dir (its size so far, mode from the type;
- * -ENOENT when it is not staged), a second open (-EBUSY: a staged file has
+ * staged name n->name in dir (its size so far, mode from the type; empty
+ * once unstaged, for the fstat of a descriptor still open: lookups of the
+ * name are ENOENT by then), a second open (-EBUSY: a staged file has
  * one writer), and the writer's write, read, resize and release.
  */
 int stage_view(struct kimifs *k, enum stage_dir dir, const struct node *n,

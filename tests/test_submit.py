@@ -255,6 +255,20 @@ def test_a_child_closing_its_copy_is_not_the_writers_close(sim, mount):
     assert len(uploads(sim)) == 1
 
 
+def test_commands_writing_one_file_in_turn_upload_at_the_first_exit(sim, mount, tmp_path):
+    """The upload belongs to the writer's close: in `{ cat a; cat b; } > f`
+    the first cat's exit uploads a, and the second cat's writes fail."""
+    m = mount()
+    a = write(tmp_path, "a.jsonl", line("a").encode())
+    b = write(tmp_path, "b.jsonl", line("b").encode())
+    rc, out, err = m.sh("{ cat %s; cat %s; } > files/g.jsonl" % (a, b))
+    assert rc != 0 and "Bad file descriptor" in err, err
+    (f,) = server_files(sim)
+    assert sim.content(f["id"]) == line("a").encode()
+    assert len(uploads(sim)) == 1
+    assert "g.jsonl" not in entries(m, "files")
+
+
 def test_other_changes_in_files_are_refused(sim, mount, tmp_path):
     m = mount()
     rc, out, err = m.sh("cp %s files/" % write(tmp_path, "a.jsonl", GOOD))
