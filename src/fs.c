@@ -255,17 +255,15 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 }
 
 /* A staged file's size is set by its writer (ftruncate, as cp may do),
- * and by nobody else (EBUSY); its times are ignored. */
+ * and by nobody else (EBUSY); its mode, owner and times are ignored (it is
+ * 0600, the mounting user's: `cp -p` works). */
 static void setattr_state(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			  int to_set, struct fuse_file_info *fi)
 {
 	const struct handle *h = handle_of(fi);
 	int r = 0;
 
-	if (to_set &
-	    (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
-		r = -EPERM;
-	else if ((to_set & FUSE_SET_ATTR_SIZE) && (!h || !h->state))
+	if ((to_set & FUSE_SET_ATTR_SIZE) && (!h || !h->state))
 		r = -EBUSY;
 	else if (to_set & FUSE_SET_ATTR_SIZE)
 		r = h->node.type->open_ops->resize(h->state,
@@ -713,10 +711,19 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 }
 
+/* A file being written takes no extended attributes (ENOTSUP, which
+ * `cp -p` passes over when it copies ACLs); elsewhere EROFS. */
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
-	(void)ino, (void)name, (void)value, (void)size, (void)flags;
+	struct node n;
+
+	(void)name, (void)value, (void)size, (void)flags;
+	if (inodes_get(&state(req)->inodes, ino, &n) == 0 && n.type->open_ops &&
+	    n.type->open_ops->resize) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
 	rofs(req);
 }
 

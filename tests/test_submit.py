@@ -88,6 +88,7 @@ def test_cp_into_files_uploads_once_with_its_name_and_bytes(sim, mount, tmp_path
     "cat {src} > files/{n}",
     "exec 4> files/{n}; cat {src} >&4; exec 4>&-",
     "dd if={src} of=files/{n} bs=7 status=none",
+    "cp -p {src} files/{n}",
 ])
 def test_shell_writes_upload_once(sim, mount, tmp_path, how):
     """Redirections close the file once before anything is written: that
