@@ -464,12 +464,26 @@ static void on_sink(void *arg, size_t sunk)
 	pthread_mutex_unlock(&d->c->lock);
 }
 
+/* Stamp fd's times with the clock's now, to the nanosecond: the kernel's
+ * own stamp (a write, futimens with NULL) is its coarse clock, one tick
+ * for everything that happened within it, so a use just after a download
+ * could look as old as it and the order of use be lost on a remount. */
+static void stamp(int fd)
+{
+	struct timespec ts[2];
+
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[1] = ts[0];
+	futimens(fd, ts);
+}
+
 /* Keep a finished download: on disk for good, renamed into place. */
 static int keep(struct download *d, size_t len)
 {
 	struct cache *c = d->c;
 
 	(void)len;
+	stamp(d->fd);
 	if (fdatasync(d->fd) < 0 ||
 	    renameat(c->dirfd, d->tmp, c->dirfd, d->id) < 0)
 		return -errno;
@@ -609,7 +623,7 @@ int cache_reader_open(struct cache *c, const char *id, int64_t expected,
 			lru_unlink(c, e);
 			lru_push(c, e);
 			/* The order of use survives a remount. */
-			futimens(r->fd, NULL);
+			stamp(r->fd);
 			STAT_ADD(c->stats, disk_hits, 1);
 			goto out;
 		}

@@ -13,7 +13,10 @@
 #include "dir_results.h"
 #include "kimifs.h"
 #include "log.h"
+#include "stage.h"
+#include "submit.h"
 #include "tree.h"
+#include "util.h"
 
 /*
  * Render file name of snapshot b into v (data and len, owned by v). 0, or
@@ -459,13 +462,262 @@ static const struct node_type type_batch = {
     .readdir = batch_readdir,
 };
 
-/* Names that cannot be batch ids are ENOENT at once, with no request. */
+/* ------------------------------------------------------------------ */
+/* New batches: a file copied into batches/, and batches/new */
+
+#define NEW_NAME "new"
+
+/* A file being written into batches/: staged (stage.h); on close it is
+ * uploaded, then a batch is made of it, and the name is gone (the batch's
+ * directory is there instead). */
+static int bstaged_view(struct kimifs *k, struct api_op *op,
+			const struct node *n, enum store_mode mode,
+			struct view *v)
+{
+	(void)op, (void)mode;
+	return stage_view(k, STAGE_BATCHES, n, v);
+}
+
+/*
+ * Create the batch of uploaded file f with the mount's completion window,
+ * as part of op (given a deadline of its own). 0, or -errno when the
+ * creation failed: f stays (logged with its id), so nothing is lost and
+ * nothing need be uploaded again.
+ */
+static int create_from(struct kimifs *k, struct api_op *op, const char *name,
+		       const struct file *f)
+{
+	struct batch_params p;
+	struct batch *b;
+	char text[64 + BATCH_ID_MAX], why[512];
+	int r;
+
+	snprintf(text, sizeof(text), "input_file_id=%s", f->id);
+	r = params_parse(text, strlen(text), k->opts.completion_window, &p, why,
+			 sizeof(why));
+	if (r == 0) {
+		op->deadline = util_now() + k->opts.timeout;
+		r = submit_create(k, op, &p, &b, why, sizeof(why));
+		params_free(&p);
+	} else {
+		log_err("create batch from %s: %s", f->id, why);
+	}
+	if (r < 0) {
+		log_err("%s: uploaded as %s, which stays; no batch was made of "
+			"it (batches/new can make one: input_file_id=%s)",
+			name, f->id, f->id);
+		return r;
+	}
+	stage_set_last(&k->stage, b->id);
+	batch_unref(b);
+	return 0;
+}
+
+static int bstaged_flush(struct kimifs *k, struct api_op *op, void *state,
+			 uint64_t owner)
+{
+	struct file *f;
+	int r = stage_submit(k, op, state, owner, &f);
+
+	if (r > 0)
+		r = create_from(k, op, stage_name(state), f);
+	file_unref(f);
+	return r;
+}
+
+static const struct node_open_ops bstaged_ops = {
+    .open = stage_open_busy,
+    .write = stage_op_write,
+    .read = stage_op_read,
+    .resize = stage_op_resize,
+    .flush = bstaged_flush,
+    .release = stage_op_release,
+};
+
+static const struct node_type type_bstaged = {
+    .what = "staged batch input",
+    .mode = S_IFREG | 0600,
+    .flags = NT_WRITABLE,
+    .view = bstaged_view,
+    .open_ops = &bstaged_ops,
+};
+
+/*
+ * batches/new, a clone file: a write of parameters (batch_params.h) makes
+ * a batch, and a read of the same open file then gives its id line at any
+ * offset (the first read after the write is its start). Any other open
+ * reads the id of the batch this mount made last ("" before any).
+ */
+struct new_open {
+	struct kimifs *k;
+	pthread_mutex_t lock;	     /* guards the fields below */
+	char line[BATCH_ID_MAX + 2]; /* what a read gives: an id line */
+	int made;		     /* a batch was made through it */
+	off_t base;		     /* offset of the first read after, or -1 */
+};
+
+/* "ID\n" of the batch made last into line, or "". */
+static void last_line(struct kimifs *k, char *line)
+{
+	char id[BATCH_ID_MAX + 1];
+
+	stage_get_last(&k->stage, id);
+	snprintf(line, BATCH_ID_MAX + 2, "%s%s", id, id[0] ? "\n" : "");
+}
+
+static int new_view(struct kimifs *k, struct api_op *op, const struct node *n,
+		    enum store_mode mode, struct view *v)
+{
+	(void)op, (void)n, (void)mode;
+	v->owned = malloc(BATCH_ID_MAX + 2);
+	if (!v->owned)
+		return -ENOMEM;
+	last_line(k, v->owned);
+	v->data = v->owned;
+	v->len = strlen(v->owned);
+	v->mtime = k->mount_time;
+	return 0;
+}
+
+static int new_open(struct kimifs *k, const struct node *n, int flags,
+		    void **state)
+{
+	struct new_open *o = calloc(1, sizeof(*o));
+
+	(void)n, (void)flags;
+	if (!o)
+		return -ENOMEM;
+	o->k = k;
+	pthread_mutex_init(&o->lock, NULL);
+	last_line(k, o->line);
+	o->base = -1;
+	*state = o;
+	return 0;
+}
+
+/* One write is one set of parameters, checked before any request. */
+static ssize_t new_write(struct kimifs *k, struct api_op *op, void *state,
+			 const char *buf, size_t size, off_t off,
+			 uint64_t owner)
+{
+	struct new_open *o = state;
+	struct batch_params p;
+	struct batch *b;
+	char why[512];
+	int r;
+
+	(void)off, (void)owner;
+	if (size > PARAMS_TEXT_MAX) {
+		log_err("batches/new: more than %d bytes in one write",
+			PARAMS_TEXT_MAX);
+		return -EINVAL;
+	}
+	r = params_parse(buf, size, k->opts.completion_window, &p, why,
+			 sizeof(why));
+	if (r == 0 && strcmp(p.endpoint, PARAMS_ENDPOINT) != 0) {
+		/* The one endpoint the Batch API documents. */
+		snprintf(why, sizeof(why), "endpoint must be %s",
+			 PARAMS_ENDPOINT);
+		params_free(&p);
+		r = -EINVAL;
+	}
+	if (r == -EINVAL)
+		log_err("batches/new: %s", why);
+	if (r < 0)
+		return r;
+	r = submit_create(k, op, &p, &b, why, sizeof(why));
+	params_free(&p);
+	if (r < 0)
+		return r;
+	stage_set_last(&k->stage, b->id);
+	pthread_mutex_lock(&o->lock);
+	snprintf(o->line, sizeof(o->line), "%s\n", b->id);
+	o->made = 1;
+	o->base = -1;
+	pthread_mutex_unlock(&o->lock);
+	batch_unref(b);
+	return (ssize_t)size;
+}
+
+static ssize_t new_read(void *state, char *buf, size_t size, off_t off)
+{
+	struct new_open *o = state;
+	size_t len, at;
+
+	pthread_mutex_lock(&o->lock);
+	if (o->made && o->base < 0)
+		o->base = off;
+	at = (size_t)(o->made && off >= o->base ? off - o->base : off);
+	len = strlen(o->line);
+	if (at >= len)
+		size = 0;
+	else if (size > len - at)
+		size = len - at;
+	memcpy(buf, o->line + at, size);
+	pthread_mutex_unlock(&o->lock);
+	return (ssize_t)size;
+}
+
+static void new_release(void *state)
+{
+	struct new_open *o = state;
+
+	pthread_mutex_destroy(&o->lock);
+	free(o);
+}
+
+static const struct node_open_ops new_ops = {
+    .open = new_open,
+    .write = new_write,
+    .read = new_read,
+    .release = new_release,
+};
+
+static const struct node_type type_new = {
+    .what = "batches/new",
+    .mode = S_IFREG | 0600,
+    .flags = NT_WRITABLE,
+    .view = new_view,
+    .open_ops = &new_ops,
+};
+
+/*
+ * A new file in batches/ (cp, `cat >`): staged under its name; on close
+ * uploaded and made a batch of. A name is that of a batch input file
+ * (*.jsonl; else EINVAL, logged); one being written already is EBUSY.
+ */
+static int batches_create(struct kimifs *k, const struct node *dir,
+			  const char *name, struct node *child, void **state)
+{
+	struct staged *st;
+	int r = stage_check_name(name);
+
+	if (r == 0)
+		r = node_make(child, dir, &type_bstaged, name);
+	if (r == 0)
+		r = stage_create(&k->stage, STAGE_BATCHES, name, &st);
+	if (r == 0)
+		*state = st;
+	return r;
+}
+
+/* Names that cannot be batch ids are ENOENT at once, with no request; so
+ * are the names of uploads (*.jsonl) unless one is being written. new is
+ * there without being listed: batches/ lists the batches alone, so that a
+ * glob over batches/ matches each batch once and nothing else. */
 static int batches_lookup(struct kimifs *k, const struct node *dir,
 			  const char *name, struct node *child)
 {
+	uint64_t size;
+	time_t mtime;
 	int r;
 
-	(void)k;
+	if (strcmp(name, NEW_NAME) == 0)
+		return node_make(child, dir, &type_new, name);
+	if (stage_upload_name(name))
+		return stage_stat(&k->stage, STAGE_BATCHES, name, &size, &mtime)
+			   ? -ENOENT
+			   : node_make(child, dir, &type_bstaged, name);
 	if (!batch_id_valid(name))
 		return -ENOENT;
 	r = node_make(child, dir, &type_batch, name);
@@ -484,6 +736,7 @@ static int batches_readdir(struct kimifs *k, struct api_op *op,
 	(void)dir;
 	if (r < 0)
 		return r;
+	r = stage_list(&k->stage, STAGE_BATCHES, out);
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = dirlist_add(out, ids[i], S_IFDIR);
 	listing_free_ids(ids, n);
@@ -504,7 +757,8 @@ static int batches_view(struct kimifs *k, struct api_op *op,
 
 const struct node_type type_batches = {
     .what = "batches directory",
-    .mode = S_IFDIR | 0555,
+    .mode = S_IFDIR | 0755,
+    .create = batches_create,
     .view = batches_view,
     .lookup = batches_lookup,
     .readdir = batches_readdir,

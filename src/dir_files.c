@@ -13,6 +13,7 @@
 #include "cache.h"
 #include "kimifs.h"
 #include "log.h"
+#include "stage.h"
 #include "tree.h"
 
 #define BY_NAME "by-name"
@@ -280,15 +281,58 @@ static const struct node_type type_byname = {
     .readdir = byname_readdir,
 };
 
-/* Names that cannot be file ids are ENOENT at once, with no request. */
+/* A file being written into files/: staged (stage.h), uploaded on close
+ * and then gone (it is files/<id>/ from then on). */
+static int fstaged_view(struct kimifs *k, struct api_op *op,
+			const struct node *n, enum store_mode mode,
+			struct view *v)
+{
+	(void)op, (void)mode;
+	return stage_view(k, STAGE_FILES, n, v);
+}
+
+static int fstaged_flush(struct kimifs *k, struct api_op *op, void *state,
+			 uint64_t owner)
+{
+	struct file *f;
+	int r = stage_submit(k, op, state, owner, &f);
+
+	file_unref(f);
+	return r < 0 ? r : 0;
+}
+
+static const struct node_open_ops fstaged_ops = {
+    .open = stage_open_busy,
+    .write = stage_op_write,
+    .read = stage_op_read,
+    .resize = stage_op_resize,
+    .flush = fstaged_flush,
+    .release = stage_op_release,
+};
+
+static const struct node_type type_fstaged = {
+    .what = "staged file",
+    .mode = S_IFREG | 0600,
+    .flags = NT_WRITABLE,
+    .view = fstaged_view,
+    .open_ops = &fstaged_ops,
+};
+
+/* Names that cannot be file ids are ENOENT at once, with no request; so
+ * are the names of uploads (*.jsonl) unless one is being written. */
 static int files_lookup(struct kimifs *k, const struct node *dir,
 			const char *name, struct node *child)
 {
+	uint64_t size;
+	time_t mtime;
 	int r;
 
-	(void)k;
 	if (strcmp(name, BY_NAME) == 0)
 		return node_make(child, dir, &type_byname, name);
+	if (stage_upload_name(name))
+		return stage_stat(&k->stage, STAGE_FILES, name, &size, &mtime)
+			   ? -ENOENT
+			   : node_make(child, dir, &type_fstaged, name);
 	if (!file_id_valid(name))
 		return -ENOENT;
 	r = node_make(child, dir, &type_file, name);
@@ -308,15 +352,38 @@ static int files_readdir(struct kimifs *k, struct api_op *op,
 	if (r < 0)
 		return r;
 	r = dirlist_add(out, BY_NAME, S_IFDIR);
+	if (r == 0)
+		r = stage_list(&k->stage, STAGE_FILES, out);
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = dirlist_add(out, ids[i], S_IFDIR);
 	listing_free_ids(ids, n);
 	return r;
 }
 
+/*
+ * A new file in files/ (cp, `cat >`, tee): staged under its name, checked
+ * and uploaded when it is closed. A name is that of a batch input file
+ * (*.jsonl; else EINVAL, logged); one being written already is EBUSY.
+ */
+static int files_create(struct kimifs *k, const struct node *dir,
+			const char *name, struct node *child, void **state)
+{
+	struct staged *st;
+	int r = stage_check_name(name);
+
+	if (r == 0)
+		r = node_make(child, dir, &type_fstaged, name);
+	if (r == 0)
+		r = stage_create(&k->stage, STAGE_FILES, name, &st);
+	if (r == 0)
+		*state = st;
+	return r;
+}
+
 const struct node_type type_files = {
     .what = "files directory",
-    .mode = S_IFDIR | 0555,
+    .mode = S_IFDIR | 0755,
+    .create = files_create,
     .subdirs = 1,
     .view = tree_mount_view,
     .lookup = files_lookup,

@@ -46,6 +46,7 @@ struct handle {
 	int polling;
 	uint64_t poll_token;
 	struct fuse_pollhandle *poll_ph;
+	void *state; /* the open file's own state (node type's open_ops) */
 };
 
 static struct kimifs *state(fuse_req_t req)
@@ -60,6 +61,8 @@ static struct handle *handle_of(const struct fuse_file_info *fi)
 
 static void handle_free(struct handle *h)
 {
+	if (h->state)
+		h->node.type->open_ops->release(h->state);
 	view_release(&h->view);
 	dirlist_free(&h->list);
 	free(h);
@@ -197,6 +200,26 @@ static void ll_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
+/* The attributes of a file with a state of its own (a staged file, whose
+ * size grows as it is written): as it is now, or, once it is gone (its
+ * upload ended), as it was opened. */
+static void getattr_state(fuse_req_t req, fuse_ino_t ino,
+			  const struct handle *h)
+{
+	struct kimifs *k = state(req);
+	struct stat st;
+	struct view v;
+
+	if (view_node(k, req, &h->node, STORE_ANY, &v) == 0) {
+		tree_stat(k, &h->node, &v, &st);
+		view_release(&v);
+	} else {
+		tree_stat(k, &h->node, &h->view, &st);
+	}
+	st.st_ino = ino;
+	fuse_reply_attr(req, &st, 0);
+}
+
 /* The attributes of ino: from the open file when fi is one (so fstat
  * agrees with what it reads), else from a view that may use any copy. */
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -210,6 +233,10 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	int r;
 
 	STAT_ADD(&k->stats, fuse_getattrs, 1);
+	if (h && h->state) {
+		getattr_state(req, ino, h);
+		return;
+	}
 	if (h && !S_ISDIR(h->node.type->mode)) {
 		/* The kernel keeps one size per inode: the size of an open
 		 * file whose view may be older than the batch is not kept, so
@@ -233,6 +260,27 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	view_release(&v);
 }
 
+/* A staged file's size is set by its writer (ftruncate, as cp may do),
+ * and by nobody else (EBUSY); its mode, owner and times are ignored (it is
+ * 0600, the mounting user's: `cp -p` works). */
+static void setattr_state(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			  int to_set, struct fuse_file_info *fi)
+{
+	const struct handle *h = handle_of(fi);
+	int r = 0;
+
+	if ((to_set & FUSE_SET_ATTR_SIZE) && (!h || !h->state))
+		r = -EBUSY;
+	else if (to_set & FUSE_SET_ATTR_SIZE)
+		r = h->node.type->open_ops->resize(h->state,
+						   (uint64_t)attr->st_size);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	ll_getattr(req, ino, fi);
+}
+
 /* Only a writable file's size may be set, as the truncation before a
  * command is written (`echo cancel > ctl`; the times that come with it are
  * ignored); everything else is read-only. */
@@ -247,6 +295,10 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	int r = inodes_get(&k->inodes, ino, &n);
 
 	(void)attr;
+	if (r == 0 && n.type->open_ops && n.type->open_ops->resize) {
+		setattr_state(req, ino, attr, to_set, fi);
+		return;
+	}
 	if (r == 0 &&
 	    (!(n.type->flags & NT_WRITABLE) || !(to_set & FUSE_SET_ATTR_SIZE) ||
 	     (to_set & ~(FUSE_SET_ATTR_SIZE | times))))
@@ -282,6 +334,12 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (r < 0)
 			view_release(&h->view);
 	}
+	if (r == 0 && h->node.type->open_ops && h->node.type->open_ops->open) {
+		r = h->node.type->open_ops->open(k, &h->node, fi->flags,
+						 &h->state);
+		if (r < 0)
+			view_release(&h->view);
+	}
 	if (r < 0) {
 		free(h);
 		fuse_reply_err(req, -r);
@@ -295,6 +353,9 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * read from this view, whose size may differ from the last stat. */
 	fi->keep_cache = h->view.immutable;
 	fi->direct_io = !h->view.immutable;
+	/* Only a file with a state of its own acts on close(): the others
+	 * spare the kernel the flush round trip. */
+	fi->noflush = !h->state;
 	if (fuse_reply_open(req, fi) != 0) {
 		handle_untrack(k, h);
 		handle_free(h);
@@ -509,6 +570,25 @@ static void wait_read(fuse_req_t req, const struct node *n, size_t size,
 	wait_put(w);
 }
 
+/* A read of a file with a state of its own, as its state says. */
+static void read_state(fuse_req_t req, const struct handle *h, size_t size,
+		       off_t off)
+{
+	char *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = h->node.type->open_ops->read(h->state, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -519,6 +599,10 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (h->node.type->wait_ready) {
 		wait_read(req, &h->node, size, off,
 			  (fi->flags & O_NONBLOCK) != 0);
+		return;
+	}
+	if (h->state && h->node.type->open_ops->read) {
+		read_state(req, h, size, off);
 		return;
 	}
 	if (h->view.reader) {
@@ -635,6 +719,25 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 	free(target);
 }
 
+/* A write to a file with a state of its own (a staged file, batches/new),
+ * at the offset asked for (cp may seek). */
+static void write_state(fuse_req_t req, const struct handle *h, const char *buf,
+			size_t size, off_t off, uint64_t owner)
+{
+	struct kimifs *k = state(req);
+	struct api_op op;
+	ssize_t r;
+
+	op_begin(k, req, &op);
+	r = h->node.type->open_ops->write(k, &op, h->state, buf, size, off,
+					  owner);
+	op_end(req);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_write(req, (size_t)r);
+}
+
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -644,6 +747,10 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	int r;
 
 	(void)ino;
+	if (h->state && h->node.type->open_ops->write) {
+		write_state(req, h, buf, size, off, fi->lock_owner);
+		return;
+	}
 	if (!h->node.type->write) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -658,6 +765,28 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_err(req, -r);
 	else
 		fuse_reply_write(req, (size_t)r);
+}
+
+/*
+ * Each close(2): a file with a state of its own acts on it (a staged file
+ * is checked and uploaded here, so close returns the outcome; an upload
+ * may take as long as submit_upload_bound allows). Ctrl-C interrupts it.
+ */
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kimifs *k = state(req);
+	const struct handle *h = handle_of(fi);
+	struct api_op op;
+	int r = 0;
+
+	(void)ino;
+	if (h && h->state && h->node.type->open_ops->flush) {
+		op_begin(k, req, &op);
+		r = h->node.type->open_ops->flush(k, &op, h->state,
+						  fi->lock_owner);
+		op_end(req);
+	}
+	fuse_reply_err(req, -r);
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino,
@@ -797,17 +926,68 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	rofs(req);
 }
 
+/*
+ * A new file in a directory that takes them (files/, batches/): staged by
+ * the directory's create, open for its one writer. The mode asked for is
+ * ignored: a staged file is 0600, its writer's. Elsewhere EROFS.
+ */
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
-	(void)parent, (void)name, (void)mode, (void)fi;
-	rofs(req);
+	struct kimifs *k = state(req);
+	struct fuse_entry_param e;
+	struct handle *h = calloc(1, sizeof(*h));
+	struct node dir;
+	int r = h ? inodes_get(&k->inodes, parent, &dir) : -ENOMEM;
+
+	(void)mode;
+	if (r == 0 && !dir.type->create)
+		r = -EROFS;
+	if (r == 0)
+		r = dir.type->create(k, &dir, name, &h->node, &h->state);
+	if (r == 0)
+		r = view_node(k, req, &h->node, STORE_ANY, &h->view);
+	if (r < 0) {
+		if (h)
+			handle_free(h);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	tree_stat(k, &h->node, &h->view, &e.attr);
+	e.ino = inodes_add(&k->inodes, parent, name, &h->node);
+	if (!e.ino) {
+		handle_free(h);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	e.attr.st_ino = e.ino;
+	h->append = (fi->flags & O_APPEND) != 0;
+	h->refs = 1;
+	handle_track(k, h);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		handle_untrack(k, h);
+		handle_free(h);
+		inodes_forget(&k->inodes, e.ino, 1);
+	}
 }
 
+/* A file being written takes no extended attributes (ENOTSUP, which
+ * `cp -p` passes over when it copies ACLs); elsewhere EROFS. */
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
-	(void)ino, (void)name, (void)value, (void)size, (void)flags;
+	struct node n;
+
+	(void)name, (void)value, (void)size, (void)flags;
+	if (inodes_get(&state(req)->inodes, ino, &n) == 0 && n.type->open_ops &&
+	    n.type->open_ops->resize) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
 	rofs(req);
 }
 
@@ -858,6 +1038,7 @@ static const struct fuse_lowlevel_ops operations = {
     .open = ll_open,
     .read = ll_read,
     .write = ll_write,
+    .flush = ll_flush,
     .release = ll_release,
     .poll = ll_poll,
     .opendir = ll_opendir,

@@ -372,6 +372,12 @@ static int attempt(struct http *h, const struct api_op *op,
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
 				 stall > 0 ? stall : 1);
 	}
+	/* libcurl sends a request again by itself when a reused connection
+	 * closes before any answer: a request sent once (an upload, a
+	 * creation) takes a connection of its own, so what reached the
+	 * server is never sent twice. */
+	if (rq->no_retry)
+		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
 	if (h->opts->insecure) {
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);

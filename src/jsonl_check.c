@@ -270,7 +270,7 @@ static void end_line(struct jsonl_check *c)
 static void append(struct jsonl_check *c, const char *p, size_t n)
 {
 	if (c->overlong || n == 0)
-		return;
+		return; /* n == 0: buf may be NULL (an empty first line) */
 	if (c->blen + n > JSONL_MAX_LINE) {
 		c->overlong = 1;
 		return;

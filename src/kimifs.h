@@ -16,6 +16,7 @@
 #include "inode.h"
 #include "opts.h"
 #include "results_cache.h"
+#include "stage.h"
 #include "store_batches.h"
 #include "store_files.h"
 #include "watch.h"
@@ -32,6 +33,7 @@ struct kimifs {
 	struct files files;	  /* file snapshots, the listing of files/ */
 	struct file_ctl file_ctl; /* each file's last ctl outcome line */
 	struct cache cache;	  /* file contents on disk */
+	struct stage stage; /* files being written into files/, batches/ */
 	struct results_cache results; /* results indexes kept in memory */
 	struct inodes inodes;
 	struct watches watches;	     /* the waits of batches/<id>/wait */

@@ -239,6 +239,7 @@ int main(int argc, char *argv[])
 		goto out_api;
 	}
 	k.cache.stats = &k.stats;
+	stage_init(&k.stage, k.cache.dir, k.cache.dirfd);
 	STAT_SET(&k.stats, disk_bytes, k.cache.used);
 	if (check_api(&k) < 0)
 		goto out_cache;
@@ -315,6 +316,7 @@ out_batches:
 out_batches_only:
 	batches_destroy(&k.batches);
 out_cache:
+	stage_destroy(&k.stage);
 	cache_destroy(&k.cache);
 out_api:
 	pthread_mutex_destroy(&k.notify_lock);

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { KEY_HELP, KEY_VERSION, KEY_API_KEY, KEY_NUMBER, KEY_SIZE };
+#include "batch_params.h"
+
+enum { KEY_HELP, KEY_VERSION, KEY_API_KEY, KEY_NUMBER, KEY_SIZE, KEY_WINDOW };
 
 /*
  * The numeric options. fuse_opt's %lf and %u would take "nan", "inf",
@@ -60,6 +62,8 @@ static const struct fuse_opt kimifs_opts[] = {
     KOPT("cache_dir=%s", cache_dir),
     FUSE_OPT_KEY("cache_size=", KEY_SIZE),
     FUSE_OPT_KEY("cache_size", KEY_SIZE),
+    FUSE_OPT_KEY("completion_window=", KEY_WINDOW),
+    FUSE_OPT_KEY("completion_window", KEY_WINDOW),
     KOPT("insecure", insecure),
     KOPT("debug_http", debug_http),
     FUSE_OPT_KEY("api_key=", KEY_API_KEY),
@@ -176,6 +180,30 @@ bad:
 	return -1;
 }
 
+/*
+ * Parse "completion_window=W" into o: a window the API takes (12h to 7d,
+ * params_window_hours). 0, or -1 after one line naming the option and
+ * what it takes.
+ */
+static int parse_window(struct opts *o, const char *arg)
+{
+	const char *val = strchr(arg, '=');
+	char *copy;
+
+	val = val ? val + 1 : "";
+	if (params_window_hours(val) < 0) {
+		fprintf(stderr, "kimifs: completion_window must be hours or "
+				"days from 12h to 7d, such as 24h or 3d\n");
+		return -1;
+	}
+	copy = strdup(val);
+	if (!copy)
+		return -1;
+	free(o->completion_window);
+	o->completion_window = copy;
+	return 0;
+}
+
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
 {
 	struct opts *o = data;
@@ -186,6 +214,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
 		return parse_number(o, arg) < 0 ? -1 : 0;
 	case KEY_SIZE:
 		return parse_size(o, arg) < 0 ? -1 : 0;
+	case KEY_WINDOW:
+		return parse_window(o, arg);
 	case KEY_API_KEY:
 		fprintf(stderr,
 			"kimifs: the API key is never given on the "
@@ -252,6 +282,10 @@ void opts_usage(const char *prog)
 	    "    -o cache_size=N        bytes the disk cache may hold, "
 	    "suffix K, M or G,\n"
 	    "                           1M to 1024G (default 1G)\n"
+	    "    -o completion_window=W completion window of the batches "
+	    "made by a cp into\n"
+	    "                           batches/ and by batches/new, 12h to "
+	    "7d (default " DEFAULT_WINDOW ")\n"
 	    "    -o insecure            do not verify TLS certificates\n"
 	    "    -o debug_http          log each request: method, path, "
 	    "status, time\n"
@@ -277,6 +311,9 @@ int opts_parse(struct fuse_args *args, struct opts *o)
 	o->retries = 3;
 	o->poll_interval = 30;
 	o->cache_size = DEFAULT_CACHE_SIZE;
+	o->completion_window = strdup(DEFAULT_WINDOW);
+	if (!o->completion_window)
+		return -1;
 	if (fuse_opt_parse(args, o, kimifs_opts, opt_proc) < 0)
 		return -1;
 	/* libfuse takes the mount point from the arguments. */
@@ -320,6 +357,7 @@ void opts_free(struct opts *o)
 	free(o->base_url);
 	free(o->api_key_file);
 	free(o->cache_dir);
+	free(o->completion_window);
 	free(o->source);
 	free(o->mountpoint);
 	memset(o, 0, sizeof(*o));

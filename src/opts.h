@@ -15,6 +15,7 @@
 #define DEFAULT_CACHE_SIZE (1ULL << 30)
 #define CACHE_SIZE_MIN	   (1ULL << 20)
 #define CACHE_SIZE_MAX	   (1ULL << 40)
+#define DEFAULT_WINDOW	   "24h"
 
 struct opts {
 	char *base_url;		/* no trailing '/' once opts_check has run */
@@ -31,6 +32,8 @@ struct opts {
 	char *cache_dir;	/* the disk cache of file contents, or NULL:
 				   $XDG_CACHE_HOME/kimifs, ~/.cache/kimifs */
 	unsigned long long cache_size; /* bytes the disk cache may hold */
+	char *completion_window;       /* of the batches made by a cp into
+					  batches/, and batches/new's default */
 	char *source;	  /* mount(8)'s first argument ("kimifs"), or NULL */
 	char *mountpoint; /* the last non-option argument */
 	int show_help;

@@ -12,6 +12,7 @@
 #define KIMIFS_TREE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -24,6 +25,7 @@
 struct kimifs;
 struct node_type;
 struct cache_reader;
+struct api_op;
 
 /* A place in the tree. Plain data: copied freely, owns nothing. */
 struct node {
@@ -64,6 +66,34 @@ enum {
 	NT_WRITABLE = 1, /* takes writes and truncation (ctl) */
 };
 
+/*
+ * Files whose open file descriptions each have a state of their own (a
+ * staged file's writer, an open batches/new): made by the directory's
+ * create or by open, passed to each hook, ended by release. A NULL hook
+ * leaves the operation to the node type (write, view).
+ */
+struct node_open_ops {
+	/* Open n (an existing node) with open(2) flags: 0 with *state, or
+	 * -errno (-EBUSY: a staged file has its one writer already). */
+	int (*open)(struct kimifs *k, const struct node *n, int flags,
+		    void **state);
+	/* One write of buf at off by the open file table owner (the
+	 * kernel's lock owner; 0 when not told): size or -errno. */
+	ssize_t (*write)(struct kimifs *k, struct api_op *op, void *state,
+			 const char *buf, size_t size, off_t off,
+			 uint64_t owner);
+	/* One read into buf at off: bytes (0 at the end), or -errno. */
+	ssize_t (*read)(void *state, char *buf, size_t size, off_t off);
+	/* ftruncate: 0 or -errno. */
+	int (*resize)(void *state, uint64_t size);
+	/* Each close(2), by the open file table owner: 0 or -errno, which
+	 * close returns. */
+	int (*flush)(struct kimifs *k, struct api_op *op, void *state,
+		     uint64_t owner);
+	/* The last close: free state. */
+	void (*release)(void *state);
+};
+
 struct node_type {
 	const char *what; /* for messages: "batch directory", "ctl" ... */
 	mode_t mode;	  /* S_IFDIR | 0555, S_IFREG | 0444 ... */
@@ -99,6 +129,12 @@ struct node_type {
 	/* What a waiting read returns once the batch is final (obj, the
 	 * store's object): 0 with *text malloc'd, or -errno. */
 	int (*wait_text)(const void *obj, char **text, size_t *len);
+	/* Directories that take new files (files/, batches/): make name a
+	 * new file, its node in *child and its writer's state in *state (the
+	 * child's type has open_ops). 0 or -errno. NULL: EROFS. */
+	int (*create)(struct kimifs *k, const struct node *dir,
+		      const char *name, struct node *child, void **state);
+	const struct node_open_ops *open_ops; /* or NULL */
 };
 
 /* The root node of the tree. */

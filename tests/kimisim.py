@@ -49,7 +49,8 @@ HISTORY = {"validating": [], "failed": [], "in_progress": [],
 ENDPOINT = "/v1/chat/completions"
 MODEL = "moonshot-v1-8k"
 FILE_PURPOSES = ("batch", "file-extract", "image", "video")
-FAULT_ACTIONS = ("status", "body", "drop", "hang", "slow", "truncate", "delay", "endless")
+FAULT_ACTIONS = ("status", "body", "drop", "hang", "slow", "truncate", "delay", "endless",
+                 "lost")
 VALIDATING_S, PROCESSING_S, FINALIZING_S = 3.0, 20.0, 3.0   # --auto timings
 MAX_BATCH_FILE = 100 * 1024 * 1024
 MAX_BODY = 200 * 1024 * 1024
@@ -1157,6 +1158,9 @@ class Handler(BaseHTTPRequestHandler):
             head, data = self.answer_bytes(status, payload, headers)
         if stale:       # the answer says how things were when it was asked
             self.pause(fault.get("seconds", 1), wake)
+        if action == "lost":    # done, but the answer never reaches the client
+            self.log_message("%s %s -> %d, lost", method, path, status)
+            return self.close_now()
         self.write_answer(head, data, action, fault, wake)
         self.log_message("%s %s -> %d", method, path, status)
 

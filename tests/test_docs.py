@@ -18,14 +18,15 @@ def code_options():
     table = text[text.index("kimifs_opts[] = {"):text.index("FUSE_OPT_END")]
     names = set(re.findall(r'KOPT\("([a-z_]+)', table))
     names |= set(re.findall(r'NUMBER_KEYS\("([a-z_]+)"\)', table))
-    names |= set(re.findall(r'FUSE_OPT_KEY\("([a-z_]+)=", KEY_SIZE', table))
+    names |= set(re.findall(r'FUSE_OPT_KEY\("([a-z_]+)=", KEY_(?:SIZE|WINDOW)', table))
     return names
 
 
 def test_the_table_has_the_options_we_expect():
     assert code_options() == {"base_url", "api_key_file", "cache_ttl", "page_size",
                               "timeout", "connect_timeout", "retries", "insecure",
-                              "debug_http", "cache_dir", "cache_size", "poll_interval"}
+                              "debug_http", "cache_dir", "cache_size", "poll_interval",
+                              "completion_window"}
 
 
 def test_help_lists_exactly_the_options_of_the_table():

@@ -455,9 +455,10 @@ def test_only_the_mounting_user_gets_in_by_default(sim, mount):
     assert "default_permissions" in sopts, sopts
     assert "allow_other" not in sopts | opts, (opts, sopts)
     assert "user_id=%d" % os.getuid() in sopts, sopts
-    # everything belongs to the mounting user; only ctl is writable, by
-    # that user alone
-    for rel, mode in (("", 0o40555), ("batches", 0o40555), ("batches/" + bid, 0o40555),
+    # everything belongs to the mounting user; only ctl, batches/ and
+    # files/ (which take uploads) are writable, by that user alone
+    for rel, mode in (("", 0o40555), ("batches", 0o40755), ("files", 0o40755),
+                      ("batches/" + bid, 0o40555),
                       ("batches/%s/status" % bid, 0o100444),
                       ("batches/%s/ctl" % bid, 0o100600)):
         st = os.stat(os.path.join(m.path, rel))

@@ -173,7 +173,7 @@ def test_find_newer_spots_the_batch_that_changed(sim, mount):
 def test_modes_and_owner(sim, mount):
     (bid,) = sim.seed(1, status="completed", metadata={"k": "v"})
     m = mount()
-    dirs = [m.path, m.batches, m.batch(bid), m.batch(bid, "request_counts"),
+    dirs = [m.path, m.batch(bid), m.batch(bid, "request_counts"),
             m.batch(bid, "metadata"), m.batch(bid, "results"), m.batch(bid, "usage")]
     files = [m.batch(bid, n) for n in os.listdir(m.batch(bid))
              if n not in ("ctl", "request_counts", "metadata", "results", "usage")]
@@ -183,6 +183,11 @@ def test_modes_and_owner(sim, mount):
     for p in dirs:
         st = os.stat(p)
         assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o555, p
+    # batches/ and files/ take new files (uploads), from their owner only
+    for p in (m.batches, os.path.join(m.path, "files")):
+        st = os.stat(p)
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755, p
+    dirs.append(m.batches)
     for p in files:
         st = os.stat(p)
         assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o444, p
@@ -194,7 +199,7 @@ def test_modes_and_owner(sim, mount):
     rc, out, err = m.sh("stat -c '%%a %%U %%n' batches batches/%s/status batches/%s/ctl"
                         % (bid, bid))
     user = out.split()[1]
-    assert out == ("555 {u} batches\n444 {u} batches/{b}/status\n600 {u} batches/{b}/ctl\n"
+    assert out == ("755 {u} batches\n444 {u} batches/{b}/status\n600 {u} batches/{b}/ctl\n"
                    .format(u=user, b=bid))
 
 

@@ -1,0 +1,383 @@
+/*
+ * stage.c - staged files (stage.h): a table of names being written, each
+ * backed by a file in the cache directory; checked and uploaded on the
+ * first close after data was written, and unstaged whatever the outcome.
+ */
+#include "stage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kimifs.h"
+#include "log.h"
+#include "submit.h"
+#include "util.h"
+
+/* The cache sweeps files named .tmp-<anything>-<pid>-<seq> whose process
+ * is gone (cache.c). */
+#define STAGE_PREFIX ".tmp-stage"
+
+struct staged {
+	struct staged *next; /* in the table, while listed */
+	struct stage *s;
+	int refs; /* the table's (while listed) and the writer's */
+	enum stage_dir dir;
+	char name[NODE_NAME_MAX + 1];
+	char path[PATH_MAX];
+	int fd;	       /* the file on disk, read and write */
+	uint64_t size; /* its size: the furthest write or the last resize */
+	time_t mtime;
+	int dirty;	/* written since the last flush */
+	uint64_t owner; /* who wrote last (a lock owner), or 0 */
+	int listed;	/* the name is staged */
+	int busy;	/* a flush is checking or uploading it */
+};
+
+void stage_init(struct stage *s, const char *dir, int dirfd)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	s->dir = dir;
+	s->dirfd = dirfd;
+}
+
+/* Drop one reference (lock held); the last one closes and frees st. */
+static void put_locked(struct staged *st)
+{
+	if (--st->refs > 0)
+		return;
+	close(st->fd);
+	free(st);
+}
+
+/* Take st out of the table and off the disk (lock held). */
+static void unstage_locked(struct staged *st)
+{
+	struct stage *s = st->s;
+
+	if (!st->listed)
+		return;
+	for (struct staged **p = &s->list; *p; p = &(*p)->next)
+		if (*p == st) {
+			*p = st->next;
+			break;
+		}
+	st->listed = 0;
+	unlink(st->path);
+	put_locked(st);
+}
+
+void stage_destroy(struct stage *s)
+{
+	pthread_mutex_lock(&s->lock);
+	while (s->list)
+		unstage_locked(s->list);
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_destroy(&s->lock);
+}
+
+static struct staged *find_locked(struct stage *s, enum stage_dir dir,
+				  const char *name)
+{
+	for (struct staged *st = s->list; st; st = st->next)
+		if (st->dir == dir && strcmp(st->name, name) == 0)
+			return st;
+	return NULL;
+}
+
+#define UPLOAD_EXT ".jsonl"
+
+int stage_upload_name(const char *name)
+{
+	size_t n = strlen(name), e = strlen(UPLOAD_EXT);
+
+	return n > e && strcmp(name + n - e, UPLOAD_EXT) == 0;
+}
+
+int stage_check_name(const char *name)
+{
+	if (stage_upload_name(name) && batch_name_safe(name))
+		return 0;
+	log_err("%s: the name must end in " UPLOAD_EXT " (a batch input "
+		"file); nothing was staged",
+		name);
+	return -EINVAL;
+}
+
+int stage_create(struct stage *s, enum stage_dir dir, const char *name,
+		 struct staged **out)
+{
+	struct staged *st;
+	char disk[64];
+	int r = 0;
+
+	*out = NULL;
+	if (strlen(name) > NODE_NAME_MAX)
+		return -ENAMETOOLONG;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	if (find_locked(s, dir, name)) {
+		r = -EBUSY;
+		goto out_unlock;
+	}
+	snprintf(disk, sizeof(disk), STAGE_PREFIX "-%ld-%u", (long)getpid(),
+		 s->seq++);
+	st->fd =
+	    openat(s->dirfd, disk, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (st->fd < 0) {
+		r = -errno;
+		log_err("%s: cannot stage it in %s: %s", name, s->dir,
+			strerror(errno));
+		goto out_unlock;
+	}
+	snprintf(st->path, sizeof(st->path), "%s/%s", s->dir, disk);
+	snprintf(st->name, sizeof(st->name), "%s", name);
+	st->s = s;
+	st->dir = dir;
+	st->mtime = time(NULL);
+	st->listed = 1;
+	st->refs = 2; /* the table's and the writer's */
+	st->next = s->list;
+	s->list = st;
+	*out = st;
+out_unlock:
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0)
+		free(st);
+	return r;
+}
+
+int stage_stat(struct stage *s, enum stage_dir dir, const char *name,
+	       uint64_t *size, time_t *mtime)
+{
+	const struct staged *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&s->lock);
+	st = find_locked(s, dir, name);
+	if (st) {
+		*size = st->size;
+		*mtime = st->mtime;
+		r = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int stage_list(struct stage *s, enum stage_dir dir, struct dirlist *out)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (const struct staged *st = s->list; r == 0 && st; st = st->next)
+		if (st->dir == dir)
+			r = dirlist_add(out, st->name, S_IFREG);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+const char *stage_name(const struct staged *st)
+{
+	return st->name;
+}
+
+enum stage_dir stage_dir_of(const struct staged *st)
+{
+	return st->dir;
+}
+
+ssize_t stage_write(struct staged *st, const char *buf, size_t size, off_t off,
+		    uint64_t owner)
+{
+	struct stage *s = st->s;
+	ssize_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = st->listed ? 0 : -EBADF;
+	pthread_mutex_unlock(&s->lock);
+	if (n < 0)
+		return n;
+	n = pwrite(st->fd, buf, size, off);
+	if (n < 0)
+		return -errno;
+	pthread_mutex_lock(&s->lock);
+	if ((uint64_t)off + (uint64_t)n > st->size)
+		st->size = (uint64_t)off + (uint64_t)n;
+	st->mtime = time(NULL);
+	st->dirty = 1;
+	st->owner = owner;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+ssize_t stage_read(struct staged *st, char *buf, size_t size, off_t off)
+{
+	ssize_t n = pread(st->fd, buf, size, off);
+
+	return n < 0 ? -errno : n;
+}
+
+int stage_resize(struct staged *st, uint64_t size)
+{
+	struct stage *s = st->s;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (!st->listed)
+		r = -EBADF;
+	else if (ftruncate(st->fd, (off_t)size) < 0)
+		r = -errno;
+	if (r == 0) {
+		st->size = size;
+		st->mtime = time(NULL);
+		st->dirty = 1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* Log each line of report (the problems of a file that breaks a rule). */
+static void log_problems(const char *report)
+{
+	while (*report) {
+		size_t len = strcspn(report, "\n");
+
+		log_err("%.*s", (int)len, report);
+		report += len;
+		if (*report == '\n')
+			report++;
+	}
+}
+
+int stage_submit(struct kimifs *k, struct api_op *op, struct staged *st,
+		 uint64_t owner, struct file **out)
+{
+	struct stage *s = st->s;
+	char *report = NULL;
+	char why[512];
+	uint64_t size;
+	int r;
+
+	*out = NULL;
+	pthread_mutex_lock(&s->lock);
+	/* Nothing new (the flush of a redirection before its command
+	 * writes), or the close of another process's copy of the
+	 * descriptor (a child's exec closing it): not the writer's close. */
+	if (!st->listed || !st->dirty || st->busy ||
+	    (st->owner && owner && owner != st->owner)) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	st->dirty = 0;
+	st->busy = 1;
+	size = st->size;
+	pthread_mutex_unlock(&s->lock);
+
+	r = submit_check(st->path, st->name, &report);
+	if (r == -EINVAL) {
+		log_err("upload %s: refused, it breaks the rules of a batch "
+			"input file:",
+			st->name);
+		log_problems(report);
+	} else if (r < 0) {
+		log_err("upload %s: cannot check it: %s", st->name,
+			strerror(-r));
+	}
+	free(report);
+	if (r < 0)
+		goto out_unstage;
+	op->deadline = util_now() + submit_upload_bound(k, size);
+	r = submit_upload(k, op, st->path, st->name, out, why, sizeof(why));
+out_unstage:
+	pthread_mutex_lock(&s->lock);
+	st->busy = 0;
+	unstage_locked(st);
+	pthread_mutex_unlock(&s->lock);
+	return r < 0 ? r : 1;
+}
+
+void stage_release(struct staged *st)
+{
+	struct stage *s = st->s;
+
+	pthread_mutex_lock(&s->lock);
+	if (st->listed && !st->busy) {
+		if (st->size == 0)
+			log_err("upload %s: refused: the file is empty",
+				st->name);
+		else
+			log_err("upload %s: closed before it was sent; "
+				"not uploaded",
+				st->name);
+		unstage_locked(st);
+	}
+	put_locked(st);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void stage_set_last(struct stage *s, const char *id)
+{
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->last, sizeof(s->last), "%s", id);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void stage_get_last(struct stage *s, char *out)
+{
+	pthread_mutex_lock(&s->lock);
+	memcpy(out, s->last, sizeof(s->last));
+	pthread_mutex_unlock(&s->lock);
+}
+
+int stage_view(struct kimifs *k, enum stage_dir dir, const struct node *n,
+	       struct view *v)
+{
+	uint64_t size;
+
+	if (stage_stat(&k->stage, dir, n->name, &size, &v->mtime) < 0) {
+		/* Unstaged since: only the inode of a descriptor still open
+		 * gets here (lookups of the name are ENOENT), and its fstat
+		 * must not fail; it is empty now. */
+		v->len = 0;
+		v->mtime = time(NULL);
+		return 0;
+	}
+	v->len = (size_t)size;
+	return 0;
+}
+
+int stage_open_busy(struct kimifs *k, const struct node *n, int flags,
+		    void **state)
+{
+	(void)k, (void)n, (void)flags, (void)state;
+	return -EBUSY;
+}
+
+ssize_t stage_op_write(struct kimifs *k, struct api_op *op, void *state,
+		       const char *buf, size_t size, off_t off, uint64_t owner)
+{
+	(void)k, (void)op;
+	return stage_write(state, buf, size, off, owner);
+}
+
+ssize_t stage_op_read(void *state, char *buf, size_t size, off_t off)
+{
+	return stage_read(state, buf, size, off);
+}
+
+int stage_op_resize(void *state, uint64_t size)
+{
+	return stage_resize(state, size);
+}
+
+void stage_op_release(void *state)
+{
+	stage_release(state);
+}

@@ -1,0 +1,119 @@
+/*
+ * stage.h - files being written into files/ or batches/: each a name in one
+ * of the two directories and a file on disk in the cache directory (never
+ * whole in memory), shown in listings with its growing size until it is
+ * checked and uploaded on close (submit.h). A name is staged once at a
+ * time. Also holds the id of the batch this mount created last (read by
+ * batches/new).
+ */
+#ifndef KIMIFS_STAGE_H
+#define KIMIFS_STAGE_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "batch.h"
+#include "tree.h"
+
+struct api_op;
+struct file;
+
+enum stage_dir { STAGE_FILES, STAGE_BATCHES };
+
+struct staged; /* one staged file, also the per-open state of its writer */
+
+struct stage {
+	pthread_mutex_t lock; /* guards everything below and each staged */
+	struct staged *list;
+	const char *dir; /* the cache directory, where the files live */
+	int dirfd;	 /* dir, open */
+	unsigned seq;	 /* for the names on disk */
+	char last[BATCH_ID_MAX + 1]; /* the batch created last, or "" */
+};
+
+/* Set up an empty table of files kept in dir, open as dirfd (neither
+ * owned; both outlive the table). */
+void stage_init(struct stage *s, const char *dir, int dirfd);
+/* Remove what is left (files still open when the mount ends). */
+void stage_destroy(struct stage *s);
+
+/*
+ * Stage name in dir as a new empty file (mode 0600 on disk, named
+ * .tmp-stage-<pid>-<seq>, so that a later mount sweeps what a dead one
+ * left). 0 with the writer's reference in *out, -EBUSY when name is staged
+ * already, or -errno of making the file.
+ */
+int stage_create(struct stage *s, enum stage_dir dir, const char *name,
+		 struct staged **out);
+
+/* Whether name is that of an upload (ends in .jsonl, a batch input file's
+ * extension): such a name is never a file or batch id. */
+int stage_upload_name(const char *name);
+
+/* Whether a new file may be called name: 0, or -EINVAL (logged) when it
+ * is not an upload's name. */
+int stage_check_name(const char *name);
+
+/* The size and time of staged name in dir: 0, or -ENOENT when it is not
+ * staged. */
+int stage_stat(struct stage *s, enum stage_dir dir, const char *name,
+	       uint64_t *size, time_t *mtime);
+
+/* Add the staged names of dir to out (as regular files). 0 or -ENOMEM. */
+int stage_list(struct stage *s, enum stage_dir dir, struct dirlist *out);
+
+/* The name, the dir of st. */
+const char *stage_name(const struct staged *st);
+enum stage_dir stage_dir_of(const struct staged *st);
+
+/* Write, read or resize the file of st: bytes or 0, or -errno (-EBADF once
+ * its upload has ended). A write remembers owner, the open file table
+ * (process) that wrote (the kernel's lock owner; 0: not known). */
+ssize_t stage_write(struct staged *st, const char *buf, size_t size, off_t off,
+		    uint64_t owner);
+ssize_t stage_read(struct staged *st, char *buf, size_t size, off_t off);
+int stage_resize(struct staged *st, uint64_t size);
+
+/*
+ * The flush of close() by owner: when something was written since the
+ * last one, by owner (or by a writer not known), check the file (submit_check;
+ * each problem logged) and upload it (submit_upload, with op's deadline moved
+ * to submit_upload_bound). The name is unstaged whatever the outcome, so
+ * nothing is left half done. 1 with the uploaded file in *out (one reference),
+ * 0 when there was nothing new to send (*out NULL), or -errno: -EINVAL when the
+ * file breaks a rule, the upload's error otherwise.
+ */
+int stage_submit(struct kimifs *k, struct api_op *op, struct staged *st,
+		 uint64_t owner, struct file **out);
+
+/* The writer closed st for good: a name still staged (nothing was ever
+ * written) is refused in the log and removed. Drops the writer's
+ * reference. */
+void stage_release(struct staged *st);
+
+/*
+ * Node-type hooks shared by the staged files of files/ and batches/
+ * (tree.h's node_open_ops; the flush is each directory's): the view of
+ * staged name n->name in dir (its size so far, mode from the type; empty
+ * once unstaged, for the fstat of a descriptor still open: lookups of the
+ * name are ENOENT by then), a second open (-EBUSY: a staged file has
+ * one writer), and the writer's write, read, resize and release.
+ */
+int stage_view(struct kimifs *k, enum stage_dir dir, const struct node *n,
+	       struct view *v);
+int stage_open_busy(struct kimifs *k, const struct node *n, int flags,
+		    void **state);
+ssize_t stage_op_write(struct kimifs *k, struct api_op *op, void *state,
+		       const char *buf, size_t size, off_t off, uint64_t owner);
+ssize_t stage_op_read(void *state, char *buf, size_t size, off_t off);
+int stage_op_resize(void *state, uint64_t size);
+void stage_op_release(void *state);
+
+/* Remember id as the batch created last; copy it into out (size
+ * BATCH_ID_MAX + 1; "" when none). */
+void stage_set_last(struct stage *s, const char *id);
+void stage_get_last(struct stage *s, char *out);
+
+#endif
