@@ -102,11 +102,8 @@ static const struct {
 	const char *name;
 	const struct node_type *type;
 } root_children[] = {
-    {"batches", &type_batches},
-    {"files", &type_files},
-    {"ctl", &type_root_ctl},
-    {"stats", &type_stats},
-    {"log", &type_log},
+    {"batches", &type_batches}, {"files", &type_files}, {"ctl", &type_root_ctl},
+    {"stats", &type_stats},	{"log", &type_log},
 };
 #define NROOT (sizeof(root_children) / sizeof(root_children[0]))
 
