@@ -15,11 +15,12 @@
 #include "log.h"
 #include "util.h"
 
-/* One batch's last outcome line. */
+/* One batch's last outcome line, and the batch its retry made. */
 struct ctl_line {
 	struct ctl_line *next;
 	char *id;
-	char *text;
+	char *text;    /* or NULL */
+	char *retried; /* "" while a retry runs, then the new batch's id */
 };
 
 enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off)
@@ -56,6 +57,7 @@ void ctl_destroy(struct ctl_outcomes *o)
 			next = l->next;
 			free(l->id);
 			free(l->text);
+			free(l->retried);
 			free(l);
 		}
 	}
@@ -73,25 +75,36 @@ static struct ctl_line **line_slot(struct ctl_outcomes *o, const char *id)
 	return p;
 }
 
+/* The line of batch id, made when there is none (caller holds o->lock);
+ * NULL when memory ran out. */
+static struct ctl_line *line_get(struct ctl_outcomes *o, const char *id)
+{
+	struct ctl_line **p = line_slot(o, id), *l;
+
+	if (*p)
+		return *p;
+	l = calloc(1, sizeof(*l));
+	if (!l || !(l->id = strdup(id))) {
+		free(l);
+		return NULL;
+	}
+	*p = l;
+	return l;
+}
+
 /* Make text (copied) the outcome line of batch id; 0 or -ENOMEM. */
 static int set_outcome(struct ctl_outcomes *o, const char *id, const char *text)
 {
 	char *copy = strdup(text);
-	struct ctl_line **p, *l = NULL;
+	struct ctl_line **p;
 	int r = -ENOMEM;
 
 	if (!copy)
 		return -ENOMEM;
 	pthread_mutex_lock(&o->lock);
 	p = line_slot(o, id);
-	if (!*p) {
-		l = calloc(1, sizeof(*l));
-		if (!l || !(l->id = strdup(id))) {
-			free(l);
-			goto out;
-		}
-		*p = l;
-	}
+	if (!*p && !line_get(o, id))
+		goto out;
 	free((*p)->text);
 	(*p)->text = copy;
 	copy = NULL;
@@ -109,7 +122,7 @@ char *ctl_outcome(struct ctl_outcomes *o, const char *id)
 
 	pthread_mutex_lock(&o->lock);
 	l = *line_slot(o, id);
-	if (l)
+	if (l && l->text)
 		text = strdup(l->text);
 	pthread_mutex_unlock(&o->lock);
 	return text;
@@ -207,6 +220,75 @@ static int do_refresh(struct kimifs *k, struct api_op *op, const char *id)
 	return r;
 }
 
+/*
+ * Claim the retry of batch id: 0 when this caller may run it; else 1 with
+ * the batch an earlier retry made in done (done[0] == '\0': one is under
+ * way), or -ENOMEM. A batch is retried once per mount: a second `retry`
+ * names the first one's batch, which is the one to retry next.
+ */
+static int retry_claim(struct ctl_outcomes *o, const char *id, char *done,
+		       size_t len)
+{
+	struct ctl_line *l;
+	int r = 0;
+
+	pthread_mutex_lock(&o->lock);
+	l = line_get(o, id);
+	if (!l) {
+		r = -ENOMEM;
+	} else if (l->retried) {
+		snprintf(done, len, "%s", l->retried);
+		r = 1;
+	} else if (!(l->retried = strdup(""))) {
+		r = -ENOMEM;
+	}
+	pthread_mutex_unlock(&o->lock);
+	return r;
+}
+
+/* End the claim: made is the new batch's id, or NULL (none was made). */
+static void retry_settle(struct ctl_outcomes *o, const char *id,
+			 const char *made)
+{
+	struct ctl_line *l;
+
+	pthread_mutex_lock(&o->lock);
+	l = *line_slot(o, id);
+	if (l) {
+		free(l->retried);
+		l->retried = made ? strdup(made) : NULL;
+	}
+	pthread_mutex_unlock(&o->lock);
+}
+
+/* The retry itself, once claimed. */
+static int retry_once(struct kimifs *k, struct api_op *op,
+		      const struct batch *b, char *msg, size_t len)
+{
+	char done[BATCH_ID_MAX + 1] = "";
+	int r = retry_claim(&k->ctl, b->id, done, sizeof(done));
+
+	if (r < 0) {
+		snprintf(msg, len, "%s", strerror(-r));
+		return r;
+	}
+	if (r == 1 && !done[0]) {
+		snprintf(msg, len, "a retry of this batch is under way");
+		return -EBUSY;
+	}
+	if (r == 1) {
+		snprintf(msg, len,
+			 "ok %s (retried already: retry that batch "
+			 "to go on)",
+			 done);
+		return 0;
+	}
+	r = ctl_retry(k, op, b, msg, len);
+	retry_settle(&k->ctl, b->id,
+		     r == 0 && strncmp(msg, "ok ", 3) == 0 ? msg + 3 : NULL);
+	return r;
+}
+
 /* retry: on a final batch only (EBUSY before; a copy that is not final is
  * fetched again first); the outcome line says what
  * came of it ("retry: ok batch_...", "retry: nothing to retry"). */
@@ -230,7 +312,7 @@ static int do_retry(struct kimifs *k, struct api_op *op, const char *id)
 			 b->status);
 		r = -EBUSY;
 	} else {
-		r = ctl_retry(k, op, b, msg, sizeof(msg));
+		r = retry_once(k, op, b, msg, sizeof(msg));
 	}
 	if (r == 0) {
 		snprintf(line, sizeof(line), "retry: %s\n", msg);

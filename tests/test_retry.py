@@ -108,6 +108,31 @@ def test_retry_sends_exactly_the_failed_lines_as_a_new_batch(sim, mount):
     assert "retry %s: ok %s" % (bid, new) in m.stderr_text()
 
 
+def test_a_second_retry_of_a_batch_names_the_first_and_sends_nothing(sim, mount):
+    bid = make_batch(sim, "completed", failed=2)
+    m = mount()
+    rc, err, text = retry(m, bid)
+    assert rc == 0, err
+    first = new_batch_of(text)
+    # Run twice by mistake (a script run again, a shell history): no
+    # second batch of the same requests; ctl names the first, the one to
+    # retry next.
+    m.sh("echo refresh > batches/%s/ctl" % bid)
+    sim.clear_log()
+    rc, err, text = retry(m, bid)
+    assert rc == 0, err
+    assert text == "retry: ok %s (retried already: retry that batch to go on)\n" % first
+    assert posts(sim) == []
+    # Concurrent retries of one batch: one runs, the others wait their
+    # turn or name it; never two new batches.
+    other = make_batch(sim, "completed", failed=1)
+    sim.clear_log()
+    rc, out, err = m.sh("for i in 1 2 3 4; do (echo retry > batches/%s/ctl) & done; wait"
+                        % other)
+    creates = [r for r in posts(sim) if r["path"] == "/v1/batches"]
+    assert len(creates) == 1, creates
+
+
 def test_the_staged_input_is_removed(sim, mount, tmp_path):
     bid = make_batch(sim, "completed", failed=1)
     cache = str(tmp_path / "cache")
