@@ -165,6 +165,25 @@ def read_text(path):
         return f.read().decode("utf-8", "surrogateescape")
 
 
+def interrupted_after(cwd, command, reached, what):
+    """Run command in a shell (its own process group) in cwd, wait until
+    reached() says the request it waits on reached the server, then
+    Ctrl-C it. Returns (seconds the interrupt took to end it, its exit
+    status); the process never outlives the call."""
+    proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(reached, timeout=10, what=what)
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(25)
+        return time.monotonic() - t0, proc.returncode
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def errno_of(fn, *args):
     """Call fn(*args); return 0 if it succeeds, else the OSError's errno."""
     try:

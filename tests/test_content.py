@@ -3,22 +3,19 @@ kept in the disk cache (cache_dir, cache_size), shared by concurrent
 readers, never served cut short. Checked through the shell, against the
 simulator's request log and the cache directory itself."""
 
-import errno
 import hashlib
 import json
 import os
 import pwd
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
 import threading
-import time
 
 import pytest
 
-from conftest import KIMIFS, kimifs_env, read_text, run_kimifs, wait_for
+from conftest import KIMIFS, interrupted_after, kimifs_env, read_text, run_kimifs, wait_for
 
 
 def add_file(sim, **fields):
@@ -254,20 +251,10 @@ def test_ctrl_c_ends_a_read_waiting_on_a_download(sim, mount, cache):
     f = add_file(sim, size=300000)
     m = mount(options=["cache_dir=" + cache], timeout=30)
     sim.fault(path="/content$", action="hang", seconds=120)
-    proc = subprocess.Popen(["bash", "-c", "exec cat files/%s/content" % f["id"]], cwd=m.path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        wait_for(lambda: content_gets(sim, f["id"]), timeout=10, what="the download")
-        t0 = time.monotonic()
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(25)
-        assert time.monotonic() - t0 < 5, "the interrupt waited for the timeout"
-        assert proc.returncode != 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    elapsed, rc = interrupted_after(m.path, "exec cat files/%s/content" % f["id"],
+                                    lambda: content_gets(sim, f["id"]), "the download")
+    assert elapsed < 5, "the interrupt waited for the timeout"
+    assert rc != 0
     # The download goes on for the next reader; once the server answers,
     # it has the whole content.
     sim.clear_faults()

@@ -6,14 +6,11 @@ comes back. Ctrl-C on a command that waits on the server ends it at once.
 """
 
 import os
-import signal
-import subprocess
 import threading
-import time
 
 import pytest
 
-from conftest import read_text, timed, wait_for
+from conftest import interrupted_after, read_text, timed, wait_for
 
 FAST = ["connect_timeout=1"]
 QUICK = 2.0  # seconds a non-waiting operation may take on a loaded machine
@@ -82,19 +79,10 @@ def test_ctrl_c_ends_a_wait_on_a_hung_server_at_once(sim, mount, what):
     }[what]
     sim.fault(path=path, count=-1, action="hang", seconds=120)
     sim.clear_log()
-    proc = subprocess.Popen(["bash", "-c", cmd], cwd=m.path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_for(lambda: sim.log(), timeout=10, what="the request to reach the server")
-        t0 = time.monotonic()
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(25)
-        assert time.monotonic() - t0 < QUICK + 3, "the interrupt waited for the timeout"
-        assert proc.returncode != 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    elapsed, rc = interrupted_after(m.path, cmd, lambda: sim.log(),
+                                    "the request to reach the server")
+    assert elapsed < QUICK + 3, "the interrupt waited for the timeout"
+    assert rc != 0
     sim.clear_faults()
     # The daemon goes on serving, the interrupted batch included.
     assert read_text(m.batch(other, "status")) == "in_progress\n"

@@ -7,7 +7,6 @@ cannot exist)."""
 import errno
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.request
@@ -15,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import errno_of, read_text, timed, wait_for
+from conftest import errno_of, interrupted_after, read_text, timed, wait_for
 
 ENDPOINT = "/v1/chat/completions"
 
@@ -425,20 +424,10 @@ def test_ctrl_c_ends_a_wait_on_a_download_at_once(sim, mount):
     assert "results" in os.listdir(m.batch(bid))
     sim.fault(path="/content$", action="hang", seconds=120, count=-1)
     sim.clear_log()
-    proc = subprocess.Popen(["bash", "-c", "exec ls batches/%s/results" % bid], cwd=m.path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        wait_for(lambda: contents(sim), timeout=10, what="the download to reach the server")
-        t0 = time.monotonic()
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(25)
-        assert time.monotonic() - t0 < 5, "the interrupt waited for the timeout"
-        assert proc.returncode != 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    elapsed, rc = interrupted_after(m.path, "exec ls batches/%s/results" % bid,
+                                    lambda: contents(sim), "the download to reach the server")
+    assert elapsed < 5, "the interrupt waited for the timeout"
+    assert rc != 0
     sim.clear_faults()
     assert len(listing(m, bid)) == 6
 

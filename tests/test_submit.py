@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import KIMIFS, PYTHON, errno_of, read_text, wait_for
+from conftest import KIMIFS, PYTHON, errno_of, interrupted_after, read_text, wait_for
 from test_user import as_user, home, start_as_user, user  # noqa: F401 (fixtures)
 
 NOBODY = 65534
@@ -571,20 +571,10 @@ def test_ctrl_c_ends_an_upload_and_leaves_nothing(sim, mount, tmp_path, fault):
     m = mount(timeout=30)
     src = write(tmp_path, "i.jsonl", GOOD)
     sim.fault(method="POST", path="^/v1/files$", **fault)
-    proc = subprocess.Popen(["bash", "-c", "exec cp %s files/" % src], cwd=m.path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        wait_for(lambda: uploads(sim), timeout=10, what="the upload to reach the server")
-        t0 = time.monotonic()
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(25)
-        assert time.monotonic() - t0 < 10, "the interrupt waited for the timeout"
-        assert proc.returncode != 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    elapsed, rc = interrupted_after(m.path, "exec cp %s files/" % src, lambda: uploads(sim),
+                                    "the upload to reach the server")
+    assert elapsed < 10, "the interrupt waited for the timeout"
+    assert rc != 0
     sim.clear_faults()
     wait_for(lambda: "i.jsonl" not in entries(m, "files"), timeout=10,
              what="the staged name to go")
