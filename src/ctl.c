@@ -23,23 +23,30 @@ struct ctl_line {
 	char *retried; /* "" while a retry runs, then the new batch's id */
 };
 
-enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off)
+int ctl_word(const char *buf, size_t size, off_t off, const char *const *words,
+	     size_t n)
 {
 	size_t a = 0, b = size;
 
 	if (off != 0 || size > CTL_MAX || memchr(buf, '\0', size))
-		return CMD_NONE;
+		return -1;
 	while (a < b && strchr(" \t\r\n", buf[a]))
 		a++;
 	while (b > a && strchr(" \t\r\n", buf[b - 1]))
 		b--;
-	if (b - a == 6 && memcmp(buf + a, "cancel", 6) == 0)
-		return CMD_CANCEL;
-	if (b - a == 7 && memcmp(buf + a, "refresh", 7) == 0)
-		return CMD_REFRESH;
-	if (b - a == 5 && memcmp(buf + a, "retry", 5) == 0)
-		return CMD_RETRY;
-	return CMD_NONE;
+	for (size_t i = 0; i < n; i++)
+		if (strlen(words[i]) == b - a &&
+		    memcmp(buf + a, words[i], b - a) == 0)
+			return (int)i;
+	return -1;
+}
+
+enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off)
+{
+	/* In the order of enum ctl_cmd, after CMD_NONE. */
+	static const char *const words[] = {"cancel", "refresh", "retry"};
+
+	return (enum ctl_cmd)(ctl_word(buf, size, off, words, 3) + 1);
 }
 
 void ctl_init(struct ctl_outcomes *o)
@@ -92,8 +99,7 @@ static struct ctl_line *line_get(struct ctl_outcomes *o, const char *id)
 	return l;
 }
 
-/* Make text (copied) the outcome line of batch id; 0 or -ENOMEM. */
-static int set_outcome(struct ctl_outcomes *o, const char *id, const char *text)
+int ctl_set_outcome(struct ctl_outcomes *o, const char *id, const char *text)
 {
 	char *copy = strdup(text);
 	struct ctl_line **p;
@@ -128,8 +134,8 @@ char *ctl_outcome(struct ctl_outcomes *o, const char *id)
 	return text;
 }
 
-static void outcome(struct kimifs *k, const char *id, const char *cmd, int r,
-		    const char *why)
+void ctl_record(struct ctl_outcomes *o, const char *id, const char *cmd, int r,
+		const char *why)
 {
 	char line[700];
 
@@ -140,7 +146,7 @@ static void outcome(struct kimifs *k, const char *id, const char *cmd, int r,
 		snprintf(line, sizeof(line), "%s: failed: %s\n", cmd, why);
 		log_err("%s %s: failed: %s", cmd, id, why);
 	}
-	set_outcome(&k->ctl, id, line);
+	ctl_set_outcome(o, id, line);
 }
 
 /* The reason for a failed call: "<status> <server message>", else the
@@ -200,7 +206,7 @@ static int do_cancel(struct kimifs *k, struct api_op *op, const char *id)
 			r = 0;
 	}
 out:
-	outcome(k, id, "cancel", r, why);
+	ctl_record(&k->ctl, id, "cancel", r, why);
 	batch_unref(after);
 	batch_unref(b);
 	return r;
@@ -215,7 +221,7 @@ static int do_refresh(struct kimifs *k, struct api_op *op, const char *id)
 
 	if (r < 0)
 		api_why(&err, r, why, sizeof(why));
-	outcome(k, id, "refresh", r, why);
+	ctl_record(&k->ctl, id, "refresh", r, why);
 	batch_unref(b);
 	return r;
 }
@@ -321,7 +327,7 @@ static int do_retry(struct kimifs *k, struct api_op *op, const char *id)
 		snprintf(line, sizeof(line), "retry: failed: %s\n", msg);
 		log_err("retry %s: failed: %s", id, msg);
 	}
-	set_outcome(&k->ctl, id, line);
+	ctl_set_outcome(&k->ctl, id, line);
 	batch_unref(b);
 	return r;
 }
@@ -371,7 +377,7 @@ int ctl_root_write(struct kimifs *k, struct api_op *op, const char *buf,
 			 strerror(-r));
 		log_err("refresh batches/: failed: %s", strerror(-r));
 	}
-	set_outcome(&k->ctl, ROOT_KEY, line);
+	ctl_set_outcome(&k->ctl, ROOT_KEY, line);
 	return r < 0 ? r : (int)size;
 }
 

@@ -30,9 +30,18 @@ struct ctl_outcomes {
 enum ctl_cmd { CMD_NONE, CMD_CANCEL, CMD_REFRESH, CMD_RETRY };
 
 /*
+ * Which of the n words (a command each) a write of size bytes at offset
+ * off to a ctl file is: its index, or -1. Surrounding white space is
+ * ignored; anything else (NUL bytes, two words, a write past offset 0 or
+ * over CTL_MAX) is none.
+ */
+int ctl_word(const char *buf, size_t size, off_t off, const char *const *words,
+	     size_t n);
+
+/*
  * The one command in a write of size bytes at offset off to ctl, or
- * CMD_NONE. Surrounding white space is ignored; anything else (NUL bytes,
- * two commands, a write past offset 0 or over CTL_MAX) is not a command.
+ * CMD_NONE (ctl_word). Surrounding white space is ignored; anything else (NUL
+ * bytes, two commands, a write past offset 0 or over CTL_MAX) is not a command.
  */
 enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off);
 
@@ -58,6 +67,14 @@ struct batch;
  */
 int ctl_retry(struct kimifs *k, struct api_op *op, const struct batch *b,
 	      char *msg, size_t msglen);
+
+/* Make text (copied) the outcome line of id in o; 0 or -ENOMEM. */
+int ctl_set_outcome(struct ctl_outcomes *o, const char *id, const char *text);
+
+/* Log the outcome of command cmd on id (r: 0 or -errno, why: the reason)
+ * and keep it in o as id's line: "cmd: ok" or "cmd: failed: why". */
+void ctl_record(struct ctl_outcomes *o, const char *id, const char *cmd, int r,
+		const char *why);
 
 /* An empty map of outcome lines; ctl_destroy frees what it holds. */
 void ctl_init(struct ctl_outcomes *o);

@@ -131,7 +131,7 @@ static int fctl_view(struct kimifs *k, struct api_op *op, const struct node *n,
 	if (r < 0)
 		return r;
 	file_unref(f);
-	v->owned = file_ctl_outcome(&k->file_ctl, n->id);
+	v->owned = ctl_outcome(&k->file_ctl, n->id);
 	v->data = v->owned ? v->owned : "";
 	v->len = strlen(v->data);
 	return 0;

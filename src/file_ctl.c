@@ -1,7 +1,7 @@
 /*
  * file_ctl.c - the commands of a file's ctl file: "delete". Input is
  * checked before anything is sent; each outcome is logged and kept as one
- * line for reads of ctl.
+ * line for reads of ctl (a map of ctl.h's outcome lines).
  */
 #include "file_ctl.h"
 
@@ -13,105 +13,12 @@
 #include "kimifs.h"
 #include "log.h"
 
-struct file_line {
-	struct file_line *next;
-	char *id;
-	char *text;
-};
-
 enum file_cmd file_ctl_parse(const char *buf, size_t size, off_t off)
 {
-	size_t a = 0, b = size;
+	static const char *const words[] = {"delete"};
 
-	if (off != 0 || size > CTL_MAX || memchr(buf, '\0', size))
-		return FCMD_NONE;
-	while (a < b && strchr(" \t\r\n", buf[a]))
-		a++;
-	while (b > a && strchr(" \t\r\n", buf[b - 1]))
-		b--;
-	if (b - a == 6 && memcmp(buf + a, "delete", 6) == 0)
-		return FCMD_DELETE;
-	return FCMD_NONE;
-}
-
-void file_ctl_init(struct file_ctl *c)
-{
-	c->lines = NULL;
-	pthread_mutex_init(&c->lock, NULL);
-}
-
-void file_ctl_destroy(struct file_ctl *c)
-{
-	while (c->lines) {
-		struct file_line *l = c->lines;
-
-		c->lines = l->next;
-		free(l->id);
-		free(l->text);
-		free(l);
-	}
-	pthread_mutex_destroy(&c->lock);
-}
-
-static struct file_line *find(struct file_ctl *c, const char *id)
-{
-	struct file_line *l = c->lines;
-
-	while (l && strcmp(l->id, id) != 0)
-		l = l->next;
-	return l;
-}
-
-char *file_ctl_outcome(struct file_ctl *c, const char *id)
-{
-	struct file_line *l;
-	char *text = NULL;
-
-	pthread_mutex_lock(&c->lock);
-	l = find(c, id);
-	if (l)
-		text = strdup(l->text);
-	pthread_mutex_unlock(&c->lock);
-	return text;
-}
-
-/* Log the outcome of cmd on id and keep it as its line. */
-static void outcome(struct file_ctl *c, const char *id, const char *cmd, int r,
-		    const char *why)
-{
-	char line[700];
-	struct file_line *l;
-	char *text;
-
-	if (r == 0) {
-		snprintf(line, sizeof(line), "%s: ok\n", cmd);
-		log_info("%s %s: ok", cmd, id);
-	} else {
-		snprintf(line, sizeof(line), "%s: failed: %s\n", cmd, why);
-		log_err("%s %s: failed: %s", cmd, id, why);
-	}
-	text = strdup(line);
-	if (!text)
-		return;
-	pthread_mutex_lock(&c->lock);
-	l = find(c, id);
-	if (!l) {
-		l = calloc(1, sizeof(*l));
-		if (l && (l->id = strdup(id))) {
-			l->next = c->lines;
-			c->lines = l;
-		} else {
-			free(l);
-			l = NULL;
-		}
-	}
-	if (l) {
-		free(l->text);
-		l->text = text;
-		text = NULL;
-	}
-	pthread_mutex_unlock(&c->lock);
-	free(text);
+	return ctl_word(buf, size, off, words, 1) == 0 ? FCMD_DELETE
+						       : FCMD_NONE;
 }
 
 static int do_delete(struct kimifs *k, struct api_op *op, const char *id)
@@ -131,7 +38,7 @@ static int do_delete(struct kimifs *k, struct api_op *op, const char *id)
 		files_forget(&k->files, id);
 		cache_forget(&k->cache, id);
 	}
-	outcome(&k->file_ctl, id, "delete", r, why);
+	ctl_record(&k->file_ctl, id, "delete", r, why);
 	return r;
 }
 

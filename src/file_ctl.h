@@ -5,20 +5,12 @@
 #ifndef KIMIFS_FILE_CTL_H
 #define KIMIFS_FILE_CTL_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "api.h"
 
 struct kimifs;
-struct file_line;
-
-/* The outcome line of the last command on each file, by id. */
-struct file_ctl {
-	pthread_mutex_t lock; /* guards lines */
-	struct file_line *lines;
-};
 
 enum file_cmd { FCMD_NONE, FCMD_DELETE };
 
@@ -36,11 +28,5 @@ enum file_cmd file_ctl_parse(const char *buf, size_t size, off_t off);
  */
 int file_ctl_write(struct kimifs *k, struct api_op *op, const char *id,
 		   const char *buf, size_t size, off_t off);
-
-void file_ctl_init(struct file_ctl *c);
-void file_ctl_destroy(struct file_ctl *c);
-
-/* A malloc'd copy of file id's last outcome line, or NULL. */
-char *file_ctl_outcome(struct file_ctl *c, const char *id);
 
 #endif
