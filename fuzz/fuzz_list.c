@@ -15,10 +15,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct api_page page;
 	struct api_error err;
 
-	if (api_parse_list((const char *)data, size, &page, &err) == 0) {
-		for (size_t i = 0; i < page.nitems; i++)
-			if (!page.items[i] || !page.items[i]->id)
+	if (api_parse_list(&api_list_batch, (const char *)data, size, &page,
+			   &err) == 0) {
+		for (size_t i = 0; i < page.nitems; i++) {
+			const struct batch *b = page.items[i];
+
+			if (!b || !b->id)
 				abort();
+		}
 		api_page_free(&page);
 	}
 	return 0;

@@ -21,13 +21,34 @@ struct api {
 	struct http http;
 };
 
-/* One page of GET /v1/batches. */
+/* The longest id a list's cursor (`after`) may be. */
+#define API_CURSOR_MAX BATCH_ID_MAX
+
+/* One page of a list endpoint (api_list). */
 struct api_page {
-	struct batch **items; /* parsed objects; bad ones are left out */
+	void **items; /* parsed objects of the list's kind (struct batch *,
+			 struct file *), one reference each; bad ones are
+			 left out */
 	size_t nitems;
 	char *last_id; /* id of the page's last object, for the next `after` */
-	int has_more;
+	int has_more;  /* false when the answer does not say */
+	void (*unref)(void *obj); /* drops an item (api_page_free) */
 };
+
+/* A list endpoint and the objects it lists (api_list.c). */
+struct api_list_kind {
+	const char *path;   /* "/v1/batches" */
+	const char *name;   /* "batch": for messages */
+	const char *plural; /* "batches" */
+	int null_more;	    /* has_more may be null (as absent: false) */
+	/* Parse one object of the list: 0 with one reference in *out, or
+	 * -EIO with the reason in why (len bytes). */
+	int (*parse)(const cJSON *item, void **out, char *why, size_t len);
+	void (*unref)(void *obj);
+};
+
+extern const struct api_list_kind api_list_batch; /* api_batches.c */
+extern const struct api_list_kind api_list_file;  /* api_files.c */
 
 /*
  * Make every call under way end at once (-EINTR) and every later call fail
@@ -60,28 +81,19 @@ int api_cancel_batch(struct api *api, struct api_op *op, const char *id,
 int api_create_batch(struct api *api, struct api_op *op,
 		     const struct batch_params *p, struct batch **out,
 		     struct api_error *err);
-/* after may be NULL for the first page. */
-int api_list_batches(struct api *api, struct api_op *op, const char *after,
-		     unsigned limit, struct api_page *page,
-		     struct api_error *err);
+/*
+ * GET kind->path?limit=N[&after=ID] (after may be NULL for the first
+ * page): 0 with the page (free with api_page_free), or -errno with err
+ * (-EIO when the answer is not a list).
+ */
+int api_list(struct api *api, struct api_op *op,
+	     const struct api_list_kind *kind, const char *after,
+	     unsigned limit, struct api_page *page, struct api_error *err);
 void api_page_free(struct api_page *page);
-
-/* One page of GET /v1/files. */
-struct api_file_page {
-	struct file **items; /* parsed objects; bad ones are left out */
-	size_t nitems;
-	char *last_id; /* id of the page's last object, for the next `after` */
-	int has_more;  /* false when the answer does not say */
-};
 
 /* The file endpoints (api_files.c), with the errno mapping above. */
 int api_get_file(struct api *api, struct api_op *op, const char *id,
 		 struct file **out, struct api_error *err);
-/* GET /v1/files?limit=N[&after=ID]; after may be NULL. */
-int api_list_files(struct api *api, struct api_op *op, const char *after,
-		   unsigned limit, struct api_file_page *page,
-		   struct api_error *err);
-void api_file_page_free(struct api_file_page *page);
 /*
  * POST /v1/files, multipart: the file at path (streamed, never in memory)
  * as filename, with purpose. Sent once (never retried here: a retry after
@@ -107,12 +119,12 @@ int api_download_file(struct api *api, struct api_op *op, const char *id,
 		      void *arg, size_t *len, struct api_error *err);
 
 /*
- * Parse the body of a list answer into page. Returns 0, or -EIO with err
- * filled in when the body is not a list. Used by api_list_batches; exposed
- * for the fuzz targets.
+ * Parse the body of an answer of kind's list into page. Returns 0, or -EIO
+ * with err filled in when the body is not a list. Used by api_list and the
+ * start-up check; exposed for the fuzz targets.
  */
-int api_parse_list(const char *body, size_t len, struct api_page *page,
-		   struct api_error *err);
+int api_parse_list(const struct api_list_kind *kind, const char *body,
+		   size_t len, struct api_page *page, struct api_error *err);
 
 /*
  * One cheap authenticated request (GET /v1/batches?limit=1, no retries), to

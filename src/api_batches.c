@@ -122,108 +122,27 @@ int api_create_batch(struct api *api, struct api_op *op,
 	return r;
 }
 
-static int parse_page(const cJSON *root, struct api_page *page,
-		      struct api_error *err)
+static int parse_batch(const cJSON *item, void **out, char *why, size_t len)
 {
-	const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-	const cJSON *more = cJSON_GetObjectItemCaseSensitive(root, "has_more");
-	const cJSON *item;
-	char why[256], first[256] = "";
-	size_t bad = 0;
+	struct batch *b;
+	int r = batch_from_json(item, &b, why, len);
 
-	if (!cJSON_IsArray(data) || (more && !cJSON_IsBool(more))) {
-		snprintf(err->message, sizeof(err->message),
-			 "malformed list: %s",
-			 cJSON_IsArray(data) ? "has_more is not a boolean"
-					     : "data is not an array");
-		return -EIO;
-	}
-	page->has_more = cJSON_IsTrue(more);
-	page->items =
-	    calloc((size_t)cJSON_GetArraySize(data) + 1, sizeof(*page->items));
-	if (!page->items)
-		return -ENOMEM;
-	cJSON_ArrayForEach (item, data) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
-		struct batch *b;
-
-		/* An id holding a NUL is no string: never a cursor. */
-		if (cJSON_IsString(id)) {
-			free(page->last_id);
-			page->last_id = strdup(id->valuestring);
-		}
-		if (batch_from_json(item, &b, why, sizeof(why)) < 0) {
-			if (!bad++)
-				snprintf(first, sizeof(first), "%s", why);
-			continue;
-		}
-		page->items[page->nitems++] = b;
-	}
-	/* One line per page, however many objects are broken. */
-	if (bad == 1)
-		log_warn("list: left out a malformed batch: %s", first);
-	else if (bad > 1)
-		log_warn("list: left out %zu malformed batches; the first: %s",
-			 bad, first);
-	return 0;
-}
-
-int api_parse_list(const char *body, size_t len, struct api_page *page,
-		   struct api_error *err)
-{
-	struct http_answer ans = {(char *)body, len, 0, 200};
-	cJSON *root;
-	int r;
-
-	memset(page, 0, sizeof(*page));
-	memset(err, 0, sizeof(*err));
-	root = http_json(&ans, err);
-	r = root ? parse_page(root, page, err) : -EIO;
-	if (r < 0)
-		api_page_free(page);
-	cJSON_Delete(root);
+	*out = b;
 	return r;
 }
 
-int api_list_batches(struct api *api, struct api_op *op, const char *after,
-		     unsigned limit, struct api_page *page,
-		     struct api_error *err)
+static void unref_batch(void *obj)
 {
-	char path[BATCH_ID_MAX * 3 + 64];
-	char *esc = NULL;
-	struct http_request rq = {.method = HTTP_GET,
-				  .kind = STAT_LIST,
-				  .path = path,
-				  .sink_fd = -1,
-				  .retries = -1};
-	struct http_answer ans;
-	int r;
-
-	memset(page, 0, sizeof(*page));
-	if (after) {
-		esc = curl_easy_escape(NULL, after, 0);
-		if (!esc)
-			return -ENOMEM;
-	}
-	snprintf(path, sizeof(path), "/v1/batches?limit=%u%s%.*s", limit,
-		 esc ? "&after=" : "", BATCH_ID_MAX * 3, esc ? esc : "");
-	curl_free(esc);
-	r = http_call(&api->http, op, &rq, &ans, err);
-	if (r == 0)
-		r = api_parse_list(ans.data ? ans.data : "", ans.len, page,
-				   err);
-	http_answer_free(&ans);
-	return r;
+	batch_unref(obj);
 }
 
-void api_page_free(struct api_page *page)
-{
-	for (size_t i = 0; i < page->nitems; i++)
-		batch_unref(page->items[i]);
-	free(page->items);
-	free(page->last_id);
-	memset(page, 0, sizeof(*page));
-}
+const struct api_list_kind api_list_batch = {
+    .path = "/v1/batches",
+    .name = "batch",
+    .plural = "batches",
+    .parse = parse_batch,
+    .unref = unref_batch,
+};
 
 /*
  * GET /v1/batches?limit=1 once, without retries, and check that the answer
@@ -244,8 +163,8 @@ int api_check(struct api *api, struct api_error *err)
 	int r = http_call(&api->http, NULL, &rq, &ans, err);
 
 	if (r == 0) {
-		r = api_parse_list(ans.data ? ans.data : "", ans.len, &page,
-				   err);
+		r = api_parse_list(&api_list_batch, ans.data ? ans.data : "",
+				   ans.len, &page, err);
 		if (r == 0)
 			api_page_free(&page);
 		else if (r == -EIO)

@@ -74,95 +74,30 @@ out:
 	return r;
 }
 
-static int parse_files(const cJSON *root, struct api_file_page *page,
-		       struct api_error *err)
+static int parse_file(const cJSON *item, void **out, char *why, size_t len)
 {
-	const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-	const cJSON *more = cJSON_GetObjectItemCaseSensitive(root, "has_more");
-	const cJSON *item;
-	char why[256], first[256] = "";
-	size_t bad = 0;
+	struct file *f;
+	int r = file_from_json(item, &f, why, len);
 
-	if (!cJSON_IsArray(data) ||
-	    (more && !cJSON_IsBool(more) && !cJSON_IsNull(more))) {
-		snprintf(err->message, sizeof(err->message),
-			 "malformed file list: %s",
-			 cJSON_IsArray(data) ? "has_more is not a boolean"
-					     : "data is not an array");
-		return -EIO;
-	}
-	page->has_more = cJSON_IsTrue(more);
-	page->items =
-	    calloc((size_t)cJSON_GetArraySize(data) + 1, sizeof(*page->items));
-	if (!page->items)
-		return -ENOMEM;
-	cJSON_ArrayForEach (item, data) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
-		struct file *f;
-
-		if (cJSON_IsString(id)) {
-			free(page->last_id);
-			page->last_id = strdup(id->valuestring);
-		}
-		if (file_from_json(item, &f, why, sizeof(why)) < 0) {
-			if (!bad++)
-				snprintf(first, sizeof(first), "%s", why);
-			continue;
-		}
-		page->items[page->nitems++] = f;
-	}
-	if (bad)
-		log_warn("file list: left out %zu malformed file%s; the first: "
-			 "%s",
-			 bad, bad == 1 ? "" : "s", first);
-	return 0;
-}
-
-int api_list_files(struct api *api, struct api_op *op, const char *after,
-		   unsigned limit, struct api_file_page *page,
-		   struct api_error *err)
-{
-	char path[FILE_ID_MAX * 3 + 64];
-	char *esc = NULL;
-	struct http_request rq = {.method = HTTP_GET,
-				  .kind = STAT_LIST,
-				  .path = path,
-				  .sink_fd = -1,
-				  .retries = -1};
-	struct http_answer ans = {0};
-	cJSON *root = NULL;
-	int r;
-
-	memset(page, 0, sizeof(*page));
-	if (after) {
-		esc = curl_easy_escape(NULL, after, 0);
-		if (!esc)
-			return -ENOMEM;
-	}
-	snprintf(path, sizeof(path), "/v1/files?limit=%u%s%.*s", limit,
-		 esc ? "&after=" : "", FILE_ID_MAX * 3, esc ? esc : "");
-	curl_free(esc);
-	r = http_call(&api->http, op, &rq, &ans, err);
-	if (r < 0)
-		goto out;
-	root = http_json(&ans, err);
-	r = root ? parse_files(root, page, err) : -EIO;
-out:
-	if (r < 0)
-		api_file_page_free(page);
-	cJSON_Delete(root);
-	http_answer_free(&ans);
+	*out = f;
 	return r;
 }
 
-void api_file_page_free(struct api_file_page *page)
+static void unref_file(void *obj)
 {
-	for (size_t i = 0; i < page->nitems; i++)
-		file_unref(page->items[i]);
-	free(page->items);
-	free(page->last_id);
-	memset(page, 0, sizeof(*page));
+	file_unref(obj);
 }
+
+/* has_more may be null: the list of files is one page when it does not
+ * say. */
+const struct api_list_kind api_list_file = {
+    .path = "/v1/files",
+    .name = "file",
+    .plural = "files",
+    .null_more = 1,
+    .parse = parse_file,
+    .unref = unref_file,
+};
 
 int api_delete_file(struct api *api, struct api_op *op, const char *id,
 		    struct api_error *err)

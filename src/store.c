@@ -757,3 +757,21 @@ int store_wait(struct store *s, const struct api_op *op, const char *id,
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
+
+int store_page_take(struct store_page *page, struct api_page *ap,
+		    struct api_error *err)
+{
+	page->items = calloc(ap->nitems + 1, sizeof(*page->items));
+	if (!page->items) {
+		snprintf(err->message, sizeof(err->message), "%s",
+			 strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	memcpy(page->items, ap->items, ap->nitems * sizeof(*page->items));
+	page->nitems = ap->nitems;
+	ap->nitems = 0; /* the references are the page's now */
+	page->last_id = ap->last_id;
+	ap->last_id = NULL;
+	page->has_more = ap->has_more;
+	return 0;
+}

@@ -37,6 +37,12 @@ struct store_page {
 	int has_more;
 };
 
+/* Fill page with the objects, cursor and has_more of a list page of the
+ * API, taking them (ap keeps nothing to free but its array): 0, or
+ * -ENOMEM with err. For the kinds' list_page. */
+int store_page_take(struct store_page *page, struct api_page *ap,
+		    struct api_error *err);
+
 /*
  * A kind of object: a table of functions over opaque objects. Objects are
  * immutable snapshots with a reference count; ctx is the kind's own (the

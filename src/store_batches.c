@@ -86,32 +86,15 @@ static size_t kind_bytes(const void *obj)
 	return sizeof(*b) + strlen(b->id) + b->json.len;
 }
 
-/* One page of GET /v1/batches, its batches moved into page. */
 static int kind_list_page(void *ctx, struct api_op *op, const char *after,
 			  unsigned limit, struct store_page *page,
 			  struct api_error *err)
 {
 	struct api_page ap;
-	int r = api_list_batches(ctx, op, after, limit, &ap, err);
+	int r = api_list(ctx, op, &api_list_batch, after, limit, &ap, err);
 
-	if (r < 0)
-		return r;
-	page->items = calloc(ap.nitems + 1, sizeof(*page->items));
-	if (!page->items) {
-		snprintf(err->message, sizeof(err->message), "%s",
-			 strerror(ENOMEM));
-		r = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < ap.nitems; i++) {
-		page->items[i] = ap.items[i];
-		ap.items[i] = NULL;
-	}
-	page->nitems = ap.nitems;
-	page->last_id = ap.last_id;
-	ap.last_id = NULL;
-	page->has_more = ap.has_more;
-out:
+	if (r == 0)
+		r = store_page_take(page, &ap, err);
 	api_page_free(&ap);
 	return r;
 }

@@ -19,7 +19,7 @@ struct batches {
 };
 
 /* The kind: struct batch objects fetched with api_get_batch and listed with
- * api_list_batches (ctx: the struct api). */
+ * api_list of api_list_batch (ctx: the struct api). */
 extern const struct store_kind store_kind_batch;
 
 /* Set up the store and the listing over api; 0 or -ENOMEM. */

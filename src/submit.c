@@ -71,14 +71,15 @@ static void learn_file(struct kimifs *k, struct file *f, double sent)
 static int find_copy(struct kimifs *k, struct api_op *op, const char *filename,
 		     uint64_t size, struct file **out)
 {
-	struct api_file_page page;
+	struct api_page page;
 	struct api_error err;
 	char *after = NULL;
 	int r = 0;
 
 	*out = NULL;
 	for (unsigned pages = 0; pages < 1000; pages++) {
-		r = api_list_files(&k->api, op, after, 100, &page, &err);
+		r = api_list(&k->api, op, &api_list_file, after, 100, &page,
+			     &err);
 		free(after);
 		after = NULL;
 		if (r < 0)
@@ -98,7 +99,7 @@ static int find_copy(struct kimifs *k, struct api_op *op, const char *filename,
 		}
 		if (page.has_more && page.last_id)
 			after = strdup(page.last_id);
-		api_file_page_free(&page);
+		api_page_free(&page);
 		if (!after)
 			break;
 	}
