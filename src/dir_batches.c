@@ -88,14 +88,9 @@ static render_fn file_render(const char *name)
 	return NULL;
 }
 
-/*
- * The snapshot of n's batch in mode, into v with the batch's event time.
- * A 404 is the everyday answer to a name probe and is not logged; other
- * failures are, once.
- */
-static int batch_snapshot(struct kimifs *k, struct api_op *op,
-			  const struct node *n, enum store_mode mode,
-			  struct view *v)
+int batch_node_snapshot(struct kimifs *k, struct api_op *op,
+			const struct node *n, enum store_mode mode,
+			struct view *v)
 {
 	struct api_error err;
 	int r = batches_get(&k->batches, op, n->id, mode, &v->snap, &err);
@@ -108,8 +103,20 @@ static int batch_snapshot(struct kimifs *k, struct api_op *op,
 	}
 	v->mtime = (time_t)v->snap->mtime;
 	v->immutable = v->snap->final;
-	v->told = !v->snap->final; /* store hook: fs_attach */
 	return 0;
+}
+
+/* The snapshot of a node of batches/<id>/ itself: one the kernel may keep
+ * for cache_ttl, being told of a change (fs_attach). */
+static int batch_snapshot(struct kimifs *k, struct api_op *op,
+			  const struct node *n, enum store_mode mode,
+			  struct view *v)
+{
+	int r = batch_node_snapshot(k, op, n, mode, v);
+
+	if (r == 0)
+		v->told = !v->snap->final; /* store hook: fs_attach */
+	return r;
 }
 
 /*

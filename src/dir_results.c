@@ -16,25 +16,6 @@
 #include "log.h"
 #include "results_cache.h"
 
-/* The snapshot of n's batch in mode into v, with its event time; a 404
- * (a name probe) is not logged. */
-static int snapshot(struct kimifs *k, struct api_op *op, const struct node *n,
-		    enum store_mode mode, struct view *v)
-{
-	struct api_error err;
-	int r = batches_get(&k->batches, op, n->id, mode, &v->snap, &err);
-
-	if (r < 0) {
-		if (r != -ENOENT)
-			log_err("batch %s: %s", n->id,
-				err.message[0] ? err.message : strerror(-r));
-		return r;
-	}
-	v->mtime = (time_t)v->snap->mtime;
-	v->immutable = v->snap->final;
-	return 0;
-}
-
 /*
  * The snapshot of n's batch (into v) and its results (*set, NULL when it
  * has no file yet). When want says the node is not there and the copy may
@@ -46,7 +27,7 @@ results_view(struct kimifs *k, struct api_op *op, const struct node *n,
 	     enum store_mode mode, struct view *v, struct results_set **set,
 	     int (*want)(const struct node *, const struct results_set *))
 {
-	int r = snapshot(k, op, n, mode, v);
+	int r = batch_node_snapshot(k, op, n, mode, v);
 
 	*set = NULL;
 	if (r == 0)
@@ -54,7 +35,7 @@ results_view(struct kimifs *k, struct api_op *op, const struct node *n,
 	if (r == 0 && !want(n, *set) && !v->snap->final && mode == STORE_ANY) {
 		results_put(&k->results, *set);
 		view_release(v);
-		r = snapshot(k, op, n, STORE_FRESH, v);
+		r = batch_node_snapshot(k, op, n, STORE_FRESH, v);
 		if (r == 0)
 			r = results_get(k, op, v->snap, set);
 	}
@@ -121,7 +102,7 @@ static const struct node_type type_result = {
 static int dir_view(struct kimifs *k, struct api_op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
-	return snapshot(k, op, n, mode, v);
+	return batch_node_snapshot(k, op, n, mode, v);
 }
 
 /* Names that cannot be results are ENOENT at once, with no request. */
@@ -143,7 +124,7 @@ static int results_readdir(struct kimifs *k, struct api_op *op,
 	char name[RESULTS_NAME_MAX + 8];
 	struct results_set *set = NULL;
 	struct view v = {0};
-	int r = snapshot(k, op, dir, STORE_FRESH, &v);
+	int r = batch_node_snapshot(k, op, dir, STORE_FRESH, &v);
 
 	if (r == 0)
 		r = results_get(k, op, v.snap, &set);
@@ -189,12 +170,13 @@ static int usage_view(struct kimifs *k, struct api_op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
 	struct results_set *set = NULL;
-	int i = usage_index(n->name), r = snapshot(k, op, n, mode, v);
+	int i = usage_index(n->name),
+	    r = batch_node_snapshot(k, op, n, mode, v);
 
 	/* A copy that is not final may be older than the batch's end. */
 	if (r == 0 && !v->snap->final && mode == STORE_ANY) {
 		view_release(v);
-		r = snapshot(k, op, n, STORE_FRESH, v);
+		r = batch_node_snapshot(k, op, n, STORE_FRESH, v);
 	}
 	if (r == 0 && i >= 0 && v->snap->final)
 		r = results_get(k, op, v->snap, &set);
@@ -236,7 +218,7 @@ static int usage_readdir(struct kimifs *k, struct api_op *op,
 {
 	struct results_set *set = NULL;
 	struct view v = {0};
-	int r = snapshot(k, op, dir, STORE_FRESH, &v);
+	int r = batch_node_snapshot(k, op, dir, STORE_FRESH, &v);
 
 	if (r == 0 && v.snap->final)
 		r = results_get(k, op, v.snap, &set);

@@ -162,7 +162,16 @@ void dirlist_free(struct dirlist *l);
 
 /* The subtrees. */
 extern const struct node_type type_batches; /* dir_batches.c */
-extern const struct node_type type_files;   /* dir_files.c */
+
+/*
+ * The snapshot of the batch of node n (under batches/<id>/) in mode, into
+ * v with its event time and whether it is final: 0, or -errno (a 404, a
+ * name probe, is not logged; other failures are). dir_batches.c.
+ */
+int batch_node_snapshot(struct kimifs *k, struct api_op *op,
+			const struct node *n, enum store_mode mode,
+			struct view *v);
+extern const struct node_type type_files; /* dir_files.c */
 
 /*
  * Symlinks (mode S_IFLNK) are nodes whose view holds the target as its
