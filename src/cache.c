@@ -682,22 +682,7 @@ uint64_t cache_reader_size(const struct cache_reader *r)
  * so an interrupt is seen: 0, -ETIMEDOUT or -EINTR. */
 static int wait_change(struct download *d, const struct api_op *op)
 {
-	double now = util_now(), until = now + POLL_S;
-	struct timespec ts;
-
-	if (op && op->interrupted)
-		return -EINTR;
-	if (op && now >= op->deadline)
-		return -ETIMEDOUT;
-	if (op && op->deadline < until)
-		until = op->deadline;
-	/* util_now is CLOCK_MONOTONIC, as the condition's clock. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += (long)((until - now) * 1e9);
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
-	pthread_cond_timedwait(&d->changed, &d->c->lock, &ts);
-	return 0;
+	return api_op_cond_wait(op, &d->changed, &d->c->lock, POLL_S);
 }
 
 int cache_reader_read(struct cache_reader *r, struct api_op *op, size_t size,

@@ -596,3 +596,22 @@ cJSON *http_json(const struct http_answer *ans, struct api_error *err)
 	}
 	return root;
 }
+
+int api_op_cond_wait(const struct api_op *op, pthread_cond_t *cond,
+		     pthread_mutex_t *lock, double slice)
+{
+	double now = util_now(), until = now + slice;
+	struct timespec ts;
+
+	if (op && op->interrupted)
+		return -EINTR;
+	if (op && now >= op->deadline)
+		return -ETIMEDOUT;
+	if (op && op->deadline < until)
+		until = op->deadline;
+	/* util_now is CLOCK_MONOTONIC seconds, as the condition's clock. */
+	ts.tv_sec = (time_t)until;
+	ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
+	pthread_cond_timedwait(cond, lock, &ts);
+	return 0;
+}

@@ -110,6 +110,15 @@ void http_stop(struct http *h);
 void api_op_interrupt(struct api_op *op);
 
 /*
+ * Wait on cond (a CLOCK_MONOTONIC condition; lock held) for at most slice
+ * seconds and never past op's deadline, so that a caller waiting in a loop
+ * sees an interrupt soon: 0 after the wait, -EINTR when op is interrupted,
+ * -ETIMEDOUT when its deadline has passed. op may be NULL.
+ */
+int api_op_cond_wait(const struct api_op *op, pthread_cond_t *cond,
+		     pthread_mutex_t *lock, double slice);
+
+/*
  * Send rq as part of op (NULL: on its own). Returns 0 with a 2xx answer in
  * *ans (free with http_answer_free), or -errno with err filled in: 400, 409
  * and 422 EPERM, 401/403 EACCES, 404 ENOENT, 408 and time-outs ETIMEDOUT,

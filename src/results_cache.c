@@ -167,19 +167,7 @@ static int build(struct kimifs *k, struct api_op *op, struct results_set *s,
 /* Wait for a build to end (lock held): 0, or -ETIMEDOUT, -EINTR. */
 static int wait_built(struct results_cache *c, struct api_op *op)
 {
-	double now = util_now(), until = now + 0.1;
-	struct timespec ts;
-
-	if (op && op->interrupted)
-		return -EINTR;
-	if (op && now >= op->deadline)
-		return -ETIMEDOUT;
-	if (op && op->deadline < until)
-		until = op->deadline;
-	ts.tv_sec = (time_t)until;
-	ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
-	pthread_cond_timedwait(&c->built, &c->lock, &ts);
-	return 0;
+	return api_op_cond_wait(op, &c->built, &c->lock, 0.1);
 }
 
 /* Move s to the front of the list (lock held). */
