@@ -144,12 +144,20 @@ int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
 {
 	struct api_error err = {0};
 	struct file *f = NULL;
+	const char *bad = jsonl_name_problem(filename);
 	uint64_t size;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	off_t end;
-	int r = -EIO;
+	int fd, r = -EIO;
 
 	*out = NULL;
+	if (bad) {
+		/* A name the server would list altered: the copy a lost
+		 * answer left could not be found by it. */
+		snprintf(why, whylen, "%s", bad);
+		log_err("upload %s: refused: %s", filename, why);
+		return -EINVAL;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(why, whylen, "cannot read the staged file");
 		return -EIO;

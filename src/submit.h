@@ -39,7 +39,9 @@ int submit_check(const char *path, const char *filename, char **why);
  * after the body went out) the file list is searched for the copy (same
  * name and size, not known to this mount before) before trying again, so
  * there is never a second copy; an upload that fails for good and left a
- * copy behind has it deleted. Logged either way.
+ * copy behind has it deleted. A filename the server would list altered
+ * (jsonl_name_problem) is -EINVAL before any request, since its copy could
+ * not be found. Logged either way.
  */
 int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
 		  const char *filename, struct file **out, char *why,
