@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from conftest import errno_of
+from conftest import errno_of, read_text
 from test_submit import GOOD, creates, entries, log_text, server_files, uploads, write
 
 
@@ -69,3 +69,43 @@ def test_a_name_sent_as_it_is_is_found_after_a_lost_answer(sim, mount, tmp_path,
     assert f["filename"] == name.decode()
     assert len(uploads(sim)) == 1
     assert f["id"] in entries(m, "files")
+
+
+# --------------------------------------------------------------------------
+# parameters of batches/new that the API would refuse
+
+
+@pytest.mark.parametrize("words, why", [
+    ("metadata.team=$'\\xff'", "the value of metadata.team is not UTF-8 text"),
+    ("metadata.team=$'caf\\xc3'", "the value of metadata.team is not UTF-8 text"),
+    ("metadata.$'\\xed\\xa0\\x80'=v", "a parameter is not UTF-8 text"),
+    ("completion_window=0012h", 'completion_window "0012h" must be hours or days'),
+    ("completion_window=024h", 'completion_window "024h" must be hours or days'),
+], ids=["meta_ff", "meta_cut", "meta_key", "window_0012h", "window_024h"])
+def test_parameters_the_api_would_refuse_send_nothing(sim, mount, words, why):
+    m = mount()
+    rc, out, err = m.sh("echo input_file_id=file-x %s > batches/new" % words)
+    assert rc != 0 and "Invalid argument" in err, err
+    assert "batches/new: " + why in log_text(m), log_text(m)[-1000:]
+    assert sim.log() == []
+    assert read_text(os.path.join(m.path, "batches", "new")) == ""
+
+
+def test_a_completion_window_with_leading_zeros_is_refused_at_mount(sim, mount):
+    sim.clear_log()
+    m = mount(options=["completion_window=0012h"], wait=False)
+    assert m.wait_exit() != 0
+    assert "completion_window must be hours or days from 12h to 7d" in m.stderr_text()
+    assert sim.log() == []
+
+
+@pytest.mark.parametrize("window", ["12h", "1d", "7d", "168h"])
+def test_the_documented_windows_are_sent(sim, mount, tmp_path, window):
+    m = mount()
+    rc, out, err = m.sh("cp %s files/" % write(tmp_path, "w.jsonl", GOOD))
+    (f,) = server_files(sim)
+    rc, out, err = m.sh("echo input_file_id=%s completion_window=%s metadata.who=$'\\xc3\\xa9' "
+                        "> batches/new && cat batches/new" % (f["id"], window))
+    assert rc == 0, err
+    obj = sim.get(out.strip())
+    assert (obj["completion_window"], obj["metadata"]) == (window, {"who": "\u00e9"})
