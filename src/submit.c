@@ -1,7 +1,8 @@
 /*
  * submit.c - uploads and creations (submit.h). An upload whose outcome is
  * unknown is looked for in the file list before it is tried again; a batch
- * creation is sent once. What the server answers goes to the stores, and
+ * creation is sent once, and when its answer is lost the batch is looked
+ * for in the newest batches. What the server answers goes to the stores, and
  * each outcome to the log.
  */
 #include "submit.h"
@@ -230,14 +231,115 @@ int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
 	return 0;
 }
 
+/*
+ * Seconds the server's clock may be behind ours: a batch created that long
+ * before the creation was sent may still be its batch.
+ */
+#define CREATE_SKEW 900
+/* Pages of the newest batches looked through for a creation's batch. */
+#define CREATE_PAGES 10
+
+/* Whether b may be the batch a creation with p sent at since (wall clock)
+ * made: from p's input file, not too old, and unknown to this mount. */
+static int may_be_made(struct kimifs *k, const struct batch *b,
+		       const struct batch_params *p, time_t since)
+{
+	char input[BATCH_ID_MAX + 1];
+
+	return batch_file_id(b, "input_file_id", input, sizeof(input)) == 0 &&
+	       strcmp(input, p->input_file_id) == 0 &&
+	       b->created_at >= (int64_t)since - CREATE_SKEW &&
+	       !listing_has(&k->batches.listing, b->id) &&
+	       store_changes(&k->batches.store, b->id) == 0;
+}
+
+/*
+ * Look through the newest batches (the listing is newest first; up to
+ * CREATE_PAGES pages, until one older than since - CREATE_SKEW) for the
+ * batch a creation with p, sent at since (wall clock), may have made
+ * (may_be_made), as part of op. 1 with the newest such in *out, 0 when
+ * there is none, or -errno when the listing cannot be read.
+ */
+static int find_batch(struct kimifs *k, struct api_op *op,
+		      const struct batch_params *p, time_t since,
+		      struct batch **out)
+{
+	struct api_page page;
+	struct api_error err;
+	char *after = NULL;
+	int r = 0, older = 0;
+
+	*out = NULL;
+	for (unsigned pages = 0; pages < CREATE_PAGES && !older; pages++) {
+		r = api_list(&k->api, op, &api_list_batch, after, 100, &page,
+			     &err);
+		free(after);
+		after = NULL;
+		if (r < 0)
+			break;
+		for (size_t i = 0; i < page.nitems; i++) {
+			struct batch *b = page.items[i];
+
+			if (b->created_at < (int64_t)since - CREATE_SKEW)
+				older = 1;
+			if (!may_be_made(k, b, p, since))
+				continue;
+			if (!*out || b->created_at > (*out)->created_at) {
+				batch_unref(*out);
+				*out = batch_ref(b);
+			}
+		}
+		if (page.has_more && page.last_id)
+			after = strdup(page.last_id);
+		api_page_free(&page);
+		if (!after)
+			break;
+	}
+	free(after);
+	if (r < 0) {
+		batch_unref(*out);
+		*out = NULL;
+		return r;
+	}
+	return *out ? 1 : 0;
+}
+
 int submit_create(struct kimifs *k, struct api_op *op,
 		  const struct batch_params *p, struct batch **out, char *why,
 		  size_t whylen)
 {
 	struct api_error err = {0};
+	time_t since = time(NULL);
 	double sent = store_clock();
 	int r = api_create_batch(&k->api, op, p, out, &err);
 
+	if (r < 0 && outcome_unknown(r)) {
+		/* The batch may have been made: look before saying it was
+		 * not (with an op of its own when this one was interrupted
+		 * or ran out). */
+		struct api_op look;
+		int found;
+
+		api_op_begin(&k->api, &look);
+		found = find_batch(k, &look, p, since, out);
+		if (found > 0) {
+			log_info("create batch from %s: no answer, but the "
+				 "server has it as %s",
+				 p->input_file_id, (*out)->id);
+			r = 0;
+		} else if (found < 0) {
+			snprintf(why, whylen,
+				 "no answer, and the list of batches cannot "
+				 "be read, so whether a batch was made is "
+				 "unknown: look for %s in "
+				 "batches/*/input_file_id before making "
+				 "another",
+				 p->input_file_id);
+			log_err("create batch from %s: %s", p->input_file_id,
+				why);
+			return -EINPROGRESS;
+		}
+	}
 	if (r < 0) {
 		snprintf(why, whylen, "%s",
 			 err.message[0] ? err.message : strerror(-r));

@@ -7,10 +7,12 @@ through a real shell and counts what the simulator got."""
 
 import errno
 import os
+import time
 
 import pytest
 
 from conftest import errno_of, read_text
+from test_retry import make_batch, retry
 from test_submit import GOOD, creates, entries, log_text, server_files, uploads, write
 
 
@@ -21,6 +23,104 @@ def quoted(name):
 
 def batches_of(sim, fid):
     return [b for b in sim.batches() if b["input_file_id"] == fid]
+
+
+# --------------------------------------------------------------------------
+# a creation whose answer is lost
+
+
+def test_cp_into_batches_with_the_create_answer_lost_makes_one_batch(sim, mount, tmp_path):
+    m = mount()
+    sim.fault(method="POST", path="^/v1/batches$", action="lost")
+    rc, out, err = m.sh("cp %s batches/ && cat batches/new" % write(tmp_path, "l.jsonl", GOOD))
+    assert rc == 0, err
+    bid = out.strip()
+    (f,) = server_files(sim)
+    (b,) = sim.batches()
+    assert b["id"] == bid and b["input_file_id"] == f["id"]
+    assert len(creates(sim)) == 1 and len(uploads(sim)) == 1
+    assert entries(m, "batches") == [bid]
+    assert read_text(m.batch(bid, "input_file_id")) == f["id"] + "\n"
+    text = log_text(m)
+    assert "create batch from %s: no answer, but the server has it as %s" % (f["id"], bid) in text
+    assert "batches/new can make one" not in text
+    assert len(creates(sim)) == 1
+
+
+def test_new_with_the_create_answer_lost_gives_the_batch_made(sim, mount, tmp_path):
+    m = mount()
+    rc, out, err = m.sh("cp %s files/" % write(tmp_path, "n.jsonl", GOOD))
+    assert rc == 0, err
+    (f,) = server_files(sim)
+    # an older batch of the same file, made elsewhere, is not the one made
+    old = sim.create({"input_file_id": f["id"], "status": "completed",
+                      "created_at": int(time.time()) - 7200})
+    sim.fault(method="POST", path="^/v1/batches$", action="lost")
+    rc, out, err = m.sh("exec 3<> batches/new && echo input_file_id=%s metadata.k=v >&3 && "
+                        "read id <&3 && echo $id && cat batches/new" % f["id"])
+    assert rc == 0, err
+    bid, again = out.split()
+    assert bid == again and bid != old["id"]
+    assert len(creates(sim)) == 1
+    made = [b for b in batches_of(sim, f["id"]) if b["id"] != old["id"]]
+    assert [b["id"] for b in made] == [bid]
+    assert made[0]["metadata"] == {"k": "v"}
+    assert bid in entries(m, "batches")
+    assert "no answer, but the server has it as %s" % bid in log_text(m)
+
+
+def test_a_lost_create_that_cannot_be_looked_for_is_told_unknown(sim, mount, tmp_path):
+    m = mount(timeout=3, options=["retries=0"])
+    sim.faults([{"method": "POST", "path": "^/v1/batches$", "action": "lost"},
+                {"method": "GET", "path": "^/v1/batches$", "action": "status",
+                 "status": 500, "count": -1}])
+    rc, out, err = m.sh("cp %s batches/" % write(tmp_path, "u.jsonl", GOOD))
+    assert rc != 0, err
+    sim.clear_faults()
+    (f,) = server_files(sim)
+    assert len(batches_of(sim, f["id"])) == 1 and len(creates(sim)) == 1
+    text = log_text(m)
+    assert "u.jsonl: uploaded as %s, which stays; whether a batch was made of it is " \
+        "unknown" % f["id"] in text, text[-2000:]
+    assert "batches/new can make one" not in text
+    assert "no batch was made" not in text
+    # batches/new likewise: unknown, never "make another"
+    sim.faults([{"method": "POST", "path": "^/v1/batches$", "action": "lost"},
+                {"method": "GET", "path": "^/v1/batches$", "action": "status",
+                 "status": 500, "count": -1}])
+    rc, out, err = m.sh("echo input_file_id=%s > batches/new" % f["id"])
+    assert rc != 0 and "Input/output error" in err, err
+    sim.clear_faults()
+    assert len(batches_of(sim, f["id"])) == 2 and len(creates(sim)) == 2
+    assert "whether a batch was made is unknown: look for %s in batches/*/input_file_id" \
+        % f["id"] in log_text(m)
+
+
+def test_a_retry_with_the_create_answer_lost_names_the_batch_made(sim, mount):
+    """retry shares the creation: its lost answer is found, not reported
+    as a failure that invites a second retry."""
+    bid = make_batch(sim, "completed", failed=2)
+    m = mount()
+    sim.fault(method="POST", path="^/v1/batches$", action="lost")
+    rc, err, text = retry(m, bid)
+    assert rc == 0, err
+    made = [b for b in sim.batches() if b["id"] != bid]
+    assert len(made) == 1 and len(creates(sim)) == 1
+    assert text == "retry: ok %s\n" % made[0]["id"]
+    assert made[0]["id"] in entries(m, "batches")
+
+
+def test_a_create_refused_by_the_server_is_not_looked_for(sim, mount, tmp_path):
+    """A 400 is a known outcome: nothing was made, and no listing is read."""
+    m = mount()
+    rc, out, err = m.sh("cp %s files/" % write(tmp_path, "r.jsonl", GOOD))
+    (f,) = server_files(sim)
+    sim.clear_log()
+    sim.fault(method="POST", path="^/v1/batches$", action="status", status=400)
+    rc, out, err = m.sh("echo input_file_id=%s > batches/new" % f["id"])
+    assert rc != 0, err
+    assert len(creates(sim)) == 1 and sim.requests("GET", "/v1/batches") == []
+    assert sim.batches() == []
 
 
 # --------------------------------------------------------------------------
