@@ -108,6 +108,7 @@ int main(void)
 		      "the value of endpoint is not UTF-8 text"));
 	CHECK(refused("input_file_id=a \xff", "a parameter is not UTF-8"));
 	CHECK(parse("input_file_id=a metadata.\xc3\xa9=\xe2\x82\xac") == 0);
+	params_free(&p);
 	CHECK(params_parse("input_file_id=a\0x", 17, "24h", &p, why,
 			   sizeof(why)) == -EINVAL);
 
