@@ -65,39 +65,27 @@ static void learn_file(struct kimifs *k, struct file *f, double sent)
 }
 
 /*
- * Look through the file list for the copy an upload of filename (size
- * bytes) may have left: a file of that name and size this mount did not
- * know before. 1 with it in *out, 0 when there is none, or -errno.
+ * Walk the list of kind, newest first, page by page (at most max_pages of
+ * 100), as part of op, handing each item to visit(item, ctx); stop after
+ * a page where visit returned 1. 0, or -errno when a page cannot be read.
  */
-static int find_copy(struct kimifs *k, struct api_op *op, const char *filename,
-		     uint64_t size, struct file **out)
+static int scan_list(struct kimifs *k, struct api_op *op,
+		     const struct api_list_kind *kind, unsigned max_pages,
+		     int (*visit)(void *item, void *ctx), void *ctx)
 {
 	struct api_page page;
 	struct api_error err;
 	char *after = NULL;
-	int r = 0;
+	int r = 0, stop = 0;
 
-	*out = NULL;
-	for (unsigned pages = 0; pages < 1000; pages++) {
-		r = api_list(&k->api, op, &api_list_file, after, 100, &page,
-			     &err);
+	for (unsigned pages = 0; pages < max_pages && !stop; pages++) {
+		r = api_list(&k->api, op, kind, after, 100, &page, &err);
 		free(after);
 		after = NULL;
 		if (r < 0)
 			break;
-		for (size_t i = 0; i < page.nitems; i++) {
-			struct file *f = page.items[i];
-
-			if (strcmp(f->filename, filename) != 0 ||
-			    (uint64_t)f->bytes != size ||
-			    listing_has(&k->files.listing, f->id) ||
-			    store_changes(&k->files.store, f->id) != 0)
-				continue;
-			if (!*out || f->created_at > (*out)->created_at) {
-				file_unref(*out);
-				*out = file_ref(f);
-			}
-		}
+		for (size_t i = 0; i < page.nitems; i++)
+			stop |= visit(page.items[i], ctx);
 		if (page.has_more && page.last_id)
 			after = strdup(page.last_id);
 		api_page_free(&page);
@@ -105,12 +93,52 @@ static int find_copy(struct kimifs *k, struct api_op *op, const char *filename,
 			break;
 	}
 	free(after);
-	if (r < 0) {
-		file_unref(*out);
-		*out = NULL;
-		return r;
+	return r;
+}
+
+/* The copy an upload may have left: a file of its name and size that the
+ * mount did not know before; the newest such in found (a reference). */
+struct copy_search {
+	struct kimifs *k;
+	const char *filename;
+	uint64_t size;
+	struct file *found;
+};
+
+static int visit_copy(void *item, void *ctx)
+{
+	struct copy_search *s = ctx;
+	struct file *f = item;
+
+	if (strcmp(f->filename, s->filename) != 0 ||
+	    (uint64_t)f->bytes != s->size ||
+	    listing_has(&s->k->files.listing, f->id) ||
+	    store_changes(&s->k->files.store, f->id) != 0)
+		return 0;
+	if (!s->found || f->created_at > s->found->created_at) {
+		file_unref(s->found);
+		s->found = file_ref(f);
 	}
-	return *out ? 1 : 0;
+	return 0;
+}
+
+/*
+ * Look through the file list for the copy an upload of filename (size
+ * bytes) may have left (visit_copy). 1 with it in *out, 0 when there is
+ * none, or -errno.
+ */
+static int find_copy(struct kimifs *k, struct api_op *op, const char *filename,
+		     uint64_t size, struct file **out)
+{
+	struct copy_search s = {.k = k, .filename = filename, .size = size};
+	int r = scan_list(k, op, &api_list_file, 1000, visit_copy, &s);
+
+	if (r < 0) {
+		file_unref(s.found);
+		s.found = NULL;
+	}
+	*out = s.found;
+	return r < 0 ? r : s.found != NULL;
 }
 
 /* Whether the outcome of an upload that failed with err is unknown: the
@@ -239,69 +267,59 @@ int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
 /* Pages of the newest batches looked through for a creation's batch. */
 #define CREATE_PAGES 10
 
-/* Whether b may be the batch a creation with p sent at since (wall clock)
- * made: from p's input file, not too old, and unknown to this mount. */
-static int may_be_made(struct kimifs *k, const struct batch *b,
-		       const struct batch_params *p, time_t since)
+/* The batch a creation may have made: one of its input file, created at
+ * since or later, that the mount did not know before; the newest such in
+ * found (a reference). Older batches end the search. */
+struct batch_search {
+	struct kimifs *k;
+	const char *input_file_id;
+	int64_t since;
+	struct batch *found;
+};
+
+static int visit_batch(void *item, void *ctx)
 {
+	struct batch_search *s = ctx;
+	struct batch *b = item;
 	char input[BATCH_ID_MAX + 1];
 
-	return batch_file_id(b, "input_file_id", input, sizeof(input)) == 0 &&
-	       strcmp(input, p->input_file_id) == 0 &&
-	       b->created_at >= (int64_t)since - CREATE_SKEW &&
-	       !listing_has(&k->batches.listing, b->id) &&
-	       store_changes(&k->batches.store, b->id) == 0;
+	if (b->created_at < s->since)
+		return 1;
+	if (batch_file_id(b, "input_file_id", input, sizeof(input)) != 0 ||
+	    strcmp(input, s->input_file_id) != 0 ||
+	    listing_has(&s->k->batches.listing, b->id) ||
+	    store_changes(&s->k->batches.store, b->id) != 0)
+		return 0;
+	if (!s->found || b->created_at > s->found->created_at) {
+		batch_unref(s->found);
+		s->found = batch_ref(b);
+	}
+	return 0;
 }
 
 /*
- * Look through the newest batches (the listing is newest first; up to
- * CREATE_PAGES pages, until one older than since - CREATE_SKEW) for the
- * batch a creation with p, sent at since (wall clock), may have made
- * (may_be_made), as part of op. 1 with the newest such in *out, 0 when
- * there is none, or -errno when the listing cannot be read.
+ * Look through the newest batches (up to CREATE_PAGES pages, until one
+ * older than sent - CREATE_SKEW) for the batch a creation with p, sent at
+ * wall-clock time sent, may have made (visit_batch), as part of op. 1 with
+ * it in *out, 0 when there is none, or -errno when the list cannot be
+ * read.
  */
 static int find_batch(struct kimifs *k, struct api_op *op,
-		      const struct batch_params *p, time_t since,
+		      const struct batch_params *p, time_t sent,
 		      struct batch **out)
 {
-	struct api_page page;
-	struct api_error err;
-	char *after = NULL;
-	int r = 0, older = 0;
+	struct batch_search s = {.k = k,
+				 .input_file_id = p->input_file_id,
+				 .since = (int64_t)sent - CREATE_SKEW};
+	int r =
+	    scan_list(k, op, &api_list_batch, CREATE_PAGES, visit_batch, &s);
 
-	*out = NULL;
-	for (unsigned pages = 0; pages < CREATE_PAGES && !older; pages++) {
-		r = api_list(&k->api, op, &api_list_batch, after, 100, &page,
-			     &err);
-		free(after);
-		after = NULL;
-		if (r < 0)
-			break;
-		for (size_t i = 0; i < page.nitems; i++) {
-			struct batch *b = page.items[i];
-
-			if (b->created_at < (int64_t)since - CREATE_SKEW)
-				older = 1;
-			if (!may_be_made(k, b, p, since))
-				continue;
-			if (!*out || b->created_at > (*out)->created_at) {
-				batch_unref(*out);
-				*out = batch_ref(b);
-			}
-		}
-		if (page.has_more && page.last_id)
-			after = strdup(page.last_id);
-		api_page_free(&page);
-		if (!after)
-			break;
-	}
-	free(after);
 	if (r < 0) {
-		batch_unref(*out);
-		*out = NULL;
-		return r;
+		batch_unref(s.found);
+		s.found = NULL;
 	}
-	return *out ? 1 : 0;
+	*out = s.found;
+	return r < 0 ? r : s.found != NULL;
 }
 
 int submit_create(struct kimifs *k, struct api_op *op,
@@ -309,7 +327,7 @@ int submit_create(struct kimifs *k, struct api_op *op,
 		  size_t whylen)
 {
 	struct api_error err = {0};
-	time_t since = time(NULL);
+	time_t wall = time(NULL);
 	double sent = store_clock();
 	int r = api_create_batch(&k->api, op, p, out, &err);
 
@@ -321,7 +339,7 @@ int submit_create(struct kimifs *k, struct api_op *op,
 		int found;
 
 		api_op_begin(&k->api, &look);
-		found = find_batch(k, &look, p, since, out);
+		found = find_batch(k, &look, p, wall, out);
 		if (found > 0) {
 			log_info("create batch from %s: no answer, but the "
 				 "server has it as %s",
