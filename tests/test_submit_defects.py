@@ -30,16 +30,18 @@ def batches_of(sim, fid):
 
 
 def test_cp_into_batches_with_the_create_answer_lost_makes_one_batch(sim, mount, tmp_path):
+    seeded = sim.seed(150)                 # hours old: the search stops at them
     m = mount()
     sim.fault(method="POST", path="^/v1/batches$", action="lost")
     rc, out, err = m.sh("cp %s batches/ && cat batches/new" % write(tmp_path, "l.jsonl", GOOD))
     assert rc == 0, err
     bid = out.strip()
-    (f,) = server_files(sim)
-    (b,) = sim.batches()
+    f = [x for x in server_files(sim) if x["filename"] == "l.jsonl"][0]
+    (b,) = [x for x in sim.batches() if x["id"] not in seeded]
     assert b["id"] == bid and b["input_file_id"] == f["id"]
     assert len(creates(sim)) == 1 and len(uploads(sim)) == 1
-    assert entries(m, "batches") == [bid]
+    assert len(sim.requests("GET", "/v1/batches")) == 1    # one page of the newest
+    assert bid in entries(m, "batches")
     assert read_text(m.batch(bid, "input_file_id")) == f["id"] + "\n"
     text = log_text(m)
     assert "create batch from %s: no answer, but the server has it as %s" % (f["id"], bid) in text
@@ -67,6 +69,24 @@ def test_new_with_the_create_answer_lost_gives_the_batch_made(sim, mount, tmp_pa
     assert made[0]["metadata"] == {"k": "v"}
     assert bid in entries(m, "batches")
     assert "no answer, but the server has it as %s" % bid in log_text(m)
+
+
+def test_a_create_that_made_nothing_is_not_taken_for_an_earlier_batch(sim, mount, tmp_path):
+    """A batch this mount made before from the same file is not the one a
+    dropped creation made: nothing was made, and the write says so."""
+    m = mount()
+    rc, out, err = m.sh("cp %s files/" % write(tmp_path, "e.jsonl", GOOD))
+    (f,) = server_files(sim)
+    rc, out, err = m.sh("echo input_file_id=%s > batches/new && cat batches/new" % f["id"])
+    assert rc == 0, err
+    first = out.strip()
+    sim.fault(method="POST", path="^/v1/batches$", action="drop")
+    rc, out, err = m.sh("echo input_file_id=%s > batches/new" % f["id"])
+    assert rc != 0, err
+    assert [b["id"] for b in sim.batches()] == [first]
+    assert len(sim.requests("GET", "/v1/batches")) == 1     # it was looked for
+    assert "the server has it as %s" % first not in log_text(m)
+    assert read_text(os.path.join(m.path, "batches", "new")) == first + "\n"
 
 
 def test_a_lost_create_that_cannot_be_looked_for_is_told_unknown(sim, mount, tmp_path):
