@@ -1,8 +1,8 @@
 /*
  * batch_params.c - parsing and checking the parameters of a new batch
  * (batch_params.h): one word per parameter, each key at most once, every
- * documented limit checked, so a request is sent only when the API can
- * take it.
+ * documented limit checked (and UTF-8 text, as JSON must be), so a request
+ * is sent only when the API can take it.
  */
 #include "batch_params.h"
 
@@ -34,7 +34,8 @@ int params_window_hours(const char *window)
 	char *end;
 	long n;
 
-	if (!window || window[0] < '0' || window[0] > '9' || strlen(window) > 7)
+	/* A whole number as the API writes it: no sign, no leading zero. */
+	if (!window || window[0] < '1' || window[0] > '9' || strlen(window) > 7)
 		return -EINVAL;
 	n = strtol(window, &end, 10);
 	if (end[0] == 'd' && end[1] == '\0')
@@ -153,6 +154,16 @@ static int take_word(struct batch_params *p, char *word, char *why,
 	char *value;
 	int r;
 
+	if (!util_utf8_valid(word, strlen(word))) {
+		/* It could not be sent: JSON text is UTF-8. */
+		if (eq)
+			*eq = '\0';
+		if (!eq || !util_utf8_valid(word, strlen(word)))
+			return refuse(why, whylen,
+				      "a parameter is not UTF-8 text");
+		return refuse(why, whylen,
+			      "the value of %.64s is not UTF-8 text", word);
+	}
 	if (!eq)
 		return refuse(why, whylen, "\"%.64s\" is not key=value", word);
 	*eq = '\0';
@@ -191,8 +202,8 @@ static int check_all(struct batch_params *p, const char *window, char *why,
 	}
 	if (params_window_hours(p->completion_window) < 0)
 		return refuse(why, whylen,
-			      "completion_window \"%.16s\" must be 12h to 7d "
-			      "(e.g. 24h, 3d)",
+			      "completion_window \"%.16s\" must be hours or "
+			      "days from 12h to 7d, such as 24h or 3d",
 			      p->completion_window);
 	if (!p->endpoint) {
 		p->endpoint = strdup(PARAMS_ENDPOINT);

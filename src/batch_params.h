@@ -28,8 +28,9 @@ struct batch_params {
 };
 
 /*
- * Hours of a completion window such as "24h" or "3d": 12 to 168 (12h to
- * 7d), or -EINVAL for anything else.
+ * Hours of a completion window such as "24h" or "3d" (a whole number
+ * without sign or leading zero, then h or d): 12 to 168 (12h to 7d), or
+ * -EINVAL for anything else ("012h" too).
  */
 int params_window_hours(const char *window);
 
@@ -38,8 +39,9 @@ int params_window_hours(const char *window);
  * `input_file_id=ID` (required), `completion_window=W` (else window),
  * `endpoint=/v1/...` (else PARAMS_ENDPOINT), `metadata.KEY=VALUE`. A value
  * may be written in double quotes to hold white space (`\"` and `\\`
- * inside). Returns 0 with p filled (free with params_free), or -EINVAL
- * with the reason in why (whylen bytes) and p empty, or -ENOMEM.
+ * inside). Every word must be UTF-8 text. Returns 0 with p filled (free
+ * with params_free), or -EINVAL with the reason in why (whylen bytes) and
+ * p empty, or -ENOMEM.
  */
 int params_parse(const char *text, size_t len, const char *window,
 		 struct batch_params *p, char *why, size_t whylen);

@@ -489,7 +489,8 @@ static int bstaged_view(struct kimifs *k, struct api_op *op,
  * Create the batch of uploaded file f with the mount's completion window,
  * as part of op (given a deadline of its own). 0, or -errno when the
  * creation failed: f stays (logged with its id), so nothing is lost and
- * nothing need be uploaded again.
+ * nothing need be uploaded again; -EIO when whether a batch was made is
+ * unknown (logged so, never with advice to make another).
  */
 static int create_from(struct kimifs *k, struct api_op *op, const char *name,
 		       const struct file *f)
@@ -508,6 +509,13 @@ static int create_from(struct kimifs *k, struct api_op *op, const char *name,
 		params_free(&p);
 	} else {
 		log_err("create batch from %s: %s", f->id, why);
+	}
+	if (r == -EINPROGRESS) {
+		log_err("%s: uploaded as %s, which stays; whether a batch was "
+			"made of it is unknown (look for %s in "
+			"batches/*/input_file_id before making one)",
+			name, f->id, f->id);
+		return -EIO;
 	}
 	if (r < 0) {
 		log_err("%s: uploaded as %s, which stays; no batch was made of "
@@ -634,6 +642,8 @@ static ssize_t new_write(struct kimifs *k, struct api_op *op, void *state,
 		return r;
 	r = submit_create(k, op, &p, &b, why, sizeof(why));
 	params_free(&p);
+	if (r == -EINPROGRESS)
+		return -EIO; /* outcome unknown, logged so */
 	if (r < 0)
 		return r;
 	stage_set_last(&k->stage, b->id);

@@ -2,7 +2,7 @@
  * jsonl_check.c - the rules a batch input file must meet before it is
  * uploaded, checked line by line as the file is fed (jsonl_check.h). Each
  * problem names its line and the rule; the first JSONL_MAX_PROBLEMS are
- * written down, the rest counted.
+ * written down, the rest counted. Also the rules of its name.
  */
 #include "jsonl_check.h"
 
@@ -80,44 +80,6 @@ void jsonl_check_init(struct jsonl_check *c, const char *name)
 	util_scrub(c->name);
 }
 
-/* Whether s (len bytes) is well-formed UTF-8: no overlong forms, no
- * surrogates, nothing above U+10FFFF. */
-static int utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char b = s[i];
-		size_t need;
-		unsigned cp, min;
-
-		if (b < 0x80) {
-			i++;
-			continue;
-		}
-		if ((b & 0xe0) == 0xc0) {
-			need = 1, cp = b & 0x1f, min = 0x80;
-		} else if ((b & 0xf0) == 0xe0) {
-			need = 2, cp = b & 0x0f, min = 0x800;
-		} else if ((b & 0xf8) == 0xf0) {
-			need = 3, cp = b & 0x07, min = 0x10000;
-		} else {
-			return 0;
-		}
-		if (len - i <= need)
-			return 0;
-		for (size_t j = 1; j <= need; j++) {
-			if ((s[i + j] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + j] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += need + 1;
-	}
-	return 1;
-}
-
 /* The line where id was first met, or 0 after adding it at line. */
 static size_t seen_add(struct jsonl_check *c, const char *id, size_t line)
 {
@@ -191,7 +153,7 @@ static void check_request(struct jsonl_check *c, const char *line, size_t len)
 	size_t nuls;
 	char q[80], q2[80];
 
-	if (!utf8_valid((const unsigned char *)line, len)) {
+	if (!util_utf8_valid(line, len)) {
 		problem(c, at, "not UTF-8 text");
 		return;
 	}
@@ -314,14 +276,114 @@ void jsonl_check_feed(struct jsonl_check *c, const char *buf, size_t len)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* The name */
+
+#define NAME_EXT ".jsonl"
+
+/* White space (Unicode White_Space, in UTF-8; tab and the other ASCII
+ * controls are refused as controls) a server may trim off a name. */
+static const char *const leading_space[] = {
+    " ",
+    "\xc2\x85",
+    "\xc2\xa0",
+    "\xe1\x9a\x80",
+    "\xe2\x80\x80",
+    "\xe2\x80\x81",
+    "\xe2\x80\x82",
+    "\xe2\x80\x83",
+    "\xe2\x80\x84",
+    "\xe2\x80\x85",
+    "\xe2\x80\x86",
+    "\xe2\x80\x87",
+    "\xe2\x80\x88",
+    "\xe2\x80\x89",
+    "\xe2\x80\x8a",
+    "\xe2\x80\xa8",
+    "\xe2\x80\xa9",
+    "\xe2\x80\xaf",
+    "\xe2\x81\x9f",
+    "\xe3\x80\x80",
+};
+
+static int has_control(const char *name)
+{
+	for (; *name; name++)
+		if ((unsigned char)*name < 0x20 || *name == 0x7f)
+			return 1;
+	return 0;
+}
+
+static int not_utf8(const char *name)
+{
+	return !util_utf8_valid(name, strlen(name));
+}
+
+static int has_escaped(const char *name)
+{
+	return strpbrk(name, "\"\\") != NULL;
+}
+
+static int starts_with_space(const char *name)
+{
+	for (size_t i = 0; i < sizeof(leading_space) / sizeof(leading_space[0]);
+	     i++)
+		if (strncmp(name, leading_space[i], strlen(leading_space[i])) ==
+		    0)
+			return 1;
+	return 0;
+}
+
+static int wrong_ext(const char *name)
+{
+	size_t n = strlen(name), e = strlen(NAME_EXT);
+
+	return n < e || strcmp(name + n - e, NAME_EXT) != 0;
+}
+
+static int no_stem(const char *name)
+{
+	return strcmp(name, NAME_EXT) == 0;
+}
+
+static int too_long(const char *name)
+{
+	return strlen(name) > 255;
+}
+
+/* The rules of a name, in the order they are told. */
+static const struct {
+	int (*breaks)(const char *name);
+	const char *why;
+} name_rules[] = {
+    {has_control, "the name holds a control character (CR, LF, tab...)"},
+    {not_utf8, "the name is not UTF-8 text"},
+    {has_escaped, "the name holds \" or \\, which an upload would send "
+		  "altered"},
+    {starts_with_space, "the name starts with white space, which the "
+			"server would trim"},
+    {wrong_ext, "the name must end in " NAME_EXT},
+    {no_stem, "the name needs a stem before " NAME_EXT},
+    {too_long, "the name is longer than 255 bytes"},
+};
+
+const char *jsonl_name_problem(const char *name)
+{
+	for (size_t i = 0; i < sizeof(name_rules) / sizeof(name_rules[0]); i++)
+		if (name_rules[i].breaks(name))
+			return name_rules[i].why;
+	return NULL;
+}
+
 int jsonl_check_end(struct jsonl_check *c)
 {
-	size_t len = strlen(c->name);
+	const char *why;
 
 	if (c->blen || c->overlong)
 		end_line(c); /* a last line without its newline */
-	if (len < 7 || strcmp(c->name + len - 6, ".jsonl") != 0)
-		problem(c, 0, "the name must end in .jsonl");
+	why = jsonl_name_problem(c->name);
+	if (why)
+		problem(c, 0, "%s", why);
 	if (c->bytes == 0)
 		problem(c, 0, "the file is empty");
 	else if (c->bytes > JSONL_MAX_BYTES)

@@ -55,4 +55,16 @@ const char *jsonl_check_report(const struct jsonl_check *c);
 
 void jsonl_check_free(struct jsonl_check *c);
 
+/*
+ * Why name (one path component) cannot be a batch input file's, or NULL
+ * when it can. Beyond the API's rule (a stem and the .jsonl extension), a
+ * name must reach the server's file list as it is written, so that an
+ * upload whose answer was lost is found there by name: libcurl sends " and
+ * CR or LF percent-encoded, a multipart parser reads \ as an escape, the
+ * file list is JSON (UTF-8 only), and leading white space is trimmed. So
+ * control characters, ", \, bytes that are not UTF-8 and leading white
+ * space are refused. Pure.
+ */
+const char *jsonl_name_problem(const char *name);
+
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jsonl_check.h"
 #include "kimifs.h"
 #include "log.h"
 #include "submit.h"
@@ -101,11 +102,11 @@ int stage_upload_name(const char *name)
 
 int stage_check_name(const char *name)
 {
-	if (stage_upload_name(name) && batch_name_safe(name))
+	const char *why = jsonl_name_problem(name);
+
+	if (!why)
 		return 0;
-	log_err("%s: the name must end in " UPLOAD_EXT " (a batch input "
-		"file); nothing was staged",
-		name);
+	log_err("%s: %s (a batch input file); nothing was staged", name, why);
 	return -EINVAL;
 }
 

@@ -52,8 +52,8 @@ int stage_create(struct stage *s, enum stage_dir dir, const char *name,
  * extension): such a name is never a file or batch id. */
 int stage_upload_name(const char *name);
 
-/* Whether a new file may be called name: 0, or -EINVAL (logged) when it
- * is not an upload's name. */
+/* Whether a new file may be called name: 0, or -EINVAL (logged with the
+ * reason, jsonl_name_problem) when it cannot be an upload's name. */
 int stage_check_name(const char *name);
 
 /* The size and time of staged name in dir: 0, or -ENOENT when it is not

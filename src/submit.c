@@ -1,7 +1,8 @@
 /*
  * submit.c - uploads and creations (submit.h). An upload whose outcome is
  * unknown is looked for in the file list before it is tried again; a batch
- * creation is sent once. What the server answers goes to the stores, and
+ * creation is sent once, and when its answer is lost the batch is looked
+ * for in the newest batches. What the server answers goes to the stores, and
  * each outcome to the log.
  */
 #include "submit.h"
@@ -64,39 +65,27 @@ static void learn_file(struct kimifs *k, struct file *f, double sent)
 }
 
 /*
- * Look through the file list for the copy an upload of filename (size
- * bytes) may have left: a file of that name and size this mount did not
- * know before. 1 with it in *out, 0 when there is none, or -errno.
+ * Walk the list of kind, newest first, page by page (at most max_pages of
+ * 100), as part of op, handing each item to visit(item, ctx); stop after
+ * a page where visit returned 1. 0, or -errno when a page cannot be read.
  */
-static int find_copy(struct kimifs *k, struct api_op *op, const char *filename,
-		     uint64_t size, struct file **out)
+static int scan_list(struct kimifs *k, struct api_op *op,
+		     const struct api_list_kind *kind, unsigned max_pages,
+		     int (*visit)(void *item, void *ctx), void *ctx)
 {
 	struct api_page page;
 	struct api_error err;
 	char *after = NULL;
-	int r = 0;
+	int r = 0, stop = 0;
 
-	*out = NULL;
-	for (unsigned pages = 0; pages < 1000; pages++) {
-		r = api_list(&k->api, op, &api_list_file, after, 100, &page,
-			     &err);
+	for (unsigned pages = 0; pages < max_pages && !stop; pages++) {
+		r = api_list(&k->api, op, kind, after, 100, &page, &err);
 		free(after);
 		after = NULL;
 		if (r < 0)
 			break;
-		for (size_t i = 0; i < page.nitems; i++) {
-			struct file *f = page.items[i];
-
-			if (strcmp(f->filename, filename) != 0 ||
-			    (uint64_t)f->bytes != size ||
-			    listing_has(&k->files.listing, f->id) ||
-			    store_changes(&k->files.store, f->id) != 0)
-				continue;
-			if (!*out || f->created_at > (*out)->created_at) {
-				file_unref(*out);
-				*out = file_ref(f);
-			}
-		}
+		for (size_t i = 0; i < page.nitems; i++)
+			stop |= visit(page.items[i], ctx);
 		if (page.has_more && page.last_id)
 			after = strdup(page.last_id);
 		api_page_free(&page);
@@ -104,12 +93,52 @@ static int find_copy(struct kimifs *k, struct api_op *op, const char *filename,
 			break;
 	}
 	free(after);
-	if (r < 0) {
-		file_unref(*out);
-		*out = NULL;
-		return r;
+	return r;
+}
+
+/* The copy an upload may have left: a file of its name and size that the
+ * mount did not know before; the newest such in found (a reference). */
+struct copy_search {
+	struct kimifs *k;
+	const char *filename;
+	uint64_t size;
+	struct file *found;
+};
+
+static int visit_copy(void *item, void *ctx)
+{
+	struct copy_search *s = ctx;
+	struct file *f = item;
+
+	if (strcmp(f->filename, s->filename) != 0 ||
+	    (uint64_t)f->bytes != s->size ||
+	    listing_has(&s->k->files.listing, f->id) ||
+	    store_changes(&s->k->files.store, f->id) != 0)
+		return 0;
+	if (!s->found || f->created_at > s->found->created_at) {
+		file_unref(s->found);
+		s->found = file_ref(f);
 	}
-	return *out ? 1 : 0;
+	return 0;
+}
+
+/*
+ * Look through the file list for the copy an upload of filename (size
+ * bytes) may have left (visit_copy). 1 with it in *out, 0 when there is
+ * none, or -errno.
+ */
+static int find_copy(struct kimifs *k, struct api_op *op, const char *filename,
+		     uint64_t size, struct file **out)
+{
+	struct copy_search s = {.k = k, .filename = filename, .size = size};
+	int r = scan_list(k, op, &api_list_file, 1000, visit_copy, &s);
+
+	if (r < 0) {
+		file_unref(s.found);
+		s.found = NULL;
+	}
+	*out = s.found;
+	return r < 0 ? r : s.found != NULL;
 }
 
 /* Whether the outcome of an upload that failed with err is unknown: the
@@ -144,12 +173,20 @@ int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
 {
 	struct api_error err = {0};
 	struct file *f = NULL;
+	const char *bad = jsonl_name_problem(filename);
 	uint64_t size;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	off_t end;
-	int r = -EIO;
+	int fd, r = -EIO;
 
 	*out = NULL;
+	if (bad) {
+		/* A name the server would list altered: the copy a lost
+		 * answer left could not be found by it. */
+		snprintf(why, whylen, "%s", bad);
+		log_err("upload %s: refused: %s", filename, why);
+		return -EINVAL;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(why, whylen, "cannot read the staged file");
 		return -EIO;
@@ -222,14 +259,105 @@ int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
 	return 0;
 }
 
+/*
+ * Seconds the server's clock may be behind ours: a batch created that long
+ * before the creation was sent may still be its batch.
+ */
+#define CREATE_SKEW 900
+/* Pages of the newest batches looked through for a creation's batch. */
+#define CREATE_PAGES 10
+
+/* The batch a creation may have made: one of its input file, created at
+ * since or later, that the mount did not know before; the newest such in
+ * found (a reference). Older batches end the search. */
+struct batch_search {
+	struct kimifs *k;
+	const char *input_file_id;
+	int64_t since;
+	struct batch *found;
+};
+
+static int visit_batch(void *item, void *ctx)
+{
+	struct batch_search *s = ctx;
+	struct batch *b = item;
+	char input[BATCH_ID_MAX + 1];
+
+	if (b->created_at < s->since)
+		return 1;
+	if (batch_file_id(b, "input_file_id", input, sizeof(input)) != 0 ||
+	    strcmp(input, s->input_file_id) != 0 ||
+	    listing_has(&s->k->batches.listing, b->id) ||
+	    store_changes(&s->k->batches.store, b->id) != 0)
+		return 0;
+	if (!s->found || b->created_at > s->found->created_at) {
+		batch_unref(s->found);
+		s->found = batch_ref(b);
+	}
+	return 0;
+}
+
+/*
+ * Look through the newest batches (up to CREATE_PAGES pages, until one
+ * older than sent - CREATE_SKEW) for the batch a creation with p, sent at
+ * wall-clock time sent, may have made (visit_batch), as part of op. 1 with
+ * it in *out, 0 when there is none, or -errno when the list cannot be
+ * read.
+ */
+static int find_batch(struct kimifs *k, struct api_op *op,
+		      const struct batch_params *p, time_t sent,
+		      struct batch **out)
+{
+	struct batch_search s = {.k = k,
+				 .input_file_id = p->input_file_id,
+				 .since = (int64_t)sent - CREATE_SKEW};
+	int r =
+	    scan_list(k, op, &api_list_batch, CREATE_PAGES, visit_batch, &s);
+
+	if (r < 0) {
+		batch_unref(s.found);
+		s.found = NULL;
+	}
+	*out = s.found;
+	return r < 0 ? r : s.found != NULL;
+}
+
 int submit_create(struct kimifs *k, struct api_op *op,
 		  const struct batch_params *p, struct batch **out, char *why,
 		  size_t whylen)
 {
 	struct api_error err = {0};
+	time_t wall = time(NULL);
 	double sent = store_clock();
 	int r = api_create_batch(&k->api, op, p, out, &err);
 
+	if (r < 0 && outcome_unknown(r)) {
+		/* The batch may have been made: look before saying it was
+		 * not (with an op of its own when this one was interrupted
+		 * or ran out). */
+		struct api_op look;
+		int found;
+
+		api_op_begin(&k->api, &look);
+		found = find_batch(k, &look, p, wall, out);
+		if (found > 0) {
+			log_info("create batch from %s: no answer, but the "
+				 "server has it as %s",
+				 p->input_file_id, (*out)->id);
+			r = 0;
+		} else if (found < 0) {
+			snprintf(why, whylen,
+				 "no answer, and the list of batches cannot "
+				 "be read, so whether a batch was made is "
+				 "unknown: look for %s in "
+				 "batches/*/input_file_id before making "
+				 "another",
+				 p->input_file_id);
+			log_err("create batch from %s: %s", p->input_file_id,
+				why);
+			return -EINPROGRESS;
+		}
+	}
 	if (r < 0) {
 		snprintf(why, whylen, "%s",
 			 err.message[0] ? err.message : strerror(-r));

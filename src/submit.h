@@ -39,7 +39,9 @@ int submit_check(const char *path, const char *filename, char **why);
  * after the body went out) the file list is searched for the copy (same
  * name and size, not known to this mount before) before trying again, so
  * there is never a second copy; an upload that fails for good and left a
- * copy behind has it deleted. Logged either way.
+ * copy behind has it deleted. A filename the server would list altered
+ * (jsonl_name_problem) is -EINVAL before any request, since its copy could
+ * not be found. Logged either way.
  */
 int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
 		  const char *filename, struct file **out, char *why,
@@ -48,8 +50,14 @@ int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
 /*
  * Create a batch with p: 0 with it in *out (one reference; stored and put
  * first in the batches/ listing), or -errno with the reason in why. Sent
- * once (never retried: a retry after a lost answer could make two).
- * Logged either way.
+ * once (never retried: a retry after a lost answer could make two). When
+ * the outcome is unknown (no answer, a 5xx, an interrupt after the body
+ * went out) the newest batches are searched for one of p's input file,
+ * made since the request (allowing for clock skew) and not known to this
+ * mount before: found, it is the batch made (0, as above); none, the
+ * failure stands; the list unreadable, -EINPROGRESS: the outcome is
+ * unknown, and why says how to look (never to make another). Logged
+ * either way.
  */
 int submit_create(struct kimifs *k, struct api_op *op,
 		  const struct batch_params *p, struct batch **out, char *why,

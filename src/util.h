@@ -1,6 +1,7 @@
 /*
  * util.h - small helpers shared by every layer: a monotonic clock, a string
- * hash, white-space trimming and control-character scrubbing.
+ * hash, white-space trimming, control-character scrubbing and the UTF-8
+ * check.
  */
 #ifndef KIMIFS_UTIL_H
 #define KIMIFS_UTIL_H
@@ -20,5 +21,9 @@ char *util_trim(char *s);
 /* Replace every control character (below 0x20, and DEL) of s by a space,
  * so that text from a server stays one printable line. */
 void util_scrub(char *s);
+
+/* Whether s (len bytes) is well-formed UTF-8: no overlong forms, no
+ * surrogates, nothing above U+10FFFF. */
+int util_utf8_valid(const char *s, size_t len);
 
 #endif

@@ -48,6 +48,12 @@ int main(void)
 	CHECK(params_window_hours("24hh") == -EINVAL);
 	CHECK(params_window_hours("") == -EINVAL);
 	CHECK(params_window_hours("99999999999999999999h") == -EINVAL);
+	/* Only the forms the API writes: no leading zero, no sign. */
+	CHECK(params_window_hours("0012h") == -EINVAL);
+	CHECK(params_window_hours("012h") == -EINVAL);
+	CHECK(params_window_hours("07d") == -EINVAL);
+	CHECK(params_window_hours("+24h") == -EINVAL);
+	CHECK(params_window_hours("168h") == 168);
 
 	/* Defaults, and every parameter. */
 	CHECK(parse("input_file_id=file-abc\n") == 0);
@@ -89,6 +95,20 @@ int main(void)
 	CHECK(refused("input_file_id=a metadata.k=1 metadata.k=2",
 		      "metadata.k is given twice"));
 	CHECK(refused("input_file_id=a metadata.k=\"open", "not closed"));
+	CHECK(refused("input_file_id=a completion_window=0012h",
+		      "hours or days from 12h to 7d"));
+	/* Words that are not UTF-8 could not be sent as JSON text. */
+	CHECK(refused("input_file_id=a metadata.k=\xff",
+		      "the value of metadata.k is not UTF-8 text"));
+	CHECK(refused("input_file_id=a metadata.k=\"a \xc3\"",
+		      "the value of metadata.k is not UTF-8 text"));
+	CHECK(refused("input_file_id=a metadata.\xed\xa0\x80=v",
+		      "a parameter is not UTF-8 text"));
+	CHECK(refused("input_file_id=a endpoint=/v1/\xc0\xaf",
+		      "the value of endpoint is not UTF-8 text"));
+	CHECK(refused("input_file_id=a \xff", "a parameter is not UTF-8"));
+	CHECK(parse("input_file_id=a metadata.\xc3\xa9=\xe2\x82\xac") == 0);
+	params_free(&p);
 	CHECK(params_parse("input_file_id=a\0x", 17, "24h", &p, why,
 			   sizeof(why)) == -EINVAL);
 
