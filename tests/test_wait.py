@@ -420,18 +420,20 @@ def test_fusermount_u_with_a_pending_wait_is_ebusy_and_the_wait_goes_on(sim, mou
     assert finish(cat, timeout=10 + SLACK)[:2] == (0, "completed\n")
 
 
-def test_fusermount_uz_detaches_and_kimifs_exits_after_the_last_wait(sim, mount):
+def test_fusermount_uz_ends_pending_waits_with_enotconn_and_kimifs_exits(sim, mount):
     m, bid, cat = pending_wait(sim, mount)
     m.expect_running = False        # it exits by itself below
+    t0 = time.monotonic()
     r = subprocess.run(["fusermount3", "-u", "-z", m.path], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert not is_mounted(m.path)
-    # The wait goes on through the detached tree and ends as usual.
-    assert cat.poll() is None and m.proc.poll() is None
-    sim.state(bid, "completed")
-    assert finish(cat, timeout=10 + SLACK)[:2] == (0, "completed\n")
+    rc, out, err = finish(cat, timeout=10 + SLACK)
+    assert (rc, out) == (1, "") and "Transport endpoint is not connected" in err, err
+    assert time.monotonic() - t0 < 2 + SLACK
+    # The last file closed, the kernel lets kimifs go.
     assert m.wait_exit(timeout=10 + SLACK) == 0
+    assert "the mount was detached (lazy unmount)" in m.stderr_text()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
