@@ -522,6 +522,8 @@ class Sim:
                     not isinstance(md, dict) or not all(isinstance(v, str)
                                                         for v in md.values())):
                 raise bad("'metadata' must be an object of strings")
+            if not isinstance(f.get("handled", False), bool):
+                raise bad("'handled' must be true or false")
             p = f.get("probability")
             if p is not None and not (isinstance(p, (int, float)) and 0 <= p <= 1):
                 raise bad("'probability' must be a number from 0 to 1")
@@ -1167,6 +1169,12 @@ class Handler(BaseHTTPRequestHandler):
         with sim.lock:
             try:
                 if action == "status":
+                    if fault.get("handled") and auth:
+                        try:    # done first; its answer is replaced
+                            sim.api(method, path, query, body,
+                                    self.headers.get("Content-Type"))
+                        except ApiError:
+                            pass
                     status = int(fault.get("status", 500))
                     err = ApiError(status, fault.get("message", "Simulated error %d" % status),
                                    fault.get("type", error_type(status)), fault.get("code"))

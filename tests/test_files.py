@@ -329,17 +329,21 @@ def test_a_file_whose_id_is_by_name_is_left_out_with_a_log_line(sim, mount, tmp_
         os.path.join(m.path, "log"))
 
 
-def test_a_delete_whose_answer_was_lost_is_done(sim, mount, tmp_path):
-    """The server deleted the file, the answer never came back, and the
-    retry got 404: the write succeeds, as the file is gone by its doing."""
+@pytest.mark.parametrize("fault, first", [
+    ({"action": "lost"}, 200),
+    ({"action": "status", "status": 500, "handled": True}, 500)])
+def test_a_delete_whose_answer_was_lost_is_done(sim, mount, tmp_path, fault, first):
+    """The server deleted the file, then its answer was lost (no answer, or
+    a 500), and the retry got 404: the write succeeds, as the file is gone
+    by its doing."""
     f = add_file(sim, filename="x.jsonl", content="x\n")
     m = mount(options=cache_opts(tmp_path))
     ctl = os.path.join(m.path, "files", f["id"], "ctl")
     os.stat(ctl)
-    sim.fault(method="DELETE", action="lost")
+    sim.fault(method="DELETE", **fault)
     sim.clear_log()
     assert try_write(ctl, b"delete\n") == 0
-    assert [(r["method"], r["status"]) for r in sim.log()] == [("DELETE", 200), ("DELETE", 404)]
+    assert [(r["method"], r["status"]) for r in sim.log()] == [("DELETE", first), ("DELETE", 404)]
     assert "delete %s: ok" % f["id"] in read_text(os.path.join(m.path, "log"))
     assert errno_of(os.stat, os.path.join(m.path, "files", f["id"])) == errno.ENOENT
 

@@ -473,3 +473,22 @@ def test_strict_accept_answers_406_when_accept_does_not_admit_the_answer(sim):
     assert sim.api("GET", "/v1/files/" + f["id"])[0] == 200
     sim.ctl("POST", "config", {"strict_accept": False})
     assert sim.call("GET", content, headers={"Accept": "application/json"})[0] == 200
+
+
+def test_a_handled_status_fault_does_the_work_and_answers_the_status(sim):
+    f = sim.ctl("POST", "files", {"filename": "a.jsonl", "content": "x\n"})
+    sim.ctl("POST", "faults", {"faults": [{"method": "DELETE", "action": "status",
+                                           "status": 500, "handled": True}]})
+    status, body = sim.api("DELETE", "/v1/files/" + f["id"])
+    assert status == 500 and body["error"]["type"] == "server_error"
+    assert sim.api("GET", "/v1/files/" + f["id"])[0] == 404      # deleted all the same
+    assert sim.api("DELETE", "/v1/files/" + f["id"])[0] == 404
+    assert [r["status"] for r in sim.ctl("GET", "log")["requests"]] == [500, 404, 404]
+    # Without it, a status fault does nothing.
+    g = sim.ctl("POST", "files", {"filename": "b.jsonl", "content": "y\n"})
+    sim.ctl("POST", "faults", {"faults": [{"method": "DELETE", "action": "status"}]})
+    assert sim.api("DELETE", "/v1/files/" + g["id"])[0] == 500
+    assert sim.api("GET", "/v1/files/" + g["id"])[0] == 200
+    status, err = sim.call("POST", "/_sim/faults", {"faults": [{"action": "status",
+                                                                "handled": 1}]}, key=None)[::2]
+    assert status == 400
