@@ -167,9 +167,13 @@ static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
 static void on_detach(void *arg)
 {
 	struct kimifs *k = arg;
+	size_t n = watches_stop(&k->watches);
 
-	log_info("the mount was detached (lazy unmount): pending waits end");
-	watches_stop(&k->watches);
+	/* Also at a plain unmount, which no open file held up: no wait. */
+	if (n)
+		log_info("the mount was detached (lazy unmount): %zu pending "
+			 "wait%s ended",
+			 n, n == 1 ? "" : "s");
 }
 
 /*
