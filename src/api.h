@@ -103,7 +103,9 @@ int api_get_file(struct api *api, struct api_op *op, const char *id,
 int api_upload_file(struct api *api, struct api_op *op, const char *path,
 		    const char *filename, const char *purpose,
 		    struct file **out, struct api_error *err);
-/* DELETE /v1/files/{id}: 0 when the answer says it is deleted. */
+/* DELETE /v1/files/{id}: 0 when the answer says it is deleted, or when a
+ * retry gets a 404 (an earlier attempt, whose answer was lost, deleted
+ * it); -ENOENT when the first attempt gets a 404 (it was already gone). */
 int api_delete_file(struct api *api, struct api_op *op, const char *id,
 		    struct api_error *err);
 /*

@@ -13,6 +13,10 @@
 #include "api.h"
 #include "log.h"
 
+/* A content is raw bytes: the server answers text/plain or
+ * application/octet-stream, and an error object as JSON. */
+#define CONTENT_ACCEPT "application/octet-stream, text/plain, */*;q=0.1"
+
 /* "/v1/files/<escaped id><suffix>" into path; 0 or -ENOMEM. */
 static int file_path(char *path, size_t size, const char *id,
 		     const char *suffix)
@@ -119,6 +123,15 @@ int api_delete_file(struct api *api, struct api_op *op, const char *id,
 		return -ENOMEM;
 	}
 	r = http_call(&api->http, op, &rq, &ans, err);
+	if (r == -ENOENT && err->attempts > 1) {
+		/* An earlier attempt deleted it and its answer was lost. */
+		log_info("DELETE %s: 404 to a retry: deleted by an earlier "
+			 "attempt",
+			 path);
+		memset(err, 0, sizeof(*err));
+		r = 0;
+		goto out;
+	}
 	if (r < 0)
 		goto out;
 	root = http_json(&ans, err);
@@ -148,6 +161,7 @@ int api_download_file(struct api *api, struct api_op *op, const char *id,
 				  .on_sink = on_sink,
 				  .sink_arg = arg,
 				  .stall_bound = 1,
+				  .accept = CONTENT_ACCEPT,
 				  .retries = -1};
 	struct http_answer ans = {0};
 	int r;

@@ -16,7 +16,7 @@
 #include "stage.h"
 #include "tree.h"
 
-#define BY_NAME "by-name"
+#define BY_NAME FILES_BY_NAME
 
 /*
  * The snapshot of n's file in mode, into *out, with v's time its

@@ -157,7 +157,6 @@ static void free_headers(struct curl_slist *l)
 
 int http_init(struct http *h, const struct opts *o, const char *api_key)
 {
-	struct curl_slist *h2;
 	char *auth;
 	size_t n;
 
@@ -165,21 +164,15 @@ int http_init(struct http *h, const struct opts *o, const char *api_key)
 	h->opts = o;
 	n = strlen("Authorization: Bearer ") + strlen(api_key) + 1;
 	auth = malloc(n);
-	if (auth) {
-		snprintf(auth, n, "Authorization: Bearer %s", api_key);
-		/* Built once: every request sends the same headers. */
-		h->headers = curl_slist_append(NULL, auth);
-		explicit_bzero(auth, n);
-		free(auth);
-	}
-	h2 = h->headers
-		 ? curl_slist_append(h->headers, "Accept: application/json")
-		 : NULL;
-	if (!h2) {
-		free_headers(h->headers);
+	if (!auth)
 		return -ENOMEM;
-	}
-	h->headers = h2;
+	snprintf(auth, n, "Authorization: Bearer %s", api_key);
+	/* Built once; each request adds its own Accept (request_headers). */
+	h->headers = curl_slist_append(NULL, auth);
+	explicit_bzero(auth, n);
+	free(auth);
+	if (!h->headers)
+		return -ENOMEM;
 	pthread_mutex_init(&h->lock, NULL);
 	return 0;
 }
@@ -324,6 +317,41 @@ static curl_mime *make_form(CURL *c, const struct http_request *rq)
 }
 
 /*
+ * The headers of rq: the shared ones (the key), the Accept that fits its
+ * answer, and a JSON body's Content-Type. NULL when out of memory; free
+ * with free_headers (the key is copied in).
+ */
+static struct curl_slist *request_headers(const struct http *h,
+					  const struct http_request *rq)
+{
+	char accept[128];
+	struct curl_slist *l = NULL, *t;
+
+	snprintf(accept, sizeof(accept), "Accept: %s",
+		 rq->accept ? rq->accept : "application/json");
+	for (const struct curl_slist *p = h->headers; p; p = p->next) {
+		t = curl_slist_append(l, p->data);
+		if (!t)
+			goto fail;
+		l = t;
+	}
+	t = curl_slist_append(l, accept);
+	if (!t)
+		goto fail;
+	l = t;
+	if (rq->method == HTTP_POST && !rq->parts && rq->json) {
+		t = curl_slist_append(l, "Content-Type: application/json");
+		if (!t)
+			goto fail;
+		l = t;
+	}
+	return l;
+fail:
+	free_headers(l);
+	return NULL;
+}
+
+/*
  * One attempt of rq at url within budget_ms. 0 with a 2xx answer in r->ans,
  * else -errno with err filled in; *retry_after is the server's Retry-After
  * in seconds, or -1.
@@ -335,14 +363,15 @@ static int attempt(struct http *h, const struct api_op *op,
 {
 	long connect_ms = (long)(h->opts->connect_timeout * 1000);
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct curl_slist *json_headers = NULL;
+	struct curl_slist *headers = request_headers(h, rq);
 	curl_mime *form = NULL;
 	curl_off_t ra = -1;
-	CURL *c = handle_get(h);
+	CURL *c = headers ? handle_get(h) : NULL;
 	CURLcode rc;
 
 	*retry_after = -1;
 	if (!c) {
+		free_headers(headers);
 		snprintf(err->message, sizeof(err->message), "out of memory");
 		return -ENOMEM;
 	}
@@ -350,7 +379,7 @@ static int attempt(struct http *h, const struct api_op *op,
 	r->h = h;
 	r->op = op;
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "kimifs/" KIMIFS_VERSION);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -375,8 +404,10 @@ static int attempt(struct http *h, const struct api_op *op,
 	/* libcurl sends a request again by itself when a reused connection
 	 * closes before any answer: a request sent once (an upload, a
 	 * creation) takes a connection of its own, so what reached the
-	 * server is never sent twice. */
-	if (rq->no_retry)
+	 * server is never sent twice; so does a DELETE, whose every retry
+	 * must be ours: a 404 to it follows an attempt that may have deleted
+	 * (api_delete_file). */
+	if (rq->no_retry || rq->method == HTTP_DELETE)
 		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
 	if (h->opts->insecure) {
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -388,6 +419,7 @@ static int attempt(struct http *h, const struct api_op *op,
 		form = make_form(c, rq);
 		if (!form) {
 			handle_put(h, c);
+			free_headers(headers);
 			snprintf(err->message, sizeof(err->message),
 				 "out of memory");
 			return -ENOMEM;
@@ -396,15 +428,6 @@ static int attempt(struct http *h, const struct api_op *op,
 	} else if (rq->method == HTTP_POST) {
 		const char *body = rq->json ? rq->json : "";
 
-		if (rq->json) {
-			/* The shared headers plus the body's type. */
-			for (struct curl_slist *p = h->headers; p; p = p->next)
-				json_headers =
-				    curl_slist_append(json_headers, p->data);
-			json_headers = curl_slist_append(
-			    json_headers, "Content-Type: application/json");
-			curl_easy_setopt(c, CURLOPT_HTTPHEADER, json_headers);
-		}
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -421,7 +444,7 @@ static int attempt(struct http *h, const struct api_op *op,
 	}
 	handle_put(h, c);
 	curl_mime_free(form);
-	free_headers(json_headers);
+	free_headers(headers);
 
 	if (rc == CURLE_OK) {
 		long status = r->ans->status;
@@ -478,6 +501,27 @@ static void response_reset(struct response *r, off_t sink_start)
 		r->sink_failed = 1;
 }
 
+/* Seconds before the deadline within which a time-out is the bound's. */
+#define BOUND_SLACK 0.05
+
+/* Whether an attempt that ended r (err) was cut short by the call's
+ * deadline rather than ended by an answer or a failure of its own. */
+static int cut_by_bound(int r, const struct api_error *err, double deadline)
+{
+	return r == -ETIMEDOUT && !err->http_status &&
+	       deadline - util_now() < BOUND_SLACK;
+}
+
+/* Make err the error answer prev (sent as attempt `attempts`); returns the
+ * errno it maps to. */
+static int answer_errno(const struct api_error *prev, struct api_error *err,
+			unsigned attempts)
+{
+	*err = *prev;
+	err->attempts = attempts;
+	return -status_errno(prev->http_status);
+}
+
 int http_call(struct http *h, const struct api_op *op,
 	      const struct http_request *rq, struct http_answer *ans,
 	      struct api_error *err)
@@ -497,6 +541,7 @@ int http_call(struct http *h, const struct api_op *op,
 	off_t sink_start =
 	    rq->sink_fd >= 0 ? lseek(rq->sink_fd, 0, SEEK_CUR) : -1;
 	char *url = malloc(urllen);
+	struct api_error answered = {0}; /* the last error answer, if any */
 	int r = -ETIMEDOUT;
 
 	memset(err, 0, sizeof(*err));
@@ -534,6 +579,12 @@ int http_call(struct http *h, const struct api_op *op,
 		if (n > 0)
 			STAT_ADD(h->stats, retries, 1);
 		r = attempt(h, op, rq, url, budget, &resp, &retry_after, err);
+		err->attempts = n + 1;
+		if (r < 0 && err->http_status)
+			answered = *err;
+		else if (cut_by_bound(r, err, deadline) && answered.http_status)
+			/* The server's last word, not the bound's. */
+			r = answer_errno(&answered, err, n + 1);
 		/* -o debug_http: one line per request, no header, no body. */
 		if (h->opts->debug_http || log_debug_enabled())
 			log_msg(h->opts->debug_http ? LOG_INFO : LOG_DEBUG,

@@ -25,6 +25,9 @@ struct curl_slist;
  * message for the user, the server's own when it sent one. */
 struct api_error {
 	int http_status;
+	/* Attempts sent: more than 1 when the answer came to a retry, so an
+	 * earlier attempt whose answer was lost may have had its effect. */
+	unsigned attempts;
 	char message[512];
 };
 
@@ -43,7 +46,7 @@ struct api_op {
 struct http {
 	const struct opts *opts;    /* base_url, timeouts, retries, insecure */
 	struct stats *stats;	    /* counted into, or NULL */
-	struct curl_slist *headers; /* Authorization (never logged), Accept */
+	struct curl_slist *headers; /* Authorization (never logged) */
 	volatile sig_atomic_t stopping; /* set by http_stop: abort all calls */
 	pthread_mutex_t lock;		/* guards the idle handle pool below */
 	void **idle;			/* CURL easy handles ready for reuse */
@@ -75,6 +78,9 @@ struct http_request {
 	/* A long download: bounded by op's deadline only, not by -o timeout,
 	 * and ended (ETIMEDOUT) when no byte comes for -o timeout seconds. */
 	int stall_bound;
+	/* The media types the answer may have (Accept): NULL for
+	 * application/json, the type of every answer but a content's. */
+	const char *accept;
 	int retries;  /* -1: -o retries; else this many */
 	int no_retry; /* never retried (e.g. a POST whose effect may stay) */
 };
@@ -126,8 +132,10 @@ int api_op_cond_wait(const struct api_op *op, pthread_cond_t *cond,
  * an interrupted or stopped call EINTR. 429, 5xx and network failures are
  * tried again up to the retries; the whole call, retries and backoff
  * included, ends within the timeout or op's deadline, whichever is sooner.
- * When the deadline ends the retries, the error of the last attempt stays
- * (ETIMEDOUT only when an attempt itself timed out). With a sink_fd, a
+ * When the deadline ends the retries, the error of the last answer stays:
+ * a retry cut short by the deadline reports the answer before it (EAGAIN
+ * for 429s until the bound), and ETIMEDOUT comes only when no attempt got
+ * an answer in time. With a sink_fd, a
  * retried download starts over at the fd's position of the first attempt.
  */
 int http_call(struct http *h, const struct api_op *op,

@@ -19,6 +19,7 @@
 
 #include "key.h"
 #include "log.h"
+#include "mount_watch.h"
 
 /* Most threads serving requests at once (see serve()). */
 #define MAX_THREADS 1024
@@ -160,6 +161,21 @@ static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
 	return r;
 }
 
+/* The tree was detached (fusermount3 -uz) with files still open: pending
+ * waits end (ENOTCONN), as at any other end of the mount, so that their
+ * readers close and the kernel lets kimifs go. */
+static void on_detach(void *arg)
+{
+	struct kimifs *k = arg;
+	size_t n = watches_stop(&k->watches);
+
+	/* Also at a plain unmount, which no open file held up: no wait. */
+	if (n)
+		log_info("the mount was detached (lazy unmount): %zu pending "
+			 "wait%s ended",
+			 n, n == 1 ? "" : "s");
+}
+
 /*
  * Up to MAX_THREADS threads allocate and free snapshots: with glibc's
  * default of up to eight malloc arenas per core, memory freed by one
@@ -181,9 +197,10 @@ int main(int argc, char *argv[])
 	struct fuse_cmdline_opts cmd = {0};
 	struct kimifs k = {0};
 	struct fuse_session *se = NULL;
+	struct mount_watch mw;
 	struct node root;
 	char why[512];
-	int ret = 1, r;
+	int ret = 1, r, watching;
 
 	bound_arenas();
 	if (opts_parse(&args, &k.opts) < 0)
@@ -287,7 +304,12 @@ int main(int argc, char *argv[])
 	/* Before the workers start, so that they inherit SIGUSR1 blocked. */
 	if (stats_signals_start(&k.stats) < 0)
 		goto out_signals;
+	/* Without it (no /proc), a lazy unmount leaves waits to their end. */
+	watching = mount_watch_start(&mw, cmd.mountpoint, "fuse.kimifs",
+				     on_detach, &k) == 0;
 	r = serve(se, &cmd);
+	if (watching)
+		mount_watch_stop(&mw);
 	/* Waits still pending end (ENOTCONN) while the session can reply. */
 	watches_stop(&k.watches);
 	/* A signal ends the loop with that signal's number: a clean exit. */

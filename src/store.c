@@ -303,6 +303,8 @@ static int entry_learn(struct store *s, struct store_entry *e, void *obj,
 	    !e->obj != !obj || (obj && e->obj && !s->kind->same(e->obj, obj));
 	if (changed)
 		e->changes = ++s->stamp;
+	if (changed && e->obj && obj && s->kind->changed)
+		s->kind->changed(e->obj, obj);
 	s->kind->unref(e->obj);
 	e->obj = obj;
 	e->negative = obj == NULL;

@@ -70,6 +70,10 @@ struct store_kind {
 	/* Whether a and b say the same (a refetch that brought nothing new
 	 * does not raise the change stamp). */
 	int (*same)(const void *a, const void *b);
+	/* Told that a kept object was replaced by one that says otherwise
+	 * (never for the first object of an id); the store's lock is held,
+	 * so it may only look and log. NULL: nothing to tell. */
+	void (*changed)(const void *old, const void *obj);
 
 	/* For listings (listing.h); NULL for kinds that cannot be listed. */
 	/* One page of every object, after cursor after (NULL: the first),

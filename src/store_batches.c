@@ -1,9 +1,10 @@
 /*
  * store_batches.c - the batch kind of the object store: how a batch is
- * fetched, listed, ranked in its lifecycle, compared and weighed; the
- * typed wrappers the tree and ctl call; and the policy that a stale copy of
- * a listed batch is brought up to date by refreshing the listing (one
- * refresh shared by every reader) rather than by a GET of its own.
+ * fetched, listed, ranked in its lifecycle, compared and weighed, and its
+ * status changes logged; the typed wrappers the tree and ctl call; and
+ * the policy that a stale copy of a listed batch is brought up to date by
+ * refreshing the listing (one refresh shared by every reader) rather than by a
+ * GET of its own.
  */
 #include "store_batches.h"
 
@@ -77,6 +78,16 @@ static int kind_same(const void *a, const void *b)
 	       memcmp(x->json.data, y->json.data, x->json.len) == 0;
 }
 
+/* One line per status change kimifs sees, from whichever request (a
+ * wait's poll, a refresh, a listing, a cancel) brought it. */
+static void kind_changed(const void *old, const void *obj)
+{
+	const struct batch *a = old, *b = obj;
+
+	if (strcmp(a->status, b->status) != 0)
+		log_info("batch %s: %s -> %s", b->id, a->status, b->status);
+}
+
 /* The bytes a snapshot holds, near enough: its JSON text (every file is
  * rendered from it when opened). */
 static size_t kind_bytes(const void *obj)
@@ -114,6 +125,7 @@ const struct store_kind store_kind_batch = {
     .final = kind_final,
     .rank = kind_rank,
     .same = kind_same,
+    .changed = kind_changed,
     .list_page = kind_list_page,
     .id_valid = batch_id_valid,
     .bytes = kind_bytes,

@@ -85,6 +85,12 @@ static int kind_list_page(void *ctx, struct api_op *op, const char *after,
 	return r;
 }
 
+/* An id is a name under files/, unless it is that of by-name/. */
+static int kind_id_valid(const char *id)
+{
+	return file_id_valid(id) && strcmp(id, FILES_BY_NAME) != 0;
+}
+
 static void kind_stop(void *ctx)
 {
 	api_stop(ctx);
@@ -101,7 +107,7 @@ const struct store_kind store_kind_file = {
     .rank = kind_rank,
     .same = kind_same,
     .list_page = kind_list_page,
-    .id_valid = file_id_valid,
+    .id_valid = kind_id_valid,
     .bytes = kind_bytes,
     .stop = kind_stop,
 };

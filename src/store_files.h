@@ -16,6 +16,10 @@
 #include "listing.h"
 #include "store.h"
 
+/* The name of files/by-name/: a file id equal to it is left out of the
+ * listing (it could never be reached under files/). */
+#define FILES_BY_NAME "by-name"
+
 struct files {
 	struct store store;	/* struct file snapshots by id */
 	struct listing listing; /* the ids of files/ */

@@ -71,8 +71,10 @@ static void watched_free(struct watched *o)
 }
 
 /* Call every waiter of o back (no lock held) and free them. */
-static void finish(struct watches *w, struct waiter *list, int err, void *obj)
+static size_t finish(struct watches *w, struct waiter *list, int err, void *obj)
 {
+	size_t n = 0;
+
 	(void)w;
 	while (list) {
 		struct waiter *next = list->next;
@@ -80,7 +82,9 @@ static void finish(struct watches *w, struct waiter *list, int err, void *obj)
 		list->done(list->arg, err, obj);
 		free(list);
 		list = next;
+		n++;
 	}
+	return n;
 }
 
 /* Unlink o from the list (lock held). */
@@ -382,9 +386,10 @@ uint64_t watch_polls(struct watches *w)
 	return n;
 }
 
-void watches_stop(struct watches *w)
+size_t watches_stop(struct watches *w)
 {
 	struct watched *list;
+	size_t n = 0;
 
 	pthread_mutex_lock(&w->lock);
 	w->stopping = 1;
@@ -402,10 +407,11 @@ void watches_stop(struct watches *w)
 	while (list) {
 		struct watched *next = list->next;
 
-		finish(w, list->waiters, -ESHUTDOWN, NULL);
+		n += finish(w, list->waiters, -ESHUTDOWN, NULL);
 		watched_free(list);
 		list = next;
 	}
+	return n;
 }
 
 void watches_destroy(struct watches *w)

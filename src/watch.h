@@ -64,8 +64,9 @@ int watches_init(struct watches *w, struct store *s, double min_interval,
 		 double max_interval, double timeout);
 
 /* End every wait (-ESHUTDOWN) and the poller thread; later watch_add
- * calls fail with -ESHUTDOWN. May be called more than once. */
-void watches_stop(struct watches *w);
+ * calls fail with -ESHUTDOWN. May be called more than once. Returns the
+ * number of waits it ended. */
+size_t watches_stop(struct watches *w);
 
 /* watches_stop, then free what w holds. */
 void watches_destroy(struct watches *w);

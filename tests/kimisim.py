@@ -266,6 +266,7 @@ class Sim:
         with self.lock:
             self.key, self.auto = self.start_key, self.start_auto
             self.cancel_delay, self.latency, self.offset = 1.0, 0.0, 0.0
+            self.strict_accept = False
             self.batches, self.files, self.faults, self.log = {}, {}, [], []
             self.seq, self.last_created, self.file_seq = 0, 0, 0
             self.order = None           # ordered() cache; None: to be sorted
@@ -521,6 +522,8 @@ class Sim:
                     not isinstance(md, dict) or not all(isinstance(v, str)
                                                         for v in md.values())):
                 raise bad("'metadata' must be an object of strings")
+            if not isinstance(f.get("handled", False), bool):
+                raise bad("'handled' must be true or false")
             p = f.get("probability")
             if p is not None and not (isinstance(p, (int, float)) and 0 <= p <= 1):
                 raise bad("'probability' must be a number from 0 to 1")
@@ -915,14 +918,48 @@ class Sim:
             if not isinstance(req["key"], str):
                 raise bad("'key' must be a string")
             self.key = req["key"]
+        if "strict_accept" in req:
+            if not isinstance(req["strict_accept"], bool):
+                raise bad("'strict_accept' must be true or false")
+            self.strict_accept = req["strict_accept"]
         return {"cancel_delay": self.cancel_delay, "auto": self.auto, "latency": self.latency,
-                "now": self.now()}
+                "strict_accept": self.strict_accept, "now": self.now()}
 
     def control_faults(self, req):
         if req is not None:
             self.add_faults(req.get("faults") if isinstance(req, dict) else None)
         return {"faults": [{k: v for k, v in f.items() if not k.startswith("_")}
                            for f in self.faults]}
+
+
+def answer_type(method, path):
+    """The media type of the answer to a /v1/ request that succeeds."""
+    if method == "GET" and re.fullmatch(r"/v1/files/[^/]+/content", path):
+        return "application/octet-stream"
+    return "application/json"
+
+
+def accepts(accept, ctype):
+    """Whether an Accept header admits the media type ctype (RFC 9110
+    12.5.1: a range type/subtype, type/* or */*, with q > 0); no header
+    admits everything."""
+    if accept is None:
+        return True
+    kind = ctype.split(";")[0].strip().lower()
+    for item in accept.split(","):
+        parts = [p.strip() for p in item.split(";")]
+        rng, q = parts[0].lower(), 1.0
+        for p in parts[1:]:
+            name, _, value = p.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0 and (rng in ("*/*", kind) or
+                      (rng.endswith("/*") and kind.split("/")[0] == rng[:-2])):
+            return True
+    return False
 
 
 def check_metadata(metadata):
@@ -1132,6 +1169,12 @@ class Handler(BaseHTTPRequestHandler):
         with sim.lock:
             try:
                 if action == "status":
+                    if fault.get("handled") and auth:
+                        try:    # done first; its answer is replaced
+                            sim.api(method, path, query, body,
+                                    self.headers.get("Content-Type"))
+                        except ApiError:
+                            pass
                     status = int(fault.get("status", 500))
                     err = ApiError(status, fault.get("message", "Simulated error %d" % status),
                                    fault.get("type", error_type(status)), fault.get("code"))
@@ -1145,6 +1188,12 @@ class Handler(BaseHTTPRequestHandler):
                     status, payload, headers = 200, sim.endless_page(fault, query), []
                 elif not auth:
                     raise ApiError(401, "Invalid Authentication", "invalid_authentication_error")
+                elif sim.strict_accept and not accepts(self.headers.get("Accept"),
+                                                       answer_type(method, path)):
+                    # Checked before anything is done, as a server would.
+                    raise ApiError(406, "This answer is %s, which the Accept header does "
+                                   "not admit." % answer_type(method, path),
+                                   code="not_acceptable")
                 else:
                     status, payload, headers = sim.api(method, path, query, body,
                                                        self.headers.get("Content-Type"))

@@ -311,3 +311,52 @@ def test_following_the_links_of_many_batches_costs_one_file_list(sim, mount, tmp
     assert [p for mth, p in log if p.startswith("/v1/files/") and
             not p.endswith("/content")] == []
     assert sum(1 for mth, p in log if p.endswith("/content")) == len(bids)
+
+
+def test_a_file_whose_id_is_by_name_is_left_out_with_a_log_line(sim, mount, tmp_path):
+    good = add_file(sim, filename="x.jsonl", content="x\n")
+    listing = sim.api("GET", "/v1/files")[1]
+    clash = dict(good, id="by-name", created_at=good["created_at"] + 10)
+    listing["data"] = [clash, good]
+    sim.fault(method="GET", path="^/v1/files$", count=-1, action="body", body=listing)
+    m = mount(options=cache_opts(tmp_path))
+    rc, out, err = m.sh("ls files")
+    assert (rc, out.split()) == (0, ["by-name", good["id"]]), err
+    # by-name/ is the directory of links, and the name's newest file is
+    # the one that can be reached.
+    assert os.readlink(os.path.join(m.path, "files/by-name/x.jsonl")) == "../" + good["id"]
+    assert "left out 1 unusable and 0 repeated file ids" in read_text(
+        os.path.join(m.path, "log"))
+
+
+@pytest.mark.parametrize("fault, first", [
+    ({"action": "lost"}, 200),
+    ({"action": "status", "status": 500, "handled": True}, 500)])
+def test_a_delete_whose_answer_was_lost_is_done(sim, mount, tmp_path, fault, first):
+    """The server deleted the file, then its answer was lost (no answer, or
+    a 500), and the retry got 404: the write succeeds, as the file is gone
+    by its doing."""
+    f = add_file(sim, filename="x.jsonl", content="x\n")
+    m = mount(options=cache_opts(tmp_path))
+    ctl = os.path.join(m.path, "files", f["id"], "ctl")
+    os.stat(ctl)
+    sim.fault(method="DELETE", **fault)
+    sim.clear_log()
+    assert try_write(ctl, b"delete\n") == 0
+    assert [(r["method"], r["status"]) for r in sim.log()] == [("DELETE", first), ("DELETE", 404)]
+    assert "delete %s: ok" % f["id"] in read_text(os.path.join(m.path, "log"))
+    assert errno_of(os.stat, os.path.join(m.path, "files", f["id"])) == errno.ENOENT
+
+
+def test_downloads_send_an_accept_that_admits_the_content(sim, mount, tmp_path):
+    """Against a server that enforces content negotiation (406 when the
+    Accept header does not admit the answer's type), contents and JSON
+    answers both come through."""
+    f = add_file(sim, filename="x.jsonl", content='{"a": 1}\n')
+    sim.config(strict_accept=True)
+    m = mount(options=cache_opts(tmp_path))
+    rc, out, err = m.sh("ls files")
+    assert (rc, out.split()) == (0, ["by-name", f["id"]]), err
+    rc, out, err = m.sh("cat files/%s/filename files/%s/content" % (f["id"], f["id"]))
+    assert (rc, out) == (0, 'x.jsonl\n{"a": 1}\n'), err
+    assert [r["status"] for r in sim.log()] == [200, 200]

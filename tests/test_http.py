@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import KEY, KIMIFS
+from conftest import KEY, KIMIFS, batch_path
 
 PROBE = KIMIFS.parent / "http_probe"
 
@@ -103,3 +103,17 @@ def test_delete_removes_the_file(sim, tmp_path):
     assert json.loads(out.rsplit("\n", 2)[0])["deleted"] is True
     assert ("DELETE", "/v1/files/" + f["id"]) in [(r["method"], r["path"]) for r in sim.log()]
     assert sim.api("GET", "/v1/files/" + f["id"])[0] == 404
+
+
+def test_429s_until_the_bound_end_in_eagain(sim, mount):
+    """Each 429 comes after 1 s and -o timeout=3 ends the retries: a retry
+    cut short by the bound does not replace the server's last answer, so
+    the read fails with EAGAIN (429), not ETIMEDOUT."""
+    (bid,) = sim.seed(1, status="in_progress")
+    m = mount(timeout=3, cache_ttl=0)
+    sim.config(latency=1)
+    sim.fault(method="GET", path=batch_path(bid), count=-1, action="status", status=429)
+    rc, out, err = m.sh("cat batches/%s/status" % bid)
+    assert rc != 0 and "Resource temporarily unavailable" in err, err
+    # Two 429s at least; a last retry cut short may be still unanswered.
+    assert [r["status"] for r in sim.retrieves(bid)][:2] == [429, 429]

@@ -448,3 +448,47 @@ def test_start_seed_and_sigterm(tmp_path):
         assert proc.wait(5) == 0
     finally:
         stop(proc)
+
+
+def test_strict_accept_answers_406_when_accept_does_not_admit_the_answer(sim):
+    f = sim.ctl("POST", "files", {"filename": "a.jsonl", "content": "x\n"})
+    content = "/v1/files/%s/content" % f["id"]
+    assert sim.ctl("POST", "config", {"strict_accept": True})["strict_accept"] is True
+    for path, accept, status in (
+            (content, "application/json", 406),
+            (content, "application/octet-stream", 200),
+            (content, "text/plain, application/*;q=0.5", 200),
+            (content, "*/*;q=0", 406),
+            (content, None, 200),
+            ("/v1/batches", "application/octet-stream", 406),
+            ("/v1/batches", "application/json", 200),
+            ("/v1/files", "application/*", 200)):
+        got, _, body = sim.call("GET", path, headers={"Accept": accept} if accept else {})
+        assert got == status, (path, accept, body)
+        if status == 406:
+            assert body["error"]["code"] == "not_acceptable"
+    # Refused before it is acted on.
+    assert sim.api("DELETE", "/v1/files/" + f["id"],
+                   headers={"Accept": "text/plain"})[0] == 406
+    assert sim.api("GET", "/v1/files/" + f["id"])[0] == 200
+    sim.ctl("POST", "config", {"strict_accept": False})
+    assert sim.call("GET", content, headers={"Accept": "application/json"})[0] == 200
+
+
+def test_a_handled_status_fault_does_the_work_and_answers_the_status(sim):
+    f = sim.ctl("POST", "files", {"filename": "a.jsonl", "content": "x\n"})
+    sim.ctl("POST", "faults", {"faults": [{"method": "DELETE", "action": "status",
+                                           "status": 500, "handled": True}]})
+    status, body = sim.api("DELETE", "/v1/files/" + f["id"])
+    assert status == 500 and body["error"]["type"] == "server_error"
+    assert sim.api("GET", "/v1/files/" + f["id"])[0] == 404      # deleted all the same
+    assert sim.api("DELETE", "/v1/files/" + f["id"])[0] == 404
+    assert [r["status"] for r in sim.ctl("GET", "log")["requests"]] == [500, 404, 404]
+    # Without it, a status fault does nothing.
+    g = sim.ctl("POST", "files", {"filename": "b.jsonl", "content": "y\n"})
+    sim.ctl("POST", "faults", {"faults": [{"method": "DELETE", "action": "status"}]})
+    assert sim.api("DELETE", "/v1/files/" + g["id"])[0] == 500
+    assert sim.api("GET", "/v1/files/" + g["id"])[0] == 200
+    status, err = sim.call("POST", "/_sim/faults", {"faults": [{"action": "status",
+                                                                "handled": 1}]}, key=None)[::2]
+    assert status == 400

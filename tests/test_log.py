@@ -46,3 +46,39 @@ def test_a_failure_is_in_the_log_newest_last(sim, mount):
     # The same lines went to stderr; the key is in neither.
     assert "second simulated refusal" in m.stderr_text()
     assert KEY not in read_text(os.path.join(m.path, "log"))
+
+
+def status_lines(m):
+    """The status change lines of MOUNT/log, as (id, old, new)."""
+    return re.findall(r"info: batch (\S+): (\S+) -> (\S+)$",
+                      read_text(os.path.join(m.path, "log")), re.M)
+
+
+def test_a_wait_that_sees_a_batch_complete_logs_the_change(sim, mount):
+    (bid,) = sim.seed(1, status="in_progress")
+    m = mount()
+    rc, out, _ = m.sh("cat batches/%s/status" % bid)
+    assert (rc, out) == (0, "in_progress\n")
+    assert status_lines(m) == []          # a batch seen the first time: none
+    sim.state(bid, "completed")
+    rc, out, _ = m.sh("cat batches/%s/wait" % bid)
+    assert rc == 0 and "completed" in out
+    assert status_lines(m) == [(bid, "in_progress", "completed")]
+
+
+def test_listings_refreshes_and_cancels_log_each_change_once(sim, mount):
+    first, second = sim.seed(2, status="in_progress")
+    sim.config(cancel_delay=1000)
+    m = mount(cache_ttl=0)
+    assert m.sh("ls batches")[0] == 0
+    assert status_lines(m) == []
+    sim.state(first, "finalizing")
+    assert m.sh("ls batches")[0] == 0
+    assert m.sh("ls batches")[0] == 0       # nothing new: no line
+    assert status_lines(m) == [(first, "in_progress", "finalizing")]
+    sim.state(first, "completed")
+    assert m.sh("echo refresh > batches/%s/ctl" % first)[0] == 0
+    assert m.sh("echo cancel > batches/%s/ctl" % second)[0] == 0
+    assert status_lines(m) == [(first, "in_progress", "finalizing"),
+                               (first, "finalizing", "completed"),
+                               (second, "in_progress", "cancelling")]

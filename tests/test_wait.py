@@ -394,3 +394,56 @@ def test_waits_retry_and_poll_under_valgrind(sim, vg_mount):
     assert "Memcheck" in report, report
     assert rc == 0, "exit status %s\n%s\n%s" % (rc, m.stderr_text()[-2000:], report)
     assert "ERROR SUMMARY: 0 errors" in report, report
+
+
+# The end of the mount while a wait is pending (docs/filesystem.md, Wait).
+
+
+def pending_wait(sim, mount):
+    """A mount with a `cat batches/<id>/wait` pending on a running batch:
+    (mount, batch id, the cat)."""
+    (bid,) = sim.seed(1, status="in_progress")
+    m = mount()
+    cat = start_cat(m, "batches/%s/wait" % bid)
+    polls_seen(sim, bid, 2)         # the open's retrieve, then a poll
+    assert cat.poll() is None
+    return m, bid, cat
+
+
+def test_fusermount_u_with_a_pending_wait_is_ebusy_and_the_wait_goes_on(sim, mount):
+    m, bid, cat = pending_wait(sim, mount)
+    r = subprocess.run(["fusermount3", "-u", m.path], capture_output=True, text=True,
+                       env=dict(os.environ, LC_ALL="C"), timeout=30)
+    assert r.returncode != 0 and "Device or resource busy" in r.stderr, r.stderr
+    assert is_mounted(m.path) and cat.poll() is None
+    sim.state(bid, "completed")
+    assert finish(cat, timeout=10 + SLACK)[:2] == (0, "completed\n")
+
+
+def test_fusermount_uz_ends_pending_waits_with_enotconn_and_kimifs_exits(sim, mount):
+    m, bid, cat = pending_wait(sim, mount)
+    m.expect_running = False        # it exits by itself below
+    t0 = time.monotonic()
+    r = subprocess.run(["fusermount3", "-u", "-z", m.path], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert not is_mounted(m.path)
+    rc, out, err = finish(cat, timeout=10 + SLACK)
+    assert (rc, out) == (1, "") and "Transport endpoint is not connected" in err, err
+    assert time.monotonic() - t0 < 2 + SLACK
+    # The last file closed, the kernel lets kimifs go.
+    assert m.wait_exit(timeout=10 + SLACK) == 0
+    assert "the mount was detached (lazy unmount): 1 pending wait ended" in m.stderr_text()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_to_kimifs_ends_pending_waits_with_enotconn(sim, mount, sig):
+    m, bid, cat = pending_wait(sim, mount)
+    m.expect_running = False
+    t0 = time.monotonic()
+    m.proc.send_signal(sig)
+    rc, out, err = finish(cat, timeout=10 + SLACK)
+    assert (rc, out) == (1, "") and "Transport endpoint is not connected" in err, err
+    assert time.monotonic() - t0 < 2 + SLACK
+    assert m.wait_exit(timeout=10 + SLACK) == 0
+    assert not is_mounted(m.path)

@@ -191,16 +191,17 @@ int main(void)
 	CHECK(watch_polls(&w) <= polls + 1);
 	watches_destroy(&w);
 
-	/* watches_stop ends the waits left (-ESHUTDOWN), refuses new ones,
-	 * and may be called again before watches_destroy. */
+	/* watches_stop ends the waits left (-ESHUTDOWN) and says how many,
+	 * refuses new ones, and may be called again before watches_destroy. */
 	CHECK(watches_init(&w, &s, 0.01, 0.01, 5) == 0);
 	answer(0, 0);
-	got[0] = 0;
+	got[0] = got[1] = 0;
 	CHECK(watch_add(&w, "g", done, &got[0], &t[0]) == 0);
-	watches_stop(&w);
-	CHECK(got[0] == 1 && last_err == -ESHUTDOWN);
+	CHECK(watch_add(&w, "h", done, &got[1], &t[1]) == 0);
+	CHECK(watches_stop(&w) == 2);
+	CHECK(got[0] == 1 && got[1] == 1 && last_err == -ESHUTDOWN);
 	CHECK(watch_add(&w, "g", done, &got[1], &t[1]) == -ESHUTDOWN);
-	watches_stop(&w);
+	CHECK(watches_stop(&w) == 0);
 	watches_destroy(&w);
 
 	/* Three listed objects due together cost more than a bulk refresh:
