@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,6 +107,86 @@ static void file_id(const struct batch *b, const char *name, char *buf,
 	batch_file_id(b, name, buf, size);
 }
 
+#define READ_CHUNK (1u << 20) /* bytes read at a time while indexing */
+#define READ_MAX   (RESULTS_LINE_MAX + READ_CHUNK) /* the buffer at most */
+
+/*
+ * Add the lines of file fd to ix, read a piece at a time: the buffer holds
+ * at most one line of RESULTS_LINE_MAX and a piece, and a longer line is
+ * passed over without being kept. 0 or -errno.
+ */
+static int index_fd(struct results *ix, struct results_pass *ps, int fd)
+{
+	size_t cap = READ_CHUNK, have = 0, start;
+	uint64_t base = 0, skip_from = 0; /* file offsets */
+	int skipping = 0, r = 0;
+	char *buf = malloc(cap), *nl;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t got =
+		    pread(fd, buf + have, cap - have, (off_t)(base + have));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (got == 0)
+			break;
+		have += (size_t)got;
+		for (start = 0;
+		     r == 0 && (nl = memchr(buf + start, '\n', have - start));
+		     start = (size_t)(nl - buf) + 1) {
+			uint64_t end = base + (uint64_t)(nl - buf);
+
+			if (skipping)
+				r = results_add_line(
+				    ix, ps, NULL, end - skip_from, skip_from);
+			else
+				r = results_add_line(ix, ps, buf + start,
+						     end - base - start,
+						     base + start);
+			skipping = 0;
+		}
+		if (r < 0)
+			goto out;
+		memmove(buf, buf + start, have - start);
+		base += start;
+		have -= start;
+		if (have < cap)
+			continue;
+		if (cap < READ_MAX) {
+			size_t grow = cap * 2 < READ_MAX ? cap * 2 : READ_MAX;
+			char *grown = realloc(buf, grow);
+
+			if (!grown) {
+				r = -ENOMEM;
+				goto out;
+			}
+			buf = grown;
+			cap = grow;
+		} else {
+			/* A line past the bound: its start is all we keep. */
+			if (!skipping)
+				skip_from = base;
+			skipping = 1;
+			base += have;
+			have = 0;
+		}
+	}
+	if (skipping)
+		r = results_add_line(ix, ps, NULL, base + have - skip_from,
+				     skip_from);
+	else if (have)
+		r = results_add_line(ix, ps, buf, have, base);
+out:
+	free(buf);
+	return r;
+}
+
 /*
  * Download file id and add its lines to s->ix from source src. A 404 leaves
  * the file empty (logged). 0 or -errno.
@@ -117,8 +196,7 @@ static int index_file(struct kimifs *k, struct api_op *op,
 		      const char *id, enum results_source src)
 {
 	char label[512];
-	struct stat st;
-	void *map;
+	struct results_pass ps;
 	int r = content_open(k, op, id, &s->fd[src]);
 
 	snprintf(label, sizeof(label), "batch %s: %s file %s", batch_id,
@@ -130,16 +208,9 @@ static int index_file(struct kimifs *k, struct api_op *op,
 	}
 	if (r < 0)
 		return r;
-	if (fstat(s->fd[src], &st) < 0)
-		return -errno;
-	if (st.st_size == 0)
-		return 0;
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, s->fd[src],
-		   0);
-	if (map == MAP_FAILED)
-		return -errno;
-	r = results_add(s->ix, src, map, (size_t)st.st_size, label);
-	munmap(map, (size_t)st.st_size);
+	results_pass_begin(&ps, src, label);
+	r = index_fd(s->ix, &ps, s->fd[src]);
+	results_pass_end(&ps);
 	return r;
 }
 
