@@ -21,7 +21,7 @@
 /* Memory of the renderings of result files, held or kept: what open files
  * hold counts, and an open past it is refused (ENOMEM). */
 #define RESULTS_RENDER_BYTES (64u << 20)
-#define RESULTS_RENDER_KEPT  256 /* renderings kept that nobody holds */
+#define RESULTS_RENDER_KEPT  32 /* renderings kept that nobody holds */
 
 struct kimifs;
 
