@@ -107,9 +107,8 @@ def test_open_results_directories_share_one_index(sim, mount):
         # A copy of the 200,000 names took about 10 MiB for each open.
         assert grown < 24 * 1024, "VmRSS grew %d KiB for 10 open" % grown
         names = os.listdir(fds[3])
-        assert len(names) == 2 * n
-        assert names[:3] == ["request-000000.json", "request-000000.txt",
-                             "request-000001.json"]
+        assert names == ["request-%06d.%s" % (i, ext) for i in range(n)
+                         for ext in ("json", "txt")]
     finally:
         for fd in fds:
             os.close(fd)
@@ -152,3 +151,18 @@ def test_open_result_files_past_64_mib_are_refused_and_logged(sim, mount):
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def test_an_open_listing_keeps_its_index_when_the_batch_changes(sim, mount):
+    bid, _ = with_output(sim, ok_line("old", "a"), status="in_progress")
+    m = mount(cache_ttl=0)
+    d = m.batch(bid, "results")
+    old = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        sim.set(bid, {"output_file_id": with_output(sim, ok_line("new", "b"))[1]})
+        assert sorted(os.listdir(d)) == ["new.json", "new.txt"]
+        # The listing opened first reads the index it was opened with.
+        assert sorted(os.listdir(old)) == ["old.json", "old.txt"]
+    finally:
+        os.close(old)
+    assert sorted(os.listdir(d)) == ["new.json", "new.txt"]
