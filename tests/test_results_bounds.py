@@ -116,8 +116,16 @@ def test_open_results_directories_share_one_index(sim, mount):
 
 def test_open_result_files_share_one_rendering(sim, mount):
     text = "z" * (4 * MIB)
-    bid, _ = with_output(sim, ok_line("one", "hi") + ok_line("huge", text))
+    bid, _ = with_output(sim, ok_line("one", "hi") + ok_line("huge", text) +
+                         ok_line("twin", text))
     m = mount()
+    # Eight readers at once of a file not yet rendered: one renders, the
+    # others wait for it, all read the same bytes.
+    rc, out, err = m.sh("cd batches/%s/results && for i in 1 2 3 4 5 6 7 8; do "
+                        "sha256sum twin.json & done; wait" % bid)
+    assert rc == 0, err
+    sums = out.split("\n")[:-1]
+    assert len(sums) == 8 and len(set(sums)) == 1, out
     paths = [m.batch(bid, "results", "huge" + ext) for ext in (".json", ".txt")]
     assert os.path.getsize(paths[1]) == 4 * MIB + 1
     before = status_kib(m.proc.pid, "VmRSS")
