@@ -4,7 +4,8 @@
  * hang or leak; every name it gives must be a possible name that finds its
  * own entry, at most RESULTS_NAME_MAX bytes, free of '/' and control
  * characters, never "." or ".."; every entry's line lies inside the file
- * and renders as .json (and as .txt when the index says it has one).
+ * and renders as .json (and as .txt when the index says it has one)
+ * within the size the results cache reserves for it (results.h).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,13 +53,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_name(r, e);
 		if (e->off + e->len > size)
 			abort();
-		if (results_render_json(buf + e->off, e->len, &out, &len) < 0)
+		if (results_render_json(buf + e->off, e->len, &out, &len) < 0 ||
+		    len > 8 * (size_t)e->len + 4096 ||
+		    (len > RESULTS_PRETTY_MAX && len > (size_t)e->len + 1))
 			abort();
 		free(out);
 		if (e->has_txt) {
 			if (results_render_txt(buf + e->off, e->len, &out,
 					       &len) < 0 ||
-			    len == 0 || out[len - 1] != '\n')
+			    len == 0 || out[len - 1] != '\n' ||
+			    len > (size_t)e->len + 1)
 				abort();
 			free(out);
 		}

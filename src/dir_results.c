@@ -63,30 +63,42 @@ static int want_entry(const struct node *n, const struct results_set *set)
 	return entry_of(n, set) != NULL;
 }
 
+static void drop_render(void *hold)
+{
+	results_render_put(hold);
+}
+
+/* A file of results/ shows the rendering of its entry that every open and
+ * stat of it shares (results_render_get). */
 static int result_view(struct kimifs *k, struct api_op *op,
 		       const struct node *n, enum store_mode mode,
 		       struct view *v)
 {
 	struct results_set *set;
+	struct results_render *rd = NULL;
 	const struct result *e;
-	char *line = NULL;
 	size_t blen;
 	int txt, r = results_view(k, op, n, mode, v, &set, want_entry);
 
 	if (r < 0)
 		return r;
 	e = entry_of(n, set);
-	r = e ? results_line(set, e, &line) : -ENOENT;
+	r = e ? results_split(n->name, &blen, &txt) : -ENOENT;
+	if (r == 0)
+		r = results_render_get(op, &k->results, set, e, txt, &rd);
+	if (r == -ENOMEM)
+		log_err("batch %s: result %s: the results open pass %u MiB; "
+			"close some",
+			n->id, n->name, RESULTS_RENDER_BYTES >> 20);
+	else if (r < 0 && r != -ENOENT && r != -EINTR)
+		log_err("batch %s: result %s: %s", n->id, n->name,
+			strerror(-r));
 	if (r == 0) {
-		results_split(n->name, &blen, &txt);
-		r = (txt ? results_render_txt : results_render_json)(
-		    line, e->len, &v->owned, &v->len);
-		if (r < 0)
-			log_err("batch %s: result %s: %s", n->id, n->name,
-				strerror(-r));
-		v->data = v->owned;
+		v->data = rd->data;
+		v->len = rd->len;
+		v->drop = drop_render;
+		v->hold = rd;
 	}
-	free(line);
 	results_put(&k->results, set);
 	if (r < 0)
 		view_release(v);
@@ -118,30 +130,56 @@ static int results_lookup(struct kimifs *k, const struct node *dir,
 	return node_make(child, dir, &type_result, name);
 }
 
-static int results_readdir(struct kimifs *k, struct api_op *op,
-			   const struct node *dir, struct dirlist *out)
+/* The listing of results/ an open directory holds: the batch's index,
+ * shared and never changed, read by position. */
+struct results_listing {
+	struct results_cache *cache;
+	struct results_set *set;
+};
+
+static int results_list_open(struct kimifs *k, struct api_op *op,
+			     const struct node *dir, void **list)
 {
-	char name[RESULTS_NAME_MAX + 8];
-	struct results_set *set = NULL;
+	struct results_listing *l = calloc(1, sizeof(*l));
 	struct view v = {0};
-	int r = batch_node_snapshot(k, op, dir, STORE_FRESH, &v);
+	int r = l ? batch_node_snapshot(k, op, dir, STORE_FRESH, &v) : -ENOMEM;
 
 	if (r == 0)
-		r = results_get(k, op, v.snap, &set);
-	for (size_t i = 0; r == 0 && set && i < set->ix->n; i++) {
-		const struct result *e = &set->ix->e[i];
-		const char *base = results_name(set->ix, e);
-
-		snprintf(name, sizeof(name), "%s.json", base);
-		r = dirlist_add(out, name, S_IFREG);
-		if (r == 0 && e->has_txt) {
-			snprintf(name, sizeof(name), "%s.txt", base);
-			r = dirlist_add(out, name, S_IFREG);
-		}
-	}
-	results_put(&k->results, set);
+		r = results_get(k, op, v.snap, &l->set);
 	view_release(&v);
-	return r;
+	if (r < 0) {
+		free(l);
+		return r;
+	}
+	l->cache = &k->results;
+	*list = l;
+	return 0;
+}
+
+/* Position 2i is entry i's .json, 2i + 1 its .txt when it has one. */
+static int results_list_at(const void *list, size_t pos, char *name,
+			   mode_t *mode)
+{
+	const struct results_listing *l = list;
+	const struct result *e;
+
+	if (!l->set || pos / 2 >= l->set->ix->n)
+		return -ENOENT;
+	e = &l->set->ix->e[pos / 2];
+	if (pos % 2 && !e->has_txt)
+		return 0;
+	snprintf(name, NODE_NAME_MAX + 1, "%s%s", results_name(l->set->ix, e),
+		 pos % 2 ? ".txt" : ".json");
+	*mode = S_IFREG;
+	return 1;
+}
+
+static void results_list_close(void *list)
+{
+	struct results_listing *l = list;
+
+	results_put(l->cache, l->set);
+	free(l);
 }
 
 const struct node_type type_results = {
@@ -149,7 +187,9 @@ const struct node_type type_results = {
     .mode = S_IFDIR | 0555,
     .view = dir_view,
     .lookup = results_lookup,
-    .readdir = results_readdir,
+    .list_open = results_list_open,
+    .list_at = results_list_at,
+    .list_close = results_list_close,
 };
 
 /* usage/ shows sums once the batch is final and its output file came. */

@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -40,6 +41,7 @@ struct handle {
 	struct node node;
 	struct view view;    /* files: the one view the file reads */
 	struct dirlist list; /* directories: names, "." and ".." first */
+	void *dir_list;	     /* or then the type's listing (list_open) */
 	int append;	     /* opened with O_APPEND (`echo cancel >> ctl`) */
 	/* A file that waits, polled: the wait that will wake the poller
 	 * (under k->open_lock). */
@@ -65,6 +67,8 @@ static void handle_free(struct handle *h)
 		h->node.type->open_ops->release(h->state);
 	view_release(&h->view);
 	dirlist_free(&h->list);
+	if (h->dir_list)
+		h->node.type->list_close(h->dir_list);
 	free(h);
 }
 
@@ -803,7 +807,8 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
-/* A directory reads the names it had when it was opened. */
+/* A directory reads the names it had when it was opened: a copy of them,
+ * or the listing its type holds for it (list_open). */
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -820,7 +825,11 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		r = dirlist_add(&h->list, "..", S_IFDIR);
 	if (r == 0) {
 		op_begin(k, req, &op);
-		r = h->node.type->readdir(k, &op, &h->node, &h->list);
+		if (h->node.type->list_open)
+			r = h->node.type->list_open(k, &op, &h->node,
+						    &h->dir_list);
+		else
+			r = h->node.type->readdir(k, &op, &h->node, &h->list);
 		op_end(req);
 	}
 	if (r < 0) {
@@ -838,25 +847,43 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 }
 
+/* The name and mode of entry i of open directory h: 1, 0 when i holds
+ * none, -ENOENT past the end. */
+static int dir_entry(const struct handle *h, size_t i, char *name, mode_t *mode)
+{
+	if (i < h->list.n) {
+		snprintf(name, NODE_NAME_MAX + 1, "%s", h->list.names[i]);
+		*mode = h->list.modes[i];
+		return 1;
+	}
+	if (!h->dir_list)
+		return -ENOENT;
+	return h->node.type->list_at(h->dir_list, i - h->list.n, name, mode);
+}
+
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	const struct handle *h = handle_of(fi);
-	char *buf = malloc(size);
+	char *buf = malloc(size), name[NODE_NAME_MAX + 1];
 	size_t used = 0;
+	mode_t mode;
+	int r;
 
 	(void)ino;
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	for (size_t i = off > 0 ? (size_t)off : 0; i < h->list.n; i++) {
-		struct stat st = {.st_ino = UNKNOWN_INO,
-				  .st_mode = h->list.modes[i]};
-		size_t n =
-		    fuse_add_direntry(req, buf + used, size - used,
-				      h->list.names[i], &st, (off_t)(i + 1));
+	for (size_t i = off > 0 ? (size_t)off : 0;
+	     (r = dir_entry(h, i, name, &mode)) >= 0; i++) {
+		struct stat st = {.st_ino = UNKNOWN_INO, .st_mode = mode};
+		size_t n;
 
+		if (r == 0)
+			continue;
+		n = fuse_add_direntry(req, buf + used, size - used, name, &st,
+				      (off_t)(i + 1));
 		if (n > size - used)
 			break;
 		used += n;

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
 #include "log.h"
 
 const char *const results_usage_names[USAGE_N] = {
@@ -484,12 +483,18 @@ static unsigned long hex4(const char *p)
 	return strtoul((char[5]){p[0], p[1], p[2], p[3], 0}, NULL, 16);
 }
 
+/* What a lone surrogate escape (\\ud800 with no partner, valid JSON)
+ * decodes to: its own three bytes (ED A0 80, not valid UTF-8, so a name
+ * escapes them and two such ids stay apart), or U+FFFD for text. */
+enum lone { LONE_KEEP, LONE_FFFD };
+
 /*
  * Decode the JSON string token tok (quotes included, checked by
- * scan_string) into a new buffer *out of *len bytes (it may hold NUL). 0,
- * -EIO for a lone surrogate, -ENOMEM.
+ * scan_string) into a new buffer *out of *len bytes (it may hold NUL; one
+ * byte more is allocated). 0 or -ENOMEM.
  */
-static int decode_token(const char *tok, size_t tlen, char **out, size_t *len)
+static int decode_token(const char *tok, size_t tlen, enum lone lone,
+			char **out, size_t *len)
 {
 	char *d = malloc(tlen + 1);
 	size_t k = 0;
@@ -497,7 +502,7 @@ static int decode_token(const char *tok, size_t tlen, char **out, size_t *len)
 	if (!d)
 		return -ENOMEM;
 	for (size_t i = 1; i + 1 < tlen; i++) {
-		unsigned long c;
+		unsigned long c, lo;
 
 		if (tok[i] != '\\') {
 			d[k++] = tok[i];
@@ -513,19 +518,13 @@ static int decode_token(const char *tok, size_t tlen, char **out, size_t *len)
 		}
 		c = hex4(tok + i + 1);
 		i += 4;
-		if (c >= 0xdc00 && c <= 0xdfff)
-			goto bad;
-		if (c >= 0xd800 && c <= 0xdbff) {
-			unsigned long lo;
-
-			if (i + 6 >= tlen || tok[i + 1] != '\\' ||
-			    tok[i + 2] != 'u')
-				goto bad;
-			lo = hex4(tok + i + 3);
-			if (lo < 0xdc00 || lo > 0xdfff)
-				goto bad;
+		if (c >= 0xd800 && c <= 0xdbff && i + 6 < tlen &&
+		    tok[i + 1] == '\\' && tok[i + 2] == 'u' &&
+		    (lo = hex4(tok + i + 3)) >= 0xdc00 && lo <= 0xdfff) {
 			c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
 			i += 6;
+		} else if (c >= 0xd800 && c <= 0xdfff && lone == LONE_FFFD) {
+			c = 0xfffd;
 		}
 		put_utf8(c, d, &k);
 	}
@@ -533,77 +532,146 @@ static int decode_token(const char *tok, size_t tlen, char **out, size_t *len)
 	*out = d;
 	*len = k;
 	return 0;
-bad:
-	free(d);
-	return -EIO;
 }
 
 /*
- * The bytes of string node s (a cJSON string, or the raw JSON text
- * json_parse leaves for one that holds a NUL) into a new buffer. 0,
- * -EINVAL when s is no string, -EIO, -ENOMEM.
+ * The members of a line are found in its text, which pretty() has checked,
+ * with no tree: a walk over a line costs no memory whatever its nesting
+ * (a tree of a 15 MiB line of nested arrays took 600 MB). A position is an
+ * index into the line, or NONE: "not there", which every step passes on.
  */
-static int string_of(const cJSON *s, char **out, size_t *len)
+#define NONE ((size_t)-1)
+
+/* The end of the number or literal at s[i]. */
+static size_t scalar_end(const char *s, size_t n, size_t i)
 {
-	if (cJSON_IsString(s) && s->valuestring) {
-		*len = strlen(s->valuestring);
-		*out = malloc(*len + 1);
-		if (!*out)
-			return -ENOMEM;
-		memcpy(*out, s->valuestring, *len + 1);
+	while (i < n && !strchr(",:]} \t\r\n", s[i]))
+		i++;
+	return i;
+}
+
+/* The end of the (checked) value at s[i]. */
+static size_t value_end(const char *s, size_t n, size_t i)
+{
+	size_t depth = 0;
+
+	while (i < n) {
+		char c = s[i];
+
+		if (c == '"')
+			i = scan_string(s, n, i);
+		else if (c == '{' || c == '[')
+			depth++, i++;
+		else if (c == '}' || c == ']')
+			depth--, i++;
+		else if (strchr(",: \t\r\n", c))
+			i++;
+		else
+			i = scalar_end(s, n, i);
+		if (depth == 0 && !strchr(",: \t\r\n", c))
+			return i;
+	}
+	return n;
+}
+
+/* Whether the key token tok (tlen bytes, quotes included) is key. */
+static int key_is(const char *tok, size_t tlen, const char *key)
+{
+	size_t klen = strlen(key), dlen;
+	char *d;
+	int same;
+
+	if (!memchr(tok, '\\', tlen))
+		return tlen == klen + 2 && memcmp(tok + 1, key, klen) == 0;
+	if (decode_token(tok, tlen, LONE_KEEP, &d, &dlen) < 0)
 		return 0;
-	}
-	if (cJSON_IsRaw(s) && s->valuestring && s->valuestring[0] == '"') {
-		size_t n = strlen(s->valuestring);
-
-		if (scan_string(s->valuestring, n, 0) != n)
-			return -EIO;
-		return decode_token(s->valuestring, n, out, len);
-	}
-	return -EINVAL;
+	same = dlen == klen && memcmp(d, key, klen) == 0;
+	free(d);
+	return same;
 }
 
-static const cJSON *member(const cJSON *o, const char *key)
+/* Where the value of the first member key of the object at i starts. */
+static size_t member_at(const char *s, size_t n, size_t i, const char *key)
 {
-	return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key)
-				 : NULL;
+	if (i >= n || s[i] != '{')
+		return NONE;
+	i = skip_ws(s, n, i + 1);
+	while (i < n && s[i] == '"') {
+		size_t k = scan_string(s, n, i);
+		size_t v = skip_ws(s, n, skip_ws(s, n, k) + 1);
+
+		if (key_is(s + i, k - i, key))
+			return v;
+		i = skip_ws(s, n, value_end(s, n, v));
+		if (i < n && s[i] == ',')
+			i = skip_ws(s, n, i + 1);
+	}
+	return NONE;
 }
 
-/* choices[0].message.content of a 2xx answer, or NULL. */
-static const cJSON *answer_content(const cJSON *root)
+/* Where the first item of the array at i starts. */
+static size_t first_item(const char *s, size_t n, size_t i)
 {
-	const cJSON *resp = member(root, "response");
-	const cJSON *code = member(resp, "status_code");
-	const cJSON *body = member(resp, "body");
-	const cJSON *choices = member(body, "choices");
-	const cJSON *c;
+	if (i >= n || s[i] != '[')
+		return NONE;
+	i = skip_ws(s, n, i + 1);
+	return i < n && s[i] != ']' ? i : NONE;
+}
 
-	if (!cJSON_IsNumber(code) || code->valuedouble < 200 ||
-	    code->valuedouble >= 300 ||
-	    code->valuedouble != (int)code->valuedouble)
-		return NULL;
-	if (!cJSON_IsArray(choices))
-		return NULL;
-	c = member(member(cJSON_GetArrayItem(choices, 0), "message"),
-		   "content");
-	return (cJSON_IsString(c) || cJSON_IsRaw(c)) ? c : NULL;
+/* The number at i as a double: 0, or -1 when i is no number. The token
+ * ends in a delimiter inside the line (it is a member), so strtod stops
+ * there. */
+static int number_at(const char *s, size_t n, size_t i, double *d)
+{
+	if (i >= n || !(s[i] == '-' || (s[i] >= '0' && s[i] <= '9')))
+		return -1;
+	*d = strtod(s + i, NULL);
+	return 0;
+}
+
+/* Where choices[0].message.content of a 2xx answer starts (a string), or
+ * NONE. */
+static size_t answer_content(const char *s, size_t n)
+{
+	size_t root = skip_ws(s, n, 0),
+	       resp = member_at(s, n, root, "response");
+	size_t body = member_at(s, n, resp, "body"), c;
+	double code;
+
+	if (number_at(s, n, member_at(s, n, resp, "status_code"), &code) < 0 ||
+	    code < 200 || code >= 300 || code != (int)code)
+		return NONE;
+	c = member_at(s, n, first_item(s, n, member_at(s, n, body, "choices")),
+		      "message");
+	c = member_at(s, n, c, "content");
+	return c != NONE && s[c] == '"' ? c : NONE;
+}
+
+/* The bytes of the string at i into a new buffer (one byte more): 0,
+ * -EINVAL when i is no string, -ENOMEM. */
+static int string_at(const char *s, size_t n, size_t i, enum lone lone,
+		     char **out, size_t *len)
+{
+	if (i >= n || s[i] != '"')
+		return -EINVAL;
+	return decode_token(s + i, scan_string(s, n, i) - i, lone, out, len);
 }
 
 int results_render_txt(const char *line, size_t len, char **out, size_t *outlen)
 {
-	size_t nuls;
-	cJSON *root = json_parse(line, len, &nuls);
-	const cJSON *c = root ? answer_content(root) : NULL;
+	struct out check = {0};
 	char *s = NULL;
 	size_t n = 0;
-	int r = c ? string_of(c, &s, &n) : root ? -ENOENT : -EIO;
+	int r = pretty(line, len, &check);
 
-	cJSON_Delete(root);
+	if (r == 0)
+		r = string_at(line, len, answer_content(line, len), LONE_FFFD,
+			      &s, &n);
 	if (r == -EINVAL)
 		r = -ENOENT;
 	if (r < 0)
 		return r;
-	s[n] = '\n'; /* string_of leaves room for a NUL */
+	s[n] = '\n'; /* decode_token leaves room for a NUL */
 	*out = s;
 	*outlen = n + 1;
 	return 0;
@@ -724,15 +792,8 @@ static int same_long_id(const struct results *r, const struct result *e,
 	return n == len && memcmp(p + sizeof(n), id, len) == 0;
 }
 
-/* One file being added: where we are, for the log. */
-struct pass {
-	enum results_source src;
-	const char *label;
-	size_t lineno;
-	size_t logged, bad;
-};
-
-static void bad_line(struct results *r, struct pass *ps, const char *why)
+static void bad_line(struct results *r, struct results_pass *ps,
+		     const char *why)
 {
 	r->bad++;
 	ps->bad++;
@@ -742,8 +803,8 @@ static void bad_line(struct results *r, struct pass *ps, const char *why)
 }
 
 /* Let line take the place of the earlier entry e of the same id. */
-static void replace(struct results *r, struct pass *ps, struct result *e,
-		    struct result line)
+static void replace(struct results *r, struct results_pass *ps,
+		    struct result *e, struct result line)
 {
 	line.name = e->name;
 	line.shortened = e->shortened;
@@ -760,7 +821,7 @@ static void replace(struct results *r, struct pass *ps, struct result *e,
  * it replace the entry of the same id. A shortened name that another id
  * already has is made again with the next salt. 0 or -ENOMEM.
  */
-static int insert(struct results *r, struct pass *ps, const char *id,
+static int insert(struct results *r, struct results_pass *ps, const char *id,
 		  size_t idlen, struct result line)
 {
 	char name[RESULTS_NAME_MAX + 1];
@@ -810,17 +871,22 @@ static int insert(struct results *r, struct pass *ps, const char *id,
 	return 0;
 }
 
-/* Add the usage of an output line to the sums (saturating). */
-static void add_usage(struct results *r, const cJSON *root)
+/* Add the usage of an output line (s, n bytes) to the sums
+ * (saturating). */
+static void add_usage(struct results *r, const char *s, size_t n)
 {
-	const cJSON *u =
-	    member(member(member(root, "response"), "body"), "usage");
+	size_t u = member_at(
+	    s, n,
+	    member_at(s, n, member_at(s, n, skip_ws(s, n, 0), "response"),
+		      "body"),
+	    "usage");
 
 	for (int k = 0; k < USAGE_N; k++) {
-		const cJSON *v = member(u, results_usage_names[k]);
-		double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+		double d;
 
-		if (d < 0 || d > 9007199254740992.0 || d != (double)(int64_t)d)
+		if (number_at(s, n, member_at(s, n, u, results_usage_names[k]),
+			      &d) < 0 ||
+		    d < 0 || d > 9007199254740992.0 || d != (double)(int64_t)d)
 			continue;
 		if (r->usage[k] > INT64_MAX - (int64_t)d)
 			r->usage[k] = INT64_MAX;
@@ -829,68 +895,79 @@ static void add_usage(struct results *r, const cJSON *root)
 	}
 }
 
-static int add_line(struct results *r, struct pass *ps, const char *line,
-		    size_t len, uint64_t off)
+void results_pass_begin(struct results_pass *ps, enum results_source src,
+			const char *label)
+{
+	memset(ps, 0, sizeof(*ps));
+	ps->src = src;
+	ps->label = label;
+}
+
+int results_add_line(struct results *r, struct results_pass *ps,
+		     const char *line, size_t len, uint64_t off)
 {
 	struct out check = {0};
 	struct result e = {
 	    .off = off, .len = (uint32_t)len, .src = (uint8_t)ps->src};
-	size_t nuls, idlen = 0;
-	cJSON *root;
+	size_t idlen = 0, root;
 	char *id = NULL;
 	int r2;
 
-	if (skip_ws(line, len, 0) == len)
-		return 0; /* blank */
+	ps->lineno++;
 	if (len > RESULTS_LINE_MAX) {
-		bad_line(r, ps, "longer than 16 MiB");
+		bad_line(r, ps, "longer than 8 MiB");
 		return 0;
 	}
-	if (pretty(line, len, &check) < 0 ||
-	    !(root = json_parse(line, len, &nuls))) {
+	if (skip_ws(line, len, 0) == len)
+		return 0; /* blank */
+	if (pretty(line, len, &check) < 0) {
 		bad_line(r, ps, "not JSON");
 		return 0;
 	}
-	if (!cJSON_IsObject(root)) {
+	root = skip_ws(line, len, 0);
+	if (line[root] != '{') {
 		bad_line(r, ps, "not a JSON object");
-		cJSON_Delete(root);
 		return 0;
 	}
-	r2 = string_of(member(root, "custom_id"), &id, &idlen);
+	r2 = string_at(line, len, member_at(line, len, root, "custom_id"),
+		       LONE_KEEP, &id, &idlen);
 	if (r2 < 0) {
-		cJSON_Delete(root);
 		if (r2 == -ENOMEM)
 			return r2;
 		bad_line(r, ps, "no string custom_id");
 		return 0;
 	}
-	e.has_txt = answer_content(root) != NULL;
+	e.has_txt = answer_content(line, len) != NONE;
 	if (ps->src == RESULTS_OUTPUT)
-		add_usage(r, root);
-	cJSON_Delete(root);
+		add_usage(r, line, len);
 	r2 = insert(r, ps, id, idlen, e);
 	free(id);
 	return r2;
 }
 
+void results_pass_end(const struct results_pass *ps)
+{
+	if (ps->logged > RESULTS_LOG_MAX)
+		log_warn("%s: %zu lines skipped or replaced in all, %zu not "
+			 "logged",
+			 ps->label, ps->logged, ps->logged - RESULTS_LOG_MAX);
+}
+
 int results_add(struct results *r, enum results_source src, const char *buf,
 		size_t len, const char *label)
 {
-	struct pass ps = {.src = src, .label = label};
+	struct results_pass ps;
 	size_t at = 0;
 	int rc = 0;
 
+	results_pass_begin(&ps, src, label);
 	while (rc == 0 && at < len) {
 		const char *nl = memchr(buf + at, '\n', len - at);
 		size_t end = nl ? (size_t)(nl - buf) : len;
 
-		ps.lineno++;
-		rc = add_line(r, &ps, buf + at, end - at, at);
+		rc = results_add_line(r, &ps, buf + at, end - at, at);
 		at = end + 1;
 	}
-	if (ps.logged > RESULTS_LOG_MAX)
-		log_warn("%s: %zu lines skipped or replaced in all, %zu not "
-			 "logged",
-			 label, ps.logged, ps.logged - RESULTS_LOG_MAX);
+	results_pass_end(&ps);
 	return rc;
 }

@@ -3,7 +3,9 @@
  * show them: an index built in one pass over the content of the batch's
  * output and error files (JSONL), the rule that turns a custom_id into a
  * file name, and the rendering of one result line. Pure: no I/O, no lock;
- * bad lines are logged (a bounded number per file) and skipped.
+ * bad lines are logged (a bounded number per file) and skipped. A line is
+ * read in its text, with no tree of it: indexing and rendering one line
+ * takes memory in proportion to its size at most, whatever its nesting.
  *
  * The index keeps, per request, where its line lies in its file (offset
  * and length), never a copy of the line: the caller keeps the file and
@@ -15,11 +17,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RESULTS_NAME_MAX    240		/* bytes of a name before .json/.txt */
-#define RESULTS_LINE_MAX    (16u << 20) /* longer lines are skipped */
+#define RESULTS_NAME_MAX 240 /* bytes of a name before .json/.txt */
+/* Longer lines are skipped: 32 bytes for each token of the largest context
+ * window a Moonshot model has (262,144 tokens), past any answer the API
+ * gives, and a bound on what one line costs to index and render. */
+#define RESULTS_LINE_MAX    (8u << 20)
 #define RESULTS_MAX_ENTRIES 1000000	/* further requests are skipped */
 #define RESULTS_LOG_MAX	    10		/* bad lines logged per file */
-#define RESULTS_PRETTY_MAX  (64u << 20) /* larger renderings: the line as is */
+#define RESULTS_PRETTY_MAX  (16u << 20) /* larger renderings: the line as is */
 
 enum results_source { RESULTS_OUTPUT, RESULTS_ERROR };
 enum { USAGE_PROMPT, USAGE_COMPLETION, USAGE_TOTAL, USAGE_N };
@@ -46,6 +51,14 @@ struct results {
 	size_t dups;		/* lines that replaced an earlier one */
 };
 
+/* One file being added, line by line: where we are, for the log. */
+struct results_pass {
+	enum results_source src;
+	const char *label;
+	size_t lineno;
+	size_t logged, bad;
+};
+
 /* Names of the usage files, in listing order (USAGE_*). */
 extern const char *const results_usage_names[USAGE_N];
 
@@ -57,15 +70,29 @@ void results_free(struct results *r);
  * Add every line of one file (buf, len bytes; need not end in a newline) of
  * source src to r, in one pass. A later line with the custom_id of an
  * earlier one replaces it (logged). Lines that are not a JSON object with a
- * string custom_id, longer than RESULTS_LINE_MAX, past RESULTS_MAX_ENTRIES
- * or otherwise bad are skipped and logged with their line number (at most
- * RESULTS_LOG_MAX per call, then one line with the count); blank lines are
- * ignored. Usage sums count the output file's lines. label names the file
- * in the log. Returns 0, or -ENOMEM (r then holds what was added).
- * Linear in len.
+ * string custom_id (a lone surrogate escape in it is its three bytes
+ * ED A0 80 ... , which the name escapes), longer than RESULTS_LINE_MAX, past
+ * RESULTS_MAX_ENTRIES or otherwise bad are skipped and logged with their line
+ * number (at most RESULTS_LOG_MAX per call, then one line with the count);
+ * blank lines are ignored. Usage sums count the output file's lines. label
+ * names the file in the log. Returns 0, or -ENOMEM (r then holds what was
+ * added). Linear in len.
  */
 int results_add(struct results *r, enum results_source src, const char *buf,
 		size_t len, const char *label);
+
+/*
+ * results_add in steps, for a file read piece by piece: begin a pass, add
+ * each line (len bytes at offset off of the file, without its newline; a
+ * line longer than RESULTS_LINE_MAX is skipped and logged without reading
+ * line, which may then be NULL), end the pass (the count of lines not
+ * logged). results_add_line returns 0 or -ENOMEM.
+ */
+void results_pass_begin(struct results_pass *ps, enum results_source src,
+			const char *label);
+int results_add_line(struct results *r, struct results_pass *ps,
+		     const char *line, size_t len, uint64_t off);
+void results_pass_end(const struct results_pass *ps);
 
 /* The entry whose name is base (blen bytes, without .json/.txt), or NULL. */
 const struct result *results_find(const struct results *r, const char *base,
@@ -111,7 +138,9 @@ int results_split(const char *name, size_t *blen, int *txt);
  * newline when that would pass 8 times the line plus 4 KiB, or
  * RESULTS_PRETTY_MAX: lines nested deep), .txt the content of
  * choices[0].message.content and a newline (-ENOENT when the line is no
- * successful chat completion). 0 with *out (free it) and *outlen, or
+ * successful chat completion; a lone surrogate escape in it is U+FFFD). The
+ * .json of a line is at most 8 times the line plus 4 KiB, the .txt at most
+ * the line plus 1 byte. 0 with *out (free it) and *outlen, or
  * -errno (-EIO: the line is not JSON).
  */
 int results_render_json(const char *line, size_t len, char **out,

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,8 +27,32 @@ void results_cache_init(struct results_cache *c)
 	pthread_cond_init(&c->built, &c->condattr);
 }
 
-static void set_free(struct results_set *s)
+/* Take rd out of the list of renderings and free it (lock held). */
+static void render_free(struct results_cache *c, struct results_render *rd)
 {
+	if (rd->prev)
+		rd->prev->next = rd->next;
+	else
+		c->renders = rd->next;
+	if (rd->next)
+		rd->next->prev = rd->prev;
+	c->render_bytes -= rd->bytes;
+	free(rd->buf);
+	free(rd);
+}
+
+/* Free s (lock held; nobody holds it, so no rendering of it is held). */
+static void set_free(struct results_cache *c, struct results_set *s)
+{
+	struct results_render *rd, *next;
+
+	for (rd = c->renders; rd; rd = next) {
+		next = rd->next;
+		if (rd->set == s) {
+			c->render_kept--;
+			render_free(c, rd);
+		}
+	}
 	for (int i = 0; i < 2; i++)
 		if (s->fd[i] >= 0)
 			close(s->fd[i]);
@@ -53,7 +76,7 @@ static void unlink_set(struct results_cache *c, struct results_set *s)
 	c->bytes -= s->bytes;
 	c->count--;
 	if (s->refs == 0)
-		set_free(s);
+		set_free(c, s);
 }
 
 static void push_front(struct results_cache *c, struct results_set *s)
@@ -80,7 +103,7 @@ void results_put(struct results_cache *c, struct results_set *s)
 		return;
 	pthread_mutex_lock(&c->lock);
 	if (--s->refs == 0 && !s->linked)
-		set_free(s);
+		set_free(c, s);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -108,6 +131,86 @@ static void file_id(const struct batch *b, const char *name, char *buf,
 	batch_file_id(b, name, buf, size);
 }
 
+#define READ_CHUNK (1u << 20) /* bytes read at a time while indexing */
+#define READ_MAX   (RESULTS_LINE_MAX + READ_CHUNK) /* the buffer at most */
+
+/*
+ * Add the lines of file fd to ix, read a piece at a time: the buffer holds
+ * at most one line of RESULTS_LINE_MAX and a piece, and a longer line is
+ * passed over without being kept. 0 or -errno.
+ */
+static int index_fd(struct results *ix, struct results_pass *ps, int fd)
+{
+	size_t cap = READ_CHUNK, have = 0, start;
+	uint64_t base = 0, skip_from = 0; /* file offsets */
+	int skipping = 0, r = 0;
+	char *buf = malloc(cap), *nl;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t got =
+		    pread(fd, buf + have, cap - have, (off_t)(base + have));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (got == 0)
+			break;
+		have += (size_t)got;
+		for (start = 0;
+		     r == 0 && (nl = memchr(buf + start, '\n', have - start));
+		     start = (size_t)(nl - buf) + 1) {
+			uint64_t end = base + (uint64_t)(nl - buf);
+
+			if (skipping)
+				r = results_add_line(
+				    ix, ps, NULL, end - skip_from, skip_from);
+			else
+				r = results_add_line(ix, ps, buf + start,
+						     end - base - start,
+						     base + start);
+			skipping = 0;
+		}
+		if (r < 0)
+			goto out;
+		memmove(buf, buf + start, have - start);
+		base += start;
+		have -= start;
+		if (have < cap)
+			continue;
+		if (cap < READ_MAX) {
+			size_t grow = cap * 2 < READ_MAX ? cap * 2 : READ_MAX;
+			char *grown = realloc(buf, grow);
+
+			if (!grown) {
+				r = -ENOMEM;
+				goto out;
+			}
+			buf = grown;
+			cap = grow;
+		} else {
+			/* A line past the bound: its start is all we keep. */
+			if (!skipping)
+				skip_from = base;
+			skipping = 1;
+			base += have;
+			have = 0;
+		}
+	}
+	if (skipping)
+		r = results_add_line(ix, ps, NULL, base + have - skip_from,
+				     skip_from);
+	else if (have)
+		r = results_add_line(ix, ps, buf, have, base);
+out:
+	free(buf);
+	return r;
+}
+
 /*
  * Download file id and add its lines to s->ix from source src. A 404 leaves
  * the file empty (logged). 0 or -errno.
@@ -117,8 +220,7 @@ static int index_file(struct kimifs *k, struct api_op *op,
 		      const char *id, enum results_source src)
 {
 	char label[512];
-	struct stat st;
-	void *map;
+	struct results_pass ps;
 	int r = content_open(k, op, id, &s->fd[src]);
 
 	snprintf(label, sizeof(label), "batch %s: %s file %s", batch_id,
@@ -130,16 +232,9 @@ static int index_file(struct kimifs *k, struct api_op *op,
 	}
 	if (r < 0)
 		return r;
-	if (fstat(s->fd[src], &st) < 0)
-		return -errno;
-	if (st.st_size == 0)
-		return 0;
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, s->fd[src],
-		   0);
-	if (map == MAP_FAILED)
-		return -errno;
-	r = results_add(s->ix, src, map, (size_t)st.st_size, label);
-	munmap(map, (size_t)st.st_size);
+	results_pass_begin(&ps, src, label);
+	r = index_fd(s->ix, &ps, s->fd[src]);
+	results_pass_end(&ps);
 	return r;
 }
 
@@ -230,7 +325,7 @@ int results_get(struct kimifs *k, struct api_op *op, const struct batch *b,
 		s->refs++;
 		r = wait_built(c, op);
 		if (--s->refs == 0 && !s->linked)
-			set_free(s);
+			set_free(c, s);
 		if (r < 0)
 			goto out_unlock;
 	}
@@ -258,7 +353,7 @@ int results_get(struct kimifs *k, struct api_op *op, const struct batch *b,
 		s->failed = r;
 		unlink_set(c, s);
 		if (--s->refs == 0)
-			set_free(s);
+			set_free(c, s);
 	} else {
 		s->bytes = results_bytes(s->ix) + strlen(s->key) + sizeof(*s);
 		c->bytes += s->bytes;
@@ -296,4 +391,175 @@ int results_line(const struct results_set *s, const struct result *e,
 	buf[got] = '\0';
 	*line = buf;
 	return 0;
+}
+
+/* Drop the least recently used renderings nobody holds while more than
+ * RESULTS_RENDER_KEPT are kept or room is wanted (lock held). */
+static void render_evict(struct results_cache *c, size_t want)
+{
+	struct results_render *rd = c->renders, *prev;
+
+	while (rd && rd->next)
+		rd = rd->next;
+	for (; rd && (c->render_kept > RESULTS_RENDER_KEPT ||
+		      c->render_bytes + want > RESULTS_RENDER_BYTES);
+	     rd = prev) {
+		prev = rd->prev;
+		if (rd->refs == 0) {
+			c->render_kept--;
+			render_free(c, rd);
+		}
+	}
+}
+
+/* Move rd to the front of the renderings (lock held). */
+static void render_touch(struct results_cache *c, struct results_render *rd)
+{
+	if (c->renders == rd)
+		return;
+	rd->prev->next = rd->next;
+	if (rd->next)
+		rd->next->prev = rd->prev;
+	rd->prev = NULL;
+	rd->next = c->renders;
+	c->renders->prev = rd;
+	c->renders = rd;
+}
+
+/* Take a reference to rd (lock held): the first one holds its set. */
+static void render_hold(struct results_cache *c, struct results_render *rd)
+{
+	if (rd->refs++ == 0) {
+		c->render_kept--;
+		rd->set->refs++;
+	}
+}
+
+/* Drop a reference to rd (lock held): the last one frees a failed
+ * rendering, keeps another, and drops its set's, which may free the set
+ * and with it rd. */
+static void render_drop(struct results_cache *c, struct results_render *rd)
+{
+	struct results_set *s = rd->set;
+
+	if (--rd->refs > 0)
+		return;
+	if (rd->failed)
+		render_free(c, rd);
+	else
+		c->render_kept++;
+	if (--s->refs == 0 && !s->linked)
+		set_free(c, s);
+	else
+		render_evict(c, 0);
+}
+
+/* The most bytes the rendering of e can take. */
+static size_t render_bound(const struct result *e, int txt)
+{
+	size_t json = 8 * (size_t)e->len + 4096;
+
+	if (txt)
+		return (size_t)e->len + 1;
+	return json < RESULTS_PRETTY_MAX ? json : RESULTS_PRETTY_MAX;
+}
+
+/* Render entry e of s into rd->buf (no lock held). 0 or -errno. */
+static int render(struct results_render *rd, const struct result *e)
+{
+	char *line = NULL;
+	int r = results_line(rd->set, e, &line);
+
+	if (r == 0)
+		r = (rd->txt ? results_render_txt : results_render_json)(
+		    line, e->len, &rd->buf, &rd->len);
+	free(line);
+	return r;
+}
+
+int results_render_get(struct api_op *op, struct results_cache *c,
+		       struct results_set *s, const struct result *e, int txt,
+		       struct results_render **out)
+{
+	size_t entry = (size_t)(e - s->ix->e), want = render_bound(e, txt);
+	struct results_render *rd;
+	int r = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		for (rd = c->renders; rd; rd = rd->next)
+			if (rd->set == s && rd->entry == entry &&
+			    rd->txt == txt && !rd->failed)
+				break;
+		if (!rd)
+			break;
+		render_hold(c, rd);
+		if (!rd->building) {
+			render_touch(c, rd);
+			*out = rd;
+			goto out_unlock;
+		}
+		/* Another caller renders it: wait, then look again (a
+		 * failed rendering is gone, and this caller tries). */
+		r = api_op_cond_wait(op, &c->built, &c->lock, 0.1);
+		render_drop(c, rd);
+		if (r < 0)
+			goto out_unlock;
+	}
+	render_evict(c, want);
+	if (c->render_bytes + want > RESULTS_RENDER_BYTES) {
+		r = -ENOMEM;
+		goto out_unlock;
+	}
+	rd = calloc(1, sizeof(*rd));
+	if (!rd) {
+		r = -ENOMEM;
+		goto out_unlock;
+	}
+	rd->cache = c;
+	rd->set = s;
+	rd->entry = entry;
+	rd->txt = txt;
+	rd->building = 1;
+	rd->bytes = want;
+	c->render_bytes += want;
+	c->render_kept++; /* render_hold counts it held */
+	render_hold(c, rd);
+	rd->next = c->renders;
+	if (c->renders)
+		c->renders->prev = rd;
+	c->renders = rd;
+	pthread_mutex_unlock(&c->lock);
+
+	r = render(rd, e);
+
+	pthread_mutex_lock(&c->lock);
+	rd->building = 0;
+	if (r < 0) {
+		rd->failed = r; /* freed by the last of its holders */
+		render_drop(c, rd);
+	} else {
+		rd->data = rd->buf ? rd->buf : "";
+		c->render_bytes -= rd->bytes;
+		rd->bytes = rd->len;
+		c->render_bytes += rd->bytes;
+		*out = rd;
+	}
+	pthread_cond_broadcast(&c->built);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+void results_render_put(struct results_render *rd)
+{
+	struct results_cache *c;
+
+	if (!rd)
+		return;
+	c = rd->cache;
+	pthread_mutex_lock(&c->lock);
+	render_drop(c, rd);
+	pthread_mutex_unlock(&c->lock);
 }

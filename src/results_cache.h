@@ -18,6 +18,10 @@
 
 #define RESULTS_CACHE_BYTES (64u << 20) /* memory of the indexes kept */
 #define RESULTS_CACHE_COUNT 64		/* indexes kept (two fds each) */
+/* Memory of the renderings of result files, held or kept: what open files
+ * hold counts, and an open past it is refused (ENOMEM). */
+#define RESULTS_RENDER_BYTES (64u << 20)
+#define RESULTS_RENDER_KEPT  32 /* renderings kept that nobody holds */
 
 struct kimifs;
 
@@ -35,12 +39,35 @@ struct results_set {
 	struct results_set *prev, *next;
 };
 
+/*
+ * The rendering of one file of results/ (an entry of a set, as .json or
+ * .txt), shared by every open file and stat of it. While held it holds its
+ * set; kept unheld, it goes with its set.
+ */
+struct results_render {
+	const char *data; /* the file's bytes */
+	size_t len;
+	/* The fields below are the cache's, under its lock. */
+	struct results_cache *cache;
+	struct results_set *set;
+	size_t entry; /* index of the entry in set->ix */
+	int txt;
+	int refs;
+	int building;
+	int failed;   /* -errno: out of the list's lookups, freed when let go */
+	size_t bytes; /* counted in the cache: reserved, then len */
+	char *buf;
+	struct results_render *prev, *next;
+};
+
 struct results_cache {
 	pthread_mutex_t lock; /* guards the list and the sets' cache fields */
 	pthread_cond_t built; /* a build ended */
 	pthread_condattr_t condattr;
 	struct results_set *head; /* most recently used first */
 	size_t bytes, count;
+	struct results_render *renders; /* most recently used first */
+	size_t render_bytes, render_kept;
 };
 
 void results_cache_init(struct results_cache *c);
@@ -63,5 +90,18 @@ void results_put(struct results_cache *c, struct results_set *s);
  * -errno (-EIO when the file is shorter than the index says). */
 int results_line(const struct results_set *s, const struct result *e,
 		 char **line);
+
+/*
+ * The rendering of entry e of held set s as .txt (txt 1) or .json: 0 with
+ * *out held (results_render_put it), or -errno: -ENOENT (no answer for a
+ * .txt), -EIO (the line is not what the index read), -ENOMEM (the
+ * renderings held would pass RESULTS_RENDER_BYTES; logged), -EINTR or
+ * -ETIMEDOUT waiting for another caller's rendering of it within op. The
+ * first caller renders, within a reservation of the most it can take.
+ */
+int results_render_get(struct api_op *op, struct results_cache *c,
+		       struct results_set *s, const struct result *e, int txt,
+		       struct results_render **out);
+void results_render_put(struct results_render *rd);
 
 #endif

@@ -165,6 +165,8 @@ void view_release(struct view *v)
 {
 	batch_unref(v->snap);
 	cache_reader_close(v->reader);
+	if (v->drop)
+		v->drop(v->hold);
 	free(v->owned);
 	memset(v, 0, sizeof(*v));
 }

@@ -52,6 +52,10 @@ struct view {
 	struct cache_reader *reader;
 	int told; /* may change, but the kernel is told when it does
 		     (fs_attach): it may keep it for cache_ttl */
+	/* data points into a buffer shared with other views (a rendered
+	 * result): drop(hold) lets it go with the view. */
+	void (*drop)(void *hold);
+	void *hold;
 };
 
 /* Names of a directory as read by readdir. */
@@ -111,6 +115,17 @@ struct node_type {
 		      const char *name, struct node *child);
 	int (*readdir)(struct kimifs *k, struct api_op *op,
 		       const struct node *dir, struct dirlist *out);
+	/*
+	 * Directories too large to copy for each open (results/), instead of
+	 * readdir: list_open holds an immutable listing of dir (*list, NULL
+	 * for none) until list_close; list_at reads its entry at pos, from 0:
+	 * 1 with name (NODE_NAME_MAX + 1 bytes) and *mode, 0 when pos holds
+	 * no entry, -ENOENT past the end. 0 or -errno.
+	 */
+	int (*list_open)(struct kimifs *k, struct api_op *op,
+			 const struct node *dir, void **list);
+	int (*list_at)(const void *list, size_t pos, char *name, mode_t *mode);
+	void (*list_close)(void *list);
 	/* Files read through a reader (view.reader): attach it to the view
 	 * that open made. 0 or -errno. NULL for the others. */
 	int (*open)(struct kimifs *k, struct api_op *op, const struct node *n,

@@ -344,6 +344,79 @@ static void test_pretty_bound(void)
 	free(line);
 }
 
+/* A lone surrogate escape is valid JSON: in a name its three bytes, each
+ * escaped, so two such ids stay apart; in a .txt U+FFFD. */
+static void test_lone_surrogate(void)
+{
+	const char out[] =
+	    "{\"custom_id\":\"\\ud800x\",\"response\":{\"status_code\":200,"
+	    "\"body\":{\"choices\":[{\"message\":{\"content\":"
+	    "\"a\\udc00\\ud800\\ud800b\\ud83d\\ude00\"}}]}}}\n"
+	    "{\"custom_id\":\"\\ud801x\"}\n";
+	struct results *r = results_new();
+	const struct result *e;
+	char *s;
+	size_t n;
+
+	CHECK(r &&
+	      results_add(r, RESULTS_OUTPUT, out, sizeof(out) - 1, "out") == 0);
+	CHECK(r->n == 2 && r->bad == 0);
+	CHECK(strcmp(name_at(r, 0), "%ED%A0%80x") == 0);
+	CHECK(strcmp(name_at(r, 1), "%ED%A0%81x") == 0);
+	e = results_find(r, "%ED%A0%80x", 10);
+	CHECK(e && e->has_txt);
+	CHECK(e && results_render_txt(out + e->off, e->len, &s, &n) == 0 &&
+	      n == 16 &&
+	      memcmp(s,
+		     "a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+		     "b\xf0\x9f\x98\x80\n",
+		     16) == 0);
+	free(s);
+	CHECK(results_name_possible("%ED%A0%80x", 10));
+	results_free(r);
+}
+
+/* Members are found as a JSON parser finds them: a key written with
+ * escapes is the same key, the first of two equal keys counts, and members
+ * of nested values are not the line's. */
+static void test_members(void)
+{
+	const char out[] =
+	    "{\"x\":{\"custom_id\":\"inner\"},\"custom\\u005fid\":\"esc\","
+	    "\"custom_id\":\"later\",\"response\":{\"body\":{\"choices\":[{"
+	    "\"message\":{\"content\":\"t\"}}]},\"status_code\":201.0}}\n"
+	    "{\"custom_id\":\"no\",\"response\":{\"status_code\":200,\"body\":"
+	    "{\"choices\":[[],{\"message\":{\"content\":\"t\"}}]}}}\n";
+	struct results *r = results_new();
+
+	CHECK(r &&
+	      results_add(r, RESULTS_OUTPUT, out, sizeof(out) - 1, "out") == 0);
+	CHECK(r->n == 2);
+	CHECK(strcmp(name_at(r, 0), "esc") == 0);
+	CHECK(r->e[0].has_txt && !r->e[1].has_txt);
+	results_free(r);
+}
+
+/* A line past RESULTS_LINE_MAX is skipped by its length alone: a file read
+ * piece by piece never hands it over. */
+static void test_line_bound(void)
+{
+	const char ok[] = "{\"custom_id\":\"k\"}";
+	struct results *r = results_new();
+	struct results_pass ps;
+
+	CHECK(r != NULL);
+	results_pass_begin(&ps, RESULTS_OUTPUT, "out");
+	CHECK(results_add_line(r, &ps, NULL, RESULTS_LINE_MAX + 1, 0) == 0);
+	CHECK(results_add_line(r, &ps, ok, sizeof(ok) - 1,
+			       RESULTS_LINE_MAX + 2) == 0);
+	results_pass_end(&ps);
+	CHECK(r->bad == 1 && ps.lineno == 2 && r->n == 1);
+	CHECK(r->e[0].off == RESULTS_LINE_MAX + 2 &&
+	      r->e[0].len == sizeof(ok) - 1);
+	results_free(r);
+}
+
 int main(void)
 {
 	log_init(1, 0);
@@ -357,5 +430,8 @@ int main(void)
 	test_render_json();
 	test_deep();
 	test_pretty_bound();
+	test_lone_surrogate();
+	test_members();
+	test_line_bound();
 	return check_done("results");
 }
