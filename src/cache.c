@@ -22,6 +22,18 @@
 #include "util.h"
 
 #define TMP_PREFIX ".tmp-"
+/* The tag that makes a directory kimifs's cache (the Cache Directory
+ * Tagging convention, so backup tools skip it too), and the temporary
+ * name it is written under. */
+#define CACHE_TAG_NAME	    "CACHEDIR.TAG"
+#define CACHE_TAG_SIGNATURE "Signature: 8a477f597d28d172789f06886806bc55"
+#define CACHE_TAG_OWNER                                                        \
+	"# This file is a cache directory tag created by kimifs."
+#define CACHE_TAG_TEXT                                                         \
+	CACHE_TAG_SIGNATURE "\n" CACHE_TAG_OWNER "\n"                          \
+			    "# For information about cache directory tags, "   \
+			    "see https://bford.info/cachedir/\n"
+#define CACHE_TAG_TMP TMP_PREFIX "tag-"
 /* How often a waiting reader looks at its op's interrupt flag. */
 #define POLL_S 0.05
 /* A download has no bound of its own but a stall (http.h stall_bound). */
@@ -31,6 +43,8 @@
 struct cache_entry {
 	struct cache_entry *newer, *older;
 	uint64_t size;
+	int whole; /* downloaded by this mount, or found whole on open; not
+		      yet when only found on disk at start */
 	char id[FILE_ID_MAX + 1];
 };
 
@@ -62,14 +76,90 @@ struct cache_reader {
 };
 
 /* ------------------------------------------------------------------ */
+/* Names */
+
+/* The temporary files kimifs makes in the cache directory, each named
+ * <prefix>[<id>-]<pid>-<seq> (its process and a number of its own): the
+ * first prefix that fits names it. Staged uploads are stage.c's, retry
+ * inputs ctl_retry.c's. */
+static const struct tmp_kind {
+	const char *prefix;
+	int named; /* an id (file or batch) before <pid> */
+	const char *what;
+} tmp_kinds[] = {
+    {TMP_PREFIX "stage-", 0, "a staged upload"},
+    {TMP_PREFIX "retry_", 1, "the staged input of a retry"},
+    {CACHE_TAG_TMP, 0, "a cache tag being written"},
+    {TMP_PREFIX, 1, "an unfinished download"},
+};
+
+/* The length of the run of digits that s starts with (at most 19). */
+static size_t digits(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n] >= '0' && s[n] <= '9')
+		n++;
+	return n <= 19 ? n : 0;
+}
+
+const char *cache_tmp_kind(const char *name, long *pid)
+{
+	for (size_t i = 0; i < sizeof(tmp_kinds) / sizeof(tmp_kinds[0]); i++) {
+		const struct tmp_kind *k = &tmp_kinds[i];
+		size_t plen = strlen(k->prefix);
+		const char *rest = name + plen, *p;
+		char id[FILE_ID_MAX + 1];
+		size_t n;
+
+		if (strncmp(name, k->prefix, plen) != 0)
+			continue;
+		if (k->named) {
+			/* <id>-<pid>-<seq>: the id is what is before the
+			 * last two dashes. */
+			const char *seq = strrchr(rest, '-');
+
+			for (p = seq ? seq - 1 : NULL; p && p > rest; p--)
+				if (*p == '-')
+					break;
+			if (!p || p <= rest || (size_t)(p - rest) > FILE_ID_MAX)
+				continue;
+			snprintf(id, sizeof(id), "%.*s", (int)(p - rest), rest);
+			if (!file_id_valid(id))
+				continue;
+			rest = p + 1;
+		}
+		n = digits(rest);
+		if (n == 0 || rest[n] != '-' || digits(rest + n + 1) == 0 ||
+		    rest[n + 1 + digits(rest + n + 1)] != '\0')
+			continue;
+		if (pid)
+			*pid = strtol(rest, NULL, 10);
+		return k->what;
+	}
+	return NULL;
+}
+
+int cache_tag_ours(const char *text)
+{
+	size_t n = strlen(CACHE_TAG_SIGNATURE);
+
+	return strncmp(text, CACHE_TAG_SIGNATURE, n) == 0 &&
+	       (text[n] == '\n' || (text[n] == '\r' && text[n + 1] == '\n')) &&
+	       strstr(text, "\n" CACHE_TAG_OWNER "\n") != NULL;
+}
+
+/* ------------------------------------------------------------------ */
 /* The directory */
 
-/* Make every missing directory of path (mode 0700), path included. */
-static int make_dirs(const char *path)
+/* Make every missing directory of path (mode 0700), path included; *made
+ * says whether path itself was made now. 0 or -errno. */
+static int make_dirs(const char *path, int *made)
 {
 	char *p = strdup(path);
 	int r = 0;
 
+	*made = 0;
 	if (!p)
 		return -ENOMEM;
 	for (char *s = p + 1; r == 0; s++) {
@@ -78,7 +168,9 @@ static int make_dirs(const char *path)
 		char end = *s;
 
 		*s = '\0';
-		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+		if (mkdir(p, 0700) == 0)
+			*made = end == '\0';
+		else if (errno != EEXIST)
 			r = -errno;
 		*s = end;
 		if (end == '\0')
@@ -122,19 +214,168 @@ static char *default_dir(void)
 	return out;
 }
 
-/* Make dir (0700) and open it: ours, a directory, no one else's to read.
- * 0 with c->dirfd, or -1 with why. */
-static int open_dir(struct cache *c, const char *dir, char *why, size_t whylen)
+/* What the tag of a directory says (tag_read). */
+enum tag_state { TAG_NONE, TAG_OURS, TAG_OTHER };
+
+/* The tag of the directory dirfd: TAG_OURS when CACHEDIR.TAG is a regular
+ * file (not a link) that starts with the signature and names kimifs,
+ * TAG_NONE when there is none, TAG_OTHER for anything else there. */
+static enum tag_state tag_read(int dirfd)
+{
+	char buf[sizeof(CACHE_TAG_TEXT)];
+	struct stat st;
+	ssize_t n;
+	int fd = openat(dirfd, CACHE_TAG_NAME,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? TAG_NONE : TAG_OTHER;
+	n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+		? read(fd, buf, sizeof(buf) - 1)
+		: -1;
+	close(fd);
+	if (n < 0)
+		return TAG_OTHER;
+	buf[n] = '\0';
+	return cache_tag_ours(buf) ? TAG_OURS : TAG_OTHER;
+}
+
+/* Write kimifs's tag into the directory dirfd, whole or not at all: it is
+ * written under a temporary name and linked into place, so a concurrent
+ * mount sees either no tag or the whole of it (and one that came first is
+ * taken when it is ours). 0, or -errno. */
+static int tag_write(int dirfd)
+{
+	static unsigned seq;
+	char tmp[64];
+	size_t len = strlen(CACHE_TAG_TEXT);
+	int fd, r = 0;
+
+	snprintf(tmp, sizeof(tmp), CACHE_TAG_TMP "%ld-%u", (long)getpid(),
+		 __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
+	fd = openat(dirfd, tmp,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, CACHE_TAG_TEXT, len) != (ssize_t)len)
+		r = errno ? -errno : -EIO;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && linkat(dirfd, tmp, dirfd, CACHE_TAG_NAME, 0) < 0)
+		r = errno == EEXIST && tag_read(dirfd) == TAG_OURS ? 0 : -errno;
+	unlinkat(dirfd, tmp, 0);
+	return r;
+}
+
+/* Whether the entry name of dirfd is one that an earlier kimifs (before
+ * the tag) made in its default directory: a content (a regular 0600 file
+ * of ours named by an id) or a temporary file of ours. */
+static int legacy_entry(int dirfd, const char *name)
 {
 	struct stat st;
-	int r = make_dirs(dir);
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode) || st.st_uid != getuid())
+		return 0;
+	if (cache_tmp_kind(name, NULL))
+		return 1;
+	return file_id_valid(name) && strcmp(name, CACHE_TAG_NAME) != 0 &&
+	       (st.st_mode & 07777) == 0600;
+}
+
+/* What an untagged directory holds: 0 nothing (a tag being written by a
+ * concurrent mount aside), 1 only what an earlier kimifs made (see
+ * legacy_entry), 2 anything else; or -errno. */
+static int untagged_holds(int dirfd)
+{
+	int fd = dup(dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	const struct dirent *de;
+	int holds = 0;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while (holds < 2 && (de = readdir(d))) {
+		const char *name = de->d_name;
+
+		/* A concurrent mount's tag on its way is no content. */
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+		    (strncmp(name, CACHE_TAG_TMP, strlen(CACHE_TAG_TMP)) == 0 &&
+		     cache_tmp_kind(name, NULL)))
+			continue;
+		holds = legacy_entry(dirfd, name) ? 1 : 2;
+	}
+	closedir(d);
+	return holds;
+}
+
+/*
+ * Take the open directory c->dirfd (dir) for the cache, touching nothing
+ * that is not kimifs's: one with kimifs's tag is taken as it is; one made
+ * now (made), or empty, is tagged; with legacy, one that holds only what
+ * an earlier kimifs made (the default directory of a version before the
+ * tag) is tagged too. Anything else is refused and left as it is. The
+ * directory's mode is never changed. 0, or -1 with why.
+ */
+static int claim(struct cache *c, const char *dir, int made, int legacy,
+		 char *why, size_t whylen)
+{
+	enum tag_state tag = made ? TAG_NONE : tag_read(c->dirfd);
+	int holds = 0, r;
+
+	if (tag == TAG_OURS)
+		return 0;
+	if (tag == TAG_NONE && !made) {
+		holds = untagged_holds(c->dirfd);
+		if (holds < 0) {
+			snprintf(why, whylen, "cannot read cache_dir %s: %s",
+				 dir, strerror(-holds));
+			return -1;
+		}
+	}
+	if (tag == TAG_OTHER || holds == 2 || (holds == 1 && !legacy)) {
+		snprintf(why, whylen,
+			 "cache_dir %s is not empty and not a kimifs cache "
+			 "(no CACHEDIR.TAG of kimifs in it); nothing in it "
+			 "was touched: name a new or empty folder",
+			 dir);
+		return -1;
+	}
+	r = tag_write(c->dirfd);
+	if (r < 0) {
+		snprintf(why, whylen, "cannot write %s/" CACHE_TAG_NAME ": %s",
+			 dir, strerror(-r));
+		return -1;
+	}
+	if (holds == 1)
+		log_info("cache_dir %s: the cache of an earlier kimifs, now "
+			 "tagged " CACHE_TAG_NAME,
+			 dir);
+	return 0;
+}
+
+/* Make dir (0700, with its parents) when missing and open it (a link to a
+ * directory is followed): ours, and kimifs's cache (claim; legacy as
+ * there). Its mode is left as it is, logged when others may enter it.
+ * 0 with c->dirfd, or -1 with why. */
+static int open_dir(struct cache *c, const char *dir, int legacy, char *why,
+		    size_t whylen)
+{
+	struct stat st;
+	int made;
+	int r = make_dirs(dir, &made);
 
 	if (r < 0) {
 		snprintf(why, whylen, "cannot make cache_dir %s: %s", dir,
 			 strerror(-r));
 		return -1;
 	}
-	c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c->dirfd < 0 || fstat(c->dirfd, &st) < 0) {
 		snprintf(why, whylen, "cannot open cache_dir %s: %s", dir,
 			 strerror(errno));
@@ -146,16 +387,12 @@ static int open_dir(struct cache *c, const char *dir, char *why, size_t whylen)
 			 (unsigned)st.st_uid);
 		goto fail;
 	}
-	if ((st.st_mode & 0777) != 0700) {
-		if (fchmod(c->dirfd, 0700) < 0) {
-			snprintf(why, whylen,
-				 "cannot chmod 700 cache_dir %s: %s", dir,
-				 strerror(errno));
-			goto fail;
-		}
-		log_warn("cache_dir %s was mode %03o; now 0700", dir,
-			 (unsigned)(st.st_mode & 0777));
-	}
+	if (claim(c, dir, made, legacy, why, whylen) < 0)
+		goto fail;
+	if (st.st_mode & 0077)
+		log_warn("cache_dir %s is mode %03o: others may enter it "
+			 "(kimifs's files in it are 0600)",
+			 dir, (unsigned)(st.st_mode & 0777));
 	return 0;
 fail:
 	if (c->dirfd >= 0)
@@ -223,8 +460,9 @@ static void evict(struct cache *c)
 	}
 }
 
-/* Add a complete content, as the newest (lock held). */
-static int lru_add(struct cache *c, const char *id, uint64_t size)
+/* Add a complete content, as the newest (lock held); whole as in struct
+ * cache_entry. */
+static int lru_add(struct cache *c, const char *id, uint64_t size, int whole)
 {
 	struct cache_entry *e = lru_find(c, id);
 
@@ -235,6 +473,7 @@ static int lru_add(struct cache *c, const char *id, uint64_t size)
 		return -ENOMEM;
 	snprintf(e->id, sizeof(e->id), "%s", id);
 	e->size = size;
+	e->whole = whole;
 	lru_push(c, e);
 	c->used += size;
 	STAT_SET(c->stats, disk_bytes, c->used);
@@ -244,25 +483,16 @@ static int lru_add(struct cache *c, const char *id, uint64_t size)
 /* ------------------------------------------------------------------ */
 /* What an earlier mount left */
 
-/* A temporary file of a process that no longer runs: remove it. Its name
- * is TMP_PREFIX<id>-<pid>-<seq>. */
-static void sweep_tmp(struct cache *c, const char *name)
+/* A temporary file kimifs made (name, what it was) of a process that no
+ * longer runs: remove it, and say what it was. */
+static void sweep_tmp(struct cache *c, const char *name, const char *what,
+		      long pid)
 {
-	const char *dash = strrchr(name, '-');
-	const char *pdash = NULL;
-	long pid;
-
-	for (const char *p = dash ? dash - 1 : NULL; p && p > name; p--)
-		if (*p == '-') {
-			pdash = p;
-			break;
-		}
-	pid = pdash ? strtol(pdash + 1, NULL, 10) : 0;
 	if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
-		return; /* its download may still be under way */
+		return; /* its process may still use it */
 	if (unlinkat(c->dirfd, name, 0) == 0)
-		log_info("cache: removed %s, left by an unfinished download",
-			 name);
+		log_info("cache: removed %s, %s left by a process that ended",
+			 name, what);
 }
 
 struct found {
@@ -282,7 +512,9 @@ static int by_mtime(const void *a, const void *b)
 	return 0;
 }
 
-/* Learn the contents on disk, least recently used first out (by mtime). */
+/* Learn the contents on disk (regular files of ours named by an id that
+ * no one else may read, in a directory tagged as kimifs's), least recently used
+ * first out (by mtime); sweep the temporary files of processes that ended. */
 static int scan(struct cache *c)
 {
 	int fd = dup(c->dirfd);
@@ -299,16 +531,23 @@ static int scan(struct cache *c)
 	}
 	while (r == 0 && (de = readdir(d))) {
 		struct stat st;
+		const char *what;
+		long pid = 0;
 
-		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
-			sweep_tmp(c, de->d_name);
+		/* Only names kimifs makes: other files are left alone. */
+		if (de->d_name[0] == '.') {
+			what = cache_tmp_kind(de->d_name, &pid);
+			if (what)
+				sweep_tmp(c, de->d_name, what, pid);
 			continue;
 		}
-		if (!file_id_valid(de->d_name) ||
+		if (strcmp(de->d_name, CACHE_TAG_NAME) == 0 ||
+		    !file_id_valid(de->d_name) ||
 		    fstatat(c->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) <
 			0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
+		    !S_ISREG(st.st_mode) || st.st_uid != getuid() ||
+		    (st.st_mode & 0077))
+			continue; /* not one kimifs made (0600, its own) */
 		if (n == cap) {
 			struct found *more;
 
@@ -334,7 +573,7 @@ static int scan(struct cache *c)
 		qsort(all, n, sizeof(*all), by_mtime);
 	for (size_t i = 0; i < n; i++) {
 		if (r == 0)
-			r = lru_add(c, all[i].id, all[i].size);
+			r = lru_add(c, all[i].id, all[i].size, 0);
 		free(all[i].id);
 	}
 	free(all);
@@ -354,7 +593,7 @@ int cache_init(struct cache *c, const char *dir, uint64_t cap,
 	c->download = download;
 	c->ctx = ctx;
 	c->dir = dir ? strdup(dir) : default_dir();
-	if (c->dir && open_dir(c, c->dir, why, whylen) < 0) {
+	if (c->dir && open_dir(c, c->dir, !dir, why, whylen) < 0) {
 		if (dir)
 			goto fail;
 		log_warn("%s; using a private temporary directory", why);
@@ -376,7 +615,7 @@ int cache_init(struct cache *c, const char *dir, uint64_t cap,
 		}
 		c->dir = strdup(tmpl);
 		c->private_dir = 1;
-		if (!c->dir || open_dir(c, tmpl, why, whylen) < 0)
+		if (!c->dir || open_dir(c, tmpl, 0, why, whylen) < 0)
 			goto fail;
 	}
 	if (scan(c) < 0) {
@@ -533,7 +772,7 @@ static void *download_main(void *arg)
 		}
 	if (r == 0 && d->forgotten)
 		unlinkat(c->dirfd, d->id, 0); /* deleted while it came */
-	else if (r == 0 && lru_add(c, d->id, len) == 0)
+	else if (r == 0 && lru_add(c, d->id, len, 1) == 0)
 		evict(c);
 	d->done = 1;
 	d->err = r;
@@ -599,6 +838,42 @@ static int download_start(struct cache *c, const char *id, int64_t expected,
 /* ------------------------------------------------------------------ */
 /* Readers */
 
+/*
+ * Whether the content e, open as fd, is whole (lock held): its size on
+ * disk is the one kimifs knew, and, for a content not known whole yet,
+ * the FileObject's (expected; -1: unknown, then it stays not known
+ * whole). Logs what is wrong; a content found whole is known so from then
+ * on, also to cache_size_of.
+ */
+static int kept_whole(struct cache *c, struct cache_entry *e, int fd,
+		      int64_t expected)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0) {
+		log_warn("file %s: cannot stat %s/%s: %s; downloading it again",
+			 e->id, c->dir, e->id, strerror(errno));
+		return 0;
+	}
+	if ((uint64_t)st.st_size != e->size) {
+		log_warn("file %s: the content kept in %s is %lld bytes, it "
+			 "was %llu; downloading it again",
+			 e->id, c->dir, (long long)st.st_size,
+			 (unsigned long long)e->size);
+		return 0;
+	}
+	if (!e->whole && expected >= 0 && (uint64_t)expected != e->size) {
+		log_warn("file %s: the content kept in %s is %llu bytes, its "
+			 "FileObject says %lld; downloading it again",
+			 e->id, c->dir, (unsigned long long)e->size,
+			 (long long)expected);
+		return 0;
+	}
+	if (expected >= 0)
+		e->whole = 1;
+	return 1;
+}
+
 int cache_reader_open(struct cache *c, const char *id, int64_t expected,
 		      struct cache_reader **out)
 {
@@ -616,6 +891,12 @@ int cache_reader_open(struct cache *c, const char *id, int64_t expected,
 	e = lru_find(c, id);
 	if (e) {
 		r->fd = openat(c->dirfd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (r->fd >= 0 && !kept_whole(c, e, r->fd, expected)) {
+			/* Cut short (or changed) on disk: never served. */
+			close(r->fd);
+			r->fd = -1;
+			unlinkat(c->dirfd, id, 0);
+		}
 		if (r->fd >= 0) {
 			/* Read from start to end: a larger readahead. */
 			posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -627,7 +908,7 @@ int cache_reader_open(struct cache *c, const char *id, int64_t expected,
 			STAT_ADD(c->stats, disk_hits, 1);
 			goto out;
 		}
-		lru_drop(c, e); /* removed behind our back */
+		lru_drop(c, e); /* removed behind our back, or not whole */
 	}
 	for (d = c->downloads; d; d = d->next)
 		if (strcmp(d->id, id) == 0)
@@ -763,6 +1044,8 @@ int cache_size_of(struct cache *c, const char *id, uint64_t *size)
 
 	pthread_mutex_lock(&c->lock);
 	e = lru_find(c, id);
+	if (e && !e->whole)
+		e = NULL;
 	if (e)
 		*size = e->size;
 	pthread_mutex_unlock(&c->lock);
