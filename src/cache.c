@@ -152,6 +152,26 @@ int cache_tag_ours(const char *text)
 /* ------------------------------------------------------------------ */
 /* The directory */
 
+/* A new DIR stream of the open directory dirfd, from its start (the
+ * descriptor's offset is shared with every earlier stream of it), or
+ * NULL with errno. */
+static DIR *dir_open(int dirfd)
+{
+	int fd = dup(dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (!d) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		errno = e;
+		return NULL;
+	}
+	rewinddir(d);
+	return d;
+}
+
 /* Make every missing directory of path (mode 0700), path included; *made
  * says whether path itself was made now. 0 or -errno. */
 static int make_dirs(const char *path, int *made)
@@ -290,16 +310,12 @@ static int legacy_entry(int dirfd, const char *name)
  * legacy_entry), 2 anything else; or -errno. */
 static int untagged_holds(int dirfd)
 {
-	int fd = dup(dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = dir_open(dirfd);
 	const struct dirent *de;
 	int holds = 0;
 
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	if (!d)
 		return -errno;
-	}
 	while (holds < 2 && (de = readdir(d))) {
 		const char *name = de->d_name;
 
@@ -517,18 +533,14 @@ static int by_mtime(const void *a, const void *b)
  * first out (by mtime); sweep the temporary files of processes that ended. */
 static int scan(struct cache *c)
 {
-	int fd = dup(c->dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = dir_open(c->dirfd);
 	struct found *all = NULL;
 	size_t n = 0, cap = 0;
 	const struct dirent *de;
 	int r = 0;
 
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	if (!d)
 		return -errno;
-	}
 	while (r == 0 && (de = readdir(d))) {
 		struct stat st;
 		const char *what;
@@ -644,15 +656,11 @@ fail:
 /* Remove every file of a private directory, then the directory. */
 static void remove_private(struct cache *c)
 {
-	int fd = dup(c->dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = dir_open(c->dirfd);
 	const struct dirent *de;
 
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	if (!d)
 		return;
-	}
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") != 0 &&
 		    strcmp(de->d_name, "..") != 0)
