@@ -629,6 +629,7 @@ int cache_init(struct cache *c, const char *dir, uint64_t cap,
 		c->private_dir = 1;
 		if (!c->dir || open_dir(c, tmpl, 0, why, whylen) < 0)
 			goto fail;
+		log_info("cache: %s, for this mount only", c->dir);
 	}
 	if (scan(c) < 0) {
 		snprintf(why, whylen, "cannot read cache_dir %s", c->dir);

@@ -8,14 +8,13 @@ content cut short on disk is downloaded again; a full disk is logged with
 its errno. Checked as root and as an unprivileged user."""
 
 import os
-import shutil
+import re
 import stat
 import subprocess
-import tempfile
 
 import pytest
 
-from conftest import KEY, KIMIFS, kimifs_env, read_text, run_kimifs, wait_for
+from conftest import KIMIFS, kimifs_env, read_text, run_kimifs, wait_for
 from test_user import USER, as_user, home, user  # noqa: F401 (fixtures)
 
 TAG = "CACHEDIR.TAG"
@@ -234,6 +233,14 @@ def test_the_default_cache_of_an_earlier_kimifs_is_taken_and_tagged(sim, tmp_pat
                 assert ("cache_dir %s %s; using a private temporary directory"
                         % (where, REFUSED)) in log
                 assert len(content_gets(sim, f["id"])) == 1
+                # The private folder holds this mount's contents, and
+                # goes with it.
+                private = re.search(r"cache: (/\S+/kimifs-cache-\w+), for this mount only",
+                                    log).group(1)
+                wait_for(lambda: f["id"] in os.listdir(private), timeout=30,
+                         what="the content kept")
+                assert m.stop() == 0
+                assert not os.path.exists(private)
         finally:
             m.cleanup()
 
