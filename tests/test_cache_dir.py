@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from conftest import KIMIFS, kimifs_env, read_text, run_kimifs, wait_for
-from test_user import USER, as_user, home, user  # noqa: F401 (fixtures)
+from test_user import as_user, home, user  # noqa: F401 (home, user: fixtures)
 
 TAG = "CACHEDIR.TAG"
 SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
