@@ -121,14 +121,4 @@ int cache_size_of(struct cache *c, const char *id, uint64_t *size);
  * kept yet (what stat shows from then on). */
 int cache_real_size(struct cache *c, const char *id, uint64_t *size);
 
-/* What the temporary file name is, when kimifs makes such names in the
- * cache directory ("an unfinished download", "a staged upload", ...), with
- * the process that made it in *pid (may be NULL); NULL for any other
- * name. */
-const char *cache_tmp_kind(const char *name, long *pid);
-
-/* Whether text (a CACHEDIR.TAG's first bytes, NUL-terminated) is a tag
- * kimifs wrote: the convention's signature line, then kimifs's line. */
-int cache_tag_ours(const char *text);
-
 #endif

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "cache_dir.h"
 #include "check.h"
 
 /* The stub's answers: size bytes of 'a'+i%26, or fail with fail_err. */
