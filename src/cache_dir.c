@@ -218,12 +218,13 @@ static enum tag_state tag_read(int dirfd)
 /* Write kimifs's tag into the directory dirfd, whole or not at all: it is
  * written under a temporary name and linked into place, so a concurrent
  * mount sees either no tag or the whole of it (and one that came first is
- * taken when it is ours). 0, or -errno. */
+ * taken when it is ours). 0, or -errno (-EEXIST: another tag came first). */
 static int tag_write(int dirfd)
 {
 	static unsigned seq;
 	char tmp[64];
 	size_t len = strlen(CACHE_TAG_TEXT);
+	ssize_t w;
 	int fd, r = 0;
 
 	snprintf(tmp, sizeof(tmp), CACHE_TAG_TMP "%ld-%u", (long)getpid(),
@@ -232,8 +233,9 @@ static int tag_write(int dirfd)
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	if (write(fd, CACHE_TAG_TEXT, len) != (ssize_t)len)
-		r = errno ? -errno : -EIO;
+	w = write(fd, CACHE_TAG_TEXT, len);
+	if (w != (ssize_t)len)
+		r = w < 0 ? -errno : -EIO;
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
@@ -274,8 +276,10 @@ static int untagged_holds(int dirfd)
 	while (holds < 2 && (de = readdir(d))) {
 		const char *name = de->d_name;
 
-		/* A concurrent mount's tag on its way is no content. */
+		/* A tag that a concurrent mount just put there, or is
+		 * writing, is no content (tag_write checks whose it is). */
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+		    strcmp(name, CACHE_TAG_NAME) == 0 ||
 		    (strncmp(name, CACHE_TAG_TMP, strlen(CACHE_TAG_TMP)) == 0 &&
 		     cache_tmp_kind(name, NULL)))
 			continue;
@@ -309,7 +313,14 @@ static int claim(int dirfd, const char *dir, int made, int legacy, char *why,
 			return -1;
 		}
 	}
-	if (tag == TAG_OTHER || holds == 2 || (holds == 1 && !legacy)) {
+	/* A concurrent mount may have tagged it (and filled it) meanwhile. */
+	if (holds == 2 && tag_read(dirfd) == TAG_OURS)
+		return 0;
+	if (tag == TAG_OTHER || holds == 2 || (holds == 1 && !legacy))
+		r = -ENOTEMPTY;
+	else
+		r = tag_write(dirfd);
+	if (r == -ENOTEMPTY || r == -EEXIST) {
 		snprintf(why, whylen,
 			 "cache_dir %s is not empty and not a kimifs cache "
 			 "(no CACHEDIR.TAG of kimifs in it); nothing in it "
@@ -317,7 +328,6 @@ static int claim(int dirfd, const char *dir, int made, int legacy, char *why,
 			 dir);
 		return -1;
 	}
-	r = tag_write(dirfd);
 	if (r < 0) {
 		snprintf(why, whylen, "cannot write %s/" CACHE_TAG_NAME ": %s",
 			 dir, strerror(-r));
