@@ -161,7 +161,7 @@ static int put(const char *dir, const char *name, size_t n, mode_t mode)
 
 static mode_t mode_of(const char *dir, const char *name)
 {
-	char p[512];
+	char p[1100];
 	struct stat st;
 
 	snprintf(p, sizeof(p), "%s/%s", dir, name);
@@ -203,6 +203,23 @@ static void names(void)
 	    "Signature: 8a477f597d28d172789f06886806bc56\n"
 	    "# This file is a cache directory tag created by kimifs.\n"));
 	CHECK(!cache_tag_ours(""));
+}
+
+/* One of two mounts taking the same new directory at once. */
+struct taker {
+	const char *dir;
+	int r, fd;
+};
+
+static void *take(void *arg)
+{
+	struct taker *t = arg;
+	char why[256];
+
+	t->r = cache_dir_open(t->dir, 0, &t->fd, why, sizeof(why));
+	if (t->r < 0)
+		fprintf(stderr, "%s\n", why);
+	return NULL;
 }
 
 /* Which directories the cache takes, under the test's directory top. */
@@ -249,6 +266,27 @@ static void dir_rules(const char *top)
 	CHECK(c.used == 20); /* a file no one else may read, only */
 	cache_destroy(&c);
 	CHECK(entries(d) == 3 && mode_of(d, ".") == 0755);
+
+	/* Two mounts that take one empty directory at once both have it,
+	 * tagged once. */
+	for (int i = 0; i < 20; i++) {
+		struct taker t[2];
+		pthread_t th[2];
+
+		snprintf(d, sizeof(d), "%s/race%d", top, i);
+		CHECK(mkdir(d, 0700) == 0);
+		for (int j = 0; j < 2; j++) {
+			t[j] = (struct taker){.dir = d, .fd = -1};
+			pthread_create(&th[j], NULL, take, &t[j]);
+		}
+		for (int j = 0; j < 2; j++) {
+			pthread_join(th[j], NULL);
+			CHECK(t[j].r == 0);
+			if (t[j].fd >= 0)
+				close(t[j].fd);
+		}
+		CHECK(entries(d) == 1 && mode_of(d, "CACHEDIR.TAG") == 0600);
+	}
 
 	/* A missing one is made 0700, parents too, and tagged. */
 	snprintf(d, sizeof(d), "%s/new/sub", top);
