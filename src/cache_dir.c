@@ -262,9 +262,21 @@ static int legacy_entry(int dirfd, const char *name)
 	       (st.st_mode & 07777) == 0600;
 }
 
+/* Whether the entry name of dirfd is the lost+found directory that a new
+ * file system has at its root: a file system of its own made for the
+ * cache is empty all the same. */
+static int lost_found(int dirfd, const char *name)
+{
+	struct stat st;
+
+	return strcmp(name, "lost+found") == 0 &&
+	       fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISDIR(st.st_mode);
+}
+
 /* What an untagged directory holds: 0 nothing (a tag being written by a
- * concurrent mount aside), 1 only what an earlier kimifs made (see
- * legacy_entry), 2 anything else; or -errno. */
+ * concurrent mount, or a file system's lost+found, aside), 1 only what an
+ * earlier kimifs made (see legacy_entry), 2 anything else; or -errno. */
 static int untagged_holds(int dirfd)
 {
 	DIR *d = cache_dir_list(dirfd);
@@ -282,6 +294,8 @@ static int untagged_holds(int dirfd)
 		    strcmp(name, CACHE_TAG_NAME) == 0 ||
 		    (strncmp(name, CACHE_TAG_TMP, strlen(CACHE_TAG_TMP)) == 0 &&
 		     cache_tmp_kind(name, NULL)))
+			continue;
+		if (lost_found(dirfd, name))
 			continue;
 		holds = legacy_entry(dirfd, name) ? 1 : 2;
 	}

@@ -288,6 +288,18 @@ static void dir_rules(const char *top)
 		CHECK(entries(d) == 1 && mode_of(d, "CACHEDIR.TAG") == 0600);
 	}
 
+	/* The root of a new file system (its lost+found) is empty; a file
+	 * of that name is not. */
+	snprintf(d, sizeof(d), "%s/fs", top);
+	snprintf(p, sizeof(p), "%s/fs/lost+found", top);
+	CHECK(mkdir(d, 0755) == 0 && mkdir(p, 0700) == 0);
+	CHECK(cache_init(&c, d, 1048576, stub, NULL, why, sizeof(why)) == 0);
+	cache_destroy(&c);
+	CHECK(entries(d) == 2 && mode_of(p, ".") == 0700);
+	snprintf(d, sizeof(d), "%s/fs2", top);
+	CHECK(mkdir(d, 0755) == 0 && put(d, "lost+found", 1, 0600) == 0);
+	CHECK(cache_init(&c, d, 1048576, stub, NULL, why, sizeof(why)) < 0);
+
 	/* A missing one is made 0700, parents too, and tagged. */
 	snprintf(d, sizeof(d), "%s/new/sub", top);
 	CHECK(cache_init(&c, d, 1048576, stub, NULL, why, sizeof(why)) == 0);
