@@ -1,14 +1,14 @@
 /*
- * cache.c - the disk cache of file contents: the directory and its LRU
- * list of complete contents, the downloads under way (one thread each,
- * shared by every reader of that file), and the readers. See cache.h.
+ * cache.c - the disk cache of file contents: the LRU list of the complete
+ * contents in its directory, the downloads under way (one thread each,
+ * shared by every reader of that file), and the readers. See cache.h; the
+ * directory itself is cache_dir.c's.
  */
 #include "cache.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,11 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache_dir.h"
 #include "file.h"
 #include "log.h"
 #include "util.h"
 
-#define TMP_PREFIX ".tmp-"
+#define TMP_PREFIX CACHE_TMP_PREFIX
 /* How often a waiting reader looks at its op's interrupt flag. */
 #define POLL_S 0.05
 /* A download has no bound of its own but a stall (http.h stall_bound). */
@@ -31,6 +32,8 @@
 struct cache_entry {
 	struct cache_entry *newer, *older;
 	uint64_t size;
+	int whole; /* downloaded by this mount, or found whole on open; not
+		      yet when only found on disk at start */
 	char id[FILE_ID_MAX + 1];
 };
 
@@ -60,109 +63,6 @@ struct cache_reader {
 	struct download *dl; /* or the download (a reference) */
 	uint64_t size;	     /* with fd */
 };
-
-/* ------------------------------------------------------------------ */
-/* The directory */
-
-/* Make every missing directory of path (mode 0700), path included. */
-static int make_dirs(const char *path)
-{
-	char *p = strdup(path);
-	int r = 0;
-
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1; r == 0; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char end = *s;
-
-		*s = '\0';
-		if (mkdir(p, 0700) < 0 && errno != EEXIST)
-			r = -errno;
-		*s = end;
-		if (end == '\0')
-			break;
-	}
-	free(p);
-	return r;
-}
-
-/* $XDG_CACHE_HOME/kimifs, else $HOME/.cache/kimifs, else the passwd
- * entry's home; malloc'd, or NULL. */
-static char *default_dir(void)
-{
-	const char *xdg = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
-	const struct passwd *pw;
-	char *out = NULL;
-
-	const char *base = NULL, *tail = NULL;
-	size_t n;
-
-	if (xdg && xdg[0] == '/') {
-		base = xdg;
-		tail = "/kimifs";
-	} else {
-		if (!home || home[0] != '/') {
-			pw = getpwuid(getuid());
-			home = pw ? pw->pw_dir : NULL;
-		}
-		if (home && home[0] == '/') {
-			base = home;
-			tail = "/.cache/kimifs";
-		}
-	}
-	if (!base)
-		return NULL;
-	n = strlen(base) + strlen(tail) + 1;
-	out = malloc(n);
-	if (out)
-		snprintf(out, n, "%s%s", base, tail);
-	return out;
-}
-
-/* Make dir (0700) and open it: ours, a directory, no one else's to read.
- * 0 with c->dirfd, or -1 with why. */
-static int open_dir(struct cache *c, const char *dir, char *why, size_t whylen)
-{
-	struct stat st;
-	int r = make_dirs(dir);
-
-	if (r < 0) {
-		snprintf(why, whylen, "cannot make cache_dir %s: %s", dir,
-			 strerror(-r));
-		return -1;
-	}
-	c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (c->dirfd < 0 || fstat(c->dirfd, &st) < 0) {
-		snprintf(why, whylen, "cannot open cache_dir %s: %s", dir,
-			 strerror(errno));
-		goto fail;
-	}
-	if (st.st_uid != getuid()) {
-		snprintf(why, whylen,
-			 "cache_dir %s belongs to another user (uid %u)", dir,
-			 (unsigned)st.st_uid);
-		goto fail;
-	}
-	if ((st.st_mode & 0777) != 0700) {
-		if (fchmod(c->dirfd, 0700) < 0) {
-			snprintf(why, whylen,
-				 "cannot chmod 700 cache_dir %s: %s", dir,
-				 strerror(errno));
-			goto fail;
-		}
-		log_warn("cache_dir %s was mode %03o; now 0700", dir,
-			 (unsigned)(st.st_mode & 0777));
-	}
-	return 0;
-fail:
-	if (c->dirfd >= 0)
-		close(c->dirfd);
-	c->dirfd = -1;
-	return -1;
-}
 
 /* ------------------------------------------------------------------ */
 /* The LRU list (lock held) */
@@ -223,8 +123,9 @@ static void evict(struct cache *c)
 	}
 }
 
-/* Add a complete content, as the newest (lock held). */
-static int lru_add(struct cache *c, const char *id, uint64_t size)
+/* Add a complete content, as the newest (lock held); whole as in struct
+ * cache_entry. */
+static int lru_add(struct cache *c, const char *id, uint64_t size, int whole)
 {
 	struct cache_entry *e = lru_find(c, id);
 
@@ -235,6 +136,7 @@ static int lru_add(struct cache *c, const char *id, uint64_t size)
 		return -ENOMEM;
 	snprintf(e->id, sizeof(e->id), "%s", id);
 	e->size = size;
+	e->whole = whole;
 	lru_push(c, e);
 	c->used += size;
 	STAT_SET(c->stats, disk_bytes, c->used);
@@ -244,25 +146,16 @@ static int lru_add(struct cache *c, const char *id, uint64_t size)
 /* ------------------------------------------------------------------ */
 /* What an earlier mount left */
 
-/* A temporary file of a process that no longer runs: remove it. Its name
- * is TMP_PREFIX<id>-<pid>-<seq>. */
-static void sweep_tmp(struct cache *c, const char *name)
+/* A temporary file kimifs made (name, what it was) of a process that no
+ * longer runs: remove it, and say what it was. */
+static void sweep_tmp(struct cache *c, const char *name, const char *what,
+		      long pid)
 {
-	const char *dash = strrchr(name, '-');
-	const char *pdash = NULL;
-	long pid;
-
-	for (const char *p = dash ? dash - 1 : NULL; p && p > name; p--)
-		if (*p == '-') {
-			pdash = p;
-			break;
-		}
-	pid = pdash ? strtol(pdash + 1, NULL, 10) : 0;
 	if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
-		return; /* its download may still be under way */
+		return; /* its process may still use it */
 	if (unlinkat(c->dirfd, name, 0) == 0)
-		log_info("cache: removed %s, left by an unfinished download",
-			 name);
+		log_info("cache: removed %s, %s left by a process that ended",
+			 name, what);
 }
 
 struct found {
@@ -282,33 +175,38 @@ static int by_mtime(const void *a, const void *b)
 	return 0;
 }
 
-/* Learn the contents on disk, least recently used first out (by mtime). */
+/* Learn the contents on disk (regular files of ours named by an id that
+ * no one else may read, in a directory tagged as kimifs's), least recently used
+ * first out (by mtime); sweep the temporary files of processes that ended. */
 static int scan(struct cache *c)
 {
-	int fd = dup(c->dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = cache_dir_list(c->dirfd);
 	struct found *all = NULL;
 	size_t n = 0, cap = 0;
 	const struct dirent *de;
 	int r = 0;
 
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	if (!d)
 		return -errno;
-	}
 	while (r == 0 && (de = readdir(d))) {
 		struct stat st;
+		const char *what;
+		long pid = 0;
 
-		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
-			sweep_tmp(c, de->d_name);
+		/* Only names kimifs makes: other files are left alone. */
+		if (de->d_name[0] == '.') {
+			what = cache_tmp_kind(de->d_name, &pid);
+			if (what)
+				sweep_tmp(c, de->d_name, what, pid);
 			continue;
 		}
-		if (!file_id_valid(de->d_name) ||
+		if (strcmp(de->d_name, CACHE_TAG_NAME) == 0 ||
+		    !file_id_valid(de->d_name) ||
 		    fstatat(c->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) <
 			0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
+		    !S_ISREG(st.st_mode) || st.st_uid != getuid() ||
+		    (st.st_mode & 0077))
+			continue; /* not one kimifs made (0600, its own) */
 		if (n == cap) {
 			struct found *more;
 
@@ -334,7 +232,7 @@ static int scan(struct cache *c)
 		qsort(all, n, sizeof(*all), by_mtime);
 	for (size_t i = 0; i < n; i++) {
 		if (r == 0)
-			r = lru_add(c, all[i].id, all[i].size);
+			r = lru_add(c, all[i].id, all[i].size, 0);
 		free(all[i].id);
 	}
 	free(all);
@@ -353,8 +251,9 @@ int cache_init(struct cache *c, const char *dir, uint64_t cap,
 	c->cap = cap;
 	c->download = download;
 	c->ctx = ctx;
-	c->dir = dir ? strdup(dir) : default_dir();
-	if (c->dir && open_dir(c, c->dir, why, whylen) < 0) {
+	c->dir = dir ? strdup(dir) : cache_dir_default();
+	if (c->dir &&
+	    cache_dir_open(c->dir, !dir, &c->dirfd, why, whylen) < 0) {
 		if (dir)
 			goto fail;
 		log_warn("%s; using a private temporary directory", why);
@@ -376,8 +275,10 @@ int cache_init(struct cache *c, const char *dir, uint64_t cap,
 		}
 		c->dir = strdup(tmpl);
 		c->private_dir = 1;
-		if (!c->dir || open_dir(c, tmpl, why, whylen) < 0)
+		if (!c->dir ||
+		    cache_dir_open(tmpl, 0, &c->dirfd, why, whylen) < 0)
 			goto fail;
+		log_info("cache: %s, for this mount only", c->dir);
 	}
 	if (scan(c) < 0) {
 		snprintf(why, whylen, "cannot read cache_dir %s", c->dir);
@@ -405,15 +306,11 @@ fail:
 /* Remove every file of a private directory, then the directory. */
 static void remove_private(struct cache *c)
 {
-	int fd = dup(c->dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = cache_dir_list(c->dirfd);
 	const struct dirent *de;
 
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	if (!d)
 		return;
-	}
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") != 0 &&
 		    strcmp(de->d_name, "..") != 0)
@@ -533,7 +430,7 @@ static void *download_main(void *arg)
 		}
 	if (r == 0 && d->forgotten)
 		unlinkat(c->dirfd, d->id, 0); /* deleted while it came */
-	else if (r == 0 && lru_add(c, d->id, len) == 0)
+	else if (r == 0 && lru_add(c, d->id, len, 1) == 0)
 		evict(c);
 	d->done = 1;
 	d->err = r;
@@ -599,6 +496,42 @@ static int download_start(struct cache *c, const char *id, int64_t expected,
 /* ------------------------------------------------------------------ */
 /* Readers */
 
+/*
+ * Whether the content e, open as fd, is whole (lock held): its size on
+ * disk is the one kimifs knew, and, for a content not known whole yet,
+ * the FileObject's (expected; -1: unknown, then it stays not known
+ * whole). Logs what is wrong; a content found whole is known so from then
+ * on, also to cache_size_of.
+ */
+static int kept_whole(struct cache *c, struct cache_entry *e, int fd,
+		      int64_t expected)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0) {
+		log_warn("file %s: cannot stat %s/%s: %s; downloading it again",
+			 e->id, c->dir, e->id, strerror(errno));
+		return 0;
+	}
+	if ((uint64_t)st.st_size != e->size) {
+		log_warn("file %s: the content kept in %s is %lld bytes, it "
+			 "was %llu; downloading it again",
+			 e->id, c->dir, (long long)st.st_size,
+			 (unsigned long long)e->size);
+		return 0;
+	}
+	if (!e->whole && expected >= 0 && (uint64_t)expected != e->size) {
+		log_warn("file %s: the content kept in %s is %llu bytes, its "
+			 "FileObject says %lld; downloading it again",
+			 e->id, c->dir, (unsigned long long)e->size,
+			 (long long)expected);
+		return 0;
+	}
+	if (expected >= 0)
+		e->whole = 1;
+	return 1;
+}
+
 int cache_reader_open(struct cache *c, const char *id, int64_t expected,
 		      struct cache_reader **out)
 {
@@ -616,6 +549,12 @@ int cache_reader_open(struct cache *c, const char *id, int64_t expected,
 	e = lru_find(c, id);
 	if (e) {
 		r->fd = openat(c->dirfd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (r->fd >= 0 && !kept_whole(c, e, r->fd, expected)) {
+			/* Cut short (or changed) on disk: never served. */
+			close(r->fd);
+			r->fd = -1;
+			unlinkat(c->dirfd, id, 0);
+		}
 		if (r->fd >= 0) {
 			/* Read from start to end: a larger readahead. */
 			posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -627,7 +566,7 @@ int cache_reader_open(struct cache *c, const char *id, int64_t expected,
 			STAT_ADD(c->stats, disk_hits, 1);
 			goto out;
 		}
-		lru_drop(c, e); /* removed behind our back */
+		lru_drop(c, e); /* removed behind our back, or not whole */
 	}
 	for (d = c->downloads; d; d = d->next)
 		if (strcmp(d->id, id) == 0)
@@ -763,6 +702,8 @@ int cache_size_of(struct cache *c, const char *id, uint64_t *size)
 
 	pthread_mutex_lock(&c->lock);
 	e = lru_find(c, id);
+	if (e && !e->whole)
+		e = NULL;
 	if (e)
 		*size = e->size;
 	pthread_mutex_unlock(&c->lock);

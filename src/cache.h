@@ -1,14 +1,15 @@
 /*
  * cache.h - the disk cache of file contents. A file's content never
  * changes, so it is downloaded at most once and kept on disk under its id
- * (mode 0600 in a 0700 directory), up to a byte cap, least recently used
- * first out; the order survives a remount (each use touches the file's
- * mtime). A download is written to a temporary name and renamed only when
- * the whole answer came, so nothing cut short is ever served as whole; a
- * failed one leaves nothing and the next open tries again. Readers of a
- * file being downloaded share the one download and each read waits only
- * for the bytes it asks for. The cache knows nothing of HTTP or FUSE: it
- * downloads through a function it is given.
+ * (mode 0600) in a directory tagged as kimifs's (CACHEDIR.TAG), up to a
+ * byte cap, least recently used first out; the order survives a remount
+ * (each use touches the file's mtime). Nothing but what kimifs made is
+ * ever removed, and no directory's mode is changed. A download is written to a
+ * temporary name and renamed only when the whole answer came, so nothing cut
+ * short is ever served as whole; a failed one leaves nothing and the next open
+ * tries again. Readers of a file being downloaded share the one download and
+ * each read waits only for the bytes it asks for. The cache knows nothing of
+ * HTTP or FUSE: it downloads through a function it is given.
  */
 #ifndef KIMIFS_CACHE_H
 #define KIMIFS_CACHE_H
@@ -52,12 +53,17 @@ struct cache {
 
 /*
  * Set up the cache in dir (NULL: $XDG_CACHE_HOME/kimifs, else
- * ~/.cache/kimifs), made with mode 0700 when missing (a wider one is
- * narrowed to 0700; one of another user's is refused), holding at most cap
- * bytes. What an earlier mount left there is kept (temporary files of
- * processes that no longer run are removed). When the default directory
- * cannot be had, a private temporary one is used for this mount (logged).
- * 0, or -1 with one line in why (whylen bytes).
+ * ~/.cache/kimifs; a link to a directory is followed), holding at most
+ * cap bytes. A missing dir is made (mode 0700, parents too) and tagged
+ * with CACHEDIR.TAG; an empty one is tagged, its mode kept (logged when
+ * others may enter it); one with kimifs's tag is used as it is. A
+ * non-empty one without the tag, or another user's, is refused, nothing
+ * in it touched; the default one is also taken (and tagged) when it holds
+ * only what an earlier kimifs made there (0600 files named by ids, its
+ * temporary files). What an earlier mount left is kept (temporary files
+ * of processes that ended are removed, logged with what they were). When
+ * the default directory cannot be had, a private temporary one is used
+ * for this mount (logged). 0, or -1 with one line in why (whylen bytes).
  */
 int cache_init(struct cache *c, const char *dir, uint64_t cap,
 	       cache_download_fn download, void *ctx, char *why, size_t whylen);
@@ -69,8 +75,10 @@ void cache_destroy(struct cache *c);
 /*
  * Open the content of file id for reading: from the disk, or from the
  * download of it (started now when none is under way; its length per the
- * FileObject is expected, -1 when unknown: a mismatch is logged). Sends
- * nothing when the content is on disk. 0 with *out, or -errno (-ENOMEM,
+ * FileObject is expected, -1 when unknown: a mismatch is logged). A
+ * content on disk whose size is not the one kimifs knew, or (found on disk
+ * at start) not expected, is logged, removed and downloaded again;
+ * otherwise it sends nothing. 0 with *out, or -errno (-ENOMEM,
  * -EINTR when kimifs is stopping, or the error of making the file).
  */
 int cache_reader_open(struct cache *c, const char *id, int64_t expected,
@@ -104,8 +112,9 @@ int cache_reader_wait(struct cache_reader *r, struct api_op *op, int *fd);
  * have open. */
 void cache_forget(struct cache *c, const char *id);
 
-/* The exact size of file id's content when it is kept on disk: 1 with
- * *size, or 0. Sends nothing. */
+/* The exact size of file id's content when it is kept on disk and known
+ * whole (downloaded by this mount, or checked against its FileObject's
+ * bytes when opened): 1 with *size, or 0. Sends nothing. */
 int cache_size_of(struct cache *c, const char *id, uint64_t *size);
 
 /* The same, also for a download whose whole answer has come and is not

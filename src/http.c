@@ -34,8 +34,8 @@ static int aborted(const struct http *h, const struct api_op *op)
 /* One attempt's answer as it arrives. */
 struct response {
 	CURL *curl;
-	int sink_fd; /* >= 0: a 2xx body goes there */
-	int sink_failed;
+	int sink_fd;	 /* >= 0: a 2xx body goes there */
+	int sink_failed; /* the errno of a failed write to sink_fd, or 0 */
 	struct http_answer *ans;
 	size_t cap;
 	int too_big;
@@ -83,7 +83,7 @@ void http_stop(struct http *h)
 	h->stopping = 1;
 }
 
-/* Write all of p to fd; 0 or -1. */
+/* Write all of p to fd; 0 or -errno (-EIO when nothing could be written). */
 static int write_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
@@ -92,7 +92,7 @@ static int write_all(int fd, const char *p, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			return -1;
+			return w < 0 ? -errno : -EIO;
 		p += w;
 		n -= (size_t)w;
 	}
@@ -109,8 +109,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 	if (r->sink_fd >= 0) {
 		curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
 		if (status >= 200 && status < 300) {
-			if (write_all(r->sink_fd, p, add) < 0) {
-				r->sink_failed = 1;
+			int e = write_all(r->sink_fd, p, add);
+
+			if (e < 0) {
+				r->sink_failed = -e;
 				return 0;
 			}
 			a->sunk += add;
@@ -456,11 +458,15 @@ static int attempt(struct http *h, const struct api_op *op,
 		return -status_errno(status);
 	}
 	err->http_status = 0;
-	snprintf(err->message, sizeof(err->message), "%s",
-		 r->too_big	  ? "answer too large"
-		 : r->sink_failed ? "cannot write the answer down"
-		 : errbuf[0]	  ? errbuf
-				  : curl_easy_strerror(rc));
+	if (r->sink_failed)
+		snprintf(err->message, sizeof(err->message),
+			 "cannot write the answer down: %s",
+			 strerror(r->sink_failed));
+	else
+		snprintf(err->message, sizeof(err->message), "%s",
+			 r->too_big  ? "answer too large"
+			 : errbuf[0] ? errbuf
+				     : curl_easy_strerror(rc));
 	switch (rc) {
 	case CURLE_ABORTED_BY_CALLBACK:
 		snprintf(err->message, sizeof(err->message), "%s",
@@ -498,7 +504,7 @@ static void response_reset(struct response *r, off_t sink_start)
 	if (r->sink_fd >= 0 && sink_start >= 0 &&
 	    (lseek(r->sink_fd, sink_start, SEEK_SET) < 0 ||
 	     ftruncate(r->sink_fd, sink_start) < 0))
-		r->sink_failed = 1;
+		r->sink_failed = errno ? errno : EIO;
 }
 
 /* Seconds before the deadline within which a time-out is the bound's. */

@@ -4,7 +4,10 @@
  * complete content that gives a read-only descriptor which outlives
  * eviction, least recently used eviction at the cap, a failed download
  * that leaves nothing and is tried again, contents kept across a new
- * cache on the same directory, temporary files of dead processes swept.
+ * cache on the same directory, temporary files of dead processes swept,
+ * a content cut short on disk downloaded again; the directory: tagged
+ * when made or empty (its mode kept), refused when it holds anything
+ * else (left as it was), followed when a link; the names it makes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +19,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "cache_dir.h"
 #include "check.h"
 
 /* The stub's answers: size bytes of 'a'+i%26, or fail with fail_err. */
@@ -139,6 +143,171 @@ static void settle(struct cache *c, const char *id)
 		usleep(1000);
 }
 
+/* Make dir/name, a file of n bytes of mode mode; 0 or -1. */
+static int put(const char *dir, const char *name, size_t n, mode_t mode)
+{
+	char p[512];
+	int fd, r = 0;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, mode);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)n) < 0 || fchmod(fd, mode) < 0)
+		r = -1;
+	close(fd);
+	return r;
+}
+
+static mode_t mode_of(const char *dir, const char *name)
+{
+	char p[1100];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return stat(p, &st) == 0 ? st.st_mode & 07777 : (mode_t)-1;
+}
+
+/* The names kimifs makes and its tag. */
+static void names(void)
+{
+	long pid = 0;
+
+	CHECK(cache_tmp_kind(".tmp-file-abc-123-4", &pid) &&
+	      strcmp(cache_tmp_kind(".tmp-file-abc-123-4", NULL),
+		     "an unfinished download") == 0 &&
+	      pid == 123);
+	CHECK(cache_tmp_kind(".tmp-stage-77-0", &pid) &&
+	      strcmp(cache_tmp_kind(".tmp-stage-77-0", NULL),
+		     "a staged upload") == 0 &&
+	      pid == 77);
+	CHECK(cache_tmp_kind(".tmp-retry_batch_x-9-1", &pid) &&
+	      strstr(cache_tmp_kind(".tmp-retry_batch_x-9-1", NULL), "retry") &&
+	      pid == 9);
+	CHECK(cache_tmp_kind(".tmp-tag-5-0", &pid) && pid == 5);
+	CHECK(!cache_tmp_kind("notes.txt", NULL));
+	CHECK(!cache_tmp_kind(".tmp-notes", NULL));
+	CHECK(!cache_tmp_kind(".tmp-x-12", NULL));
+	CHECK(!cache_tmp_kind(".tmp-x-12-3b", NULL));
+	CHECK(!cache_tmp_kind(".tmp--12-3", NULL));
+	CHECK(!cache_tmp_kind(".tmp-stage-12", NULL));
+	CHECK(!cache_tmp_kind(".tmp-a b-12-3", NULL));
+	CHECK(!cache_tmp_kind(".tmpfile-1-2", NULL));
+
+	CHECK(cache_tag_ours(
+	    "Signature: 8a477f597d28d172789f06886806bc55\n"
+	    "# This file is a cache directory tag created by kimifs.\n"));
+	CHECK(!cache_tag_ours(
+	    "Signature: 8a477f597d28d172789f06886806bc55\n# other\n"));
+	CHECK(!cache_tag_ours(
+	    "Signature: 8a477f597d28d172789f06886806bc56\n"
+	    "# This file is a cache directory tag created by kimifs.\n"));
+	CHECK(!cache_tag_ours(""));
+}
+
+/* One of two mounts taking the same new directory at once. */
+struct taker {
+	const char *dir;
+	int r, fd;
+};
+
+static void *take(void *arg)
+{
+	struct taker *t = arg;
+	char why[256];
+
+	t->r = cache_dir_open(t->dir, 0, &t->fd, why, sizeof(why));
+	if (t->r < 0)
+		fprintf(stderr, "%s\n", why);
+	return NULL;
+}
+
+/* Which directories the cache takes, under the test's directory top. */
+static void dir_rules(const char *top)
+{
+	char d[512], link[512], why[256], p[600];
+	struct cache c;
+	struct stat st;
+
+	/* A folder of the user's: refused, every file and mode kept. */
+	snprintf(d, sizeof(d), "%s/home", top);
+	CHECK(mkdir(d, 0751) == 0 && chmod(d, 0751) == 0);
+	CHECK(put(d, "notes.txt", 10, 0644) == 0);
+	CHECK(put(d, "vm.img", 3000000, 0600) == 0);
+	CHECK(put(d, ".tmp-x", 1, 0600) == 0);
+	CHECK(cache_init(&c, d, 1048576, stub, NULL, why, sizeof(why)) < 0);
+	CHECK(strstr(why, "not a kimifs cache") &&
+	      strstr(why, "name a new or empty folder"));
+	CHECK(mode_of(d, ".") == 0751 && mode_of(d, "notes.txt") == 0644 &&
+	      mode_of(d, "vm.img") == 0600 && mode_of(d, ".tmp-x") == 0600);
+	CHECK(entries(d) == 3);
+
+	/* Another program's cache: refused. */
+	snprintf(d, sizeof(d), "%s/other", top);
+	CHECK(mkdir(d, 0700) == 0);
+	CHECK(put(d, "CACHEDIR.TAG", 44, 0644) == 0);
+	CHECK(cache_init(&c, d, 1048576, stub, NULL, why, sizeof(why)) < 0);
+	CHECK(entries(d) == 1);
+
+	/* An empty 0755 folder: tagged, its mode kept; then taken as it is
+	 * with what it holds; through a link too. */
+	snprintf(d, sizeof(d), "%s/empty", top);
+	CHECK(mkdir(d, 0755) == 0 && chmod(d, 0755) == 0);
+	CHECK(cache_init(&c, d, 1048576, stub, NULL, why, sizeof(why)) == 0);
+	cache_destroy(&c);
+	CHECK(mode_of(d, ".") == 0755 && mode_of(d, "CACHEDIR.TAG") == 0600);
+	snprintf(p, sizeof(p), "%s/CACHEDIR.TAG", d);
+	CHECK(stat(p, &st) == 0 && st.st_size > 44);
+	CHECK(put(d, "mine.txt", 10, 0644) == 0);
+	CHECK(put(d, "f1", 20, 0600) == 0);
+	snprintf(link, sizeof(link), "%s/link", top);
+	CHECK(symlink(d, link) == 0);
+	CHECK(cache_init(&c, link, 1048576, stub, NULL, why, sizeof(why)) == 0);
+	CHECK(c.used == 20); /* a file no one else may read, only */
+	cache_destroy(&c);
+	CHECK(entries(d) == 3 && mode_of(d, ".") == 0755);
+
+	/* Two mounts that take one empty directory at once both have it,
+	 * tagged once. */
+	for (int i = 0; i < 20; i++) {
+		struct taker t[2];
+		pthread_t th[2];
+
+		snprintf(d, sizeof(d), "%s/race%d", top, i);
+		CHECK(mkdir(d, 0700) == 0);
+		for (int j = 0; j < 2; j++) {
+			t[j] = (struct taker){.dir = d, .fd = -1};
+			pthread_create(&th[j], NULL, take, &t[j]);
+		}
+		for (int j = 0; j < 2; j++) {
+			pthread_join(th[j], NULL);
+			CHECK(t[j].r == 0);
+			if (t[j].fd >= 0)
+				close(t[j].fd);
+		}
+		CHECK(entries(d) == 1 && mode_of(d, "CACHEDIR.TAG") == 0600);
+	}
+
+	/* The root of a new file system (its lost+found) is empty; a file
+	 * of that name is not. */
+	snprintf(d, sizeof(d), "%s/fs", top);
+	snprintf(p, sizeof(p), "%s/fs/lost+found", top);
+	CHECK(mkdir(d, 0755) == 0 && mkdir(p, 0700) == 0);
+	CHECK(cache_init(&c, d, 1048576, stub, NULL, why, sizeof(why)) == 0);
+	cache_destroy(&c);
+	CHECK(entries(d) == 2 && mode_of(p, ".") == 0700);
+	snprintf(d, sizeof(d), "%s/fs2", top);
+	CHECK(mkdir(d, 0755) == 0 && put(d, "lost+found", 1, 0600) == 0);
+	CHECK(cache_init(&c, d, 1048576, stub, NULL, why, sizeof(why)) < 0);
+
+	/* A missing one is made 0700, parents too, and tagged. */
+	snprintf(d, sizeof(d), "%s/new/sub", top);
+	CHECK(cache_init(&c, d, 1048576, stub, NULL, why, sizeof(why)) == 0);
+	cache_destroy(&c);
+	CHECK(mode_of(d, ".") == 0700 && entries(d) == 1 &&
+	      mode_of(d, "CACHEDIR.TAG") == 0600);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/kimifs-test-cache-XXXXXX", why[256], tmp[600];
@@ -153,6 +322,7 @@ int main(void)
 
 	if (!mkdtemp(dir))
 		return 1;
+	names();
 	CHECK(cache_init(&c, dir, 250000, stub, NULL, why, sizeof(why)) == 0);
 	CHECK(stat(dir, &st) == 0 && (st.st_mode & 0777) == 0700);
 
@@ -172,7 +342,7 @@ int main(void)
 	cache_reader_close(r2);
 	settle(&c, "f1");
 	CHECK(cache_size_of(&c, "f1", &sz) && sz == 100000);
-	CHECK(exists(dir, "f1") && entries(dir) == 1);
+	CHECK(exists(dir, "f1") && entries(dir) == 2);
 
 	/* On disk: no download, complete, exact. */
 	CHECK(cache_reader_open(&c, "f1", -1, &r1) == 0);
@@ -183,7 +353,7 @@ int main(void)
 	/* A failed download leaves nothing; the next open tries again. */
 	fail_err = -EIO;
 	CHECK(whole(&c, "f2") == -EIO);
-	CHECK(count() == 2 && !exists(dir, "f2") && entries(dir) == 1);
+	CHECK(count() == 2 && !exists(dir, "f2") && entries(dir) == 2);
 	fd = whole(&c, "f2");
 	CHECK(fd >= 0 && count() == 3);
 	CHECK(fd >= 0 && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY);
@@ -209,10 +379,38 @@ int main(void)
 	cache_destroy(&c);
 	CHECK(cache_init(&c, dir, 250000, stub, NULL, why, sizeof(why)) == 0);
 	CHECK(!exists(dir, ".tmp-f9-999999999-0"));
-	CHECK(cache_size_of(&c, "f1", &sz) && cache_size_of(&c, "f3", &sz));
+	/* Known whole only once opened against the FileObject's size. */
+	CHECK(!cache_size_of(&c, "f1", &sz) && !cache_size_of(&c, "f3", &sz));
 	n = (size_t)count();
 	close(whole(&c, "f3"));
+	CHECK((size_t)count() == n && !cache_size_of(&c, "f3", &sz));
+	CHECK(cache_reader_open(&c, "f3", 100000, &r1) == 0);
+	CHECK(cache_reader_complete(r1) && cache_size_of(&c, "f3", &sz) &&
+	      sz == 100000);
+	cache_reader_close(r1);
 	CHECK((size_t)count() == n);
+
+	/* A content cut short on disk is downloaded again, also one cut
+	 * short while the cache knew it. */
+	cache_destroy(&c);
+	snprintf(tmp, sizeof(tmp), "%s/f1", dir);
+	CHECK(truncate(tmp, 5000) == 0);
+	CHECK(cache_init(&c, dir, 250000, stub, NULL, why, sizeof(why)) == 0);
+	CHECK(cache_reader_open(&c, "f1", 100000, &r1) == 0);
+	CHECK(!cache_reader_complete(r1));
+	CHECK(cache_reader_wait(r1, &op, &fd) == 0);
+	cache_reader_close(r1);
+	CHECK(count() == (int)n + 1);
+	if (fd >= 0)
+		close(fd);
+	settle(&c, "f1");
+	CHECK(truncate(tmp, 10) == 0);
+	CHECK(cache_reader_open(&c, "f1", -1, &r1) == 0);
+	CHECK(!cache_reader_complete(r1));
+	cache_reader_close(r1);
+	settle(&c, "f1");
+	CHECK(count() == (int)n + 2);
+	CHECK(stat(tmp, &st) == 0 && st.st_size == 100000);
 
 	/* A file gone (deleted) leaves the disk, also when it was still
 	 * coming. */
@@ -225,7 +423,7 @@ int main(void)
 	CHECK(cache_reader_wait(r1, &op, &fd) == 0);
 	cache_reader_close(r1);
 	cache_destroy(&c); /* waits for the download's end */
-	CHECK(!exists(dir, "f4") && entries(dir) == 1);
+	CHECK(!exists(dir, "f4") && entries(dir) == 2);
 	CHECK(fd >= 0 && pread(fd, b1, 10, 0) == 10 && pattern_at(b1, 0, 10));
 	if (fd >= 0)
 		close(fd);
@@ -236,6 +434,8 @@ int main(void)
 	snprintf(tmp, sizeof(tmp), "%s/f1/sub", dir);
 	CHECK(cache_init(&c, tmp, 250000, stub, NULL, why, sizeof(why)) < 0);
 	CHECK(strstr(why, "cannot make cache_dir") != NULL);
+
+	dir_rules(dir);
 
 	snprintf(tmp, sizeof(tmp), "rm -rf %s", dir);
 	if (system(tmp) != 0)
