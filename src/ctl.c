@@ -226,11 +226,16 @@ static int do_refresh(struct kimifs *k, struct api_op *op, const char *id)
 	return r;
 }
 
+/* What a claim holds when an earlier retry's creation got no answer and
+ * the batch list could not tell whether it made a batch: never a batch id. */
+#define RETRY_UNKNOWN "?"
+
 /*
  * Claim the retry of batch id: 0 when this caller may run it; else 1 with
  * the batch an earlier retry made in done (done[0] == '\0': one is under
- * way), or -ENOMEM. A batch is retried once per mount: a second `retry`
- * names the first one's batch, which is the one to retry next.
+ * way; RETRY_UNKNOWN: whether it made one is unknown), or -ENOMEM. A batch
+ * is retried once per mount: a second `retry` names the first one's batch,
+ * which is the one to retry next.
  */
 static int retry_claim(struct ctl_outcomes *o, const char *id, char *done,
 		       size_t len)
@@ -282,6 +287,13 @@ static int retry_once(struct kimifs *k, struct api_op *op,
 		snprintf(msg, len, "a retry of this batch is under way");
 		return -EBUSY;
 	}
+	if (r == 1 && strcmp(done, RETRY_UNKNOWN) == 0) {
+		snprintf(msg, len,
+			 "an earlier retry's batch creation got no answer: "
+			 "look for its input file in batches/*/input_file_id "
+			 "before retrying again");
+		return -EIO;
+	}
 	if (r == 1) {
 		snprintf(msg, len,
 			 "ok %s (retried already: retry that batch "
@@ -290,6 +302,12 @@ static int retry_once(struct kimifs *k, struct api_op *op,
 		return 0;
 	}
 	r = ctl_retry(k, op, b, msg, len);
+	if (r == -EINPROGRESS) {
+		/* The outcome is unknown: keep the claim, so a second retry
+		 * never makes a second batch of the same requests. */
+		retry_settle(&k->ctl, b->id, RETRY_UNKNOWN);
+		return -EIO;
+	}
 	retry_settle(&k->ctl, b->id,
 		     r == 0 && strncmp(msg, "ok ", 3) == 0 ? msg + 3 : NULL);
 	return r;

@@ -130,6 +130,26 @@ def test_a_retry_with_the_create_answer_lost_names_the_batch_made(sim, mount):
     assert made[0]["id"] in entries(m, "batches")
 
 
+def test_a_retry_whose_creation_is_unknown_is_never_sent_again(sim, mount):
+    """A retry whose creation got no answer, and whose batch list cannot be
+    read, fails with EIO and keeps its claim: a second retry sends nothing
+    and says why, so the same requests are never made a batch twice."""
+    bid = make_batch(sim, "completed", failed=2)
+    m = mount(timeout=3, options=["retries=0"])
+    sim.faults([{"method": "POST", "path": "^/v1/batches$", "action": "lost"},
+                {"method": "GET", "path": "^/v1/batches$", "action": "status",
+                 "status": 500, "count": -1}])
+    rc, err, text = retry(m, bid)
+    assert rc != 0 and "Input/output error" in err, err
+    assert "unknown" in text, text
+    sim.clear_faults()
+    assert len(creates(sim)) == 1
+    rc, err, text = retry(m, bid)
+    assert rc != 0 and "Input/output error" in err, err
+    assert "no answer" in text and "input_file_id" in text, text
+    assert len(creates(sim)) == 1 and len(uploads(sim)) == 1
+
+
 def test_a_create_refused_by_the_server_is_not_looked_for(sim, mount, tmp_path):
     """A 400 is a known outcome: nothing was made, and no listing is read."""
     m = mount()
