@@ -367,14 +367,15 @@ static const char *twice_key(const cJSON *v, int *oom)
 			*oom = 1;
 			return NULL;
 		}
-		cJSON_ArrayForEach (m, v)
-			keys[i++] = m->string ? m->string : "";
-		if (n > 1)
+		if (keys) {
+			cJSON_ArrayForEach (m, v)
+				keys[i++] = m->string ? m->string : "";
 			qsort(keys, n, sizeof(*keys), key_order);
-		for (i = 1; i < n && !found; i++)
-			if (strcmp(keys[i - 1], keys[i]) == 0)
-				found = keys[i];
-		free(keys);
+			for (i = 1; i < n && !found; i++)
+				if (strcmp(keys[i - 1], keys[i]) == 0)
+					found = keys[i];
+			free(keys);
+		}
 	}
 	if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
 		return found;
