@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "jsonl_scan.h"
 #include "util.h"
 
 /*
@@ -145,13 +146,6 @@ static uint64_t id_hash(const char *id)
 	return h ? h : 1;
 }
 
-static const char *string_member(const cJSON *obj, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /*
  * Whether the line starting at off holds custom_id id: read back through
  * the reader (up to its newline, at most JSONL_MAX_LINE bytes) and parsed.
@@ -162,8 +156,8 @@ static int line_has_id(struct jsonl_check *c, uint64_t off, const char *id)
 {
 	char *line = NULL, *nl = NULL;
 	size_t len = 0, cap = 0, nuls;
+	struct jsonl_scan sc;
 	cJSON *req;
-	const char *other;
 	int same = 0;
 
 	if (!c->pread)
@@ -193,10 +187,11 @@ static int line_has_id(struct jsonl_check *c, uint64_t off, const char *id)
 	}
 	if (nl)
 		len = (size_t)(nl - line);
-	req = json_parse(line, len, &nuls);
-	other = string_member(req, "custom_id");
-	same = other && strcmp(other, id) == 0;
-	cJSON_Delete(req);
+	if (jsonl_scan(line, len, &sc) == 0 && sc.id.len) {
+		req = json_parse(line + sc.id.at, sc.id.len, &nuls);
+		same = cJSON_IsString(req) && strcmp(req->valuestring, id) == 0;
+		cJSON_Delete(req);
+	}
 out:
 	free(line);
 	return same;
@@ -342,60 +337,31 @@ static int stray_byte(const char *line, size_t len, char *why, size_t size)
 	return 0;
 }
 
-static int key_order(const void *a, const void *b)
+/* The value at span of line, parsed (a scalar, or NULL when absent). */
+static cJSON *member_value(const char *line, struct jsonl_span span)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
+	size_t nuls;
+
+	return span.len ? json_parse(line + span.at, span.len, &nuls) : NULL;
 }
 
-/*
- * The first key that stands twice in one object anywhere in v (objects
- * first, then what they hold), or NULL. *oom set when memory ran out.
- */
-static const char *twice_key(const cJSON *v, int *oom)
+/* The string of v, or NULL (not a string, or one holding a NUL). */
+static const char *string_of(const cJSON *v)
 {
-	const cJSON *m;
-	const char *found = NULL;
-
-	if (cJSON_IsObject(v)) {
-		size_t n = 0, i = 0;
-		const char **keys;
-
-		cJSON_ArrayForEach (m, v)
-			n++;
-		keys = n > 1 ? malloc(n * sizeof(*keys)) : NULL;
-		if (n > 1 && !keys) {
-			*oom = 1;
-			return NULL;
-		}
-		if (keys) {
-			cJSON_ArrayForEach (m, v)
-				keys[i++] = m->string ? m->string : "";
-			qsort(keys, n, sizeof(*keys), key_order);
-			for (i = 1; i < n && !found; i++)
-				if (strcmp(keys[i - 1], keys[i]) == 0)
-					found = keys[i];
-			free(keys);
-		}
-	}
-	if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
-		return found;
-	cJSON_ArrayForEach (m, v) {
-		if (found)
-			break;
-		found = twice_key(m, oom);
-	}
-	return found;
+	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* The rules of one request line (len bytes, not blank). */
+/* The rules of one request line (len bytes, not blank), read without a
+ * tree of the line (jsonl_scan.h): only the members the rules name are
+ * parsed. */
 static void check_request(struct jsonl_check *c, const char *line, size_t len)
 {
 	size_t at = c->lineno;
-	cJSON *req;
-	const cJSON *body;
-	const char *id, *method, *url, *model, *key;
-	size_t nuls;
+	struct jsonl_scan sc;
+	cJSON *vid = NULL, *vmethod = NULL, *vurl = NULL, *vmodel = NULL;
+	const char *id, *method, *url, *model;
 	char q[80], q2[80], why[128];
+	int r;
 
 	if (!utf8_valid((const unsigned char *)line, len)) {
 		problem(c, at, "not UTF-8 text");
@@ -405,8 +371,12 @@ static void check_request(struct jsonl_check *c, const char *line, size_t len)
 		problem(c, at, "%s", why);
 		return;
 	}
-	req = json_parse(line, len, &nuls);
-	if (!cJSON_IsObject(req)) {
+	r = jsonl_scan(line, len, &sc);
+	if (r == -ENOMEM) {
+		c->oom = 1;
+		return;
+	}
+	if (r < 0) {
 		if (c->last)
 			problem(c, at,
 				"the file ends inside this line: no newline "
@@ -414,17 +384,26 @@ static void check_request(struct jsonl_check *c, const char *line, size_t len)
 				"short?)");
 		else
 			problem(c, at, "not a JSON object");
-		cJSON_Delete(req);
 		return;
 	}
-	key = twice_key(req, &c->oom);
-	if (key) {
-		quoted(q, sizeof(q), key);
+	if (sc.twice.len) {
+		char *own;
+		size_t tlen;
+		const char *key = jsonl_scan_text(line, sc.twice, &own, &tlen);
+
+		if (!key) {
+			c->oom = 1;
+			return;
+		}
+		snprintf(q2, sizeof(q2), "%.*s", (int)(tlen > 70 ? 70 : tlen),
+			 key);
+		quoted(q, sizeof(q), q2);
 		problem(c, at, "key %s twice in one object", q);
-		cJSON_Delete(req);
+		free(own);
 		return;
 	}
-	id = string_member(req, "custom_id");
+	vid = member_value(line, sc.id);
+	id = string_of(vid);
 	if (!id || !*id) {
 		problem(c, at, "custom_id must be a non-empty string");
 	} else {
@@ -435,15 +414,17 @@ static void check_request(struct jsonl_check *c, const char *line, size_t len)
 			problem(c, at, "custom_id %s repeats line %zu", q,
 				first);
 	}
-	method = string_member(req, "method");
+	vmethod = member_value(line, sc.method);
+	method = string_of(vmethod);
 	if (!method || strcmp(method, "POST") != 0)
 		problem(c, at, "method must be \"POST\"");
-	url = string_member(req, "url");
+	vurl = member_value(line, sc.url);
+	url = string_of(vurl);
 	if (!url || strcmp(url, JSONL_ENDPOINT) != 0)
 		problem(c, at, "url must be \"%s\"", JSONL_ENDPOINT);
-	body = cJSON_GetObjectItemCaseSensitive(req, "body");
-	model = cJSON_IsObject(body) ? string_member(body, "model") : NULL;
-	if (!cJSON_IsObject(body)) {
+	vmodel = member_value(line, sc.model);
+	model = string_of(vmodel);
+	if (!sc.body.len || line[sc.body.at] != '{') {
 		problem(c, at, "body must be an object");
 	} else if (!model) {
 		problem(c, at, "body.model must be a string");
@@ -458,7 +439,10 @@ static void check_request(struct jsonl_check *c, const char *line, size_t len)
 		problem(c, at, "model %s differs from %s of line %zu", q, q2,
 			c->model_line);
 	}
-	cJSON_Delete(req);
+	cJSON_Delete(vid);
+	cJSON_Delete(vmethod);
+	cJSON_Delete(vurl);
+	cJSON_Delete(vmodel);
 }
 
 static int blank(const char *s, size_t len)
