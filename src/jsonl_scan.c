@@ -53,7 +53,27 @@ static int is_hex(char c)
 	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* A string token at p->i (its '"'): 0 past it, or -1. */
+/* The code of the \\u escape at i (6 bytes), or -1. */
+static long hex4(const struct scanner *p, size_t i)
+{
+	long u = 0;
+
+	if (p->len - i < 6)
+		return -1;
+	for (size_t k = 2; k < 6; k++) {
+		char c = p->s[i + k];
+
+		if (!is_hex(c))
+			return -1;
+		u = u * 16 + (is_digit(c)	     ? c - '0'
+			      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+						     : c - 'A' + 10);
+	}
+	return u;
+}
+
+/* A string token at p->i (its '"'): 0 past it, or -1. Escapes as JSON
+ * has them; a lone UTF-16 surrogate is refused (as cJSON does). */
 static int string(struct scanner *p)
 {
 	size_t i = p->i + 1;
@@ -75,11 +95,20 @@ static int string(struct scanner *p)
 			return -1;
 		b = (unsigned char)p->s[i + 1];
 		if (b == 'u') {
-			if (p->len - i < 6)
+			long u = hex4(p, i), low;
+
+			/* UTF-16 surrogates come in pairs, high then low. */
+			if (u < 0 || (u >= 0xdc00 && u <= 0xdfff))
 				return -1;
-			for (size_t k = 2; k < 6; k++)
-				if (!is_hex(p->s[i + k]))
-					return -1;
+			i += 6;
+			if (u < 0xd800 || u > 0xdbff)
+				continue;
+			if (p->len - i < 2 || p->s[i] != '\\' ||
+			    p->s[i + 1] != 'u')
+				return -1;
+			low = hex4(p, i);
+			if (low < 0xdc00 || low > 0xdfff)
+				return -1;
 			i += 6;
 		} else if (b && strchr("\"\\/bfnrt", b)) {
 			i += 2;

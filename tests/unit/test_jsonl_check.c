@@ -220,6 +220,55 @@ int main(void)
 			       "\"url\" :\r\"/v1/chat/completions\",\"body\":"
 			       "{\"model\":\"m\"}} \r\n") == 0);
 
+	/* Strict JSON grammar (read without a tree): what cJSON would take
+	 * but JSON is not, is not a JSON object. */
+	{
+		static const char *const bad[] = {
+		    "{\"custom_id\":01}",
+		    "{\"custom_id\":1.}",
+		    "{\"custom_id\":+1}",
+		    "{\"custom_id\":-}",
+		    "{\"custom_id\":1e}",
+		    "{\"custom_id\":tru}",
+		    "{\"custom_id\":\"\\x\"}",
+		    "{\"custom_id\":\"\\u12G4\"}",
+		    "{\"custom_id\":[1,]}",
+		    "{\"custom_id\":1,}",
+		    "{\"custom_id\" 1}",
+		    "{custom_id:1}",
+		    "{\"a\":1",
+		    "{\"a\":[1}",
+		    "{\"a\":\"\\ud800\"}",
+		    "{\"a\":\"\\udc00\"}",
+		    "{\"a\":\"\\ud800\\u0041\"}",
+		};
+		char deep[2100] = "{\"a\":";
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char text[128];
+
+			snprintf(text, sizeof(text), "%s\n", bad[i]);
+			CHECK(check("q.jsonl", text) == -EINVAL &&
+			      has("q.jsonl:1: not a JSON object"));
+		}
+		for (int i = 0; i < 1000; i++)
+			strcat(deep, "[");
+		strcat(deep, "\n");
+		CHECK(check("q.jsonl", deep) == -EINVAL &&
+		      has("q.jsonl:1: not a JSON object"));
+	}
+	CHECK(check("q.jsonl",
+		    "{\"custom_id\":\"a\\u00e9\\n\\/\","
+		    "\"method\":\"POST\",\"url\":\"/v1/chat/"
+		    "completions\",\"x\":[-0.5e+3,1E2,true,false,"
+		    "null,{},[],\"\\ud83d\\ude00\"],\"body\":{\"model\":"
+		    "\"m\"}}\n") == 0);
+	/* Members found by their decoded names, wherever they stand. */
+	CHECK(check("q.jsonl",
+		    "{\"body\":{\"x\":{\"model\":1},\"mod\\u0065l\":"
+		    "\"m\"},\"ur\\u006c\":\"/v1/chat/completions\","
+		    "\"method\":\"POST\",\"custom_id\":\"a\"}\n") == 0);
+
 	/* A key twice in any object; the same key in two objects is fine. */
 	CHECK(check("q.jsonl",
 		    "{\"custom_id\":\"a\",\"custom_id\":\"b\",\"method\":"
