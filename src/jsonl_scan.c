@@ -225,13 +225,41 @@ static int same_key(const struct scanner *p, size_t a, size_t b)
 	return r;
 }
 
-static int key_order(const void *a, const void *b)
+static int key_before(const struct key *x, const struct key *y)
 {
-	const struct key *x = a, *y = b;
+	return x->hash != y->hash ? x->hash < y->hash : x->at < y->at;
+}
 
-	if (x->hash != y->hash)
-		return x->hash < y->hash ? -1 : 1;
-	return x->at < y->at ? -1 : x->at > y->at;
+/* Move k[i] down the heap of n keys (the largest on top). */
+static void sift(struct key *k, size_t i, size_t n)
+{
+	for (;;) {
+		size_t top = i, l = 2 * i + 1, r = l + 1;
+		struct key t;
+
+		if (l < n && key_before(&k[top], &k[l]))
+			top = l;
+		if (r < n && key_before(&k[top], &k[r]))
+			top = r;
+		if (top == i)
+			return;
+		t = k[i], k[i] = k[top], k[top] = t;
+		i = top;
+	}
+}
+
+/* Sort n keys by hash, then place, in place: glibc's qsort would take a
+ * copy of them (as large as the keys of an object of millions). */
+static void sort_keys(struct key *k, size_t n)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift(k, i, n);
+	for (size_t end = n; end-- > 1;) {
+		struct key t = k[0];
+
+		k[0] = k[end], k[end] = t;
+		sift(k, 0, end);
+	}
 }
 
 /* The keys of the object that closes (from first on the stack): note a
@@ -242,7 +270,7 @@ static void close_keys(struct scanner *p, size_t first)
 	size_t n = p->nkeys - first;
 
 	if (n > 1 && !p->out->twice.len) {
-		qsort(k, n, sizeof(*k), key_order);
+		sort_keys(k, n);
 		for (size_t i = 0; i + 1 < n && !p->out->twice.len; i++)
 			for (size_t j = i + 1; j < n && k[j].hash == k[i].hash;
 			     j++) {
