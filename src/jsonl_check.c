@@ -19,10 +19,11 @@
 
 /*
  * An open-addressing set of the custom_ids met: per id only a 64-bit hash
- * (0: a free slot), where its line starts in the file and its number, 16
- * bytes whatever the id's length. Made once at the size the file allows
- * when its size is known (then full means the file holds lines too short
- * to be requests, so it is refused already), else doubled as it fills.
+ * (0: a free slot), where its string token starts in the file and the
+ * number of its line: 16 bytes whatever the id's length. Made once at the size
+ * the file allows when its size is known (then full means the file holds lines
+ * too short to be requests, so it is refused already), else doubled as it
+ * fills.
  */
 struct seen_slot {
 	uint64_t hash;
@@ -147,53 +148,61 @@ static uint64_t id_hash(const char *id)
 }
 
 /*
- * Whether the line starting at off holds custom_id id: read back through
- * the reader (up to its newline, at most JSONL_MAX_LINE bytes) and parsed.
- * 1 or 0; 0 with c->ioerr or c->oom set when it cannot be read. Without a
- * reader the hashes alone decide: 1.
+ * Whether the custom_id whose string token starts at offset off of the
+ * file is id: the token read back through the reader (up to its closing
+ * quote, at most JSONL_MAX_LINE bytes; not the rest of its line) and
+ * decoded. 1 or 0; 0 with c->ioerr or c->oom set when it cannot be read.
+ * Without a reader the hashes alone decide: 1.
  */
-static int line_has_id(struct jsonl_check *c, uint64_t off, const char *id)
+static int token_is_id(struct jsonl_check *c, uint64_t off, const char *id)
 {
-	char *line = NULL, *nl = NULL;
-	size_t len = 0, cap = 0, nuls;
-	struct jsonl_scan sc;
-	cJSON *req;
-	int same = 0;
+	char *tok = NULL;
+	size_t len = 0, cap = 0, end = 0, nuls;
+	int esc = 0, same = 0;
+	cJSON *v;
 
 	if (!c->pread)
 		return 1;
-	while (!nl && len < JSONL_MAX_LINE) {
+	while (!end && len < JSONL_MAX_LINE) {
 		ssize_t n;
 
-		if (cap - len < 65536) {
-			char *grown = realloc(line, cap + 65536);
+		if (cap - len < 4096) {
+			char *grown = realloc(tok, cap ? 2 * cap : 4096);
 
 			if (!grown) {
 				c->oom = 1;
 				goto out;
 			}
-			line = grown;
-			cap += 65536;
+			tok = grown;
+			cap = cap ? 2 * cap : 4096;
 		}
-		n = c->pread(c->pread_ctx, line + len, 65536, off + len);
+		n = c->pread(c->pread_ctx, tok + len, cap - len, off + len);
 		if (n < 0) {
 			c->ioerr = (int)n;
 			goto out;
 		}
 		if (n == 0)
 			break;
-		nl = memchr(line + len, '\n', (size_t)n);
+		/* The closing quote: the first not escaped, past the first. */
+		for (size_t i = len ? len : 1; i < len + (size_t)n; i++) {
+			if (esc)
+				esc = 0;
+			else if (tok[i] == '\\')
+				esc = 1;
+			else if (tok[i] == '"') {
+				end = i + 1;
+				break;
+			}
+		}
 		len += (size_t)n;
 	}
-	if (nl)
-		len = (size_t)(nl - line);
-	if (jsonl_scan(line, len, &sc) == 0 && sc.id.len) {
-		req = json_parse(line + sc.id.at, sc.id.len, &nuls);
-		same = cJSON_IsString(req) && strcmp(req->valuestring, id) == 0;
-		cJSON_Delete(req);
-	}
+	if (!end)
+		goto out; /* the file changed under the check */
+	v = json_parse(tok, end, &nuls);
+	same = cJSON_IsString(v) && strcmp(v->valuestring, id) == 0;
+	cJSON_Delete(v);
 out:
-	free(line);
+	free(tok);
 	return same;
 }
 
@@ -235,9 +244,9 @@ static int seen_grow(struct jsonl_check *c)
 	return 0;
 }
 
-/* The line where id (on the current line) was first met, or 0 after
- * adding it. */
-static size_t seen_add(struct jsonl_check *c, const char *id)
+/* The line where id (on the current line, its token at offset at of the
+ * line) was first met, or 0 after adding it. */
+static size_t seen_add(struct jsonl_check *c, const char *id, size_t at)
 {
 	struct jsonl_seen *s = c->seen;
 	uint64_t hash = id_hash(id);
@@ -253,16 +262,16 @@ static size_t seen_add(struct jsonl_check *c, const char *id)
 	h = (size_t)(hash % s->cap);
 	for (; s->slots[h].hash; h = (h + 1) % s->cap)
 		if (s->slots[h].hash == hash &&
-		    line_has_id(c, s->slots[h].off, id))
+		    token_is_id(c, s->slots[h].off, id))
 			return s->slots[h].line;
 	/* Full: more id lines than valid requests fit in the file, so some
 	 * are too short and the file is refused already. Past 4 GiB the
 	 * file is over the size limit. */
-	if ((s->max && s->n >= s->max) || c->line_off > UINT32_MAX ||
+	if ((s->max && s->n >= s->max) || c->line_off + at > UINT32_MAX ||
 	    c->lineno > UINT32_MAX)
 		return 0;
 	s->slots[h].hash = hash;
-	s->slots[h].off = (uint32_t)c->line_off;
+	s->slots[h].off = (uint32_t)(c->line_off + at);
 	s->slots[h].line = (uint32_t)c->lineno;
 	s->n++;
 	return 0;
@@ -407,7 +416,7 @@ static void check_request(struct jsonl_check *c, const char *line, size_t len)
 	if (!id || !*id) {
 		problem(c, at, "custom_id must be a non-empty string");
 	} else {
-		size_t first = seen_add(c, id);
+		size_t first = seen_add(c, id, sc.id.at);
 
 		quoted(q, sizeof(q), id);
 		if (first)
