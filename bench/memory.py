@@ -14,8 +14,9 @@ instead mounts on M running batches and prints the daemon's RSS before and
 after one `ls batches`, and the difference per batch. --check instead
 measures the upload check: for each worst input of 100 MiB (the most lines,
 as the shortest valid requests with distinct ids; the longest ids, 900
-bytes each), it prints the daemon's RSS before `cp FILE files/` and its
-peak (VmHWM) after, and how long the cp took. The last line of each file
+bytes each; a line of 32 MiB of millions of small values, or of one object
+of millions of keys), it prints the daemon's RSS before `cp FILE files/`
+and its peak (VmHWM) after, and how long the cp took. The last line of each file
 repeats the first id, so the whole file is checked and refused (the repeat
 read back from the staged file), and nothing is uploaded.
 """
@@ -70,13 +71,35 @@ def worst_file(path, id_width):
     return n + 1
 
 
+def huge_line(path, kind):
+    """One line of almost 32 MiB (the longest the check takes) holding
+    millions of small values ("values") or one object of millions of keys
+    ("keys"), then a line repeating its id; returns the line count."""
+    room = (32 << 20) - 200
+    if kind == "values":
+        inner = ",".join(["0"] * (room // 2))
+        body = '{"model":"m","x":[%s]}' % inner
+    else:
+        inner = ",".join('"k%08d":0' % i for i in range(room // 14))
+        body = '{"model":"m","x":{%s}}' % inner
+    with open(path, "w") as f:
+        f.write('{"custom_id":"1","method":"POST","url":"/v1/chat/completions",'
+                '"body":%s}\n' % body)
+        f.write(request(b"1").decode())
+    return 2
+
+
 def check(binary):
     rows = []
     work = tempfile.mkdtemp(prefix="kimifs-bench-check-")
+    inputs = (("shortest lines", lambda p: worst_file(p, 1)),
+              ("900-byte ids", lambda p: worst_file(p, 900)),
+              ("a 32 MiB line of 16 million values", lambda p: huge_line(p, "values")),
+              ("a 32 MiB line, one object of 2.4 million keys", lambda p: huge_line(p, "keys")))
     try:
-        for label, width in (("shortest lines", 1), ("900-byte ids", 900)):
+        for label, make in inputs:
             path = os.path.join(work, "worst.jsonl")
-            lines = worst_file(path, width)
+            lines = make(path)
             with simulator() as url:
                 with mounted(binary, url, ["timeout=600"]) as (mnt, fs):
                     before = rss_kib(fs.pid)

@@ -69,10 +69,10 @@ void jsonl_check_init(struct jsonl_check *c, const char *name);
  * Tell the check the whole file's size (so that the table of custom_ids is
  * made once, at the size the most valid requests in size bytes need:
  * about 16 bytes per JSONL_MIN_REQUEST-long line, 27 MiB for 100 MiB) and
- * how to read earlier lines back (to confirm a repeated id's hash by reading its token back; without
- * a reader, equal 64-bit hashes count as equal ids). Before the first feed.
- * A size over JSONL_MAX_BYTES refuses the file for that alone: the caller
- * need not feed it.
+ * how to read earlier lines back (to confirm a repeated id's hash by reading
+ * its token back; without a reader, equal 64-bit hashes count as equal ids).
+ * Before the first feed. A size over JSONL_MAX_BYTES refuses the file for that
+ * alone: the caller need not feed it.
  */
 void jsonl_check_source(struct jsonl_check *c, uint64_t size,
 			jsonl_pread_fn pread, void *ctx);
