@@ -252,3 +252,25 @@ def test_the_check_of_100mb_of_short_lines_stays_under_48_mib(sim, mount, tmp_pa
     allowed = (48 << 10) + ((512 << 10) if SANITIZED else 0)
     assert peak - before < allowed, (before, peak)
     assert uploads(sim) == []
+
+
+def test_the_check_of_a_32_mib_line_of_small_values_stays_under_48_mib(sim, mount, tmp_path):
+    """The longest line the check takes, holding 16 million small values:
+    read without a JSON tree (one cost 64 bytes and more per value, 1.3 GiB
+    here). The second line repeats the id, so nothing is sent."""
+    src = tmp_path / "wide.jsonl"
+    head = '{"custom_id":"w","method":"POST","url":"/v1/chat/completions","body":{"model":"m","x":['
+    n = ((32 << 20) - len(head) - 10) // 2
+    with open(src, "w") as f:
+        f.write(head + ",".join(["0"] * n) + "]}}\n")
+        f.write('{"custom_id":"w","method":"POST","url":"/v1/chat/completions",'
+                '"body":{"model":"m"}}\n')
+    m = mount()
+    before = vm_kib(m.proc.pid, "VmRSS")
+    rc, out, err = m.sh("cp %s files/" % src, timeout=300)
+    assert rc != 0 and "Invalid argument" in err, err
+    assert 'wide.jsonl:2: custom_id "w" repeats line 1' in log_text(m)
+    peak = vm_kib(m.proc.pid, "VmHWM")
+    allowed = (48 << 10) + ((512 << 10) if SANITIZED else 0)
+    assert peak - before < allowed, (before, peak)
+    assert uploads(sim) == []
