@@ -4,7 +4,8 @@
  * looked up in the batch's results index, results_cache.h) staged in the
  * cache directory, uploaded as the input's name with .retry-N, and a batch
  * created from it with the endpoint, completion window and metadata of the
- * first (submit.h). The staged file is removed whatever the outcome.
+ * first (submit.h), once it passes the check of any upload. The staged file
+ * is removed whatever the outcome.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -158,6 +159,40 @@ static int stage(struct kimifs *k, const struct batch *b, int in_fd,
 	return 0;
 }
 
+/*
+ * The same check as a file written into files/ (submit_check) on the retry
+ * input at path, to be uploaded as name: the original input may hold lines
+ * kimifs refuses (a GET, a second model, a repeated id). 0, or -EINVAL
+ * with each problem logged and the first in why, or -errno.
+ */
+static int check(const struct batch *b, const char *path, const char *name,
+		 char *why, size_t whylen)
+{
+	char *report = NULL;
+	int r = submit_check(path, name, &report);
+
+	if (r == -EINVAL) {
+		const char *p = report;
+
+		log_err("retry %s: refused, %s breaks the rules of a batch "
+			"input file:",
+			b->id, name);
+		while (*p) {
+			size_t len = strcspn(p, "\n");
+
+			log_err("%.*s", (int)len, p);
+			p += len + (p[len] == '\n');
+		}
+		snprintf(why, whylen, "refused: %.*s",
+			 (int)strcspn(report, "\n"), report);
+	} else if (r < 0) {
+		snprintf(why, whylen, "cannot check the retry input: %s",
+			 strerror(-r));
+	}
+	free(report);
+	return r;
+}
+
 /* The reason of a failed call: the server's status and message, else the
  * client's message, else the errno's text. */
 static void call_why(const struct api_error *e, int r, const char *what,
@@ -214,6 +249,9 @@ int ctl_retry(struct kimifs *k, struct api_op *op, const struct batch *b,
 		snprintf(msg, msglen, "the name of %s is too long", input);
 		goto out;
 	}
+	r = check(b, path, newname, msg, msglen);
+	if (r < 0)
+		goto out;
 	r = retry_params(b, input, &params, msg, msglen);
 	if (r < 0)
 		goto out;

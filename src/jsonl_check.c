@@ -8,22 +8,33 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
+#include "jsonl_scan.h"
 #include "util.h"
 
-/* An open-addressing set of the custom_ids met, with their line. */
+/*
+ * An open-addressing set of the custom_ids met: per id only a 64-bit hash
+ * (0: a free slot), where its string token starts in the file and the
+ * number of its line: 16 bytes whatever the id's length. Made once at the size
+ * the file allows when its size is known (then full means the file holds lines
+ * too short to be requests, so it is refused already), else doubled as it
+ * fills.
+ */
 struct seen_slot {
-	char *id;
-	size_t line;
+	uint64_t hash;
+	uint32_t off;
+	uint32_t line;
 };
 
 struct jsonl_seen {
-	size_t cap; /* a power of two */
+	size_t cap; /* slots */
 	size_t n;
+	size_t max; /* ids kept at most (0: no bound; the table doubles) */
 	struct seen_slot *slots;
 };
 
@@ -80,48 +91,149 @@ void jsonl_check_init(struct jsonl_check *c, const char *name)
 	util_scrub(c->name);
 }
 
-/* The line where id was first met, or 0 after adding it at line. */
-static size_t seen_add(struct jsonl_check *c, const char *id, size_t line)
+void jsonl_check_source(struct jsonl_check *c, uint64_t size,
+			jsonl_pread_fn pread, void *ctx)
+{
+	c->size = size;
+	c->pread = pread;
+	c->pread_ctx = ctx;
+}
+
+/* util_hash of id, never 0 (a free slot). */
+static uint64_t id_hash(const char *id)
+{
+	uint64_t h = util_hash(id);
+
+	return h ? h : 1;
+}
+
+/*
+ * Whether the custom_id whose string token starts at offset off of the
+ * file is id: the token read back through the reader (up to its closing
+ * quote, at most JSONL_MAX_LINE bytes; not the rest of its line) and
+ * decoded. 1 or 0; 0 with c->ioerr or c->oom set when it cannot be read.
+ * Without a reader the hashes alone decide: 1.
+ */
+static int token_is_id(struct jsonl_check *c, uint64_t off, const char *id)
+{
+	char *tok = NULL;
+	size_t len = 0, cap = 0, end = 0, nuls;
+	int esc = 0, same = 0;
+	cJSON *v;
+
+	if (!c->pread)
+		return 1;
+	while (!end && len < JSONL_MAX_LINE) {
+		ssize_t n;
+
+		if (cap - len < 4096) {
+			char *grown = realloc(tok, cap ? 2 * cap : 4096);
+
+			if (!grown) {
+				c->oom = 1;
+				goto out;
+			}
+			tok = grown;
+			cap = cap ? 2 * cap : 4096;
+		}
+		n = c->pread(c->pread_ctx, tok + len, cap - len, off + len);
+		if (n < 0) {
+			c->ioerr = (int)n;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		/* The closing quote: the first not escaped, past the first. */
+		for (size_t i = len ? len : 1; i < len + (size_t)n; i++) {
+			if (esc)
+				esc = 0;
+			else if (tok[i] == '\\')
+				esc = 1;
+			else if (tok[i] == '"') {
+				end = i + 1;
+				break;
+			}
+		}
+		len += (size_t)n;
+	}
+	if (!end)
+		goto out; /* the file changed under the check */
+	v = json_parse(tok, end, &nuls);
+	same = cJSON_IsString(v) && strcmp(v->valuestring, id) == 0;
+	cJSON_Delete(v);
+out:
+	free(tok);
+	return same;
+}
+
+/* Make the table of c's ids (or double it): 0, or -1 out of memory. */
+static int seen_grow(struct jsonl_check *c)
 {
 	struct jsonl_seen *s = c->seen;
-	size_t h;
+	struct seen_slot *slots;
+	size_t ncap;
 
 	if (!s) {
 		s = calloc(1, sizeof(*s));
 		if (!s)
-			goto oom;
+			return -1;
 		c->seen = s;
+		if (c->size)
+			s->max =
+			    (size_t)(c->size /
+				     (sizeof(JSONL_MIN_REQUEST "\n") - 1)) +
+			    1;
 	}
-	if (2 * (s->n + 1) > s->cap) {
-		size_t ncap = s->cap ? 2 * s->cap : 64;
-		struct seen_slot *slots = calloc(ncap, sizeof(*slots));
+	ncap = s->max ? s->max + s->max / 3 + 1 : s->cap ? 2 * s->cap : 64;
+	slots = calloc(ncap, sizeof(*slots));
+	if (!slots)
+		return -1;
+	for (size_t i = 0; i < s->cap; i++) {
+		size_t h;
 
-		if (!slots)
-			goto oom;
-		for (size_t i = 0; i < s->cap; i++) {
-			if (!s->slots[i].id)
-				continue;
-			h = util_hash(s->slots[i].id) & (ncap - 1);
-			while (slots[h].id)
-				h = (h + 1) & (ncap - 1);
-			slots[h] = s->slots[i];
-		}
-		free(s->slots);
-		s->slots = slots;
-		s->cap = ncap;
+		if (!s->slots[i].hash)
+			continue;
+		h = (size_t)(s->slots[i].hash % ncap);
+		while (slots[h].hash)
+			h = (h + 1) % ncap;
+		slots[h] = s->slots[i];
 	}
-	h = util_hash(id) & (s->cap - 1);
-	for (; s->slots[h].id; h = (h + 1) & (s->cap - 1))
-		if (strcmp(s->slots[h].id, id) == 0)
-			return s->slots[h].line;
-	s->slots[h].id = strdup(id);
-	if (!s->slots[h].id)
-		goto oom;
-	s->slots[h].line = line;
-	s->n++;
+	free(s->slots);
+	s->slots = slots;
+	s->cap = ncap;
 	return 0;
-oom:
-	c->oom = 1;
+}
+
+/* The line where id (on the current line, its token at offset at of the
+ * line) was first met, or 0 after adding it. */
+static size_t seen_add(struct jsonl_check *c, const char *id, size_t at)
+{
+	struct jsonl_seen *s = c->seen;
+	uint64_t hash = id_hash(id);
+	size_t h;
+
+	if (!s || (!s->max && 4 * (s->n + 1) > 3 * s->cap)) {
+		if (seen_grow(c) < 0) {
+			c->oom = 1;
+			return 0;
+		}
+		s = c->seen;
+	}
+	h = (size_t)(hash % s->cap);
+	for (; s->slots[h].hash; h = (h + 1) % s->cap)
+		if (s->slots[h].hash == hash &&
+		    token_is_id(c, s->slots[h].off, id))
+			return s->slots[h].line;
+	/* Full: more id lines than valid requests fit in the file, so some
+	 * are too short and the file is refused already. Past 4 GiB the
+	 * file is over the size limit. */
+	if ((s->max && s->n >= s->max) || c->line_off + at > UINT32_MAX ||
+	    c->lineno > UINT32_MAX)
+		return 0;
+	s->slots[h].hash = hash;
+	s->slots[h].off = (uint32_t)(c->line_off + at);
+	s->slots[h].line = (uint32_t)c->lineno;
+	s->n++;
 	return 0;
 }
 
@@ -136,53 +248,152 @@ static void quoted(char *out, size_t size, const char *s)
 		snprintf(out, size, "\"%s\"", s);
 }
 
-static const char *string_member(const cJSON *obj, const char *key)
+/*
+ * The first byte of line (len bytes) that JSON does not allow where it
+ * stands: a control byte between tokens (JSON white space is space, tab,
+ * LF and CR only, where cJSON would skip any byte up to 0x20: NULs of a
+ * hole, \x01), a control byte inside a string (it must be escaped), or
+ * text after the line's value. 1 with the reason in why, or 0.
+ */
+static int stray_byte(const char *line, size_t len, char *why, size_t size)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	size_t depth = 0;
+	int in_str = 0, esc = 0, closed = 0;
 
+	for (size_t i = 0; i < len; i++) {
+		unsigned char b = (unsigned char)line[i];
+
+		if (in_str) {
+			if (esc)
+				esc = 0;
+			else if (b == '\\')
+				esc = 1;
+			else if (b == '"')
+				in_str = 0;
+			else if (b < 0x20)
+				goto in_string;
+			continue;
+		}
+		if (b == ' ' || b == '\t' || b == '\r')
+			continue;
+		if (b < 0x20)
+			goto not_space;
+		if (closed)
+			goto after;
+		if (b == '"')
+			in_str = 1;
+		else if (b == '{' || b == '[')
+			depth++;
+		else if ((b == '}' || b == ']') && depth && --depth == 0)
+			closed = 1;
+		continue;
+	in_string:
+		snprintf(why, size,
+			 "byte 0x%02x at column %zu must be escaped in a "
+			 "JSON string",
+			 b, i + 1);
+		return 1;
+	not_space:
+		snprintf(why, size,
+			 "byte 0x%02x at column %zu is not JSON white space", b,
+			 i + 1);
+		return 1;
+	after:
+		snprintf(why, size, "text after the JSON object at column %zu",
+			 i + 1);
+		return 1;
+	}
+	return 0;
+}
+
+/* The value at span of line, parsed (a scalar, or NULL when absent). */
+static cJSON *member_value(const char *line, struct jsonl_span span)
+{
+	size_t nuls;
+
+	return span.len ? json_parse(line + span.at, span.len, &nuls) : NULL;
+}
+
+/* The string of v, or NULL (not a string, or one holding a NUL). */
+static const char *string_of(const cJSON *v)
+{
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* The rules of one request line (len bytes, not blank). */
+/* The rules of one request line (len bytes, not blank), read without a
+ * tree of the line (jsonl_scan.h): only the members the rules name are
+ * parsed. */
 static void check_request(struct jsonl_check *c, const char *line, size_t len)
 {
 	size_t at = c->lineno;
-	cJSON *req;
-	const cJSON *body;
+	struct jsonl_scan sc;
+	cJSON *vid = NULL, *vmethod = NULL, *vurl = NULL, *vmodel = NULL;
 	const char *id, *method, *url, *model;
-	size_t nuls;
-	char q[80], q2[80];
+	char q[80], q2[80], why[128];
+	int r;
 
 	if (!util_utf8_valid(line, len)) {
 		problem(c, at, "not UTF-8 text");
 		return;
 	}
-	req = json_parse(line, len, &nuls);
-	if (!cJSON_IsObject(req)) {
-		problem(c, at, "not a JSON object");
-		cJSON_Delete(req);
+	if (stray_byte(line, len, why, sizeof(why))) {
+		problem(c, at, "%s", why);
 		return;
 	}
-	id = string_member(req, "custom_id");
+	r = jsonl_scan(line, len, &sc);
+	if (r == -ENOMEM) {
+		c->oom = 1;
+		return;
+	}
+	if (r < 0) {
+		if (c->last)
+			problem(c, at,
+				"the file ends inside this line: no newline "
+				"after it and not a whole JSON object (cut "
+				"short?)");
+		else
+			problem(c, at, "not a JSON object");
+		return;
+	}
+	if (sc.twice.len) {
+		char *own;
+		size_t tlen;
+		const char *key = jsonl_scan_text(line, sc.twice, &own, &tlen);
+
+		if (!key) {
+			c->oom = 1;
+			return;
+		}
+		snprintf(q2, sizeof(q2), "%.*s", (int)(tlen > 70 ? 70 : tlen),
+			 key);
+		quoted(q, sizeof(q), q2);
+		problem(c, at, "key %s twice in one object", q);
+		free(own);
+		return;
+	}
+	vid = member_value(line, sc.id);
+	id = string_of(vid);
 	if (!id || !*id) {
 		problem(c, at, "custom_id must be a non-empty string");
 	} else {
-		size_t first = seen_add(c, id, at);
+		size_t first = seen_add(c, id, sc.id.at);
 
 		quoted(q, sizeof(q), id);
 		if (first)
 			problem(c, at, "custom_id %s repeats line %zu", q,
 				first);
 	}
-	method = string_member(req, "method");
+	vmethod = member_value(line, sc.method);
+	method = string_of(vmethod);
 	if (!method || strcmp(method, "POST") != 0)
 		problem(c, at, "method must be \"POST\"");
-	url = string_member(req, "url");
+	vurl = member_value(line, sc.url);
+	url = string_of(vurl);
 	if (!url || strcmp(url, JSONL_ENDPOINT) != 0)
 		problem(c, at, "url must be \"%s\"", JSONL_ENDPOINT);
-	body = cJSON_GetObjectItemCaseSensitive(req, "body");
-	model = cJSON_IsObject(body) ? string_member(body, "model") : NULL;
-	if (!cJSON_IsObject(body)) {
+	vmodel = member_value(line, sc.model);
+	model = string_of(vmodel);
+	if (!sc.body.len || line[sc.body.at] != '{') {
 		problem(c, at, "body must be an object");
 	} else if (!model) {
 		problem(c, at, "body.model must be a string");
@@ -197,7 +408,10 @@ static void check_request(struct jsonl_check *c, const char *line, size_t len)
 		problem(c, at, "model %s differs from %s of line %zu", q, q2,
 			c->model_line);
 	}
-	cJSON_Delete(req);
+	cJSON_Delete(vid);
+	cJSON_Delete(vmethod);
+	cJSON_Delete(vurl);
+	cJSON_Delete(vmodel);
 }
 
 static int blank(const char *s, size_t len)
@@ -271,9 +485,22 @@ void jsonl_check_feed(struct jsonl_check *c, const char *buf, size_t len)
 		if (!nl)
 			break;
 		end_line(c);
+		c->line_off += n + 1 + c->pending;
+		c->pending = 0;
 		buf += n + 1;
 		len -= n + 1;
 	}
+	c->pending += len; /* of a line not ended yet */
+}
+
+/* Forget the problems found so far (a file over the size limit is
+ * refused for that alone: its lines were not all read). */
+static void forget_problems(struct jsonl_check *c)
+{
+	free(c->report);
+	c->report = NULL;
+	c->rlen = 0;
+	c->nproblems = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -377,18 +604,23 @@ const char *jsonl_name_problem(const char *name)
 
 int jsonl_check_end(struct jsonl_check *c)
 {
+	int over = c->bytes > JSONL_MAX_BYTES || c->size > JSONL_MAX_BYTES;
 	const char *why;
 
-	if (c->blen || c->overlong)
+	if (over) {
+		forget_problems(c);
+	} else if (c->blen || c->overlong) {
+		c->last = 1;
 		end_line(c); /* a last line without its newline */
+	}
 	why = jsonl_name_problem(c->name);
 	if (why)
 		problem(c, 0, "%s", why);
-	if (c->bytes == 0)
-		problem(c, 0, "the file is empty");
-	else if (c->bytes > JSONL_MAX_BYTES)
+	if (over)
 		problem(c, 0, "larger than the API's limit of %lu MiB",
 			JSONL_MAX_BYTES >> 20);
+	else if (c->bytes == 0)
+		problem(c, 0, "the file is empty");
 	else if (c->requests == 0)
 		problem(c, 0, "holds no request lines");
 	if (c->nproblems > JSONL_MAX_PROBLEMS) {
@@ -400,6 +632,8 @@ int jsonl_check_end(struct jsonl_check *c)
 	}
 	if (c->oom)
 		return -ENOMEM;
+	if (c->ioerr)
+		return c->ioerr;
 	return c->nproblems ? -EINVAL : 0;
 }
 
@@ -411,8 +645,6 @@ const char *jsonl_check_report(const struct jsonl_check *c)
 void jsonl_check_free(struct jsonl_check *c)
 {
 	if (c->seen) {
-		for (size_t i = 0; i < c->seen->cap; i++)
-			free(c->seen->slots[i].id);
 		free(c->seen->slots);
 		free(c->seen);
 	}

@@ -2,18 +2,36 @@
  * jsonl_check.h - the local check of a batch input file before any byte of
  * it is sent: the documented rules of the Batch API (a .jsonl name, not
  * empty, at most 100 MiB, UTF-8, one request object per line with a unique
- * custom_id, POST to /v1/chat/completions, one model for the whole file).
- * Fed in chunks, so the file is never whole in memory; pure (no I/O).
+ * custom_id, POST to /v1/chat/completions, one model for the whole file),
+ * and strict JSON: only JSON white space (space, tab, LF, CR) between
+ * lines and tokens, no key twice in one object. Fed in chunks, so the file
+ * is never whole in memory: each custom_id is kept as a fixed-size hash,
+ * and a hash met twice is confirmed by reading the earlier line back
+ * through the reader the caller gives (jsonl_check_source), so a collision
+ * never refuses a valid file. No I/O of its own.
  */
 #ifndef KIMIFS_JSONL_CHECK_H
 #define KIMIFS_JSONL_CHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #define JSONL_MAX_BYTES	   (100UL << 20) /* the API's limit for batch input */
 #define JSONL_MAX_LINE	   (32UL << 20)	 /* one request line, at most */
 #define JSONL_MAX_PROBLEMS 10		 /* problems written in the report */
 #define JSONL_ENDPOINT	   "/v1/chat/completions"
+
+/* The shortest line that meets every rule: no file of n bytes holds more
+ * than n / (its length + a newline) + 1 valid requests. */
+#define JSONL_MIN_REQUEST                                                      \
+	"{\"custom_id\":\"x\",\"method\":\"POST\",\"url\":"                    \
+	"\"/v1/chat/completions\",\"body\":{\"model\":\"\"}}"
+
+/* Read len bytes of the file at offset off into buf, as pread(2): the
+ * bytes read, 0 at the end, or -errno. */
+typedef ssize_t (*jsonl_pread_fn)(void *ctx, char *buf, size_t len,
+				  uint64_t off);
 
 struct jsonl_seen; /* custom_ids met so far */
 
@@ -31,21 +49,42 @@ struct jsonl_check {
 	char *buf; /* the line being fed */
 	size_t blen;
 	size_t bcap;
-	int overlong; /* the current line passed JSONL_MAX_LINE */
+	int overlong;	   /* the current line passed JSONL_MAX_LINE */
+	int last;	   /* the line ended with the file, not a newline */
+	uint64_t line_off; /* where the current line starts in the file */
+	size_t pending;	   /* bytes of it fed so far */
 	struct jsonl_seen *seen;
-	int oom; /* memory ran out: the check cannot say yes */
+	uint64_t size;	      /* the file's size, when told (0: not known) */
+	jsonl_pread_fn pread; /* reads earlier lines back, or NULL */
+	void *pread_ctx;
+	int oom;   /* memory ran out: the check cannot say yes */
+	int ioerr; /* an earlier line could not be read back: -errno */
 };
 
 /* Start checking a file called name (only its last path component is
  * shown). Never fails; errors surface in jsonl_check_end. */
 void jsonl_check_init(struct jsonl_check *c, const char *name);
 
+/*
+ * Tell the check the whole file's size (so that the table of custom_ids is
+ * made once, at the size the most valid requests in size bytes need:
+ * about 16 bytes per JSONL_MIN_REQUEST-long line, 27 MiB for 100 MiB) and
+ * how to read earlier lines back (to confirm a repeated id's hash by reading
+ * its token back; without a reader, equal 64-bit hashes count as equal ids).
+ * Before the first feed. A size over JSONL_MAX_BYTES refuses the file for that
+ * alone: the caller need not feed it.
+ */
+void jsonl_check_source(struct jsonl_check *c, uint64_t size,
+			jsonl_pread_fn pread, void *ctx);
+
 /* Feed the next len bytes of the file. */
 void jsonl_check_feed(struct jsonl_check *c, const char *buf, size_t len);
 
 /*
  * End of file: 0 when the file may be uploaded, -EINVAL when it breaks a
- * rule (the reasons in jsonl_check_report), -ENOMEM when memory ran out.
+ * rule (the reasons in jsonl_check_report; a file over JSONL_MAX_BYTES has
+ * that reason alone), -ENOMEM when memory ran out, the reader's -errno when
+ * an earlier line could not be read back.
  */
 int jsonl_check_end(struct jsonl_check *c);
 

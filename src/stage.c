@@ -37,6 +37,7 @@ struct staged {
 	uint64_t owner; /* who wrote last (a lock owner), or 0 */
 	int listed;	/* the name is staged */
 	int busy;	/* a flush is checking or uploading it */
+	int failed;	/* -errno of a write or resize that failed, or 0 */
 };
 
 void stage_init(struct stage *s, const char *dir, int dirfd)
@@ -194,28 +195,74 @@ enum stage_dir stage_dir_of(const struct staged *st)
 	return st->dir;
 }
 
+/*
+ * Note that a write or resize of st by owner failed with err (lock held):
+ * the file is poisoned, so its flush sends nothing and says why. The first
+ * error is kept.
+ */
+static void fail_locked(struct staged *st, int err, uint64_t owner)
+{
+	if (!st->failed)
+		st->failed = err;
+	st->dirty = 1;
+	st->owner = owner;
+}
+
+/* Whether a file of size bytes is past the API's limit (logged): the
+ * write or resize that would make it is refused with -EFBIG. */
+static int past_limit(const struct staged *st, uint64_t size)
+{
+	if (size <= JSONL_MAX_BYTES)
+		return 0;
+	log_err("upload %s: a write or resize to %llu bytes is past the API's "
+		"limit of %lu MiB for a batch input file; refused",
+		st->name, (unsigned long long)size, JSONL_MAX_BYTES >> 20);
+	return 1;
+}
+
 ssize_t stage_write(struct staged *st, const char *buf, size_t size, off_t off,
 		    uint64_t owner)
 {
 	struct stage *s = st->s;
-	ssize_t n;
+	size_t done = 0;
+	ssize_t r = 0;
 
 	pthread_mutex_lock(&s->lock);
-	n = st->listed ? 0 : -EBADF;
+	if (!st->listed)
+		r = -EBADF;
+	else if (off < 0 || past_limit(st, (uint64_t)off + size))
+		r = -EFBIG;
+	if (r == -EFBIG)
+		fail_locked(st, (int)r, owner);
 	pthread_mutex_unlock(&s->lock);
-	if (n < 0)
-		return n;
-	n = pwrite(st->fd, buf, size, off);
-	if (n < 0)
-		return -errno;
+	if (r < 0)
+		return r;
+	/* All of it or an error: a short write means the disk is full,
+	 * which the next pwrite says. */
+	while (done < size) {
+		ssize_t n =
+		    pwrite(st->fd, buf + done, size - done, off + (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EIO;
+			break;
+		}
+		done += (size_t)n;
+	}
 	pthread_mutex_lock(&s->lock);
-	if ((uint64_t)off + (uint64_t)n > st->size)
-		st->size = (uint64_t)off + (uint64_t)n;
+	if (r < 0) {
+		fail_locked(st, (int)r, owner);
+	} else {
+		if ((uint64_t)off + size > st->size)
+			st->size = (uint64_t)off + size;
+		st->dirty = 1;
+		st->owner = owner;
+	}
 	st->mtime = time(NULL);
-	st->dirty = 1;
-	st->owner = owner;
 	pthread_mutex_unlock(&s->lock);
-	return n;
+	return r < 0 ? r : (ssize_t)size;
 }
 
 ssize_t stage_read(struct staged *st, char *buf, size_t size, off_t off)
@@ -233,12 +280,16 @@ int stage_resize(struct staged *st, uint64_t size)
 	pthread_mutex_lock(&s->lock);
 	if (!st->listed)
 		r = -EBADF;
+	else if (past_limit(st, size))
+		r = -EFBIG;
 	else if (ftruncate(st->fd, (off_t)size) < 0)
 		r = -errno;
 	if (r == 0) {
 		st->size = size;
 		st->mtime = time(NULL);
 		st->dirty = 1;
+	} else if (r != -EBADF) {
+		fail_locked(st, r, st->owner);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;
@@ -279,8 +330,15 @@ int stage_submit(struct kimifs *k, struct api_op *op, struct staged *st,
 	st->dirty = 0;
 	st->busy = 1;
 	size = st->size;
+	r = st->failed;
 	pthread_mutex_unlock(&s->lock);
 
+	if (r < 0) {
+		/* What was written is not what the writer meant to send. */
+		log_err("upload %s: not sent: a write to it failed: %s",
+			st->name, strerror(-r));
+		goto out_unstage;
+	}
 	r = submit_check(st->path, st->name, &report);
 	if (r == -EINVAL) {
 		log_err("upload %s: refused, it breaks the rules of a batch "
@@ -310,7 +368,10 @@ void stage_release(struct staged *st)
 
 	pthread_mutex_lock(&s->lock);
 	if (st->listed && !st->busy) {
-		if (st->size == 0)
+		if (st->failed)
+			log_err("upload %s: not sent: a write to it failed: %s",
+				st->name, strerror(-st->failed));
+		else if (st->size == 0)
 			log_err("upload %s: refused: the file is empty",
 				st->name);
 		else

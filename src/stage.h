@@ -68,9 +68,15 @@ int stage_list(struct stage *s, enum stage_dir dir, struct dirlist *out);
 const char *stage_name(const struct staged *st);
 enum stage_dir stage_dir_of(const struct staged *st);
 
-/* Write, read or resize the file of st: bytes or 0, or -errno (-EBADF once
- * its upload has ended). A write remembers owner, the open file table
- * (process) that wrote (the kernel's lock owner; 0: not known). */
+/*
+ * Write, read or resize the file of st: bytes or 0, or -errno (-EBADF once
+ * its upload has ended). A write is all done or fails; a write or resize
+ * past JSONL_MAX_BYTES is -EFBIG (logged). A write or resize that fails
+ * poisons the file: its flush sends nothing and returns that error (a
+ * prefix of what the writer meant is never uploaded). A write remembers
+ * owner, the open file table (process) that wrote (the kernel's lock
+ * owner; 0: not known).
+ */
 ssize_t stage_write(struct staged *st, const char *buf, size_t size, off_t off,
 		    uint64_t owner);
 ssize_t stage_read(struct staged *st, char *buf, size_t size, off_t off);
@@ -82,7 +88,8 @@ int stage_resize(struct staged *st, uint64_t size);
  * each problem logged) and upload it (submit_upload, with op's deadline moved
  * to submit_upload_bound). The name is unstaged whatever the outcome, so
  * nothing is left half done. 1 with the uploaded file in *out (one reference),
- * 0 when there was nothing new to send (*out NULL), or -errno: -EINVAL when the
+ * 0 when there was nothing new to send (*out NULL), or -errno: the error of a
+ * write or resize that failed (nothing checked or sent), -EINVAL when the
  * file breaks a rule, the upload's error otherwise.
  */
 int stage_submit(struct kimifs *k, struct api_op *op, struct staged *st,

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,30 +29,50 @@ double submit_upload_bound(const struct kimifs *k, uint64_t size)
 	return k->opts.timeout + (double)size / (1024.0 * 1024.0);
 }
 
+/* Earlier lines of the file being checked, read back (jsonl_pread_fn);
+ * ctx points at its descriptor. */
+static ssize_t check_pread(void *ctx, char *buf, size_t len, uint64_t off)
+{
+	ssize_t n = pread(*(const int *)ctx, buf, len, (off_t)off);
+
+	return n < 0 ? -errno : n;
+}
+
 int submit_check(const char *path, const char *filename, char **why)
 {
 	struct jsonl_check c;
+	struct stat st;
 	char buf[65536];
-	ssize_t n;
+	ssize_t n = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int r;
 
 	*why = NULL;
 	if (fd < 0)
 		return -EIO;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -EIO;
+	}
 	jsonl_check_init(&c, filename);
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		jsonl_check_feed(&c, buf, (size_t)n);
-	close(fd);
+	jsonl_check_source(&c, (uint64_t)st.st_size, check_pread, &fd);
+	/* Over the limit, it is refused for its size alone: not read. */
+	if ((uint64_t)st.st_size <= JSONL_MAX_BYTES)
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			jsonl_check_feed(&c, buf, (size_t)n);
 	if (n < 0) {
+		close(fd);
 		jsonl_check_free(&c);
 		return -EIO;
 	}
 	r = jsonl_check_end(&c);
+	close(fd);
 	if (r == -EINVAL) {
 		*why = strdup(jsonl_check_report(&c));
 		if (!*why)
 			r = -ENOMEM;
+	} else if (r < 0 && r != -ENOMEM) {
+		r = -EIO;
 	}
 	jsonl_check_free(&c);
 	return r;

@@ -216,3 +216,34 @@ def test_an_input_file_gone_from_the_server_is_enoent(sim, mount):
     text = read_text(m.batch(bid, "ctl"))
     assert text.startswith("retry: failed: ") and fid in text, text
     assert posts(sim) == []
+
+
+def request(cid, method="POST", model="kimi-k2"):
+    return json.dumps({"custom_id": cid, "method": method, "url": "/v1/chat/completions",
+                       "body": {"model": model, "messages": [{"role": "user", "content": cid}]}})
+
+
+@pytest.mark.parametrize("lines, reason", [
+    ([request("request-1"), request("request-2", method="GET")],
+     'q.retry-1.jsonl:2: method must be "POST"'),
+    ([request("request-1"), request("request-2", model="other")],
+     'q.retry-1.jsonl:2: model "other" differs from "kimi-k2" of line 1'),
+    ([request("request-1"), request("request-2"), request("request-1")],
+     'q.retry-1.jsonl:3: custom_id "request-1" repeats line 1'),
+])
+def test_a_retry_input_that_breaks_a_rule_is_refused_and_sends_nothing(sim, mount, lines, reason):
+    """The server may hold an input kimifs would refuse: the retry's input
+    gets the same check as any upload, and nothing is sent."""
+    f = sim._call("POST", "/_sim/files", {"filename": "q.jsonl",
+                                          "content": "\n".join(lines) + "\n"})
+    bid = sim.create({"status": "in_progress", "input_file_id": f["id"],
+                      "request_counts": {"total": len(lines)}})["id"]
+    sim.state(bid, "failed")
+    m = mount()
+    assert try_write(m.batch(bid, "ctl"), b"retry\n") == errno.EINVAL
+    text = read_text(m.batch(bid, "ctl"))
+    assert text == "retry: failed: refused: %s\n" % reason, text
+    log = read_text(os.path.join(m.path, "log"))
+    assert "retry %s: refused, q.retry-1.jsonl breaks the rules" % bid in log
+    assert reason in log
+    assert posts(sim) == []

@@ -149,13 +149,15 @@ def test_names_sizes_and_empty_files_are_refused(sim, mount, tmp_path):
     rc, out, err = m.sh("cp %s files/" % src)
     assert rc != 0 and "Invalid argument" in err, err
     assert "q.json: the name must end in .jsonl" in log_text(m)
-    # more than 100 MiB (a sparse file: cp seeks, then sets the size)
+    # more than 100 MiB (a sparse file: cp seeks, then sets the size):
+    # the resize past the limit is refused at once
     big = tmp_path / "big.jsonl"
     big.write_bytes(GOOD)
     os.truncate(big, (100 << 20) + 1)
     rc, out, err = m.sh("cp --sparse=always %s files/" % big)
-    assert rc != 0 and "Invalid argument" in err, err
-    assert "limit of 100 MiB" in log_text(m)
+    assert rc != 0 and "File too large" in err, err
+    assert "big.jsonl: a write or resize to 104857601 bytes is past the API's limit " \
+        "of 100 MiB" in log_text(m)
     # empty: nothing to send; refused in the log when closed for good
     rc, out, err = m.sh(": > files/empty.jsonl")
     assert "empty.jsonl: refused: the file is empty" in log_text(m)

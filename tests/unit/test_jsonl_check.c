@@ -1,9 +1,11 @@
 /*
  * test_jsonl_check.c - unit tests of the local check of batch input files:
  * each rule with the line it names, chunked feeding, the cap on problems
- * written down.
+ * written down, strict JSON white space and keys, a cut last line, the
+ * size reason alone, and repeated ids confirmed by reading back.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +30,47 @@ static int run(const char *name, const char *text, size_t len, size_t step)
 		step = len ? len : 1;
 	for (size_t i = 0; i < len; i += step)
 		jsonl_check_feed(&c, text + i, len - i < step ? len - i : step);
+	r = jsonl_check_end(&c);
+	snprintf(report, sizeof(report), "%s", jsonl_check_report(&c));
+	jsonl_check_free(&c);
+	return r;
+}
+
+/* A file in memory, read back as the check's reader. */
+struct mem {
+	const char *text;
+};
+
+static ssize_t mem_pread(void *ctx, char *buf, size_t len, uint64_t off)
+{
+	const struct mem *m = ctx;
+	size_t size = strlen(m->text);
+
+	if (off >= size)
+		return 0;
+	if (len > size - off)
+		len = size - (size_t)off;
+	memcpy(buf, m->text + off, len);
+	return (ssize_t)len;
+}
+
+static ssize_t failing_pread(void *ctx, char *buf, size_t len, uint64_t off)
+{
+	(void)ctx, (void)buf, (void)len, (void)off;
+	return -EIO;
+}
+
+/* Check text as q.jsonl, its size and reader told (read back from m). */
+static int sourced(const char *text, struct mem *m, jsonl_pread_fn fn)
+{
+	struct jsonl_check c;
+	size_t len = strlen(text);
+	int r;
+
+	jsonl_check_init(&c, "q.jsonl");
+	jsonl_check_source(&c, len, fn, m);
+	for (size_t i = 0; i < len; i += 5)
+		jsonl_check_feed(&c, text + i, len - i < 5 ? len - i : 5);
 	r = jsonl_check_end(&c);
 	snprintf(report, sizeof(report), "%s", jsonl_check_report(&c));
 	jsonl_check_free(&c);
@@ -142,6 +185,175 @@ int main(void)
 		      has("q.jsonl:10: not a JSON object") &&
 		      !strstr(report, "q.jsonl:11:") &&
 		      has("q.jsonl: 5 more problems not shown"));
+	}
+
+	/* Only JSON white space between tokens: NULs of a hole or an
+	 * ftruncate, control bytes, raw controls in a string, text after. */
+	{
+		static const char hole[] = "\0\0" LINE("a", "m");
+		static const char nul_mid[] = "{\"custom_id\":\"a\",\0"
+					      "\"method\":\"POST\"}\n";
+
+		CHECK(run("q.jsonl", hole, sizeof(hole) - 1, 0) == -EINVAL &&
+		      has("q.jsonl:1: byte 0x00 at column 1 is not JSON "
+			  "white space"));
+		CHECK(
+		    run("q.jsonl", nul_mid, sizeof(nul_mid) - 1, 3) ==
+			-EINVAL &&
+		    has(":1: byte 0x00 at column 18 is not JSON white space"));
+	}
+	CHECK(check("q.jsonl", "\x01\x02" LINE("a", "m")) == -EINVAL &&
+	      has("q.jsonl:1: byte 0x01 at column 1 is not JSON white space"));
+	CHECK(check("q.jsonl", LINE("a", "m") "\x0b" LINE("b", "m")) ==
+		  -EINVAL &&
+	      has("q.jsonl:2: byte 0x0b at column 1"));
+	CHECK(check("q.jsonl", "{\"custom_id\":\"a\tb\"}\n") == -EINVAL &&
+	      has(":1: byte 0x09 at column 16 must be escaped in a JSON "
+		  "string"));
+	CHECK(check("q.jsonl", "{\"custom_id\":\"a\\\"\x1f\"}\n") == -EINVAL &&
+	      has(":1: byte 0x1f at column 18 must be escaped"));
+	CHECK(check("q.jsonl", "{\"custom_id\":\"a\\\\\"}x\n") == -EINVAL &&
+	      has(":1: text after the JSON object at column 20"));
+	CHECK(check("q.jsonl", "{\"custom_id\":\"a\"}}\n") == -EINVAL &&
+	      has(":1: text after the JSON object at column 18"));
+	CHECK(check("q.jsonl", " \t{\"custom_id\":\"a\",\"method\":\"POST\","
+			       "\"url\" :\r\"/v1/chat/completions\",\"body\":"
+			       "{\"model\":\"m\"}} \r\n") == 0);
+
+	/* Strict JSON grammar (read without a tree): what cJSON would take
+	 * but JSON is not, is not a JSON object. */
+	{
+		static const char *const bad[] = {
+		    "{\"custom_id\":01}",
+		    "{\"custom_id\":1.}",
+		    "{\"custom_id\":+1}",
+		    "{\"custom_id\":-}",
+		    "{\"custom_id\":1e}",
+		    "{\"custom_id\":tru}",
+		    "{\"custom_id\":\"\\x\"}",
+		    "{\"custom_id\":\"\\u12G4\"}",
+		    "{\"custom_id\":[1,]}",
+		    "{\"custom_id\":1,}",
+		    "{\"custom_id\" 1}",
+		    "{custom_id:1}",
+		    "{\"a\":1",
+		    "{\"a\":[1}",
+		    "{\"a\":\"\\ud800\"}",
+		    "{\"a\":\"\\udc00\"}",
+		    "{\"a\":\"\\ud800\\u0041\"}",
+		};
+		char deep[2100] = "{\"a\":";
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char text[128];
+
+			snprintf(text, sizeof(text), "%s\n", bad[i]);
+			CHECK(check("q.jsonl", text) == -EINVAL &&
+			      has("q.jsonl:1: not a JSON object"));
+		}
+		for (int i = 0; i < 1000; i++)
+			strcat(deep, "[");
+		strcat(deep, "\n");
+		CHECK(check("q.jsonl", deep) == -EINVAL &&
+		      has("q.jsonl:1: not a JSON object"));
+	}
+	CHECK(check("q.jsonl",
+		    "{\"custom_id\":\"a\\u00e9\\n\\/\","
+		    "\"method\":\"POST\",\"url\":\"/v1/chat/"
+		    "completions\",\"x\":[-0.5e+3,1E2,true,false,"
+		    "null,{},[],\"\\ud83d\\ude00\"],\"body\":{\"model\":"
+		    "\"m\"}}\n") == 0);
+	/* Members found by their decoded names, wherever they stand. */
+	CHECK(check("q.jsonl",
+		    "{\"body\":{\"x\":{\"model\":1},\"mod\\u0065l\":"
+		    "\"m\"},\"ur\\u006c\":\"/v1/chat/completions\","
+		    "\"method\":\"POST\",\"custom_id\":\"a\"}\n") == 0);
+
+	/* A key twice in any object; the same key in two objects is fine. */
+	CHECK(check("q.jsonl",
+		    "{\"custom_id\":\"a\",\"custom_id\":\"b\",\"method\":"
+		    "\"POST\",\"url\":\"/v1/chat/completions\",\"body\":"
+		    "{\"model\":\"m\"}}\n" LINE("b", "m")) == -EINVAL &&
+	      has("q.jsonl:1: key \"custom_id\" twice in one object") &&
+	      !strstr(report, ":2:"));
+	CHECK(
+	    check("q.jsonl",
+		  "{\"custom_id\":\"a\",\"method\":\"POST\",\"url\":"
+		  "\"/v1/chat/completions\",\"body\":{\"model\":\"m\","
+		  "\"messages\":[{\"role\":\"user\",\"r\\u006fle\":1}]}}\n") ==
+		-EINVAL &&
+	    has(":1: key \"role\" twice in one object"));
+	CHECK(check("q.jsonl",
+		    "{\"custom_id\":\"a\",\"method\":\"POST\",\"url\":"
+		    "\"/v1/chat/completions\",\"body\":{\"model\":\"m\","
+		    "\"messages\":[{\"role\":\"a\"},{\"role\":\"b\"}]}}\n") ==
+	      0);
+
+	/* A last line cut short says so; a whole one without newline is
+	 * fine (above). */
+	CHECK(check("q.jsonl", LINE("a", "m") "{\"custom_id\":\"b\",\"me") ==
+		  -EINVAL &&
+	      has("q.jsonl:2: the file ends inside this line: no newline "
+		  "after it and not a whole JSON object (cut short?)"));
+	CHECK(check("q.jsonl", LINE("a", "m") "{\"custom_id\":\"b\",\"me\n") ==
+		  -EINVAL &&
+	      has("q.jsonl:2: not a JSON object"));
+
+	/* Past the size limit, the size is the only reason: no false JSON
+	 * error where the limit cut a line. */
+	huge = malloc(big);
+	CHECK(huge != NULL);
+	if (huge) {
+		memset(huge, 'x', big);
+		for (size_t i = 99; i < big; i += 100)
+			huge[i] = '\n';
+		CHECK(run("q.jsonl", huge, big, 65536) == -EINVAL &&
+		      has("q.jsonl: larger than the API's limit of 100 MiB") &&
+		      !strstr(report, "JSON") && !strstr(report, "more"));
+		free(huge);
+	}
+	{
+		struct jsonl_check c;
+
+		jsonl_check_init(&c, "q.jsonl");
+		jsonl_check_source(&c, 100ULL << 30, NULL, NULL);
+		CHECK(jsonl_check_end(&c) == -EINVAL &&
+		      strcmp(jsonl_check_report(&c),
+			     "q.jsonl: larger than the API's limit of 100 "
+			     "MiB\n") == 0);
+		jsonl_check_free(&c);
+	}
+
+	/* A repeated id's hash is confirmed by reading the earlier line
+	 * back; a reader that says otherwise (a collision) is believed, and
+	 * one that fails fails the check. */
+	{
+		const char *text =
+		    LINE("q-1", "m") LINE("q-2", "m") LINE("q-1", "m");
+		struct mem other = {LINE("zz", "m")};
+
+		CHECK(sourced(text, &(struct mem){text}, mem_pread) ==
+			  -EINVAL &&
+		      has("q.jsonl:3: custom_id \"q-1\" repeats line 1"));
+		CHECK(sourced(text, &other, mem_pread) == 0);
+		CHECK(sourced(text, &other, failing_pread) == -EIO);
+	}
+	/* Told the size, the table holds what valid requests fit; more ids
+	 * (lines too short to be requests) are refused, not kept. */
+	{
+		char *many = malloc(300000);
+		size_t len = 0;
+
+		CHECK(many != NULL);
+		for (int i = 0; many && i < 10000; i++)
+			len += (size_t)sprintf(
+			    many + len, "{\"custom_id\":\"%d\"}\n", i % 9000);
+		if (many) {
+			CHECK(sourced(many, &(struct mem){many}, mem_pread) ==
+				  -EINVAL &&
+			      has(":1: method must be"));
+			free(many);
+		}
 	}
 	return check_done("jsonl_check");
 }

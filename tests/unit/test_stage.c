@@ -2,7 +2,7 @@
  * test_stage.c - unit tests of the table of staged files: one writer per
  * name and directory, sizes from writes at any offset and from resizes,
  * listings, unstaging on release (the file leaves the disk), the names an
- * upload may have, and the batch made last.
+ * upload may have, the size limit at write time, and the batch made last.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "jsonl_check.h"
 #include "stage.h"
 
 /* Files in dir, "." and ".." aside. */
@@ -74,6 +75,16 @@ int main(void)
 	CHECK(stage_stat(&s, STAGE_FILES, "a.jsonl", &size, &mtime) == 0 &&
 	      size == 5);
 	CHECK(stage_stat(&s, STAGE_FILES, "b.jsonl", &size, &mtime) == -ENOENT);
+
+	/* Past the API's limit a write or resize is EFBIG at once, and the
+	 * size is unchanged. */
+	CHECK(stage_write(a, "x", 1, (off_t)JSONL_MAX_BYTES, 0) == -EFBIG);
+	CHECK(stage_write(a, "x", 1, (off_t)100 << 30, 0) == -EFBIG);
+	CHECK(stage_resize(a, JSONL_MAX_BYTES + 1) == -EFBIG);
+	CHECK(stage_stat(&s, STAGE_FILES, "a.jsonl", &size, &mtime) == 0 &&
+	      size == 5);
+	CHECK(stage_write(a, "x", 1, (off_t)JSONL_MAX_BYTES - 1, 0) == 1);
+	CHECK(stage_resize(a, 5) == 0);
 
 	/* Each directory lists its own. */
 	CHECK(stage_list(&s, STAGE_FILES, &l) == 0 && l.n == 1 &&

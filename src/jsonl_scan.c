@@ -1,0 +1,474 @@
+/*
+ * jsonl_scan.c - a strict JSON reader of one line that keeps no tree
+ * (jsonl_scan.h): recursive descent over the line, nesting bounded, each
+ * object's keys kept as a 32-bit hash and an offset on a stack while the
+ * object is open, sorted when it closes to find a key twice (equal hashes
+ * compared as text, so a collision never makes a false one).
+ */
+#include "jsonl_scan.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+struct key {
+	uint32_t hash;
+	uint32_t at; /* of its string token (a line is at most 32 MiB) */
+};
+
+struct scanner {
+	const char *s;
+	size_t len;
+	size_t i; /* the next byte to read */
+	unsigned depth;
+	struct key *keys; /* of the objects open, outermost first */
+	size_t nkeys;
+	size_t capkeys;
+	struct jsonl_scan *out;
+	int oom;
+};
+
+/* What an object is to the rules: the line's, its body, or any other. */
+enum role { TOP, BODY, OTHER };
+
+static int value(struct scanner *p, enum role role);
+
+static void skip_space(struct scanner *p)
+{
+	while (p->i < p->len && (p->s[p->i] == ' ' || p->s[p->i] == '\t' ||
+				 p->s[p->i] == '\r' || p->s[p->i] == '\n'))
+		p->i++;
+}
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int is_hex(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* The code of the \\u escape at i (6 bytes), or -1. */
+static long hex4(const struct scanner *p, size_t i)
+{
+	long u = 0;
+
+	if (p->len - i < 6)
+		return -1;
+	for (size_t k = 2; k < 6; k++) {
+		char c = p->s[i + k];
+
+		if (!is_hex(c))
+			return -1;
+		u = u * 16 + (is_digit(c)	     ? c - '0'
+			      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+						     : c - 'A' + 10);
+	}
+	return u;
+}
+
+/* A string token at p->i (its '"'): 0 past it, or -1. Escapes as JSON
+ * has them; a lone UTF-16 surrogate is refused (as cJSON does). */
+static int string(struct scanner *p)
+{
+	size_t i = p->i + 1;
+
+	while (i < p->len) {
+		unsigned char b = (unsigned char)p->s[i];
+
+		if (b == '"') {
+			p->i = i + 1;
+			return 0;
+		}
+		if (b < 0x20)
+			return -1;
+		if (b != '\\') {
+			i++;
+			continue;
+		}
+		if (i + 1 >= p->len)
+			return -1;
+		b = (unsigned char)p->s[i + 1];
+		if (b == 'u') {
+			long u = hex4(p, i), low;
+
+			/* UTF-16 surrogates come in pairs, high then low. */
+			if (u < 0 || (u >= 0xdc00 && u <= 0xdfff))
+				return -1;
+			i += 6;
+			if (u < 0xd800 || u > 0xdbff)
+				continue;
+			if (p->len - i < 2 || p->s[i] != '\\' ||
+			    p->s[i + 1] != 'u')
+				return -1;
+			low = hex4(p, i);
+			if (low < 0xdc00 || low > 0xdfff)
+				return -1;
+			i += 6;
+		} else if (b && strchr("\"\\/bfnrt", b)) {
+			i += 2;
+		} else {
+			return -1;
+		}
+	}
+	return -1;
+}
+
+/* -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)? */
+static int number(struct scanner *p)
+{
+	const char *s = p->s;
+	size_t i = p->i, n = p->len;
+
+	if (i < n && s[i] == '-')
+		i++;
+	if (i < n && s[i] == '0')
+		i++;
+	else if (i < n && s[i] >= '1' && s[i] <= '9')
+		while (i < n && is_digit(s[i]))
+			i++;
+	else
+		return -1;
+	if (i < n && s[i] == '.') {
+		if (++i >= n || !is_digit(s[i]))
+			return -1;
+		while (i < n && is_digit(s[i]))
+			i++;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		if (++i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if (i >= n || !is_digit(s[i]))
+			return -1;
+		while (i < n && is_digit(s[i]))
+			i++;
+	}
+	p->i = i;
+	return 0;
+}
+
+static int literal(struct scanner *p, const char *word)
+{
+	size_t n = strlen(word);
+
+	if (p->len - p->i < n || memcmp(p->s + p->i, word, n) != 0)
+		return -1;
+	p->i += n;
+	return 0;
+}
+
+/* The span of the string token at at (validated already). */
+static struct jsonl_span token(const char *s, size_t len, size_t at)
+{
+	struct scanner q = {.s = s, .len = len, .i = at};
+	struct jsonl_span span = {at, 0};
+
+	if (string(&q) == 0)
+		span.len = q.i - at;
+	return span;
+}
+
+const char *jsonl_scan_text(const char *line, struct jsonl_span span,
+			    char **own, size_t *tlen)
+{
+	const char *tok = line + span.at;
+	size_t nuls;
+	cJSON *v;
+
+	*own = NULL;
+	if (!memchr(tok, '\\', span.len)) {
+		*tlen = span.len - 2;
+		return tok + 1;
+	}
+	v = json_parse(tok, span.len, &nuls);
+	if (cJSON_IsString(v))
+		*own = strdup(v->valuestring);
+	else if (cJSON_IsRaw(v))
+		*own = strdup(v->valuestring); /* holds a NUL: as written */
+	cJSON_Delete(v);
+	if (!*own)
+		return NULL;
+	*tlen = strlen(*own);
+	return *own;
+}
+
+/* FNV-1a, 32 bits. */
+static uint32_t hash32(const char *s, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+/* Whether the keys at a and b are the same text; -1 out of memory. */
+static int same_key(const struct scanner *p, size_t a, size_t b)
+{
+	char *own_a, *own_b;
+	size_t la, lb;
+	const char *ta =
+	    jsonl_scan_text(p->s, token(p->s, p->len, a), &own_a, &la);
+	const char *tb =
+	    jsonl_scan_text(p->s, token(p->s, p->len, b), &own_b, &lb);
+	int r = -1;
+
+	if (ta && tb)
+		r = la == lb && memcmp(ta, tb, la) == 0;
+	free(own_a);
+	free(own_b);
+	return r;
+}
+
+static int key_before(const struct key *x, const struct key *y)
+{
+	return x->hash != y->hash ? x->hash < y->hash : x->at < y->at;
+}
+
+/* Move k[i] down the heap of n keys (the largest on top). */
+static void sift(struct key *k, size_t i, size_t n)
+{
+	for (;;) {
+		size_t top = i, l = 2 * i + 1, r = l + 1;
+		struct key t;
+
+		if (l < n && key_before(&k[top], &k[l]))
+			top = l;
+		if (r < n && key_before(&k[top], &k[r]))
+			top = r;
+		if (top == i)
+			return;
+		t = k[i], k[i] = k[top], k[top] = t;
+		i = top;
+	}
+}
+
+/* Sort n keys by hash, then place, in place: glibc's qsort would take a
+ * copy of them (as large as the keys of an object of millions). */
+static void sort_keys(struct key *k, size_t n)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift(k, i, n);
+	for (size_t end = n; end-- > 1;) {
+		struct key t = k[0];
+
+		k[0] = k[end], k[end] = t;
+		sift(k, 0, end);
+	}
+}
+
+/* The keys of the object that closes (from first on the stack): note a
+ * key twice in out->twice (the first found), then pop them. */
+static void close_keys(struct scanner *p, size_t first)
+{
+	struct key *k = p->keys + first;
+	size_t n = p->nkeys - first;
+
+	if (n > 1 && !p->out->twice.len) {
+		sort_keys(k, n);
+		for (size_t i = 0; i + 1 < n && !p->out->twice.len; i++)
+			for (size_t j = i + 1; j < n && k[j].hash == k[i].hash;
+			     j++) {
+				int same = same_key(p, k[i].at, k[j].at);
+
+				if (same < 0)
+					p->oom = 1;
+				if (same > 0) {
+					p->out->twice =
+					    token(p->s, p->len, k[j].at);
+					break;
+				}
+			}
+	}
+	p->nkeys = first;
+}
+
+/* Where the value of member key (of an object of role) is kept, if it is
+ * one the rules read. */
+static struct jsonl_span *wanted(struct scanner *p, enum role role, size_t key)
+{
+	static const struct {
+		enum role role;
+		const char *name;
+		size_t off;
+	} members[] = {
+	    {TOP, "custom_id", offsetof(struct jsonl_scan, id)},
+	    {TOP, "method", offsetof(struct jsonl_scan, method)},
+	    {TOP, "url", offsetof(struct jsonl_scan, url)},
+	    {TOP, "body", offsetof(struct jsonl_scan, body)},
+	    {BODY, "model", offsetof(struct jsonl_scan, model)},
+	};
+	struct jsonl_span *found = NULL;
+	char *own;
+	size_t tlen;
+	const char *text;
+
+	if (role == OTHER)
+		return NULL;
+	text = jsonl_scan_text(p->s, token(p->s, p->len, key), &own, &tlen);
+	if (!text) {
+		p->oom = 1;
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++)
+		if (members[i].role == role &&
+		    strlen(members[i].name) == tlen &&
+		    memcmp(members[i].name, text, tlen) == 0) {
+			found = (struct jsonl_span *)((char *)p->out +
+						      members[i].off);
+			break;
+		}
+	free(own);
+	return found && !found->len ? found : NULL;
+}
+
+static int push_key(struct scanner *p, size_t at)
+{
+	if (p->nkeys == p->capkeys) {
+		size_t ncap = p->capkeys ? 2 * p->capkeys : 64;
+		struct key *grown = realloc(p->keys, ncap * sizeof(*grown));
+
+		if (!grown) {
+			p->oom = 1;
+			return -1;
+		}
+		p->keys = grown;
+		p->capkeys = ncap;
+	}
+	p->keys[p->nkeys].hash = 0;
+	p->keys[p->nkeys].at = (uint32_t)at;
+	p->nkeys++;
+	return 0;
+}
+
+/* An object at p->i ('{'), whose members have role's meaning. */
+static int object(struct scanner *p, enum role role)
+{
+	size_t first = p->nkeys;
+
+	p->i++;
+	skip_space(p);
+	if (p->i < p->len && p->s[p->i] == '}') {
+		p->i++;
+		return 0;
+	}
+	for (;;) {
+		size_t key = p->i, at;
+		struct jsonl_span *keep;
+		char *own;
+		size_t tlen;
+		const char *text;
+
+		if (p->i >= p->len || p->s[p->i] != '"' || string(p) < 0)
+			return -1;
+		if (push_key(p, key) < 0)
+			return -1;
+		text = jsonl_scan_text(p->s, token(p->s, p->len, key), &own,
+				       &tlen);
+		if (!text) {
+			p->oom = 1;
+			return -1;
+		}
+		p->keys[p->nkeys - 1].hash = hash32(text, tlen);
+		free(own);
+		keep = wanted(p, role, key);
+		skip_space(p);
+		if (p->i >= p->len || p->s[p->i] != ':')
+			return -1;
+		p->i++;
+		skip_space(p);
+		at = p->i;
+		if (value(p, keep == &p->out->body ? BODY : OTHER) < 0)
+			return -1;
+		if (keep) {
+			keep->at = at;
+			keep->len = p->i - at;
+		}
+		skip_space(p);
+		if (p->i < p->len && p->s[p->i] == ',') {
+			p->i++;
+			skip_space(p);
+			continue;
+		}
+		if (p->i < p->len && p->s[p->i] == '}') {
+			p->i++;
+			close_keys(p, first);
+			return 0;
+		}
+		return -1;
+	}
+}
+
+static int array(struct scanner *p)
+{
+	p->i++;
+	skip_space(p);
+	if (p->i < p->len && p->s[p->i] == ']') {
+		p->i++;
+		return 0;
+	}
+	for (;;) {
+		if (value(p, OTHER) < 0)
+			return -1;
+		skip_space(p);
+		if (p->i < p->len && p->s[p->i] == ',') {
+			p->i++;
+			skip_space(p);
+			continue;
+		}
+		if (p->i < p->len && p->s[p->i] == ']') {
+			p->i++;
+			return 0;
+		}
+		return -1;
+	}
+}
+
+/* Any value at p->i; an object has role's meaning. 0 past it, or -1. */
+static int value(struct scanner *p, enum role role)
+{
+	int r;
+
+	if (p->i >= p->len)
+		return -1;
+	switch (p->s[p->i]) {
+	case '{':
+	case '[':
+		if (p->depth >= JSONL_SCAN_DEPTH)
+			return -1;
+		p->depth++;
+		r = p->s[p->i] == '{' ? object(p, role) : array(p);
+		p->depth--;
+		return r;
+	case '"':
+		return string(p);
+	case 't':
+		return literal(p, "true");
+	case 'f':
+		return literal(p, "false");
+	case 'n':
+		return literal(p, "null");
+	default:
+		return number(p);
+	}
+}
+
+int jsonl_scan(const char *line, size_t len, struct jsonl_scan *out)
+{
+	struct scanner p = {.s = line, .len = len, .out = out};
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	skip_space(&p);
+	r = p.i < len && line[p.i] == '{' ? value(&p, TOP) : -1;
+	skip_space(&p);
+	free(p.keys);
+	if (p.oom)
+		return -ENOMEM;
+	return r < 0 || p.i != len ? -EINVAL : 0;
+}
