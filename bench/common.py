@@ -29,12 +29,22 @@ def requests_logged(url):
     return len(control(url, "GET", "/_sim/log")["requests"])
 
 
-def rss_kib(pid):
+def status_kib(pid, field):
+    """A memory figure of /proc/PID/status in KiB (VmRSS, VmHWM)."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def rss_kib(pid):
+    return status_kib(pid, "VmRSS")
+
+
+def hwm_kib(pid):
+    """The peak resident set of pid so far."""
+    return status_kib(pid, "VmHWM")
 
 
 @contextlib.contextmanager

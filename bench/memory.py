@@ -28,17 +28,9 @@ import time
 import subprocess
 import tempfile
 
-from common import REPO, control, mounted, rss_kib, run, simulator
+from common import REPO, control, hwm_kib, mounted, rss_kib, run, simulator
 
 LIMIT = 100 << 20
-
-
-def hwm_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 def request(cid):

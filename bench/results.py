@@ -29,7 +29,7 @@ import time
 import urllib.request
 import uuid
 
-from common import KEY, REPO, control, mounted, rss_kib, run, simulator
+from common import KEY, REPO, control, hwm_kib, mounted, rss_kib, run, simulator
 
 
 def upload(url, data):
@@ -88,14 +88,6 @@ def mount(binary, url, mnt, log, flags):
         fs.terminate()
         fs.wait(10)
         subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL)
-
-
-def hwm_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 def answer(cid, content):
