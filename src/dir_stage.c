@@ -45,8 +45,7 @@ int dir_stage_open_busy(struct kimifs *k, const struct node *n, int flags,
 }
 
 ssize_t dir_stage_write(struct kimifs *k, struct api_op *op, void *state,
-			const char *buf, size_t size, off_t off,
-			uint64_t owner)
+			const char *buf, size_t size, off_t off, uint64_t owner)
 {
 	(void)k, (void)op;
 	return stage_write(state, buf, size, off, owner);
