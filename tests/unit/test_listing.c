@@ -66,7 +66,7 @@ static int stub_page(void *ctx, struct api_op *op, const char *after,
 	if (racing) {
 		struct fake *f = fake_new("b", 4, "cancelling");
 
-		store_put(racing, f, store_clock());
+		store_put(racing, f, store_clock(racing));
 		fake_unref(f);
 		racing = NULL;
 	}
@@ -299,7 +299,7 @@ static void test_early_stop(void)
 	script = again;
 	script_at = 0;
 	pages_asked = 0;
-	CHECK(listing_refresh(&l, NULL, store_clock(), 1) == 0);
+	CHECK(listing_refresh(&l, NULL, store_clock(&s), 1) == 0);
 	CHECK(pages_asked == 4 && !l.stopped);
 	listing_destroy(&l);
 	store_destroy(&s);

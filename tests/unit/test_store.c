@@ -126,10 +126,11 @@ static void test_newer_answer(void)
 	struct store s;
 	char t[64];
 	int rank;
-	double before = store_clock();
+	double before;
 
 	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
-	put(&s, "x", 2, "running", store_clock());
+	before = store_clock(&s);
+	put(&s, "x", 2, "running", store_clock(&s));
 	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 2);
 	/* Overlapping requests: only a later rank replaces. */
 	put(&s, "x", 1, "earlier", before);
@@ -137,11 +138,11 @@ static void test_newer_answer(void)
 	put(&s, "x", 4, "cancelling", before);
 	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 4);
 	/* Sent after the stored answer came: the server's word. */
-	put(&s, "x", 1, "back", store_clock());
+	put(&s, "x", 1, "back", store_clock(&s));
 	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 1);
 	/* Answered before the stored one was sent: never. */
-	put(&s, "x", 3, "future", store_clock() + 100);
-	put(&s, "x", 5, "older", store_clock());
+	put(&s, "x", 3, "future", store_clock(&s) + 100);
+	put(&s, "x", 5, "older", store_clock(&s));
 	CHECK(get(&s, "x", STORE_ANY, t, NULL) == 0 &&
 	      strcmp(t, "future") == 0);
 	store_destroy(&s);
@@ -178,13 +179,13 @@ static void test_overlapping_fetch(void)
 	int rank;
 
 	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
-	put(&s, "x", 2, "running", store_clock());
+	put(&s, "x", 2, "running", store_clock(&s));
 	answer(0, 2, "running", 0);
 	fake_close();
 	g = (struct getter){&s, "x", STORE_FORCE, 0, 0, NULL, 0};
 	pthread_create(&g.t, NULL, getter_run, &g);
 	fake_wait_entered(1);
-	put(&s, "x", 4, "cancelling", store_clock());
+	put(&s, "x", 4, "cancelling", store_clock(&s));
 	fake_open();
 	pthread_join(g.t, NULL);
 	CHECK(g.r == 0 && g.rank == 4);
@@ -215,20 +216,21 @@ static void *op_getter_run(void *arg)
 static void test_interrupted_waits(void)
 {
 	struct store s;
-	struct api_op a = {store_clock() + 30, 0};
-	struct api_op b = {store_clock() + 30, 0};
-	struct api_op c = {store_clock() + 0.2, 0};
+	struct api_op a, b, c;
 	struct op_getter ga = {&s, &a, 0, NULL, 0};
 	struct op_getter gb = {&s, &b, 0, NULL, 0};
 	struct op_getter gc = {&s, &c, 0, NULL, 0};
 	double t0;
 
 	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	a = (struct api_op){store_clock(&s) + 30, 0};
+	b = (struct api_op){store_clock(&s) + 30, 0};
+	c = (struct api_op){store_clock(&s) + 0.2, 0};
 	answer(0, 2, "one", 0);
 	fake_close();
 	pthread_create(&ga.t, NULL, op_getter_run, &ga);
 	fake_wait_entered(1); /* a's fetch is under way */
-	t0 = store_clock();
+	t0 = store_clock(&s);
 	b.interrupted = 1;
 	pthread_create(&gb.t, NULL, op_getter_run, &gb);
 	pthread_join(gb.t, NULL);
@@ -236,7 +238,7 @@ static void test_interrupted_waits(void)
 	pthread_create(&gc.t, NULL, op_getter_run, &gc);
 	pthread_join(gc.t, NULL);
 	CHECK(gc.r == -ETIMEDOUT && gc.obj == NULL);
-	CHECK(store_clock() - t0 < 5); /* neither waited for the fetch */
+	CHECK(store_clock(&s) - t0 < 5); /* neither waited for the fetch */
 	fake_open();
 	pthread_join(ga.t, NULL);
 	CHECK(ga.r == 0 && ga.obj != NULL);
@@ -284,15 +286,15 @@ static void test_probe_server_down(void)
 	CHECK(get(&s, "p1", STORE_FRESH, t, NULL) == -ETIMEDOUT);
 	answer(0, 2, "late", 0);
 	fake_close();
-	t0 = store_clock();
+	t0 = store_clock(&s);
 	CHECK(get(&s, "p2", STORE_FRESH, t, NULL) == -ETIMEDOUT);
-	CHECK(store_clock() - t0 < 3);
+	CHECK(store_clock(&s) - t0 < 3);
 	fake_wait_entered(1); /* the probe in the background */
 	n = fetches();
 	CHECK(get(&s, "p3", STORE_FRESH, t, NULL) == -ETIMEDOUT);
 	CHECK(fetches() == n); /* failed at once, no request */
 	fake_open();
-	CHECK(store_wait(&s, NULL, "p2", 0, store_clock() + 10, NULL) == 0);
+	CHECK(store_wait(&s, NULL, "p2", 0, store_clock(&s) + 10, NULL) == 0);
 	CHECK(get(&s, "p2", STORE_ANY, t, NULL) == 0 && strcmp(t, "late") == 0);
 	CHECK(fetches() == n);
 	store_destroy(&s);
@@ -326,34 +328,34 @@ static void test_changes_and_wait(void)
 
 	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
 	CHECK(store_changes(&s, "w") == 0);
-	put(&s, "w", 2, "a", store_clock());
+	put(&s, "w", 2, "a", store_clock(&s));
 	c1 = store_changes(&s, "w");
 	CHECK(c1 > 0);
-	put(&s, "w", 2, "a", store_clock()); /* says the same */
+	put(&s, "w", 2, "a", store_clock(&s)); /* says the same */
 	CHECK(store_changes(&s, "w") == c1);
-	put(&s, "w", 2, "b", store_clock());
+	put(&s, "w", 2, "b", store_clock(&s));
 	c2 = store_changes(&s, "w");
 	CHECK(c2 > c1);
 
 	/* The deadline ends a wait for a change that does not come. */
-	t0 = store_clock();
+	t0 = store_clock(&s);
 	CHECK(store_wait(&s, NULL, "w", c2, t0 + 0.1, &now) == -ETIMEDOUT);
-	CHECK(store_clock() - t0 >= 0.1 && store_clock() - t0 < 5);
+	CHECK(store_clock(&s) - t0 >= 0.1 && store_clock(&s) - t0 < 5);
 	CHECK(now == c2);
 	CHECK(store_wait(&s, NULL, "w", c1, t0 + 10, &now) == 0 && now == c2);
 
 	/* A waiter of w is woken by w's change, not held till its deadline;
 	 * one of v sleeps through changes of w. */
-	t0 = store_clock();
+	t0 = store_clock(&s);
 	w = (struct waiter){&s, "w", c2, t0 + 30, 0, 1, 0};
 	other = (struct waiter){&s, "v", 0, t0 + 0.2, 0, 1, 0};
 	pthread_create(&w.t, NULL, waiter_run, &w);
 	pthread_create(&other.t, NULL, waiter_run, &other);
-	put(&s, "u", 2, "elsewhere", store_clock());
-	put(&s, "w", 3, "c", store_clock());
+	put(&s, "u", 2, "elsewhere", store_clock(&s));
+	put(&s, "w", 3, "c", store_clock(&s));
 	pthread_join(w.t, NULL);
 	CHECK(w.r == 0 && w.now > c2);
-	CHECK(store_clock() - t0 < 10);
+	CHECK(store_clock(&s) - t0 < 10);
 	pthread_join(other.t, NULL);
 	CHECK(other.r == -ETIMEDOUT && other.now == 0);
 	c3 = store_changes(&s, "w");

@@ -97,7 +97,7 @@ static int bulk_refresh(void *ctx, struct api_op *op)
 		snprintf(id, sizeof(id), "p%d", i);
 		f = fake_new(id, 9, "done");
 		f->final = 1;
-		store_put(bulk_store, f, store_clock());
+		store_put(bulk_store, f, store_clock(bulk_store));
 		fake_unref(f);
 	}
 	pthread_mutex_lock(&seen_lock);
@@ -144,7 +144,7 @@ int main(void)
 	base = fetches();
 	f = fake_new("b", 3, "done");
 	f->final = 1;
-	store_put(&s, f, store_clock());
+	store_put(&s, f, store_clock(&s));
 	fake_unref(f);
 	CHECK(watch_add(&w, "b", done, &got[0], &t[0]) == 0);
 	CHECK(wait_count(&got[0], 2));
