@@ -3,7 +3,8 @@
  * fetch is a stub: freshness (ttl, final objects, 404s remembered, the
  * copy served after a passing failure), the rule that only a newer answer
  * replaces an object, single flight, the probe while the server is down,
- * and the change stamp with its per-entry wait and deadline.
+ * and the change stamp with its per-entry wait and deadline. The store's
+ * time is a fake clock the tests move on: nothing waits for real time.
  */
 #include "fake_kind.h"
 
@@ -64,7 +65,7 @@ static void test_freshness_long_ttl(void)
 	char t[64];
 	int n = fetches();
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
 	answer(0, 2, "a", 0);
 	CHECK(get(&s, "a", STORE_ANY, t, NULL) == 0 && strcmp(t, "a") == 0);
 	CHECK(fetches() == n + 1);
@@ -94,7 +95,7 @@ static void test_freshness_no_ttl(void)
 	char t[64];
 	int n = fetches();
 
-	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 0, 5) == 0);
 	answer(0, 2, "a", 0);
 	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == 0 && fetches() == n + 1);
 	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == 0 && fetches() == n + 2);
@@ -128,7 +129,7 @@ static void test_newer_answer(void)
 	int rank;
 	double before;
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
 	before = store_clock(&s);
 	put(&s, "x", 2, "running", store_clock(&s));
 	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 2);
@@ -178,7 +179,7 @@ static void test_overlapping_fetch(void)
 	char t[64];
 	int rank;
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
 	put(&s, "x", 2, "running", store_clock(&s));
 	answer(0, 2, "running", 0);
 	fake_close();
@@ -220,9 +221,8 @@ static void test_interrupted_waits(void)
 	struct op_getter ga = {&s, &a, 0, NULL, 0};
 	struct op_getter gb = {&s, &b, 0, NULL, 0};
 	struct op_getter gc = {&s, &c, 0, NULL, 0};
-	double t0;
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
 	a = (struct api_op){store_clock(&s) + 30, 0};
 	b = (struct api_op){store_clock(&s) + 30, 0};
 	c = (struct api_op){store_clock(&s) + 0.2, 0};
@@ -230,16 +230,17 @@ static void test_interrupted_waits(void)
 	fake_close();
 	pthread_create(&ga.t, NULL, op_getter_run, &ga);
 	fake_wait_entered(1); /* a's fetch is under way */
-	t0 = store_clock(&s);
 	b.interrupted = 1;
 	pthread_create(&gb.t, NULL, op_getter_run, &gb);
 	pthread_join(gb.t, NULL);
 	CHECK(gb.r == -EINTR && gb.obj == NULL);
+	/* c waits behind a's fetch until its deadline comes. */
 	pthread_create(&gc.t, NULL, op_getter_run, &gc);
+	CHECK(fake_clock_sleeping(&fake_time, 1, NULL));
+	fake_clock_advance(&fake_time, 0.2);
 	pthread_join(gc.t, NULL);
 	CHECK(gc.r == -ETIMEDOUT && gc.obj == NULL);
-	CHECK(store_clock(&s) - t0 < 5); /* neither waited for the fetch */
-	fake_open();
+	fake_open(); /* neither waited for the fetch */
 	pthread_join(ga.t, NULL);
 	CHECK(ga.r == 0 && ga.obj != NULL);
 	fake_unref(ga.obj);
@@ -253,7 +254,7 @@ static void test_single_flight(void)
 	struct getter g[8];
 	int n = fetches();
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
 	answer(0, 2, "one", 0);
 	fake_close();
 	for (int i = 0; i < 8; i++) {
@@ -277,18 +278,24 @@ static void test_single_flight(void)
 static void test_probe_server_down(void)
 {
 	struct store s;
+	struct getter g;
+	double glance;
 	char t[64];
-	double t0;
 	int n;
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
 	answer(-ETIMEDOUT, 0, "", 0);
 	CHECK(get(&s, "p1", STORE_FRESH, t, NULL) == -ETIMEDOUT);
 	answer(0, 2, "late", 0);
 	fake_close();
-	t0 = store_clock(&s);
-	CHECK(get(&s, "p2", STORE_FRESH, t, NULL) == -ETIMEDOUT);
-	CHECK(store_clock(&s) - t0 < 3);
+	g = (struct getter){&s, "p2", STORE_FRESH, 0, 0, NULL, 0};
+	pthread_create(&g.t, NULL, getter_run, &g);
+	/* It glances at the probe for a second at most. */
+	CHECK(fake_clock_sleeping(&fake_time, 1, &glance));
+	CHECK(glance <= store_clock(&s) + 1.0);
+	fake_clock_set(&fake_time, glance);
+	pthread_join(g.t, NULL);
+	CHECK(g.r == -ETIMEDOUT && g.obj == NULL);
 	fake_wait_entered(1); /* the probe in the background */
 	n = fetches();
 	CHECK(get(&s, "p3", STORE_FRESH, t, NULL) == -ETIMEDOUT);
@@ -326,7 +333,7 @@ static void test_changes_and_wait(void)
 	double t0;
 	char t[64];
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
 	CHECK(store_changes(&s, "w") == 0);
 	put(&s, "w", 2, "a", store_clock(&s));
 	c1 = store_changes(&s, "w");
@@ -339,9 +346,12 @@ static void test_changes_and_wait(void)
 
 	/* The deadline ends a wait for a change that does not come. */
 	t0 = store_clock(&s);
-	CHECK(store_wait(&s, NULL, "w", c2, t0 + 0.1, &now) == -ETIMEDOUT);
-	CHECK(store_clock(&s) - t0 >= 0.1 && store_clock(&s) - t0 < 5);
-	CHECK(now == c2);
+	w = (struct waiter){&s, "w", c2, t0 + 0.1, 0, 1, 0};
+	pthread_create(&w.t, NULL, waiter_run, &w);
+	CHECK(fake_clock_sleeping(&fake_time, 1, NULL));
+	fake_clock_advance(&fake_time, 0.1);
+	pthread_join(w.t, NULL);
+	CHECK(w.r == -ETIMEDOUT && w.now == c2);
 	CHECK(store_wait(&s, NULL, "w", c1, t0 + 10, &now) == 0 && now == c2);
 
 	/* A waiter of w is woken by w's change, not held till its deadline;
@@ -351,11 +361,13 @@ static void test_changes_and_wait(void)
 	other = (struct waiter){&s, "v", 0, t0 + 0.2, 0, 1, 0};
 	pthread_create(&w.t, NULL, waiter_run, &w);
 	pthread_create(&other.t, NULL, waiter_run, &other);
+	CHECK(fake_clock_sleeping(&fake_time, 2, NULL));
 	put(&s, "u", 2, "elsewhere", store_clock(&s));
 	put(&s, "w", 3, "c", store_clock(&s));
-	pthread_join(w.t, NULL);
+	pthread_join(w.t, NULL); /* long before its deadline */
 	CHECK(w.r == 0 && w.now > c2);
-	CHECK(store_clock(&s) - t0 < 10);
+	CHECK(fake_clock_sleeping(&fake_time, 1, NULL)); /* v sleeps on */
+	fake_clock_advance(&fake_time, 0.2);
 	pthread_join(other.t, NULL);
 	CHECK(other.r == -ETIMEDOUT && other.now == 0);
 	c3 = store_changes(&s, "w");
@@ -373,6 +385,7 @@ static void test_changes_and_wait(void)
 int main(void)
 {
 	log_init(1, 0);
+	fake_clock_init(&fake_time);
 	test_freshness_long_ttl();
 	test_freshness_no_ttl();
 	test_newer_answer();
@@ -381,5 +394,6 @@ int main(void)
 	test_probe_server_down();
 	test_changes_and_wait();
 	test_interrupted_waits();
+	fake_clock_destroy(&fake_time);
 	return check_done("store");
 }
