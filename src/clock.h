@@ -15,8 +15,8 @@ struct clock {
 	/*
 	 * Wait on cond, with lock held (as pthread_cond_timedwait), until
 	 * woken through cond or until now() reaches deadline. It may return
-	 * sooner (spuriously): callers look again. cond was set up by
-	 * monotonic_cond_init.
+	 * sooner (spuriously): callers look again. cond's own clock is
+	 * CLOCK_MONOTONIC (monotonic_cond_init).
 	 */
 	void (*wait)(const struct clock *c, pthread_cond_t *cond,
 		     pthread_mutex_t *lock, double deadline);
