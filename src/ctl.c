@@ -188,7 +188,7 @@ static int do_cancel(struct kimifs *k, struct api_op *op, const char *id)
 		r = -EPERM;
 		goto out;
 	}
-	sent = store_clock();
+	sent = store_clock(&k->batches.store);
 	r = api_cancel_batch(&k->api, op, id, &after, &err);
 	if (r == 0) {
 		batches_put(&k->batches, after, sent);
