@@ -1,8 +1,8 @@
 /*
  * jsonl_scan.c - a strict JSON reader of one line that keeps no tree
  * (jsonl_scan.h): recursive descent over the line, nesting bounded, each
- * object's keys kept as a 32-bit hash and an offset on a stack while the
- * object is open, sorted when it closes to find a key twice (equal hashes
+ * object's keys kept as 32 bits of their hash and an offset on a stack while
+ * the object is open, sorted when it closes to find a key twice (equal hashes
  * compared as text, so a collision never makes a false one).
  */
 #include "jsonl_scan.h"
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "util.h"
 
 struct key {
 	uint32_t hash;
@@ -197,16 +198,6 @@ const char *jsonl_scan_text(const char *line, struct jsonl_span span,
 	return *own;
 }
 
-/* FNV-1a, 32 bits. */
-static uint32_t hash32(const char *s, size_t len)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h;
-}
-
 /* Whether the keys at a and b are the same text; -1 out of memory. */
 static int same_key(const struct scanner *p, size_t a, size_t b)
 {
@@ -374,7 +365,8 @@ static int object(struct scanner *p, enum role role)
 			p->oom = 1;
 			return -1;
 		}
-		p->keys[p->nkeys - 1].hash = hash32(text, tlen);
+		p->keys[p->nkeys - 1].hash =
+		    (uint32_t)util_hash_bytes(text, tlen, UTIL_HASH_SEED);
 		free(own);
 		keep = wanted(p, role, key);
 		skip_space(p);

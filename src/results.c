@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "util.h"
 
 const char *const results_usage_names[USAGE_N] = {
     "prompt_tokens", "completion_tokens", "total_tokens"};
@@ -19,40 +20,6 @@ const char *const results_usage_names[USAGE_N] = {
 #define SHORT_PREFIX   222 /* bytes kept of a shortened name: + %~ + 16 */
 
 /* ---- names ------------------------------------------------------------ */
-
-/* The length of the valid UTF-8 sequence at p (n bytes left), or 0 when
- * there is none: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	unsigned c = p[0];
-	size_t need;
-	unsigned lo = 0x80, hi = 0xbf;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		need = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		need = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		need = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (n < need || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < need; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return need;
-}
 
 static const char hexdigits[] = "0123456789ABCDEF";
 
@@ -64,7 +31,7 @@ static const char hexdigits[] = "0123456789ABCDEF";
 static size_t escape_unit(const unsigned char *p, size_t n, char *u,
 			  size_t *used)
 {
-	size_t k = utf8_len(p, n);
+	size_t k = util_utf8_len((const char *)p, n);
 
 	if (k == 1 &&
 	    (p[0] < 0x20 || p[0] == 0x7f || p[0] == '%' || p[0] == '/'))
@@ -79,15 +46,6 @@ static size_t escape_unit(const unsigned char *p, size_t n, char *u,
 	memcpy(u, p, k);
 	*used = k;
 	return k;
-}
-
-static uint64_t fnv64(const unsigned char *p, size_t n, uint64_t h)
-{
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
 }
 
 size_t results_escape(const char *id, size_t len, unsigned salt, char *out,
@@ -117,12 +75,12 @@ size_t results_escape(const char *id, size_t len, unsigned salt, char *out,
 		i += used;
 	}
 	if (*shortened) {
-		uint64_t h = fnv64(p, len, 0xcbf29ce484222325ull);
+		uint64_t h = util_hash_bytes(p, len, UTIL_HASH_SEED);
 
 		for (unsigned s = 0; s < salt; s++) {
 			unsigned char b = (unsigned char)(s + 1);
 
-			h = fnv64(&b, 1, h);
+			h = util_hash_bytes(&b, 1, h);
 		}
 		o = cut;
 		o += (size_t)snprintf(out + o, RESULTS_NAME_MAX + 1 - o,
@@ -705,17 +663,12 @@ size_t results_bytes(const struct results *r)
 	       r->nslots * sizeof(*r->slots);
 }
 
-static size_t hash_name(const char *s, size_t n)
-{
-	return (size_t)fnv64((const unsigned char *)s, n,
-			     0xcbf29ce484222325ull);
-}
-
 /* The slot of name (n bytes): holding its entry, or the free one where it
  * goes. r->nslots is a power of two and never full. */
 static size_t find_slot(const struct results *r, const char *name, size_t n)
 {
-	size_t mask = r->nslots - 1, i = hash_name(name, n) & mask;
+	size_t mask = r->nslots - 1,
+	       i = (size_t)util_hash_bytes(name, n, UTIL_HASH_SEED) & mask;
 
 	while (r->slots[i]) {
 		const char *s = r->names + r->e[r->slots[i] - 1].name;
