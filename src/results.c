@@ -10,13 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_print.h"
 #include "log.h"
 #include "util.h"
 
 const char *const results_usage_names[USAGE_N] = {
     "prompt_tokens", "completion_tokens", "total_tokens"};
 
-#define JSON_DEPTH_MAX 512 /* deeper lines are refused (cJSON allows 1000) */
+#define LINE_DEPTH_MAX 512 /* deeper lines are refused (cJSON allows 1000) */
 #define SHORT_PREFIX   222 /* bytes kept of a shortened name: + %~ + 16 */
 
 /* ---- names ------------------------------------------------------------ */
@@ -176,243 +177,33 @@ int results_split(const char *name, size_t *blen, int *txt)
 
 /* ---- JSON text: checking and pretty-printing -------------------------- */
 
-struct out {
-	char *p; /* NULL: only check */
-	size_t len, cap;
-	size_t max; /* more is -EFBIG */
-	int emit;
-};
-
-static int put(struct out *o, const char *s, size_t n)
-{
-	if (!o->emit)
-		return 0;
-	if (o->len + n > o->max)
-		return -EFBIG;
-	if (o->len + n > o->cap) {
-		size_t cap = o->cap ? o->cap : 256;
-		char *p;
-
-		while (cap < o->len + n)
-			cap *= 2;
-		p = realloc(o->p, cap);
-		if (!p)
-			return -ENOMEM;
-		o->p = p;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-	return 0;
-}
-
-static int newline(struct out *o, int depth)
-{
-	int r = put(o, "\n", 1);
-
-	for (int i = 0; r == 0 && i < depth; i++)
-		r = put(o, "  ", 2);
-	return r;
-}
-
-static size_t skip_ws(const char *s, size_t n, size_t i)
-{
-	while (i < n &&
-	       (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-		i++;
-	return i;
-}
-
-static int is_hexdigit(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-	       (c >= 'A' && c <= 'F');
-}
-
-/* The end of the JSON string token at s[i] (a '"'), or 0 when it is not
- * one: no raw control character, only JSON's escapes. */
-static size_t scan_string(const char *s, size_t n, size_t i)
-{
-	for (i++; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '"')
-			return i + 1;
-		if (c < 0x20)
-			return 0;
-		if (c != '\\')
-			continue;
-		if (++i >= n)
-			return 0;
-		if (s[i] == 'u') {
-			if (n - i < 5 || !is_hexdigit(s[i + 1]) ||
-			    !is_hexdigit(s[i + 2]) || !is_hexdigit(s[i + 3]) ||
-			    !is_hexdigit(s[i + 4]))
-				return 0;
-			i += 4;
-		} else if (s[i] == '\0' || !strchr("\"\\/bfnrt", s[i])) {
-			return 0;
-		}
-	}
-	return 0;
-}
-
-static size_t digits(const char *s, size_t n, size_t i)
-{
-	while (i < n && s[i] >= '0' && s[i] <= '9')
-		i++;
-	return i;
-}
-
-/* The end of the JSON number at s[i], or 0 when there is none. */
-static size_t scan_number(const char *s, size_t n, size_t i)
-{
-	size_t j;
-
-	if (i < n && s[i] == '-')
-		i++;
-	if (i < n && s[i] == '0')
-		i++;
-	else if ((j = digits(s, n, i)) > i)
-		i = j;
-	else
-		return 0;
-	if (i < n && s[i] == '.') {
-		if ((j = digits(s, n, i + 1)) == i + 1)
-			return 0;
-		i = j;
-	}
-	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-		i++;
-		if (i < n && (s[i] == '+' || s[i] == '-'))
-			i++;
-		if ((j = digits(s, n, i)) == i)
-			return 0;
-		i = j;
-	}
-	return i;
-}
-
-enum pstate { P_VALUE, P_KEY, P_AFTER };
-
-/*
- * Check that s (n bytes) is exactly one JSON value with white space around,
- * nested at most JSON_DEPTH_MAX deep, and with o->emit write it
- * pretty-printed into o. 0, -EIO when it is not, -EFBIG or -ENOMEM.
- * Linear in n (and in the output).
- */
-static int pretty(const char *s, size_t n, struct out *o)
-{
-	char stack[JSON_DEPTH_MAX];
-	int depth = 0, r = 0;
-	enum pstate st = P_VALUE;
-	size_t i = skip_ws(s, n, 0), j;
-
-	while (r == 0) {
-		i = skip_ws(s, n, i);
-		if (st == P_AFTER && depth == 0)
-			return i == n ? put(o, "\n", 1) : -EIO;
-		if (i >= n)
-			return -EIO;
-		if (st == P_AFTER) {
-			if (s[i] == ',') {
-				r = put(o, ",", 1);
-				if (r == 0)
-					r = newline(o, depth);
-				st = stack[depth - 1] == '{' ? P_KEY : P_VALUE;
-				i++;
-			} else if (s[i] ==
-				   (stack[depth - 1] == '{' ? '}' : ']')) {
-				depth--;
-				r = newline(o, depth);
-				if (r == 0)
-					r = put(o, s + i, 1);
-				i++;
-			} else {
-				return -EIO;
-			}
-			continue;
-		}
-		if (st == P_KEY) {
-			if (s[i] != '"' || !(j = scan_string(s, n, i)))
-				return -EIO;
-			r = put(o, s + i, j - i);
-			i = skip_ws(s, n, j);
-			if (i >= n || s[i] != ':')
-				return -EIO;
-			if (r == 0)
-				r = put(o, ": ", 2);
-			i++;
-			st = P_VALUE;
-			continue;
-		}
-		/* A value. */
-		if (s[i] == '{' || s[i] == '[') {
-			char close = s[i] == '{' ? '}' : ']';
-
-			if (depth == JSON_DEPTH_MAX)
-				return -EIO;
-			r = put(o, s + i, 1);
-			j = skip_ws(s, n, i + 1);
-			if (j < n && s[j] == close) {
-				if (r == 0)
-					r = put(o, &close, 1);
-				i = j + 1;
-				st = P_AFTER;
-				continue;
-			}
-			stack[depth++] = s[i];
-			if (r == 0)
-				r = newline(o, depth);
-			st = s[i] == '{' ? P_KEY : P_VALUE;
-			i++;
-			continue;
-		}
-		if (s[i] == '"')
-			j = scan_string(s, n, i);
-		else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9'))
-			j = scan_number(s, n, i);
-		else if (n - i >= 4 && (memcmp(s + i, "true", 4) == 0 ||
-					memcmp(s + i, "null", 4) == 0))
-			j = i + 4;
-		else if (n - i >= 5 && memcmp(s + i, "false", 5) == 0)
-			j = i + 5;
-		else
-			j = 0;
-		if (!j)
-			return -EIO;
-		r = put(o, s + i, j - i);
-		i = j;
-		st = P_AFTER;
-	}
-	return r;
-}
+/* A line is JSON as RFC 8259 has it (lone surrogate escapes included),
+ * nested at most LINE_DEPTH_MAX deep; .json shows it re-indented, every
+ * item on a line of its own, within RESULTS_PRETTY_MAX bytes. */
+static const struct json_print line_json = {.layout = JSON_LAYOUT_LINES,
+					    .depth_max = LINE_DEPTH_MAX};
 
 int results_render_json(const char *line, size_t len, char **out,
 			size_t *outlen)
 {
-	struct out o = {.emit = 1, .max = 8 * len + 4096};
+	struct json_print opt = line_json;
 	int r;
 
-	if (o.max > RESULTS_PRETTY_MAX)
-		o.max = RESULTS_PRETTY_MAX;
-	r = pretty(line, len, &o);
-
+	opt.max = 8 * len + 4096;
+	if (opt.max > RESULTS_PRETTY_MAX)
+		opt.max = RESULTS_PRETTY_MAX;
+	r = json_pretty(line, len, &opt, out, outlen);
 	if (r == -EFBIG) {
 		/* Too large pretty-printed: the line as the server wrote it. */
-		o.len = 0;
-		o.max = len + 1;
-		r = put(&o, line, len);
-		if (r == 0)
-			r = put(&o, "\n", 1);
+		*out = malloc(len + 1);
+		if (!*out)
+			return -ENOMEM;
+		memcpy(*out, line, len);
+		(*out)[len] = '\n';
+		*outlen = len + 1;
+		r = 0;
 	}
-	if (r < 0) {
-		free(o.p);
-		return r;
-	}
-	*out = o.p ? o.p : strdup("");
-	*outlen = o.len;
-	return *out ? 0 : -ENOMEM;
+	return r;
 }
 
 /* ---- values of a parsed line ------------------------------------------ */
@@ -436,11 +227,6 @@ static void put_utf8(unsigned long c, char *d, size_t *k)
 	}
 }
 
-static unsigned long hex4(const char *p)
-{
-	return strtoul((char[5]){p[0], p[1], p[2], p[3], 0}, NULL, 16);
-}
-
 /* What a lone surrogate escape (\\ud800 with no partner, valid JSON)
  * decodes to: its own three bytes (ED A0 80, not valid UTF-8, so a name
  * escapes them and two such ids stay apart), or U+FFFD for text. */
@@ -448,7 +234,7 @@ enum lone { LONE_KEEP, LONE_FFFD };
 
 /*
  * Decode the JSON string token tok (quotes included, checked by
- * scan_string) into a new buffer *out of *len bytes (it may hold NUL; one
+ * json_string_end) into a new buffer *out of *len bytes (it may hold NUL; one
  * byte more is allocated). 0 or -ENOMEM.
  */
 static int decode_token(const char *tok, size_t tlen, enum lone lone,
@@ -474,11 +260,12 @@ static int decode_token(const char *tok, size_t tlen, enum lone lone,
 			d[k++] = to[strchr(from, tok[i]) - from];
 			continue;
 		}
-		c = hex4(tok + i + 1);
+		c = (unsigned long)json_hex4(tok + i + 1);
 		i += 4;
 		if (c >= 0xd800 && c <= 0xdbff && i + 6 < tlen &&
 		    tok[i + 1] == '\\' && tok[i + 2] == 'u' &&
-		    (lo = hex4(tok + i + 3)) >= 0xdc00 && lo <= 0xdfff) {
+		    (lo = (unsigned long)json_hex4(tok + i + 3)) >= 0xdc00 &&
+		    lo <= 0xdfff) {
 			c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
 			i += 6;
 		} else if (c >= 0xd800 && c <= 0xdfff && lone == LONE_FFFD) {
@@ -493,20 +280,12 @@ static int decode_token(const char *tok, size_t tlen, enum lone lone,
 }
 
 /*
- * The members of a line are found in its text, which pretty() has checked,
+ * The members of a line are found in its text, which json_check has checked,
  * with no tree: a walk over a line costs no memory whatever its nesting
  * (a tree of a 15 MiB line of nested arrays took 600 MB). A position is an
  * index into the line, or NONE: "not there", which every step passes on.
  */
 #define NONE ((size_t)-1)
-
-/* The end of the number or literal at s[i]. */
-static size_t scalar_end(const char *s, size_t n, size_t i)
-{
-	while (i < n && !strchr(",:]} \t\r\n", s[i]))
-		i++;
-	return i;
-}
 
 /* The end of the (checked) value at s[i]. */
 static size_t value_end(const char *s, size_t n, size_t i)
@@ -516,16 +295,14 @@ static size_t value_end(const char *s, size_t n, size_t i)
 	while (i < n) {
 		char c = s[i];
 
-		if (c == '"')
-			i = scan_string(s, n, i);
-		else if (c == '{' || c == '[')
+		if (c == '{' || c == '[')
 			depth++, i++;
 		else if (c == '}' || c == ']')
 			depth--, i++;
 		else if (strchr(",: \t\r\n", c))
 			i++;
 		else
-			i = scalar_end(s, n, i);
+			i = json_scalar_end(s, n, i, 0);
 		if (depth == 0 && !strchr(",: \t\r\n", c))
 			return i;
 	}
@@ -553,16 +330,16 @@ static size_t member_at(const char *s, size_t n, size_t i, const char *key)
 {
 	if (i >= n || s[i] != '{')
 		return NONE;
-	i = skip_ws(s, n, i + 1);
+	i = json_skip_ws(s, n, i + 1);
 	while (i < n && s[i] == '"') {
-		size_t k = scan_string(s, n, i);
-		size_t v = skip_ws(s, n, skip_ws(s, n, k) + 1);
+		size_t k = json_string_end(s, n, i, 0);
+		size_t v = json_skip_ws(s, n, json_skip_ws(s, n, k) + 1);
 
 		if (key_is(s + i, k - i, key))
 			return v;
-		i = skip_ws(s, n, value_end(s, n, v));
+		i = json_skip_ws(s, n, value_end(s, n, v));
 		if (i < n && s[i] == ',')
-			i = skip_ws(s, n, i + 1);
+			i = json_skip_ws(s, n, i + 1);
 	}
 	return NONE;
 }
@@ -572,7 +349,7 @@ static size_t first_item(const char *s, size_t n, size_t i)
 {
 	if (i >= n || s[i] != '[')
 		return NONE;
-	i = skip_ws(s, n, i + 1);
+	i = json_skip_ws(s, n, i + 1);
 	return i < n && s[i] != ']' ? i : NONE;
 }
 
@@ -591,7 +368,7 @@ static int number_at(const char *s, size_t n, size_t i, double *d)
  * NONE. */
 static size_t answer_content(const char *s, size_t n)
 {
-	size_t root = skip_ws(s, n, 0),
+	size_t root = json_skip_ws(s, n, 0),
 	       resp = member_at(s, n, root, "response");
 	size_t body = member_at(s, n, resp, "body"), c;
 	double code;
@@ -612,15 +389,15 @@ static int string_at(const char *s, size_t n, size_t i, enum lone lone,
 {
 	if (i >= n || s[i] != '"')
 		return -EINVAL;
-	return decode_token(s + i, scan_string(s, n, i) - i, lone, out, len);
+	return decode_token(s + i, json_string_end(s, n, i, 0) - i, lone, out,
+			    len);
 }
 
 int results_render_txt(const char *line, size_t len, char **out, size_t *outlen)
 {
-	struct out check = {0};
 	char *s = NULL;
 	size_t n = 0;
-	int r = pretty(line, len, &check);
+	int r = json_check(line, len, &line_json);
 
 	if (r == 0)
 		r = string_at(line, len, answer_content(line, len), LONE_FFFD,
@@ -830,7 +607,7 @@ static void add_usage(struct results *r, const char *s, size_t n)
 {
 	size_t u = member_at(
 	    s, n,
-	    member_at(s, n, member_at(s, n, skip_ws(s, n, 0), "response"),
+	    member_at(s, n, member_at(s, n, json_skip_ws(s, n, 0), "response"),
 		      "body"),
 	    "usage");
 
@@ -859,7 +636,6 @@ void results_pass_begin(struct results_pass *ps, enum results_source src,
 int results_add_line(struct results *r, struct results_pass *ps,
 		     const char *line, size_t len, uint64_t off)
 {
-	struct out check = {0};
 	struct result e = {
 	    .off = off, .len = (uint32_t)len, .src = (uint8_t)ps->src};
 	size_t idlen = 0, root;
@@ -871,13 +647,13 @@ int results_add_line(struct results *r, struct results_pass *ps,
 		bad_line(r, ps, "longer than 8 MiB");
 		return 0;
 	}
-	if (skip_ws(line, len, 0) == len)
+	if (json_skip_ws(line, len, 0) == len)
 		return 0; /* blank */
-	if (pretty(line, len, &check) < 0) {
+	if (json_check(line, len, &line_json) < 0) {
 		bad_line(r, ps, "not JSON");
 		return 0;
 	}
-	root = skip_ws(line, len, 0);
+	root = json_skip_ws(line, len, 0);
 	if (line[root] != '{') {
 		bad_line(r, ps, "not a JSON object");
 		return 0;

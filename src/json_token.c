@@ -1,0 +1,148 @@
+/*
+ * json_token.c - the JSON lexer: white space, strings, numbers and
+ * literals read in place (see json_token.h).
+ */
+#include "json_token.h"
+
+#include <string.h>
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int hex_value(char c)
+{
+	if (is_digit(c))
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long json_hex4(const char *p)
+{
+	long u = 0;
+
+	for (int k = 0; k < 4; k++) {
+		int v = hex_value(p[k]);
+
+		if (v < 0)
+			return -1;
+		u = u * 16 + v;
+	}
+	return u;
+}
+
+size_t json_skip_ws(const char *s, size_t n, size_t i)
+{
+	while (i < n &&
+	       (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* The end of the \u escape at s[i] (its backslash; the 'u' checked) and
+ * what may follow it: a low surrogate escape after a high one. 0 when the
+ * digits are bad, or, with JSON_NO_LONE_SURROGATE, a surrogate is alone. */
+static size_t u_escape_end(const char *s, size_t n, size_t i, unsigned flags)
+{
+	long u, low;
+
+	if (n - i < 6 || (u = json_hex4(s + i + 2)) < 0)
+		return 0;
+	i += 6;
+	if (!(flags & JSON_NO_LONE_SURROGATE) || u < 0xd800 || u > 0xdfff)
+		return i;
+	/* UTF-16 surrogates come in pairs, high then low. */
+	if (u >= 0xdc00 || n - i < 6 || s[i] != '\\' || s[i + 1] != 'u')
+		return 0;
+	low = json_hex4(s + i + 2);
+	return low >= 0xdc00 && low <= 0xdfff ? i + 6 : 0;
+}
+
+size_t json_string_end(const char *s, size_t n, size_t i, unsigned flags)
+{
+	if (i >= n || s[i] != '"')
+		return 0;
+	for (i++; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"')
+			return i + 1;
+		if (c < 0x20)
+			return 0;
+		if (c != '\\') {
+			i++;
+			continue;
+		}
+		if (i + 1 >= n)
+			return 0;
+		c = (unsigned char)s[i + 1];
+		if (c == 'u')
+			i = u_escape_end(s, n, i, flags);
+		else if (c && strchr("\"\\/bfnrt", c))
+			i += 2;
+		else
+			return 0;
+		if (!i)
+			return 0;
+	}
+	return 0;
+}
+
+static size_t digits_end(const char *s, size_t n, size_t i)
+{
+	while (i < n && is_digit(s[i]))
+		i++;
+	return i;
+}
+
+size_t json_number_end(const char *s, size_t n, size_t i)
+{
+	size_t j;
+
+	if (i < n && s[i] == '-')
+		i++;
+	if (i < n && s[i] == '0')
+		i++;
+	else if ((j = digits_end(s, n, i)) > i)
+		i = j;
+	else
+		return 0;
+	if (i < n && s[i] == '.') {
+		if ((j = digits_end(s, n, i + 1)) == i + 1)
+			return 0;
+		i = j;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if ((j = digits_end(s, n, i)) == i)
+			return 0;
+		i = j;
+	}
+	return i;
+}
+
+size_t json_scalar_end(const char *s, size_t n, size_t i, unsigned flags)
+{
+	static const char *const literals[] = {"true", "false", "null"};
+
+	if (i >= n)
+		return 0;
+	if (s[i] == '"')
+		return json_string_end(s, n, i, flags);
+	if (s[i] == '-' || is_digit(s[i]))
+		return json_number_end(s, n, i);
+	for (size_t k = 0; k < sizeof(literals) / sizeof(literals[0]); k++) {
+		size_t len = strlen(literals[k]);
+
+		if (n - i >= len && memcmp(s + i, literals[k], len) == 0)
+			return i + len;
+	}
+	return 0;
+}
