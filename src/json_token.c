@@ -1,9 +1,11 @@
 /*
  * json_token.c - the JSON lexer: white space, strings, numbers and
- * literals read in place (see json_token.h).
+ * literals read in place, and a string token decoded (see json_token.h).
  */
 #include "json_token.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int is_digit(char c)
@@ -22,7 +24,9 @@ static int hex_value(char c)
 	return -1;
 }
 
-long json_hex4(const char *p)
+/* The code (0 to 0xffff) of the 4 hex digits at p (4 bytes readable), or
+ * -1 when one of them is no hex digit. */
+static long hex4(const char *p)
 {
 	long u = 0;
 
@@ -51,7 +55,7 @@ static size_t u_escape_end(const char *s, size_t n, size_t i, unsigned flags)
 {
 	long u, low;
 
-	if (n - i < 6 || (u = json_hex4(s + i + 2)) < 0)
+	if (n - i < 6 || (u = hex4(s + i + 2)) < 0)
 		return 0;
 	i += 6;
 	if (!(flags & JSON_NO_LONE_SURROGATE) || u < 0xd800 || u > 0xdfff)
@@ -59,7 +63,7 @@ static size_t u_escape_end(const char *s, size_t n, size_t i, unsigned flags)
 	/* UTF-16 surrogates come in pairs, high then low. */
 	if (u >= 0xdc00 || n - i < 6 || s[i] != '\\' || s[i + 1] != 'u')
 		return 0;
-	low = json_hex4(s + i + 2);
+	low = hex4(s + i + 2);
 	return low >= 0xdc00 && low <= 0xdfff ? i + 6 : 0;
 }
 
@@ -144,5 +148,68 @@ size_t json_scalar_end(const char *s, size_t n, size_t i, unsigned flags)
 		if (n - i >= len && memcmp(s + i, literals[k], len) == 0)
 			return i + len;
 	}
+	return 0;
+}
+
+/* Code point c as UTF-8 at d + *k (*k moved past it). */
+static void put_utf8(unsigned long c, char *d, size_t *k)
+{
+	if (c < 0x80) {
+		d[(*k)++] = (char)c;
+	} else if (c < 0x800) {
+		d[(*k)++] = (char)(0xc0 | (c >> 6));
+		d[(*k)++] = (char)(0x80 | (c & 0x3f));
+	} else if (c < 0x10000) {
+		d[(*k)++] = (char)(0xe0 | (c >> 12));
+		d[(*k)++] = (char)(0x80 | ((c >> 6) & 0x3f));
+		d[(*k)++] = (char)(0x80 | (c & 0x3f));
+	} else {
+		d[(*k)++] = (char)(0xf0 | (c >> 18));
+		d[(*k)++] = (char)(0x80 | ((c >> 12) & 0x3f));
+		d[(*k)++] = (char)(0x80 | ((c >> 6) & 0x3f));
+		d[(*k)++] = (char)(0x80 | (c & 0x3f));
+	}
+}
+
+int json_string_decode(const char *tok, size_t tlen, enum json_lone lone,
+		       char **out, size_t *len)
+{
+	char *d = malloc(tlen + 1);
+	size_t k = 0;
+
+	if (!d)
+		return -ENOMEM;
+	for (size_t i = 1; i + 1 < tlen; i++) {
+		unsigned long c, lo;
+
+		if (tok[i] != '\\') {
+			d[k++] = tok[i];
+			continue;
+		}
+		i++;
+		if (tok[i] != 'u') {
+			static const char from[] = "\"\\/bfnrt",
+					  to[] = "\"\\/\b\f\n\r\t";
+
+			d[k++] = to[strchr(from, tok[i]) - from];
+			continue;
+		}
+		c = (unsigned long)hex4(tok + i + 1);
+		i += 4;
+		if (c >= 0xd800 && c <= 0xdbff && i + 6 < tlen &&
+		    tok[i + 1] == '\\' && tok[i + 2] == 'u' &&
+		    (lo = (unsigned long)hex4(tok + i + 3)) >= 0xdc00 &&
+		    lo <= 0xdfff) {
+			c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
+			i += 6;
+		} else if (c >= 0xd800 && c <= 0xdfff &&
+			   lone == JSON_LONE_FFFD) {
+			c = 0xfffd;
+		}
+		put_utf8(c, d, &k);
+	}
+	d[k] = '\0';
+	*out = d;
+	*len = k;
 	return 0;
 }

@@ -4,7 +4,8 @@
  * (JSON's escapes only, no raw control character), numbers and the three
  * literals. The one lexer of kimifs: the upload check (jsonl_scan), the
  * results index (results) and the pretty-printer (json_print) read JSON
- * through it. Pure; each function is linear in the token it reads.
+ * through it, and decode a string token with it. Pure; each function is
+ * linear in the token it reads.
  *
  * A position is an index into the text s of n bytes. A function that reads
  * a token returns the index just past it, or 0 when no such token starts
@@ -43,8 +44,22 @@ size_t json_number_end(const char *s, size_t n, size_t i);
  * true, false or null. */
 size_t json_scalar_end(const char *s, size_t n, size_t i, unsigned flags);
 
-/* The code (0 to 0xffff) of the 4 hex digits at p (4 bytes readable), or
- * -1 when one of them is no hex digit. */
-long json_hex4(const char *p);
+/* What a lone surrogate escape (\\ud800 with no partner, valid JSON)
+ * decodes to. */
+enum json_lone {
+	/* Its own three bytes (ED A0 80, not valid UTF-8: a result name
+	 * escapes them, so two such ids stay apart). */
+	JSON_LONE_KEEP,
+	/* U+FFFD, for text to show. */
+	JSON_LONE_FFFD,
+};
+
+/*
+ * Decode the string token tok (tlen bytes, quotes included, one that
+ * json_string_end read) into a new buffer *out of *len bytes, which may
+ * hold NUL (one byte more is allocated and set to NUL). 0 or -ENOMEM.
+ */
+int json_string_decode(const char *tok, size_t tlen, enum json_lone lone,
+		       char **out, size_t *len);
 
 #endif

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
 #include "json_token.h"
 #include "util.h"
 
@@ -71,23 +70,22 @@ const char *jsonl_scan_text(const char *line, struct jsonl_span span,
 			    char **own, size_t *tlen)
 {
 	const char *tok = line + span.at;
-	size_t nuls;
-	cJSON *v;
 
 	*own = NULL;
 	if (!memchr(tok, '\\', span.len)) {
 		*tlen = span.len - 2;
 		return tok + 1;
 	}
-	v = json_parse(tok, span.len, &nuls);
-	if (cJSON_IsString(v))
-		*own = strdup(v->valuestring);
-	else if (cJSON_IsRaw(v))
-		*own = strdup(v->valuestring); /* holds a NUL: as written */
-	cJSON_Delete(v);
-	if (!*own)
+	if (json_string_decode(tok, span.len, JSON_LONE_KEEP, own, tlen) < 0)
 		return NULL;
-	*tlen = strlen(*own);
+	if (memchr(*own, '\0', *tlen)) {
+		/* Cut short at its NUL, it would read as another string: the
+		 * token as written instead. */
+		free(*own);
+		*own = NULL;
+		*tlen = span.len;
+		return tok;
+	}
 	return *own;
 }
 
@@ -146,28 +144,44 @@ static void sort_keys(struct key *k, size_t n)
 	}
 }
 
-/* The keys of the object that closes (from first on the stack): note a
- * key twice in out->twice (the first found), then pop them. */
+/* Where the first key of the group g (n keys of one hash, in place order)
+ * that repeats an earlier one of the group stands, or 0 when none does. */
+static size_t first_again(struct scanner *p, const struct key *g, size_t n)
+{
+	for (size_t j = 1; j < n; j++)
+		for (size_t i = 0; i < j; i++) {
+			int same = same_key(p, g[i].at, g[j].at);
+
+			if (same < 0)
+				p->oom = 1;
+			if (same > 0)
+				return g[j].at;
+		}
+	return 0;
+}
+
+/* The keys of the object that closes (from first on the stack): note in
+ * out->twice the first key in the line that repeats an earlier one of the
+ * object, then pop them. Sorted by hash, the keys of one text are
+ * neighbours, in place order. */
 static void close_keys(struct scanner *p, size_t first)
 {
 	struct key *k = p->keys + first;
-	size_t n = p->nkeys - first;
+	size_t n = p->nkeys - first, best = 0;
 
 	if (n > 1 && !p->out->twice.len) {
 		sort_keys(k, n);
-		for (size_t i = 0; i + 1 < n && !p->out->twice.len; i++)
-			for (size_t j = i + 1; j < n && k[j].hash == k[i].hash;
-			     j++) {
-				int same = same_key(p, k[i].at, k[j].at);
+		for (size_t i = 0, end; i < n; i = end) {
+			size_t at;
 
-				if (same < 0)
-					p->oom = 1;
-				if (same > 0) {
-					p->out->twice =
-					    token(p->s, p->len, k[j].at);
-					break;
-				}
-			}
+			for (end = i + 1; end < n && k[end].hash == k[i].hash;)
+				end++;
+			at = end - i > 1 ? first_again(p, k + i, end - i) : 0;
+			if (at && (!best || at < best))
+				best = at;
+		}
+		if (best)
+			p->out->twice = token(p->s, p->len, best);
 	}
 	p->nkeys = first;
 }

@@ -208,77 +208,6 @@ int results_render_json(const char *line, size_t len, char **out,
 
 /* ---- values of a parsed line ------------------------------------------ */
 
-static void put_utf8(unsigned long c, char *d, size_t *k)
-{
-	if (c < 0x80) {
-		d[(*k)++] = (char)c;
-	} else if (c < 0x800) {
-		d[(*k)++] = (char)(0xc0 | (c >> 6));
-		d[(*k)++] = (char)(0x80 | (c & 0x3f));
-	} else if (c < 0x10000) {
-		d[(*k)++] = (char)(0xe0 | (c >> 12));
-		d[(*k)++] = (char)(0x80 | ((c >> 6) & 0x3f));
-		d[(*k)++] = (char)(0x80 | (c & 0x3f));
-	} else {
-		d[(*k)++] = (char)(0xf0 | (c >> 18));
-		d[(*k)++] = (char)(0x80 | ((c >> 12) & 0x3f));
-		d[(*k)++] = (char)(0x80 | ((c >> 6) & 0x3f));
-		d[(*k)++] = (char)(0x80 | (c & 0x3f));
-	}
-}
-
-/* What a lone surrogate escape (\\ud800 with no partner, valid JSON)
- * decodes to: its own three bytes (ED A0 80, not valid UTF-8, so a name
- * escapes them and two such ids stay apart), or U+FFFD for text. */
-enum lone { LONE_KEEP, LONE_FFFD };
-
-/*
- * Decode the JSON string token tok (quotes included, checked by
- * json_string_end) into a new buffer *out of *len bytes (it may hold NUL; one
- * byte more is allocated). 0 or -ENOMEM.
- */
-static int decode_token(const char *tok, size_t tlen, enum lone lone,
-			char **out, size_t *len)
-{
-	char *d = malloc(tlen + 1);
-	size_t k = 0;
-
-	if (!d)
-		return -ENOMEM;
-	for (size_t i = 1; i + 1 < tlen; i++) {
-		unsigned long c, lo;
-
-		if (tok[i] != '\\') {
-			d[k++] = tok[i];
-			continue;
-		}
-		i++;
-		if (tok[i] != 'u') {
-			static const char from[] = "\"\\/bfnrt",
-					  to[] = "\"\\/\b\f\n\r\t";
-
-			d[k++] = to[strchr(from, tok[i]) - from];
-			continue;
-		}
-		c = (unsigned long)json_hex4(tok + i + 1);
-		i += 4;
-		if (c >= 0xd800 && c <= 0xdbff && i + 6 < tlen &&
-		    tok[i + 1] == '\\' && tok[i + 2] == 'u' &&
-		    (lo = (unsigned long)json_hex4(tok + i + 3)) >= 0xdc00 &&
-		    lo <= 0xdfff) {
-			c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
-			i += 6;
-		} else if (c >= 0xd800 && c <= 0xdfff && lone == LONE_FFFD) {
-			c = 0xfffd;
-		}
-		put_utf8(c, d, &k);
-	}
-	d[k] = '\0';
-	*out = d;
-	*len = k;
-	return 0;
-}
-
 /*
  * The members of a line are found in its text, which json_check has checked,
  * with no tree: a walk over a line costs no memory whatever its nesting
@@ -318,7 +247,7 @@ static int key_is(const char *tok, size_t tlen, const char *key)
 
 	if (!memchr(tok, '\\', tlen))
 		return tlen == klen + 2 && memcmp(tok + 1, key, klen) == 0;
-	if (decode_token(tok, tlen, LONE_KEEP, &d, &dlen) < 0)
+	if (json_string_decode(tok, tlen, JSON_LONE_KEEP, &d, &dlen) < 0)
 		return 0;
 	same = dlen == klen && memcmp(d, key, klen) == 0;
 	free(d);
@@ -384,13 +313,13 @@ static size_t answer_content(const char *s, size_t n)
 
 /* The bytes of the string at i into a new buffer (one byte more): 0,
  * -EINVAL when i is no string, -ENOMEM. */
-static int string_at(const char *s, size_t n, size_t i, enum lone lone,
+static int string_at(const char *s, size_t n, size_t i, enum json_lone lone,
 		     char **out, size_t *len)
 {
 	if (i >= n || s[i] != '"')
 		return -EINVAL;
-	return decode_token(s + i, json_string_end(s, n, i, 0) - i, lone, out,
-			    len);
+	return json_string_decode(s + i, json_string_end(s, n, i, 0) - i, lone,
+				  out, len);
 }
 
 int results_render_txt(const char *line, size_t len, char **out, size_t *outlen)
@@ -400,13 +329,13 @@ int results_render_txt(const char *line, size_t len, char **out, size_t *outlen)
 	int r = json_check(line, len, &line_json);
 
 	if (r == 0)
-		r = string_at(line, len, answer_content(line, len), LONE_FFFD,
-			      &s, &n);
+		r = string_at(line, len, answer_content(line, len),
+			      JSON_LONE_FFFD, &s, &n);
 	if (r == -EINVAL)
 		r = -ENOENT;
 	if (r < 0)
 		return r;
-	s[n] = '\n'; /* decode_token leaves room for a NUL */
+	s[n] = '\n'; /* json_string_decode leaves room for a NUL */
 	*out = s;
 	*outlen = n + 1;
 	return 0;
@@ -659,7 +588,7 @@ int results_add_line(struct results *r, struct results_pass *ps,
 		return 0;
 	}
 	r2 = string_at(line, len, member_at(line, len, root, "custom_id"),
-		       LONE_KEEP, &id, &idlen);
+		       JSON_LONE_KEEP, &id, &idlen);
 	if (r2 < 0) {
 		if (r2 == -ENOMEM)
 			return r2;

@@ -1,8 +1,8 @@
 /*
  * test_json.c - unit tests of the JSON lexer and pretty-printer: the
- * tokens read strictly, the three layouts, the bounds on nesting and
- * indentation, and batch.json's and file.json's layout checked against
- * what cJSON_Print (tabs as two spaces) writes for the same object.
+ * tokens read strictly and strings decoded, the three layouts, the bounds on
+ * nesting and indentation, and batch.json's and file.json's layout checked
+ * against what cJSON_Print (tabs as two spaces) writes for the same object.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -46,9 +46,38 @@ static void test_tokens(void)
 	CHECK(end_of("true", 0) == 4);
 	CHECK(end_of("false]", 0) == 5);
 	CHECK(end_of("nul", 0) == 0);
-	CHECK(json_hex4("00e9") == 0xe9);
-	CHECK(json_hex4("FFff") == 0xffff);
-	CHECK(json_hex4("12g4") == -1);
+	CHECK(end_of("\"\\uFFff\"", 0) == 8);
+}
+
+/* Whether the string token tok decodes (lone) to want (n bytes). */
+static int decodes(const char *tok, enum json_lone lone, const char *want,
+		   size_t n)
+{
+	char *d = NULL;
+	size_t len = 0;
+	int ok = json_string_end(tok, strlen(tok), 0, 0) == strlen(tok) &&
+		 json_string_decode(tok, strlen(tok), lone, &d, &len) == 0 &&
+		 len == n && memcmp(d, want, n) == 0 && d[n] == '\0';
+
+	free(d);
+	return ok;
+}
+
+static void test_decode(void)
+{
+	CHECK(decodes("\"\"", JSON_LONE_KEEP, "", 0));
+	CHECK(decodes("\"plain\"", JSON_LONE_KEEP, "plain", 5));
+	CHECK(decodes("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", JSON_LONE_KEEP,
+		      "\"\\/\b\f\n\r\t", 8));
+	CHECK(decodes("\"caf\\u00e9 \\u20AC\"", JSON_LONE_KEEP,
+		      "caf\xc3\xa9 \xe2\x82\xac", 9));
+	CHECK(decodes("\"\\ud83d\\ude00\"", JSON_LONE_KEEP, "\xf0\x9f\x98\x80",
+		      4));
+	CHECK(decodes("\"a\\u0000b\"", JSON_LONE_KEEP, "a\0b", 3));
+	CHECK(decodes("\"\\ud800\"", JSON_LONE_KEEP, "\xed\xa0\x80", 3));
+	CHECK(decodes("\"\\ud800\"", JSON_LONE_FFFD, "\xef\xbf\xbd", 3));
+	CHECK(decodes("\"\\udc00\\ud800x\"", JSON_LONE_FFFD,
+		      "\xef\xbf\xbd\xef\xbf\xbdx", 7));
 }
 
 static const struct json_print lines = {.layout = JSON_LAYOUT_LINES,
@@ -205,6 +234,7 @@ static void test_flat(void)
 int main(void)
 {
 	test_tokens();
+	test_decode();
 	test_lines();
 	test_depth();
 	test_cjson();
