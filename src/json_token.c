@@ -40,14 +40,6 @@ static long hex4(const char *p)
 	return u;
 }
 
-size_t json_skip_ws(const char *s, size_t n, size_t i)
-{
-	while (i < n &&
-	       (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-		i++;
-	return i;
-}
-
 /* The end of the \u escape at s[i] (its backslash; the 'u' checked) and
  * what may follow it: a low surrogate escape after a high one. 0 when the
  * digits are bad, or, with JSON_NO_LONE_SURROGATE, a surrogate is alone. */
@@ -74,14 +66,15 @@ size_t json_string_end(const char *s, size_t n, size_t i, unsigned flags)
 	for (i++; i < n;) {
 		unsigned char c = (unsigned char)s[i];
 
+		/* Most bytes are none of '"', '\\' and controls: one test. */
+		if (c > '\\' || (c >= 0x20 && c != '"' && c != '\\')) {
+			i++;
+			continue;
+		}
 		if (c == '"')
 			return i + 1;
 		if (c < 0x20)
 			return 0;
-		if (c != '\\') {
-			i++;
-			continue;
-		}
 		if (i + 1 >= n)
 			return 0;
 		c = (unsigned char)s[i + 1];
@@ -134,7 +127,10 @@ size_t json_number_end(const char *s, size_t n, size_t i)
 
 size_t json_scalar_end(const char *s, size_t n, size_t i, unsigned flags)
 {
-	static const char *const literals[] = {"true", "false", "null"};
+	static const struct {
+		const char *word;
+		size_t len;
+	} literals[] = {{"true", 4}, {"false", 5}, {"null", 4}};
 
 	if (i >= n)
 		return 0;
@@ -142,12 +138,10 @@ size_t json_scalar_end(const char *s, size_t n, size_t i, unsigned flags)
 		return json_string_end(s, n, i, flags);
 	if (s[i] == '-' || is_digit(s[i]))
 		return json_number_end(s, n, i);
-	for (size_t k = 0; k < sizeof(literals) / sizeof(literals[0]); k++) {
-		size_t len = strlen(literals[k]);
-
-		if (n - i >= len && memcmp(s + i, literals[k], len) == 0)
-			return i + len;
-	}
+	for (size_t k = 0; k < sizeof(literals) / sizeof(literals[0]); k++)
+		if (n - i >= literals[k].len &&
+		    memcmp(s + i, literals[k].word, literals[k].len) == 0)
+			return i + literals[k].len;
 	return 0;
 }
 
