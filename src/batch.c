@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "json_print.h"
 #include "log.h"
 
 enum vtype { V_STR, V_TS };
@@ -161,87 +162,24 @@ static const char *not_string(const cJSON *v)
 }
 
 /*
- * The lines cJSON_Print writes for node (printed at nesting depth `depth`)
- * and the tabs that indent them: one line per object member and one per
- * closing brace, indented by the nesting depth (arrays nest too).
+ * batch.json: the compact JSON of the snapshot laid out as cJSON_Print lays
+ * it out (two spaces for each of its tabs). Indentation grows with depth:
+ * objects nested a few hundred deep (cJSON allows 1000) would print as
+ * hundreds of times the answer's size. When the lines would be indented
+ * more than 8 levels on average, the object is shown on one line instead
+ * (b->flat), so batch.json stays within a small multiple of the answer.
  */
-static void layout_cost(const cJSON *node, size_t depth, size_t *lines,
-			size_t *tabs)
+static const struct json_print batch_json = {
+    .layout = JSON_LAYOUT_CJSON, .depth_max = JSON_DEPTH_LIMIT, .flat_mean = 8};
+
+static int render_json(const struct batch *b, char **out, size_t *len)
 {
-	int object = cJSON_IsObject(node);
+	struct json_print opt = batch_json;
 
-	if (!object && !cJSON_IsArray(node))
-		return;
-	depth++;
-	for (const cJSON *c = node->child; c; c = c->next) {
-		if (object) {
-			(*lines)++;
-			*tabs += depth;
-		}
-		layout_cost(c, depth, lines, tabs);
-	}
-	if (object) {
-		(*lines)++;
-		*tabs += depth - 1;
-	}
-}
-
-/* Indentation allowed per line on average, in levels. */
-#define MAX_MEAN_DEPTH 8
-
-/*
- * cJSON indents with tabs and puts a tab after each colon; strings never hold
- * a raw tab (cJSON escapes it, and json_parse escapes control
- * characters in raw nodes), so every tab is layout. Rewrite leading tabs as
- * two spaces each and the others as one space, and end with a newline.
- *
- * Indentation grows with depth: objects nested a few hundred deep (cJSON
- * allows 1000) would print as hundreds of times the answer's size. When the
- * lines would be indented more than MAX_MEAN_DEPTH levels on average
- * (too_deep), the object is printed on one line instead (flat), so
- * batch.json stays within a small multiple of the answer.
- */
-static int too_deep(const cJSON *obj)
-{
-	size_t lines = 0, tabs = 0;
-
-	layout_cost(obj, 0, &lines, &tabs);
-	return tabs > MAX_MEAN_DEPTH * lines;
-}
-
-static int render_json(const cJSON *obj, int flat, char **outp, size_t *len)
-{
-	size_t n = 0, i;
-	int bol = 1;
-	char *raw, *out;
-
-	raw = flat ? cJSON_PrintUnformatted(obj) : cJSON_Print(obj);
-	if (!raw)
-		return -ENOMEM;
-	for (i = 0; raw[i]; i++)
-		n += raw[i] == '\t' ? 2 : 1;
-	out = malloc(n + 2);
-	if (!out) {
-		cJSON_free(raw);
-		return -ENOMEM;
-	}
-	n = 0;
-	for (i = 0; raw[i]; i++) {
-		if (raw[i] == '\t') {
-			out[n++] = ' ';
-			if (bol)
-				out[n++] = ' ';
-			continue;
-		}
-		bol = raw[i] == '\n';
-		out[n++] = raw[i];
-	}
-	out[n++] = '\n';
-	out[n] = '\0';
-	cJSON_free(raw);
-	*outp = out;
-	*len = n;
-	return 0;
+	opt.flat_mean = 0;
+	if (b->flat)
+		opt.layout = JSON_LAYOUT_COMPACT;
+	return json_pretty(b->json.data, b->json.len, &opt, out, len);
 }
 
 /* The top-level members batch_from_json reads: the value fields (in the
@@ -594,17 +532,18 @@ int batch_from_json(const cJSON *obj, struct batch **out, char *err,
 		r = parse_meta(top[F_META], id->valuestring, err, errlen);
 	if (r < 0)
 		return r;
-	facts.flat = too_deep(obj);
-	if (facts.flat)
-		log_warn("batch %s: batch.json nested too deep to indent; "
-			 "shown on one line",
-			 id->valuestring);
 	facts.final = batch_status_final(status);
 	*out = snapshot(obj, &facts, id->valuestring, status);
 	if (!*out) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	(*out)->flat = json_print_flat((*out)->json.data, (*out)->json.len,
+				       &batch_json) == 1;
+	if ((*out)->flat)
+		log_warn("batch %s: batch.json nested too deep to indent; "
+			 "shown on one line",
+			 (*out)->id);
 	return 0;
 }
 
@@ -731,13 +670,12 @@ int batch_render(const struct batch *b, enum batch_part part, const char *name,
 	*len = 0;
 	if (part == BATCH_VALUE && !batch_has_value(b, name))
 		return -ENOENT; /* no parse for a null field */
+	if (part == BATCH_JSON)
+		return render_json(b, out, len); /* from the text: no parse */
 	obj = reparse(b);
 	if (!obj)
 		return -ENOMEM;
 	switch (part) {
-	case BATCH_JSON:
-		r = render_json(obj, b->flat, out, len);
-		break;
 	case BATCH_VALUE:
 		r = render_value(obj, name, out, len);
 		break;

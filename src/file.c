@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_print.h"
+
 /* Deeper objects are shown on one line (see render_json). */
 #define MAX_PRETTY_DEPTH 8
 
@@ -52,60 +54,24 @@ static int64_t whole(const cJSON *v)
 	return (int64_t)d;
 }
 
-static int depth_of(const cJSON *v, int depth)
-{
-	int most = depth;
-
-	if (depth > MAX_PRETTY_DEPTH)
-		return depth;
-	for (const cJSON *c = v->child; c; c = c->next) {
-		int d = depth_of(c, depth + 1);
-
-		if (d > most)
-			most = d;
-		if (most > MAX_PRETTY_DEPTH)
-			break;
-	}
-	return most;
-}
-
-/* file.json: the object as sent, indented two spaces a level (one line
- * when nested deeper than MAX_PRETTY_DEPTH), newline-terminated. */
+/* file.json: the object as cJSON prints it, laid out as cJSON_Print lays
+ * it out (two spaces for each of its tabs), on one line when a value is
+ * nested deeper than MAX_PRETTY_DEPTH; newline-terminated. */
 static int render_json(const cJSON *obj, struct bfile *f)
 {
-	int pretty = depth_of(obj, 0) <= MAX_PRETTY_DEPTH;
-	char *raw = pretty ? cJSON_Print(obj) : cJSON_PrintUnformatted(obj);
-	size_t n = 0, i;
-	int bol = 1;
-	char *out;
+	static const struct json_print opt = {.layout = JSON_LAYOUT_CJSON,
+					      .depth_max = JSON_DEPTH_LIMIT,
+					      .flat_depth = MAX_PRETTY_DEPTH};
+	char *compact = cJSON_PrintUnformatted(obj);
+	int r;
 
-	if (!raw)
+	if (!compact)
 		return -ENOMEM;
-	for (i = 0; raw[i]; i++)
-		n += raw[i] == '\t' ? 2 : 1;
-	out = malloc(n + 2);
-	if (!out) {
-		cJSON_free(raw);
-		return -ENOMEM;
-	}
-	n = 0;
-	for (i = 0; raw[i]; i++) {
-		/* cJSON escapes tabs in strings: every raw tab is layout. */
-		if (raw[i] == '\t') {
-			out[n++] = ' ';
-			if (bol)
-				out[n++] = ' ';
-			continue;
-		}
-		bol = raw[i] == '\n';
-		out[n++] = raw[i];
-	}
-	out[n++] = '\n';
-	out[n] = '\0';
-	cJSON_free(raw);
+	r = json_pretty(compact, strlen(compact), &opt, &f->data, &f->len);
+	cJSON_free(compact);
+	if (r < 0)
+		return r;
 	f->name = strdup("file.json");
-	f->data = out;
-	f->len = n;
 	return f->name ? 0 : -ENOMEM;
 }
 

@@ -1,8 +1,8 @@
 /*
  * jsonl_scan.c - a strict JSON reader of one line that keeps no tree
  * (jsonl_scan.h): recursive descent over the line, nesting bounded, each
- * object's keys kept as a 32-bit hash and an offset on a stack while the
- * object is open, sorted when it closes to find a key twice (equal hashes
+ * object's keys kept as 32 bits of their hash and an offset on a stack while
+ * the object is open, sorted when it closes to find a key twice (equal hashes
  * compared as text, so a collision never makes a false one).
  */
 #include "jsonl_scan.h"
@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "json_token.h"
+#include "util.h"
 
 struct key {
 	uint32_t hash;
@@ -38,138 +39,30 @@ static int value(struct scanner *p, enum role role);
 
 static void skip_space(struct scanner *p)
 {
-	while (p->i < p->len && (p->s[p->i] == ' ' || p->s[p->i] == '\t' ||
-				 p->s[p->i] == '\r' || p->s[p->i] == '\n'))
-		p->i++;
+	p->i = json_skip_ws(p->s, p->len, p->i);
 }
 
-static int is_digit(char c)
+/* The scalar (string, number or literal) at p->i: 0 past it, or -1. A lone
+ * UTF-16 surrogate escape is refused (as cJSON does). */
+static int scalar(struct scanner *p)
 {
-	return c >= '0' && c <= '9';
-}
+	size_t end =
+	    json_scalar_end(p->s, p->len, p->i, JSON_NO_LONE_SURROGATE);
 
-static int is_hex(char c)
-{
-	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/* The code of the \\u escape at i (6 bytes), or -1. */
-static long hex4(const struct scanner *p, size_t i)
-{
-	long u = 0;
-
-	if (p->len - i < 6)
+	if (!end)
 		return -1;
-	for (size_t k = 2; k < 6; k++) {
-		char c = p->s[i + k];
-
-		if (!is_hex(c))
-			return -1;
-		u = u * 16 + (is_digit(c)	     ? c - '0'
-			      : c >= 'a' && c <= 'f' ? c - 'a' + 10
-						     : c - 'A' + 10);
-	}
-	return u;
-}
-
-/* A string token at p->i (its '"'): 0 past it, or -1. Escapes as JSON
- * has them; a lone UTF-16 surrogate is refused (as cJSON does). */
-static int string(struct scanner *p)
-{
-	size_t i = p->i + 1;
-
-	while (i < p->len) {
-		unsigned char b = (unsigned char)p->s[i];
-
-		if (b == '"') {
-			p->i = i + 1;
-			return 0;
-		}
-		if (b < 0x20)
-			return -1;
-		if (b != '\\') {
-			i++;
-			continue;
-		}
-		if (i + 1 >= p->len)
-			return -1;
-		b = (unsigned char)p->s[i + 1];
-		if (b == 'u') {
-			long u = hex4(p, i), low;
-
-			/* UTF-16 surrogates come in pairs, high then low. */
-			if (u < 0 || (u >= 0xdc00 && u <= 0xdfff))
-				return -1;
-			i += 6;
-			if (u < 0xd800 || u > 0xdbff)
-				continue;
-			if (p->len - i < 2 || p->s[i] != '\\' ||
-			    p->s[i + 1] != 'u')
-				return -1;
-			low = hex4(p, i);
-			if (low < 0xdc00 || low > 0xdfff)
-				return -1;
-			i += 6;
-		} else if (b && strchr("\"\\/bfnrt", b)) {
-			i += 2;
-		} else {
-			return -1;
-		}
-	}
-	return -1;
-}
-
-/* -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)? */
-static int number(struct scanner *p)
-{
-	const char *s = p->s;
-	size_t i = p->i, n = p->len;
-
-	if (i < n && s[i] == '-')
-		i++;
-	if (i < n && s[i] == '0')
-		i++;
-	else if (i < n && s[i] >= '1' && s[i] <= '9')
-		while (i < n && is_digit(s[i]))
-			i++;
-	else
-		return -1;
-	if (i < n && s[i] == '.') {
-		if (++i >= n || !is_digit(s[i]))
-			return -1;
-		while (i < n && is_digit(s[i]))
-			i++;
-	}
-	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-		if (++i < n && (s[i] == '+' || s[i] == '-'))
-			i++;
-		if (i >= n || !is_digit(s[i]))
-			return -1;
-		while (i < n && is_digit(s[i]))
-			i++;
-	}
-	p->i = i;
-	return 0;
-}
-
-static int literal(struct scanner *p, const char *word)
-{
-	size_t n = strlen(word);
-
-	if (p->len - p->i < n || memcmp(p->s + p->i, word, n) != 0)
-		return -1;
-	p->i += n;
+	p->i = end;
 	return 0;
 }
 
 /* The span of the string token at at (validated already). */
 static struct jsonl_span token(const char *s, size_t len, size_t at)
 {
-	struct scanner q = {.s = s, .len = len, .i = at};
 	struct jsonl_span span = {at, 0};
+	size_t end = json_string_end(s, len, at, JSON_NO_LONE_SURROGATE);
 
-	if (string(&q) == 0)
-		span.len = q.i - at;
+	if (end)
+		span.len = end - at;
 	return span;
 }
 
@@ -177,34 +70,23 @@ const char *jsonl_scan_text(const char *line, struct jsonl_span span,
 			    char **own, size_t *tlen)
 {
 	const char *tok = line + span.at;
-	size_t nuls;
-	cJSON *v;
 
 	*own = NULL;
 	if (!memchr(tok, '\\', span.len)) {
 		*tlen = span.len - 2;
 		return tok + 1;
 	}
-	v = json_parse(tok, span.len, &nuls);
-	if (cJSON_IsString(v))
-		*own = strdup(v->valuestring);
-	else if (cJSON_IsRaw(v))
-		*own = strdup(v->valuestring); /* holds a NUL: as written */
-	cJSON_Delete(v);
-	if (!*own)
+	if (json_string_decode(tok, span.len, JSON_LONE_KEEP, own, tlen) < 0)
 		return NULL;
-	*tlen = strlen(*own);
+	if (memchr(*own, '\0', *tlen)) {
+		/* Cut short at its NUL, it would read as another string: the
+		 * token as written instead. */
+		free(*own);
+		*own = NULL;
+		*tlen = span.len;
+		return tok;
+	}
 	return *own;
-}
-
-/* FNV-1a, 32 bits. */
-static uint32_t hash32(const char *s, size_t len)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h;
 }
 
 /* Whether the keys at a and b are the same text; -1 out of memory. */
@@ -262,28 +144,44 @@ static void sort_keys(struct key *k, size_t n)
 	}
 }
 
-/* The keys of the object that closes (from first on the stack): note a
- * key twice in out->twice (the first found), then pop them. */
+/* Where the first key of the group g (n keys of one hash, in place order)
+ * that repeats an earlier one of the group stands, or 0 when none does. */
+static size_t first_again(struct scanner *p, const struct key *g, size_t n)
+{
+	for (size_t j = 1; j < n; j++)
+		for (size_t i = 0; i < j; i++) {
+			int same = same_key(p, g[i].at, g[j].at);
+
+			if (same < 0)
+				p->oom = 1;
+			if (same > 0)
+				return g[j].at;
+		}
+	return 0;
+}
+
+/* The keys of the object that closes (from first on the stack): note in
+ * out->twice the first key in the line that repeats an earlier one of the
+ * object, then pop them. Sorted by hash, the keys of one text are
+ * neighbours, in place order. */
 static void close_keys(struct scanner *p, size_t first)
 {
 	struct key *k = p->keys + first;
-	size_t n = p->nkeys - first;
+	size_t n = p->nkeys - first, best = 0;
 
 	if (n > 1 && !p->out->twice.len) {
 		sort_keys(k, n);
-		for (size_t i = 0; i + 1 < n && !p->out->twice.len; i++)
-			for (size_t j = i + 1; j < n && k[j].hash == k[i].hash;
-			     j++) {
-				int same = same_key(p, k[i].at, k[j].at);
+		for (size_t i = 0, end; i < n; i = end) {
+			size_t at;
 
-				if (same < 0)
-					p->oom = 1;
-				if (same > 0) {
-					p->out->twice =
-					    token(p->s, p->len, k[j].at);
-					break;
-				}
-			}
+			for (end = i + 1; end < n && k[end].hash == k[i].hash;)
+				end++;
+			at = end - i > 1 ? first_again(p, k + i, end - i) : 0;
+			if (at && (!best || at < best))
+				best = at;
+		}
+		if (best)
+			p->out->twice = token(p->s, p->len, best);
 	}
 	p->nkeys = first;
 }
@@ -364,7 +262,7 @@ static int object(struct scanner *p, enum role role)
 		size_t tlen;
 		const char *text;
 
-		if (p->i >= p->len || p->s[p->i] != '"' || string(p) < 0)
+		if (p->i >= p->len || p->s[p->i] != '"' || scalar(p) < 0)
 			return -1;
 		if (push_key(p, key) < 0)
 			return -1;
@@ -374,7 +272,8 @@ static int object(struct scanner *p, enum role role)
 			p->oom = 1;
 			return -1;
 		}
-		p->keys[p->nkeys - 1].hash = hash32(text, tlen);
+		p->keys[p->nkeys - 1].hash =
+		    (uint32_t)util_hash_bytes(text, tlen, UTIL_HASH_SEED);
 		free(own);
 		keep = wanted(p, role, key);
 		skip_space(p);
@@ -436,26 +335,14 @@ static int value(struct scanner *p, enum role role)
 
 	if (p->i >= p->len)
 		return -1;
-	switch (p->s[p->i]) {
-	case '{':
-	case '[':
-		if (p->depth >= JSONL_SCAN_DEPTH)
-			return -1;
-		p->depth++;
-		r = p->s[p->i] == '{' ? object(p, role) : array(p);
-		p->depth--;
-		return r;
-	case '"':
-		return string(p);
-	case 't':
-		return literal(p, "true");
-	case 'f':
-		return literal(p, "false");
-	case 'n':
-		return literal(p, "null");
-	default:
-		return number(p);
-	}
+	if (p->s[p->i] != '{' && p->s[p->i] != '[')
+		return scalar(p);
+	if (p->depth >= JSONL_SCAN_DEPTH)
+		return -1;
+	p->depth++;
+	r = p->s[p->i] == '{' ? object(p, role) : array(p);
+	p->depth--;
+	return r;
 }
 
 int jsonl_scan(const char *line, size_t len, struct jsonl_scan *out)

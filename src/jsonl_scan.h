@@ -24,7 +24,10 @@ struct jsonl_scan {
 	/* The values of the top-level members (the first of each name). */
 	struct jsonl_span id, method, url, body;
 	struct jsonl_span model; /* of body's member "model", when an object */
-	struct jsonl_span twice; /* a key met twice in one object, or len 0 */
+	/* A key met twice in one object, or len 0: of the first object
+	 * to close that has one, the first key in the line that repeats
+	 * an earlier one. */
+	struct jsonl_span twice;
 };
 
 /*

@@ -10,49 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_print.h"
 #include "log.h"
+#include "util.h"
 
 const char *const results_usage_names[USAGE_N] = {
     "prompt_tokens", "completion_tokens", "total_tokens"};
 
-#define JSON_DEPTH_MAX 512 /* deeper lines are refused (cJSON allows 1000) */
+#define LINE_DEPTH_MAX 512 /* deeper lines are refused (cJSON allows 1000) */
 #define SHORT_PREFIX   222 /* bytes kept of a shortened name: + %~ + 16 */
 
 /* ---- names ------------------------------------------------------------ */
-
-/* The length of the valid UTF-8 sequence at p (n bytes left), or 0 when
- * there is none: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	unsigned c = p[0];
-	size_t need;
-	unsigned lo = 0x80, hi = 0xbf;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		need = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		need = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		need = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (n < need || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < need; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return need;
-}
 
 static const char hexdigits[] = "0123456789ABCDEF";
 
@@ -64,7 +32,7 @@ static const char hexdigits[] = "0123456789ABCDEF";
 static size_t escape_unit(const unsigned char *p, size_t n, char *u,
 			  size_t *used)
 {
-	size_t k = utf8_len(p, n);
+	size_t k = util_utf8_len((const char *)p, n);
 
 	if (k == 1 &&
 	    (p[0] < 0x20 || p[0] == 0x7f || p[0] == '%' || p[0] == '/'))
@@ -79,15 +47,6 @@ static size_t escape_unit(const unsigned char *p, size_t n, char *u,
 	memcpy(u, p, k);
 	*used = k;
 	return k;
-}
-
-static uint64_t fnv64(const unsigned char *p, size_t n, uint64_t h)
-{
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
 }
 
 size_t results_escape(const char *id, size_t len, unsigned salt, char *out,
@@ -117,12 +76,12 @@ size_t results_escape(const char *id, size_t len, unsigned salt, char *out,
 		i += used;
 	}
 	if (*shortened) {
-		uint64_t h = fnv64(p, len, 0xcbf29ce484222325ull);
+		uint64_t h = util_hash_bytes(p, len, UTIL_HASH_SEED);
 
 		for (unsigned s = 0; s < salt; s++) {
 			unsigned char b = (unsigned char)(s + 1);
 
-			h = fnv64(&b, 1, h);
+			h = util_hash_bytes(&b, 1, h);
 		}
 		o = cut;
 		o += (size_t)snprintf(out + o, RESULTS_NAME_MAX + 1 - o,
@@ -218,337 +177,44 @@ int results_split(const char *name, size_t *blen, int *txt)
 
 /* ---- JSON text: checking and pretty-printing -------------------------- */
 
-struct out {
-	char *p; /* NULL: only check */
-	size_t len, cap;
-	size_t max; /* more is -EFBIG */
-	int emit;
-};
-
-static int put(struct out *o, const char *s, size_t n)
-{
-	if (!o->emit)
-		return 0;
-	if (o->len + n > o->max)
-		return -EFBIG;
-	if (o->len + n > o->cap) {
-		size_t cap = o->cap ? o->cap : 256;
-		char *p;
-
-		while (cap < o->len + n)
-			cap *= 2;
-		p = realloc(o->p, cap);
-		if (!p)
-			return -ENOMEM;
-		o->p = p;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-	return 0;
-}
-
-static int newline(struct out *o, int depth)
-{
-	int r = put(o, "\n", 1);
-
-	for (int i = 0; r == 0 && i < depth; i++)
-		r = put(o, "  ", 2);
-	return r;
-}
-
-static size_t skip_ws(const char *s, size_t n, size_t i)
-{
-	while (i < n &&
-	       (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-		i++;
-	return i;
-}
-
-static int is_hexdigit(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-	       (c >= 'A' && c <= 'F');
-}
-
-/* The end of the JSON string token at s[i] (a '"'), or 0 when it is not
- * one: no raw control character, only JSON's escapes. */
-static size_t scan_string(const char *s, size_t n, size_t i)
-{
-	for (i++; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '"')
-			return i + 1;
-		if (c < 0x20)
-			return 0;
-		if (c != '\\')
-			continue;
-		if (++i >= n)
-			return 0;
-		if (s[i] == 'u') {
-			if (n - i < 5 || !is_hexdigit(s[i + 1]) ||
-			    !is_hexdigit(s[i + 2]) || !is_hexdigit(s[i + 3]) ||
-			    !is_hexdigit(s[i + 4]))
-				return 0;
-			i += 4;
-		} else if (s[i] == '\0' || !strchr("\"\\/bfnrt", s[i])) {
-			return 0;
-		}
-	}
-	return 0;
-}
-
-static size_t digits(const char *s, size_t n, size_t i)
-{
-	while (i < n && s[i] >= '0' && s[i] <= '9')
-		i++;
-	return i;
-}
-
-/* The end of the JSON number at s[i], or 0 when there is none. */
-static size_t scan_number(const char *s, size_t n, size_t i)
-{
-	size_t j;
-
-	if (i < n && s[i] == '-')
-		i++;
-	if (i < n && s[i] == '0')
-		i++;
-	else if ((j = digits(s, n, i)) > i)
-		i = j;
-	else
-		return 0;
-	if (i < n && s[i] == '.') {
-		if ((j = digits(s, n, i + 1)) == i + 1)
-			return 0;
-		i = j;
-	}
-	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-		i++;
-		if (i < n && (s[i] == '+' || s[i] == '-'))
-			i++;
-		if ((j = digits(s, n, i)) == i)
-			return 0;
-		i = j;
-	}
-	return i;
-}
-
-enum pstate { P_VALUE, P_KEY, P_AFTER };
-
-/*
- * Check that s (n bytes) is exactly one JSON value with white space around,
- * nested at most JSON_DEPTH_MAX deep, and with o->emit write it
- * pretty-printed into o. 0, -EIO when it is not, -EFBIG or -ENOMEM.
- * Linear in n (and in the output).
- */
-static int pretty(const char *s, size_t n, struct out *o)
-{
-	char stack[JSON_DEPTH_MAX];
-	int depth = 0, r = 0;
-	enum pstate st = P_VALUE;
-	size_t i = skip_ws(s, n, 0), j;
-
-	while (r == 0) {
-		i = skip_ws(s, n, i);
-		if (st == P_AFTER && depth == 0)
-			return i == n ? put(o, "\n", 1) : -EIO;
-		if (i >= n)
-			return -EIO;
-		if (st == P_AFTER) {
-			if (s[i] == ',') {
-				r = put(o, ",", 1);
-				if (r == 0)
-					r = newline(o, depth);
-				st = stack[depth - 1] == '{' ? P_KEY : P_VALUE;
-				i++;
-			} else if (s[i] ==
-				   (stack[depth - 1] == '{' ? '}' : ']')) {
-				depth--;
-				r = newline(o, depth);
-				if (r == 0)
-					r = put(o, s + i, 1);
-				i++;
-			} else {
-				return -EIO;
-			}
-			continue;
-		}
-		if (st == P_KEY) {
-			if (s[i] != '"' || !(j = scan_string(s, n, i)))
-				return -EIO;
-			r = put(o, s + i, j - i);
-			i = skip_ws(s, n, j);
-			if (i >= n || s[i] != ':')
-				return -EIO;
-			if (r == 0)
-				r = put(o, ": ", 2);
-			i++;
-			st = P_VALUE;
-			continue;
-		}
-		/* A value. */
-		if (s[i] == '{' || s[i] == '[') {
-			char close = s[i] == '{' ? '}' : ']';
-
-			if (depth == JSON_DEPTH_MAX)
-				return -EIO;
-			r = put(o, s + i, 1);
-			j = skip_ws(s, n, i + 1);
-			if (j < n && s[j] == close) {
-				if (r == 0)
-					r = put(o, &close, 1);
-				i = j + 1;
-				st = P_AFTER;
-				continue;
-			}
-			stack[depth++] = s[i];
-			if (r == 0)
-				r = newline(o, depth);
-			st = s[i] == '{' ? P_KEY : P_VALUE;
-			i++;
-			continue;
-		}
-		if (s[i] == '"')
-			j = scan_string(s, n, i);
-		else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9'))
-			j = scan_number(s, n, i);
-		else if (n - i >= 4 && (memcmp(s + i, "true", 4) == 0 ||
-					memcmp(s + i, "null", 4) == 0))
-			j = i + 4;
-		else if (n - i >= 5 && memcmp(s + i, "false", 5) == 0)
-			j = i + 5;
-		else
-			j = 0;
-		if (!j)
-			return -EIO;
-		r = put(o, s + i, j - i);
-		i = j;
-		st = P_AFTER;
-	}
-	return r;
-}
+/* A line is JSON as RFC 8259 has it (lone surrogate escapes included),
+ * nested at most LINE_DEPTH_MAX deep; .json shows it re-indented, every
+ * item on a line of its own, within RESULTS_PRETTY_MAX bytes. */
+static const struct json_print line_json = {.layout = JSON_LAYOUT_LINES,
+					    .depth_max = LINE_DEPTH_MAX};
 
 int results_render_json(const char *line, size_t len, char **out,
 			size_t *outlen)
 {
-	struct out o = {.emit = 1, .max = 8 * len + 4096};
+	struct json_print opt = line_json;
 	int r;
 
-	if (o.max > RESULTS_PRETTY_MAX)
-		o.max = RESULTS_PRETTY_MAX;
-	r = pretty(line, len, &o);
-
+	opt.max = 8 * len + 4096;
+	if (opt.max > RESULTS_PRETTY_MAX)
+		opt.max = RESULTS_PRETTY_MAX;
+	r = json_pretty(line, len, &opt, out, outlen);
 	if (r == -EFBIG) {
 		/* Too large pretty-printed: the line as the server wrote it. */
-		o.len = 0;
-		o.max = len + 1;
-		r = put(&o, line, len);
-		if (r == 0)
-			r = put(&o, "\n", 1);
+		*out = malloc(len + 1);
+		if (!*out)
+			return -ENOMEM;
+		memcpy(*out, line, len);
+		(*out)[len] = '\n';
+		*outlen = len + 1;
+		r = 0;
 	}
-	if (r < 0) {
-		free(o.p);
-		return r;
-	}
-	*out = o.p ? o.p : strdup("");
-	*outlen = o.len;
-	return *out ? 0 : -ENOMEM;
+	return r;
 }
 
 /* ---- values of a parsed line ------------------------------------------ */
 
-static void put_utf8(unsigned long c, char *d, size_t *k)
-{
-	if (c < 0x80) {
-		d[(*k)++] = (char)c;
-	} else if (c < 0x800) {
-		d[(*k)++] = (char)(0xc0 | (c >> 6));
-		d[(*k)++] = (char)(0x80 | (c & 0x3f));
-	} else if (c < 0x10000) {
-		d[(*k)++] = (char)(0xe0 | (c >> 12));
-		d[(*k)++] = (char)(0x80 | ((c >> 6) & 0x3f));
-		d[(*k)++] = (char)(0x80 | (c & 0x3f));
-	} else {
-		d[(*k)++] = (char)(0xf0 | (c >> 18));
-		d[(*k)++] = (char)(0x80 | ((c >> 12) & 0x3f));
-		d[(*k)++] = (char)(0x80 | ((c >> 6) & 0x3f));
-		d[(*k)++] = (char)(0x80 | (c & 0x3f));
-	}
-}
-
-static unsigned long hex4(const char *p)
-{
-	return strtoul((char[5]){p[0], p[1], p[2], p[3], 0}, NULL, 16);
-}
-
-/* What a lone surrogate escape (\\ud800 with no partner, valid JSON)
- * decodes to: its own three bytes (ED A0 80, not valid UTF-8, so a name
- * escapes them and two such ids stay apart), or U+FFFD for text. */
-enum lone { LONE_KEEP, LONE_FFFD };
-
 /*
- * Decode the JSON string token tok (quotes included, checked by
- * scan_string) into a new buffer *out of *len bytes (it may hold NUL; one
- * byte more is allocated). 0 or -ENOMEM.
- */
-static int decode_token(const char *tok, size_t tlen, enum lone lone,
-			char **out, size_t *len)
-{
-	char *d = malloc(tlen + 1);
-	size_t k = 0;
-
-	if (!d)
-		return -ENOMEM;
-	for (size_t i = 1; i + 1 < tlen; i++) {
-		unsigned long c, lo;
-
-		if (tok[i] != '\\') {
-			d[k++] = tok[i];
-			continue;
-		}
-		i++;
-		if (tok[i] != 'u') {
-			static const char from[] = "\"\\/bfnrt",
-					  to[] = "\"\\/\b\f\n\r\t";
-
-			d[k++] = to[strchr(from, tok[i]) - from];
-			continue;
-		}
-		c = hex4(tok + i + 1);
-		i += 4;
-		if (c >= 0xd800 && c <= 0xdbff && i + 6 < tlen &&
-		    tok[i + 1] == '\\' && tok[i + 2] == 'u' &&
-		    (lo = hex4(tok + i + 3)) >= 0xdc00 && lo <= 0xdfff) {
-			c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
-			i += 6;
-		} else if (c >= 0xd800 && c <= 0xdfff && lone == LONE_FFFD) {
-			c = 0xfffd;
-		}
-		put_utf8(c, d, &k);
-	}
-	d[k] = '\0';
-	*out = d;
-	*len = k;
-	return 0;
-}
-
-/*
- * The members of a line are found in its text, which pretty() has checked,
+ * The members of a line are found in its text, which json_check has checked,
  * with no tree: a walk over a line costs no memory whatever its nesting
  * (a tree of a 15 MiB line of nested arrays took 600 MB). A position is an
  * index into the line, or NONE: "not there", which every step passes on.
  */
 #define NONE ((size_t)-1)
-
-/* The end of the number or literal at s[i]. */
-static size_t scalar_end(const char *s, size_t n, size_t i)
-{
-	while (i < n && !strchr(",:]} \t\r\n", s[i]))
-		i++;
-	return i;
-}
 
 /* The end of the (checked) value at s[i]. */
 static size_t value_end(const char *s, size_t n, size_t i)
@@ -558,16 +224,14 @@ static size_t value_end(const char *s, size_t n, size_t i)
 	while (i < n) {
 		char c = s[i];
 
-		if (c == '"')
-			i = scan_string(s, n, i);
-		else if (c == '{' || c == '[')
+		if (c == '{' || c == '[')
 			depth++, i++;
 		else if (c == '}' || c == ']')
 			depth--, i++;
 		else if (strchr(",: \t\r\n", c))
 			i++;
 		else
-			i = scalar_end(s, n, i);
+			i = json_scalar_end(s, n, i, 0);
 		if (depth == 0 && !strchr(",: \t\r\n", c))
 			return i;
 	}
@@ -583,7 +247,7 @@ static int key_is(const char *tok, size_t tlen, const char *key)
 
 	if (!memchr(tok, '\\', tlen))
 		return tlen == klen + 2 && memcmp(tok + 1, key, klen) == 0;
-	if (decode_token(tok, tlen, LONE_KEEP, &d, &dlen) < 0)
+	if (json_string_decode(tok, tlen, JSON_LONE_KEEP, &d, &dlen) < 0)
 		return 0;
 	same = dlen == klen && memcmp(d, key, klen) == 0;
 	free(d);
@@ -595,16 +259,16 @@ static size_t member_at(const char *s, size_t n, size_t i, const char *key)
 {
 	if (i >= n || s[i] != '{')
 		return NONE;
-	i = skip_ws(s, n, i + 1);
+	i = json_skip_ws(s, n, i + 1);
 	while (i < n && s[i] == '"') {
-		size_t k = scan_string(s, n, i);
-		size_t v = skip_ws(s, n, skip_ws(s, n, k) + 1);
+		size_t k = json_string_end(s, n, i, 0);
+		size_t v = json_skip_ws(s, n, json_skip_ws(s, n, k) + 1);
 
 		if (key_is(s + i, k - i, key))
 			return v;
-		i = skip_ws(s, n, value_end(s, n, v));
+		i = json_skip_ws(s, n, value_end(s, n, v));
 		if (i < n && s[i] == ',')
-			i = skip_ws(s, n, i + 1);
+			i = json_skip_ws(s, n, i + 1);
 	}
 	return NONE;
 }
@@ -614,7 +278,7 @@ static size_t first_item(const char *s, size_t n, size_t i)
 {
 	if (i >= n || s[i] != '[')
 		return NONE;
-	i = skip_ws(s, n, i + 1);
+	i = json_skip_ws(s, n, i + 1);
 	return i < n && s[i] != ']' ? i : NONE;
 }
 
@@ -633,7 +297,7 @@ static int number_at(const char *s, size_t n, size_t i, double *d)
  * NONE. */
 static size_t answer_content(const char *s, size_t n)
 {
-	size_t root = skip_ws(s, n, 0),
+	size_t root = json_skip_ws(s, n, 0),
 	       resp = member_at(s, n, root, "response");
 	size_t body = member_at(s, n, resp, "body"), c;
 	double code;
@@ -649,29 +313,29 @@ static size_t answer_content(const char *s, size_t n)
 
 /* The bytes of the string at i into a new buffer (one byte more): 0,
  * -EINVAL when i is no string, -ENOMEM. */
-static int string_at(const char *s, size_t n, size_t i, enum lone lone,
+static int string_at(const char *s, size_t n, size_t i, enum json_lone lone,
 		     char **out, size_t *len)
 {
 	if (i >= n || s[i] != '"')
 		return -EINVAL;
-	return decode_token(s + i, scan_string(s, n, i) - i, lone, out, len);
+	return json_string_decode(s + i, json_string_end(s, n, i, 0) - i, lone,
+				  out, len);
 }
 
 int results_render_txt(const char *line, size_t len, char **out, size_t *outlen)
 {
-	struct out check = {0};
 	char *s = NULL;
 	size_t n = 0;
-	int r = pretty(line, len, &check);
+	int r = json_check(line, len, &line_json);
 
 	if (r == 0)
-		r = string_at(line, len, answer_content(line, len), LONE_FFFD,
-			      &s, &n);
+		r = string_at(line, len, answer_content(line, len),
+			      JSON_LONE_FFFD, &s, &n);
 	if (r == -EINVAL)
 		r = -ENOENT;
 	if (r < 0)
 		return r;
-	s[n] = '\n'; /* decode_token leaves room for a NUL */
+	s[n] = '\n'; /* json_string_decode leaves room for a NUL */
 	*out = s;
 	*outlen = n + 1;
 	return 0;
@@ -705,17 +369,12 @@ size_t results_bytes(const struct results *r)
 	       r->nslots * sizeof(*r->slots);
 }
 
-static size_t hash_name(const char *s, size_t n)
-{
-	return (size_t)fnv64((const unsigned char *)s, n,
-			     0xcbf29ce484222325ull);
-}
-
 /* The slot of name (n bytes): holding its entry, or the free one where it
  * goes. r->nslots is a power of two and never full. */
 static size_t find_slot(const struct results *r, const char *name, size_t n)
 {
-	size_t mask = r->nslots - 1, i = hash_name(name, n) & mask;
+	size_t mask = r->nslots - 1,
+	       i = (size_t)util_hash_bytes(name, n, UTIL_HASH_SEED) & mask;
 
 	while (r->slots[i]) {
 		const char *s = r->names + r->e[r->slots[i] - 1].name;
@@ -877,7 +536,7 @@ static void add_usage(struct results *r, const char *s, size_t n)
 {
 	size_t u = member_at(
 	    s, n,
-	    member_at(s, n, member_at(s, n, skip_ws(s, n, 0), "response"),
+	    member_at(s, n, member_at(s, n, json_skip_ws(s, n, 0), "response"),
 		      "body"),
 	    "usage");
 
@@ -906,7 +565,6 @@ void results_pass_begin(struct results_pass *ps, enum results_source src,
 int results_add_line(struct results *r, struct results_pass *ps,
 		     const char *line, size_t len, uint64_t off)
 {
-	struct out check = {0};
 	struct result e = {
 	    .off = off, .len = (uint32_t)len, .src = (uint8_t)ps->src};
 	size_t idlen = 0, root;
@@ -918,19 +576,19 @@ int results_add_line(struct results *r, struct results_pass *ps,
 		bad_line(r, ps, "longer than 8 MiB");
 		return 0;
 	}
-	if (skip_ws(line, len, 0) == len)
+	if (json_skip_ws(line, len, 0) == len)
 		return 0; /* blank */
-	if (pretty(line, len, &check) < 0) {
+	if (json_check(line, len, &line_json) < 0) {
 		bad_line(r, ps, "not JSON");
 		return 0;
 	}
-	root = skip_ws(line, len, 0);
+	root = json_skip_ws(line, len, 0);
 	if (line[root] != '{') {
 		bad_line(r, ps, "not a JSON object");
 		return 0;
 	}
 	r2 = string_at(line, len, member_at(line, len, root, "custom_id"),
-		       LONE_KEEP, &id, &idlen);
+		       JSON_LONE_KEEP, &id, &idlen);
 	if (r2 < 0) {
 		if (r2 == -ENOMEM)
 			return r2;

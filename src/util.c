@@ -15,13 +15,19 @@ double util_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+uint64_t util_hash_bytes(const void *p, size_t n, uint64_t seed)
+{
+	const unsigned char *b = p;
+	uint64_t h = seed;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
 size_t util_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return (size_t)h;
+	return (size_t)util_hash_bytes(s, strlen(s), 1469598103934665603ull);
 }
 
 static int is_space(char c)
@@ -47,39 +53,55 @@ void util_scrub(char *s)
 			*s = ' ';
 }
 
-int util_utf8_valid(const char *text, size_t len)
+size_t util_utf8_len(const char *s, size_t n)
 {
-	const unsigned char *s = (const unsigned char *)text;
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned c = p[0], lo = 0x80, hi = 0xbf;
+	size_t need;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		need = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		need = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		need = 4;
+	else
+		return 0;
+	/* The second byte's range shuts out overlong forms, surrogates and
+	 * what lies past U+10FFFF. */
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (n < need || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < need; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return need;
+}
+
+int util_utf8_valid(const char *s, size_t len)
+{
 	size_t i = 0;
 
 	while (i < len) {
-		unsigned char b = s[i];
-		size_t need;
-		unsigned cp, min;
+		size_t k;
 
-		if (b < 0x80) {
+		if ((unsigned char)s[i] < 0x80) {
 			i++;
 			continue;
 		}
-		if ((b & 0xe0) == 0xc0) {
-			need = 1, cp = b & 0x1f, min = 0x80;
-		} else if ((b & 0xf0) == 0xe0) {
-			need = 2, cp = b & 0x0f, min = 0x800;
-		} else if ((b & 0xf8) == 0xf0) {
-			need = 3, cp = b & 0x07, min = 0x10000;
-		} else {
+		k = util_utf8_len(s + i, len - i);
+		if (!k)
 			return 0;
-		}
-		if (len - i <= need)
-			return 0;
-		for (size_t j = 1; j <= need; j++) {
-			if ((s[i + j] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + j] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += need + 1;
+		i += k;
 	}
 	return 1;
 }

@@ -288,6 +288,20 @@ int main(void)
 		    "\"/v1/chat/completions\",\"body\":{\"model\":\"m\","
 		    "\"messages\":[{\"role\":\"a\"},{\"role\":\"b\"}]}}\n") ==
 	      0);
+	/* Of several keys twice, the first in the line to repeat one. */
+	for (int k = 0; k < 6; k++) {
+		static const char *const keys[] = {"a",	 "b", "zz",
+						   "k9", "q", "x"};
+		char line[256];
+
+		snprintf(line, sizeof(line),
+			 "{\"custom_id\":\"a\",\"method\":\"POST\",\"url\":"
+			 "\"/v1/chat/completions\",\"body\":{\"model\":"
+			 "\"m\",\"%s\":1,\"y\":1,\"y\":2,\"%s\":2}}\n",
+			 keys[k], keys[k]);
+		CHECK(check("q.jsonl", line) == -EINVAL &&
+		      has(":1: key \"y\" twice in one object"));
+	}
 
 	/* A last line cut short says so; a whole one without newline is
 	 * fine (above). */
