@@ -7,8 +7,6 @@
 
 #include <errno.h>
 
-#include "util.h"
-
 int api_init(struct api *api, const struct opts *o, const char *api_key)
 {
 	return http_init(&api->http, o, api_key);
@@ -22,12 +20,6 @@ void api_destroy(struct api *api)
 void api_stop(struct api *api)
 {
 	http_stop(&api->http);
-}
-
-void api_op_begin(const struct api *api, struct api_op *op)
-{
-	op->deadline = util_now() + api->http.opts->timeout;
-	op->interrupted = 0;
 }
 
 int api_error_transient(int err)

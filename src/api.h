@@ -1,7 +1,7 @@
 /*
  * api.h - the Moonshot Batch API: its endpoints (api_*.c, the only code in
  * kimifs that knows URLs) over the HTTP client (http.h), answers turned
- * into snapshots. Every call is part of an operation (struct api_op, or
+ * into snapshots. Every call is part of an operation (struct op, or
  * NULL), bounded in time (timeouts and retries included) and safe to make
  * from many threads at once.
  */
@@ -62,9 +62,6 @@ void api_stop(struct api *api);
 int api_init(struct api *api, const struct opts *o, const char *api_key);
 void api_destroy(struct api *api);
 
-/* Start op now: its deadline is the configured timeout from now. */
-void api_op_begin(const struct api *api, struct api_op *op);
-
 /*
  * Each call returns 0 on success or -errno on failure, with err filled in
  * (HTTP status and message). The errno follows the table in
@@ -72,13 +69,13 @@ void api_op_begin(const struct api *api, struct api_op *op);
  * timeouts ETIMEDOUT, 429 EAGAIN, 5xx and malformed answers EIO, no
  * connection EHOSTUNREACH.
  */
-int api_get_batch(struct api *api, struct api_op *op, const char *id,
+int api_get_batch(struct api *api, struct op *op, const char *id,
 		  struct batch **out, struct api_error *err);
-int api_cancel_batch(struct api *api, struct api_op *op, const char *id,
+int api_cancel_batch(struct api *api, struct op *op, const char *id,
 		     struct batch **out, struct api_error *err);
 /* POST /v1/batches with p: the new batch in *out. Never retried (a retry
  * after a lost answer could create a second batch). */
-int api_create_batch(struct api *api, struct api_op *op,
+int api_create_batch(struct api *api, struct op *op,
 		     const struct batch_params *p, struct batch **out,
 		     struct api_error *err);
 /*
@@ -86,13 +83,13 @@ int api_create_batch(struct api *api, struct api_op *op,
  * page): 0 with the page (free with api_page_free), or -errno with err
  * (-EIO when the answer is not a list).
  */
-int api_list(struct api *api, struct api_op *op,
-	     const struct api_list_kind *kind, const char *after,
-	     unsigned limit, struct api_page *page, struct api_error *err);
+int api_list(struct api *api, struct op *op, const struct api_list_kind *kind,
+	     const char *after, unsigned limit, struct api_page *page,
+	     struct api_error *err);
 void api_page_free(struct api_page *page);
 
 /* The file endpoints (api_files.c), with the errno mapping above. */
-int api_get_file(struct api *api, struct api_op *op, const char *id,
+int api_get_file(struct api *api, struct op *op, const char *id,
 		 struct file **out, struct api_error *err);
 /*
  * POST /v1/files, multipart: the file at path (streamed, never in memory)
@@ -100,13 +97,13 @@ int api_get_file(struct api *api, struct api_op *op, const char *id,
  * a lost answer could leave two copies; the caller decides, see
  * submit.c). Bounded by op's deadline and by -o timeout without progress.
  */
-int api_upload_file(struct api *api, struct api_op *op, const char *path,
+int api_upload_file(struct api *api, struct op *op, const char *path,
 		    const char *filename, const char *purpose,
 		    struct file **out, struct api_error *err);
 /* DELETE /v1/files/{id}: 0 when the answer says it is deleted, or when a
  * retry gets a 404 (an earlier attempt, whose answer was lost, deleted
  * it); -ENOENT when the first attempt gets a 404 (it was already gone). */
-int api_delete_file(struct api *api, struct api_op *op, const char *id,
+int api_delete_file(struct api *api, struct op *op, const char *id,
 		    struct api_error *err);
 /*
  * GET /v1/files/{id}/content into fd (at its current offset; a retry
@@ -116,9 +113,9 @@ int api_delete_file(struct api *api, struct api_op *op, const char *id,
  * the whole answer came (as long as its own Content-Length says), or
  * -errno with err.
  */
-int api_download_file(struct api *api, struct api_op *op, const char *id,
-		      int fd, void (*on_sink)(void *arg, size_t sunk),
-		      void *arg, size_t *len, struct api_error *err);
+int api_download_file(struct api *api, struct op *op, const char *id, int fd,
+		      void (*on_sink)(void *arg, size_t sunk), void *arg,
+		      size_t *len, struct api_error *err);
 
 /*
  * Parse the body of an answer of kind's list into page. Returns 0, or -EIO

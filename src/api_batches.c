@@ -17,7 +17,7 @@
  * Send rq, whose answer is one BatchObject: of batch id, or of a new batch
  * when id is NULL. 0 with the snapshot in *out, or -errno with err.
  */
-static int batch_answer(struct api *api, const struct api_op *op,
+static int batch_answer(struct api *api, const struct op *op,
 			const struct http_request *rq, const char *id,
 			struct batch **out, struct api_error *err)
 {
@@ -59,7 +59,7 @@ out:
 }
 
 /* GET or POST a path that answers one BatchObject, for batch id. */
-static int batch_call(struct api *api, const struct api_op *op,
+static int batch_call(struct api *api, const struct op *op,
 		      enum http_method method, const char *id,
 		      const char *suffix, struct batch **out,
 		      struct api_error *err)
@@ -84,19 +84,19 @@ static int batch_call(struct api *api, const struct api_op *op,
 	return batch_answer(api, op, &rq, id, out, err);
 }
 
-int api_get_batch(struct api *api, struct api_op *op, const char *id,
+int api_get_batch(struct api *api, struct op *op, const char *id,
 		  struct batch **out, struct api_error *err)
 {
 	return batch_call(api, op, HTTP_GET, id, "", out, err);
 }
 
-int api_cancel_batch(struct api *api, struct api_op *op, const char *id,
+int api_cancel_batch(struct api *api, struct op *op, const char *id,
 		     struct batch **out, struct api_error *err)
 {
 	return batch_call(api, op, HTTP_POST, id, "/cancel", out, err);
 }
 
-int api_create_batch(struct api *api, struct api_op *op,
+int api_create_batch(struct api *api, struct op *op,
 		     const struct batch_params *p, struct batch **out,
 		     struct api_error *err)
 {

@@ -30,7 +30,7 @@ static int file_path(char *path, size_t size, const char *id,
 	return 0;
 }
 
-int api_get_file(struct api *api, struct api_op *op, const char *id,
+int api_get_file(struct api *api, struct op *op, const char *id,
 		 struct file **out, struct api_error *err)
 {
 	char path[FILE_ID_MAX * 3 + 64], why[256];
@@ -103,7 +103,7 @@ const struct api_list_kind api_list_file = {
     .unref = unref_file,
 };
 
-int api_delete_file(struct api *api, struct api_op *op, const char *id,
+int api_delete_file(struct api *api, struct op *op, const char *id,
 		    struct api_error *err)
 {
 	char path[FILE_ID_MAX * 3 + 64];
@@ -149,9 +149,9 @@ out:
 	return r;
 }
 
-int api_download_file(struct api *api, struct api_op *op, const char *id,
-		      int fd, void (*on_sink)(void *arg, size_t sunk),
-		      void *arg, size_t *len, struct api_error *err)
+int api_download_file(struct api *api, struct op *op, const char *id, int fd,
+		      void (*on_sink)(void *arg, size_t sunk), void *arg,
+		      size_t *len, struct api_error *err)
 {
 	char path[FILE_ID_MAX * 3 + 64];
 	struct http_request rq = {.method = HTTP_GET,
@@ -179,7 +179,7 @@ int api_download_file(struct api *api, struct api_op *op, const char *id,
 	return r;
 }
 
-int api_upload_file(struct api *api, struct api_op *op, const char *path,
+int api_upload_file(struct api *api, struct op *op, const char *path,
 		    const char *filename, const char *purpose,
 		    struct file **out, struct api_error *err)
 {

@@ -88,9 +88,9 @@ int api_parse_list(const struct api_list_kind *kind, const char *body,
 	return r;
 }
 
-int api_list(struct api *api, struct api_op *op,
-	     const struct api_list_kind *kind, const char *after,
-	     unsigned limit, struct api_page *page, struct api_error *err)
+int api_list(struct api *api, struct op *op, const struct api_list_kind *kind,
+	     const char *after, unsigned limit, struct api_page *page,
+	     struct api_error *err)
 {
 	char path[API_CURSOR_MAX * 3 + 64];
 	char *esc = NULL;

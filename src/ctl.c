@@ -167,7 +167,7 @@ static int is_cancelled(const struct batch *b)
 	       strcmp(b->status, "cancelled") == 0;
 }
 
-static int do_cancel(struct kimifs *k, struct api_op *op, const char *id)
+static int do_cancel(struct kimifs *k, struct op *op, const char *id)
 {
 	struct batch *b = NULL, *after = NULL;
 	struct api_error err;
@@ -212,7 +212,7 @@ out:
 	return r;
 }
 
-static int do_refresh(struct kimifs *k, struct api_op *op, const char *id)
+static int do_refresh(struct kimifs *k, struct op *op, const char *id)
 {
 	struct batch *b = NULL;
 	struct api_error err;
@@ -273,8 +273,8 @@ static void retry_settle(struct ctl_outcomes *o, const char *id,
 }
 
 /* The retry itself, once claimed. */
-static int retry_once(struct kimifs *k, struct api_op *op,
-		      const struct batch *b, char *msg, size_t len)
+static int retry_once(struct kimifs *k, struct op *op, const struct batch *b,
+		      char *msg, size_t len)
 {
 	char done[BATCH_ID_MAX + 1] = "";
 	int r = retry_claim(&k->ctl, b->id, done, sizeof(done));
@@ -316,7 +316,7 @@ static int retry_once(struct kimifs *k, struct api_op *op,
 /* retry: on a final batch only (EBUSY before; a copy that is not final is
  * fetched again first); the outcome line says what
  * came of it ("retry: ok batch_...", "retry: nothing to retry"). */
-static int do_retry(struct kimifs *k, struct api_op *op, const char *id)
+static int do_retry(struct kimifs *k, struct op *op, const char *id)
 {
 	struct batch *b = NULL;
 	struct api_error err;
@@ -350,8 +350,8 @@ static int do_retry(struct kimifs *k, struct api_op *op, const char *id)
 	return r;
 }
 
-int ctl_write(struct kimifs *k, struct api_op *op, const char *id,
-	      const char *buf, size_t size, off_t off)
+int ctl_write(struct kimifs *k, struct op *op, const char *id, const char *buf,
+	      size_t size, off_t off)
 {
 	enum ctl_cmd cmd = ctl_parse(buf, size, off);
 	int r;
@@ -375,7 +375,7 @@ int ctl_write(struct kimifs *k, struct api_op *op, const char *id,
  * empty. */
 #define ROOT_KEY ""
 
-int ctl_root_write(struct kimifs *k, struct api_op *op, const char *buf,
+int ctl_root_write(struct kimifs *k, struct op *op, const char *buf,
 		   size_t size, off_t off)
 {
 	char line[300];

@@ -206,8 +206,8 @@ static void call_why(const struct api_error *e, int r, const char *what,
 			 e->message[0] ? e->message : strerror(-r));
 }
 
-int ctl_retry(struct kimifs *k, struct api_op *op, const struct batch *b,
-	      char *msg, size_t msglen)
+int ctl_retry(struct kimifs *k, struct op *op, const struct batch *b, char *msg,
+	      size_t msglen)
 {
 	char input[BATCH_ID_MAX + 1], newname[NAME_MAX + 1];
 	struct results_set *set = NULL;

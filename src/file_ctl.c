@@ -21,7 +21,7 @@ enum file_cmd file_ctl_parse(const char *buf, size_t size, off_t off)
 						       : FCMD_NONE;
 }
 
-static int do_delete(struct kimifs *k, struct api_op *op, const char *id)
+static int do_delete(struct kimifs *k, struct op *op, const char *id)
 {
 	struct api_error err;
 	char why[600] = "";
@@ -42,7 +42,7 @@ static int do_delete(struct kimifs *k, struct api_op *op, const char *id)
 	return r;
 }
 
-int file_ctl_write(struct kimifs *k, struct api_op *op, const char *id,
+int file_ctl_write(struct kimifs *k, struct op *op, const char *id,
 		   const char *buf, size_t size, off_t off)
 {
 	int r;

@@ -26,7 +26,7 @@ static const char *const method_names[] = {"GET", "POST", "DELETE"};
 
 /* Whether the calls of op must end now: kimifs is stopping, or op was
  * interrupted. */
-static int aborted(const struct http *h, const struct api_op *op)
+static int aborted(const struct http *h, const struct op *op)
 {
 	return h->stopping || (op && op->interrupted);
 }
@@ -40,14 +40,13 @@ struct response {
 	size_t cap;
 	int too_big;
 	const struct http *h;
-	const struct api_op *op; /* for the progress hook */
+	const struct op *op; /* for the progress hook */
 	void (*on_sink)(void *arg, size_t sunk);
 	void *sink_arg;
 };
 
 /* Sleep for seconds, in short steps, returning early once aborted. */
-static void sleep_for(const struct http *h, const struct api_op *op,
-		      double seconds)
+static void sleep_for(const struct http *h, const struct op *op, double seconds)
 {
 	double end = util_now() + seconds;
 
@@ -231,11 +230,6 @@ static int status_errno(long status)
 	return EIO;
 }
 
-void api_op_interrupt(struct api_op *op)
-{
-	op->interrupted = 1;
-}
-
 /* Fill err->message from an error body: the server's error.message when
  * the body is an error object, otherwise a printable excerpt. */
 static void message_from_body(const struct http_answer *a, long status,
@@ -358,7 +352,7 @@ fail:
  * else -errno with err filled in; *retry_after is the server's Retry-After
  * in seconds, or -1.
  */
-static int attempt(struct http *h, const struct api_op *op,
+static int attempt(struct http *h, const struct op *op,
 		   const struct http_request *rq, const char *url,
 		   long budget_ms, struct response *r, double *retry_after,
 		   struct api_error *err)
@@ -528,7 +522,7 @@ static int answer_errno(const struct api_error *prev, struct api_error *err,
 	return -status_errno(prev->http_status);
 }
 
-int http_call(struct http *h, const struct api_op *op,
+int http_call(struct http *h, const struct op *op,
 	      const struct http_request *rq, struct http_answer *ans,
 	      struct api_error *err)
 {
@@ -652,23 +646,4 @@ cJSON *http_json(const struct http_answer *ans, struct api_error *err)
 		return NULL;
 	}
 	return root;
-}
-
-int api_op_cond_wait(const struct api_op *op, pthread_cond_t *cond,
-		     pthread_mutex_t *lock, double slice)
-{
-	double now = util_now(), until = now + slice;
-	struct timespec ts;
-
-	if (op && op->interrupted)
-		return -EINTR;
-	if (op && now >= op->deadline)
-		return -ETIMEDOUT;
-	if (op && op->deadline < until)
-		until = op->deadline;
-	/* util_now is CLOCK_MONOTONIC seconds, as the condition's clock. */
-	ts.tv_sec = (time_t)until;
-	ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
-	pthread_cond_timedwait(cond, lock, &ts);
-	return 0;
 }

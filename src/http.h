@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "op.h"
 #include "opts.h"
 #include "stats.h"
 
@@ -29,18 +30,6 @@ struct api_error {
 	 * earlier attempt whose answer was lost may have had its effect. */
 	unsigned attempts;
 	char message[512];
-};
-
-/*
- * One filesystem operation: the deadline every call it makes shares, so an
- * operation that needs several calls (a listing of many pages, a cancel and
- * its check) still ends within the configured timeout, and whether it was
- * interrupted (the process waiting on it got a signal). Every call takes
- * one; NULL: the call alone, bounded by the timeout, not interruptible.
- */
-struct api_op {
-	double deadline;	  /* monotonic seconds (util_now) */
-	volatile int interrupted; /* set by api_op_interrupt, from any thread */
 };
 
 struct http {
@@ -109,22 +98,6 @@ void http_destroy(struct http *h);
 void http_stop(struct http *h);
 
 /*
- * Interrupt op: its transfer under way and any backoff end at once, its
- * calls fail with -EINTR, and so do its waits in the store. Safe from any
- * thread.
- */
-void api_op_interrupt(struct api_op *op);
-
-/*
- * Wait on cond (a CLOCK_MONOTONIC condition; lock held) for at most slice
- * seconds and never past op's deadline, so that a caller waiting in a loop
- * sees an interrupt soon: 0 after the wait, -EINTR when op is interrupted,
- * -ETIMEDOUT when its deadline has passed. op may be NULL.
- */
-int api_op_cond_wait(const struct api_op *op, pthread_cond_t *cond,
-		     pthread_mutex_t *lock, double slice);
-
-/*
  * Send rq as part of op (NULL: on its own). Returns 0 with a 2xx answer in
  * *ans (free with http_answer_free), or -errno with err filled in: 400, 409
  * and 422 EPERM, 401/403 EACCES, 404 ENOENT, 408 and time-outs ETIMEDOUT,
@@ -138,7 +111,7 @@ int api_op_cond_wait(const struct api_op *op, pthread_cond_t *cond,
  * an answer in time. With a sink_fd, a
  * retried download starts over at the fd's position of the first attempt.
  */
-int http_call(struct http *h, const struct api_op *op,
+int http_call(struct http *h, const struct op *op,
 	      const struct http_request *rq, struct http_answer *ans,
 	      struct api_error *err);
 

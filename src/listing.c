@@ -240,7 +240,7 @@ static int may_stop(struct gather *g, const char *last)
  * listing stops there. Returns 0 or -errno, having logged why. Called with
  * no lock held.
  */
-static int fetch_all(struct listing *l, struct api_op *op, struct gather *g)
+static int fetch_all(struct listing *l, struct op *op, struct gather *g)
 {
 	const struct store_kind *kind = l->store->kind;
 	struct store_page page;
@@ -392,7 +392,7 @@ fail:
  * or interruption (-EINTR), looking at op every 0.1 s. Caller holds
  * l->lock.
  */
-static int wait_done(struct listing *l, const struct api_op *op)
+static int wait_done(struct listing *l, const struct op *op)
 {
 	struct timespec ts;
 
@@ -472,7 +472,7 @@ static int gather_prepare(struct listing *l, struct gather *g)
  * listing_refresh). Returns 0 or -errno, the result of the fetch that
  * answers it. Caller holds l->lock, released while fetching or waiting.
  */
-static int obtain(struct listing *l, struct api_op *op, enum want want,
+static int obtain(struct listing *l, struct op *op, enum want want,
 		  double asked)
 {
 	struct gather g = {0};
@@ -550,7 +550,7 @@ out:
 	return r;
 }
 
-int listing_get(struct listing *l, struct api_op *op, char ***ids, size_t *n)
+int listing_get(struct listing *l, struct op *op, char ***ids, size_t *n)
 {
 	double asked = util_now();
 	int r;
@@ -570,8 +570,7 @@ int listing_get(struct listing *l, struct api_op *op, char ***ids, size_t *n)
 	return r;
 }
 
-int listing_refresh(struct listing *l, struct api_op *op, double asked,
-		    int full)
+int listing_refresh(struct listing *l, struct op *op, double asked, int full)
 {
 	int r;
 

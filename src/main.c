@@ -55,7 +55,7 @@ static int check_api(struct kimifs *k)
 }
 
 /* The disk cache's download: the content endpoint of the API. */
-static int download_file(void *ctx, struct api_op *op, const char *id, int fd,
+static int download_file(void *ctx, struct op *op, const char *id, int fd,
 			 void (*on_sink)(void *, size_t), void *arg,
 			 size_t *len, struct api_error *err)
 {
@@ -78,7 +78,7 @@ static size_t listing_cost(void *ctx)
 	return pages;
 }
 
-static int listing_poll(void *ctx, struct api_op *op)
+static int listing_poll(void *ctx, struct op *op)
 {
 	struct batches *b = ctx;
 

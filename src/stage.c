@@ -308,7 +308,7 @@ static void log_problems(const char *report)
 	}
 }
 
-int stage_submit(struct kimifs *k, struct api_op *op, struct staged *st,
+int stage_submit(struct kimifs *k, struct op *op, struct staged *st,
 		 uint64_t owner, struct file **out)
 {
 	struct stage *s = st->s;
@@ -422,7 +422,7 @@ int stage_open_busy(struct kimifs *k, const struct node *n, int flags,
 	return -EBUSY;
 }
 
-ssize_t stage_op_write(struct kimifs *k, struct api_op *op, void *state,
+ssize_t stage_op_write(struct kimifs *k, struct op *op, void *state,
 		       const char *buf, size_t size, off_t off, uint64_t owner)
 {
 	(void)k, (void)op;

@@ -17,7 +17,7 @@
 #include "batch.h"
 #include "tree.h"
 
-struct api_op;
+struct op;
 struct file;
 
 enum stage_dir { STAGE_FILES, STAGE_BATCHES };
@@ -92,7 +92,7 @@ int stage_resize(struct staged *st, uint64_t size);
  * write or resize that failed (nothing checked or sent), -EINVAL when the
  * file breaks a rule, the upload's error otherwise.
  */
-int stage_submit(struct kimifs *k, struct api_op *op, struct staged *st,
+int stage_submit(struct kimifs *k, struct op *op, struct staged *st,
 		 uint64_t owner, struct file **out);
 
 /* The writer closed st for good: a name still staged (nothing was ever
@@ -112,7 +112,7 @@ int stage_view(struct kimifs *k, enum stage_dir dir, const struct node *n,
 	       struct view *v);
 int stage_open_busy(struct kimifs *k, const struct node *n, int flags,
 		    void **state);
-ssize_t stage_op_write(struct kimifs *k, struct api_op *op, void *state,
+ssize_t stage_op_write(struct kimifs *k, struct op *op, void *state,
 		       const char *buf, size_t size, off_t off, uint64_t owner);
 ssize_t stage_op_read(void *state, char *buf, size_t size, off_t off);
 int stage_op_resize(void *state, uint64_t size);

@@ -99,7 +99,7 @@ static void entry_free(const struct store *s, struct store_entry *e)
  * Caller holds s->lock; e is not swept while it waits.
  */
 static int wait_for(struct store *s, struct store_entry *e, int probe,
-		    double deadline, const struct api_op *op)
+		    double deadline, const struct op *op)
 {
 	struct store_waiter w = {0}, **p;
 	struct timespec ts;
@@ -487,9 +487,9 @@ static void *probe_run(void *arg)
  * in time, the failure of the probe before. Caller holds s->lock, has
  * marked the entry and the probe in flight, and may be woken meanwhile.
  */
-static int probe_glance(struct store *s, const struct api_op *op,
-			const char *id, enum store_mode mode, double asked,
-			void **out, struct api_error *err)
+static int probe_glance(struct store *s, const struct op *op, const char *id,
+			enum store_mode mode, double asked, void **out,
+			struct api_error *err)
 {
 	struct probe_job *job = malloc(sizeof(*job));
 	struct store_entry *e;
@@ -544,7 +544,7 @@ static int probe_glance(struct store *s, const struct api_op *op,
 	return r;
 }
 
-int store_get(struct store *s, struct api_op *op, const char *id,
+int store_get(struct store *s, struct op *op, const char *id,
 	      enum store_mode mode, void **out, struct api_error *errp)
 {
 	double asked = util_now(), sent;
@@ -733,7 +733,7 @@ uint64_t store_changes(struct store *s, const char *id)
 	return stamp;
 }
 
-int store_wait(struct store *s, const struct api_op *op, const char *id,
+int store_wait(struct store *s, const struct op *op, const char *id,
 	       uint64_t seen, double deadline, uint64_t *now)
 {
 	struct store_entry *e;

@@ -66,7 +66,7 @@ static void fake_unref(void *obj)
 		free(f);
 }
 
-static int fake_fetch(void *ctx, struct api_op *op, const char *id, void **out,
+static int fake_fetch(void *ctx, struct op *op, const char *id, void **out,
 		      struct api_error *err)
 {
 	int r;

@@ -43,7 +43,7 @@ static int stub_final(const char *id)
 	return id[0] == 'F' || (finals && strstr(finals, word));
 }
 
-static int stub_page(void *ctx, struct api_op *op, const char *after,
+static int stub_page(void *ctx, struct op *op, const char *after,
 		     unsigned limit, struct store_page *page,
 		     struct api_error *err)
 {

@@ -198,7 +198,7 @@ static void test_overlapping_fetch(void)
  * the fetch under way goes on for its own caller. */
 struct op_getter {
 	struct store *s;
-	struct api_op *op;
+	struct op *op;
 	int r;
 	void *obj;
 	pthread_t t;
@@ -215,9 +215,9 @@ static void *op_getter_run(void *arg)
 static void test_interrupted_waits(void)
 {
 	struct store s;
-	struct api_op a = {store_clock() + 30, 0};
-	struct api_op b = {store_clock() + 30, 0};
-	struct api_op c = {store_clock() + 0.2, 0};
+	struct op a = {store_clock() + 30, 0};
+	struct op b = {store_clock() + 30, 0};
+	struct op c = {store_clock() + 0.2, 0};
 	struct op_getter ga = {&s, &a, 0, NULL, 0};
 	struct op_getter gb = {&s, &b, 0, NULL, 0};
 	struct op_getter gc = {&s, &c, 0, NULL, 0};
