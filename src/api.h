@@ -64,7 +64,7 @@ void api_destroy(struct api *api);
 
 /*
  * Each call returns 0 on success or -errno on failure, with err filled in
- * (HTTP status and message). The errno follows the table in
+ * (its class, enum api_fail, and message). The errno follows the table in
  * docs/filesystem.md: 400 EPERM, 401/403 EACCES, 404 ENOENT, 408 and
  * timeouts ETIMEDOUT, 429 EAGAIN, 5xx and malformed answers EIO, no
  * connection EHOSTUNREACH.
@@ -136,5 +136,22 @@ int api_check(struct api *api, struct api_error *err);
 /* Whether an -errno from this client is a passing failure (worth serving a
  * cached copy for): timeouts, 429, 5xx, malformed answers, no connection. */
 int api_error_transient(int err);
+
+/*
+ * Whether a failure says that the server is not answering at all (no
+ * answer in time, no connection, a 5xx), rather than something about one
+ * object.
+ */
+int api_error_down(const struct api_error *err);
+
+/* Whether the server answered the failed call (with an error status). */
+int api_error_answered(const struct api_error *err);
+
+/*
+ * The reason for a failed call r, as logs and ctl outcome lines give it:
+ * "<status> <server message>" when the server answered, else the client's
+ * message, else the errno's text; in buf (len bytes, always terminated).
+ */
+void api_error_text(const struct api_error *err, int r, char *buf, size_t len);
 
 #endif

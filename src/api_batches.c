@@ -37,13 +37,11 @@ static int batch_answer(struct api *api, const struct op *op,
 	}
 	r = batch_from_json(root, out, why, sizeof(why));
 	if (r < 0) {
-		snprintf(err->message, sizeof(err->message),
-			 "malformed batch: %s", why);
+		http_error(err, -EIO, "malformed batch: %s", why);
 		goto out;
 	}
 	if (id && strcmp((*out)->id, id) != 0) {
-		snprintf(err->message, sizeof(err->message),
-			 "asked for one batch, got another");
+		http_error(err, -EIO, "asked for one batch, got another");
 		batch_unref(*out);
 		*out = NULL;
 		r = -EIO;
@@ -74,10 +72,8 @@ static int batch_call(struct api *api, const struct op *op,
 	char *esc = curl_easy_escape(NULL, id, 0);
 
 	*out = NULL;
-	if (!esc) {
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		return -ENOMEM;
-	}
+	if (!esc)
+		return http_error(err, -ENOMEM, "out of memory");
 	snprintf(path, sizeof(path), "/v1/batches/%.*s%s", BATCH_ID_MAX * 3,
 		 esc, suffix);
 	curl_free(esc);
@@ -112,10 +108,8 @@ int api_create_batch(struct api *api, struct op *op,
 
 	*out = NULL;
 	cJSON_Delete(body);
-	if (!json) {
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		return -ENOMEM;
-	}
+	if (!json)
+		return http_error(err, -ENOMEM, "out of memory");
 	rq.json = json;
 	r = batch_answer(api, op, &rq, NULL, out, err);
 	free(json);

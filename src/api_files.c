@@ -45,10 +45,8 @@ int api_get_file(struct api *api, struct op *op, const char *id,
 
 	*out = NULL;
 	memset(err, 0, sizeof(*err));
-	if (file_path(path, sizeof(path), id, "") < 0) {
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		return -ENOMEM;
-	}
+	if (file_path(path, sizeof(path), id, "") < 0)
+		return http_error(err, -ENOMEM, "out of memory");
 	r = http_call(&api->http, op, &rq, &ans, err);
 	if (r < 0)
 		goto out;
@@ -59,13 +57,11 @@ int api_get_file(struct api *api, struct op *op, const char *id,
 	}
 	r = file_from_json(root, out, why, sizeof(why));
 	if (r < 0) {
-		snprintf(err->message, sizeof(err->message),
-			 "malformed file: %s", why);
+		http_error(err, -EIO, "malformed file: %s", why);
 		goto out;
 	}
 	if (strcmp((*out)->id, id) != 0) {
-		snprintf(err->message, sizeof(err->message),
-			 "asked for one file, got another");
+		http_error(err, -EIO, "asked for one file, got another");
 		file_unref(*out);
 		*out = NULL;
 		r = -EIO;
@@ -118,10 +114,8 @@ int api_delete_file(struct api *api, struct op *op, const char *id,
 	int r;
 
 	memset(err, 0, sizeof(*err));
-	if (file_path(path, sizeof(path), id, "") < 0) {
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		return -ENOMEM;
-	}
+	if (file_path(path, sizeof(path), id, "") < 0)
+		return http_error(err, -ENOMEM, "out of memory");
 	r = http_call(&api->http, op, &rq, &ans, err);
 	if (r == -ENOENT && err->attempts > 1) {
 		/* An earlier attempt deleted it and its answer was lost. */
@@ -139,8 +133,8 @@ int api_delete_file(struct api *api, struct op *op, const char *id,
 	    root ? cJSON_GetObjectItemCaseSensitive(root, "deleted") : NULL;
 	if (!cJSON_IsTrue(deleted)) {
 		if (root)
-			snprintf(err->message, sizeof(err->message),
-				 "the answer does not say deleted");
+			http_error(err, -EIO,
+				   "the answer does not say deleted");
 		r = -EIO;
 	}
 out:
@@ -168,10 +162,8 @@ int api_download_file(struct api *api, struct op *op, const char *id, int fd,
 
 	*len = 0;
 	memset(err, 0, sizeof(*err));
-	if (file_path(path, sizeof(path), id, "/content") < 0) {
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		return -ENOMEM;
-	}
+	if (file_path(path, sizeof(path), id, "/content") < 0)
+		return http_error(err, -ENOMEM, "out of memory");
 	r = http_call(&api->http, op, &rq, &ans, err);
 	if (r == 0)
 		*len = ans.sunk;
@@ -213,8 +205,7 @@ int api_upload_file(struct api *api, struct op *op, const char *path,
 	}
 	r = file_from_json(root, out, why, sizeof(why));
 	if (r < 0)
-		snprintf(err->message, sizeof(err->message),
-			 "malformed file: %s", why);
+		http_error(err, -EIO, "malformed file: %s", why);
 out:
 	if (r < 0)
 		log_debug("POST /v1/files: %d %s", err->http_status,

@@ -149,18 +149,6 @@ void ctl_record(struct ctl_outcomes *o, const char *id, const char *cmd, int r,
 	ctl_set_outcome(o, id, line);
 }
 
-/* The reason for a failed call: "<status> <server message>", else the
- * client's message, else the errno's text. */
-static void api_why(const struct api_error *e, int r, char *why, size_t len)
-{
-	if (e->http_status)
-		snprintf(why, len, "%d %s", e->http_status, e->message);
-	else if (e->message[0])
-		snprintf(why, len, "%s", e->message);
-	else
-		snprintf(why, len, "%s", strerror(-r));
-}
-
 static int is_cancelled(const struct batch *b)
 {
 	return strcmp(b->status, "cancelling") == 0 ||
@@ -177,7 +165,7 @@ static int do_cancel(struct kimifs *k, struct op *op, const char *id)
 
 	r = batches_get(&k->batches, op, id, STORE_ANY, &b, &err);
 	if (r < 0) {
-		api_why(&err, r, why, sizeof(why));
+		api_error_text(&err, r, why, sizeof(why));
 		goto out;
 	}
 	if (is_cancelled(b))
@@ -194,7 +182,7 @@ static int do_cancel(struct kimifs *k, struct op *op, const char *id)
 		batches_put(&k->batches, after, sent);
 		goto out;
 	}
-	api_why(&err, r, why, sizeof(why));
+	api_error_text(&err, r, why, sizeof(why));
 	if (r == -EPERM) {
 		/* Refused: maybe it was cancelled meanwhile (elsewhere, or by
 		 * an earlier attempt of ours whose answer was lost). */
@@ -220,7 +208,7 @@ static int do_refresh(struct kimifs *k, struct op *op, const char *id)
 	int r = batches_get(&k->batches, op, id, STORE_FORCE, &b, &err);
 
 	if (r < 0)
-		api_why(&err, r, why, sizeof(why));
+		api_error_text(&err, r, why, sizeof(why));
 	ctl_record(&k->ctl, id, "refresh", r, why);
 	batch_unref(b);
 	return r;
@@ -330,7 +318,7 @@ static int do_retry(struct kimifs *k, struct op *op, const char *id)
 		r = batches_get(&k->batches, op, id, STORE_FORCE, &b, &err);
 	}
 	if (r < 0) {
-		api_why(&err, r, msg, sizeof(msg));
+		api_error_text(&err, r, msg, sizeof(msg));
 	} else if (!b->final) {
 		snprintf(msg, sizeof(msg), "batch is %s (not final yet)",
 			 b->status);

@@ -27,12 +27,8 @@ static int do_delete(struct kimifs *k, struct op *op, const char *id)
 	char why[600] = "";
 	int r = api_delete_file(&k->api, op, id, &err);
 
-	if (r < 0 && err.http_status)
-		snprintf(why, sizeof(why), "%d %s", err.http_status,
-			 err.message);
-	else if (r < 0)
-		snprintf(why, sizeof(why), "%s",
-			 err.message[0] ? err.message : strerror(-r));
+	if (r < 0)
+		api_error_text(&err, r, why, sizeof(why));
 	/* Deleted, or already gone: either way no longer on the server. */
 	if (r == 0 || r == -ENOENT) {
 		files_forget(&k->files, id);

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,19 +216,77 @@ static void handle_put(struct http *h, CURL *c)
 		curl_easy_cleanup(c);
 }
 
+/* What an error status means: its errno and its class. */
+static const struct status_kind {
+	long lo, hi;
+	int err;
+	enum api_fail fail;
+} status_kinds[] = {
+    {400, 400, EPERM, API_FAIL_REFUSED},
+    {401, 401, EACCES, API_FAIL_DENIED},
+    {403, 403, EACCES, API_FAIL_DENIED},
+    {404, 404, ENOENT, API_FAIL_NOT_FOUND},
+    {408, 408, ETIMEDOUT, API_FAIL_TIMED_OUT},
+    {409, 409, EPERM, API_FAIL_REFUSED},
+    {422, 422, EPERM, API_FAIL_REFUSED},
+    {429, 429, EAGAIN, API_FAIL_THROTTLED},
+    {500, 999, EIO, API_FAIL_SERVER_DOWN},
+};
+
+/* Any other status: an answer kimifs cannot use. */
+static const struct status_kind other_status = {0, 0, EIO, API_FAIL_BAD_ANSWER};
+
+static const struct status_kind *status_kind(long status)
+{
+	for (size_t i = 0; i < sizeof(status_kinds) / sizeof(*status_kinds);
+	     i++)
+		if (status >= status_kinds[i].lo &&
+		    status <= status_kinds[i].hi)
+			return &status_kinds[i];
+	return &other_status;
+}
+
 static int status_errno(long status)
 {
-	if (status == 400 || status == 409 || status == 422)
-		return EPERM;
-	if (status == 401 || status == 403)
-		return EACCES;
-	if (status == 404)
-		return ENOENT;
-	if (status == 408)
-		return ETIMEDOUT;
-	if (status == 429)
-		return EAGAIN;
-	return EIO;
+	return status_kind(status)->err;
+}
+
+/* The class of a failure that came with no error status. */
+static const struct {
+	int err;
+	enum api_fail fail;
+} errno_kinds[] = {
+    {ETIMEDOUT, API_FAIL_TIMED_OUT},
+    {EHOSTUNREACH, API_FAIL_UNREACHABLE},
+    {EINTR, API_FAIL_INTERRUPTED},
+    {ENOMEM, API_FAIL_LOCAL},
+};
+
+/* The class of a call's failure r (err, the last attempt's response r). */
+static enum api_fail classify(int r, const struct api_error *err,
+			      const struct response *resp)
+{
+	if (err->http_status)
+		return status_kind(err->http_status)->fail;
+	if (resp->sink_failed)
+		return API_FAIL_LOCAL;
+	if (resp->too_big)
+		return API_FAIL_BAD_ANSWER;
+	for (size_t i = 0; i < sizeof(errno_kinds) / sizeof(*errno_kinds); i++)
+		if (r == -errno_kinds[i].err)
+			return errno_kinds[i].fail;
+	return API_FAIL_NETWORK;
+}
+
+int http_error(struct api_error *err, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	err->fail = r == -ENOMEM ? API_FAIL_LOCAL : API_FAIL_BAD_ANSWER;
+	return r;
 }
 
 /* Fill err->message from an error body: the server's error.message when
@@ -546,10 +605,8 @@ int http_call(struct http *h, const struct op *op,
 
 	memset(err, 0, sizeof(*err));
 	memset(ans, 0, sizeof(*ans));
-	if (!url) {
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		return -ENOMEM;
-	}
+	if (!url)
+		return http_error(err, -ENOMEM, "out of memory");
 	snprintf(url, urllen, "%s%s", h->opts->base_url, rq->path);
 	if (op && (op->deadline < deadline || rq->stall_bound))
 		deadline = op->deadline;
@@ -618,8 +675,10 @@ int http_call(struct http *h, const struct op *op,
 		}
 	}
 	free(url);
-	if (r < 0)
+	if (r < 0) {
+		err->fail = classify(r, err, &resp);
 		http_answer_free(ans);
+	}
 	return r;
 }
 
@@ -630,8 +689,7 @@ cJSON *http_json(const struct http_answer *ans, struct api_error *err)
 	const cJSON *e;
 
 	if (!root) {
-		snprintf(err->message, sizeof(err->message),
-			 "malformed JSON in the answer");
+		http_error(err, -EIO, "malformed JSON in the answer");
 		return NULL;
 	}
 	if (nuls)
@@ -642,6 +700,7 @@ cJSON *http_json(const struct http_answer *ans, struct api_error *err)
 	if (cJSON_IsObject(e)) {
 		/* A 2xx whose body is an error object is still an error. */
 		message_from_body(ans, 0, err);
+		err->fail = API_FAIL_BAD_ANSWER;
 		cJSON_Delete(root);
 		return NULL;
 	}

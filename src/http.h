@@ -22,10 +22,37 @@
 
 struct curl_slist;
 
-/* What went wrong with a call: the HTTP status (0 if none came) and a
- * message for the user, the server's own when it sent one. */
+/*
+ * The class of a failure: what the layers above the API act on (a passing
+ * failure, a server that is down, a refusal), so that none of them reads
+ * an HTTP status.
+ */
+enum api_fail {
+	API_FAIL_NONE,	      /* no failure, or one not classified */
+	API_FAIL_REFUSED,     /* 400, 409, 422: the request is refused */
+	API_FAIL_DENIED,      /* 401, 403: the key is refused */
+	API_FAIL_NOT_FOUND,   /* 404 */
+	API_FAIL_THROTTLED,   /* 429 */
+	API_FAIL_TIMED_OUT,   /* 408, or no answer in time */
+	API_FAIL_SERVER_DOWN, /* a 5xx answer */
+	API_FAIL_UNREACHABLE, /* no connection */
+	API_FAIL_NETWORK,     /* the transfer broke off */
+	API_FAIL_BAD_ANSWER,  /* not what the API sends: malformed, too
+				 large, of another status */
+	API_FAIL_INTERRUPTED, /* the operation was interrupted, or kimifs is
+				 stopping */
+	API_FAIL_LOCAL,	      /* out of memory, the answer not written down */
+};
+
+/*
+ * What went wrong with a call, filled by the API layer: its class, a
+ * message for the user (the server's own when it sent one) and the
+ * attempts sent. The HTTP status is read only by http.c and api*.c: the
+ * layers above print a failure with api_error_text and act on its class.
+ */
 struct api_error {
-	int http_status;
+	enum api_fail fail;
+	int http_status; /* 0 if no answer came */
 	/* Attempts sent: more than 1 when the answer came to a retry, so an
 	 * earlier attempt whose answer was lost may have had its effect. */
 	unsigned attempts;
@@ -99,10 +126,11 @@ void http_stop(struct http *h);
 
 /*
  * Send rq as part of op (NULL: on its own). Returns 0 with a 2xx answer in
- * *ans (free with http_answer_free), or -errno with err filled in: 400, 409
- * and 422 EPERM, 401/403 EACCES, 404 ENOENT, 408 and time-outs ETIMEDOUT,
- * 429 EAGAIN, 5xx and answers too large EIO, no connection EHOSTUNREACH,
- * an interrupted or stopped call EINTR. 429, 5xx and network failures are
+ * *ans (free with http_answer_free), or -errno with err filled in and
+ * classified (enum api_fail): 400, 409 and 422 EPERM, 401/403 EACCES, 404
+ * ENOENT, 408 and time-outs ETIMEDOUT, 429 EAGAIN, 5xx, other statuses and
+ * answers too large EIO, no connection EHOSTUNREACH, an interrupted or
+ * stopped call EINTR. 429, 5xx and network failures are
  * tried again up to the retries; the whole call, retries and backoff
  * included, ends within the timeout or op's deadline, whichever is sooner.
  * When the deadline ends the retries, the error of the last answer stays:
@@ -118,9 +146,18 @@ int http_call(struct http *h, const struct op *op,
 void http_answer_free(struct http_answer *ans);
 
 /*
+ * Fill err for a failure of the client's own, found out of a transfer:
+ * r is -ENOMEM (API_FAIL_LOCAL) or -EIO for an answer that is not what the
+ * API sends (API_FAIL_BAD_ANSWER); the message is made from fmt. Returns
+ * r.
+ */
+int http_error(struct api_error *err, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
  * The JSON of a 2xx answer (json_parse: strings holding a NUL marked, and
- * logged once), or NULL with err->message set when it is not JSON or is an
- * error object. Free with cJSON_Delete.
+ * logged once), or NULL with err filled in (API_FAIL_BAD_ANSWER) when it is not
+ * JSON or is an error object. Free with cJSON_Delete.
  */
 cJSON *http_json(const struct http_answer *ans, struct api_error *err);
 

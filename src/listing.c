@@ -263,10 +263,12 @@ static int fetch_all(struct listing *l, struct op *op, struct gather *g)
 		answered = util_now();
 		g->pages++;
 		if (r < 0) {
+			char why[600];
+
 			if (r == -EINTR)
 				break; /* the user's own doing: not logged */
-			log_err("list %s: %d %s", kind->plural, err.http_status,
-				err.message);
+			api_error_text(&err, r, why, sizeof(why));
+			log_err("list %s: %s", kind->plural, why);
 			break;
 		}
 		cycle = page.last_id && (idset_has(&g->sent, page.last_id) ||

@@ -31,26 +31,27 @@
 static int check_api(struct kimifs *k)
 {
 	struct api_error err;
+	char why[600];
 	int r = api_check(&k->api, &err);
 
 	if (r == 0)
 		return 0;
+	api_error_text(&err, r, why, sizeof(why));
 	if (r == -EPROTO)
 		fprintf(
 		    stderr,
 		    "kimifs: %s is not the Batch API: its answer to GET "
 		    "/v1/batches is not a batch list (%s); check base_url\n",
 		    k->opts.base_url, err.message);
-	else if (r == -EACCES)
-		fprintf(stderr,
-			"kimifs: the API key was refused by %s (%d: %s)\n",
-			k->opts.base_url, err.http_status, err.message);
-	else if (err.http_status)
-		fprintf(stderr, "kimifs: %s answered %d: %s\n",
-			k->opts.base_url, err.http_status, err.message);
+	else if (err.fail == API_FAIL_DENIED)
+		fprintf(stderr, "kimifs: the API key was refused by %s (%s)\n",
+			k->opts.base_url, why);
+	else if (api_error_answered(&err))
+		fprintf(stderr, "kimifs: %s answered %s\n", k->opts.base_url,
+			why);
 	else
 		fprintf(stderr, "kimifs: cannot reach %s: %s\n",
-			k->opts.base_url, err.message);
+			k->opts.base_url, why);
 	return -1;
 }
 

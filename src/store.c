@@ -362,17 +362,6 @@ static int settled(const struct store *s, const struct store_entry *e,
 }
 
 /*
- * Whether a failure says that the server is not answering at all (no
- * answer in time, no connection, a 5xx), rather than something about one
- * object.
- */
-static int server_down(int r, const struct api_error *err)
-{
-	return r == -ETIMEDOUT || r == -EHOSTUNREACH ||
-	       (r == -EIO && err->http_status >= 500);
-}
-
-/*
  * Whether the probe (the fetch of an id with no object) answers a caller
  * that asked at `asked`: -errno with the reason in err when the last probe
  * found the server down and is under way or ended since the caller asked,
@@ -423,15 +412,17 @@ static int fetch_done(struct store *s, struct store_entry *e, int probe,
 	}
 	/* Any answer says the server is up; a probe may say it is down. */
 	if (probe || r == 0 || r == -ENOENT)
-		s->probe_err = server_down(r, err) ? r : 0;
+		s->probe_err = api_error_down(err) ? r : 0;
 	entry_tried(e, r, err, answered);
 	if (r == 0 || r == -ENOENT) {
 		entry_learn(s, e, fresh, sent, answered, answered);
 		r = e->obj ? 0 : -ENOENT;
 	} else if (e->obj && mode != STORE_FORCE && api_error_transient(r)) {
-		log_warn("%s %s: refresh failed (%d %s); serving the "
-			 "cached copy",
-			 s->kind->name, e->id, err->http_status, err->message);
+		char why[600];
+
+		api_error_text(err, r, why, sizeof(why));
+		log_warn("%s %s: refresh failed (%s); serving the cached copy",
+			 s->kind->name, e->id, why);
 		STAT_ADD(s->stats, stale_served, 1);
 		r = 0;
 	}

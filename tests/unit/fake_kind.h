@@ -86,7 +86,9 @@ static int fake_fetch(void *ctx, struct op *op, const char *id, void **out,
 		f->final = fake_final;
 		*out = f;
 	} else {
-		err->http_status = r == -EIO ? 503 : 0;
+		err->fail = r == -EIO	      ? API_FAIL_SERVER_DOWN
+			    : r == -ETIMEDOUT ? API_FAIL_TIMED_OUT
+					      : API_FAIL_NONE;
 		snprintf(err->message, sizeof(err->message), "stub says %d", r);
 	}
 	pthread_mutex_unlock(&fake_lock);

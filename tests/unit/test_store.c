@@ -111,7 +111,7 @@ static void test_freshness_no_ttl(void)
 	CHECK(fetches() == n + 5);
 	CHECK(store_get(&s, NULL, "a", STORE_FORCE, &obj, &err) == -EIO);
 	CHECK(obj == NULL && strcmp(err.message, "stub says -5") == 0);
-	CHECK(err.http_status == 503);
+	CHECK(err.fail == API_FAIL_SERVER_DOWN);
 	/* Not a passing one: reported. */
 	answer(-EACCES, 0, "", 0);
 	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == -EACCES);
