@@ -10,9 +10,14 @@
 #include <stdio.h>
 #include <string.h>
 
-int api_init(struct api *api, const struct opts *o, const char *api_key)
+int api_init(struct api *api, const struct opts *o, const char *api_key,
+	     struct stats *stats)
 {
-	return http_init(&api->http, o, api_key);
+	int r = http_init(&api->http, o, api_key);
+
+	if (r == 0)
+		api->http.stats = stats;
+	return r;
 }
 
 void api_destroy(struct api *api)

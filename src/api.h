@@ -58,8 +58,10 @@ extern const struct api_list_kind api_list_file;  /* api_files.c */
 void api_stop(struct api *api);
 
 /* Set up a client for the options o (kept by pointer: they must outlive
- * it) and the API key (copied into the request headers); 0 or -errno. */
-int api_init(struct api *api, const struct opts *o, const char *api_key);
+ * it) and the API key (copied into the request headers), counting into
+ * stats (or NULL; it must outlive the client); 0 or -errno. */
+int api_init(struct api *api, const struct opts *o, const char *api_key,
+	     struct stats *stats);
 void api_destroy(struct api *api);
 
 /*

@@ -241,9 +241,8 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	stats_init(&k.stats);
-	if (api_init(&k.api, &k.opts, k.api_key) < 0)
+	if (api_init(&k.api, &k.opts, k.api_key, &k.stats) < 0)
 		goto out_curl;
-	k.api.http.stats = &k.stats;
 	/* Until the store is gone: its probes may still call fs's hook. */
 	pthread_mutex_init(&k.notify_lock, NULL);
 	if (k.opts.insecure)
@@ -261,12 +260,12 @@ int main(int argc, char *argv[])
 	STAT_SET(&k.stats, disk_bytes, k.cache.used);
 	if (check_api(&k) < 0)
 		goto out_cache;
-	if (batches_init(&k.batches, &k.api, k.opts.cache_ttl,
+	if (batches_init(&k.batches, &k.api, k.opts.cache_ttl, k.opts.timeout,
 			 k.opts.page_size) < 0)
 		goto out_cache;
 	k.batches.store.stats = &k.stats;
-	if (files_init(&k.files, &k.api, k.opts.cache_ttl, k.opts.page_size) <
-	    0)
+	if (files_init(&k.files, &k.api, k.opts.cache_ttl, k.opts.timeout,
+		       k.opts.page_size) < 0)
 		goto out_batches_only;
 	k.files.store.stats = &k.stats;
 	ctl_init(&k.ctl);

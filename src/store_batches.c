@@ -132,11 +132,10 @@ const struct store_kind store_kind_batch = {
     .stop = kind_stop,
 };
 
-int batches_init(struct batches *b, struct api *api, double ttl,
+int batches_init(struct batches *b, struct api *api, double ttl, double timeout,
 		 unsigned page_size)
 {
-	int r = store_init(&b->store, &store_kind_batch, api, ttl,
-			   api->http.opts->timeout);
+	int r = store_init(&b->store, &store_kind_batch, api, ttl, timeout);
 
 	if (r < 0)
 		return r;

@@ -22,8 +22,9 @@ struct batches {
  * api_list of api_list_batch (ctx: the struct api). */
 extern const struct store_kind store_kind_batch;
 
-/* Set up the store and the listing over api; 0 or -ENOMEM. */
-int batches_init(struct batches *b, struct api *api, double ttl,
+/* Set up the store and the listing over api, copies fresh for ttl
+ * seconds, a fetch bounded by timeout seconds; 0 or -ENOMEM. */
+int batches_init(struct batches *b, struct api *api, double ttl, double timeout,
 		 unsigned page_size);
 void batches_destroy(struct batches *b);
 

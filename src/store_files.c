@@ -112,10 +112,10 @@ const struct store_kind store_kind_file = {
     .stop = kind_stop,
 };
 
-int files_init(struct files *f, struct api *api, double ttl, unsigned page_size)
+int files_init(struct files *f, struct api *api, double ttl, double timeout,
+	       unsigned page_size)
 {
-	int r = store_init(&f->store, &store_kind_file, api, ttl,
-			   api->http.opts->timeout);
+	int r = store_init(&f->store, &store_kind_file, api, ttl, timeout);
 
 	if (r < 0)
 		return r;

@@ -30,8 +30,9 @@ struct files {
 
 extern const struct store_kind store_kind_file;
 
-/* Set up the store and the listing over api; 0 or -ENOMEM. */
-int files_init(struct files *f, struct api *api, double ttl,
+/* Set up the store and the listing over api, copies fresh for ttl
+ * seconds, a fetch bounded by timeout seconds; 0 or -ENOMEM. */
+int files_init(struct files *f, struct api *api, double ttl, double timeout,
 	       unsigned page_size);
 void files_destroy(struct files *f);
 
