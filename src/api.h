@@ -135,25 +135,4 @@ int api_parse_list(const struct api_list_kind *kind, const char *body,
  */
 int api_check(struct api *api, struct api_error *err);
 
-/* Whether an -errno from this client is a passing failure (worth serving a
- * cached copy for): timeouts, 429, 5xx, malformed answers, no connection. */
-int api_error_transient(int err);
-
-/*
- * Whether a failure says that the server is not answering at all (no
- * answer in time, no connection, a 5xx), rather than something about one
- * object.
- */
-int api_error_down(const struct api_error *err);
-
-/* Whether the server answered the failed call (with an error status). */
-int api_error_answered(const struct api_error *err);
-
-/*
- * The reason for a failed call r, as logs and ctl outcome lines give it:
- * "<status> <server message>" when the server answered, else the client's
- * message, else the errno's text; in buf (len bytes, always terminated).
- */
-void api_error_text(const struct api_error *err, int r, char *buf, size_t len);
-
 #endif

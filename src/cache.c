@@ -420,7 +420,7 @@ static void *download_main(void *arg)
 			log_debug("file %s: download stopped", d->id);
 		else
 			log_err("file %s: content download failed: %s", d->id,
-				err.message[0] ? err.message : strerror(-r));
+				api_error_message(&err, r));
 	}
 	pthread_mutex_lock(&c->lock);
 	for (struct download **p = &c->downloads; *p; p = &(*p)->next)

@@ -19,7 +19,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "http.h"
+#include "api_error.h"
+#include "op.h"
 #include "stats.h"
 
 /* Download file id into fd, calling on_sink(arg, bytes so far) as it

@@ -33,7 +33,7 @@ static int file_snapshot(struct kimifs *k, struct op *op, const struct node *n,
 	if (r < 0) {
 		if (r != -ENOENT)
 			log_err("file %s: %s", n->id,
-				err.message[0] ? err.message : strerror(-r));
+				api_error_message(&err, r));
 		return r;
 	}
 	v->mtime = (time_t)(*out)->created_at;

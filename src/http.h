@@ -16,48 +16,12 @@
 
 #include <cjson/cJSON.h>
 
+#include "api_error.h"
 #include "op.h"
 #include "opts.h"
 #include "stats.h"
 
 struct curl_slist;
-
-/*
- * The class of a failure: what the layers above the API act on (a passing
- * failure, a server that is down, a refusal), so that none of them reads
- * an HTTP status.
- */
-enum api_fail {
-	API_FAIL_NONE,	      /* no failure, or one not classified */
-	API_FAIL_REFUSED,     /* 400, 409, 422: the request is refused */
-	API_FAIL_DENIED,      /* 401, 403: the key is refused */
-	API_FAIL_NOT_FOUND,   /* 404 */
-	API_FAIL_THROTTLED,   /* 429 */
-	API_FAIL_TIMED_OUT,   /* 408, or no answer in time */
-	API_FAIL_SERVER_DOWN, /* a 5xx answer */
-	API_FAIL_UNREACHABLE, /* no connection */
-	API_FAIL_NETWORK,     /* the transfer broke off */
-	API_FAIL_BAD_ANSWER,  /* not what the API sends: malformed, too
-				 large, of another status */
-	API_FAIL_INTERRUPTED, /* the operation was interrupted, or kimifs is
-				 stopping */
-	API_FAIL_LOCAL,	      /* out of memory, the answer not written down */
-};
-
-/*
- * What went wrong with a call, filled by the API layer: its class, a
- * message for the user (the server's own when it sent one) and the
- * attempts sent. The HTTP status is read only by http.c and api*.c: the
- * layers above print a failure with api_error_text and act on its class.
- */
-struct api_error {
-	enum api_fail fail;
-	int http_status; /* 0 if no answer came */
-	/* Attempts sent: more than 1 when the answer came to a retry, so an
-	 * earlier attempt whose answer was lost may have had its effect. */
-	unsigned attempts;
-	char message[512];
-};
 
 struct http {
 	const struct opts *opts;    /* base_url, timeouts, retries, insecure */

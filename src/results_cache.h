@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #include "batch.h"
-#include "http.h"
+#include "op.h"
 #include "results.h"
 
 #define RESULTS_CACHE_BYTES (64u << 20) /* memory of the indexes kept */

@@ -269,8 +269,7 @@ int submit_upload(struct kimifs *k, struct op *op, const char *path,
 			break;
 	}
 	if (r < 0) {
-		snprintf(why, whylen, "%s",
-			 err.message[0] ? err.message : strerror(-r));
+		snprintf(why, whylen, "%s", api_error_message(&err, r));
 		log_err("upload %s: failed: %s", filename, why);
 		return r;
 	}
@@ -379,8 +378,7 @@ int submit_create(struct kimifs *k, struct op *op, const struct batch_params *p,
 		}
 	}
 	if (r < 0) {
-		snprintf(why, whylen, "%s",
-			 err.message[0] ? err.message : strerror(-r));
+		snprintf(why, whylen, "%s", api_error_message(&err, r));
 		log_err("create batch from %s: failed: %s", p->input_file_id,
 			why);
 		return r;

@@ -158,7 +158,7 @@ static int poll_one(struct watches *w, struct watched *o, int *err, void **obj)
 	}
 	if (!o->failing && r != -EINTR)
 		log_warn("wait for %s %s: %s; polling on", w->store->kind->name,
-			 o->id, why.message[0] ? why.message : strerror(-r));
+			 o->id, api_error_message(&why, r));
 	o->failing = 1;
 	return 0;
 }
