@@ -35,17 +35,23 @@ struct api_page {
 	void (*unref)(void *obj); /* drops an item (api_page_free) */
 };
 
-/* A list endpoint and the objects it lists (api_list.c). */
+/* A kind of object of the API: its list endpoint (api_list.c), the path
+ * of one object under it, and how its answers are read. */
 struct api_list_kind {
 	const char *path;   /* "/v1/batches" */
 	const char *name;   /* "batch": for messages */
 	const char *plural; /* "batches" */
+	int id_max;	    /* the longest id of an object */
 	int null_more;	    /* has_more may be null (as absent: false) */
 	/* Parse one object of the list: 0 with one reference in *out, or
 	 * -EIO with the reason in why (len bytes). */
 	int (*parse)(const cJSON *item, void **out, char *why, size_t len);
 	void (*unref)(void *obj);
+	const char *(*id)(const void *obj); /* an object's id */
 };
+
+/* The longest path of one object: kind->path, its escaped id, a suffix. */
+#define API_PATH_MAX (BATCH_ID_MAX * 3 + 64)
 
 extern const struct api_list_kind api_list_batch; /* api_batches.c */
 extern const struct api_list_kind api_list_file;  /* api_files.c */
@@ -118,6 +124,25 @@ int api_delete_file(struct api *api, struct op *op, const char *id,
 int api_download_file(struct api *api, struct op *op, const char *id, int fd,
 		      void (*on_sink)(void *arg, size_t sunk), void *arg,
 		      size_t *len, struct api_error *err);
+
+/*
+ * For the endpoints (api_*.c): "<kind->path>/<escaped id><suffix>" into
+ * path (API_PATH_MAX bytes). 0, or -ENOMEM with err filled in.
+ */
+int api_object_path(const struct api_list_kind *kind, const char *id,
+		    const char *suffix, char *path, struct api_error *err);
+
+/*
+ * For the endpoints (api_*.c): send rq, whose answer is one object of
+ * kind, the one with id (any when id is NULL). 0 with one reference in
+ * *out, or -errno with err (-EIO when the answer is not that object); a
+ * failure is logged at debug level only (callers log it once, with what
+ * they were doing).
+ */
+int api_object_call(struct api *api, const struct op *op,
+		    const struct api_list_kind *kind,
+		    const struct http_request *rq, const char *id, void **out,
+		    struct api_error *err);
 
 /*
  * Parse the body of an answer of kind's list into page. Returns 0, or -EIO

@@ -285,6 +285,7 @@ int http_error(struct api_error *err, int r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
+	err->http_status = 0;
 	err->fail = r == -ENOMEM ? API_FAIL_LOCAL : API_FAIL_BAD_ANSWER;
 	return r;
 }
