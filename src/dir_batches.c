@@ -13,7 +13,7 @@
 #include "dir_results.h"
 #include "kimifs.h"
 #include "log.h"
-#include "stage.h"
+#include "dir_stage.h"
 #include "submit.h"
 #include "tree.h"
 #include "util.h"
@@ -478,7 +478,7 @@ static int bstaged_view(struct kimifs *k, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
 	(void)op, (void)mode;
-	return stage_view(k, STAGE_BATCHES, n, v);
+	return dir_stage_view(k, STAGE_BATCHES, n, v);
 }
 
 /*
@@ -537,12 +537,12 @@ static int bstaged_flush(struct kimifs *k, struct op *op, void *state,
 }
 
 static const struct node_open_ops bstaged_ops = {
-    .open = stage_open_busy,
-    .write = stage_op_write,
-    .read = stage_op_read,
-    .resize = stage_op_resize,
+    .open = dir_stage_open_busy,
+    .write = dir_stage_write,
+    .read = dir_stage_read,
+    .resize = dir_stage_resize,
     .flush = bstaged_flush,
-    .release = stage_op_release,
+    .release = dir_stage_release,
 };
 
 static const struct node_type type_bstaged = {
@@ -749,7 +749,7 @@ static int batches_readdir(struct kimifs *k, struct op *op,
 	(void)dir;
 	if (r < 0)
 		return r;
-	r = stage_list(&k->stage, STAGE_BATCHES, out);
+	r = dir_stage_list(k, STAGE_BATCHES, out);
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = dirlist_add(out, ids[i], S_IFDIR);
 	listing_free_ids(ids, n);

@@ -13,7 +13,7 @@
 #include "cache.h"
 #include "kimifs.h"
 #include "log.h"
-#include "stage.h"
+#include "dir_stage.h"
 #include "tree.h"
 
 #define BY_NAME FILES_BY_NAME
@@ -284,7 +284,7 @@ static int fstaged_view(struct kimifs *k, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
 	(void)op, (void)mode;
-	return stage_view(k, STAGE_FILES, n, v);
+	return dir_stage_view(k, STAGE_FILES, n, v);
 }
 
 static int fstaged_flush(struct kimifs *k, struct op *op, void *state,
@@ -298,12 +298,12 @@ static int fstaged_flush(struct kimifs *k, struct op *op, void *state,
 }
 
 static const struct node_open_ops fstaged_ops = {
-    .open = stage_open_busy,
-    .write = stage_op_write,
-    .read = stage_op_read,
-    .resize = stage_op_resize,
+    .open = dir_stage_open_busy,
+    .write = dir_stage_write,
+    .read = dir_stage_read,
+    .resize = dir_stage_resize,
     .flush = fstaged_flush,
-    .release = stage_op_release,
+    .release = dir_stage_release,
 };
 
 static const struct node_type type_fstaged = {
@@ -349,7 +349,7 @@ static int files_readdir(struct kimifs *k, struct op *op,
 		return r;
 	r = dirlist_add(out, BY_NAME, S_IFDIR);
 	if (r == 0)
-		r = stage_list(&k->stage, STAGE_FILES, out);
+		r = dir_stage_list(k, STAGE_FILES, out);
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = dirlist_add(out, ids[i], S_IFDIR);
 	listing_free_ids(ids, n);

@@ -173,14 +173,15 @@ int stage_stat(struct stage *s, enum stage_dir dir, const char *name,
 	return r;
 }
 
-int stage_list(struct stage *s, enum stage_dir dir, struct dirlist *out)
+int stage_each(struct stage *s, enum stage_dir dir,
+	       int (*fn)(void *ctx, const char *name), void *ctx)
 {
 	int r = 0;
 
 	pthread_mutex_lock(&s->lock);
 	for (const struct staged *st = s->list; r == 0 && st; st = st->next)
 		if (st->dir == dir)
-			r = dirlist_add(out, st->name, S_IFREG);
+			r = fn(ctx, st->name);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -396,50 +397,4 @@ void stage_get_last(struct stage *s, char *out)
 	pthread_mutex_lock(&s->lock);
 	memcpy(out, s->last, sizeof(s->last));
 	pthread_mutex_unlock(&s->lock);
-}
-
-int stage_view(struct kimifs *k, enum stage_dir dir, const struct node *n,
-	       struct view *v)
-{
-	uint64_t size;
-
-	if (stage_stat(&k->stage, dir, n->name, &size, &v->mtime) < 0) {
-		/* Unstaged since: only the inode of a descriptor still open
-		 * gets here (lookups of the name are ENOENT), and its fstat
-		 * must not fail; it is empty now. */
-		v->len = 0;
-		v->mtime = time(NULL);
-		return 0;
-	}
-	v->len = (size_t)size;
-	return 0;
-}
-
-int stage_open_busy(struct kimifs *k, const struct node *n, int flags,
-		    void **state)
-{
-	(void)k, (void)n, (void)flags, (void)state;
-	return -EBUSY;
-}
-
-ssize_t stage_op_write(struct kimifs *k, struct op *op, void *state,
-		       const char *buf, size_t size, off_t off, uint64_t owner)
-{
-	(void)k, (void)op;
-	return stage_write(state, buf, size, off, owner);
-}
-
-ssize_t stage_op_read(void *state, char *buf, size_t size, off_t off)
-{
-	return stage_read(state, buf, size, off);
-}
-
-int stage_op_resize(void *state, uint64_t size)
-{
-	return stage_resize(state, size);
-}
-
-void stage_op_release(void *state)
-{
-	stage_release(state);
 }

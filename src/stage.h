@@ -15,9 +15,9 @@
 #include <time.h>
 
 #include "batch.h"
-#include "tree.h"
 
 struct op;
+struct kimifs;
 struct file;
 
 enum stage_dir { STAGE_FILES, STAGE_BATCHES };
@@ -61,8 +61,11 @@ int stage_check_name(const char *name);
 int stage_stat(struct stage *s, enum stage_dir dir, const char *name,
 	       uint64_t *size, time_t *mtime);
 
-/* Add the staged names of dir to out (as regular files). 0 or -ENOMEM. */
-int stage_list(struct stage *s, enum stage_dir dir, struct dirlist *out);
+/* Call fn(ctx, name) for each staged name of dir, under the stage's lock
+ * (fn must not call back into the stage), until it returns non-zero: that
+ * value, or 0. */
+int stage_each(struct stage *s, enum stage_dir dir,
+	       int (*fn)(void *ctx, const char *name), void *ctx);
 
 /* The name, the dir of st. */
 const char *stage_name(const struct staged *st);
@@ -99,24 +102,6 @@ int stage_submit(struct kimifs *k, struct op *op, struct staged *st,
  * written) is refused in the log and removed. Drops the writer's
  * reference. */
 void stage_release(struct staged *st);
-
-/*
- * Node-type hooks shared by the staged files of files/ and batches/
- * (tree.h's node_open_ops; the flush is each directory's): the view of
- * staged name n->name in dir (its size so far, mode from the type; empty
- * once unstaged, for the fstat of a descriptor still open: lookups of the
- * name are ENOENT by then), a second open (-EBUSY: a staged file has
- * one writer), and the writer's write, read, resize and release.
- */
-int stage_view(struct kimifs *k, enum stage_dir dir, const struct node *n,
-	       struct view *v);
-int stage_open_busy(struct kimifs *k, const struct node *n, int flags,
-		    void **state);
-ssize_t stage_op_write(struct kimifs *k, struct op *op, void *state,
-		       const char *buf, size_t size, off_t off, uint64_t owner);
-ssize_t stage_op_read(void *state, char *buf, size_t size, off_t off);
-int stage_op_resize(void *state, uint64_t size);
-void stage_op_release(void *state);
 
 /* Remember id as the batch created last; copy it into out (size
  * BATCH_ID_MAX + 1; "" when none). */

@@ -152,7 +152,7 @@ struct node_type {
 	const struct node_open_ops *open_ops; /* or NULL */
 };
 
-/* The root node of the tree. */
+/* The root node of the tree (dir_root.c). */
 void tree_root(struct node *out);
 
 /* A view that shows the mount time and sends nothing: for directories

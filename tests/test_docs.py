@@ -107,3 +107,29 @@ def test_help_fits_a_terminal():
                        capture_output=True, text=True, timeout=10)
     own = r.stdout[:r.stdout.index("FUSE options")] if "FUSE options" in r.stdout else r.stdout
     assert [l for l in own.splitlines() if len(l.replace(str(KIMIFS), "kimifs")) > 80] == []
+
+
+def layers_of_meson():
+    """meson.build's layers: (name, [module, ...]) from the bottom up."""
+    text = (REPO / "meson.build").read_text()
+    start = text.index("layer_sources = [")
+    block = text[start:text.index("\n]\n", start)]
+    return [(name, re.findall(r"'src/([a-z_]+)\.c'", files))
+            for name, files in re.findall(r"\['([a-z]+)', \[(.*?)\]\]", block, re.S)]
+
+
+def test_every_module_is_in_a_layer_and_in_the_architecture():
+    """Each src/*.c but main.c is in one layer of meson.build, and
+    docs/architecture.md names each module in its paragraphs and each layer
+    with the same modules in its table."""
+    arch = (REPO / "docs" / "architecture.md").read_text()
+    layers = layers_of_meson()
+    placed = [m for _, mods in layers for m in mods]
+    modules = sorted(p.stem for p in (REPO / "src").glob("*.c") if p.stem != "main")
+    assert sorted(placed) == modules, "modules in no layer, or in two"
+    for m in modules + ["main"]:
+        assert "`%s.c`" % m in arch, "%s.c is not described" % m
+    for name, mods in layers:
+        row = re.search(r"^\| %s[^|]*\| ([^|]+) \|$" % name, arch, re.M)
+        assert row, "no row for the layer %s" % name
+        assert [x.strip() for x in row.group(1).split(",")] == mods, name

@@ -355,7 +355,7 @@ static void test_lone_surrogate(void)
 	    "{\"custom_id\":\"\\ud801x\"}\n";
 	struct results *r = results_new();
 	const struct result *e;
-	char *s;
+	char *s = NULL;
 	size_t n;
 
 	CHECK(r &&
