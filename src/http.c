@@ -1,7 +1,8 @@
 /*
  * http.c - HTTP calls with libcurl (see http.h): a pool of easy handles,
  * one attempt per curl_easy_perform, the retry loop around it, and the
- * mapping of failures to -errno with the server's message kept.
+ * mapping of failures to -errno and a class (tables of statuses and
+ * errnos) with the server's message kept.
  */
 #include "http.h"
 
@@ -262,7 +263,7 @@ static const struct {
     {ENOMEM, API_FAIL_LOCAL},
 };
 
-/* The class of a call's failure r (err, the last attempt's response r). */
+/* The class of a call's failure r, with err and resp (the last attempt's). */
 static enum api_fail classify(int r, const struct api_error *err,
 			      const struct response *resp)
 {

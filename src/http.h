@@ -4,8 +4,9 @@
  * descriptor, retries), a pool of easy handles (connections kept alive),
  * retries of passing failures with jittered exponential backoff that
  * honours Retry-After, every call bounded by its operation's deadline and
- * abortable, failures mapped to -errno with the server's message kept. It
- * knows no endpoint: the api_* modules build the paths.
+ * abortable, failures mapped to -errno and classified (api_error.h) with
+ * the server's message kept. It knows no endpoint: the api_* modules
+ * build the paths.
  */
 #ifndef KIMIFS_HTTP_H
 #define KIMIFS_HTTP_H
