@@ -84,3 +84,22 @@ out:
 	http_answer_free(&ans);
 	return r;
 }
+
+int api_object_at(struct api *api, const struct op *op,
+		  const struct api_list_kind *kind, enum http_method method,
+		  enum stat_kind stat, const char *id, const char *suffix,
+		  void **out, struct api_error *err)
+{
+	char path[API_PATH_MAX];
+	struct http_request rq = {.method = method,
+				  .kind = stat,
+				  .path = path,
+				  .sink_fd = -1,
+				  .retries = -1};
+
+	*out = NULL;
+	memset(err, 0, sizeof(*err));
+	if (api_object_path(kind, id, suffix, path, err) < 0)
+		return -ENOMEM;
+	return api_object_call(api, op, kind, &rq, id, out, err);
+}

@@ -145,6 +145,16 @@ int api_object_call(struct api *api, const struct op *op,
 		    struct api_error *err);
 
 /*
+ * For the endpoints (api_*.c): method on the path of kind's object id with
+ * suffix (api_object_path), counted as stat, retried as -o retries says,
+ * answered by that object: as api_object_call.
+ */
+int api_object_at(struct api *api, const struct op *op,
+		  const struct api_list_kind *kind, enum http_method method,
+		  enum stat_kind stat, const char *id, const char *suffix,
+		  void **out, struct api_error *err);
+
+/*
  * Parse the body of an answer of kind's list into page. Returns 0, or -EIO
  * with err filled in when the body is not a list. Used by api_list and the
  * start-up check; exposed for the fuzz targets.

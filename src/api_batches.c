@@ -9,39 +9,26 @@
 
 #include "api.h"
 
-/* GET or POST a path that answers one BatchObject, for batch id. */
-static int batch_call(struct api *api, const struct op *op,
-		      enum http_method method, const char *id,
-		      const char *suffix, struct batch **out,
-		      struct api_error *err)
-{
-	char path[API_PATH_MAX];
-	struct http_request rq = {.method = method,
-				  .kind = method == HTTP_GET ? STAT_RETRIEVE
-							     : STAT_CANCEL,
-				  .path = path,
-				  .sink_fd = -1,
-				  .retries = -1};
-	void *obj = NULL;
-	int r = api_object_path(&api_list_batch, id, suffix, path, err);
-
-	if (r == 0)
-		r = api_object_call(api, op, &api_list_batch, &rq, id, &obj,
-				    err);
-	*out = obj;
-	return r;
-}
-
 int api_get_batch(struct api *api, struct op *op, const char *id,
 		  struct batch **out, struct api_error *err)
 {
-	return batch_call(api, op, HTTP_GET, id, "", out, err);
+	void *obj;
+	int r = api_object_at(api, op, &api_list_batch, HTTP_GET, STAT_RETRIEVE,
+			      id, "", &obj, err);
+
+	*out = obj;
+	return r;
 }
 
 int api_cancel_batch(struct api *api, struct op *op, const char *id,
 		     struct batch **out, struct api_error *err)
 {
-	return batch_call(api, op, HTTP_POST, id, "/cancel", out, err);
+	void *obj;
+	int r = api_object_at(api, op, &api_list_batch, HTTP_POST, STAT_CANCEL,
+			      id, "/cancel", &obj, err);
+
+	*out = obj;
+	return r;
 }
 
 int api_create_batch(struct api *api, struct op *op,

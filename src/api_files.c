@@ -17,20 +17,10 @@
 int api_get_file(struct api *api, struct op *op, const char *id,
 		 struct file **out, struct api_error *err)
 {
-	char path[API_PATH_MAX];
-	struct http_request rq = {.method = HTTP_GET,
-				  .kind = STAT_RETRIEVE,
-				  .path = path,
-				  .sink_fd = -1,
-				  .retries = -1};
-	void *obj = NULL;
-	int r;
+	void *obj;
+	int r = api_object_at(api, op, &api_list_file, HTTP_GET, STAT_RETRIEVE,
+			      id, "", &obj, err);
 
-	memset(err, 0, sizeof(*err));
-	r = api_object_path(&api_list_file, id, "", path, err);
-	if (r == 0)
-		r = api_object_call(api, op, &api_list_file, &rq, id, &obj,
-				    err);
 	*out = obj;
 	return r;
 }
