@@ -22,7 +22,6 @@
 #include "log.h"
 #include "util.h"
 
-#define TMP_PREFIX CACHE_TMP_PREFIX
 /* How often a waiting reader looks at its op's interrupt flag. */
 #define POLL_S 0.05
 /* A download has no bound of its own but a stall (http.h stall_bound). */
@@ -43,7 +42,7 @@ struct download {
 	struct download *next; /* in c->downloads while under way */
 	struct cache *c;
 	char id[FILE_ID_MAX + 1];
-	char tmp[sizeof(TMP_PREFIX) + FILE_ID_MAX + 48];
+	char tmp[CACHE_TMP_NAME_MAX];
 	int fd;			/* the temporary file, read and write */
 	int64_t expected;	/* the FileObject's bytes, or -1 */
 	size_t have;		/* bytes of the current attempt on file */
@@ -458,14 +457,11 @@ static int download_start(struct cache *c, const char *id, int64_t expected,
 	d->c = c;
 	d->expected = expected;
 	snprintf(d->id, sizeof(d->id), "%s", id);
-	snprintf(d->tmp, sizeof(d->tmp), TMP_PREFIX "%s-%ld-%u", id,
-		 (long)getpid(), c->seq++);
-	d->fd =
-	    openat(c->dirfd, d->tmp,
-		   O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	d->fd = cache_tmp_open(c->dirfd, CACHE_TMP_DOWNLOAD, id, d->tmp,
+			       sizeof(d->tmp));
 	if (d->fd < 0) {
-		r = -errno;
-		log_err("file %s: cannot make %s/%s: %s", id, c->dir, d->tmp,
+		r = d->fd;
+		log_err("file %s: cannot make a file in %s: %s", id, c->dir,
 			strerror(-r));
 		free(d);
 		return r;

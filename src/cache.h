@@ -48,7 +48,6 @@ struct cache {
 	uint64_t used;			     /* their bytes */
 	struct download *downloads;	     /* under way */
 	unsigned threads;		     /* download threads running */
-	unsigned seq;			     /* for temporary names */
 	int stopping;
 };
 

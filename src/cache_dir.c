@@ -42,11 +42,34 @@ static const struct tmp_kind {
 	int named; /* an id (file or batch) before <pid> */
 	const char *what;
 } tmp_kinds[] = {
-    {CACHE_TMP_PREFIX "stage-", 0, "a staged upload"},
-    {CACHE_TMP_PREFIX "retry_", 1, "the staged input of a retry"},
-    {CACHE_TAG_TMP, 0, "a cache tag being written"},
-    {CACHE_TMP_PREFIX, 1, "an unfinished download"},
+    [CACHE_TMP_STAGE] = {CACHE_TMP_PREFIX "stage-", 0, "a staged upload"},
+    [CACHE_TMP_RETRY] = {CACHE_TMP_PREFIX "retry_", 1,
+			 "the staged input of a retry"},
+    [CACHE_TMP_TAG] = {CACHE_TAG_TMP, 0, "a cache tag being written"},
+    /* Last: its prefix starts every other. */
+    [CACHE_TMP_DOWNLOAD] = {CACHE_TMP_PREFIX, 1, "an unfinished download"},
 };
+
+int cache_tmp_open(int dirfd, enum cache_tmp kind, const char *id, char *name,
+		   size_t namelen)
+{
+	static unsigned seq;
+	const struct tmp_kind *k = &tmp_kinds[kind];
+	unsigned n = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+	int len, fd;
+
+	if (k->named)
+		len = snprintf(name, namelen, "%s%s-%ld-%u", k->prefix, id,
+			       (long)getpid(), n);
+	else
+		len = snprintf(name, namelen, "%s%ld-%u", k->prefix,
+			       (long)getpid(), n);
+	if (len < 0 || (size_t)len >= namelen)
+		return -ENAMETOOLONG;
+	fd = openat(dirfd, name,
+		    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
 
 /* The length of the run of digits that s starts with (at most 19). */
 static size_t digits(const char *s)
@@ -221,18 +244,14 @@ static enum tag_state tag_read(int dirfd)
  * taken when it is ours). 0, or -errno (-EEXIST: another tag came first). */
 static int tag_write(int dirfd)
 {
-	static unsigned seq;
-	char tmp[64];
+	char tmp[CACHE_TMP_NAME_MAX];
 	size_t len = strlen(CACHE_TAG_TEXT);
 	ssize_t w;
 	int fd, r = 0;
 
-	snprintf(tmp, sizeof(tmp), CACHE_TAG_TMP "%ld-%u", (long)getpid(),
-		 __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
-	fd = openat(dirfd, tmp,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = cache_tmp_open(dirfd, CACHE_TMP_TAG, NULL, tmp, sizeof(tmp));
 	if (fd < 0)
-		return -errno;
+		return fd;
 	w = write(fd, CACHE_TAG_TEXT, len);
 	if (w != (ssize_t)len)
 		r = w < 0 ? -errno : -EIO;

@@ -40,6 +40,29 @@ int cache_dir_open(const char *dir, int legacy, int *dirfd, char *why,
  * it); closedir it. NULL with errno. */
 DIR *cache_dir_list(int dirfd);
 
+/* The kinds of temporary file kimifs makes in the cache directory. */
+enum cache_tmp {
+	CACHE_TMP_STAGE,    /* a file being written into files/ or batches/ */
+	CACHE_TMP_RETRY,    /* the input of a retry, for the batch id given */
+	CACHE_TMP_TAG,	    /* the cache's tag being written */
+	CACHE_TMP_DOWNLOAD, /* a content downloading, for the file id given */
+};
+
+/* Room for any temporary name (the longest id included). */
+#define CACHE_TMP_NAME_MAX 160
+
+/*
+ * Make a new temporary file of kind in the cache directory dirfd, named
+ * so that a later mount sweeps it once this process is gone
+ * (<prefix>[<id>-]<pid>-<seq>; id: the batch or file id it is for, NULL
+ * for CACHE_TMP_STAGE and CACHE_TMP_TAG): created, never an existing name or a
+ * link, mode 0600, open read-write and close-on-exec; its name in name (namelen
+ * bytes, CACHE_TMP_NAME_MAX is enough). The descriptor, or -errno
+ * (-ENAMETOOLONG when name is too small).
+ */
+int cache_tmp_open(int dirfd, enum cache_tmp kind, const char *id, char *name,
+		   size_t namelen);
+
 /* What the temporary file name is, when kimifs makes such names in the
  * cache directory ("an unfinished download", "a staged upload", ...), with
  * the process that made it in *pid (may be NULL); NULL for any other

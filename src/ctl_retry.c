@@ -17,16 +17,13 @@
 #include <unistd.h>
 
 #include "content.h"
+#include "cache_dir.h"
 #include "json.h"
 #include "kimifs.h"
 #include "log.h"
 #include "retry.h"
 #include "submit.h"
 #include "util.h"
-
-/* The prefix the disk cache sweeps when its process is gone (cache.c):
- * a staged file left by a crash is removed by the next mount. */
-#define STAGE_PREFIX ".tmp-retry_"
 
 /* Whether the result line of request custom_id in set is a success: in the
  * output file, for this very id, with a 2xx status code. */
@@ -119,24 +116,18 @@ static int stage(struct kimifs *k, const struct batch *b, int in_fd,
 		 const struct results_set *set, char **path, long *lines,
 		 char *why, size_t whylen)
 {
-	static unsigned seq;
-	char name[sizeof(STAGE_PREFIX) + BATCH_ID_MAX + 48];
-	unsigned n = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+	char name[CACHE_TMP_NAME_MAX];
 	int fd;
 	long copied;
 
 	*path = NULL;
 	*lines = 0;
-	snprintf(name, sizeof(name), STAGE_PREFIX "%s-%ld-%u", b->id,
-		 (long)getpid(), n);
-	fd = openat(k->cache.dirfd, name,
-		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = cache_tmp_open(k->cache.dirfd, CACHE_TMP_RETRY, b->id, name,
+			    sizeof(name));
 	if (fd < 0) {
-		int r = -errno;
-
 		snprintf(why, whylen, "cannot stage the retry input in %s: %s",
-			 k->cache.dir, strerror(-r));
-		return r;
+			 k->cache.dir, strerror(-fd));
+		return fd;
 	}
 	copied = retry_lines(in_fd, fd, succeeded, (void *)set);
 	if (close(fd) < 0 && copied >= 0)

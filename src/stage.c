@@ -13,15 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache_dir.h"
 #include "jsonl_check.h"
 #include "kimifs.h"
 #include "log.h"
 #include "submit.h"
 #include "util.h"
-
-/* The cache sweeps files named .tmp-<anything>-<pid>-<seq> whose process
- * is gone (cache.c). */
-#define STAGE_PREFIX ".tmp-stage"
 
 struct staged {
 	struct staged *next; /* in the table, while listed */
@@ -115,7 +112,7 @@ int stage_create(struct stage *s, enum stage_dir dir, const char *name,
 		 struct staged **out)
 {
 	struct staged *st;
-	char disk[64];
+	char disk[CACHE_TMP_NAME_MAX];
 	int r = 0;
 
 	*out = NULL;
@@ -129,14 +126,12 @@ int stage_create(struct stage *s, enum stage_dir dir, const char *name,
 		r = -EBUSY;
 		goto out_unlock;
 	}
-	snprintf(disk, sizeof(disk), STAGE_PREFIX "-%ld-%u", (long)getpid(),
-		 s->seq++);
 	st->fd =
-	    openat(s->dirfd, disk, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	    cache_tmp_open(s->dirfd, CACHE_TMP_STAGE, NULL, disk, sizeof(disk));
 	if (st->fd < 0) {
-		r = -errno;
+		r = st->fd;
 		log_err("%s: cannot stage it in %s: %s", name, s->dir,
-			strerror(errno));
+			strerror(-r));
 		goto out_unlock;
 	}
 	snprintf(st->path, sizeof(st->path), "%s/%s", s->dir, disk);

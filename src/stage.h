@@ -29,7 +29,6 @@ struct stage {
 	struct staged *list;
 	const char *dir; /* the cache directory, where the files live */
 	int dirfd;	 /* dir, open */
-	unsigned seq;	 /* for the names on disk */
 	char last[BATCH_ID_MAX + 1]; /* the batch created last, or "" */
 };
 
