@@ -176,7 +176,7 @@ static int do_cancel(struct kimifs *k, struct op *op, const char *id)
 		r = -EPERM;
 		goto out;
 	}
-	sent = store_clock();
+	sent = store_clock(&k->batches.store);
 	r = api_cancel_batch(&k->api, op, id, &after, &err);
 	if (r == 0) {
 		batches_put(&k->batches, after, sent);

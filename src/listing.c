@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -31,7 +30,7 @@ void listing_init(struct listing *l, struct store *store, unsigned page_size)
 	l->max_pages = LISTING_MAX_OBJECTS;
 	l->full_every = LISTING_FULL_EVERY;
 	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->done, NULL);
+	monotonic_cond_init(&l->done); /* for store->clock's waits */
 }
 
 void listing_free_ids(char **ids, size_t n)
@@ -249,7 +248,7 @@ static int fetch_all(struct listing *l, struct op *op, struct gather *g)
 	int r = 0;
 
 	for (size_t n = 0;; n++) {
-		double sent = util_now(), answered;
+		double sent = store_clock(l->store), answered;
 		int cycle, more, known;
 
 		if (n == l->max_pages) {
@@ -260,7 +259,7 @@ static int fetch_all(struct listing *l, struct op *op, struct gather *g)
 		memset(&err, 0, sizeof(err));
 		r = kind->list_page(l->store->ctx, op, after, l->page_size,
 				    &page, &err);
-		answered = util_now();
+		answered = store_clock(l->store);
 		g->pages++;
 		if (r < 0) {
 			char why[600];
@@ -344,7 +343,7 @@ static int apply(struct listing *l, struct gather *g, double started)
 {
 	size_t tail = g->stopped ? l->nids - g->tail_from : 0, n = 0;
 	struct idset members = {0};
-	double ended = util_now();
+	double ended = store_clock(l->store);
 	/* cache_ttl 0 asks every time, however long that takes. */
 	double extra = l->store->ttl > 0 ? ended - started - l->store->ttl : 0;
 	char **ids;
@@ -396,7 +395,8 @@ fail:
  */
 static int wait_done(struct listing *l, const struct op *op)
 {
-	struct timespec ts;
+	const struct clock *c = l->store->clock;
+	double now;
 
 	if (!op) {
 		pthread_cond_wait(&l->done, &l->lock);
@@ -404,15 +404,10 @@ static int wait_done(struct listing *l, const struct op *op)
 	}
 	if (op->interrupted)
 		return -EINTR;
-	if (util_now() >= op->deadline)
+	now = store_clock(l->store);
+	if (now >= op->deadline)
 		return -ETIMEDOUT;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += 100000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&l->done, &l->lock, &ts);
+	c->wait(c, &l->done, &l->lock, now + 0.1);
 	return 0;
 }
 
@@ -493,7 +488,7 @@ static int obtain(struct listing *l, struct op *op, enum want want,
 			return r;
 	}
 	g.kind = l->store->kind;
-	started = util_now();
+	started = store_clock(l->store);
 	full = want == WANT_FULL || !l->valid || l->full_every <= 0 ||
 	       started - l->full_at >= l->full_every;
 	if (!full && gather_prepare(l, &g) < 0) {
@@ -526,7 +521,7 @@ static int obtain(struct listing *l, struct op *op, enum want want,
 			g.kind->plural);
 		r = -EIO;
 	}
-	l->tried = util_now();
+	l->tried = store_clock(l->store);
 	l->err = r;
 	l->pages = g.pages;
 	l->stopped = r == 0 && g.stopped;
@@ -554,7 +549,7 @@ out:
 
 int listing_get(struct listing *l, struct op *op, char ***ids, size_t *n)
 {
-	double asked = util_now();
+	double asked = store_clock(l->store);
 	int r;
 
 	*ids = NULL;

@@ -83,7 +83,7 @@ static int listing_poll(void *ctx, struct op *op)
 {
 	struct batches *b = ctx;
 
-	return listing_refresh(&b->listing, op, store_clock(), 0);
+	return listing_refresh(&b->listing, op, store_clock(&b->store), 0);
 }
 
 static int listing_lists(void *ctx, const char *id)

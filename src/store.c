@@ -51,9 +51,9 @@ struct store_entry {
 	struct store_waiter *waiters; /* never swept while any */
 };
 
-double store_clock(void)
+double store_clock(const struct store *s)
 {
-	return util_now();
+	return s->clock->now(s->clock);
 }
 
 /* Tell s->on_change that id changed. Caller does not hold s->lock. */
@@ -71,6 +71,7 @@ int store_init(struct store *s, const struct store_kind *kind, void *ctx,
 	s->ctx = ctx;
 	s->ttl = ttl;
 	s->timeout = timeout;
+	s->clock = &real_clock;
 	s->nbuckets = 256;
 	s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
 	if (!s->buckets)
@@ -102,16 +103,15 @@ static int wait_for(struct store *s, struct store_entry *e, int probe,
 		    double deadline, const struct op *op)
 {
 	struct store_waiter w = {0}, **p;
-	struct timespec ts;
 
 	if (op && op->interrupted)
 		return -EINTR;
 	if (op && (deadline == FOREVER || op->deadline < deadline))
 		deadline = op->deadline;
-	if (deadline != FOREVER && util_now() >= deadline)
+	if (deadline != FOREVER && store_clock(s) >= deadline)
 		return -ETIMEDOUT;
-	if (op && deadline > util_now() + INTR_POLL)
-		deadline = util_now() + INTR_POLL; /* to look at op again */
+	if (op && deadline > store_clock(s) + INTR_POLL)
+		deadline = store_clock(s) + INTR_POLL; /* to look at op again */
 	pthread_cond_init(&w.cond, &s->condattr);
 	if (e) {
 		w.next = e->waiters;
@@ -121,13 +121,10 @@ static int wait_for(struct store *s, struct store_entry *e, int probe,
 		w.next_probe = s->probe_waiters;
 		s->probe_waiters = &w;
 	}
-	if (deadline == FOREVER) {
+	if (deadline == FOREVER)
 		pthread_cond_wait(&w.cond, &s->lock);
-	} else {
-		ts.tv_sec = (time_t)deadline;
-		ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
-		pthread_cond_timedwait(&w.cond, &s->lock, &ts);
-	}
+	else
+		s->clock->wait(s->clock, &w.cond, &s->lock, deadline);
 	for (p = e ? &e->waiters : NULL; p && *p; p = &(*p)->next)
 		if (*p == &w) {
 			*p = w.next;
@@ -245,7 +242,7 @@ static struct store_entry *get_entry(struct store *s, const char *id)
 	if (e)
 		return e;
 	if (++s->inserts >= 1024)
-		sweep(s, util_now());
+		sweep(s, store_clock(s));
 	if (s->nentries >= s->nbuckets)
 		grow(s);
 	e = calloc(1, sizeof(*e));
@@ -390,7 +387,7 @@ static int fetch_done(struct store *s, struct store_entry *e, int probe,
 		      enum store_mode mode, int r, void *fresh,
 		      const struct api_error *err, double sent)
 {
-	double answered = util_now();
+	double answered = store_clock(s);
 
 	e->inflight = 0;
 	if (r == -EINTR) {
@@ -443,7 +440,7 @@ static void *probe_run(void *arg)
 	struct store *s = job->s;
 	void *fresh = NULL;
 	struct api_error err;
-	double sent = util_now();
+	double sent = store_clock(s);
 	struct store_entry *e;
 	uint64_t seen;
 	int r;
@@ -538,7 +535,7 @@ static int probe_glance(struct store *s, const struct op *op, const char *id,
 int store_get(struct store *s, struct op *op, const char *id,
 	      enum store_mode mode, void **out, struct api_error *errp)
 {
-	double asked = util_now(), sent;
+	double asked = store_clock(s), sent;
 	double deadline = asked + s->timeout;
 	void *fresh = NULL;
 	struct api_error own, *err = errp ? errp : &own;
@@ -609,7 +606,7 @@ int store_get(struct store *s, struct op *op, const char *id,
 	}
 	pthread_mutex_unlock(&s->lock);
 
-	sent = util_now();
+	sent = store_clock(s);
 	STAT_ADD(s->stats, misses, 1);
 	r = s->kind->fetch(s->ctx, op, id, &fresh, err);
 
@@ -642,7 +639,7 @@ void store_put(struct store *s, void *obj, double sent)
 	e = get_entry(s, s->kind->id(obj));
 	if (e) {
 		seen = e->changes;
-		entry_learn(s, e, s->kind->ref(obj), sent, util_now(), 0);
+		entry_learn(s, e, s->kind->ref(obj), sent, store_clock(s), 0);
 	}
 	if (e && e->changes != seen) {
 		pthread_mutex_unlock(&s->lock);
@@ -695,7 +692,7 @@ int store_stale(struct store *s, const char *id)
 	pthread_mutex_lock(&s->lock);
 	e = find(s, id);
 	stale = e && e->obj && !s->kind->final(e->obj) &&
-		util_now() - e->checked >= s->ttl;
+		store_clock(s) - e->checked >= s->ttl;
 	pthread_mutex_unlock(&s->lock);
 	return stale;
 }

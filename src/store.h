@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "api.h"
+#include "clock.h"
 #include "stats.h"
 
 /* The freshness a reader asks of the store. */
@@ -96,6 +97,10 @@ struct store {
 	double ttl;	     /* seconds a fetched object stays fresh */
 	double timeout;	     /* seconds a caller waits behind another's probe */
 	struct stats *stats; /* hits, misses, stale copies; or NULL */
+	/* What the store reads time by and waits on: real_clock unless a
+	 * test sets another after store_init. Deadlines (an op's too) and
+	 * the times given to store_put count on it. */
+	const struct clock *clock;
 	/* Called with the id whenever an entry's change stamp is raised,
 	 * without the store's lock held (after the change is visible to
 	 * store_get); NULL: nobody is told. Set before the store is used. */
@@ -129,10 +134,9 @@ int store_init(struct store *s, const struct store_kind *kind, void *ctx,
  * (kind->stop) and waited for; nobody may be waiting in the store. */
 void store_destroy(struct store *s);
 
-/* The clock the store stamps requests and deadlines with (monotonic
- * seconds): take it just before sending a request whose answer goes to
- * store_put. */
-double store_clock(void);
+/* Seconds now on s's clock, which stamps requests and deadlines: take it
+ * just before sending a request whose answer goes to store_put. */
+double store_clock(const struct store *s);
 
 /*
  * Get object id as mode asks, fetching it when needed; concurrent callers
@@ -167,7 +171,7 @@ int store_get(struct store *s, struct op *op, const char *id,
 
 /*
  * Store an object the server just returned (e.g. from a cancel) to a
- * request sent at `sent` (store_clock()), if it is newer than the stored
+ * request sent at `sent` (store_clock(s)), if it is newer than the stored
  * one: yes when its request was sent after the stored one's was answered;
  * no when it was answered before that one was sent; when the two requests
  * overlapped, only when its rank is later (kind->rank). store_get and

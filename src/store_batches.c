@@ -165,7 +165,7 @@ static int refresh_listed(struct batches *b, struct op *op, const char *id)
 	if (b->store.ttl <= 0 || !store_stale(&b->store, id) ||
 	    !listing_has(&b->listing, id))
 		return STORE_FRESH;
-	r = listing_refresh(&b->listing, op, store_clock(), 0);
+	r = listing_refresh(&b->listing, op, store_clock(&b->store), 0);
 	if (r == -EINTR)
 		return r;
 	if (r < 0 && api_error_transient(r)) {
@@ -204,7 +204,7 @@ int batches_get(struct batches *b, struct op *op, const char *id,
 
 int batches_refresh(struct batches *b, struct op *op)
 {
-	return listing_refresh(&b->listing, op, store_clock(), 1);
+	return listing_refresh(&b->listing, op, store_clock(&b->store), 1);
 }
 
 void batches_put(struct batches *b, struct batch *obj, double sent)

@@ -42,7 +42,7 @@ int batches_get(struct batches *b, struct op *op, const char *id,
 		struct api_error *err);
 
 /* store_put of a batch the server just returned to a request sent at sent
- * (store_clock()). Takes no reference of obj. */
+ * (store_clock(&b->store)). Takes no reference of obj. */
 void batches_put(struct batches *b, struct batch *obj, double sent);
 
 /* listing_get of batches/: the ids of every batch, newest first. */

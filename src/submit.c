@@ -220,7 +220,7 @@ int submit_upload(struct kimifs *k, struct op *op, const char *path,
 	}
 	size = (uint64_t)end;
 	for (unsigned attempt = 0; attempt <= k->opts.retries; attempt++) {
-		double sent = store_clock();
+		double sent = store_clock(&k->files.store);
 
 		r = api_upload_file(&k->api, op, path, filename, UPLOAD_PURPOSE,
 				    &f, &err);
@@ -347,7 +347,7 @@ int submit_create(struct kimifs *k, struct op *op, const struct batch_params *p,
 {
 	struct api_error err = {0};
 	time_t wall = time(NULL);
-	double sent = store_clock();
+	double sent = store_clock(&k->batches.store);
 	int r = api_create_batch(&k->api, op, p, out, &err);
 
 	if (r < 0 && outcome_unknown(r)) {

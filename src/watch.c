@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 
@@ -37,7 +36,6 @@ struct watched {
 int watches_init(struct watches *w, struct store *s, double min_interval,
 		 double max_interval, double timeout)
 {
-	pthread_condattr_t attr;
 	int r;
 
 	memset(w, 0, sizeof(*w));
@@ -49,19 +47,10 @@ int watches_init(struct watches *w, struct store *s, double min_interval,
 	r = pthread_mutex_init(&w->lock, NULL);
 	if (r)
 		return -r;
-	r = pthread_condattr_init(&attr);
-	if (r)
-		goto out_lock;
-	r = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if (!r)
-		r = pthread_cond_init(&w->cond, &attr);
-	pthread_condattr_destroy(&attr);
-	if (r)
-		goto out_lock;
-	return 0;
-out_lock:
-	pthread_mutex_destroy(&w->lock);
-	return -r;
+	r = monotonic_cond_init(&w->cond); /* for the store clock's waits */
+	if (r < 0)
+		pthread_mutex_destroy(&w->lock);
+	return r;
 }
 
 static void watched_free(struct watched *o)
@@ -119,7 +108,7 @@ static int known_final(struct watches *w, const char *id, void **obj)
  */
 static int poll_one(struct watches *w, struct watched *o, int *err, void **obj)
 {
-	struct op op = {.deadline = store_clock() + w->timeout};
+	struct op op = {.deadline = store_clock(w->store) + w->timeout};
 	struct api_error why = {0};
 	int r;
 
@@ -185,7 +174,7 @@ static struct watched *first_due(struct watches *w)
 static int poll_bulk(struct watches *w)
 {
 	struct op op;
-	double now = store_clock();
+	double now = store_clock(w->store);
 	/* Those due within min_interval are polled now with the others:
 	 * waits that began one after the other (cat batches/x/wait, one cat
 	 * each) share the refresh, and their schedules fall in step. */
@@ -230,13 +219,12 @@ static int poll_bulk(struct watches *w)
 	return 1;
 }
 
+/* Sleep until the store clock reaches when, or until woken (lock held). */
 static void sleep_until(struct watches *w, double when)
 {
-	struct timespec ts;
+	const struct clock *c = w->store->clock;
 
-	ts.tv_sec = (time_t)when;
-	ts.tv_nsec = (long)((when - (double)ts.tv_sec) * 1e9);
-	pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+	c->wait(c, &w->cond, &w->lock, when);
 }
 
 static void *poller(void *arg)
@@ -259,7 +247,7 @@ static void *poller(void *arg)
 			watched_free(o);
 			continue;
 		}
-		if (o->due > store_clock()) {
+		if (o->due > store_clock(w->store)) {
 			sleep_until(w, o->due);
 			continue;
 		}
@@ -280,7 +268,7 @@ static void *poller(void *arg)
 			break;
 		}
 		if (!over) {
-			o->due = store_clock() + o->interval;
+			o->due = store_clock(w->store) + o->interval;
 			o->interval *= 2;
 			if (o->interval > w->max_interval)
 				o->interval = w->max_interval;
@@ -325,7 +313,7 @@ int watch_add(struct watches *w, const char *id, watch_done_fn done, void *arg,
 			goto out;
 		}
 		/* The caller has just seen a copy that is not final. */
-		o->due = store_clock() + w->min_interval;
+		o->due = store_clock(w->store) + w->min_interval;
 		o->interval = w->min_interval * 2 > w->max_interval
 				  ? w->max_interval
 				  : w->min_interval * 2;

@@ -2,7 +2,8 @@
  * fake_kind.h - a kind of object for the store's unit tests: small
  * reference-counted objects (an id, a lifecycle rank, a text, final or
  * not) whose fetch and list-page functions are stubs the test scripts, so
- * nothing goes to a network. Included by one test file each.
+ * nothing goes to a network, and a store on a fake clock (fake_clock.h) that
+ * the test moves on. Included by one test file each.
  */
 #ifndef KIMIFS_FAKE_KIND_H
 #define KIMIFS_FAKE_KIND_H
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fake_clock.h"
 #include "store.h"
 
 struct fake {
@@ -32,9 +34,11 @@ static int fake_result;	  /* 0: answer fake_answer; else this -errno */
 static int fake_rank = 2; /* of the answer */
 static int fake_final;
 static const char *fake_text = "a";
-static int fake_fetches;     /* calls of the stub fetch */
-static int fake_entered;     /* calls that reached the gate */
-static int fake_gate_closed; /* fetches wait until it opens */
+static int fake_fetches;	      /* calls of the stub fetch */
+static int fake_entered;	      /* calls that reached the gate */
+static int fake_gate_closed;	      /* fetches wait until it opens */
+static const char *fake_counted = ""; /* fetches of this id are counted */
+static int fake_counted_fetches;      /* in here */
 
 static struct fake *fake_new(const char *id, int rank, const char *text)
 {
@@ -76,6 +80,7 @@ static int fake_fetch(void *ctx, struct op *op, const char *id, void **out,
 	pthread_mutex_lock(&fake_lock);
 	fake_fetches++;
 	fake_entered++;
+	fake_counted_fetches += strcmp(id, fake_counted) == 0;
 	pthread_cond_broadcast(&fake_cond);
 	while (fake_gate_closed)
 		pthread_cond_wait(&fake_cond, &fake_lock);
@@ -153,6 +158,20 @@ static size_t fake_bytes(const void *obj)
 static int fake_id_valid(const char *id)
 {
 	return id[0] && id[0] != '.';
+}
+
+/* The time of the test's stores: fake_clock_init it first. */
+static struct fake_clock fake_time;
+
+/* store_init of kind with no context, on fake_time. */
+static inline int fake_store_init(struct store *s,
+				  const struct store_kind *kind, double ttl,
+				  double timeout)
+{
+	int r = store_init(s, kind, NULL, ttl, timeout);
+
+	s->clock = &fake_time.clock;
+	return r;
 }
 
 /* The members of a store_kind made of the stubs above; a test adds its

@@ -6,11 +6,10 @@
  * bytes and pages, the previous listing served after a failure, a
  * listing younger than ttl reused, and the early stop of a refresh at a
  * page of objects known as final (with the rest of the previous listing
- * after it).
+ * after it). The store's time is a fake clock the tests move on: a page
+ * that takes long moves it, and nothing waits for real time.
  */
 #include "fake_kind.h"
-
-#include <time.h>
 
 #include "check.h"
 #include "listing.h"
@@ -31,7 +30,7 @@ static char cursors[16][64]; /* the cursors received */
 static size_t big_bytes;     /* bytes of every object (0: 100) */
 static struct store *racing; /* store_put there while a page is asked */
 static const char *finals;   /* " id id ": also served as final */
-static long page_delay_ms;   /* each page answers this late */
+static double page_delay;    /* each page answers this late (s) */
 
 /* Whether the stub serves id as final: ids starting with F, and those in
  * finals. */
@@ -57,16 +56,12 @@ static int stub_page(void *ctx, struct op *op, const char *after,
 	if (pages_asked < 16)
 		snprintf(cursors[pages_asked], 64, "%s", after ? after : "");
 	pages_asked++;
-	if (page_delay_ms) {
-		struct timespec ts = {page_delay_ms / 1000,
-				      (page_delay_ms % 1000) * 1000000L};
-
-		nanosleep(&ts, NULL);
-	}
+	if (page_delay)
+		fake_clock_advance(&fake_time, page_delay);
 	if (racing) {
 		struct fake *f = fake_new("b", 4, "cancelling");
 
-		store_put(racing, f, store_clock());
+		store_put(racing, f, store_clock(racing));
 		fake_unref(f);
 		racing = NULL;
 	}
@@ -136,7 +131,7 @@ static void test_pages(void)
 	void *obj;
 	int n;
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
 	listing_init(&l, &s, 2);
 	CHECK(l.max_objects == LISTING_MAX_OBJECTS);
 	CHECK(l.max_bytes == LISTING_MAX_BYTES);
@@ -171,7 +166,7 @@ static void test_cursors(void)
 	struct listing l;
 	char got[512];
 
-	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 0, 5) == 0);
 	listing_init(&l, &s, 2);
 	/* A cursor sent before ends the listing; what came is listed. */
 	CHECK(list(&l, repeated, got, sizeof(got)) == 0);
@@ -198,7 +193,7 @@ static void test_bounds(void)
 	struct listing l;
 	char got[512];
 
-	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 0, 5) == 0);
 	listing_init(&l, &s, 3);
 	l.max_objects = 5;
 	l.max_pages = 4;
@@ -238,7 +233,7 @@ static void test_newer_answer(void)
 	char got[512];
 	void *obj;
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
 	listing_init(&l, &s, 10);
 	racing = &s;
 	CHECK(list(&l, pages, got, sizeof(got)) == 0);
@@ -272,7 +267,7 @@ static void test_early_stop(void)
 	struct listing l;
 	char got[512];
 
-	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 0, 5) == 0);
 	listing_init(&l, &s, 2);
 	/* The first listing is full. */
 	CHECK(list(&l, first, got, sizeof(got)) == 0);
@@ -299,13 +294,13 @@ static void test_early_stop(void)
 	script = again;
 	script_at = 0;
 	pages_asked = 0;
-	CHECK(listing_refresh(&l, NULL, store_clock(), 1) == 0);
+	CHECK(listing_refresh(&l, NULL, store_clock(&s), 1) == 0);
 	CHECK(pages_asked == 4 && !l.stopped);
 	listing_destroy(&l);
 	store_destroy(&s);
 
 	/* An object known as running behind final pages is reached. */
-	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 0, 5) == 0);
 	listing_init(&l, &s, 2);
 	CHECK(list(&l, old, got, sizeof(got)) == 0 && pages_asked == 3);
 	CHECK(list(&l, old, got, sizeof(got)) == 0);
@@ -324,20 +319,19 @@ static void test_age(void)
 {
 	static const struct script_page pages[] = {
 	    {"a b", NULL, 1}, {"c", NULL, 0}, {0}};
-	struct timespec pause = {0, 400 * 1000000L};
 	struct store s;
 	struct listing l;
 	char got[512];
 	void *obj;
 	int fetches = fake_fetches;
 
-	CHECK(store_init(&s, &kind, NULL, 0.2, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 0.2, 5) == 0);
 	listing_init(&l, &s, 2);
-	page_delay_ms = 400; /* the listing takes 0.8 s */
+	page_delay = 0.4; /* the listing takes 0.8 s */
 	CHECK(list(&l, pages, got, sizeof(got)) == 0 && pages_asked == 2);
-	page_delay_ms = 0;
+	page_delay = 0;
 	/* 0.4 s later: older than ttl, younger than the listing took. */
-	nanosleep(&pause, NULL);
+	fake_clock_advance(&fake_time, 0.4);
 	CHECK(list(&l, pages, got, sizeof(got)) == 0 && pages_asked == 0);
 	CHECK(strcmp(got, "a b c") == 0);
 	/* So are the copies it brought, even from its first page. */
@@ -352,11 +346,13 @@ static void test_age(void)
 int main(void)
 {
 	log_init(1, 0);
+	fake_clock_init(&fake_time);
 	test_pages();
 	test_cursors();
 	test_bounds();
 	test_newer_answer();
 	test_early_stop();
 	test_age();
+	fake_clock_destroy(&fake_time);
 	return check_done("listing");
 }

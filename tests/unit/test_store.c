@@ -3,7 +3,8 @@
  * fetch is a stub: freshness (ttl, final objects, 404s remembered, the
  * copy served after a passing failure), the rule that only a newer answer
  * replaces an object, single flight, the probe while the server is down,
- * and the change stamp with its per-entry wait and deadline.
+ * and the change stamp with its per-entry wait and deadline. The store's
+ * time is a fake clock the tests move on: nothing waits for real time.
  */
 #include "fake_kind.h"
 
@@ -64,7 +65,7 @@ static void test_freshness_long_ttl(void)
 	char t[64];
 	int n = fetches();
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
 	answer(0, 2, "a", 0);
 	CHECK(get(&s, "a", STORE_ANY, t, NULL) == 0 && strcmp(t, "a") == 0);
 	CHECK(fetches() == n + 1);
@@ -94,7 +95,7 @@ static void test_freshness_no_ttl(void)
 	char t[64];
 	int n = fetches();
 
-	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 0, 5) == 0);
 	answer(0, 2, "a", 0);
 	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == 0 && fetches() == n + 1);
 	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == 0 && fetches() == n + 2);
@@ -126,10 +127,11 @@ static void test_newer_answer(void)
 	struct store s;
 	char t[64];
 	int rank;
-	double before = store_clock();
+	double before;
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
-	put(&s, "x", 2, "running", store_clock());
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
+	before = store_clock(&s);
+	put(&s, "x", 2, "running", store_clock(&s));
 	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 2);
 	/* Overlapping requests: only a later rank replaces. */
 	put(&s, "x", 1, "earlier", before);
@@ -137,11 +139,11 @@ static void test_newer_answer(void)
 	put(&s, "x", 4, "cancelling", before);
 	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 4);
 	/* Sent after the stored answer came: the server's word. */
-	put(&s, "x", 1, "back", store_clock());
+	put(&s, "x", 1, "back", store_clock(&s));
 	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 1);
 	/* Answered before the stored one was sent: never. */
-	put(&s, "x", 3, "future", store_clock() + 100);
-	put(&s, "x", 5, "older", store_clock());
+	put(&s, "x", 3, "future", store_clock(&s) + 100);
+	put(&s, "x", 5, "older", store_clock(&s));
 	CHECK(get(&s, "x", STORE_ANY, t, NULL) == 0 &&
 	      strcmp(t, "future") == 0);
 	store_destroy(&s);
@@ -177,14 +179,14 @@ static void test_overlapping_fetch(void)
 	char t[64];
 	int rank;
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
-	put(&s, "x", 2, "running", store_clock());
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
+	put(&s, "x", 2, "running", store_clock(&s));
 	answer(0, 2, "running", 0);
 	fake_close();
 	g = (struct getter){&s, "x", STORE_FORCE, 0, 0, NULL, 0};
 	pthread_create(&g.t, NULL, getter_run, &g);
 	fake_wait_entered(1);
-	put(&s, "x", 4, "cancelling", store_clock());
+	put(&s, "x", 4, "cancelling", store_clock(&s));
 	fake_open();
 	pthread_join(g.t, NULL);
 	CHECK(g.r == 0 && g.rank == 4);
@@ -215,29 +217,30 @@ static void *op_getter_run(void *arg)
 static void test_interrupted_waits(void)
 {
 	struct store s;
-	struct op a = {store_clock() + 30, 0};
-	struct op b = {store_clock() + 30, 0};
-	struct op c = {store_clock() + 0.2, 0};
+	struct op a, b, c;
 	struct op_getter ga = {&s, &a, 0, NULL, 0};
 	struct op_getter gb = {&s, &b, 0, NULL, 0};
 	struct op_getter gc = {&s, &c, 0, NULL, 0};
-	double t0;
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
+	a = (struct op){store_clock(&s) + 30, 0};
+	b = (struct op){store_clock(&s) + 30, 0};
+	c = (struct op){store_clock(&s) + 0.2, 0};
 	answer(0, 2, "one", 0);
 	fake_close();
 	pthread_create(&ga.t, NULL, op_getter_run, &ga);
 	fake_wait_entered(1); /* a's fetch is under way */
-	t0 = store_clock();
 	b.interrupted = 1;
 	pthread_create(&gb.t, NULL, op_getter_run, &gb);
 	pthread_join(gb.t, NULL);
 	CHECK(gb.r == -EINTR && gb.obj == NULL);
+	/* c waits behind a's fetch until its deadline comes. */
 	pthread_create(&gc.t, NULL, op_getter_run, &gc);
+	CHECK(fake_clock_sleeping(&fake_time, 1, NULL));
+	fake_clock_advance(&fake_time, 0.2);
 	pthread_join(gc.t, NULL);
 	CHECK(gc.r == -ETIMEDOUT && gc.obj == NULL);
-	CHECK(store_clock() - t0 < 5); /* neither waited for the fetch */
-	fake_open();
+	fake_open(); /* neither waited for the fetch */
 	pthread_join(ga.t, NULL);
 	CHECK(ga.r == 0 && ga.obj != NULL);
 	fake_unref(ga.obj);
@@ -251,7 +254,7 @@ static void test_single_flight(void)
 	struct getter g[8];
 	int n = fetches();
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
 	answer(0, 2, "one", 0);
 	fake_close();
 	for (int i = 0; i < 8; i++) {
@@ -275,24 +278,30 @@ static void test_single_flight(void)
 static void test_probe_server_down(void)
 {
 	struct store s;
+	struct getter g;
+	double glance;
 	char t[64];
-	double t0;
 	int n;
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
 	answer(-ETIMEDOUT, 0, "", 0);
 	CHECK(get(&s, "p1", STORE_FRESH, t, NULL) == -ETIMEDOUT);
 	answer(0, 2, "late", 0);
 	fake_close();
-	t0 = store_clock();
-	CHECK(get(&s, "p2", STORE_FRESH, t, NULL) == -ETIMEDOUT);
-	CHECK(store_clock() - t0 < 3);
+	g = (struct getter){&s, "p2", STORE_FRESH, 0, 0, NULL, 0};
+	pthread_create(&g.t, NULL, getter_run, &g);
+	/* It glances at the probe for a second at most. */
+	CHECK(fake_clock_sleeping(&fake_time, 1, &glance));
+	CHECK(glance <= store_clock(&s) + 1.0);
+	fake_clock_set(&fake_time, glance);
+	pthread_join(g.t, NULL);
+	CHECK(g.r == -ETIMEDOUT && g.obj == NULL);
 	fake_wait_entered(1); /* the probe in the background */
 	n = fetches();
 	CHECK(get(&s, "p3", STORE_FRESH, t, NULL) == -ETIMEDOUT);
 	CHECK(fetches() == n); /* failed at once, no request */
 	fake_open();
-	CHECK(store_wait(&s, NULL, "p2", 0, store_clock() + 10, NULL) == 0);
+	CHECK(store_wait(&s, NULL, "p2", 0, store_clock(&s) + 10, NULL) == 0);
 	CHECK(get(&s, "p2", STORE_ANY, t, NULL) == 0 && strcmp(t, "late") == 0);
 	CHECK(fetches() == n);
 	store_destroy(&s);
@@ -324,36 +333,41 @@ static void test_changes_and_wait(void)
 	double t0;
 	char t[64];
 
-	CHECK(store_init(&s, &kind, NULL, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
 	CHECK(store_changes(&s, "w") == 0);
-	put(&s, "w", 2, "a", store_clock());
+	put(&s, "w", 2, "a", store_clock(&s));
 	c1 = store_changes(&s, "w");
 	CHECK(c1 > 0);
-	put(&s, "w", 2, "a", store_clock()); /* says the same */
+	put(&s, "w", 2, "a", store_clock(&s)); /* says the same */
 	CHECK(store_changes(&s, "w") == c1);
-	put(&s, "w", 2, "b", store_clock());
+	put(&s, "w", 2, "b", store_clock(&s));
 	c2 = store_changes(&s, "w");
 	CHECK(c2 > c1);
 
 	/* The deadline ends a wait for a change that does not come. */
-	t0 = store_clock();
-	CHECK(store_wait(&s, NULL, "w", c2, t0 + 0.1, &now) == -ETIMEDOUT);
-	CHECK(store_clock() - t0 >= 0.1 && store_clock() - t0 < 5);
-	CHECK(now == c2);
+	t0 = store_clock(&s);
+	w = (struct waiter){&s, "w", c2, t0 + 0.1, 0, 1, 0};
+	pthread_create(&w.t, NULL, waiter_run, &w);
+	CHECK(fake_clock_sleeping(&fake_time, 1, NULL));
+	fake_clock_advance(&fake_time, 0.1);
+	pthread_join(w.t, NULL);
+	CHECK(w.r == -ETIMEDOUT && w.now == c2);
 	CHECK(store_wait(&s, NULL, "w", c1, t0 + 10, &now) == 0 && now == c2);
 
 	/* A waiter of w is woken by w's change, not held till its deadline;
 	 * one of v sleeps through changes of w. */
-	t0 = store_clock();
+	t0 = store_clock(&s);
 	w = (struct waiter){&s, "w", c2, t0 + 30, 0, 1, 0};
 	other = (struct waiter){&s, "v", 0, t0 + 0.2, 0, 1, 0};
 	pthread_create(&w.t, NULL, waiter_run, &w);
 	pthread_create(&other.t, NULL, waiter_run, &other);
-	put(&s, "u", 2, "elsewhere", store_clock());
-	put(&s, "w", 3, "c", store_clock());
-	pthread_join(w.t, NULL);
+	CHECK(fake_clock_sleeping(&fake_time, 2, NULL));
+	put(&s, "u", 2, "elsewhere", store_clock(&s));
+	put(&s, "w", 3, "c", store_clock(&s));
+	pthread_join(w.t, NULL); /* long before its deadline */
 	CHECK(w.r == 0 && w.now > c2);
-	CHECK(store_clock() - t0 < 10);
+	CHECK(fake_clock_sleeping(&fake_time, 1, NULL)); /* v sleeps on */
+	fake_clock_advance(&fake_time, 0.2);
 	pthread_join(other.t, NULL);
 	CHECK(other.r == -ETIMEDOUT && other.now == 0);
 	c3 = store_changes(&s, "w");
@@ -371,6 +385,7 @@ static void test_changes_and_wait(void)
 int main(void)
 {
 	log_init(1, 0);
+	fake_clock_init(&fake_time);
 	test_freshness_long_ttl();
 	test_freshness_no_ttl();
 	test_newer_answer();
@@ -379,5 +394,6 @@ int main(void)
 	test_probe_server_down();
 	test_changes_and_wait();
 	test_interrupted_waits();
+	fake_clock_destroy(&fake_time);
 	return check_done("store");
 }

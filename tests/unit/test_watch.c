@@ -4,7 +4,8 @@
  * object, passing failures that do not end a wait, a 404 that does, a
  * final copy already stored that ends it with no request, withdrawal,
  * destruction with waiters left, and the bulk refresh that replaces the
- * polls of many objects.
+ * polls of many objects. The store's time is a fake clock that the tests
+ * move on to each poll that is due: nothing waits for real time.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,8 +21,9 @@ static const struct store_kind kind = {
     FAKE_KIND_FUNCS,
 };
 
-/* What the callbacks saw. */
+/* What the callbacks saw; seen_cond is broadcast at each call. */
 static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t seen_cond = PTHREAD_COND_INITIALIZER;
 static int calls;
 static int last_err;
 static int last_final;
@@ -33,6 +35,7 @@ static void done(void *arg, int err, void *obj)
 	last_err = err;
 	last_final = obj ? ((struct fake *)obj)->final : -1;
 	(*(int *)arg)++;
+	pthread_cond_broadcast(&seen_cond);
 	pthread_mutex_unlock(&seen_lock);
 }
 
@@ -54,27 +57,34 @@ static int fetches(void)
 	return n;
 }
 
-/* Wait (at most 10 s) until *counter reaches n under seen_lock. */
+/* Wait until *counter reaches n under seen_lock: 1, or 0 when it did not
+ * within FAKE_CLOCK_PATIENCE real seconds (a broken test). */
 static int wait_count(int *counter, int n)
 {
-	for (int i = 0; i < 10000; i++) {
-		int v;
+	struct timespec bound;
+	int r = 0;
 
-		pthread_mutex_lock(&seen_lock);
-		v = *counter;
-		pthread_mutex_unlock(&seen_lock);
-		if (v >= n)
-			return 1;
-		nanosleep(&(struct timespec){0, 1000000}, NULL);
-	}
-	return 0;
+	clock_gettime(CLOCK_REALTIME, &bound);
+	bound.tv_sec += FAKE_CLOCK_PATIENCE;
+	pthread_mutex_lock(&seen_lock);
+	while (!(r = *counter >= n))
+		if (pthread_cond_timedwait(&seen_cond, &seen_lock, &bound))
+			break;
+	pthread_mutex_unlock(&seen_lock);
+	return r;
 }
 
+/* Move the time on from poll to poll until w sent n polls; the poller is
+ * asleep (its polls counted) at each look. 1, or 0 when it never slept. */
 static int wait_polls(struct watches *w, uint64_t n)
 {
-	for (int i = 0; i < 10000 && watch_polls(w) < n; i++)
-		nanosleep(&(struct timespec){0, 1000000}, NULL);
-	return watch_polls(w) >= n;
+	for (;;) {
+		if (!fake_clock_sleeping(&fake_time, 1, NULL))
+			return 0;
+		if (watch_polls(w) >= n)
+			return 1;
+		fake_clock_next(&fake_time);
+	}
 }
 
 /* A bulk refresh of the fake kind: every id "p*" comes back final. */
@@ -97,7 +107,7 @@ static int bulk_refresh(void *ctx, struct op *op)
 		snprintf(id, sizeof(id), "p%d", i);
 		f = fake_new(id, 9, "done");
 		f->final = 1;
-		store_put(bulk_store, f, store_clock());
+		store_put(bulk_store, f, store_clock(bulk_store));
 		fake_unref(f);
 	}
 	pthread_mutex_lock(&seen_lock);
@@ -121,7 +131,8 @@ int main(void)
 	struct fake *f;
 
 	log_init(1, 0);
-	CHECK(store_init(&s, &kind, NULL, 0, 5) == 0);
+	fake_clock_init(&fake_time);
+	CHECK(fake_store_init(&s, &kind, 0, 5) == 0);
 
 	/* Five waiters of one object share each poll; two polls say not
 	 * final, then one says final: all five are called once. */
@@ -131,9 +142,10 @@ int main(void)
 		CHECK(watch_add(&w, "a", done, &got[i], &t[i]) == 0);
 	CHECK(wait_polls(&w, 2));
 	answer(0, 1);
+	CHECK(fake_clock_next(&fake_time));
 	CHECK(wait_count(&calls, 5));
 	polls = watch_polls(&w);
-	CHECK(polls >= 3 && (int)polls == fetches());
+	CHECK(polls == 3 && (int)polls == fetches());
 	CHECK(last_err == 0 && last_final == 1);
 	for (int i = 0; i < 5; i++)
 		CHECK(got[i] == 1);
@@ -144,9 +156,10 @@ int main(void)
 	base = fetches();
 	f = fake_new("b", 3, "done");
 	f->final = 1;
-	store_put(&s, f, store_clock());
+	store_put(&s, f, store_clock(&s));
 	fake_unref(f);
 	CHECK(watch_add(&w, "b", done, &got[0], &t[0]) == 0);
+	CHECK(fake_clock_next(&fake_time));
 	CHECK(wait_count(&got[0], 2));
 	CHECK(fetches() == base && last_err == 0 && last_final == 1);
 
@@ -159,6 +172,7 @@ int main(void)
 	CHECK(got[1] == 1);
 	pthread_mutex_unlock(&seen_lock);
 	answer(-ENOENT, 0);
+	CHECK(fake_clock_next(&fake_time));
 	CHECK(wait_count(&got[1], 2));
 	CHECK(last_err == -ENOENT && last_final == -1);
 
@@ -169,6 +183,7 @@ int main(void)
 	CHECK(watch_cancel(&w, t[2]) == 0);
 	CHECK(watch_cancel(&w, t[2]) == -ENOENT);
 	answer(0, 1);
+	CHECK(fake_clock_next(&fake_time));
 	CHECK(wait_count(&got[3], 2));
 	pthread_mutex_lock(&seen_lock);
 	CHECK(got[2] == 1);
@@ -180,15 +195,20 @@ int main(void)
 	watches_destroy(&w);
 	CHECK(got[4] == 2 && last_err == -ESHUTDOWN);
 
-	/* Every waiter withdrawn: the object is no longer polled. */
+	/* Every waiter withdrawn: the object is no longer polled, while k,
+	 * on the same schedule, is polled four times more. */
 	CHECK(watches_init(&w, &s, 0.01, 0.01, 5) == 0);
 	answer(0, 0);
+	fake_counted = "f";
 	CHECK(watch_add(&w, "f", done, &got[0], &t[0]) == 0);
-	CHECK(wait_polls(&w, 1));
+	CHECK(watch_add(&w, "k", done, &got[1], &t[1]) == 0);
+	CHECK(wait_polls(&w, 2));
 	CHECK(watch_cancel(&w, t[0]) == 0);
-	polls = watch_polls(&w);
-	nanosleep(&(struct timespec){0, 100000000}, NULL);
-	CHECK(watch_polls(&w) <= polls + 1);
+	base = fake_counted_fetches;
+	CHECK(base == 1);
+	CHECK(wait_polls(&w, watch_polls(&w) + 4));
+	CHECK(fake_counted_fetches == base);
+	fake_counted = "";
 	watches_destroy(&w);
 
 	/* watches_stop ends the waits left (-ESHUTDOWN) and says how many,
@@ -218,6 +238,7 @@ int main(void)
 	CHECK(watch_add(&w, "p1", done, &got[1], &t[1]) == 0);
 	CHECK(watch_add(&w, "p2", done, &got[2], &t[2]) == 0);
 	CHECK(watch_add(&w, "q", done, &got[3], &t[3]) == 0);
+	CHECK(fake_clock_next(&fake_time));
 	CHECK(wait_count(&got[0], 1) && wait_count(&got[1], 1) &&
 	      wait_count(&got[2], 1));
 	CHECK(wait_polls(&w, 2));
@@ -226,9 +247,11 @@ int main(void)
 	pthread_mutex_unlock(&seen_lock);
 	CHECK(fetches() >= base + 1); /* q, alone */
 	answer(0, 1);
+	CHECK(fake_clock_next(&fake_time));
 	CHECK(wait_count(&got[3], 1));
 	CHECK(w.bulk_polls == 1);
 	watches_destroy(&w);
 	store_destroy(&s);
+	fake_clock_destroy(&fake_time);
 	return check_done("watch");
 }
