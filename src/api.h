@@ -1,7 +1,7 @@
 /*
  * api.h - the Moonshot Batch API: its endpoints (api_*.c, the only code in
  * kimifs that knows URLs) over the HTTP client (http.h), answers turned
- * into snapshots. Every call is part of an operation (struct api_op, or
+ * into snapshots. Every call is part of an operation (struct op, or
  * NULL), bounded in time (timeouts and retries included) and safe to make
  * from many threads at once.
  */
@@ -35,17 +35,23 @@ struct api_page {
 	void (*unref)(void *obj); /* drops an item (api_page_free) */
 };
 
-/* A list endpoint and the objects it lists (api_list.c). */
+/* A kind of object of the API: its list endpoint (api_list.c), the path
+ * of one object under it, and how its answers are read. */
 struct api_list_kind {
 	const char *path;   /* "/v1/batches" */
 	const char *name;   /* "batch": for messages */
 	const char *plural; /* "batches" */
+	int id_max;	    /* the longest id of an object */
 	int null_more;	    /* has_more may be null (as absent: false) */
 	/* Parse one object of the list: 0 with one reference in *out, or
 	 * -EIO with the reason in why (len bytes). */
 	int (*parse)(const cJSON *item, void **out, char *why, size_t len);
 	void (*unref)(void *obj);
+	const char *(*id)(const void *obj); /* an object's id */
 };
+
+/* The longest path of one object: kind->path, its escaped id, a suffix. */
+#define API_PATH_MAX (BATCH_ID_MAX * 3 + 64)
 
 extern const struct api_list_kind api_list_batch; /* api_batches.c */
 extern const struct api_list_kind api_list_file;  /* api_files.c */
@@ -58,27 +64,26 @@ extern const struct api_list_kind api_list_file;  /* api_files.c */
 void api_stop(struct api *api);
 
 /* Set up a client for the options o (kept by pointer: they must outlive
- * it) and the API key (copied into the request headers); 0 or -errno. */
-int api_init(struct api *api, const struct opts *o, const char *api_key);
+ * it) and the API key (copied into the request headers), counting into
+ * stats (or NULL; it must outlive the client); 0 or -errno. */
+int api_init(struct api *api, const struct opts *o, const char *api_key,
+	     struct stats *stats);
 void api_destroy(struct api *api);
-
-/* Start op now: its deadline is the configured timeout from now. */
-void api_op_begin(const struct api *api, struct api_op *op);
 
 /*
  * Each call returns 0 on success or -errno on failure, with err filled in
- * (HTTP status and message). The errno follows the table in
+ * (its class, enum api_fail, and message). The errno follows the table in
  * docs/filesystem.md: 400 EPERM, 401/403 EACCES, 404 ENOENT, 408 and
  * timeouts ETIMEDOUT, 429 EAGAIN, 5xx and malformed answers EIO, no
  * connection EHOSTUNREACH.
  */
-int api_get_batch(struct api *api, struct api_op *op, const char *id,
+int api_get_batch(struct api *api, struct op *op, const char *id,
 		  struct batch **out, struct api_error *err);
-int api_cancel_batch(struct api *api, struct api_op *op, const char *id,
+int api_cancel_batch(struct api *api, struct op *op, const char *id,
 		     struct batch **out, struct api_error *err);
 /* POST /v1/batches with p: the new batch in *out. Never retried (a retry
  * after a lost answer could create a second batch). */
-int api_create_batch(struct api *api, struct api_op *op,
+int api_create_batch(struct api *api, struct op *op,
 		     const struct batch_params *p, struct batch **out,
 		     struct api_error *err);
 /*
@@ -86,13 +91,13 @@ int api_create_batch(struct api *api, struct api_op *op,
  * page): 0 with the page (free with api_page_free), or -errno with err
  * (-EIO when the answer is not a list).
  */
-int api_list(struct api *api, struct api_op *op,
-	     const struct api_list_kind *kind, const char *after,
-	     unsigned limit, struct api_page *page, struct api_error *err);
+int api_list(struct api *api, struct op *op, const struct api_list_kind *kind,
+	     const char *after, unsigned limit, struct api_page *page,
+	     struct api_error *err);
 void api_page_free(struct api_page *page);
 
 /* The file endpoints (api_files.c), with the errno mapping above. */
-int api_get_file(struct api *api, struct api_op *op, const char *id,
+int api_get_file(struct api *api, struct op *op, const char *id,
 		 struct file **out, struct api_error *err);
 /*
  * POST /v1/files, multipart: the file at path (streamed, never in memory)
@@ -100,13 +105,13 @@ int api_get_file(struct api *api, struct api_op *op, const char *id,
  * a lost answer could leave two copies; the caller decides, see
  * submit.c). Bounded by op's deadline and by -o timeout without progress.
  */
-int api_upload_file(struct api *api, struct api_op *op, const char *path,
+int api_upload_file(struct api *api, struct op *op, const char *path,
 		    const char *filename, const char *purpose,
 		    struct file **out, struct api_error *err);
 /* DELETE /v1/files/{id}: 0 when the answer says it is deleted, or when a
  * retry gets a 404 (an earlier attempt, whose answer was lost, deleted
  * it); -ENOENT when the first attempt gets a 404 (it was already gone). */
-int api_delete_file(struct api *api, struct api_op *op, const char *id,
+int api_delete_file(struct api *api, struct op *op, const char *id,
 		    struct api_error *err);
 /*
  * GET /v1/files/{id}/content into fd (at its current offset; a retry
@@ -116,9 +121,38 @@ int api_delete_file(struct api *api, struct api_op *op, const char *id,
  * the whole answer came (as long as its own Content-Length says), or
  * -errno with err.
  */
-int api_download_file(struct api *api, struct api_op *op, const char *id,
-		      int fd, void (*on_sink)(void *arg, size_t sunk),
-		      void *arg, size_t *len, struct api_error *err);
+int api_download_file(struct api *api, struct op *op, const char *id, int fd,
+		      void (*on_sink)(void *arg, size_t sunk), void *arg,
+		      size_t *len, struct api_error *err);
+
+/*
+ * For the endpoints (api_*.c): "<kind->path>/<escaped id><suffix>" into
+ * path (API_PATH_MAX bytes). 0, or -ENOMEM with err filled in.
+ */
+int api_object_path(const struct api_list_kind *kind, const char *id,
+		    const char *suffix, char *path, struct api_error *err);
+
+/*
+ * For the endpoints (api_*.c): send rq, whose answer is one object of
+ * kind, the one with id (any when id is NULL). 0 with one reference in
+ * *out, or -errno with err (-EIO when the answer is not that object); a
+ * failure is logged at debug level only (callers log it once, with what
+ * they were doing).
+ */
+int api_object_call(struct api *api, const struct op *op,
+		    const struct api_list_kind *kind,
+		    const struct http_request *rq, const char *id, void **out,
+		    struct api_error *err);
+
+/*
+ * For the endpoints (api_*.c): method on the path of kind's object id with
+ * suffix (api_object_path), counted as stat, retried as -o retries says,
+ * answered by that object: as api_object_call.
+ */
+int api_object_at(struct api *api, const struct op *op,
+		  const struct api_list_kind *kind, enum http_method method,
+		  enum stat_kind stat, const char *id, const char *suffix,
+		  void **out, struct api_error *err);
 
 /*
  * Parse the body of an answer of kind's list into page. Returns 0, or -EIO
@@ -135,9 +169,5 @@ int api_parse_list(const struct api_list_kind *kind, const char *body,
  * (e.g. an HTML page: base_url is not the API); else the -errno above.
  */
 int api_check(struct api *api, struct api_error *err);
-
-/* Whether an -errno from this client is a passing failure (worth serving a
- * cached copy for): timeouts, 429, 5xx, malformed answers, no connection. */
-int api_error_transient(int err);
 
 #endif

@@ -4,99 +4,34 @@
  * /v1/batches, GET /v1/batches), their answers turned into batch snapshots
  * and list pages, and the start-up check.
  */
-#include <curl/curl.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "api.h"
-#include "log.h"
 
-/*
- * Send rq, whose answer is one BatchObject: of batch id, or of a new batch
- * when id is NULL. 0 with the snapshot in *out, or -errno with err.
- */
-static int batch_answer(struct api *api, const struct api_op *op,
-			const struct http_request *rq, const char *id,
-			struct batch **out, struct api_error *err)
+int api_get_batch(struct api *api, struct op *op, const char *id,
+		  struct batch **out, struct api_error *err)
 {
-	char why[256];
-	struct http_answer ans;
-	cJSON *root = NULL;
-	int r;
+	void *obj;
+	int r = api_object_at(api, op, &api_list_batch, HTTP_GET, STAT_RETRIEVE,
+			      id, "", &obj, err);
 
-	*out = NULL;
-	r = http_call(&api->http, op, rq, &ans, err);
-	if (r < 0)
-		goto out;
-	root = http_json(&ans, err);
-	if (!root) {
-		r = -EIO;
-		goto out;
-	}
-	r = batch_from_json(root, out, why, sizeof(why));
-	if (r < 0) {
-		snprintf(err->message, sizeof(err->message),
-			 "malformed batch: %s", why);
-		goto out;
-	}
-	if (id && strcmp((*out)->id, id) != 0) {
-		snprintf(err->message, sizeof(err->message),
-			 "asked for one batch, got another");
-		batch_unref(*out);
-		*out = NULL;
-		r = -EIO;
-	}
-out:
-	/* Callers log failures once, with what they were doing. */
-	if (r < 0)
-		log_debug("%s: %d %s", rq->path, err->http_status,
-			  err->message);
-	cJSON_Delete(root);
-	http_answer_free(&ans);
+	*out = obj;
 	return r;
 }
 
-/* GET or POST a path that answers one BatchObject, for batch id. */
-static int batch_call(struct api *api, const struct api_op *op,
-		      enum http_method method, const char *id,
-		      const char *suffix, struct batch **out,
-		      struct api_error *err)
-{
-	char path[BATCH_ID_MAX * 3 + 64];
-	struct http_request rq = {.method = method,
-				  .kind = method == HTTP_GET ? STAT_RETRIEVE
-							     : STAT_CANCEL,
-				  .path = path,
-				  .sink_fd = -1,
-				  .retries = -1};
-	char *esc = curl_easy_escape(NULL, id, 0);
-
-	*out = NULL;
-	if (!esc) {
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		return -ENOMEM;
-	}
-	snprintf(path, sizeof(path), "/v1/batches/%.*s%s", BATCH_ID_MAX * 3,
-		 esc, suffix);
-	curl_free(esc);
-	return batch_answer(api, op, &rq, id, out, err);
-}
-
-int api_get_batch(struct api *api, struct api_op *op, const char *id,
-		  struct batch **out, struct api_error *err)
-{
-	return batch_call(api, op, HTTP_GET, id, "", out, err);
-}
-
-int api_cancel_batch(struct api *api, struct api_op *op, const char *id,
+int api_cancel_batch(struct api *api, struct op *op, const char *id,
 		     struct batch **out, struct api_error *err)
 {
-	return batch_call(api, op, HTTP_POST, id, "/cancel", out, err);
+	void *obj;
+	int r = api_object_at(api, op, &api_list_batch, HTTP_POST, STAT_CANCEL,
+			      id, "/cancel", &obj, err);
+
+	*out = obj;
+	return r;
 }
 
-int api_create_batch(struct api *api, struct api_op *op,
+int api_create_batch(struct api *api, struct op *op,
 		     const struct batch_params *p, struct batch **out,
 		     struct api_error *err)
 {
@@ -108,16 +43,16 @@ int api_create_batch(struct api *api, struct api_op *op,
 				  .no_retry = 1};
 	cJSON *body = params_json(p);
 	char *json = body ? cJSON_PrintUnformatted(body) : NULL;
+	void *obj = NULL;
 	int r;
 
 	*out = NULL;
 	cJSON_Delete(body);
-	if (!json) {
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		return -ENOMEM;
-	}
+	if (!json)
+		return http_error(err, -ENOMEM, "out of memory");
 	rq.json = json;
-	r = batch_answer(api, op, &rq, NULL, out, err);
+	r = api_object_call(api, op, &api_list_batch, &rq, NULL, &obj, err);
+	*out = obj;
 	free(json);
 	return r;
 }
@@ -136,12 +71,19 @@ static void unref_batch(void *obj)
 	batch_unref(obj);
 }
 
+static const char *batch_id(const void *obj)
+{
+	return ((const struct batch *)obj)->id;
+}
+
 const struct api_list_kind api_list_batch = {
     .path = "/v1/batches",
     .name = "batch",
     .plural = "batches",
+    .id_max = BATCH_ID_MAX,
     .parse = parse_batch,
     .unref = unref_batch,
+    .id = batch_id,
 };
 
 /*

@@ -4,10 +4,7 @@
  * /v1/files/{id}/content), their answers turned into FileObject snapshots
  * and list pages, contents written to a descriptor as they come.
  */
-#include <curl/curl.h>
 #include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -17,64 +14,14 @@
  * application/octet-stream, and an error object as JSON. */
 #define CONTENT_ACCEPT "application/octet-stream, text/plain, */*;q=0.1"
 
-/* "/v1/files/<escaped id><suffix>" into path; 0 or -ENOMEM. */
-static int file_path(char *path, size_t size, const char *id,
-		     const char *suffix)
-{
-	char *esc = curl_easy_escape(NULL, id, 0);
-
-	if (!esc)
-		return -ENOMEM;
-	snprintf(path, size, "/v1/files/%.*s%s", FILE_ID_MAX * 3, esc, suffix);
-	curl_free(esc);
-	return 0;
-}
-
-int api_get_file(struct api *api, struct api_op *op, const char *id,
+int api_get_file(struct api *api, struct op *op, const char *id,
 		 struct file **out, struct api_error *err)
 {
-	char path[FILE_ID_MAX * 3 + 64], why[256];
-	struct http_request rq = {.method = HTTP_GET,
-				  .kind = STAT_RETRIEVE,
-				  .path = path,
-				  .sink_fd = -1,
-				  .retries = -1};
-	struct http_answer ans = {0};
-	cJSON *root = NULL;
-	int r;
+	void *obj;
+	int r = api_object_at(api, op, &api_list_file, HTTP_GET, STAT_RETRIEVE,
+			      id, "", &obj, err);
 
-	*out = NULL;
-	memset(err, 0, sizeof(*err));
-	if (file_path(path, sizeof(path), id, "") < 0) {
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		return -ENOMEM;
-	}
-	r = http_call(&api->http, op, &rq, &ans, err);
-	if (r < 0)
-		goto out;
-	root = http_json(&ans, err);
-	if (!root) {
-		r = -EIO;
-		goto out;
-	}
-	r = file_from_json(root, out, why, sizeof(why));
-	if (r < 0) {
-		snprintf(err->message, sizeof(err->message),
-			 "malformed file: %s", why);
-		goto out;
-	}
-	if (strcmp((*out)->id, id) != 0) {
-		snprintf(err->message, sizeof(err->message),
-			 "asked for one file, got another");
-		file_unref(*out);
-		*out = NULL;
-		r = -EIO;
-	}
-out:
-	if (r < 0)
-		log_debug("%s: %d %s", path, err->http_status, err->message);
-	cJSON_Delete(root);
-	http_answer_free(&ans);
+	*out = obj;
 	return r;
 }
 
@@ -92,21 +39,28 @@ static void unref_file(void *obj)
 	file_unref(obj);
 }
 
+static const char *file_id(const void *obj)
+{
+	return ((const struct file *)obj)->id;
+}
+
 /* has_more may be null: the list of files is one page when it does not
  * say. */
 const struct api_list_kind api_list_file = {
     .path = "/v1/files",
     .name = "file",
     .plural = "files",
+    .id_max = FILE_ID_MAX,
     .null_more = 1,
     .parse = parse_file,
     .unref = unref_file,
+    .id = file_id,
 };
 
-int api_delete_file(struct api *api, struct api_op *op, const char *id,
+int api_delete_file(struct api *api, struct op *op, const char *id,
 		    struct api_error *err)
 {
-	char path[FILE_ID_MAX * 3 + 64];
+	char path[API_PATH_MAX];
 	struct http_request rq = {.method = HTTP_DELETE,
 				  .kind = STAT_DELETE,
 				  .path = path,
@@ -118,10 +72,8 @@ int api_delete_file(struct api *api, struct api_op *op, const char *id,
 	int r;
 
 	memset(err, 0, sizeof(*err));
-	if (file_path(path, sizeof(path), id, "") < 0) {
-		snprintf(err->message, sizeof(err->message), "out of memory");
+	if (api_object_path(&api_list_file, id, "", path, err) < 0)
 		return -ENOMEM;
-	}
 	r = http_call(&api->http, op, &rq, &ans, err);
 	if (r == -ENOENT && err->attempts > 1) {
 		/* An earlier attempt deleted it and its answer was lost. */
@@ -139,8 +91,8 @@ int api_delete_file(struct api *api, struct api_op *op, const char *id,
 	    root ? cJSON_GetObjectItemCaseSensitive(root, "deleted") : NULL;
 	if (!cJSON_IsTrue(deleted)) {
 		if (root)
-			snprintf(err->message, sizeof(err->message),
-				 "the answer does not say deleted");
+			http_error(err, -EIO,
+				   "the answer does not say deleted");
 		r = -EIO;
 	}
 out:
@@ -149,11 +101,11 @@ out:
 	return r;
 }
 
-int api_download_file(struct api *api, struct api_op *op, const char *id,
-		      int fd, void (*on_sink)(void *arg, size_t sunk),
-		      void *arg, size_t *len, struct api_error *err)
+int api_download_file(struct api *api, struct op *op, const char *id, int fd,
+		      void (*on_sink)(void *arg, size_t sunk), void *arg,
+		      size_t *len, struct api_error *err)
 {
-	char path[FILE_ID_MAX * 3 + 64];
+	char path[API_PATH_MAX];
 	struct http_request rq = {.method = HTTP_GET,
 				  .kind = STAT_CONTENT,
 				  .path = path,
@@ -168,10 +120,8 @@ int api_download_file(struct api *api, struct api_op *op, const char *id,
 
 	*len = 0;
 	memset(err, 0, sizeof(*err));
-	if (file_path(path, sizeof(path), id, "/content") < 0) {
-		snprintf(err->message, sizeof(err->message), "out of memory");
+	if (api_object_path(&api_list_file, id, "/content", path, err) < 0)
 		return -ENOMEM;
-	}
 	r = http_call(&api->http, op, &rq, &ans, err);
 	if (r == 0)
 		*len = ans.sunk;
@@ -179,7 +129,7 @@ int api_download_file(struct api *api, struct api_op *op, const char *id,
 	return r;
 }
 
-int api_upload_file(struct api *api, struct api_op *op, const char *path,
+int api_upload_file(struct api *api, struct op *op, const char *path,
 		    const char *filename, const char *purpose,
 		    struct file **out, struct api_error *err)
 {
@@ -196,30 +146,11 @@ int api_upload_file(struct api *api, struct api_op *op, const char *path,
 				  .stall_bound = 1,
 				  .retries = 0,
 				  .no_retry = 1};
-	struct http_answer ans = {0};
-	char why[256];
-	cJSON *root = NULL;
+	void *obj = NULL;
 	int r;
 
-	*out = NULL;
 	memset(err, 0, sizeof(*err));
-	r = http_call(&api->http, op, &rq, &ans, err);
-	if (r < 0)
-		goto out;
-	root = http_json(&ans, err);
-	if (!root) {
-		r = -EIO;
-		goto out;
-	}
-	r = file_from_json(root, out, why, sizeof(why));
-	if (r < 0)
-		snprintf(err->message, sizeof(err->message),
-			 "malformed file: %s", why);
-out:
-	if (r < 0)
-		log_debug("POST /v1/files: %d %s", err->http_status,
-			  err->message);
-	cJSON_Delete(root);
-	http_answer_free(&ans);
+	r = api_object_call(api, op, &api_list_file, &rq, NULL, &obj, err);
+	*out = obj;
 	return r;
 }

@@ -25,10 +25,9 @@ static int parse_page(const struct api_list_kind *kind, const cJSON *root,
 	if (!cJSON_IsArray(data) ||
 	    (more && !cJSON_IsBool(more) &&
 	     !(kind->null_more && cJSON_IsNull(more)))) {
-		snprintf(err->message, sizeof(err->message),
-			 "malformed %s list: %s", kind->name,
-			 cJSON_IsArray(data) ? "has_more is not a boolean"
-					     : "data is not an array");
+		http_error(err, -EIO, "malformed %s list: %s", kind->name,
+			   cJSON_IsArray(data) ? "has_more is not a boolean"
+					       : "data is not an array");
 		return -EIO;
 	}
 	page->has_more = cJSON_IsTrue(more);
@@ -88,9 +87,9 @@ int api_parse_list(const struct api_list_kind *kind, const char *body,
 	return r;
 }
 
-int api_list(struct api *api, struct api_op *op,
-	     const struct api_list_kind *kind, const char *after,
-	     unsigned limit, struct api_page *page, struct api_error *err)
+int api_list(struct api *api, struct op *op, const struct api_list_kind *kind,
+	     const char *after, unsigned limit, struct api_page *page,
+	     struct api_error *err)
 {
 	char path[API_CURSOR_MAX * 3 + 64];
 	char *esc = NULL;
@@ -108,11 +107,8 @@ int api_list(struct api *api, struct api_op *op,
 	memset(err, 0, sizeof(*err));
 	if (after) {
 		esc = curl_easy_escape(NULL, after, 0);
-		if (!esc) {
-			snprintf(err->message, sizeof(err->message),
-				 "out of memory");
-			return -ENOMEM;
-		}
+		if (!esc)
+			return http_error(err, -ENOMEM, "out of memory");
 	}
 	snprintf(path, sizeof(path), "%s?limit=%u%s%.*s", kind->path, limit,
 		 esc ? "&after=" : "", API_CURSOR_MAX * 3, esc ? esc : "");

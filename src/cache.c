@@ -53,7 +53,7 @@ struct download {
 	size_t len;		/* the whole length, once done with err 0 */
 	int refs;		/* the thread and each reader */
 	pthread_cond_t changed; /* broadcast when have or done change */
-	struct api_op op;
+	struct op op;
 };
 
 struct cache_reader {
@@ -323,7 +323,7 @@ void cache_destroy(struct cache *c)
 	pthread_mutex_lock(&c->lock);
 	c->stopping = 1;
 	for (struct download *d = c->downloads; d; d = d->next)
-		api_op_interrupt(&d->op);
+		op_interrupt(&d->op);
 	while (c->threads > 0)
 		pthread_cond_wait(&c->idle, &c->lock);
 	pthread_mutex_unlock(&c->lock);
@@ -419,7 +419,7 @@ static void *download_main(void *arg)
 			log_debug("file %s: download stopped", d->id);
 		else
 			log_err("file %s: content download failed: %s", d->id,
-				err.message[0] ? err.message : strerror(-r));
+				api_error_message(&err, r));
 	}
 	pthread_mutex_lock(&c->lock);
 	for (struct download **p = &c->downloads; *p; p = &(*p)->next)
@@ -615,12 +615,12 @@ uint64_t cache_reader_size(const struct cache_reader *r)
 
 /* Wait on d's change (lock held) until op's deadline, a little at a time
  * so an interrupt is seen: 0, -ETIMEDOUT or -EINTR. */
-static int wait_change(struct download *d, const struct api_op *op)
+static int wait_change(struct download *d, const struct op *op)
 {
-	return api_op_cond_wait(op, &d->changed, &d->c->lock, POLL_S);
+	return op_cond_wait(op, &d->changed, &d->c->lock, POLL_S);
 }
 
-int cache_reader_read(struct cache_reader *r, struct api_op *op, size_t size,
+int cache_reader_read(struct cache_reader *r, struct op *op, size_t size,
 		      off_t off, int *fd, size_t *n)
 {
 	struct download *d = r->dl;
@@ -667,7 +667,7 @@ int cache_reader_read(struct cache_reader *r, struct api_op *op, size_t size,
 	return err;
 }
 
-int cache_reader_wait(struct cache_reader *r, struct api_op *op, int *fd)
+int cache_reader_wait(struct cache_reader *r, struct op *op, int *fd)
 {
 	struct download *d = r->dl;
 	char path[64];

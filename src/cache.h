@@ -19,12 +19,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "http.h"
+#include "api_error.h"
+#include "op.h"
 #include "stats.h"
 
 /* Download file id into fd, calling on_sink(arg, bytes so far) as it
  * lands; 0 with the length in *len, or -errno with err (api.h). */
-typedef int (*cache_download_fn)(void *ctx, struct api_op *op, const char *id,
+typedef int (*cache_download_fn)(void *ctx, struct op *op, const char *id,
 				 int fd, void (*on_sink)(void *, size_t),
 				 void *arg, size_t *len, struct api_error *err);
 
@@ -96,7 +97,7 @@ uint64_t cache_reader_size(const struct cache_reader *r);
  * be read (0 at the end), or -errno: the download's failure (its errno,
  * e.g. -EIO, -ETIMEDOUT), -ETIMEDOUT, -EINTR.
  */
-int cache_reader_read(struct cache_reader *r, struct api_op *op, size_t size,
+int cache_reader_read(struct cache_reader *r, struct op *op, size_t size,
 		      off_t off, int *fd, size_t *n);
 
 /*
@@ -104,7 +105,7 @@ int cache_reader_read(struct cache_reader *r, struct api_op *op, size_t size,
  * is interrupted), then give a new O_RDONLY descriptor of it in *fd. 0 or
  * -errno (the download's failure included).
  */
-int cache_reader_wait(struct cache_reader *r, struct api_op *op, int *fd);
+int cache_reader_wait(struct cache_reader *r, struct op *op, int *fd);
 
 /* Remove file id's content from the disk (the file was deleted), and
  * keep a download of it under way from staying; readers keep what they

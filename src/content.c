@@ -11,8 +11,7 @@
 #include "file.h"
 #include "kimifs.h"
 
-int content_open(struct kimifs *k, struct api_op *op, const char *file_id,
-		 int *fd)
+int content_open(struct kimifs *k, struct op *op, const char *file_id, int *fd)
 {
 	struct cache_reader *r;
 	int err;

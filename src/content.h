@@ -3,7 +3,7 @@
 #define KIMIFS_CONTENT_H
 
 struct kimifs;
-struct api_op;
+struct op;
 
 /* Open the complete content of file id for reading, downloading it into
  * the disk cache first when it is not there (concurrent callers share one
@@ -11,7 +11,6 @@ struct api_op;
  * Returns 0 with a new descriptor in *fd (O_RDONLY, the caller closes it;
  * it stays readable even if the cache entry is evicted meanwhile), or
  * -errno (-ENOENT: no such file on the server). */
-int content_open(struct kimifs *k, struct api_op *op, const char *file_id,
-		 int *fd);
+int content_open(struct kimifs *k, struct op *op, const char *file_id, int *fd);
 
 #endif

@@ -149,25 +149,13 @@ void ctl_record(struct ctl_outcomes *o, const char *id, const char *cmd, int r,
 	ctl_set_outcome(o, id, line);
 }
 
-/* The reason for a failed call: "<status> <server message>", else the
- * client's message, else the errno's text. */
-static void api_why(const struct api_error *e, int r, char *why, size_t len)
-{
-	if (e->http_status)
-		snprintf(why, len, "%d %s", e->http_status, e->message);
-	else if (e->message[0])
-		snprintf(why, len, "%s", e->message);
-	else
-		snprintf(why, len, "%s", strerror(-r));
-}
-
 static int is_cancelled(const struct batch *b)
 {
 	return strcmp(b->status, "cancelling") == 0 ||
 	       strcmp(b->status, "cancelled") == 0;
 }
 
-static int do_cancel(struct kimifs *k, struct api_op *op, const char *id)
+static int do_cancel(struct kimifs *k, struct op *op, const char *id)
 {
 	struct batch *b = NULL, *after = NULL;
 	struct api_error err;
@@ -177,7 +165,7 @@ static int do_cancel(struct kimifs *k, struct api_op *op, const char *id)
 
 	r = batches_get(&k->batches, op, id, STORE_ANY, &b, &err);
 	if (r < 0) {
-		api_why(&err, r, why, sizeof(why));
+		api_error_text(&err, r, why, sizeof(why));
 		goto out;
 	}
 	if (is_cancelled(b))
@@ -194,7 +182,7 @@ static int do_cancel(struct kimifs *k, struct api_op *op, const char *id)
 		batches_put(&k->batches, after, sent);
 		goto out;
 	}
-	api_why(&err, r, why, sizeof(why));
+	api_error_text(&err, r, why, sizeof(why));
 	if (r == -EPERM) {
 		/* Refused: maybe it was cancelled meanwhile (elsewhere, or by
 		 * an earlier attempt of ours whose answer was lost). */
@@ -212,7 +200,7 @@ out:
 	return r;
 }
 
-static int do_refresh(struct kimifs *k, struct api_op *op, const char *id)
+static int do_refresh(struct kimifs *k, struct op *op, const char *id)
 {
 	struct batch *b = NULL;
 	struct api_error err;
@@ -220,7 +208,7 @@ static int do_refresh(struct kimifs *k, struct api_op *op, const char *id)
 	int r = batches_get(&k->batches, op, id, STORE_FORCE, &b, &err);
 
 	if (r < 0)
-		api_why(&err, r, why, sizeof(why));
+		api_error_text(&err, r, why, sizeof(why));
 	ctl_record(&k->ctl, id, "refresh", r, why);
 	batch_unref(b);
 	return r;
@@ -273,8 +261,8 @@ static void retry_settle(struct ctl_outcomes *o, const char *id,
 }
 
 /* The retry itself, once claimed. */
-static int retry_once(struct kimifs *k, struct api_op *op,
-		      const struct batch *b, char *msg, size_t len)
+static int retry_once(struct kimifs *k, struct op *op, const struct batch *b,
+		      char *msg, size_t len)
 {
 	char done[BATCH_ID_MAX + 1] = "";
 	int r = retry_claim(&k->ctl, b->id, done, sizeof(done));
@@ -316,7 +304,7 @@ static int retry_once(struct kimifs *k, struct api_op *op,
 /* retry: on a final batch only (EBUSY before; a copy that is not final is
  * fetched again first); the outcome line says what
  * came of it ("retry: ok batch_...", "retry: nothing to retry"). */
-static int do_retry(struct kimifs *k, struct api_op *op, const char *id)
+static int do_retry(struct kimifs *k, struct op *op, const char *id)
 {
 	struct batch *b = NULL;
 	struct api_error err;
@@ -330,7 +318,7 @@ static int do_retry(struct kimifs *k, struct api_op *op, const char *id)
 		r = batches_get(&k->batches, op, id, STORE_FORCE, &b, &err);
 	}
 	if (r < 0) {
-		api_why(&err, r, msg, sizeof(msg));
+		api_error_text(&err, r, msg, sizeof(msg));
 	} else if (!b->final) {
 		snprintf(msg, sizeof(msg), "batch is %s (not final yet)",
 			 b->status);
@@ -350,8 +338,8 @@ static int do_retry(struct kimifs *k, struct api_op *op, const char *id)
 	return r;
 }
 
-int ctl_write(struct kimifs *k, struct api_op *op, const char *id,
-	      const char *buf, size_t size, off_t off)
+int ctl_write(struct kimifs *k, struct op *op, const char *id, const char *buf,
+	      size_t size, off_t off)
 {
 	enum ctl_cmd cmd = ctl_parse(buf, size, off);
 	int r;
@@ -375,7 +363,7 @@ int ctl_write(struct kimifs *k, struct api_op *op, const char *id,
  * empty. */
 #define ROOT_KEY ""
 
-int ctl_root_write(struct kimifs *k, struct api_op *op, const char *buf,
+int ctl_root_write(struct kimifs *k, struct op *op, const char *buf,
 		   size_t size, off_t off)
 {
 	char line[300];

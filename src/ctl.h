@@ -52,8 +52,8 @@ enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off);
  * (nothing is sent), or the -errno of the failure. Records the outcome line for
  * reads of ctl.
  */
-int ctl_write(struct kimifs *k, struct api_op *op, const char *id,
-	      const char *buf, size_t size, off_t off);
+int ctl_write(struct kimifs *k, struct op *op, const char *id, const char *buf,
+	      size_t size, off_t off);
 
 struct batch;
 
@@ -65,8 +65,8 @@ struct batch;
  * extend for the upload). 0 with "ok <new batch id>" or "nothing to retry"
  * (nothing sent) in msg, or -errno with the reason in msg.
  */
-int ctl_retry(struct kimifs *k, struct api_op *op, const struct batch *b,
-	      char *msg, size_t msglen);
+int ctl_retry(struct kimifs *k, struct op *op, const struct batch *b, char *msg,
+	      size_t msglen);
 
 /* Make text (copied) the outcome line of id in o; 0 or -ENOMEM. */
 int ctl_set_outcome(struct ctl_outcomes *o, const char *id, const char *text);
@@ -90,7 +90,7 @@ char *ctl_outcome(struct ctl_outcomes *o, const char *id);
  * early stop); anything else is -EINVAL with nothing sent. Returns size,
  * or the -errno of the listing. Records the outcome line.
  */
-int ctl_root_write(struct kimifs *k, struct api_op *op, const char *buf,
+int ctl_root_write(struct kimifs *k, struct op *op, const char *buf,
 		   size_t size, off_t off);
 
 /* A malloc'd copy of the outcome line of the mount's ctl, or NULL. */

@@ -184,23 +184,10 @@ static int check(const struct batch *b, const char *path, const char *name,
 	return r;
 }
 
-/* The reason of a failed call: the server's status and message, else the
- * client's message, else the errno's text. */
-static void call_why(const struct api_error *e, int r, const char *what,
-		     char *why, size_t len)
+int ctl_retry(struct kimifs *k, struct op *op, const struct batch *b, char *msg,
+	      size_t msglen)
 {
-	if (e->http_status)
-		snprintf(why, len, "%s: %d %s", what, e->http_status,
-			 e->message);
-	else
-		snprintf(why, len, "%s: %s", what,
-			 e->message[0] ? e->message : strerror(-r));
-}
-
-int ctl_retry(struct kimifs *k, struct api_op *op, const struct batch *b,
-	      char *msg, size_t msglen)
-{
-	char input[BATCH_ID_MAX + 1], newname[NAME_MAX + 1];
+	char input[BATCH_ID_MAX + 1], newname[NAME_MAX + 1], text[600];
 	struct results_set *set = NULL;
 	struct batch_params params = {0};
 	struct api_error err = {0};
@@ -232,7 +219,8 @@ int ctl_retry(struct kimifs *k, struct api_op *op, const struct batch *b,
 		goto out;
 	r = files_get(&k->files, op, input, STORE_ANY, &in, &err);
 	if (r < 0) {
-		call_why(&err, r, input, msg, msglen);
+		api_error_text(&err, r, text, sizeof(text));
+		snprintf(msg, msglen, "%s: %s", input, text);
 		goto out;
 	}
 	r = retry_name(in->filename, newname, sizeof(newname));

@@ -88,9 +88,8 @@ static render_fn file_render(const char *name)
 	return NULL;
 }
 
-int batch_node_snapshot(struct kimifs *k, struct api_op *op,
-			const struct node *n, enum store_mode mode,
-			struct view *v)
+int batch_node_snapshot(struct kimifs *k, struct op *op, const struct node *n,
+			enum store_mode mode, struct view *v)
 {
 	struct api_error err;
 	int r = batches_get(&k->batches, op, n->id, mode, &v->snap, &err);
@@ -98,7 +97,7 @@ int batch_node_snapshot(struct kimifs *k, struct api_op *op,
 	if (r < 0) {
 		if (r != -ENOENT)
 			log_err("batch %s: %s", n->id,
-				err.message[0] ? err.message : strerror(-r));
+				api_error_message(&err, r));
 		return r;
 	}
 	v->mtime = (time_t)v->snap->mtime;
@@ -108,9 +107,8 @@ int batch_node_snapshot(struct kimifs *k, struct api_op *op,
 
 /* The snapshot of a node of batches/<id>/ itself: one the kernel may keep
  * for cache_ttl, being told of a change (fs_attach). */
-static int batch_snapshot(struct kimifs *k, struct api_op *op,
-			  const struct node *n, enum store_mode mode,
-			  struct view *v)
+static int batch_snapshot(struct kimifs *k, struct op *op, const struct node *n,
+			  enum store_mode mode, struct view *v)
 {
 	int r = batch_node_snapshot(k, op, n, mode, v);
 
@@ -124,7 +122,7 @@ static int batch_snapshot(struct kimifs *k, struct api_op *op,
  * file the snapshot lacks may have appeared since: when the copy is older
  * than cache_ttl and not final, it is fetched again once before ENOENT.
  */
-static int file_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int file_view(struct kimifs *k, struct op *op, const struct node *n,
 		     enum store_mode mode, render_fn render, struct view *v)
 {
 	int r = batch_snapshot(k, op, n, mode, v);
@@ -143,7 +141,7 @@ static int file_view(struct kimifs *k, struct api_op *op, const struct node *n,
 	return r;
 }
 
-static int bfile_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int bfile_view(struct kimifs *k, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
 	render_fn render = file_render(n->name);
@@ -151,13 +149,13 @@ static int bfile_view(struct kimifs *k, struct api_op *op, const struct node *n,
 	return render ? file_view(k, op, n, mode, render, v) : -ENOENT;
 }
 
-static int count_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int count_view(struct kimifs *k, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
 	return file_view(k, op, n, mode, render_count, v);
 }
 
-static int meta_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int meta_view(struct kimifs *k, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
 	return file_view(k, op, n, mode, render_meta, v);
@@ -165,7 +163,7 @@ static int meta_view(struct kimifs *k, struct api_op *op, const struct node *n,
 
 /* ctl reads the outcome of its last command. Opening it sends nothing: any
  * cached copy of the batch will do, whatever mode asks. */
-static int ctl_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int ctl_view(struct kimifs *k, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
 	int r = batch_snapshot(k, op, n, STORE_ANY, v);
@@ -181,21 +179,20 @@ static int ctl_view(struct kimifs *k, struct api_op *op, const struct node *n,
 	return 0;
 }
 
-static int ctl_write_node(struct kimifs *k, struct api_op *op,
-			  const struct node *n, const char *buf, size_t size,
-			  off_t off)
+static int ctl_write_node(struct kimifs *k, struct op *op, const struct node *n,
+			  const char *buf, size_t size, off_t off)
 {
 	return ctl_write(k, op, n->id, buf, size, off);
 }
 
-static int dir_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int dir_view(struct kimifs *k, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
 	return batch_snapshot(k, op, n, mode, v);
 }
 
 /* A batch directory carries its created_at. */
-static int batch_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int batch_view(struct kimifs *k, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
 	int r = batch_snapshot(k, op, n, mode, v);
@@ -247,7 +244,7 @@ static int render_link(const struct batch *b, const char *name, struct view *v)
 	return 0;
 }
 
-static int blink_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int blink_view(struct kimifs *k, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
 	return file_view(k, op, n, mode, render_link, v);
@@ -292,7 +289,7 @@ static const struct node_type type_ctl = {
  * returns depends on when it is made, and cat reads to the end whatever
  * stat says. Opening it fetches the batch like any file (a fresh copy).
  */
-static int wait_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int wait_view(struct kimifs *k, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
 	int r = batch_snapshot(k, op, n, mode, v);
@@ -317,7 +314,7 @@ static int wait_text(const void *obj, char **text, size_t *len)
 	return 0;
 }
 
-static int wait_ready(struct kimifs *k, struct api_op *op, const struct node *n,
+static int wait_ready(struct kimifs *k, struct op *op, const struct node *n,
 		      char **text, size_t *len)
 {
 	struct view v = {0};
@@ -349,7 +346,7 @@ static int counts_lookup(struct kimifs *k, const struct node *dir,
 	return node_make(child, dir, &type_count, name);
 }
 
-static int counts_readdir(struct kimifs *k, struct api_op *op,
+static int counts_readdir(struct kimifs *k, struct op *op,
 			  const struct node *dir, struct dirlist *out)
 {
 	struct view v = {0};
@@ -369,8 +366,8 @@ static int meta_lookup(struct kimifs *k, const struct node *dir,
 	return node_make(child, dir, &type_meta, name);
 }
 
-static int meta_readdir(struct kimifs *k, struct api_op *op,
-			const struct node *dir, struct dirlist *out)
+static int meta_readdir(struct kimifs *k, struct op *op, const struct node *dir,
+			struct dirlist *out)
 {
 	struct view v = {0};
 	char **keys = NULL;
@@ -427,7 +424,7 @@ static int batch_lookup(struct kimifs *k, const struct node *dir,
 	return t ? node_make(child, dir, t, name) : -ENOENT;
 }
 
-static int batch_readdir(struct kimifs *k, struct api_op *op,
+static int batch_readdir(struct kimifs *k, struct op *op,
 			 const struct node *dir, struct dirlist *out)
 {
 	struct view v = {0};
@@ -477,9 +474,8 @@ static const struct node_type type_batch = {
 /* A file being written into batches/: staged (stage.h); on close it is
  * uploaded, then a batch is made of it, and the name is gone (the batch's
  * directory is there instead). */
-static int bstaged_view(struct kimifs *k, struct api_op *op,
-			const struct node *n, enum store_mode mode,
-			struct view *v)
+static int bstaged_view(struct kimifs *k, struct op *op, const struct node *n,
+			enum store_mode mode, struct view *v)
 {
 	(void)op, (void)mode;
 	return dir_stage_view(k, STAGE_BATCHES, n, v);
@@ -492,7 +488,7 @@ static int bstaged_view(struct kimifs *k, struct api_op *op,
  * nothing need be uploaded again; -EIO when whether a batch was made is
  * unknown (logged so, never with advice to make another).
  */
-static int create_from(struct kimifs *k, struct api_op *op, const char *name,
+static int create_from(struct kimifs *k, struct op *op, const char *name,
 		       const struct file *f)
 {
 	struct batch_params p;
@@ -528,7 +524,7 @@ static int create_from(struct kimifs *k, struct api_op *op, const char *name,
 	return 0;
 }
 
-static int bstaged_flush(struct kimifs *k, struct api_op *op, void *state,
+static int bstaged_flush(struct kimifs *k, struct op *op, void *state,
 			 uint64_t owner)
 {
 	struct file *f;
@@ -580,7 +576,7 @@ static void last_line(struct kimifs *k, char *line)
 	snprintf(line, BATCH_ID_MAX + 2, "%s%s", id, id[0] ? "\n" : "");
 }
 
-static int new_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int new_view(struct kimifs *k, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
 	(void)op, (void)n, (void)mode;
@@ -611,7 +607,7 @@ static int new_open(struct kimifs *k, const struct node *n, int flags,
 }
 
 /* One write is one set of parameters, checked before any request. */
-static ssize_t new_write(struct kimifs *k, struct api_op *op, void *state,
+static ssize_t new_write(struct kimifs *k, struct op *op, void *state,
 			 const char *buf, size_t size, off_t off,
 			 uint64_t owner)
 {
@@ -743,7 +739,7 @@ static int batches_lookup(struct kimifs *k, const struct node *dir,
 	return r;
 }
 
-static int batches_readdir(struct kimifs *k, struct api_op *op,
+static int batches_readdir(struct kimifs *k, struct op *op,
 			   const struct node *dir, struct dirlist *out)
 {
 	char **ids;
@@ -762,9 +758,8 @@ static int batches_readdir(struct kimifs *k, struct api_op *op,
 
 /* batches/ itself never changes (its entries do): the kernel keeps its
  * entry and attributes, so a path through it costs no lookup. */
-static int batches_view(struct kimifs *k, struct api_op *op,
-			const struct node *n, enum store_mode mode,
-			struct view *v)
+static int batches_view(struct kimifs *k, struct op *op, const struct node *n,
+			enum store_mode mode, struct view *v)
 {
 	int r = tree_mount_view(k, op, n, mode, v);
 

@@ -23,9 +23,9 @@
  * created_at. A 404 is the everyday answer to a name probe and is not
  * logged; other failures are, once.
  */
-static int file_snapshot(struct kimifs *k, struct api_op *op,
-			 const struct node *n, enum store_mode mode,
-			 struct view *v, struct file **out)
+static int file_snapshot(struct kimifs *k, struct op *op, const struct node *n,
+			 enum store_mode mode, struct view *v,
+			 struct file **out)
 {
 	struct api_error err = {0};
 	int r = files_get(&k->files, op, n->id, mode, out, &err);
@@ -33,7 +33,7 @@ static int file_snapshot(struct kimifs *k, struct api_op *op,
 	if (r < 0) {
 		if (r != -ENOENT)
 			log_err("file %s: %s", n->id,
-				err.message[0] ? err.message : strerror(-r));
+				api_error_message(&err, r));
 		return r;
 	}
 	v->mtime = (time_t)(*out)->created_at;
@@ -53,7 +53,7 @@ static int show_copy(struct view *v, const char *data, size_t len)
 	return 0;
 }
 
-static int fdir_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int fdir_view(struct kimifs *k, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
 	struct file *f;
@@ -64,9 +64,8 @@ static int fdir_view(struct kimifs *k, struct api_op *op, const struct node *n,
 }
 
 /* file.json and the value files: copies of the snapshot's rendering. */
-static int fvalue_view(struct kimifs *k, struct api_op *op,
-		       const struct node *n, enum store_mode mode,
-		       struct view *v)
+static int fvalue_view(struct kimifs *k, struct op *op, const struct node *n,
+		       enum store_mode mode, struct view *v)
 {
 	const struct bfile *b;
 	struct file *f;
@@ -87,9 +86,8 @@ static int fvalue_view(struct kimifs *k, struct api_op *op,
  * copy of; open attaches a reader of the disk cache (starting the download
  * when the content is not there).
  */
-static int content_view(struct kimifs *k, struct api_op *op,
-			const struct node *n, enum store_mode mode,
-			struct view *v)
+static int content_view(struct kimifs *k, struct op *op, const struct node *n,
+			enum store_mode mode, struct view *v)
 {
 	struct file *f;
 	uint64_t size;
@@ -104,7 +102,7 @@ static int content_view(struct kimifs *k, struct api_op *op,
 	return 0;
 }
 
-static int content_open_node(struct kimifs *k, struct api_op *op,
+static int content_open_node(struct kimifs *k, struct op *op,
 			     const struct node *n, struct view *v)
 {
 	int r;
@@ -121,7 +119,7 @@ static int content_open_node(struct kimifs *k, struct api_op *op,
 	return 0;
 }
 
-static int fctl_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int fctl_view(struct kimifs *k, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
 	struct file *f;
@@ -137,7 +135,7 @@ static int fctl_view(struct kimifs *k, struct api_op *op, const struct node *n,
 	return 0;
 }
 
-static int fctl_write(struct kimifs *k, struct api_op *op, const struct node *n,
+static int fctl_write(struct kimifs *k, struct op *op, const struct node *n,
 		      const char *buf, size_t size, off_t off)
 {
 	return file_ctl_write(k, op, n->id, buf, size, off);
@@ -187,8 +185,8 @@ static int fdir_lookup(struct kimifs *k, const struct node *dir,
 	return t ? node_make(child, dir, t, name) : -ENOENT;
 }
 
-static int fdir_readdir(struct kimifs *k, struct api_op *op,
-			const struct node *dir, struct dirlist *out)
+static int fdir_readdir(struct kimifs *k, struct op *op, const struct node *dir,
+			struct dirlist *out)
 {
 	struct view v = {0};
 	struct file *f;
@@ -217,9 +215,8 @@ static const struct node_type type_file = {
 };
 
 /* by-name/<filename>: "../<id>" of the newest file of that name. */
-static int namelink_view(struct kimifs *k, struct api_op *op,
-			 const struct node *n, enum store_mode mode,
-			 struct view *v)
+static int namelink_view(struct kimifs *k, struct op *op, const struct node *n,
+			 enum store_mode mode, struct view *v)
 {
 	char *id = NULL;
 	int r = files_by_name(&k->files, op, n->name, &id);
@@ -257,7 +254,7 @@ static int byname_lookup(struct kimifs *k, const struct node *dir,
 	return node_make(child, dir, &type_namelink, name);
 }
 
-static int byname_readdir(struct kimifs *k, struct api_op *op,
+static int byname_readdir(struct kimifs *k, struct op *op,
 			  const struct node *dir, struct dirlist *out)
 {
 	char **names;
@@ -283,15 +280,14 @@ static const struct node_type type_byname = {
 
 /* A file being written into files/: staged (stage.h), uploaded on close
  * and then gone (it is files/<id>/ from then on). */
-static int fstaged_view(struct kimifs *k, struct api_op *op,
-			const struct node *n, enum store_mode mode,
-			struct view *v)
+static int fstaged_view(struct kimifs *k, struct op *op, const struct node *n,
+			enum store_mode mode, struct view *v)
 {
 	(void)op, (void)mode;
 	return dir_stage_view(k, STAGE_FILES, n, v);
 }
 
-static int fstaged_flush(struct kimifs *k, struct api_op *op, void *state,
+static int fstaged_flush(struct kimifs *k, struct op *op, void *state,
 			 uint64_t owner)
 {
 	struct file *f;
@@ -341,7 +337,7 @@ static int files_lookup(struct kimifs *k, const struct node *dir,
 	return r;
 }
 
-static int files_readdir(struct kimifs *k, struct api_op *op,
+static int files_readdir(struct kimifs *k, struct op *op,
 			 const struct node *dir, struct dirlist *out)
 {
 	char **ids;

@@ -23,7 +23,7 @@
  * is fetched again once.
  */
 static int
-results_view(struct kimifs *k, struct api_op *op, const struct node *n,
+results_view(struct kimifs *k, struct op *op, const struct node *n,
 	     enum store_mode mode, struct view *v, struct results_set **set,
 	     int (*want)(const struct node *, const struct results_set *))
 {
@@ -70,9 +70,8 @@ static void drop_render(void *hold)
 
 /* A file of results/ shows the rendering of its entry that every open and
  * stat of it shares (results_render_get). */
-static int result_view(struct kimifs *k, struct api_op *op,
-		       const struct node *n, enum store_mode mode,
-		       struct view *v)
+static int result_view(struct kimifs *k, struct op *op, const struct node *n,
+		       enum store_mode mode, struct view *v)
 {
 	struct results_set *set;
 	struct results_render *rd = NULL;
@@ -111,7 +110,7 @@ static const struct node_type type_result = {
     .view = result_view,
 };
 
-static int dir_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int dir_view(struct kimifs *k, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
 	return batch_node_snapshot(k, op, n, mode, v);
@@ -137,7 +136,7 @@ struct results_listing {
 	struct results_set *set;
 };
 
-static int results_list_open(struct kimifs *k, struct api_op *op,
+static int results_list_open(struct kimifs *k, struct op *op,
 			     const struct node *dir, void **list)
 {
 	struct results_listing *l = calloc(1, sizeof(*l));
@@ -206,7 +205,7 @@ static int usage_index(const char *name)
 	return -1;
 }
 
-static int usage_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int usage_view(struct kimifs *k, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
 	struct results_set *set = NULL;
@@ -253,7 +252,7 @@ static int usage_lookup(struct kimifs *k, const struct node *dir,
 	return node_make(child, dir, &type_usage_file, name);
 }
 
-static int usage_readdir(struct kimifs *k, struct api_op *op,
+static int usage_readdir(struct kimifs *k, struct op *op,
 			 const struct node *dir, struct dirlist *out)
 {
 	struct results_set *set = NULL;

@@ -15,7 +15,7 @@
 #include "tree.h"
 
 /* MOUNT/stats: the counters as JSON, one snapshot per open. */
-static int stats_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int stats_view(struct kimifs *k, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
 	int r = stats_json(&k->stats, &v->owned, &v->len);
@@ -35,7 +35,7 @@ static const struct node_type type_stats = {
 };
 
 /* MOUNT/log: the mount's recent log lines, one snapshot per open. */
-static int log_view(struct kimifs *k, struct api_op *op, const struct node *n,
+static int log_view(struct kimifs *k, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
 	int r = log_recent(&v->owned, &v->len);
@@ -57,9 +57,8 @@ static const struct node_type type_log = {
 
 /* MOUNT/ctl: reads the outcome of its last command; opening it sends
  * nothing. */
-static int root_ctl_view(struct kimifs *k, struct api_op *op,
-			 const struct node *n, enum store_mode mode,
-			 struct view *v)
+static int root_ctl_view(struct kimifs *k, struct op *op, const struct node *n,
+			 enum store_mode mode, struct view *v)
 {
 	(void)op;
 	(void)n;
@@ -71,9 +70,8 @@ static int root_ctl_view(struct kimifs *k, struct api_op *op,
 	return 0;
 }
 
-static int root_ctl_write(struct kimifs *k, struct api_op *op,
-			  const struct node *n, const char *buf, size_t size,
-			  off_t off)
+static int root_ctl_write(struct kimifs *k, struct op *op, const struct node *n,
+			  const char *buf, size_t size, off_t off)
 {
 	(void)n;
 	return ctl_root_write(k, op, buf, size, off);
@@ -108,8 +106,8 @@ static int root_lookup(struct kimifs *k, const struct node *dir,
 	return -ENOENT;
 }
 
-static int root_readdir(struct kimifs *k, struct api_op *op,
-			const struct node *dir, struct dirlist *out)
+static int root_readdir(struct kimifs *k, struct op *op, const struct node *dir,
+			struct dirlist *out)
 {
 	int r = 0;
 

@@ -44,7 +44,7 @@ int dir_stage_open_busy(struct kimifs *k, const struct node *n, int flags,
 	return -EBUSY;
 }
 
-ssize_t dir_stage_write(struct kimifs *k, struct api_op *op, void *state,
+ssize_t dir_stage_write(struct kimifs *k, struct op *op, void *state,
 			const char *buf, size_t size, off_t off, uint64_t owner)
 {
 	(void)k, (void)op;

@@ -13,7 +13,7 @@
 #include "stage.h"
 #include "tree.h"
 
-struct api_op;
+struct op;
 struct kimifs;
 
 /*
@@ -31,7 +31,7 @@ int dir_stage_list(struct kimifs *k, enum stage_dir dir, struct dirlist *out);
 int dir_stage_open_busy(struct kimifs *k, const struct node *n, int flags,
 			void **state);
 /* The writer's write, read, resize and release of its staged file. */
-ssize_t dir_stage_write(struct kimifs *k, struct api_op *op, void *state,
+ssize_t dir_stage_write(struct kimifs *k, struct op *op, void *state,
 			const char *buf, size_t size, off_t off,
 			uint64_t owner);
 ssize_t dir_stage_read(void *state, char *buf, size_t size, off_t off);

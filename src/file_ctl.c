@@ -21,18 +21,14 @@ enum file_cmd file_ctl_parse(const char *buf, size_t size, off_t off)
 						       : FCMD_NONE;
 }
 
-static int do_delete(struct kimifs *k, struct api_op *op, const char *id)
+static int do_delete(struct kimifs *k, struct op *op, const char *id)
 {
 	struct api_error err;
 	char why[600] = "";
 	int r = api_delete_file(&k->api, op, id, &err);
 
-	if (r < 0 && err.http_status)
-		snprintf(why, sizeof(why), "%d %s", err.http_status,
-			 err.message);
-	else if (r < 0)
-		snprintf(why, sizeof(why), "%s",
-			 err.message[0] ? err.message : strerror(-r));
+	if (r < 0)
+		api_error_text(&err, r, why, sizeof(why));
 	/* Deleted, or already gone: either way no longer on the server. */
 	if (r == 0 || r == -ENOENT) {
 		files_forget(&k->files, id);
@@ -42,7 +38,7 @@ static int do_delete(struct kimifs *k, struct api_op *op, const char *id)
 	return r;
 }
 
-int file_ctl_write(struct kimifs *k, struct api_op *op, const char *id,
+int file_ctl_write(struct kimifs *k, struct op *op, const char *id,
 		   const char *buf, size_t size, off_t off)
 {
 	int r;

@@ -26,7 +26,7 @@ enum file_cmd file_ctl_parse(const char *buf, size_t size, off_t off);
  * disk cache. Returns size on success, -EINVAL with nothing sent for
  * anything else, or the -errno of the failure; records the outcome line.
  */
-int file_ctl_write(struct kimifs *k, struct api_op *op, const char *id,
+int file_ctl_write(struct kimifs *k, struct op *op, const char *id,
 		   const char *buf, size_t size, off_t off);
 
 #endif

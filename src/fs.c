@@ -111,7 +111,7 @@ static void handle_untrack(struct kimifs *k, struct handle *h)
 static void on_interrupt(fuse_req_t req, void *op)
 {
 	(void)req;
-	api_op_interrupt(op);
+	op_interrupt(op);
 }
 
 /*
@@ -119,9 +119,9 @@ static void on_interrupt(fuse_req_t req, void *op)
  * of -o timeout), and an interrupt (Ctrl-C on the waiting process) ends
  * them at once with EINTR. End it with op_end before replying.
  */
-static void op_begin(struct kimifs *k, fuse_req_t req, struct api_op *op)
+static void op_begin(struct kimifs *k, fuse_req_t req, struct op *op)
 {
-	api_op_begin(&k->api, op);
+	op_start(op, k->opts.timeout);
 	fuse_req_interrupt_func(req, on_interrupt, op);
 }
 
@@ -135,7 +135,7 @@ static void op_end(fuse_req_t req)
 static int view_node(struct kimifs *k, fuse_req_t req, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
-	struct api_op op;
+	struct op op;
 	int r;
 
 	memset(v, 0, sizeof(*v));
@@ -330,7 +330,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (r == 0)
 		r = view_node(k, req, &h->node, STORE_FRESH, &h->view);
 	if (r == 0 && h->node.type->open) {
-		struct api_op op;
+		struct op op;
 
 		op_begin(k, req, &op);
 		r = h->node.type->open(k, &op, &h->node, &h->view);
@@ -374,7 +374,7 @@ static void read_content(fuse_req_t req, struct handle *h, size_t size,
 {
 	struct kimifs *k = state(req);
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
-	struct api_op op;
+	struct op op;
 	size_t n;
 	int fd, r;
 
@@ -521,7 +521,7 @@ static void wait_read(fuse_req_t req, const struct node *n, size_t size,
 		      off_t off, int nonblock)
 {
 	struct kimifs *k = state(req);
-	struct api_op op;
+	struct op op;
 	struct wait_req *w;
 	char *text = NULL;
 	size_t len = 0;
@@ -658,7 +658,7 @@ static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 {
 	struct kimifs *k = state(req);
 	struct handle *h = handle_of(fi);
-	struct api_op op;
+	struct op op;
 	char *text = NULL;
 	size_t len;
 	int r;
@@ -729,7 +729,7 @@ static void write_state(fuse_req_t req, const struct handle *h, const char *buf,
 			size_t size, off_t off, uint64_t owner)
 {
 	struct kimifs *k = state(req);
-	struct api_op op;
+	struct op op;
 	ssize_t r;
 
 	op_begin(k, req, &op);
@@ -747,7 +747,7 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 {
 	struct kimifs *k = state(req);
 	const struct handle *h = handle_of(fi);
-	struct api_op op;
+	struct op op;
 	int r;
 
 	(void)ino;
@@ -780,7 +780,7 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kimifs *k = state(req);
 	const struct handle *h = handle_of(fi);
-	struct api_op op;
+	struct op op;
 	int r = 0;
 
 	(void)ino;
@@ -814,7 +814,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 {
 	struct kimifs *k = state(req);
 	struct handle *h = calloc(1, sizeof(*h));
-	struct api_op op;
+	struct op op;
 	int r = h ? inodes_get(&k->inodes, ino, &h->node) : -ENOMEM;
 
 	if (r == 0 && !S_ISDIR(h->node.type->mode))

@@ -1,13 +1,15 @@
 /*
  * http.c - HTTP calls with libcurl (see http.h): a pool of easy handles,
  * one attempt per curl_easy_perform, the retry loop around it, and the
- * mapping of failures to -errno with the server's message kept.
+ * mapping of failures to -errno and a class (tables of statuses and
+ * errnos) with the server's message kept.
  */
 #include "http.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +28,7 @@ static const char *const method_names[] = {"GET", "POST", "DELETE"};
 
 /* Whether the calls of op must end now: kimifs is stopping, or op was
  * interrupted. */
-static int aborted(const struct http *h, const struct api_op *op)
+static int aborted(const struct http *h, const struct op *op)
 {
 	return h->stopping || (op && op->interrupted);
 }
@@ -40,14 +42,13 @@ struct response {
 	size_t cap;
 	int too_big;
 	const struct http *h;
-	const struct api_op *op; /* for the progress hook */
+	const struct op *op; /* for the progress hook */
 	void (*on_sink)(void *arg, size_t sunk);
 	void *sink_arg;
 };
 
 /* Sleep for seconds, in short steps, returning early once aborted. */
-static void sleep_for(const struct http *h, const struct api_op *op,
-		      double seconds)
+static void sleep_for(const struct http *h, const struct op *op, double seconds)
 {
 	double end = util_now() + seconds;
 
@@ -216,24 +217,78 @@ static void handle_put(struct http *h, CURL *c)
 		curl_easy_cleanup(c);
 }
 
-static int status_errno(long status)
+/* What an error status means: its errno and its class. */
+static const struct status_kind {
+	long lo, hi;
+	int err;
+	enum api_fail fail;
+} status_kinds[] = {
+    {400, 400, EPERM, API_FAIL_REFUSED},
+    {401, 401, EACCES, API_FAIL_DENIED},
+    {403, 403, EACCES, API_FAIL_DENIED},
+    {404, 404, ENOENT, API_FAIL_NOT_FOUND},
+    {408, 408, ETIMEDOUT, API_FAIL_TIMED_OUT},
+    {409, 409, EPERM, API_FAIL_REFUSED},
+    {422, 422, EPERM, API_FAIL_REFUSED},
+    {429, 429, EAGAIN, API_FAIL_THROTTLED},
+    {500, 999, EIO, API_FAIL_SERVER_DOWN},
+};
+
+/* Any other status: an answer kimifs cannot use. */
+static const struct status_kind other_status = {0, 0, EIO, API_FAIL_BAD_ANSWER};
+
+static const struct status_kind *status_kind(long status)
 {
-	if (status == 400 || status == 409 || status == 422)
-		return EPERM;
-	if (status == 401 || status == 403)
-		return EACCES;
-	if (status == 404)
-		return ENOENT;
-	if (status == 408)
-		return ETIMEDOUT;
-	if (status == 429)
-		return EAGAIN;
-	return EIO;
+	for (size_t i = 0; i < sizeof(status_kinds) / sizeof(*status_kinds);
+	     i++)
+		if (status >= status_kinds[i].lo &&
+		    status <= status_kinds[i].hi)
+			return &status_kinds[i];
+	return &other_status;
 }
 
-void api_op_interrupt(struct api_op *op)
+static int status_errno(long status)
 {
-	op->interrupted = 1;
+	return status_kind(status)->err;
+}
+
+/* The class of a failure that came with no error status. */
+static const struct {
+	int err;
+	enum api_fail fail;
+} errno_kinds[] = {
+    {ETIMEDOUT, API_FAIL_TIMED_OUT},
+    {EHOSTUNREACH, API_FAIL_UNREACHABLE},
+    {EINTR, API_FAIL_INTERRUPTED},
+    {ENOMEM, API_FAIL_LOCAL},
+};
+
+/* The class of a call's failure r, with err and resp (the last attempt's). */
+static enum api_fail classify(int r, const struct api_error *err,
+			      const struct response *resp)
+{
+	if (err->http_status)
+		return status_kind(err->http_status)->fail;
+	if (resp->sink_failed)
+		return API_FAIL_LOCAL;
+	if (resp->too_big)
+		return API_FAIL_BAD_ANSWER;
+	for (size_t i = 0; i < sizeof(errno_kinds) / sizeof(*errno_kinds); i++)
+		if (r == -errno_kinds[i].err)
+			return errno_kinds[i].fail;
+	return API_FAIL_NETWORK;
+}
+
+int http_error(struct api_error *err, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	err->http_status = 0;
+	err->fail = r == -ENOMEM ? API_FAIL_LOCAL : API_FAIL_BAD_ANSWER;
+	return r;
 }
 
 /* Fill err->message from an error body: the server's error.message when
@@ -358,7 +413,7 @@ fail:
  * else -errno with err filled in; *retry_after is the server's Retry-After
  * in seconds, or -1.
  */
-static int attempt(struct http *h, const struct api_op *op,
+static int attempt(struct http *h, const struct op *op,
 		   const struct http_request *rq, const char *url,
 		   long budget_ms, struct response *r, double *retry_after,
 		   struct api_error *err)
@@ -528,7 +583,7 @@ static int answer_errno(const struct api_error *prev, struct api_error *err,
 	return -status_errno(prev->http_status);
 }
 
-int http_call(struct http *h, const struct api_op *op,
+int http_call(struct http *h, const struct op *op,
 	      const struct http_request *rq, struct http_answer *ans,
 	      struct api_error *err)
 {
@@ -552,10 +607,8 @@ int http_call(struct http *h, const struct api_op *op,
 
 	memset(err, 0, sizeof(*err));
 	memset(ans, 0, sizeof(*ans));
-	if (!url) {
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		return -ENOMEM;
-	}
+	if (!url)
+		return http_error(err, -ENOMEM, "out of memory");
 	snprintf(url, urllen, "%s%s", h->opts->base_url, rq->path);
 	if (op && (op->deadline < deadline || rq->stall_bound))
 		deadline = op->deadline;
@@ -624,8 +677,10 @@ int http_call(struct http *h, const struct api_op *op,
 		}
 	}
 	free(url);
-	if (r < 0)
+	if (r < 0) {
+		err->fail = classify(r, err, &resp);
 		http_answer_free(ans);
+	}
 	return r;
 }
 
@@ -636,8 +691,7 @@ cJSON *http_json(const struct http_answer *ans, struct api_error *err)
 	const cJSON *e;
 
 	if (!root) {
-		snprintf(err->message, sizeof(err->message),
-			 "malformed JSON in the answer");
+		http_error(err, -EIO, "malformed JSON in the answer");
 		return NULL;
 	}
 	if (nuls)
@@ -648,27 +702,9 @@ cJSON *http_json(const struct http_answer *ans, struct api_error *err)
 	if (cJSON_IsObject(e)) {
 		/* A 2xx whose body is an error object is still an error. */
 		message_from_body(ans, 0, err);
+		err->fail = API_FAIL_BAD_ANSWER;
 		cJSON_Delete(root);
 		return NULL;
 	}
 	return root;
-}
-
-int api_op_cond_wait(const struct api_op *op, pthread_cond_t *cond,
-		     pthread_mutex_t *lock, double slice)
-{
-	double now = util_now(), until = now + slice;
-	struct timespec ts;
-
-	if (op && op->interrupted)
-		return -EINTR;
-	if (op && now >= op->deadline)
-		return -ETIMEDOUT;
-	if (op && op->deadline < until)
-		until = op->deadline;
-	/* util_now is CLOCK_MONOTONIC seconds, as the condition's clock. */
-	ts.tv_sec = (time_t)until;
-	ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
-	pthread_cond_timedwait(cond, lock, &ts);
-	return 0;
 }

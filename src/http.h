@@ -4,8 +4,9 @@
  * descriptor, retries), a pool of easy handles (connections kept alive),
  * retries of passing failures with jittered exponential backoff that
  * honours Retry-After, every call bounded by its operation's deadline and
- * abortable, failures mapped to -errno with the server's message kept. It
- * knows no endpoint: the api_* modules build the paths.
+ * abortable, failures mapped to -errno and classified (api_error.h) with
+ * the server's message kept. It knows no endpoint: the api_* modules
+ * build the paths.
  */
 #ifndef KIMIFS_HTTP_H
 #define KIMIFS_HTTP_H
@@ -16,32 +17,12 @@
 
 #include <cjson/cJSON.h>
 
+#include "api_error.h"
+#include "op.h"
 #include "opts.h"
 #include "stats.h"
 
 struct curl_slist;
-
-/* What went wrong with a call: the HTTP status (0 if none came) and a
- * message for the user, the server's own when it sent one. */
-struct api_error {
-	int http_status;
-	/* Attempts sent: more than 1 when the answer came to a retry, so an
-	 * earlier attempt whose answer was lost may have had its effect. */
-	unsigned attempts;
-	char message[512];
-};
-
-/*
- * One filesystem operation: the deadline every call it makes shares, so an
- * operation that needs several calls (a listing of many pages, a cancel and
- * its check) still ends within the configured timeout, and whether it was
- * interrupted (the process waiting on it got a signal). Every call takes
- * one; NULL: the call alone, bounded by the timeout, not interruptible.
- */
-struct api_op {
-	double deadline;	  /* monotonic seconds (util_now) */
-	volatile int interrupted; /* set by api_op_interrupt, from any thread */
-};
 
 struct http {
 	const struct opts *opts;    /* base_url, timeouts, retries, insecure */
@@ -109,27 +90,12 @@ void http_destroy(struct http *h);
 void http_stop(struct http *h);
 
 /*
- * Interrupt op: its transfer under way and any backoff end at once, its
- * calls fail with -EINTR, and so do its waits in the store. Safe from any
- * thread.
- */
-void api_op_interrupt(struct api_op *op);
-
-/*
- * Wait on cond (a CLOCK_MONOTONIC condition; lock held) for at most slice
- * seconds and never past op's deadline, so that a caller waiting in a loop
- * sees an interrupt soon: 0 after the wait, -EINTR when op is interrupted,
- * -ETIMEDOUT when its deadline has passed. op may be NULL.
- */
-int api_op_cond_wait(const struct api_op *op, pthread_cond_t *cond,
-		     pthread_mutex_t *lock, double slice);
-
-/*
  * Send rq as part of op (NULL: on its own). Returns 0 with a 2xx answer in
- * *ans (free with http_answer_free), or -errno with err filled in: 400, 409
- * and 422 EPERM, 401/403 EACCES, 404 ENOENT, 408 and time-outs ETIMEDOUT,
- * 429 EAGAIN, 5xx and answers too large EIO, no connection EHOSTUNREACH,
- * an interrupted or stopped call EINTR. 429, 5xx and network failures are
+ * *ans (free with http_answer_free), or -errno with err filled in and
+ * classified (enum api_fail): 400, 409 and 422 EPERM, 401/403 EACCES, 404
+ * ENOENT, 408 and time-outs ETIMEDOUT, 429 EAGAIN, 5xx, other statuses and
+ * answers too large EIO, no connection EHOSTUNREACH, an interrupted or
+ * stopped call EINTR. 429, 5xx and network failures are
  * tried again up to the retries; the whole call, retries and backoff
  * included, ends within the timeout or op's deadline, whichever is sooner.
  * When the deadline ends the retries, the error of the last answer stays:
@@ -138,16 +104,25 @@ int api_op_cond_wait(const struct api_op *op, pthread_cond_t *cond,
  * an answer in time. With a sink_fd, a
  * retried download starts over at the fd's position of the first attempt.
  */
-int http_call(struct http *h, const struct api_op *op,
+int http_call(struct http *h, const struct op *op,
 	      const struct http_request *rq, struct http_answer *ans,
 	      struct api_error *err);
 
 void http_answer_free(struct http_answer *ans);
 
 /*
+ * Fill err for a failure of the client's own, found out of a transfer:
+ * r is -ENOMEM (API_FAIL_LOCAL) or -EIO for an answer that is not what the
+ * API sends (API_FAIL_BAD_ANSWER); the message is made from fmt. Returns
+ * r.
+ */
+int http_error(struct api_error *err, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
  * The JSON of a 2xx answer (json_parse: strings holding a NUL marked, and
- * logged once), or NULL with err->message set when it is not JSON or is an
- * error object. Free with cJSON_Delete.
+ * logged once), or NULL with err filled in (API_FAIL_BAD_ANSWER) when it is not
+ * JSON or is an error object. Free with cJSON_Delete.
  */
 cJSON *http_json(const struct http_answer *ans, struct api_error *err);
 

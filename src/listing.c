@@ -239,7 +239,7 @@ static int may_stop(struct gather *g, const char *last)
  * listing stops there. Returns 0 or -errno, having logged why. Called with
  * no lock held.
  */
-static int fetch_all(struct listing *l, struct api_op *op, struct gather *g)
+static int fetch_all(struct listing *l, struct op *op, struct gather *g)
 {
 	const struct store_kind *kind = l->store->kind;
 	struct store_page page;
@@ -262,10 +262,12 @@ static int fetch_all(struct listing *l, struct api_op *op, struct gather *g)
 		answered = store_clock(l->store);
 		g->pages++;
 		if (r < 0) {
+			char why[600];
+
 			if (r == -EINTR)
 				break; /* the user's own doing: not logged */
-			log_err("list %s: %d %s", kind->plural, err.http_status,
-				err.message);
+			api_error_text(&err, r, why, sizeof(why));
+			log_err("list %s: %s", kind->plural, why);
 			break;
 		}
 		cycle = page.last_id && (idset_has(&g->sent, page.last_id) ||
@@ -391,7 +393,7 @@ fail:
  * or interruption (-EINTR), looking at op every 0.1 s. Caller holds
  * l->lock.
  */
-static int wait_done(struct listing *l, const struct api_op *op)
+static int wait_done(struct listing *l, const struct op *op)
 {
 	const struct clock *c = l->store->clock;
 	double now;
@@ -467,7 +469,7 @@ static int gather_prepare(struct listing *l, struct gather *g)
  * listing_refresh). Returns 0 or -errno, the result of the fetch that
  * answers it. Caller holds l->lock, released while fetching or waiting.
  */
-static int obtain(struct listing *l, struct api_op *op, enum want want,
+static int obtain(struct listing *l, struct op *op, enum want want,
 		  double asked)
 {
 	struct gather g = {0};
@@ -545,7 +547,7 @@ out:
 	return r;
 }
 
-int listing_get(struct listing *l, struct api_op *op, char ***ids, size_t *n)
+int listing_get(struct listing *l, struct op *op, char ***ids, size_t *n)
 {
 	double asked = store_clock(l->store);
 	int r;
@@ -565,8 +567,7 @@ int listing_get(struct listing *l, struct api_op *op, char ***ids, size_t *n)
 	return r;
 }
 
-int listing_refresh(struct listing *l, struct api_op *op, double asked,
-		    int full)
+int listing_refresh(struct listing *l, struct op *op, double asked, int full)
 {
 	int r;
 

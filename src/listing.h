@@ -83,7 +83,7 @@ void listing_destroy(struct listing *l);
  * wait for another caller's listing ends with op (-ETIMEDOUT, -EINTR); an
  * interrupted listing is nobody's result.
  */
-int listing_get(struct listing *l, struct api_op *op, char ***ids, size_t *n);
+int listing_get(struct listing *l, struct op *op, char ***ids, size_t *n);
 void listing_free_ids(char **ids, size_t n);
 
 /*
@@ -103,8 +103,7 @@ void listing_free_ids(char **ids, size_t n);
  * because the server never deletes objects, final objects never change,
  * and new objects come first.
  */
-int listing_refresh(struct listing *l, struct api_op *op, double asked,
-		    int full);
+int listing_refresh(struct listing *l, struct op *op, double asked, int full);
 
 /*
  * Put id first in the kept listing (an object this mount just created: the

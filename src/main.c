@@ -31,31 +31,32 @@
 static int check_api(struct kimifs *k)
 {
 	struct api_error err;
+	char why[600];
 	int r = api_check(&k->api, &err);
 
 	if (r == 0)
 		return 0;
+	api_error_text(&err, r, why, sizeof(why));
 	if (r == -EPROTO)
 		fprintf(
 		    stderr,
 		    "kimifs: %s is not the Batch API: its answer to GET "
 		    "/v1/batches is not a batch list (%s); check base_url\n",
 		    k->opts.base_url, err.message);
-	else if (r == -EACCES)
-		fprintf(stderr,
-			"kimifs: the API key was refused by %s (%d: %s)\n",
-			k->opts.base_url, err.http_status, err.message);
-	else if (err.http_status)
-		fprintf(stderr, "kimifs: %s answered %d: %s\n",
-			k->opts.base_url, err.http_status, err.message);
+	else if (err.fail == API_FAIL_DENIED)
+		fprintf(stderr, "kimifs: the API key was refused by %s (%s)\n",
+			k->opts.base_url, why);
+	else if (api_error_answered(&err))
+		fprintf(stderr, "kimifs: %s answered %s\n", k->opts.base_url,
+			why);
 	else
 		fprintf(stderr, "kimifs: cannot reach %s: %s\n",
-			k->opts.base_url, err.message);
+			k->opts.base_url, why);
 	return -1;
 }
 
 /* The disk cache's download: the content endpoint of the API. */
-static int download_file(void *ctx, struct api_op *op, const char *id, int fd,
+static int download_file(void *ctx, struct op *op, const char *id, int fd,
 			 void (*on_sink)(void *, size_t), void *arg,
 			 size_t *len, struct api_error *err)
 {
@@ -78,7 +79,7 @@ static size_t listing_cost(void *ctx)
 	return pages;
 }
 
-static int listing_poll(void *ctx, struct api_op *op)
+static int listing_poll(void *ctx, struct op *op)
 {
 	struct batches *b = ctx;
 
@@ -240,9 +241,8 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	stats_init(&k.stats);
-	if (api_init(&k.api, &k.opts, k.api_key) < 0)
+	if (api_init(&k.api, &k.opts, k.api_key, &k.stats) < 0)
 		goto out_curl;
-	k.api.http.stats = &k.stats;
 	/* Until the store is gone: its probes may still call fs's hook. */
 	pthread_mutex_init(&k.notify_lock, NULL);
 	if (k.opts.insecure)
@@ -260,12 +260,12 @@ int main(int argc, char *argv[])
 	STAT_SET(&k.stats, disk_bytes, k.cache.used);
 	if (check_api(&k) < 0)
 		goto out_cache;
-	if (batches_init(&k.batches, &k.api, k.opts.cache_ttl,
+	if (batches_init(&k.batches, &k.api, k.opts.cache_ttl, k.opts.timeout,
 			 k.opts.page_size) < 0)
 		goto out_cache;
 	k.batches.store.stats = &k.stats;
-	if (files_init(&k.files, &k.api, k.opts.cache_ttl, k.opts.page_size) <
-	    0)
+	if (files_init(&k.files, &k.api, k.opts.cache_ttl, k.opts.timeout,
+		       k.opts.page_size) < 0)
 		goto out_batches_only;
 	k.files.store.stats = &k.stats;
 	ctl_init(&k.ctl);

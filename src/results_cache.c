@@ -215,9 +215,9 @@ out:
  * Download file id and add its lines to s->ix from source src. A 404 leaves
  * the file empty (logged). 0 or -errno.
  */
-static int index_file(struct kimifs *k, struct api_op *op,
-		      struct results_set *s, const char *batch_id,
-		      const char *id, enum results_source src)
+static int index_file(struct kimifs *k, struct op *op, struct results_set *s,
+		      const char *batch_id, const char *id,
+		      enum results_source src)
 {
 	char label[512];
 	struct results_pass ps;
@@ -239,7 +239,7 @@ static int index_file(struct kimifs *k, struct api_op *op,
 }
 
 /* Build the index of s for batch b's files out and err. 0 or -errno. */
-static int build(struct kimifs *k, struct api_op *op, struct results_set *s,
+static int build(struct kimifs *k, struct op *op, struct results_set *s,
 		 const struct batch *b, const char *out, const char *err)
 {
 	int r = 0;
@@ -260,9 +260,9 @@ static int build(struct kimifs *k, struct api_op *op, struct results_set *s,
 }
 
 /* Wait for a build to end (lock held): 0, or -ETIMEDOUT, -EINTR. */
-static int wait_built(struct results_cache *c, struct api_op *op)
+static int wait_built(struct results_cache *c, struct op *op)
 {
-	return api_op_cond_wait(op, &c->built, &c->lock, 0.1);
+	return op_cond_wait(op, &c->built, &c->lock, 0.1);
 }
 
 /* Move s to the front of the list (lock held). */
@@ -290,7 +290,7 @@ static void drop_batch(struct results_cache *c, const char *id, size_t idlen)
 	}
 }
 
-int results_get(struct kimifs *k, struct api_op *op, const struct batch *b,
+int results_get(struct kimifs *k, struct op *op, const struct batch *b,
 		struct results_set **out)
 {
 	struct results_cache *c = &k->results;
@@ -477,7 +477,7 @@ static int render(struct results_render *rd, const struct result *e)
 	return r;
 }
 
-int results_render_get(struct api_op *op, struct results_cache *c,
+int results_render_get(struct op *op, struct results_cache *c,
 		       struct results_set *s, const struct result *e, int txt,
 		       struct results_render **out)
 {
@@ -502,7 +502,7 @@ int results_render_get(struct api_op *op, struct results_cache *c,
 		}
 		/* Another caller renders it: wait, then look again (a
 		 * failed rendering is gone, and this caller tries). */
-		r = api_op_cond_wait(op, &c->built, &c->lock, 0.1);
+		r = op_cond_wait(op, &c->built, &c->lock, 0.1);
 		render_drop(c, rd);
 		if (r < 0)
 			goto out_unlock;

@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #include "batch.h"
-#include "http.h"
+#include "op.h"
 #include "results.h"
 
 #define RESULTS_CACHE_BYTES (64u << 20) /* memory of the indexes kept */
@@ -82,7 +82,7 @@ void results_cache_destroy(struct results_cache *c);
  * within op's deadline; a file the server no longer has (404) counts as
  * empty and is logged.
  */
-int results_get(struct kimifs *k, struct api_op *op, const struct batch *b,
+int results_get(struct kimifs *k, struct op *op, const struct batch *b,
 		struct results_set **out);
 void results_put(struct results_cache *c, struct results_set *s);
 
@@ -99,7 +99,7 @@ int results_line(const struct results_set *s, const struct result *e,
  * -ETIMEDOUT waiting for another caller's rendering of it within op. The
  * first caller renders, within a reservation of the most it can take.
  */
-int results_render_get(struct api_op *op, struct results_cache *c,
+int results_render_get(struct op *op, struct results_cache *c,
 		       struct results_set *s, const struct result *e, int txt,
 		       struct results_render **out);
 void results_render_put(struct results_render *rd);

@@ -304,7 +304,7 @@ static void log_problems(const char *report)
 	}
 }
 
-int stage_submit(struct kimifs *k, struct api_op *op, struct staged *st,
+int stage_submit(struct kimifs *k, struct op *op, struct staged *st,
 		 uint64_t owner, struct file **out)
 {
 	struct stage *s = st->s;

@@ -16,7 +16,7 @@
 
 #include "batch.h"
 
-struct api_op;
+struct op;
 struct kimifs;
 struct file;
 
@@ -94,7 +94,7 @@ int stage_resize(struct staged *st, uint64_t size);
  * write or resize that failed (nothing checked or sent), -EINVAL when the
  * file breaks a rule, the upload's error otherwise.
  */
-int stage_submit(struct kimifs *k, struct api_op *op, struct staged *st,
+int stage_submit(struct kimifs *k, struct op *op, struct staged *st,
 		 uint64_t owner, struct file **out);
 
 /* The writer closed st for good: a name still staged (nothing was ever

@@ -100,7 +100,7 @@ static void entry_free(const struct store *s, struct store_entry *e)
  * Caller holds s->lock; e is not swept while it waits.
  */
 static int wait_for(struct store *s, struct store_entry *e, int probe,
-		    double deadline, const struct api_op *op)
+		    double deadline, const struct op *op)
 {
 	struct store_waiter w = {0}, **p;
 
@@ -359,17 +359,6 @@ static int settled(const struct store *s, const struct store_entry *e,
 }
 
 /*
- * Whether a failure says that the server is not answering at all (no
- * answer in time, no connection, a 5xx), rather than something about one
- * object.
- */
-static int server_down(int r, const struct api_error *err)
-{
-	return r == -ETIMEDOUT || r == -EHOSTUNREACH ||
-	       (r == -EIO && err->http_status >= 500);
-}
-
-/*
  * Whether the probe (the fetch of an id with no object) answers a caller
  * that asked at `asked`: -errno with the reason in err when the last probe
  * found the server down and is under way or ended since the caller asked,
@@ -420,15 +409,17 @@ static int fetch_done(struct store *s, struct store_entry *e, int probe,
 	}
 	/* Any answer says the server is up; a probe may say it is down. */
 	if (probe || r == 0 || r == -ENOENT)
-		s->probe_err = server_down(r, err) ? r : 0;
+		s->probe_err = api_error_down(err) ? r : 0;
 	entry_tried(e, r, err, answered);
 	if (r == 0 || r == -ENOENT) {
 		entry_learn(s, e, fresh, sent, answered, answered);
 		r = e->obj ? 0 : -ENOENT;
 	} else if (e->obj && mode != STORE_FORCE && api_error_transient(r)) {
-		log_warn("%s %s: refresh failed (%d %s); serving the "
-			 "cached copy",
-			 s->kind->name, e->id, err->http_status, err->message);
+		char why[600];
+
+		api_error_text(err, r, why, sizeof(why));
+		log_warn("%s %s: refresh failed (%s); serving the cached copy",
+			 s->kind->name, e->id, why);
 		STAT_ADD(s->stats, stale_served, 1);
 		r = 0;
 	}
@@ -484,9 +475,9 @@ static void *probe_run(void *arg)
  * in time, the failure of the probe before. Caller holds s->lock, has
  * marked the entry and the probe in flight, and may be woken meanwhile.
  */
-static int probe_glance(struct store *s, const struct api_op *op,
-			const char *id, enum store_mode mode, double asked,
-			void **out, struct api_error *err)
+static int probe_glance(struct store *s, const struct op *op, const char *id,
+			enum store_mode mode, double asked, void **out,
+			struct api_error *err)
 {
 	struct probe_job *job = malloc(sizeof(*job));
 	struct store_entry *e;
@@ -541,7 +532,7 @@ static int probe_glance(struct store *s, const struct api_op *op,
 	return r;
 }
 
-int store_get(struct store *s, struct api_op *op, const char *id,
+int store_get(struct store *s, struct op *op, const char *id,
 	      enum store_mode mode, void **out, struct api_error *errp)
 {
 	double asked = store_clock(s), sent;
@@ -730,7 +721,7 @@ uint64_t store_changes(struct store *s, const char *id)
 	return stamp;
 }
 
-int store_wait(struct store *s, const struct api_op *op, const char *id,
+int store_wait(struct store *s, const struct op *op, const char *id,
 	       uint64_t seen, double deadline, uint64_t *now)
 {
 	struct store_entry *e;

@@ -57,7 +57,7 @@ struct store_kind {
 	 * reference in *out, or -errno with err filled in (-ENOENT: the
 	 * server has no such object; -EINTR: op was interrupted). Bounded in
 	 * time; called with no lock held. */
-	int (*fetch)(void *ctx, struct api_op *op, const char *id, void **out,
+	int (*fetch)(void *ctx, struct op *op, const char *id, void **out,
 		     struct api_error *err);
 	void *(*ref)(void *obj);
 	void (*unref)(void *obj); /* NULL is allowed */
@@ -79,7 +79,7 @@ struct store_kind {
 	/* For listings (listing.h); NULL for kinds that cannot be listed. */
 	/* One page of every object, after cursor after (NULL: the first),
 	 * at most limit objects: 0 with page filled, or -errno with err. */
-	int (*list_page)(void *ctx, struct api_op *op, const char *after,
+	int (*list_page)(void *ctx, struct op *op, const char *after,
 			 unsigned limit, struct store_page *page,
 			 struct api_error *err);
 	/* Whether id can be a name in the tree (others are left out). */
@@ -166,7 +166,7 @@ double store_clock(const struct store *s);
  * fetch that ended because its op was interrupted is nobody else's
  * result: the callers that shared it fetch again.
  */
-int store_get(struct store *s, struct api_op *op, const char *id,
+int store_get(struct store *s, struct op *op, const char *id,
 	      enum store_mode mode, void **out, struct api_error *err);
 
 /*
@@ -224,7 +224,7 @@ uint64_t store_changes(struct store *s, const char *id);
  * when op was interrupted, or -ENOMEM. Only the waiters of this entry are
  * woken by its changes.
  */
-int store_wait(struct store *s, const struct api_op *op, const char *id,
+int store_wait(struct store *s, const struct op *op, const char *id,
 	       uint64_t seen, double deadline, uint64_t *now);
 
 #endif

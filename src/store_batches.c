@@ -15,7 +15,7 @@
 
 #include "log.h"
 
-static int kind_fetch(void *ctx, struct api_op *op, const char *id, void **out,
+static int kind_fetch(void *ctx, struct op *op, const char *id, void **out,
 		      struct api_error *err)
 {
 	struct batch *b = NULL;
@@ -97,7 +97,7 @@ static size_t kind_bytes(const void *obj)
 	return sizeof(*b) + strlen(b->id) + b->json.len;
 }
 
-static int kind_list_page(void *ctx, struct api_op *op, const char *after,
+static int kind_list_page(void *ctx, struct op *op, const char *after,
 			  unsigned limit, struct store_page *page,
 			  struct api_error *err)
 {
@@ -132,11 +132,10 @@ const struct store_kind store_kind_batch = {
     .stop = kind_stop,
 };
 
-int batches_init(struct batches *b, struct api *api, double ttl,
+int batches_init(struct batches *b, struct api *api, double ttl, double timeout,
 		 unsigned page_size)
 {
-	int r = store_init(&b->store, &store_kind_batch, api, ttl,
-			   api->http.opts->timeout);
+	int r = store_init(&b->store, &store_kind_batch, api, ttl, timeout);
 
 	if (r < 0)
 		return r;
@@ -159,7 +158,7 @@ void batches_destroy(struct batches *b)
  * STORE_ANY (the refresh failed for a passing reason: the stale copy
  * serves), or -EINTR.
  */
-static int refresh_listed(struct batches *b, struct api_op *op, const char *id)
+static int refresh_listed(struct batches *b, struct op *op, const char *id)
 {
 	int r;
 
@@ -179,7 +178,7 @@ static int refresh_listed(struct batches *b, struct api_op *op, const char *id)
 	return STORE_FRESH;
 }
 
-int batches_get(struct batches *b, struct api_op *op, const char *id,
+int batches_get(struct batches *b, struct op *op, const char *id,
 		enum store_mode mode, struct batch **out, struct api_error *err)
 {
 	void *obj = NULL;
@@ -203,7 +202,7 @@ int batches_get(struct batches *b, struct api_op *op, const char *id,
 	return r;
 }
 
-int batches_refresh(struct batches *b, struct api_op *op)
+int batches_refresh(struct batches *b, struct op *op)
 {
 	return listing_refresh(&b->listing, op, store_clock(&b->store), 1);
 }
@@ -213,7 +212,7 @@ void batches_put(struct batches *b, struct batch *obj, double sent)
 	store_put(&b->store, obj, sent);
 }
 
-int batches_list(struct batches *b, struct api_op *op, char ***ids, size_t *n)
+int batches_list(struct batches *b, struct op *op, char ***ids, size_t *n)
 {
 	return listing_get(&b->listing, op, ids, n);
 }

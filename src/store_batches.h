@@ -22,8 +22,9 @@ struct batches {
  * api_list of api_list_batch (ctx: the struct api). */
 extern const struct store_kind store_kind_batch;
 
-/* Set up the store and the listing over api; 0 or -ENOMEM. */
-int batches_init(struct batches *b, struct api *api, double ttl,
+/* Set up the store and the listing over api, copies fresh for ttl
+ * seconds, a fetch bounded by timeout seconds; 0 or -ENOMEM. */
+int batches_init(struct batches *b, struct api *api, double ttl, double timeout,
 		 unsigned page_size);
 void batches_destroy(struct batches *b);
 
@@ -36,7 +37,7 @@ void batches_destroy(struct batches *b);
  * fails for a passing reason the stale copy serves. Ids never listed, and
  * every read with cache_ttl 0, are fetched on their own.
  */
-int batches_get(struct batches *b, struct api_op *op, const char *id,
+int batches_get(struct batches *b, struct op *op, const char *id,
 		enum store_mode mode, struct batch **out,
 		struct api_error *err);
 
@@ -45,10 +46,10 @@ int batches_get(struct batches *b, struct api_op *op, const char *id,
 void batches_put(struct batches *b, struct batch *obj, double sent);
 
 /* listing_get of batches/: the ids of every batch, newest first. */
-int batches_list(struct batches *b, struct api_op *op, char ***ids, size_t *n);
+int batches_list(struct batches *b, struct op *op, char ***ids, size_t *n);
 
 /* A full listing of batches/ begun now (MOUNT/ctl "refresh"): 0 or the
  * -errno of the listing. */
-int batches_refresh(struct batches *b, struct api_op *op);
+int batches_refresh(struct batches *b, struct op *op);
 
 #endif

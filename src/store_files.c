@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int kind_fetch(void *ctx, struct api_op *op, const char *id, void **out,
+static int kind_fetch(void *ctx, struct op *op, const char *id, void **out,
 		      struct api_error *err)
 {
 	struct file *f = NULL;
@@ -72,7 +72,7 @@ static size_t kind_bytes(const void *obj)
 	return n;
 }
 
-static int kind_list_page(void *ctx, struct api_op *op, const char *after,
+static int kind_list_page(void *ctx, struct op *op, const char *after,
 			  unsigned limit, struct store_page *page,
 			  struct api_error *err)
 {
@@ -112,10 +112,10 @@ const struct store_kind store_kind_file = {
     .stop = kind_stop,
 };
 
-int files_init(struct files *f, struct api *api, double ttl, unsigned page_size)
+int files_init(struct files *f, struct api *api, double ttl, double timeout,
+	       unsigned page_size)
 {
-	int r = store_init(&f->store, &store_kind_file, api, ttl,
-			   api->http.opts->timeout);
+	int r = store_init(&f->store, &store_kind_file, api, ttl, timeout);
 
 	if (r < 0)
 		return r;
@@ -166,7 +166,7 @@ int files_forget(struct files *f, const char *id)
 	return r;
 }
 
-int files_get(struct files *f, struct api_op *op, const char *id,
+int files_get(struct files *f, struct op *op, const char *id,
 	      enum store_mode mode, struct file **out, struct api_error *err)
 {
 	void *obj = NULL;
@@ -191,7 +191,7 @@ int files_get(struct files *f, struct api_op *op, const char *id,
 	return r;
 }
 
-int files_list(struct files *f, struct api_op *op, char ***ids, size_t *n)
+int files_list(struct files *f, struct op *op, char ***ids, size_t *n)
 {
 	size_t kept = 0;
 	int r = listing_get(&f->listing, op, ids, n);
@@ -211,8 +211,8 @@ int files_list(struct files *f, struct api_op *op, char ***ids, size_t *n)
 /* The listed files' objects, as the listing left them in the store (no
  * request: STORE_ANY), in listing order; files gone meanwhile are left
  * out. Free with release_objects. */
-static int listed_objects(struct files *f, struct api_op *op,
-			  struct file ***out, size_t *nout)
+static int listed_objects(struct files *f, struct op *op, struct file ***out,
+			  size_t *nout)
 {
 	char **ids;
 	size_t n, k = 0;
@@ -242,8 +242,7 @@ static void release_objects(struct file **objs, size_t n)
 	free(objs);
 }
 
-int files_by_name(struct files *f, struct api_op *op, const char *name,
-		  char **id)
+int files_by_name(struct files *f, struct op *op, const char *name, char **id)
 {
 	struct file **objs, *best = NULL;
 	size_t n;
@@ -265,7 +264,7 @@ int files_by_name(struct files *f, struct api_op *op, const char *name,
 	return r;
 }
 
-int files_names(struct files *f, struct api_op *op, char ***names, size_t *n)
+int files_names(struct files *f, struct op *op, char ***names, size_t *n)
 {
 	struct file **objs;
 	size_t nobj, k = 0;

@@ -30,8 +30,9 @@ struct files {
 
 extern const struct store_kind store_kind_file;
 
-/* Set up the store and the listing over api; 0 or -ENOMEM. */
-int files_init(struct files *f, struct api *api, double ttl,
+/* Set up the store and the listing over api, copies fresh for ttl
+ * seconds, a fetch bounded by timeout seconds; 0 or -ENOMEM. */
+int files_init(struct files *f, struct api *api, double ttl, double timeout,
 	       unsigned page_size);
 void files_destroy(struct files *f);
 
@@ -39,12 +40,12 @@ void files_destroy(struct files *f);
  * the reason in err (may be NULL). A file deleted through ctl is -ENOENT
  * without a request. An id never seen is first looked for in the listing
  * (fetched when older than ttl), then fetched by itself. */
-int files_get(struct files *f, struct api_op *op, const char *id,
+int files_get(struct files *f, struct op *op, const char *id,
 	      enum store_mode mode, struct file **out, struct api_error *err);
 
 /* The ids of every file (listing_get), newest first, those deleted
  * through ctl left out. Free with listing_free_ids. */
-int files_list(struct files *f, struct api_op *op, char ***ids, size_t *n);
+int files_list(struct files *f, struct op *op, char ***ids, size_t *n);
 
 /* Remember that id was deleted; 0 or -ENOMEM. */
 int files_forget(struct files *f, const char *id);
@@ -55,11 +56,10 @@ int files_forget(struct files *f, const char *id);
  * in *id, -ENOENT when no listed file has that name, or the listing's
  * -errno.
  */
-int files_by_name(struct files *f, struct api_op *op, const char *name,
-		  char **id);
+int files_by_name(struct files *f, struct op *op, const char *name, char **id);
 
 /* The distinct filenames of the listing that are safe as names
  * (batch_name_safe), newest file's first; free with listing_free_ids. */
-int files_names(struct files *f, struct api_op *op, char ***names, size_t *n);
+int files_names(struct files *f, struct op *op, char ***names, size_t *n);
 
 #endif

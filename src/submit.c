@@ -90,7 +90,7 @@ static void learn_file(struct kimifs *k, struct file *f, double sent)
  * 100), as part of op, handing each item to visit(item, ctx); stop after
  * a page where visit returned 1. 0, or -errno when a page cannot be read.
  */
-static int scan_list(struct kimifs *k, struct api_op *op,
+static int scan_list(struct kimifs *k, struct op *op,
 		     const struct api_list_kind *kind, unsigned max_pages,
 		     int (*visit)(void *item, void *ctx), void *ctx)
 {
@@ -148,7 +148,7 @@ static int visit_copy(void *item, void *ctx)
  * bytes) may have left (visit_copy). 1 with it in *out, 0 when there is
  * none, or -errno.
  */
-static int find_copy(struct kimifs *k, struct api_op *op, const char *filename,
+static int find_copy(struct kimifs *k, struct op *op, const char *filename,
 		     uint64_t size, struct file **out)
 {
 	struct copy_search s = {.k = k, .filename = filename, .size = size};
@@ -176,7 +176,7 @@ static int nothing_sent(int err)
 	return err == -EAGAIN || err == -EHOSTUNREACH;
 }
 
-static void pause_before_retry(const struct api_op *op, unsigned attempt)
+static void pause_before_retry(const struct op *op, unsigned attempt)
 {
 	double delay = fmin(0.2 * pow(2, attempt), 5.0);
 	struct timespec ts;
@@ -188,7 +188,7 @@ static void pause_before_retry(const struct api_op *op, unsigned attempt)
 	nanosleep(&ts, NULL);
 }
 
-int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
+int submit_upload(struct kimifs *k, struct op *op, const char *path,
 		  const char *filename, struct file **out, char *why,
 		  size_t whylen)
 {
@@ -237,9 +237,9 @@ int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
 		/* The body may be on the server: look before sending it
 		 * again (with an op of its own when this one was
 		 * interrupted or ran out). */
-		struct api_op look;
+		struct op look;
 
-		api_op_begin(&k->api, &look);
+		op_start(&look, k->opts.timeout);
 		int found = find_copy(k, &look, filename, size, &f);
 
 		if (found > 0) {
@@ -269,8 +269,7 @@ int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
 			break;
 	}
 	if (r < 0) {
-		snprintf(why, whylen, "%s",
-			 err.message[0] ? err.message : strerror(-r));
+		snprintf(why, whylen, "%s", api_error_message(&err, r));
 		log_err("upload %s: failed: %s", filename, why);
 		return r;
 	}
@@ -325,7 +324,7 @@ static int visit_batch(void *item, void *ctx)
  * it in *out, 0 when there is none, or -errno when the list cannot be
  * read.
  */
-static int find_batch(struct kimifs *k, struct api_op *op,
+static int find_batch(struct kimifs *k, struct op *op,
 		      const struct batch_params *p, time_t sent,
 		      struct batch **out)
 {
@@ -343,9 +342,8 @@ static int find_batch(struct kimifs *k, struct api_op *op,
 	return r < 0 ? r : s.found != NULL;
 }
 
-int submit_create(struct kimifs *k, struct api_op *op,
-		  const struct batch_params *p, struct batch **out, char *why,
-		  size_t whylen)
+int submit_create(struct kimifs *k, struct op *op, const struct batch_params *p,
+		  struct batch **out, char *why, size_t whylen)
 {
 	struct api_error err = {0};
 	time_t wall = time(NULL);
@@ -356,10 +354,10 @@ int submit_create(struct kimifs *k, struct api_op *op,
 		/* The batch may have been made: look before saying it was
 		 * not (with an op of its own when this one was interrupted
 		 * or ran out). */
-		struct api_op look;
+		struct op look;
 		int found;
 
-		api_op_begin(&k->api, &look);
+		op_start(&look, k->opts.timeout);
 		found = find_batch(k, &look, p, wall, out);
 		if (found > 0) {
 			log_info("create batch from %s: no answer, but the "
@@ -380,8 +378,7 @@ int submit_create(struct kimifs *k, struct api_op *op,
 		}
 	}
 	if (r < 0) {
-		snprintf(why, whylen, "%s",
-			 err.message[0] ? err.message : strerror(-r));
+		snprintf(why, whylen, "%s", api_error_message(&err, r));
 		log_err("create batch from %s: failed: %s", p->input_file_id,
 			why);
 		return r;

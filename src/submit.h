@@ -43,7 +43,7 @@ int submit_check(const char *path, const char *filename, char **why);
  * (jsonl_name_problem) is -EINVAL before any request, since its copy could
  * not be found. Logged either way.
  */
-int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
+int submit_upload(struct kimifs *k, struct op *op, const char *path,
 		  const char *filename, struct file **out, char *why,
 		  size_t whylen);
 
@@ -59,8 +59,7 @@ int submit_upload(struct kimifs *k, struct api_op *op, const char *path,
  * unknown, and why says how to look (never to make another). Logged
  * either way.
  */
-int submit_create(struct kimifs *k, struct api_op *op,
-		  const struct batch_params *p, struct batch **out, char *why,
-		  size_t whylen);
+int submit_create(struct kimifs *k, struct op *op, const struct batch_params *p,
+		  struct batch **out, char *why, size_t whylen);
 
 #endif

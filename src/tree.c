@@ -12,7 +12,7 @@
 #include "cache.h"
 #include "kimifs.h"
 
-int tree_mount_view(struct kimifs *k, struct api_op *op, const struct node *n,
+int tree_mount_view(struct kimifs *k, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
 	(void)op;

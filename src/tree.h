@@ -25,7 +25,7 @@
 struct kimifs;
 struct node_type;
 struct cache_reader;
-struct api_op;
+struct op;
 
 /* A place in the tree. Plain data: copied freely, owns nothing. */
 struct node {
@@ -83,7 +83,7 @@ struct node_open_ops {
 		    void **state);
 	/* One write of buf at off by the open file table owner (the
 	 * kernel's lock owner; 0 when not told): size or -errno. */
-	ssize_t (*write)(struct kimifs *k, struct api_op *op, void *state,
+	ssize_t (*write)(struct kimifs *k, struct op *op, void *state,
 			 const char *buf, size_t size, off_t off,
 			 uint64_t owner);
 	/* One read into buf at off: bytes (0 at the end), or -errno. */
@@ -92,7 +92,7 @@ struct node_open_ops {
 	int (*resize)(void *state, uint64_t size);
 	/* Each close(2), by the open file table owner: 0 or -errno, which
 	 * close returns. */
-	int (*flush)(struct kimifs *k, struct api_op *op, void *state,
+	int (*flush)(struct kimifs *k, struct op *op, void *state,
 		     uint64_t owner);
 	/* The last close: free state. */
 	void (*release)(void *state);
@@ -107,14 +107,14 @@ struct node_type {
 	 * Fill *v for n: the snapshot in mode (store.h), the bytes of a file.
 	 * 0, or -errno (-ENOENT when the node does not exist).
 	 */
-	int (*view)(struct kimifs *k, struct api_op *op, const struct node *n,
+	int (*view)(struct kimifs *k, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v);
 	/* Directories: the child called name (0 or -ENOENT; existence is then
 	 * decided by the child's view), and every child's name. */
 	int (*lookup)(struct kimifs *k, const struct node *dir,
 		      const char *name, struct node *child);
-	int (*readdir)(struct kimifs *k, struct api_op *op,
-		       const struct node *dir, struct dirlist *out);
+	int (*readdir)(struct kimifs *k, struct op *op, const struct node *dir,
+		       struct dirlist *out);
 	/*
 	 * Directories too large to copy for each open (results/), instead of
 	 * readdir: list_open holds an immutable listing of dir (*list, NULL
@@ -122,16 +122,16 @@ struct node_type {
 	 * 1 with name (NODE_NAME_MAX + 1 bytes) and *mode, 0 when pos holds
 	 * no entry, -ENOENT past the end. 0 or -errno.
 	 */
-	int (*list_open)(struct kimifs *k, struct api_op *op,
+	int (*list_open)(struct kimifs *k, struct op *op,
 			 const struct node *dir, void **list);
 	int (*list_at)(const void *list, size_t pos, char *name, mode_t *mode);
 	void (*list_close)(void *list);
 	/* Files read through a reader (view.reader): attach it to the view
 	 * that open made. 0 or -errno. NULL for the others. */
-	int (*open)(struct kimifs *k, struct api_op *op, const struct node *n,
+	int (*open)(struct kimifs *k, struct op *op, const struct node *n,
 		    struct view *v);
 	/* Writable files: one write of buf at off; size or -errno. */
-	int (*write)(struct kimifs *k, struct api_op *op, const struct node *n,
+	int (*write)(struct kimifs *k, struct op *op, const struct node *n,
 		     const char *buf, size_t size, off_t off);
 	/*
 	 * Files whose read waits for n's batch to become final (wait): 0 with
@@ -139,8 +139,8 @@ struct node_type {
 	 * final now, -EAGAIN while it is not (fs.c then waits without a
 	 * thread: watch.h), or -errno. NULL for the others.
 	 */
-	int (*wait_ready)(struct kimifs *k, struct api_op *op,
-			  const struct node *n, char **text, size_t *len);
+	int (*wait_ready)(struct kimifs *k, struct op *op, const struct node *n,
+			  char **text, size_t *len);
 	/* What a waiting read returns once the batch is final (obj, the
 	 * store's object): 0 with *text malloc'd, or -errno. */
 	int (*wait_text)(const void *obj, char **text, size_t *len);
@@ -157,7 +157,7 @@ void tree_root(struct node *out);
 
 /* A view that shows the mount time and sends nothing: for directories
  * whose own attributes never change (the root, batches/). */
-int tree_mount_view(struct kimifs *k, struct api_op *op, const struct node *n,
+int tree_mount_view(struct kimifs *k, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v);
 
 /* Make child a node of type t under parent, called name (copied when it
@@ -183,9 +183,8 @@ extern const struct node_type type_batches; /* dir_batches.c */
  * v with its event time and whether it is final: 0, or -errno (a 404, a
  * name probe, is not logged; other failures are). dir_batches.c.
  */
-int batch_node_snapshot(struct kimifs *k, struct api_op *op,
-			const struct node *n, enum store_mode mode,
-			struct view *v);
+int batch_node_snapshot(struct kimifs *k, struct op *op, const struct node *n,
+			enum store_mode mode, struct view *v);
 extern const struct node_type type_files; /* dir_files.c */
 
 /*

@@ -108,7 +108,7 @@ static int known_final(struct watches *w, const char *id, void **obj)
  */
 static int poll_one(struct watches *w, struct watched *o, int *err, void **obj)
 {
-	struct api_op op = {.deadline = store_clock(w->store) + w->timeout};
+	struct op op = {.deadline = store_clock(w->store) + w->timeout};
 	struct api_error why = {0};
 	int r;
 
@@ -147,7 +147,7 @@ static int poll_one(struct watches *w, struct watched *o, int *err, void **obj)
 	}
 	if (!o->failing && r != -EINTR)
 		log_warn("wait for %s %s: %s; polling on", w->store->kind->name,
-			 o->id, why.message[0] ? why.message : strerror(-r));
+			 o->id, api_error_message(&why, r));
 	o->failing = 1;
 	return 0;
 }
@@ -173,7 +173,7 @@ static struct watched *first_due(struct watches *w)
  */
 static int poll_bulk(struct watches *w)
 {
-	struct api_op op;
+	struct op op;
 	double now = store_clock(w->store);
 	/* Those due within min_interval are polled now with the others:
 	 * waits that began one after the other (cat batches/x/wait, one cat
@@ -382,7 +382,7 @@ size_t watches_stop(struct watches *w)
 	pthread_mutex_lock(&w->lock);
 	w->stopping = 1;
 	if (w->polling)
-		api_op_interrupt(w->polling);
+		op_interrupt(w->polling);
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 	if (w->started)

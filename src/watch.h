@@ -33,7 +33,7 @@ struct watched;
  */
 struct watch_bulk {
 	size_t (*cost)(void *ctx);
-	int (*refresh)(void *ctx, struct api_op *op);
+	int (*refresh)(void *ctx, struct op *op);
 	int (*listed)(void *ctx, const char *id);
 	void *ctx;
 };
@@ -51,7 +51,7 @@ struct watches {
 	int stopping;
 	int started;
 	pthread_t thread;
-	struct api_op *polling; /* the poll under way, to end it at stop */
+	struct op *polling;	/* the poll under way, to end it at stop */
 	uint64_t polls;		/* polls sent, for tests and stats */
 	uint64_t bulk_polls;	/* of which refreshes of many at once */
 	struct watch_bulk bulk; /* set before the first watch_add, or zero */

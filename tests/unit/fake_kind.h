@@ -70,7 +70,7 @@ static void fake_unref(void *obj)
 		free(f);
 }
 
-static int fake_fetch(void *ctx, struct api_op *op, const char *id, void **out,
+static int fake_fetch(void *ctx, struct op *op, const char *id, void **out,
 		      struct api_error *err)
 {
 	int r;
@@ -91,7 +91,9 @@ static int fake_fetch(void *ctx, struct api_op *op, const char *id, void **out,
 		f->final = fake_final;
 		*out = f;
 	} else {
-		err->http_status = r == -EIO ? 503 : 0;
+		err->fail = r == -EIO	      ? API_FAIL_SERVER_DOWN
+			    : r == -ETIMEDOUT ? API_FAIL_TIMED_OUT
+					      : API_FAIL_NONE;
 		snprintf(err->message, sizeof(err->message), "stub says %d", r);
 	}
 	pthread_mutex_unlock(&fake_lock);

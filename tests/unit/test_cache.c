@@ -30,7 +30,7 @@ static int fail_err;  /* the next call fails with it, then 0 */
 static int hold;      /* calls wait until hold is 0 */
 static size_t size = 100000;
 
-static int stub(void *ctx, struct api_op *op, const char *id, int fd,
+static int stub(void *ctx, struct op *op, const char *id, int fd,
 		void (*on_sink)(void *, size_t), void *arg, size_t *len,
 		struct api_error *err)
 {
@@ -124,7 +124,7 @@ static int pattern_at(const char *buf, size_t off, size_t n)
 static int whole(struct cache *c, const char *id)
 {
 	struct cache_reader *r;
-	struct api_op op = {.deadline = 1e18};
+	struct op op = {.deadline = 1e18};
 	int fd = -1, e = cache_reader_open(c, id, -1, &r);
 
 	if (e < 0)
@@ -313,7 +313,7 @@ int main(void)
 	char dir[] = "/tmp/kimifs-test-cache-XXXXXX", why[256], tmp[600];
 	struct cache c;
 	struct cache_reader *r1, *r2;
-	struct api_op op = {.deadline = 1e18};
+	struct op op = {.deadline = 1e18};
 	char b1[10], b2[10];
 	size_t n;
 	uint64_t sz;

@@ -42,7 +42,7 @@ static int stub_final(const char *id)
 	return id[0] == 'F' || (finals && strstr(finals, word));
 }
 
-static int stub_page(void *ctx, struct api_op *op, const char *after,
+static int stub_page(void *ctx, struct op *op, const char *after,
 		     unsigned limit, struct store_page *page,
 		     struct api_error *err)
 {
@@ -68,7 +68,7 @@ static int stub_page(void *ctx, struct api_op *op, const char *after,
 	p = script[script_at].ids ? &script[script_at++] : NULL;
 	if (!p) {
 		snprintf(err->message, sizeof(err->message), "stub: no page");
-		err->http_status = 503;
+		err->fail = API_FAIL_SERVER_DOWN;
 		return -EIO;
 	}
 	page->items = calloc(32, sizeof(*page->items));

@@ -112,7 +112,7 @@ static void test_freshness_no_ttl(void)
 	CHECK(fetches() == n + 5);
 	CHECK(store_get(&s, NULL, "a", STORE_FORCE, &obj, &err) == -EIO);
 	CHECK(obj == NULL && strcmp(err.message, "stub says -5") == 0);
-	CHECK(err.http_status == 503);
+	CHECK(err.fail == API_FAIL_SERVER_DOWN);
 	/* Not a passing one: reported. */
 	answer(-EACCES, 0, "", 0);
 	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == -EACCES);
@@ -200,7 +200,7 @@ static void test_overlapping_fetch(void)
  * the fetch under way goes on for its own caller. */
 struct op_getter {
 	struct store *s;
-	struct api_op *op;
+	struct op *op;
 	int r;
 	void *obj;
 	pthread_t t;
@@ -217,15 +217,15 @@ static void *op_getter_run(void *arg)
 static void test_interrupted_waits(void)
 {
 	struct store s;
-	struct api_op a, b, c;
+	struct op a, b, c;
 	struct op_getter ga = {&s, &a, 0, NULL, 0};
 	struct op_getter gb = {&s, &b, 0, NULL, 0};
 	struct op_getter gc = {&s, &c, 0, NULL, 0};
 
 	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
-	a = (struct api_op){store_clock(&s) + 30, 0};
-	b = (struct api_op){store_clock(&s) + 30, 0};
-	c = (struct api_op){store_clock(&s) + 0.2, 0};
+	a = (struct op){store_clock(&s) + 30, 0};
+	b = (struct op){store_clock(&s) + 30, 0};
+	c = (struct op){store_clock(&s) + 0.2, 0};
 	answer(0, 2, "one", 0);
 	fake_close();
 	pthread_create(&ga.t, NULL, op_getter_run, &ga);

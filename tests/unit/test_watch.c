@@ -97,7 +97,7 @@ static size_t bulk_cost(void *ctx)
 	return 1;
 }
 
-static int bulk_refresh(void *ctx, struct api_op *op)
+static int bulk_refresh(void *ctx, struct op *op)
 {
 	(void)ctx, (void)op;
 	for (int i = 0; i < 3; i++) {
