@@ -193,7 +193,10 @@ def test_a_content_cut_short_on_disk_is_downloaded_again(sim, mount, folder):
     assert len(content_gets(sim, f["id"])) == 1
     assert ("file %s: the content kept in %s is 1000 bytes, its FileObject says 500000; "
             "downloading it again" % (f["id"], folder)) in read_text(os.path.join(m2.path, "log"))
-    wait_for(lambda: os.path.getsize(os.path.join(folder, f["id"])) == 500000, timeout=30,
+    # The download is renamed into place when complete: until then the
+    # name is missing (the cut copy was removed), never short.
+    kept = os.path.join(folder, f["id"])
+    wait_for(lambda: os.path.exists(kept) and os.path.getsize(kept) == 500000, timeout=30,
              what="the whole content kept")
 
 
