@@ -9,9 +9,8 @@
 
 #include "cache.h"
 #include "file.h"
-#include "kimifs.h"
 
-int content_open(struct kimifs *k, struct op *op, const char *file_id, int *fd)
+int content_open(struct cache *c, struct op *op, const char *file_id, int *fd)
 {
 	struct cache_reader *r;
 	int err;
@@ -19,7 +18,7 @@ int content_open(struct kimifs *k, struct op *op, const char *file_id, int *fd)
 	*fd = -1;
 	if (!file_id_valid(file_id))
 		return -ENOENT;
-	err = cache_reader_open(&k->cache, file_id, -1, &r);
+	err = cache_reader_open(c, file_id, -1, &r);
 	if (err < 0)
 		return err;
 	err = cache_reader_wait(r, op, fd);

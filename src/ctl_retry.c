@@ -202,13 +202,13 @@ int ctl_retry(struct kimifs *k, struct op *op, const struct batch *b, char *msg,
 		snprintf(msg, msglen, "the batch has no input file");
 		return -ENOENT;
 	}
-	r = results_get(k, op, b, &set);
+	r = results_get(&k->results, op, b, &set);
 	if (r < 0) {
 		snprintf(msg, msglen, "cannot read the results: %s",
 			 strerror(-r));
 		goto out;
 	}
-	r = content_open(k, op, input, &in_fd);
+	r = content_open(&k->cache, op, input, &in_fd);
 	if (r < 0) {
 		snprintf(msg, msglen, "cannot read the input file %s: %s",
 			 input, strerror(-r));
@@ -265,7 +265,7 @@ out:
 	if (in_fd >= 0)
 		close(in_fd);
 	params_free(&params);
-	results_put(&k->results, set);
+	results_release(&k->results, set);
 	batch_unref(made);
 	file_unref(up);
 	file_unref(in);

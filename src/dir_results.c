@@ -31,13 +31,13 @@ results_view(struct kimifs *k, struct op *op, const struct node *n,
 
 	*set = NULL;
 	if (r == 0)
-		r = results_get(k, op, v->snap, set);
+		r = results_get(&k->results, op, v->snap, set);
 	if (r == 0 && !want(n, *set) && !v->snap->final && mode == STORE_ANY) {
-		results_put(&k->results, *set);
+		results_release(&k->results, *set);
 		view_release(v);
 		r = batch_node_snapshot(k, op, n, STORE_FRESH, v);
 		if (r == 0)
-			r = results_get(k, op, v->snap, set);
+			r = results_get(&k->results, op, v->snap, set);
 	}
 	if (r < 0)
 		view_release(v);
@@ -98,7 +98,7 @@ static int result_view(struct kimifs *k, struct op *op, const struct node *n,
 		v->drop = drop_render;
 		v->hold = rd;
 	}
-	results_put(&k->results, set);
+	results_release(&k->results, set);
 	if (r < 0)
 		view_release(v);
 	return r;
@@ -144,7 +144,7 @@ static int results_list_open(struct kimifs *k, struct op *op,
 	int r = l ? batch_node_snapshot(k, op, dir, STORE_FRESH, &v) : -ENOMEM;
 
 	if (r == 0)
-		r = results_get(k, op, v.snap, &l->set);
+		r = results_get(&k->results, op, v.snap, &l->set);
 	view_release(&v);
 	if (r < 0) {
 		free(l);
@@ -177,7 +177,7 @@ static void results_list_close(void *list)
 {
 	struct results_listing *l = list;
 
-	results_put(l->cache, l->set);
+	results_release(l->cache, l->set);
 	free(l);
 }
 
@@ -218,7 +218,7 @@ static int usage_view(struct kimifs *k, struct op *op, const struct node *n,
 		r = batch_node_snapshot(k, op, n, STORE_FRESH, v);
 	}
 	if (r == 0 && i >= 0 && v->snap->final)
-		r = results_get(k, op, v->snap, &set);
+		r = results_get(&k->results, op, v->snap, &set);
 	if (r == 0 && (i < 0 || !usage_shown(v->snap, set)))
 		r = -ENOENT;
 	if (r == 0) {
@@ -231,7 +231,7 @@ static int usage_view(struct kimifs *k, struct op *op, const struct node *n,
 					  set->ix->usage[i]);
 		v->data = v->owned;
 	}
-	results_put(&k->results, set);
+	results_release(&k->results, set);
 	if (r < 0)
 		view_release(v);
 	return r;
@@ -260,10 +260,10 @@ static int usage_readdir(struct kimifs *k, struct op *op,
 	int r = batch_node_snapshot(k, op, dir, STORE_FRESH, &v);
 
 	if (r == 0 && v.snap->final)
-		r = results_get(k, op, v.snap, &set);
+		r = results_get(&k->results, op, v.snap, &set);
 	for (int i = 0; r == 0 && usage_shown(v.snap, set) && i < USAGE_N; i++)
 		r = dirlist_add(out, results_usage_names[i], S_IFREG);
-	results_put(&k->results, set);
+	results_release(&k->results, set);
 	view_release(&v);
 	return r;
 }

@@ -270,7 +270,7 @@ int main(int argc, char *argv[])
 	k.files.store.stats = &k.stats;
 	ctl_init(&k.ctl);
 	ctl_init(&k.file_ctl);
-	results_cache_init(&k.results);
+	results_cache_init(&k.results, &k.cache);
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)
 		goto out_batches;

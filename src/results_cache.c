@@ -14,13 +14,13 @@
 #include <unistd.h>
 
 #include "content.h"
-#include "kimifs.h"
 #include "log.h"
 #include "util.h"
 
-void results_cache_init(struct results_cache *c)
+void results_cache_init(struct results_cache *c, struct cache *disk)
 {
 	memset(c, 0, sizeof(*c));
+	c->disk = disk;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_condattr_init(&c->condattr);
 	pthread_condattr_setclock(&c->condattr, CLOCK_MONOTONIC);
@@ -97,7 +97,7 @@ void results_cache_destroy(struct results_cache *c)
 	pthread_mutex_destroy(&c->lock);
 }
 
-void results_put(struct results_cache *c, struct results_set *s)
+void results_release(struct results_cache *c, struct results_set *s)
 {
 	if (!s)
 		return;
@@ -215,13 +215,13 @@ out:
  * Download file id and add its lines to s->ix from source src. A 404 leaves
  * the file empty (logged). 0 or -errno.
  */
-static int index_file(struct kimifs *k, struct op *op, struct results_set *s,
-		      const char *batch_id, const char *id,
-		      enum results_source src)
+static int index_file(struct results_cache *c, struct op *op,
+		      struct results_set *s, const char *batch_id,
+		      const char *id, enum results_source src)
 {
 	char label[512];
 	struct results_pass ps;
-	int r = content_open(k, op, id, &s->fd[src]);
+	int r = content_open(c->disk, op, id, &s->fd[src]);
 
 	snprintf(label, sizeof(label), "batch %s: %s file %s", batch_id,
 		 src == RESULTS_OUTPUT ? "output" : "error", id);
@@ -239,7 +239,7 @@ static int index_file(struct kimifs *k, struct op *op, struct results_set *s,
 }
 
 /* Build the index of s for batch b's files out and err. 0 or -errno. */
-static int build(struct kimifs *k, struct op *op, struct results_set *s,
+static int build(struct results_cache *c, struct op *op, struct results_set *s,
 		 const struct batch *b, const char *out, const char *err)
 {
 	int r = 0;
@@ -248,9 +248,9 @@ static int build(struct kimifs *k, struct op *op, struct results_set *s,
 	if (!s->ix)
 		return -ENOMEM;
 	if (*out)
-		r = index_file(k, op, s, b->id, out, RESULTS_OUTPUT);
+		r = index_file(c, op, s, b->id, out, RESULTS_OUTPUT);
 	if (r == 0 && *err)
-		r = index_file(k, op, s, b->id, err, RESULTS_ERROR);
+		r = index_file(c, op, s, b->id, err, RESULTS_ERROR);
 	if (r == 0)
 		log_debug("batch %s: %zu results indexed (%zu bad lines, %zu "
 			  "repeated), %zu bytes",
@@ -290,10 +290,9 @@ static void drop_batch(struct results_cache *c, const char *id, size_t idlen)
 	}
 }
 
-int results_get(struct kimifs *k, struct op *op, const struct batch *b,
+int results_get(struct results_cache *c, struct op *op, const struct batch *b,
 		struct results_set **out)
 {
-	struct results_cache *c = &k->results;
 	char oid[256], eid[256], *key;
 	struct results_set *s;
 	size_t idlen = strlen(b->id);
@@ -345,7 +344,7 @@ int results_get(struct kimifs *k, struct op *op, const struct batch *b,
 	c->count++;
 	pthread_mutex_unlock(&c->lock);
 
-	r = build(k, op, s, b, oid, eid);
+	r = build(c, op, s, b, oid, eid);
 
 	pthread_mutex_lock(&c->lock);
 	s->building = 0;

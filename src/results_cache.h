@@ -23,7 +23,7 @@
 #define RESULTS_RENDER_BYTES (64u << 20)
 #define RESULTS_RENDER_KEPT  32 /* renderings kept that nobody holds */
 
-struct kimifs;
+struct cache;
 
 /* One built index and its files, held by reference. */
 struct results_set {
@@ -61,6 +61,7 @@ struct results_render {
 };
 
 struct results_cache {
+	struct cache *disk;   /* where the result files are downloaded */
 	pthread_mutex_t lock; /* guards the list and the sets' cache fields */
 	pthread_cond_t built; /* a build ended */
 	pthread_condattr_t condattr;
@@ -70,21 +71,24 @@ struct results_cache {
 	size_t render_bytes, render_kept;
 };
 
-void results_cache_init(struct results_cache *c);
+/* Set up an empty cache of indexes whose files come from disk cache disk
+ * (not owned; it outlives c). */
+void results_cache_init(struct results_cache *c, struct cache *disk);
 /* Frees every set; none may be held. */
 void results_cache_destroy(struct results_cache *c);
 
 /*
- * The results of snapshot b: 0 with *out a held set (results_put it), or
+ * The results of snapshot b: 0 with *out a held set (results_release it), or
  * with *out NULL when b has neither an output nor an error file yet; or
  * -errno (a failed download; -EINTR, -ETIMEDOUT from op). The first caller
  * for a set downloads and indexes its files, concurrent callers wait for it
  * within op's deadline; a file the server no longer has (404) counts as
  * empty and is logged.
  */
-int results_get(struct kimifs *k, struct op *op, const struct batch *b,
+int results_get(struct results_cache *c, struct op *op, const struct batch *b,
 		struct results_set **out);
-void results_put(struct results_cache *c, struct results_set *s);
+/* Let go of a set results_get gave. */
+void results_release(struct results_cache *c, struct results_set *s);
 
 /* The line of entry e of s into a new buffer *line (e->len bytes). 0 or
  * -errno (-EIO when the file is shorter than the index says). */
