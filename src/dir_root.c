@@ -14,18 +14,21 @@
 #include "stats.h"
 #include "tree.h"
 
+/* A text made anew at each open (stats, log): r, the outcome of making it
+ * into v->owned, and v shows it as of now. */
+static int fresh_view(int r, struct view *v)
+{
+	v->data = v->owned;
+	v->mtime = time(NULL);
+	return r;
+}
+
 /* MOUNT/stats: the counters as JSON, one snapshot per open. */
 static int stats_view(struct kimifs *k, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
-	int r = stats_json(&k->stats, &v->owned, &v->len);
-
-	(void)op;
-	(void)n;
-	(void)mode;
-	v->data = v->owned;
-	v->mtime = time(NULL);
-	return r;
+	(void)op, (void)n, (void)mode;
+	return fresh_view(stats_json(&k->stats, &v->owned, &v->len), v);
 }
 
 static const struct node_type type_stats = {
@@ -38,15 +41,8 @@ static const struct node_type type_stats = {
 static int log_view(struct kimifs *k, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
-	int r = log_recent(&v->owned, &v->len);
-
-	(void)k;
-	(void)op;
-	(void)n;
-	(void)mode;
-	v->data = v->owned;
-	v->mtime = time(NULL);
-	return r;
+	(void)k, (void)op, (void)n, (void)mode;
+	return fresh_view(log_recent(&v->owned, &v->len), v);
 }
 
 static const struct node_type type_log = {
