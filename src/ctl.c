@@ -1,10 +1,8 @@
 /*
  * ctl.c - the commands of a batch's ctl file ("cancel", "refresh", "retry":
- * ctl_retry.c) and of
- * the mount's own ctl ("refresh": a full listing of batches/). Input is
- * checked before anything is sent; each command's outcome is logged and
- * kept as one line for reads of ctl, in a small map of its own (the
- * mount's under the empty id, which no batch has).
+ * ctl_retry.c) and of the mount's own ctl ("refresh": a full listing of
+ * batches/). Input is checked (ctl_word.h) before anything is sent; each
+ * command's outcome is logged and kept for reads of ctl (ctl_outcome.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,140 +12,6 @@
 #include "kimifs.h"
 #include "log.h"
 #include "util.h"
-
-/* One batch's last outcome line, and the batch its retry made. */
-struct ctl_line {
-	struct ctl_line *next;
-	char *id;
-	char *text;    /* or NULL */
-	char *retried; /* "" while a retry runs, then the new batch's id */
-};
-
-int ctl_word(const char *buf, size_t size, off_t off, const char *const *words,
-	     size_t n)
-{
-	size_t a = 0, b = size;
-
-	if (off != 0 || size > CTL_MAX || memchr(buf, '\0', size))
-		return -1;
-	while (a < b && strchr(" \t\r\n", buf[a]))
-		a++;
-	while (b > a && strchr(" \t\r\n", buf[b - 1]))
-		b--;
-	for (size_t i = 0; i < n; i++)
-		if (strlen(words[i]) == b - a &&
-		    memcmp(buf + a, words[i], b - a) == 0)
-			return (int)i;
-	return -1;
-}
-
-enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off)
-{
-	/* In the order of enum ctl_cmd, after CMD_NONE. */
-	static const char *const words[] = {"cancel", "refresh", "retry"};
-
-	return (enum ctl_cmd)(ctl_word(buf, size, off, words, 3) + 1);
-}
-
-void ctl_init(struct ctl_outcomes *o)
-{
-	memset(o, 0, sizeof(*o));
-	pthread_mutex_init(&o->lock, NULL);
-}
-
-void ctl_destroy(struct ctl_outcomes *o)
-{
-	for (size_t i = 0; i < CTL_BUCKETS; i++) {
-		struct ctl_line *l = o->lines[i], *next;
-
-		for (; l; l = next) {
-			next = l->next;
-			free(l->id);
-			free(l->text);
-			free(l->retried);
-			free(l);
-		}
-	}
-	pthread_mutex_destroy(&o->lock);
-	memset(o, 0, sizeof(*o));
-}
-
-/* Caller holds o->lock. */
-static struct ctl_line **line_slot(struct ctl_outcomes *o, const char *id)
-{
-	struct ctl_line **p = &o->lines[util_hash(id) % CTL_BUCKETS];
-
-	while (*p && strcmp((*p)->id, id) != 0)
-		p = &(*p)->next;
-	return p;
-}
-
-/* The line of batch id, made when there is none (caller holds o->lock);
- * NULL when memory ran out. */
-static struct ctl_line *line_get(struct ctl_outcomes *o, const char *id)
-{
-	struct ctl_line **p = line_slot(o, id), *l;
-
-	if (*p)
-		return *p;
-	l = calloc(1, sizeof(*l));
-	if (!l || !(l->id = strdup(id))) {
-		free(l);
-		return NULL;
-	}
-	*p = l;
-	return l;
-}
-
-int ctl_set_outcome(struct ctl_outcomes *o, const char *id, const char *text)
-{
-	char *copy = strdup(text);
-	struct ctl_line **p;
-	int r = -ENOMEM;
-
-	if (!copy)
-		return -ENOMEM;
-	pthread_mutex_lock(&o->lock);
-	p = line_slot(o, id);
-	if (!*p && !line_get(o, id))
-		goto out;
-	free((*p)->text);
-	(*p)->text = copy;
-	copy = NULL;
-	r = 0;
-out:
-	pthread_mutex_unlock(&o->lock);
-	free(copy);
-	return r;
-}
-
-char *ctl_outcome(struct ctl_outcomes *o, const char *id)
-{
-	struct ctl_line *l;
-	char *text = NULL;
-
-	pthread_mutex_lock(&o->lock);
-	l = *line_slot(o, id);
-	if (l && l->text)
-		text = strdup(l->text);
-	pthread_mutex_unlock(&o->lock);
-	return text;
-}
-
-void ctl_record(struct ctl_outcomes *o, const char *id, const char *cmd, int r,
-		const char *why)
-{
-	char line[700];
-
-	if (r == 0) {
-		snprintf(line, sizeof(line), "%s: ok\n", cmd);
-		log_info("%s %s: ok", cmd, id);
-	} else {
-		snprintf(line, sizeof(line), "%s: failed: %s\n", cmd, why);
-		log_err("%s %s: failed: %s", cmd, id, why);
-	}
-	ctl_set_outcome(o, id, line);
-}
 
 static int is_cancelled(const struct batch *b)
 {
@@ -214,58 +78,12 @@ static int do_refresh(struct kimifs *k, struct op *op, const char *id)
 	return r;
 }
 
-/* What a claim holds when an earlier retry's creation got no answer and
- * the batch list could not tell whether it made a batch: never a batch id. */
-#define RETRY_UNKNOWN "?"
-
-/*
- * Claim the retry of batch id: 0 when this caller may run it; else 1 with
- * the batch an earlier retry made in done (done[0] == '\0': one is under
- * way; RETRY_UNKNOWN: whether it made one is unknown), or -ENOMEM. A batch
- * is retried once per mount: a second `retry` names the first one's batch,
- * which is the one to retry next.
- */
-static int retry_claim(struct ctl_outcomes *o, const char *id, char *done,
-		       size_t len)
-{
-	struct ctl_line *l;
-	int r = 0;
-
-	pthread_mutex_lock(&o->lock);
-	l = line_get(o, id);
-	if (!l) {
-		r = -ENOMEM;
-	} else if (l->retried) {
-		snprintf(done, len, "%s", l->retried);
-		r = 1;
-	} else if (!(l->retried = strdup(""))) {
-		r = -ENOMEM;
-	}
-	pthread_mutex_unlock(&o->lock);
-	return r;
-}
-
-/* End the claim: made is the new batch's id, or NULL (none was made). */
-static void retry_settle(struct ctl_outcomes *o, const char *id,
-			 const char *made)
-{
-	struct ctl_line *l;
-
-	pthread_mutex_lock(&o->lock);
-	l = *line_slot(o, id);
-	if (l) {
-		free(l->retried);
-		l->retried = made ? strdup(made) : NULL;
-	}
-	pthread_mutex_unlock(&o->lock);
-}
-
 /* The retry itself, once claimed. */
 static int retry_once(struct kimifs *k, struct op *op, const struct batch *b,
 		      char *msg, size_t len)
 {
 	char done[BATCH_ID_MAX + 1] = "";
-	int r = retry_claim(&k->ctl, b->id, done, sizeof(done));
+	int r = ctl_retry_claim(&k->ctl, b->id, done, sizeof(done));
 
 	if (r < 0) {
 		snprintf(msg, len, "%s", strerror(-r));
@@ -275,7 +93,7 @@ static int retry_once(struct kimifs *k, struct op *op, const struct batch *b,
 		snprintf(msg, len, "a retry of this batch is under way");
 		return -EBUSY;
 	}
-	if (r == 1 && strcmp(done, RETRY_UNKNOWN) == 0) {
+	if (r == 1 && strcmp(done, CTL_RETRY_UNKNOWN) == 0) {
 		snprintf(msg, len,
 			 "an earlier retry's batch creation got no answer: "
 			 "look for its input file in batches/*/input_file_id "
@@ -293,11 +111,12 @@ static int retry_once(struct kimifs *k, struct op *op, const struct batch *b,
 	if (r == -EINPROGRESS) {
 		/* The outcome is unknown: keep the claim, so a second retry
 		 * never makes a second batch of the same requests. */
-		retry_settle(&k->ctl, b->id, RETRY_UNKNOWN);
+		ctl_retry_settle(&k->ctl, b->id, CTL_RETRY_UNKNOWN);
 		return -EIO;
 	}
-	retry_settle(&k->ctl, b->id,
-		     r == 0 && strncmp(msg, "ok ", 3) == 0 ? msg + 3 : NULL);
+	ctl_retry_settle(&k->ctl, b->id,
+			 r == 0 && strncmp(msg, "ok ", 3) == 0 ? msg + 3
+							       : NULL);
 	return r;
 }
 

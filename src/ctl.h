@@ -1,8 +1,7 @@
 /*
  * ctl.h - the commands of a batch's ctl file ("cancel", "refresh",
- * "retry") and of
- * the mount's ctl ("refresh"): parsing (pure, also used by the fuzz
- * targets), running them, and the outcome line of each one's last command.
+ * "retry") and of the mount's ctl ("refresh"): running them. Which
+ * command a write is: ctl_word.h; the outcome lines: ctl_outcome.h.
  */
 #ifndef KIMIFS_CTL_H
 #define KIMIFS_CTL_H
@@ -12,38 +11,10 @@
 #include <sys/types.h>
 
 #include "api.h"
+#include "ctl_outcome.h"
+#include "ctl_word.h"
 
 struct kimifs;
-
-#define CTL_MAX 4096 /* longest write to ctl that can be a command */
-
-#define CTL_BUCKETS 256
-
-struct ctl_line;
-
-/* The outcome line of the last command on each batch, by id. */
-struct ctl_outcomes {
-	pthread_mutex_t lock; /* guards lines */
-	struct ctl_line *lines[CTL_BUCKETS];
-};
-
-enum ctl_cmd { CMD_NONE, CMD_CANCEL, CMD_REFRESH, CMD_RETRY };
-
-/*
- * Which of the n words (a command each) a write of size bytes at offset
- * off to a ctl file is: its index, or -1. Surrounding white space is
- * ignored; anything else (NUL bytes, two words, a write past offset 0 or
- * over CTL_MAX) is none.
- */
-int ctl_word(const char *buf, size_t size, off_t off, const char *const *words,
-	     size_t n);
-
-/*
- * The one command in a write of size bytes at offset off to ctl, or
- * CMD_NONE (ctl_word). Surrounding white space is ignored; anything else (NUL
- * bytes, two commands, a write past offset 0 or over CTL_MAX) is not a command.
- */
-enum ctl_cmd ctl_parse(const char *buf, size_t size, off_t off);
 
 /*
  * Run one command written to batch id's ctl file: buf (size bytes) written
@@ -67,22 +38,6 @@ struct batch;
  */
 int ctl_retry(struct kimifs *k, struct op *op, const struct batch *b, char *msg,
 	      size_t msglen);
-
-/* Make text (copied) the outcome line of id in o; 0 or -ENOMEM. */
-int ctl_set_outcome(struct ctl_outcomes *o, const char *id, const char *text);
-
-/* Log the outcome of command cmd on id (r: 0 or -errno, why: the reason)
- * and keep it in o as id's line: "cmd: ok" or "cmd: failed: why". */
-void ctl_record(struct ctl_outcomes *o, const char *id, const char *cmd, int r,
-		const char *why);
-
-/* An empty map of outcome lines; ctl_destroy frees what it holds. */
-void ctl_init(struct ctl_outcomes *o);
-void ctl_destroy(struct ctl_outcomes *o);
-
-/* A malloc'd copy of the outcome line of the last command written to batch
- * id's ctl since the mount, or NULL when there is none (or no memory). */
-char *ctl_outcome(struct ctl_outcomes *o, const char *id);
 
 /*
  * Run one command written to the mount's ctl file (MOUNT/ctl), as
