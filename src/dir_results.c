@@ -65,7 +65,7 @@ static int want_entry(const struct node *n, const struct results_set *set)
 
 static void drop_render(void *hold)
 {
-	results_render_put(hold);
+	results_render_release(hold);
 }
 
 /* A file of results/ shows the rendering of its entry that every open and

@@ -551,7 +551,7 @@ out_unlock:
 	return r;
 }
 
-void results_render_put(struct results_render *rd)
+void results_render_release(struct results_render *rd)
 {
 	struct results_cache *c;
 

@@ -97,7 +97,7 @@ int results_line(const struct results_set *s, const struct result *e,
 
 /*
  * The rendering of entry e of held set s as .txt (txt 1) or .json: 0 with
- * *out held (results_render_put it), or -errno: -ENOENT (no answer for a
+ * *out held (results_render_release it), or -errno: -ENOENT (no answer for a
  * .txt), -EIO (the line is not what the index read), -ENOMEM (the
  * renderings held would pass RESULTS_RENDER_BYTES; logged), -EINTR or
  * -ETIMEDOUT waiting for another caller's rendering of it within op. The
@@ -106,6 +106,6 @@ int results_line(const struct results_set *s, const struct result *e,
 int results_render_get(struct op *op, struct results_cache *c,
 		       struct results_set *s, const struct result *e, int txt,
 		       struct results_render **out);
-void results_render_put(struct results_render *rd);
+void results_render_release(struct results_render *rd);
 
 #endif
