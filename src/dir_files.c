@@ -129,7 +129,7 @@ static int fctl_view(struct kimifs *k, struct op *op, const struct node *n,
 	if (r < 0)
 		return r;
 	file_unref(f);
-	v->owned = ctl_outcome(&k->file_ctl, n->id);
+	v->owned = ctl_outcome(&k->file_ctl.outcomes, n->id);
 	v->data = v->owned ? v->owned : "";
 	v->len = strlen(v->data);
 	return 0;
@@ -138,7 +138,7 @@ static int fctl_view(struct kimifs *k, struct op *op, const struct node *n,
 static int fctl_write(struct kimifs *k, struct op *op, const struct node *n,
 		      const char *buf, size_t size, off_t off)
 {
-	return file_ctl_write(k, op, n->id, buf, size, off);
+	return file_ctl_write(&k->file_ctl, op, n->id, buf, size, off);
 }
 
 static const struct node_type type_fvalue = {

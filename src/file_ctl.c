@@ -1,7 +1,7 @@
 /*
  * file_ctl.c - the commands of a file's ctl file: "delete". Input is
  * checked before anything is sent; each outcome is logged and kept as one
- * line for reads of ctl (a map of ctl.h's outcome lines).
+ * line for reads of ctl (its own map of outcome lines, ctl_outcome.h).
  */
 #include "file_ctl.h"
 
@@ -10,8 +10,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kimifs.h"
+#include "cache.h"
+#include "ctl_word.h"
 #include "log.h"
+#include "store_files.h"
+
+void file_ctl_init(struct file_ctl *fc, struct api *api, struct files *files,
+		   struct cache *cache)
+{
+	ctl_init(&fc->outcomes);
+	fc->api = api;
+	fc->files = files;
+	fc->cache = cache;
+}
+
+void file_ctl_destroy(struct file_ctl *fc)
+{
+	ctl_destroy(&fc->outcomes);
+}
 
 enum file_cmd file_ctl_parse(const char *buf, size_t size, off_t off)
 {
@@ -21,24 +37,24 @@ enum file_cmd file_ctl_parse(const char *buf, size_t size, off_t off)
 						       : FCMD_NONE;
 }
 
-static int do_delete(struct kimifs *k, struct op *op, const char *id)
+static int do_delete(struct file_ctl *fc, struct op *op, const char *id)
 {
 	struct api_error err;
 	char why[600] = "";
-	int r = api_delete_file(&k->api, op, id, &err);
+	int r = api_delete_file(fc->api, op, id, &err);
 
 	if (r < 0)
 		api_error_text(&err, r, why, sizeof(why));
 	/* Deleted, or already gone: either way no longer on the server. */
 	if (r == 0 || r == -ENOENT) {
-		files_forget(&k->files, id);
-		cache_forget(&k->cache, id);
+		files_forget(fc->files, id);
+		cache_forget(fc->cache, id);
 	}
-	ctl_record(&k->file_ctl, id, "delete", r, why);
+	ctl_record(&fc->outcomes, id, "delete", r, why);
 	return r;
 }
 
-int file_ctl_write(struct kimifs *k, struct op *op, const char *id,
+int file_ctl_write(struct file_ctl *fc, struct op *op, const char *id,
 		   const char *buf, size_t size, off_t off)
 {
 	int r;
@@ -49,6 +65,6 @@ int file_ctl_write(struct kimifs *k, struct op *op, const char *id,
 			 id);
 		return -EINVAL;
 	}
-	r = do_delete(k, op, id);
+	r = do_delete(fc, op, id);
 	return r < 0 ? r : (int)size;
 }

@@ -9,8 +9,26 @@
 #include <sys/types.h>
 
 #include "api.h"
+#include "ctl_outcome.h"
 
-struct kimifs;
+struct cache;
+struct files;
+
+/* What a file's ctl commands use: the API, the file kind of the store,
+ * the disk cache (none owned; all outlive it), and the outcome lines of
+ * each file's last command (its own). */
+struct file_ctl {
+	struct api *api;
+	struct files *files;
+	struct cache *cache;
+	struct ctl_outcomes outcomes;
+};
+
+/* Set up fc over api, files and cache, with no outcome line yet;
+ * file_ctl_destroy frees the lines. */
+void file_ctl_init(struct file_ctl *fc, struct api *api, struct files *files,
+		   struct cache *cache);
+void file_ctl_destroy(struct file_ctl *fc);
 
 enum file_cmd { FCMD_NONE, FCMD_DELETE };
 
@@ -26,7 +44,7 @@ enum file_cmd file_ctl_parse(const char *buf, size_t size, off_t off);
  * disk cache. Returns size on success, -EINVAL with nothing sent for
  * anything else, or the -errno of the failure; records the outcome line.
  */
-int file_ctl_write(struct kimifs *k, struct op *op, const char *id,
+int file_ctl_write(struct file_ctl *fc, struct op *op, const char *id,
 		   const char *buf, size_t size, off_t off);
 
 #endif

@@ -28,11 +28,11 @@ struct kimifs {
 	struct opts opts; /* the options, read-only once mounted */
 	char *api_key;	  /* never logged, never shown */
 	struct api api;
-	struct batches batches;	 /* batch snapshots, the listing of batches/ */
-	struct ctl_outcomes ctl; /* each batch's last ctl outcome line */
-	struct files files;	 /* file snapshots, the listing of files/ */
-	struct ctl_outcomes file_ctl; /* each file's last ctl outcome line */
-	struct cache cache;	      /* file contents on disk */
+	struct batches batches;	  /* batch snapshots, the listing of batches/ */
+	struct ctl_outcomes ctl;  /* each batch's last ctl outcome line */
+	struct files files;	  /* file snapshots, the listing of files/ */
+	struct file_ctl file_ctl; /* files' ctl commands, their outcomes */
+	struct cache cache;	  /* file contents on disk */
 	struct stage stage; /* files being written into files/, batches/ */
 	struct results_cache results; /* results indexes kept in memory */
 	struct inodes inodes;

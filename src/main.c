@@ -269,7 +269,7 @@ int main(int argc, char *argv[])
 		goto out_batches_only;
 	k.files.store.stats = &k.stats;
 	ctl_init(&k.ctl);
-	ctl_init(&k.file_ctl);
+	file_ctl_init(&k.file_ctl, &k.api, &k.files, &k.cache);
 	results_cache_init(&k.results, &k.cache);
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)
@@ -331,7 +331,7 @@ out_open:
 	pthread_mutex_destroy(&k.open_lock);
 	inodes_destroy(&k.inodes);
 out_batches:
-	ctl_destroy(&k.file_ctl);
+	file_ctl_destroy(&k.file_ctl);
 	results_cache_destroy(&k.results);
 	ctl_destroy(&k.ctl);
 	files_destroy(&k.files);
