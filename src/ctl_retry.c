@@ -237,12 +237,13 @@ int ctl_retry(struct kimifs *k, struct op *op, const struct batch *b, char *msg,
 	/* An upload may take longer than one operation's bound. */
 	if (stat(path, &st) == 0) {
 		double until =
-		    util_now() + submit_upload_bound(k, (uint64_t)st.st_size);
+		    util_now() +
+		    submit_upload_bound(&k->submit, (uint64_t)st.st_size);
 
 		if (until > op->deadline)
 			op->deadline = until;
 	}
-	r = submit_upload(k, op, path, newname, &up, msg, msglen);
+	r = submit_upload(&k->submit, op, path, newname, &up, msg, msglen);
 	if (r < 0)
 		goto out;
 	free(params.input_file_id);
@@ -252,7 +253,7 @@ int ctl_retry(struct kimifs *k, struct op *op, const struct batch *b, char *msg,
 		snprintf(msg, msglen, "%s", strerror(ENOMEM));
 		goto out;
 	}
-	r = submit_create(k, op, &params, &made, msg, msglen);
+	r = submit_create(&k->submit, op, &params, &made, msg, msglen);
 	if (r == 0)
 		snprintf(msg, msglen, "ok %s", made->id);
 out:

@@ -501,7 +501,7 @@ static int create_from(struct kimifs *k, struct op *op, const char *name,
 			 sizeof(why));
 	if (r == 0) {
 		op->deadline = util_now() + k->opts.timeout;
-		r = submit_create(k, op, &p, &b, why, sizeof(why));
+		r = submit_create(&k->submit, op, &p, &b, why, sizeof(why));
 		params_free(&p);
 	} else {
 		log_err("create batch from %s: %s", f->id, why);
@@ -528,7 +528,7 @@ static int bstaged_flush(struct kimifs *k, struct op *op, void *state,
 			 uint64_t owner)
 {
 	struct file *f;
-	int r = stage_submit(k, op, state, owner, &f);
+	int r = stage_submit(&k->submit, op, state, owner, &f);
 
 	if (r > 0)
 		r = create_from(k, op, stage_name(state), f);
@@ -636,7 +636,7 @@ static ssize_t new_write(struct kimifs *k, struct op *op, void *state,
 		log_err("batches/new: %s", why);
 	if (r < 0)
 		return r;
-	r = submit_create(k, op, &p, &b, why, sizeof(why));
+	r = submit_create(&k->submit, op, &p, &b, why, sizeof(why));
 	params_free(&p);
 	if (r == -EINPROGRESS)
 		return -EIO; /* outcome unknown, logged so */

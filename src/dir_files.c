@@ -291,7 +291,7 @@ static int fstaged_flush(struct kimifs *k, struct op *op, void *state,
 			 uint64_t owner)
 {
 	struct file *f;
-	int r = stage_submit(k, op, state, owner, &f);
+	int r = stage_submit(&k->submit, op, state, owner, &f);
 
 	file_unref(f);
 	return r < 0 ? r : 0;

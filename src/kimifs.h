@@ -17,6 +17,7 @@
 #include "opts.h"
 #include "results_cache.h"
 #include "stage.h"
+#include "submit.h"
 #include "store_batches.h"
 #include "store_files.h"
 #include "watch.h"
@@ -33,7 +34,8 @@ struct kimifs {
 	struct files files;	  /* file snapshots, the listing of files/ */
 	struct file_ctl file_ctl; /* files' ctl commands, their outcomes */
 	struct cache cache;	  /* file contents on disk */
-	struct stage stage; /* files being written into files/, batches/ */
+	struct stage stage;   /* files being written into files/, batches/ */
+	struct submit submit; /* uploads and creations */
 	struct results_cache results; /* results indexes kept in memory */
 	struct inodes inodes;
 	struct watches watches;	     /* the waits of batches/<id>/wait */

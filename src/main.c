@@ -270,6 +270,10 @@ int main(int argc, char *argv[])
 	k.files.store.stats = &k.stats;
 	ctl_init(&k.ctl);
 	file_ctl_init(&k.file_ctl, &k.api, &k.files, &k.cache);
+	k.submit = (struct submit){.api = &k.api,
+				   .batches = &k.batches,
+				   .files = &k.files,
+				   .opts = &k.opts};
 	results_cache_init(&k.results, &k.cache);
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)

@@ -15,7 +15,6 @@
 
 #include "cache_dir.h"
 #include "jsonl_check.h"
-#include "kimifs.h"
 #include "log.h"
 #include "submit.h"
 #include "util.h"
@@ -25,7 +24,7 @@ struct staged {
 	struct stage *s;
 	int refs; /* the table's (while listed) and the writer's */
 	enum stage_dir dir;
-	char name[NODE_NAME_MAX + 1];
+	char name[STAGE_NAME_MAX + 1];
 	char path[PATH_MAX];
 	int fd;	       /* the file on disk, read and write */
 	uint64_t size; /* its size: the furthest write or the last resize */
@@ -116,7 +115,7 @@ int stage_create(struct stage *s, enum stage_dir dir, const char *name,
 	int r = 0;
 
 	*out = NULL;
-	if (strlen(name) > NODE_NAME_MAX)
+	if (strlen(name) > STAGE_NAME_MAX)
 		return -ENAMETOOLONG;
 	st = calloc(1, sizeof(*st));
 	if (!st)
@@ -304,7 +303,7 @@ static void log_problems(const char *report)
 	}
 }
 
-int stage_submit(struct kimifs *k, struct op *op, struct staged *st,
+int stage_submit(struct submit *sb, struct op *op, struct staged *st,
 		 uint64_t owner, struct file **out)
 {
 	struct stage *s = st->s;
@@ -348,8 +347,8 @@ int stage_submit(struct kimifs *k, struct op *op, struct staged *st,
 	free(report);
 	if (r < 0)
 		goto out_unstage;
-	op->deadline = util_now() + submit_upload_bound(k, size);
-	r = submit_upload(k, op, st->path, st->name, out, why, sizeof(why));
+	op->deadline = util_now() + submit_upload_bound(sb, size);
+	r = submit_upload(sb, op, st->path, st->name, out, why, sizeof(why));
 out_unstage:
 	pthread_mutex_lock(&s->lock);
 	st->busy = 0;

@@ -17,8 +17,11 @@
 #include "batch.h"
 
 struct op;
-struct kimifs;
+struct submit;
 struct file;
+
+/* The longest name a staged file may have (a name of the tree's). */
+#define STAGE_NAME_MAX 255
 
 enum stage_dir { STAGE_FILES, STAGE_BATCHES };
 
@@ -94,7 +97,7 @@ int stage_resize(struct staged *st, uint64_t size);
  * write or resize that failed (nothing checked or sent), -EINVAL when the
  * file breaks a rule, the upload's error otherwise.
  */
-int stage_submit(struct kimifs *k, struct op *op, struct staged *st,
+int stage_submit(struct submit *sb, struct op *op, struct staged *st,
 		 uint64_t owner, struct file **out);
 
 /* The writer closed st for good: a name still staged (nothing was ever

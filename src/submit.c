@@ -18,15 +18,17 @@
 #include <unistd.h>
 
 #include "jsonl_check.h"
-#include "kimifs.h"
+#include "opts.h"
+#include "store_batches.h"
+#include "store_files.h"
 #include "log.h"
 #include "util.h"
 
 #define UPLOAD_PURPOSE "batch"
 
-double submit_upload_bound(const struct kimifs *k, uint64_t size)
+double submit_upload_bound(const struct submit *sb, uint64_t size)
 {
-	return k->opts.timeout + (double)size / (1024.0 * 1024.0);
+	return sb->opts->timeout + (double)size / (1024.0 * 1024.0);
 }
 
 /* Earlier lines of the file being checked, read back (jsonl_pread_fn);
@@ -79,10 +81,10 @@ int submit_check(const char *path, const char *filename, char **why)
 }
 
 /* Learn f as the server's newest file. */
-static void learn_file(struct kimifs *k, struct file *f, double sent)
+static void learn_file(struct submit *sb, struct file *f, double sent)
 {
-	store_put(&k->files.store, f, sent);
-	listing_add(&k->files.listing, f->id);
+	store_put(&sb->files->store, f, sent);
+	listing_add(&sb->files->listing, f->id);
 }
 
 /*
@@ -90,7 +92,7 @@ static void learn_file(struct kimifs *k, struct file *f, double sent)
  * 100), as part of op, handing each item to visit(item, ctx); stop after
  * a page where visit returned 1. 0, or -errno when a page cannot be read.
  */
-static int scan_list(struct kimifs *k, struct op *op,
+static int scan_list(struct submit *sb, struct op *op,
 		     const struct api_list_kind *kind, unsigned max_pages,
 		     int (*visit)(void *item, void *ctx), void *ctx)
 {
@@ -100,7 +102,7 @@ static int scan_list(struct kimifs *k, struct op *op,
 	int r = 0, stop = 0;
 
 	for (unsigned pages = 0; pages < max_pages && !stop; pages++) {
-		r = api_list(&k->api, op, kind, after, 100, &page, &err);
+		r = api_list(sb->api, op, kind, after, 100, &page, &err);
 		free(after);
 		after = NULL;
 		if (r < 0)
@@ -120,7 +122,7 @@ static int scan_list(struct kimifs *k, struct op *op,
 /* The copy an upload may have left: a file of its name and size that the
  * mount did not know before; the newest such in found (a reference). */
 struct copy_search {
-	struct kimifs *k;
+	struct submit *sb;
 	const char *filename;
 	uint64_t size;
 	struct file *found;
@@ -133,8 +135,8 @@ static int visit_copy(void *item, void *ctx)
 
 	if (strcmp(f->filename, s->filename) != 0 ||
 	    (uint64_t)f->bytes != s->size ||
-	    listing_has(&s->k->files.listing, f->id) ||
-	    store_changes(&s->k->files.store, f->id) != 0)
+	    listing_has(&s->sb->files->listing, f->id) ||
+	    store_changes(&s->sb->files->store, f->id) != 0)
 		return 0;
 	if (!s->found || f->created_at > s->found->created_at) {
 		file_unref(s->found);
@@ -148,11 +150,11 @@ static int visit_copy(void *item, void *ctx)
  * bytes) may have left (visit_copy). 1 with it in *out, 0 when there is
  * none, or -errno.
  */
-static int find_copy(struct kimifs *k, struct op *op, const char *filename,
+static int find_copy(struct submit *sb, struct op *op, const char *filename,
 		     uint64_t size, struct file **out)
 {
-	struct copy_search s = {.k = k, .filename = filename, .size = size};
-	int r = scan_list(k, op, &api_list_file, 1000, visit_copy, &s);
+	struct copy_search s = {.sb = sb, .filename = filename, .size = size};
+	int r = scan_list(sb, op, &api_list_file, 1000, visit_copy, &s);
 
 	if (r < 0) {
 		file_unref(s.found);
@@ -188,7 +190,7 @@ static void pause_before_retry(const struct op *op, unsigned attempt)
 	nanosleep(&ts, NULL);
 }
 
-int submit_upload(struct kimifs *k, struct op *op, const char *path,
+int submit_upload(struct submit *sb, struct op *op, const char *path,
 		  const char *filename, struct file **out, char *why,
 		  size_t whylen)
 {
@@ -219,13 +221,13 @@ int submit_upload(struct kimifs *k, struct op *op, const char *path,
 		return -EIO;
 	}
 	size = (uint64_t)end;
-	for (unsigned attempt = 0; attempt <= k->opts.retries; attempt++) {
-		double sent = store_clock(&k->files.store);
+	for (unsigned attempt = 0; attempt <= sb->opts->retries; attempt++) {
+		double sent = store_clock(&sb->files->store);
 
-		r = api_upload_file(&k->api, op, path, filename, UPLOAD_PURPOSE,
+		r = api_upload_file(sb->api, op, path, filename, UPLOAD_PURPOSE,
 				    &f, &err);
 		if (r == 0) {
-			learn_file(k, f, sent);
+			learn_file(sb, f, sent);
 			break;
 		}
 		if (nothing_sent(r) && !op->interrupted) {
@@ -239,15 +241,15 @@ int submit_upload(struct kimifs *k, struct op *op, const char *path,
 		 * interrupted or ran out). */
 		struct op look;
 
-		op_start(&look, k->opts.timeout);
-		int found = find_copy(k, &look, filename, size, &f);
+		op_start(&look, sb->opts->timeout);
+		int found = find_copy(sb, &look, filename, size, &f);
 
 		if (found > 0) {
 			if (r == -EINTR) {
 				/* Given up by the user: leave nothing. */
 				struct api_error derr;
 
-				if (api_delete_file(&k->api, &look, f->id,
+				if (api_delete_file(sb->api, &look, f->id,
 						    &derr) == 0)
 					log_info("upload %s: interrupted; "
 						 "the copy %s that reached "
@@ -260,7 +262,7 @@ int submit_upload(struct kimifs *k, struct op *op, const char *path,
 			log_info("upload %s: no answer, but the server has "
 				 "it as %s",
 				 filename, f->id);
-			learn_file(k, f, sent);
+			learn_file(sb, f, sent);
 			r = 0;
 			break;
 		}
@@ -291,7 +293,7 @@ int submit_upload(struct kimifs *k, struct op *op, const char *path,
  * since or later, that the mount did not know before; the newest such in
  * found (a reference). Older batches end the search. */
 struct batch_search {
-	struct kimifs *k;
+	struct submit *sb;
 	const char *input_file_id;
 	int64_t since;
 	struct batch *found;
@@ -307,8 +309,8 @@ static int visit_batch(void *item, void *ctx)
 		return 1;
 	if (batch_file_id(b, "input_file_id", input, sizeof(input)) != 0 ||
 	    strcmp(input, s->input_file_id) != 0 ||
-	    listing_has(&s->k->batches.listing, b->id) ||
-	    store_changes(&s->k->batches.store, b->id) != 0)
+	    listing_has(&s->sb->batches->listing, b->id) ||
+	    store_changes(&s->sb->batches->store, b->id) != 0)
 		return 0;
 	if (!s->found || b->created_at > s->found->created_at) {
 		batch_unref(s->found);
@@ -324,15 +326,15 @@ static int visit_batch(void *item, void *ctx)
  * it in *out, 0 when there is none, or -errno when the list cannot be
  * read.
  */
-static int find_batch(struct kimifs *k, struct op *op,
+static int find_batch(struct submit *sb, struct op *op,
 		      const struct batch_params *p, time_t sent,
 		      struct batch **out)
 {
-	struct batch_search s = {.k = k,
+	struct batch_search s = {.sb = sb,
 				 .input_file_id = p->input_file_id,
 				 .since = (int64_t)sent - CREATE_SKEW};
 	int r =
-	    scan_list(k, op, &api_list_batch, CREATE_PAGES, visit_batch, &s);
+	    scan_list(sb, op, &api_list_batch, CREATE_PAGES, visit_batch, &s);
 
 	if (r < 0) {
 		batch_unref(s.found);
@@ -342,13 +344,14 @@ static int find_batch(struct kimifs *k, struct op *op,
 	return r < 0 ? r : s.found != NULL;
 }
 
-int submit_create(struct kimifs *k, struct op *op, const struct batch_params *p,
-		  struct batch **out, char *why, size_t whylen)
+int submit_create(struct submit *sb, struct op *op,
+		  const struct batch_params *p, struct batch **out, char *why,
+		  size_t whylen)
 {
 	struct api_error err = {0};
 	time_t wall = time(NULL);
-	double sent = store_clock(&k->batches.store);
-	int r = api_create_batch(&k->api, op, p, out, &err);
+	double sent = store_clock(&sb->batches->store);
+	int r = api_create_batch(sb->api, op, p, out, &err);
 
 	if (r < 0 && outcome_unknown(r)) {
 		/* The batch may have been made: look before saying it was
@@ -357,8 +360,8 @@ int submit_create(struct kimifs *k, struct op *op, const struct batch_params *p,
 		struct op look;
 		int found;
 
-		op_start(&look, k->opts.timeout);
-		found = find_batch(k, &look, p, wall, out);
+		op_start(&look, sb->opts->timeout);
+		found = find_batch(sb, &look, p, wall, out);
 		if (found > 0) {
 			log_info("create batch from %s: no answer, but the "
 				 "server has it as %s",
@@ -383,8 +386,8 @@ int submit_create(struct kimifs *k, struct op *op, const struct batch_params *p,
 			why);
 		return r;
 	}
-	batches_put(&k->batches, *out, sent);
-	listing_add(&k->batches.listing, (*out)->id);
+	batches_put(sb->batches, *out, sent);
+	listing_add(&sb->batches->listing, (*out)->id);
 	log_info("create batch from %s: %s (%s)", p->input_file_id, (*out)->id,
 		 (*out)->status);
 	return 0;

@@ -15,11 +15,23 @@
 #include "batch_params.h"
 #include "file.h"
 
-struct kimifs;
+struct batches;
+struct files;
+struct opts;
+
+/* What uploads and creations use (none owned; all outlive it): the API,
+ * the batch and file kinds of the store (each outcome is learned there and
+ * put first in its listing), and the options (timeout, retries). */
+struct submit {
+	struct api *api;
+	struct batches *batches;
+	struct files *files;
+	const struct opts *opts;
+};
 
 /* Seconds an upload of size bytes may take in all: -o timeout, plus one
  * second per MiB (so 100 MB is allowed about 2 minutes more). */
-double submit_upload_bound(const struct kimifs *k, uint64_t size);
+double submit_upload_bound(const struct submit *sb, uint64_t size);
 
 /*
  * Check the file at path, named filename, against the rules of a batch
@@ -43,7 +55,7 @@ int submit_check(const char *path, const char *filename, char **why);
  * (jsonl_name_problem) is -EINVAL before any request, since its copy could
  * not be found. Logged either way.
  */
-int submit_upload(struct kimifs *k, struct op *op, const char *path,
+int submit_upload(struct submit *sb, struct op *op, const char *path,
 		  const char *filename, struct file **out, char *why,
 		  size_t whylen);
 
@@ -59,7 +71,8 @@ int submit_upload(struct kimifs *k, struct op *op, const char *path,
  * unknown, and why says how to look (never to make another). Logged
  * either way.
  */
-int submit_create(struct kimifs *k, struct op *op, const struct batch_params *p,
-		  struct batch **out, char *why, size_t whylen);
+int submit_create(struct submit *sb, struct op *op,
+		  const struct batch_params *p, struct batch **out, char *why,
+		  size_t whylen);
 
 #endif
