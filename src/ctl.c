@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kimifs.h"
+#include "ctl.h"
+
 #include "log.h"
+#include "store_batches.h"
 #include "util.h"
 
 static int is_cancelled(const struct batch *b)
@@ -19,7 +21,7 @@ static int is_cancelled(const struct batch *b)
 	       strcmp(b->status, "cancelled") == 0;
 }
 
-static int do_cancel(struct kimifs *k, struct op *op, const char *id)
+static int do_cancel(struct ctl *c, struct op *op, const char *id)
 {
 	struct batch *b = NULL, *after = NULL;
 	struct api_error err;
@@ -27,7 +29,7 @@ static int do_cancel(struct kimifs *k, struct op *op, const char *id)
 	double sent;
 	int r;
 
-	r = batches_get(&k->batches, op, id, STORE_ANY, &b, &err);
+	r = batches_get(c->batches, op, id, STORE_ANY, &b, &err);
 	if (r < 0) {
 		api_error_text(&err, r, why, sizeof(why));
 		goto out;
@@ -40,10 +42,10 @@ static int do_cancel(struct kimifs *k, struct op *op, const char *id)
 		r = -EPERM;
 		goto out;
 	}
-	sent = store_clock(&k->batches.store);
-	r = api_cancel_batch(&k->api, op, id, &after, &err);
+	sent = store_clock(&c->batches->store);
+	r = api_cancel_batch(c->api, op, id, &after, &err);
 	if (r == 0) {
-		batches_put(&k->batches, after, sent);
+		batches_put(c->batches, after, sent);
 		goto out;
 	}
 	api_error_text(&err, r, why, sizeof(why));
@@ -52,38 +54,38 @@ static int do_cancel(struct kimifs *k, struct op *op, const char *id)
 		 * an earlier attempt of ours whose answer was lost). */
 		batch_unref(b);
 		b = NULL;
-		if (batches_get(&k->batches, op, id, STORE_FORCE, &b, NULL) ==
+		if (batches_get(c->batches, op, id, STORE_FORCE, &b, NULL) ==
 			0 &&
 		    is_cancelled(b))
 			r = 0;
 	}
 out:
-	ctl_record(&k->ctl, id, "cancel", r, why);
+	ctl_record(&c->outcomes, id, "cancel", r, why);
 	batch_unref(after);
 	batch_unref(b);
 	return r;
 }
 
-static int do_refresh(struct kimifs *k, struct op *op, const char *id)
+static int do_refresh(struct ctl *c, struct op *op, const char *id)
 {
 	struct batch *b = NULL;
 	struct api_error err;
 	char why[600] = "";
-	int r = batches_get(&k->batches, op, id, STORE_FORCE, &b, &err);
+	int r = batches_get(c->batches, op, id, STORE_FORCE, &b, &err);
 
 	if (r < 0)
 		api_error_text(&err, r, why, sizeof(why));
-	ctl_record(&k->ctl, id, "refresh", r, why);
+	ctl_record(&c->outcomes, id, "refresh", r, why);
 	batch_unref(b);
 	return r;
 }
 
 /* The retry itself, once claimed. */
-static int retry_once(struct kimifs *k, struct op *op, const struct batch *b,
+static int retry_once(struct ctl *c, struct op *op, const struct batch *b,
 		      char *msg, size_t len)
 {
 	char done[BATCH_ID_MAX + 1] = "";
-	int r = ctl_retry_claim(&k->ctl, b->id, done, sizeof(done));
+	int r = ctl_retry_claim(&c->outcomes, b->id, done, sizeof(done));
 
 	if (r < 0) {
 		snprintf(msg, len, "%s", strerror(-r));
@@ -107,14 +109,14 @@ static int retry_once(struct kimifs *k, struct op *op, const struct batch *b,
 			 done);
 		return 0;
 	}
-	r = ctl_retry(k, op, b, msg, len);
+	r = ctl_retry(c, op, b, msg, len);
 	if (r == -EINPROGRESS) {
 		/* The outcome is unknown: keep the claim, so a second retry
 		 * never makes a second batch of the same requests. */
-		ctl_retry_settle(&k->ctl, b->id, CTL_RETRY_UNKNOWN);
+		ctl_retry_settle(&c->outcomes, b->id, CTL_RETRY_UNKNOWN);
 		return -EIO;
 	}
-	ctl_retry_settle(&k->ctl, b->id,
+	ctl_retry_settle(&c->outcomes, b->id,
 			 r == 0 && strncmp(msg, "ok ", 3) == 0 ? msg + 3
 							       : NULL);
 	return r;
@@ -123,18 +125,18 @@ static int retry_once(struct kimifs *k, struct op *op, const struct batch *b,
 /* retry: on a final batch only (EBUSY before; a copy that is not final is
  * fetched again first); the outcome line says what
  * came of it ("retry: ok batch_...", "retry: nothing to retry"). */
-static int do_retry(struct kimifs *k, struct op *op, const char *id)
+static int do_retry(struct ctl *c, struct op *op, const char *id)
 {
 	struct batch *b = NULL;
 	struct api_error err;
 	char msg[700] = "", line[800];
-	int r = batches_get(&k->batches, op, id, STORE_FRESH, &b, &err);
+	int r = batches_get(c->batches, op, id, STORE_FRESH, &b, &err);
 
 	if (r == 0 && !b->final) {
 		/* A copy younger than cache_ttl may be behind: ask once. */
 		batch_unref(b);
 		b = NULL;
-		r = batches_get(&k->batches, op, id, STORE_FORCE, &b, &err);
+		r = batches_get(c->batches, op, id, STORE_FORCE, &b, &err);
 	}
 	if (r < 0) {
 		api_error_text(&err, r, msg, sizeof(msg));
@@ -143,7 +145,7 @@ static int do_retry(struct kimifs *k, struct op *op, const char *id)
 			 b->status);
 		r = -EBUSY;
 	} else {
-		r = retry_once(k, op, b, msg, sizeof(msg));
+		r = retry_once(c, op, b, msg, sizeof(msg));
 	}
 	if (r == 0) {
 		snprintf(line, sizeof(line), "retry: %s\n", msg);
@@ -152,12 +154,12 @@ static int do_retry(struct kimifs *k, struct op *op, const char *id)
 		snprintf(line, sizeof(line), "retry: failed: %s\n", msg);
 		log_err("retry %s: failed: %s", id, msg);
 	}
-	ctl_set_outcome(&k->ctl, id, line);
+	ctl_set_outcome(&c->outcomes, id, line);
 	batch_unref(b);
 	return r;
 }
 
-int ctl_write(struct kimifs *k, struct op *op, const char *id, const char *buf,
+int ctl_write(struct ctl *c, struct op *op, const char *id, const char *buf,
 	      size_t size, off_t off)
 {
 	enum ctl_cmd cmd = ctl_parse(buf, size, off);
@@ -170,11 +172,11 @@ int ctl_write(struct kimifs *k, struct op *op, const char *id, const char *buf,
 		return -EINVAL;
 	}
 	if (cmd == CMD_CANCEL)
-		r = do_cancel(k, op, id);
+		r = do_cancel(c, op, id);
 	else if (cmd == CMD_REFRESH)
-		r = do_refresh(k, op, id);
+		r = do_refresh(c, op, id);
 	else
-		r = do_retry(k, op, id);
+		r = do_retry(c, op, id);
 	return r < 0 ? r : (int)size;
 }
 
@@ -182,8 +184,8 @@ int ctl_write(struct kimifs *k, struct op *op, const char *id, const char *buf,
  * empty. */
 #define ROOT_KEY ""
 
-int ctl_root_write(struct kimifs *k, struct op *op, const char *buf,
-		   size_t size, off_t off)
+int ctl_root_write(struct ctl *c, struct op *op, const char *buf, size_t size,
+		   off_t off)
 {
 	char line[300];
 	int r;
@@ -193,7 +195,7 @@ int ctl_root_write(struct kimifs *k, struct op *op, const char *buf,
 			 "start)");
 		return -EINVAL;
 	}
-	r = batches_refresh(&k->batches, op);
+	r = batches_refresh(c->batches, op);
 	if (r == 0) {
 		snprintf(line, sizeof(line), "refresh: ok\n");
 		log_info("refresh batches/: ok");
@@ -202,11 +204,29 @@ int ctl_root_write(struct kimifs *k, struct op *op, const char *buf,
 			 strerror(-r));
 		log_err("refresh batches/: failed: %s", strerror(-r));
 	}
-	ctl_set_outcome(&k->ctl, ROOT_KEY, line);
+	ctl_set_outcome(&c->outcomes, ROOT_KEY, line);
 	return r < 0 ? r : (int)size;
 }
 
-char *ctl_root_outcome(struct ctl_outcomes *o)
+char *ctl_root_outcome(struct ctl *c)
 {
-	return ctl_outcome(o, ROOT_KEY);
+	return ctl_outcome(&c->outcomes, ROOT_KEY);
+}
+
+void ctl_init(struct ctl *c, struct api *api, struct batches *batches,
+	      struct files *files, struct cache *cache,
+	      struct results_cache *results, struct submit *submit)
+{
+	ctl_outcomes_init(&c->outcomes);
+	c->api = api;
+	c->batches = batches;
+	c->files = files;
+	c->cache = cache;
+	c->results = results;
+	c->submit = submit;
+}
+
+void ctl_destroy(struct ctl *c)
+{
+	ctl_outcomes_destroy(&c->outcomes);
 }

@@ -14,7 +14,31 @@
 #include "ctl_outcome.h"
 #include "ctl_word.h"
 
-struct kimifs;
+struct batches;
+struct cache;
+struct files;
+struct results_cache;
+struct submit;
+
+/* What the ctl commands of batches and of the mount use (none owned; all
+ * outlive it), and their outcome lines (their own). */
+struct ctl {
+	struct ctl_outcomes outcomes;
+	struct api *api;
+	struct batches *batches;
+	/* retry: */
+	struct files *files;
+	struct cache *cache;	       /* the input, and its staged copy */
+	struct results_cache *results; /* which requests succeeded */
+	struct submit *submit;	       /* the new input and batch */
+};
+
+/* Set up c over what it uses, with no outcome line yet; ctl_destroy
+ * frees the lines. */
+void ctl_init(struct ctl *c, struct api *api, struct batches *batches,
+	      struct files *files, struct cache *cache,
+	      struct results_cache *results, struct submit *submit);
+void ctl_destroy(struct ctl *c);
 
 /*
  * Run one command written to batch id's ctl file: buf (size bytes) written
@@ -23,7 +47,7 @@ struct kimifs;
  * (nothing is sent), or the -errno of the failure. Records the outcome line for
  * reads of ctl.
  */
-int ctl_write(struct kimifs *k, struct op *op, const char *id, const char *buf,
+int ctl_write(struct ctl *c, struct op *op, const char *id, const char *buf,
 	      size_t size, off_t off);
 
 struct batch;
@@ -36,7 +60,7 @@ struct batch;
  * extend for the upload). 0 with "ok <new batch id>" or "nothing to retry"
  * (nothing sent) in msg, or -errno with the reason in msg.
  */
-int ctl_retry(struct kimifs *k, struct op *op, const struct batch *b, char *msg,
+int ctl_retry(struct ctl *c, struct op *op, const struct batch *b, char *msg,
 	      size_t msglen);
 
 /*
@@ -45,10 +69,10 @@ int ctl_retry(struct kimifs *k, struct op *op, const struct batch *b, char *msg,
  * early stop); anything else is -EINVAL with nothing sent. Returns size,
  * or the -errno of the listing. Records the outcome line.
  */
-int ctl_root_write(struct kimifs *k, struct op *op, const char *buf,
-		   size_t size, off_t off);
+int ctl_root_write(struct ctl *c, struct op *op, const char *buf, size_t size,
+		   off_t off);
 
 /* A malloc'd copy of the outcome line of the mount's ctl, or NULL. */
-char *ctl_root_outcome(struct ctl_outcomes *o);
+char *ctl_root_outcome(struct ctl *c);
 
 #endif

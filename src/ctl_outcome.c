@@ -21,13 +21,13 @@ struct ctl_line {
 	char *retried; /* "" while a retry runs, then the new batch's id */
 };
 
-void ctl_init(struct ctl_outcomes *o)
+void ctl_outcomes_init(struct ctl_outcomes *o)
 {
 	memset(o, 0, sizeof(*o));
 	pthread_mutex_init(&o->lock, NULL);
 }
 
-void ctl_destroy(struct ctl_outcomes *o)
+void ctl_outcomes_destroy(struct ctl_outcomes *o)
 {
 	for (size_t i = 0; i < CTL_BUCKETS; i++) {
 		struct ctl_line *l = o->lines[i], *next;

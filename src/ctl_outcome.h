@@ -20,9 +20,10 @@ struct ctl_outcomes {
 	struct ctl_line *lines[CTL_BUCKETS];
 };
 
-/* An empty map of outcome lines; ctl_destroy frees what it holds. */
-void ctl_init(struct ctl_outcomes *o);
-void ctl_destroy(struct ctl_outcomes *o);
+/* An empty map of outcome lines; ctl_outcomes_destroy frees what it
+ * holds. */
+void ctl_outcomes_init(struct ctl_outcomes *o);
+void ctl_outcomes_destroy(struct ctl_outcomes *o);
 
 /* Make text (copied) the outcome line of id in o; 0 or -ENOMEM. */
 int ctl_set_outcome(struct ctl_outcomes *o, const char *id, const char *text);

@@ -19,7 +19,10 @@
 #include "content.h"
 #include "cache_dir.h"
 #include "json.h"
-#include "kimifs.h"
+#include "cache.h"
+#include "ctl.h"
+#include "results_cache.h"
+#include "store_files.h"
 #include "log.h"
 #include "retry.h"
 #include "submit.h"
@@ -112,7 +115,7 @@ static int retry_params(const struct batch *b, const char *input,
  * new file of the cache directory: 0 with its path (malloc'd) in *path and
  * the line count in *lines (0: the file is removed, *path NULL), or -errno
  * with the reason in why. */
-static int stage(struct kimifs *k, const struct batch *b, int in_fd,
+static int stage(struct ctl *c, const struct batch *b, int in_fd,
 		 const struct results_set *set, char **path, long *lines,
 		 char *why, size_t whylen)
 {
@@ -122,18 +125,18 @@ static int stage(struct kimifs *k, const struct batch *b, int in_fd,
 
 	*path = NULL;
 	*lines = 0;
-	fd = cache_tmp_open(k->cache.dirfd, CACHE_TMP_RETRY, b->id, name,
+	fd = cache_tmp_open(c->cache->dirfd, CACHE_TMP_RETRY, b->id, name,
 			    sizeof(name));
 	if (fd < 0) {
 		snprintf(why, whylen, "cannot stage the retry input in %s: %s",
-			 k->cache.dir, strerror(-fd));
+			 c->cache->dir, strerror(-fd));
 		return fd;
 	}
 	copied = retry_lines(in_fd, fd, succeeded, (void *)set);
 	if (close(fd) < 0 && copied >= 0)
 		copied = -EIO;
 	if (copied <= 0) {
-		unlinkat(k->cache.dirfd, name, 0);
+		unlinkat(c->cache->dirfd, name, 0);
 		if (copied < 0)
 			snprintf(why, whylen,
 				 "cannot stage the retry input: %s",
@@ -141,12 +144,12 @@ static int stage(struct kimifs *k, const struct batch *b, int in_fd,
 		return copied < 0 ? (int)copied : 0;
 	}
 	*lines = copied;
-	*path = malloc(strlen(k->cache.dir) + strlen(name) + 2);
+	*path = malloc(strlen(c->cache->dir) + strlen(name) + 2);
 	if (!*path) {
-		unlinkat(k->cache.dirfd, name, 0);
+		unlinkat(c->cache->dirfd, name, 0);
 		return -ENOMEM;
 	}
-	sprintf(*path, "%s/%s", k->cache.dir, name);
+	sprintf(*path, "%s/%s", c->cache->dir, name);
 	return 0;
 }
 
@@ -184,7 +187,7 @@ static int check(const struct batch *b, const char *path, const char *name,
 	return r;
 }
 
-int ctl_retry(struct kimifs *k, struct op *op, const struct batch *b, char *msg,
+int ctl_retry(struct ctl *c, struct op *op, const struct batch *b, char *msg,
 	      size_t msglen)
 {
 	char input[BATCH_ID_MAX + 1], newname[NAME_MAX + 1], text[600];
@@ -202,22 +205,22 @@ int ctl_retry(struct kimifs *k, struct op *op, const struct batch *b, char *msg,
 		snprintf(msg, msglen, "the batch has no input file");
 		return -ENOENT;
 	}
-	r = results_get(&k->results, op, b, &set);
+	r = results_get(c->results, op, b, &set);
 	if (r < 0) {
 		snprintf(msg, msglen, "cannot read the results: %s",
 			 strerror(-r));
 		goto out;
 	}
-	r = content_open(&k->cache, op, input, &in_fd);
+	r = content_open(c->cache, op, input, &in_fd);
 	if (r < 0) {
 		snprintf(msg, msglen, "cannot read the input file %s: %s",
 			 input, strerror(-r));
 		goto out;
 	}
-	r = stage(k, b, in_fd, set, &path, &lines, msg, msglen);
+	r = stage(c, b, in_fd, set, &path, &lines, msg, msglen);
 	if (r < 0 || lines == 0)
 		goto out;
-	r = files_get(&k->files, op, input, STORE_ANY, &in, &err);
+	r = files_get(c->files, op, input, STORE_ANY, &in, &err);
 	if (r < 0) {
 		api_error_text(&err, r, text, sizeof(text));
 		snprintf(msg, msglen, "%s: %s", input, text);
@@ -238,12 +241,12 @@ int ctl_retry(struct kimifs *k, struct op *op, const struct batch *b, char *msg,
 	if (stat(path, &st) == 0) {
 		double until =
 		    util_now() +
-		    submit_upload_bound(&k->submit, (uint64_t)st.st_size);
+		    submit_upload_bound(c->submit, (uint64_t)st.st_size);
 
 		if (until > op->deadline)
 			op->deadline = until;
 	}
-	r = submit_upload(&k->submit, op, path, newname, &up, msg, msglen);
+	r = submit_upload(c->submit, op, path, newname, &up, msg, msglen);
 	if (r < 0)
 		goto out;
 	free(params.input_file_id);
@@ -253,7 +256,7 @@ int ctl_retry(struct kimifs *k, struct op *op, const struct batch *b, char *msg,
 		snprintf(msg, msglen, "%s", strerror(ENOMEM));
 		goto out;
 	}
-	r = submit_create(&k->submit, op, &params, &made, msg, msglen);
+	r = submit_create(c->submit, op, &params, &made, msg, msglen);
 	if (r == 0)
 		snprintf(msg, msglen, "ok %s", made->id);
 out:
@@ -266,7 +269,7 @@ out:
 	if (in_fd >= 0)
 		close(in_fd);
 	params_free(&params);
-	results_release(&k->results, set);
+	results_release(c->results, set);
 	batch_unref(made);
 	file_unref(up);
 	file_unref(in);

@@ -173,7 +173,7 @@ static int ctl_view(struct kimifs *k, struct op *op, const struct node *n,
 		return r;
 	/* The outcome changes with each command, untold. */
 	v->immutable = v->told = 0;
-	v->owned = ctl_outcome(&k->ctl, n->id);
+	v->owned = ctl_outcome(&k->ctl.outcomes, n->id);
 	v->data = v->owned ? v->owned : "";
 	v->len = strlen(v->data);
 	return 0;
@@ -182,7 +182,7 @@ static int ctl_view(struct kimifs *k, struct op *op, const struct node *n,
 static int ctl_write_node(struct kimifs *k, struct op *op, const struct node *n,
 			  const char *buf, size_t size, off_t off)
 {
-	return ctl_write(k, op, n->id, buf, size, off);
+	return ctl_write(&k->ctl, op, n->id, buf, size, off);
 }
 
 static int dir_view(struct kimifs *k, struct op *op, const struct node *n,

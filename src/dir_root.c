@@ -70,7 +70,7 @@ static int root_ctl_write(struct kimifs *k, struct op *op, const struct node *n,
 			  const char *buf, size_t size, off_t off)
 {
 	(void)n;
-	return ctl_root_write(k, op, buf, size, off);
+	return ctl_root_write(&k->ctl, op, buf, size, off);
 }
 
 static const struct node_type type_root_ctl = {

@@ -18,7 +18,7 @@
 void file_ctl_init(struct file_ctl *fc, struct api *api, struct files *files,
 		   struct cache *cache)
 {
-	ctl_init(&fc->outcomes);
+	ctl_outcomes_init(&fc->outcomes);
 	fc->api = api;
 	fc->files = files;
 	fc->cache = cache;
@@ -26,7 +26,7 @@ void file_ctl_init(struct file_ctl *fc, struct api *api, struct files *files,
 
 void file_ctl_destroy(struct file_ctl *fc)
 {
-	ctl_destroy(&fc->outcomes);
+	ctl_outcomes_destroy(&fc->outcomes);
 }
 
 enum file_cmd file_ctl_parse(const char *buf, size_t size, off_t off)

@@ -30,7 +30,7 @@ struct kimifs {
 	char *api_key;	  /* never logged, never shown */
 	struct api api;
 	struct batches batches;	  /* batch snapshots, the listing of batches/ */
-	struct ctl_outcomes ctl;  /* each batch's last ctl outcome line */
+	struct ctl ctl;		  /* ctl commands of batches and the mount */
 	struct files files;	  /* file snapshots, the listing of files/ */
 	struct file_ctl file_ctl; /* files' ctl commands, their outcomes */
 	struct cache cache;	  /* file contents on disk */

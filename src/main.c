@@ -268,13 +268,14 @@ int main(int argc, char *argv[])
 		       k.opts.page_size) < 0)
 		goto out_batches_only;
 	k.files.store.stats = &k.stats;
-	ctl_init(&k.ctl);
 	file_ctl_init(&k.file_ctl, &k.api, &k.files, &k.cache);
 	k.submit = (struct submit){.api = &k.api,
 				   .batches = &k.batches,
 				   .files = &k.files,
 				   .opts = &k.opts};
 	results_cache_init(&k.results, &k.cache);
+	ctl_init(&k.ctl, &k.api, &k.batches, &k.files, &k.cache, &k.results,
+		 &k.submit);
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)
 		goto out_batches;
