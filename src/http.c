@@ -126,18 +126,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 		r->too_big = 1;
 		return 0;
 	}
-	if (a->len + add + 1 > r->cap) {
-		size_t cap = r->cap ? r->cap : 4096;
-		char *d;
-
-		while (cap < a->len + add + 1)
-			cap *= 2;
-		d = realloc(a->data, cap);
-		if (!d)
-			return 0;
-		a->data = d;
-		r->cap = cap;
-	}
+	if (util_grow(&a->data, &r->cap, a->len + add + 1, 4096) < 0)
+		return 0;
 	memcpy(a->data + a->len, p, add);
 	a->len += add;
 	a->data[a->len] = '\0';

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 /* What a layout writes between tokens. */
 static const struct layout {
 	int breaks;	     /* line breaks at all (else no white space) */
@@ -39,18 +41,8 @@ static int put(struct out *o, const char *s, size_t n)
 		return 0;
 	if (o->len + n > o->max)
 		return -EFBIG;
-	if (o->len + n + 1 > o->cap) {
-		size_t cap = o->cap ? o->cap : 256;
-		char *p;
-
-		while (cap < o->len + n + 1)
-			cap *= 2;
-		p = realloc(o->p, cap);
-		if (!p)
-			return -ENOMEM;
-		o->p = p;
-		o->cap = cap;
-	}
+	if (util_grow(&o->p, &o->cap, o->len + n + 1, 256) < 0)
+		return -ENOMEM;
 	memcpy(o->p + o->len, s, n);
 	o->len += n;
 	return 0;

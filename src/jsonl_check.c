@@ -451,20 +451,10 @@ static void append(struct jsonl_check *c, const char *p, size_t n)
 		c->overlong = 1;
 		return;
 	}
-	if (c->blen + n > c->bcap) {
-		size_t ncap = c->bcap ? c->bcap : 4096;
-		char *grown;
-
-		while (ncap < c->blen + n)
-			ncap *= 2;
-		grown = realloc(c->buf, ncap);
-		if (!grown) {
-			c->oom = 1;
-			c->overlong = 1;
-			return;
-		}
-		c->buf = grown;
-		c->bcap = ncap;
+	if (util_grow(&c->buf, &c->bcap, c->blen + n, 4096) < 0) {
+		c->oom = 1;
+		c->overlong = 1;
+		return;
 	}
 	memcpy(c->buf + c->blen, p, n);
 	c->blen += n;

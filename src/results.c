@@ -422,18 +422,8 @@ static int grow_slots(struct results *r)
 
 static int names_add(struct results *r, const void *p, size_t n)
 {
-	if (r->names_len + n > r->names_cap) {
-		size_t cap = r->names_cap ? r->names_cap : 4096;
-		char *q;
-
-		while (cap < r->names_len + n)
-			cap *= 2;
-		q = realloc(r->names, cap);
-		if (!q)
-			return -ENOMEM;
-		r->names = q;
-		r->names_cap = cap;
-	}
+	if (util_grow(&r->names, &r->names_cap, r->names_len + n, 4096) < 0)
+		return -ENOMEM;
 	memcpy(r->names + r->names_len, p, n);
 	r->names_len += n;
 	return 0;

@@ -3,7 +3,9 @@
  */
 #include "util.h"
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -104,4 +106,21 @@ int util_utf8_valid(const char *s, size_t len)
 		i += k;
 	}
 	return 1;
+}
+
+int util_grow(char **buf, size_t *cap, size_t need, size_t first)
+{
+	size_t ncap = *cap ? *cap : first;
+	char *grown;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need)
+		ncap *= 2;
+	grown = realloc(*buf, ncap);
+	if (!grown)
+		return -ENOMEM;
+	*buf = grown;
+	*cap = ncap;
+	return 0;
 }

@@ -43,4 +43,11 @@ size_t util_utf8_len(const char *s, size_t n);
 /* Whether s (len bytes) is well-formed UTF-8 (util_utf8_len throughout). */
 int util_utf8_valid(const char *s, size_t len);
 
+/*
+ * Make the buffer *buf (of *cap bytes; NULL and 0 at first) hold at least
+ * need bytes: its size doubled from first (or from *cap) until it does.
+ * 0, or -ENOMEM with *buf and *cap as they were.
+ */
+int util_grow(char **buf, size_t *cap, size_t need, size_t first);
+
 #endif

@@ -1,7 +1,8 @@
 /*
  * test_util.c - unit tests of the shared helpers: trimming, scrubbing,
- * hashing, the UTF-8 check, the monotonic clock.
+ * hashing, the UTF-8 check, the monotonic clock, growing a buffer.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -56,5 +57,18 @@ int main(void)
 	t0 = util_now();
 	t1 = util_now();
 	CHECK(t0 > 0 && t1 >= t0);
+	/* util_grow: doubles from the first size until the need fits, and
+	 * leaves a buffer that fits as it is. */
+	{
+		char *buf = NULL;
+		size_t cap = 0;
+
+		CHECK(util_grow(&buf, &cap, 10, 16) == 0 && buf && cap == 16);
+		CHECK(util_grow(&buf, &cap, 16, 16) == 0 && cap == 16);
+		CHECK(util_grow(&buf, &cap, 17, 16) == 0 && cap == 32);
+		CHECK(util_grow(&buf, &cap, 100, 16) == 0 && cap == 128);
+		memset(buf, 'x', cap);
+		free(buf);
+	}
 	return check_done("util");
 }
