@@ -702,16 +702,8 @@ static const struct node_type type_new = {
 static int batches_create(struct kimifs *k, const struct node *dir,
 			  const char *name, struct node *child, void **state)
 {
-	struct staged *st;
-	int r = stage_check_name(name);
-
-	if (r == 0)
-		r = node_make(child, dir, &type_bstaged, name);
-	if (r == 0)
-		r = stage_create(&k->stage, STAGE_BATCHES, name, &st);
-	if (r == 0)
-		*state = st;
-	return r;
+	return dir_stage_create(k, STAGE_BATCHES, &type_bstaged, dir, name,
+				child, state);
 }
 
 /* Names that cannot be batch ids are ENOENT at once, with no request; so
@@ -721,16 +713,13 @@ static int batches_create(struct kimifs *k, const struct node *dir,
 static int batches_lookup(struct kimifs *k, const struct node *dir,
 			  const char *name, struct node *child)
 {
-	uint64_t size;
-	time_t mtime;
 	int r;
 
 	if (strcmp(name, NEW_NAME) == 0)
 		return node_make(child, dir, &type_new, name);
-	if (stage_upload_name(name))
-		return stage_stat(&k->stage, STAGE_BATCHES, name, &size, &mtime)
-			   ? -ENOENT
-			   : node_make(child, dir, &type_bstaged, name);
+	if (dir_stage_lookup(k, STAGE_BATCHES, &type_bstaged, dir, name, child,
+			     &r))
+		return r;
 	if (!batch_id_valid(name))
 		return -ENOENT;
 	r = node_make(child, dir, &type_batch, name);
@@ -749,9 +738,7 @@ static int batches_readdir(struct kimifs *k, struct op *op,
 	(void)dir;
 	if (r < 0)
 		return r;
-	r = dir_stage_list(k, STAGE_BATCHES, out);
-	for (size_t i = 0; r == 0 && i < n; i++)
-		r = dirlist_add(out, ids[i], S_IFDIR);
+	r = dir_stage_readdir(k, STAGE_BATCHES, ids, n, out);
 	listing_free_ids(ids, n);
 	return r;
 }

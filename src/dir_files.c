@@ -319,16 +319,13 @@ static const struct node_type type_fstaged = {
 static int files_lookup(struct kimifs *k, const struct node *dir,
 			const char *name, struct node *child)
 {
-	uint64_t size;
-	time_t mtime;
 	int r;
 
 	if (strcmp(name, BY_NAME) == 0)
 		return node_make(child, dir, &type_byname, name);
-	if (stage_upload_name(name))
-		return stage_stat(&k->stage, STAGE_FILES, name, &size, &mtime)
-			   ? -ENOENT
-			   : node_make(child, dir, &type_fstaged, name);
+	if (dir_stage_lookup(k, STAGE_FILES, &type_fstaged, dir, name, child,
+			     &r))
+		return r;
 	if (!file_id_valid(name))
 		return -ENOENT;
 	r = node_make(child, dir, &type_file, name);
@@ -349,9 +346,7 @@ static int files_readdir(struct kimifs *k, struct op *op,
 		return r;
 	r = dirlist_add(out, BY_NAME, S_IFDIR);
 	if (r == 0)
-		r = dir_stage_list(k, STAGE_FILES, out);
-	for (size_t i = 0; r == 0 && i < n; i++)
-		r = dirlist_add(out, ids[i], S_IFDIR);
+		r = dir_stage_readdir(k, STAGE_FILES, ids, n, out);
 	listing_free_ids(ids, n);
 	return r;
 }
@@ -364,16 +359,8 @@ static int files_readdir(struct kimifs *k, struct op *op,
 static int files_create(struct kimifs *k, const struct node *dir,
 			const char *name, struct node *child, void **state)
 {
-	struct staged *st;
-	int r = stage_check_name(name);
-
-	if (r == 0)
-		r = node_make(child, dir, &type_fstaged, name);
-	if (r == 0)
-		r = stage_create(&k->stage, STAGE_FILES, name, &st);
-	if (r == 0)
-		*state = st;
-	return r;
+	return dir_stage_create(k, STAGE_FILES, &type_fstaged, dir, name, child,
+				state);
 }
 
 const struct node_type type_files = {

@@ -65,3 +65,44 @@ void dir_stage_release(void *state)
 {
 	stage_release(state);
 }
+
+int dir_stage_create(struct kimifs *k, enum stage_dir which,
+		     const struct node_type *t, const struct node *dir,
+		     const char *name, struct node *child, void **state)
+{
+	struct staged *st;
+	int r = stage_check_name(name);
+
+	if (r == 0)
+		r = node_make(child, dir, t, name);
+	if (r == 0)
+		r = stage_create(&k->stage, which, name, &st);
+	if (r == 0)
+		*state = st;
+	return r;
+}
+
+int dir_stage_lookup(struct kimifs *k, enum stage_dir which,
+		     const struct node_type *t, const struct node *dir,
+		     const char *name, struct node *child, int *r)
+{
+	uint64_t size;
+	time_t mtime;
+
+	if (!stage_upload_name(name))
+		return 0;
+	*r = stage_stat(&k->stage, which, name, &size, &mtime)
+		 ? -ENOENT
+		 : node_make(child, dir, t, name);
+	return 1;
+}
+
+int dir_stage_readdir(struct kimifs *k, enum stage_dir which, char **ids,
+		      size_t n, struct dirlist *out)
+{
+	int r = dir_stage_list(k, which, out);
+
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = dirlist_add(out, ids[i], S_IFDIR);
+	return r;
+}

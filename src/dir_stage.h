@@ -27,6 +27,26 @@ int dir_stage_view(struct kimifs *k, enum stage_dir dir, const struct node *n,
 /* Add the staged names of dir to out (as regular files). 0 or -ENOMEM. */
 int dir_stage_list(struct kimifs *k, enum stage_dir dir, struct dirlist *out);
 
+/*
+ * What files/ and batches/ share as directories of uploads (which: the
+ * stage's directory; t: the node type of a staged name there):
+ * - dir_stage_create: a new name, checked (stage_check_name: EINVAL) and
+ *   staged (EBUSY when it is being written), a node of type t whose open
+ *   file is its writer's (*state). 0 or -errno.
+ * - dir_stage_lookup: 1 when name is an upload's name, with *r 0 and child
+ *   a node of type t when it is being written, else -ENOENT (no request);
+ *   0 when name is not an upload's.
+ * - dir_stage_readdir: the staged names, then the n ids (directories).
+ */
+int dir_stage_create(struct kimifs *k, enum stage_dir which,
+		     const struct node_type *t, const struct node *dir,
+		     const char *name, struct node *child, void **state);
+int dir_stage_lookup(struct kimifs *k, enum stage_dir which,
+		     const struct node_type *t, const struct node *dir,
+		     const char *name, struct node *child, int *r);
+int dir_stage_readdir(struct kimifs *k, enum stage_dir which, char **ids,
+		      size_t n, struct dirlist *out);
+
 /* A second open of a staged name: -EBUSY (a staged file has one writer). */
 int dir_stage_open_busy(struct kimifs *k, const struct node *n, int flags,
 			void **state);
