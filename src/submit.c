@@ -119,6 +119,13 @@ static int scan_list(struct submit *sb, struct op *op,
 	return r;
 }
 
+/* Whether object id is one this mount did not know before a lost answer:
+ * not in its listing, never in its store. */
+static int unknown_here(struct listing *l, struct store *st, const char *id)
+{
+	return !listing_has(l, id) && store_changes(st, id) == 0;
+}
+
 /* The copy an upload may have left: a file of its name and size that the
  * mount did not know before; the newest such in found (a reference). */
 struct copy_search {
@@ -135,8 +142,7 @@ static int visit_copy(void *item, void *ctx)
 
 	if (strcmp(f->filename, s->filename) != 0 ||
 	    (uint64_t)f->bytes != s->size ||
-	    listing_has(&s->sb->files->listing, f->id) ||
-	    store_changes(&s->sb->files->store, f->id) != 0)
+	    !unknown_here(&s->sb->files->listing, &s->sb->files->store, f->id))
 		return 0;
 	if (!s->found || f->created_at > s->found->created_at) {
 		file_unref(s->found);
@@ -309,8 +315,8 @@ static int visit_batch(void *item, void *ctx)
 		return 1;
 	if (batch_file_id(b, "input_file_id", input, sizeof(input)) != 0 ||
 	    strcmp(input, s->input_file_id) != 0 ||
-	    listing_has(&s->sb->batches->listing, b->id) ||
-	    store_changes(&s->sb->batches->store, b->id) != 0)
+	    !unknown_here(&s->sb->batches->listing, &s->sb->batches->store,
+			  b->id))
 		return 0;
 	if (!s->found || b->created_at > s->found->created_at) {
 		batch_unref(s->found);
