@@ -44,8 +44,8 @@ struct http_stub {
 
 /* Read from fd into buf (a growing buffer) until it holds need bytes past
  * start, or the peer is done: 0, or -1. */
-static int http_stub_fill(int fd, char **buf, size_t *len, size_t *cap,
-			  size_t need)
+static inline int http_stub_fill(int fd, char **buf, size_t *len, size_t *cap,
+				 size_t need)
 {
 	while (*len < need) {
 		ssize_t n;
@@ -67,7 +67,8 @@ static int http_stub_fill(int fd, char **buf, size_t *len, size_t *cap,
 }
 
 /* Read up to and including "\r\n\r\n"; the offset after it, or 0. */
-static size_t http_stub_head(int fd, char **buf, size_t *len, size_t *cap)
+static inline size_t http_stub_head(int fd, char **buf, size_t *len,
+				    size_t *cap)
 {
 	for (;;) {
 		char *end;
@@ -83,7 +84,7 @@ static size_t http_stub_head(int fd, char **buf, size_t *len, size_t *cap)
 
 /* The value of header name in head (after the colon and blanks), or
  * NULL. */
-static const char *http_stub_header(const char *head, const char *name)
+static inline const char *http_stub_header(const char *head, const char *name)
 {
 	size_t n = strlen(name);
 
@@ -96,7 +97,8 @@ static const char *http_stub_header(const char *head, const char *name)
 }
 
 /* Whether header name of head is value (case aside). */
-static int http_stub_is(const char *head, const char *name, const char *value)
+static inline int http_stub_is(const char *head, const char *name,
+			       const char *value)
 {
 	const char *v = http_stub_header(head, name);
 
@@ -104,8 +106,9 @@ static int http_stub_is(const char *head, const char *name, const char *value)
 }
 
 /* Read a chunked body after head into body (malloc'd); 0 or -1. */
-static int http_stub_chunked(int fd, char **buf, size_t *len, size_t *cap,
-			     size_t at, char **body, size_t *blen)
+static inline int http_stub_chunked(int fd, char **buf, size_t *len,
+				    size_t *cap, size_t at, char **body,
+				    size_t *blen)
 {
 	*blen = 0;
 	*body = malloc(1);
@@ -135,7 +138,7 @@ static int http_stub_chunked(int fd, char **buf, size_t *len, size_t *cap,
 }
 
 /* One connection: its request read, answered, closed. */
-static void http_stub_serve(struct http_stub *s, int fd)
+static inline void http_stub_serve(struct http_stub *s, int fd)
 {
 	size_t len = 0, cap = 4096, at, blen = 0;
 	char *buf = malloc(cap), *body = NULL, *reply = NULL;
@@ -201,7 +204,7 @@ out:
 	close(fd);
 }
 
-static void *http_stub_main(void *arg)
+static inline void *http_stub_main(void *arg)
 {
 	struct http_stub *s = arg;
 	int fd;
@@ -213,7 +216,8 @@ static void *http_stub_main(void *arg)
 
 /* Start s on a free loopback port, answering with answer(ctx, ...); 0 or
  * -1. */
-static int http_stub_start(struct http_stub *s, http_stub_fn answer, void *ctx)
+static inline int http_stub_start(struct http_stub *s, http_stub_fn answer,
+				  void *ctx)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	socklen_t alen = sizeof(a);
@@ -236,7 +240,8 @@ static int http_stub_start(struct http_stub *s, http_stub_fn answer, void *ctx)
 
 /* Answer from now on with answer(ctx, ...), and forget the requests
  * seen. */
-static void http_stub_set(struct http_stub *s, http_stub_fn answer, void *ctx)
+static inline void http_stub_set(struct http_stub *s, http_stub_fn answer,
+				 void *ctx)
 {
 	pthread_mutex_lock(&s->lock);
 	s->answer = answer;
@@ -247,8 +252,8 @@ static void http_stub_set(struct http_stub *s, http_stub_fn answer, void *ctx)
 
 /* Requests seen since the last http_stub_set; request i's line into
  * line (NULL: not wanted; "" past the log). */
-static size_t http_stub_seen(struct http_stub *s, size_t i, char *line,
-			     size_t len)
+static inline size_t http_stub_seen(struct http_stub *s, size_t i, char *line,
+				    size_t len)
 {
 	size_t n;
 
@@ -262,7 +267,7 @@ static size_t http_stub_seen(struct http_stub *s, size_t i, char *line,
 }
 
 /* Stop s: its thread ends (a request under way is finished first). */
-static void http_stub_stop(struct http_stub *s)
+static inline void http_stub_stop(struct http_stub *s)
 {
 	shutdown(s->lfd, SHUT_RDWR);
 	pthread_join(s->thread, NULL);
