@@ -1,0 +1,418 @@
+/*
+ * test_ctl_run.c - unit tests of running the ctl commands (ctl.c,
+ * file_ctl.c) against a fake API served by an in-process HTTP stub
+ * (http_stub.h): anything but one command sends nothing; cancel sends only
+ * what is needed (nothing for a batch cancelled already, nothing but the
+ * look for a final one) and takes a refusal for a cancel that happened
+ * meanwhile; refresh fetches anew what is not final; retry is claimed once per
+ * batch (under way, made already, unknown: nothing sent) and only on a final
+ * batch; the mount's refresh lists every page; delete forgets the file and its
+ * content once the server has it no more. Each outcome line, and every
+ * request the server got, is checked.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "check.h"
+#include "content.h"
+#include "ctl.h"
+#include "file_ctl.h"
+#include "http_stub.h"
+#include "store_batches.h"
+#include "store_files.h"
+
+/* The fake server's batches (id and status), and how it answers. */
+static struct fake {
+	struct {
+		const char *id;
+		char status[32];
+	} batches[4];
+	size_t nbatches;
+	int cancel_status;	 /* POST .../cancel: 200 sets "cancelling" */
+	int cancelled_meanwhile; /* a refused cancel sets "cancelled" */
+	int list_status;	 /* GET /v1/batches?... */
+	int delete_status;	 /* DELETE /v1/files/<id> */
+} fake;
+
+static void batch_json(char *out, size_t len, const char *id,
+		       const char *status)
+{
+	snprintf(out, len,
+		 "{\"id\":\"%s\",\"object\":\"batch\",\"endpoint\":"
+		 "\"/v1/chat/completions\",\"input_file_id\":\"file-in\","
+		 "\"completion_window\":\"24h\",\"status\":\"%s\","
+		 "\"output_file_id\":null,\"error_file_id\":null,"
+		 "\"created_at\":100,\"in_progress_at\":null,"
+		 "\"expires_at\":90000,\"finalizing_at\":null,"
+		 "\"completed_at\":null,\"failed_at\":null,"
+		 "\"cancelling_at\":null,\"cancelled_at\":null,"
+		 "\"request_counts\":{\"total\":0,\"completed\":0,"
+		 "\"failed\":0},\"metadata\":null}",
+		 id, status);
+}
+
+static char *error_body(const char *message)
+{
+	char out[128];
+
+	snprintf(out, sizeof(out), "{\"error\":{\"message\":\"%s\"}}", message);
+	return strdup(out);
+}
+
+static int answer(void *ctx, const char *method, const char *target,
+		  const char *body, size_t len, char **reply)
+{
+	static const char prefix[] = "/v1/batches/";
+	char json[1024], id[64] = "", *out;
+	size_t n;
+
+	(void)ctx, (void)body, (void)len;
+	if (strncmp(target, "/v1/files/", 10) == 0) {
+		if (fake.delete_status != 200) {
+			*reply = error_body("no such file");
+			return fake.delete_status;
+		}
+		snprintf(json, sizeof(json),
+			 "{\"id\":\"%s\",\"object\":\"file\",\"deleted\":true}",
+			 target + 10);
+		*reply = strdup(json);
+		return 200;
+	}
+	if (strncmp(target, "/v1/batches?", 12) == 0) {
+		if (fake.list_status != 200) {
+			*reply = error_body("no list");
+			return fake.list_status;
+		}
+		n = 64;
+		out = malloc(n + fake.nbatches * sizeof(json));
+		if (!out)
+			return 500;
+		strcpy(out, "{\"object\":\"list\",\"data\":[");
+		for (size_t i = 0; i < fake.nbatches; i++) {
+			batch_json(json, sizeof(json), fake.batches[i].id,
+				   fake.batches[i].status);
+			strcat(out, i ? "," : "");
+			strcat(out, json);
+		}
+		strcat(out, "],\"has_more\":false}");
+		*reply = out;
+		return 200;
+	}
+	if (strncmp(target, prefix, strlen(prefix)) != 0)
+		return 404;
+	sscanf(target + strlen(prefix), "%63[^/]", id);
+	for (size_t i = 0; i < fake.nbatches; i++) {
+		char *status = fake.batches[i].status;
+
+		if (strcmp(fake.batches[i].id, id) != 0)
+			continue;
+		if (strcmp(method, "POST") == 0) {
+			if (fake.cancel_status != 200) {
+				if (fake.cancelled_meanwhile)
+					strcpy(status, "cancelled");
+				*reply = error_body("cannot cancel");
+				return fake.cancel_status;
+			}
+			strcpy(status, "cancelling");
+		}
+		batch_json(json, sizeof(json), id, status);
+		*reply = strdup(json);
+		return 200;
+	}
+	*reply = error_body("no such batch");
+	return 404;
+}
+
+static struct http_stub stub;
+
+/* Whether the requests since the last call are exactly the n lines of
+ * want (printed when not). */
+static int requests_are(const char *const *want, size_t n)
+{
+	char line[160];
+	size_t seen = http_stub_seen(&stub, 0, NULL, 0);
+	int ok = seen == n;
+
+	for (size_t i = 0; ok && i < n; i++) {
+		http_stub_seen(&stub, i, line, sizeof(line));
+		ok = strcmp(line, want[i]) == 0;
+	}
+	if (!ok)
+		for (size_t i = 0; i < seen; i++) {
+			http_stub_seen(&stub, i, line, sizeof(line));
+			fprintf(stderr, "  request %zu: %s\n", i, line);
+		}
+	http_stub_set(&stub, answer, NULL);
+	return ok;
+}
+
+#define REQUESTS(...)                                                          \
+	requests_are((const char *const[]){__VA_ARGS__},                       \
+		     sizeof((const char *const[]){__VA_ARGS__}) /              \
+			 sizeof(const char *))
+#define NO_REQUESTS() requests_are(NULL, 0)
+
+/* Whether the outcome line of id is text. */
+static int line_is(struct ctl_outcomes *o, const char *id, const char *text)
+{
+	char *line = ctl_outcome(o, id);
+	int ok = line && strcmp(line, text) == 0;
+
+	if (!ok)
+		fprintf(stderr, "  %s: \"%s\"\n", id, line ? line : "(none)");
+	free(line);
+	return ok;
+}
+
+static void add(const char *id, const char *status)
+{
+	fake.batches[fake.nbatches].id = id;
+	snprintf(fake.batches[fake.nbatches].status,
+		 sizeof(fake.batches[0].status), "%s", status);
+	fake.nbatches++;
+}
+
+static int run(struct ctl *c, const char *id, const char *cmd)
+{
+	struct op op;
+
+	op_start(&op, 5);
+	return ctl_write(c, &op, id, cmd, strlen(cmd), 0);
+}
+
+static void batch_commands(struct ctl *c)
+{
+	char done[64];
+
+	fake = (struct fake){
+	    .cancel_status = 200, .list_status = 200, .delete_status = 200};
+	add("batch_run", "in_progress");
+	add("batch_done", "completed");
+	add("batch_late", "in_progress");
+	add("batch_new", "validating");
+
+	/* Not one command: nothing sent, no line. */
+	CHECK(run(c, "batch_run", "cancel please") == -EINVAL);
+	CHECK(run(c, "batch_run", "") == -EINVAL);
+	CHECK(NO_REQUESTS());
+	CHECK(!ctl_outcome(&c->outcomes, "batch_run"));
+
+	/* cancel: the batch looked at, the cancel sent, its answer kept. */
+	CHECK(run(c, "batch_run", "cancel\n") == 7);
+	CHECK(REQUESTS("GET /v1/batches/batch_run",
+		       "POST /v1/batches/batch_run/cancel"));
+	CHECK(line_is(&c->outcomes, "batch_run", "cancel: ok\n"));
+	/* Cancelling already: nothing to send. */
+	CHECK(run(c, "batch_run", "cancel") == 6);
+	CHECK(NO_REQUESTS());
+	/* A final batch: the server would refuse; not sent. */
+	CHECK(run(c, "batch_done", "cancel") == -EPERM);
+	CHECK(REQUESTS("GET /v1/batches/batch_done"));
+	CHECK(line_is(&c->outcomes, "batch_done",
+		      "cancel: failed: batch is completed\n"));
+	/* Refused, but cancelled meanwhile: done. */
+	fake.cancel_status = 400;
+	fake.cancelled_meanwhile = 1;
+	CHECK(run(c, "batch_late", "cancel") == 6);
+	CHECK(REQUESTS("GET /v1/batches/batch_late",
+		       "POST /v1/batches/batch_late/cancel",
+		       "GET /v1/batches/batch_late"));
+	CHECK(line_is(&c->outcomes, "batch_late", "cancel: ok\n"));
+	/* Refused for good: the server's word in the line. */
+	fake.cancelled_meanwhile = 0;
+	CHECK(run(c, "batch_new", "cancel") == -EPERM);
+	CHECK(REQUESTS("GET /v1/batches/batch_new",
+		       "POST /v1/batches/batch_new/cancel",
+		       "GET /v1/batches/batch_new"));
+	CHECK(line_is(&c->outcomes, "batch_new",
+		      "cancel: failed: 400 cannot cancel\n"));
+
+	/* refresh: fetched anew, however fresh the copy, unless final (a
+	 * final batch never changes); a batch the server does not have says
+	 * so. */
+	CHECK(run(c, "batch_new", "refresh") == 7);
+	CHECK(REQUESTS("GET /v1/batches/batch_new"));
+	CHECK(line_is(&c->outcomes, "batch_new", "refresh: ok\n"));
+	CHECK(run(c, "batch_done", "refresh") == 7);
+	CHECK(NO_REQUESTS());
+	CHECK(line_is(&c->outcomes, "batch_done", "refresh: ok\n"));
+	CHECK(run(c, "batch_gone", "refresh") == -ENOENT);
+	CHECK(REQUESTS("GET /v1/batches/batch_gone"));
+	CHECK(line_is(&c->outcomes, "batch_gone",
+		      "refresh: failed: 404 no such batch\n"));
+
+	/* retry: only a final batch (one that is not is asked for anew). */
+	CHECK(run(c, "batch_new", "retry") == -EBUSY);
+	CHECK(REQUESTS("GET /v1/batches/batch_new"));
+	CHECK(line_is(&c->outcomes, "batch_new",
+		      "retry: failed: batch is validating (not final yet)\n"));
+	/* Once per batch: under way, made, or unknown; nothing sent. */
+	CHECK(ctl_retry_claim(&c->outcomes, "batch_done", done, sizeof(done)) ==
+	      0);
+	CHECK(run(c, "batch_done", "retry") == -EBUSY);
+	CHECK(line_is(&c->outcomes, "batch_done",
+		      "retry: failed: a retry of this batch is under way\n"));
+	ctl_retry_settle(&c->outcomes, "batch_done", "batch_again");
+	CHECK(run(c, "batch_done", "retry") == 5);
+	CHECK(line_is(&c->outcomes, "batch_done",
+		      "retry: ok batch_again (retried already: retry that "
+		      "batch to go on)\n"));
+	ctl_retry_settle(&c->outcomes, "batch_done", CTL_RETRY_UNKNOWN);
+	CHECK(run(c, "batch_done", "retry") == -EIO);
+	CHECK(NO_REQUESTS());
+}
+
+static void root_commands(struct ctl *c)
+{
+	struct op op;
+	char *line;
+
+	/* Only "refresh"; a full listing of every page. */
+	op_start(&op, 5);
+	CHECK(ctl_root_write(c, &op, "cancel", 6, 0) == -EINVAL);
+	CHECK(NO_REQUESTS());
+	CHECK(!ctl_root_outcome(c));
+	CHECK(ctl_root_write(c, &op, "refresh\n", 8, 0) == 8);
+	CHECK(REQUESTS("GET /v1/batches?limit=100"));
+	line = ctl_root_outcome(c);
+	CHECK(line && strcmp(line, "refresh: ok\n") == 0);
+	free(line);
+	/* The mount's line is its own, not a batch's. */
+	CHECK(line_is(&c->outcomes, "batch_run", "cancel: ok\n"));
+	fake.list_status = 400;
+	CHECK(ctl_root_write(c, &op, "refresh", 7, 0) == -EPERM);
+	CHECK(REQUESTS("GET /v1/batches?limit=100"));
+	line = ctl_root_outcome(c);
+	CHECK(line && strncmp(line, "refresh: failed: ", 17) == 0);
+	free(line);
+}
+
+/* The disk cache's download: the same few bytes for every file. */
+static int download(void *ctx, struct op *op, const char *id, int fd,
+		    void (*on_sink)(void *, size_t), void *arg, size_t *len,
+		    struct api_error *err)
+{
+	(void)ctx, (void)op, (void)id, (void)err;
+	if (write(fd, "data\n", 5) != 5)
+		return -EIO;
+	on_sink(arg, 5);
+	*len = 5;
+	return 0;
+}
+
+/* Whether file id's content is on disk in c (or being downloaded). */
+static int on_disk(struct cache *c, const char *id)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/%s", c->dir, id);
+	return access(path, F_OK) == 0;
+}
+
+/* Put file id's content on disk in c. */
+static void cached(struct cache *c, const char *id)
+{
+	struct op op;
+	int fd;
+
+	op_start(&op, 5);
+	CHECK(content_open(c, &op, id, &fd) == 0);
+	close(fd);
+	pthread_mutex_lock(&c->lock);
+	while (c->threads)
+		pthread_cond_wait(&c->idle, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	CHECK(on_disk(c, id));
+}
+
+static void file_commands(struct api *api, struct files *files, const char *dir)
+{
+	struct file_ctl fc;
+	struct cache cache;
+	struct file *f = NULL;
+	struct op op;
+	char why[256];
+
+	CHECK(cache_init(&cache, dir, 1 << 20, download, NULL, why,
+			 sizeof(why)) == 0);
+	file_ctl_init(&fc, api, files, &cache);
+	op_start(&op, 5);
+
+	/* Not the command: nothing sent. */
+	CHECK(file_ctl_write(&fc, &op, "file-a", "delete it", 9, 0) == -EINVAL);
+	CHECK(file_ctl_write(&fc, &op, "file-a", "delete", 6, 1) == -EINVAL);
+	CHECK(NO_REQUESTS());
+
+	/* Deleted: gone from the store (no request for it) and the disk. */
+	cached(&cache, "file-a");
+	CHECK(file_ctl_write(&fc, &op, "file-a", " delete\n", 8, 0) == 8);
+	CHECK(REQUESTS("DELETE /v1/files/file-a"));
+	CHECK(line_is(&fc.outcomes, "file-a", "delete: ok\n"));
+	CHECK(!on_disk(&cache, "file-a"));
+	CHECK(files_get(files, &op, "file-a", STORE_ANY, &f, NULL) == -ENOENT &&
+	      !f);
+	CHECK(NO_REQUESTS());
+
+	/* Gone already: said, and forgotten as well. */
+	cached(&cache, "file-b");
+	fake.delete_status = 404;
+	CHECK(file_ctl_write(&fc, &op, "file-b", "delete", 6, 0) == -ENOENT);
+	CHECK(REQUESTS("DELETE /v1/files/file-b"));
+	CHECK(line_is(&fc.outcomes, "file-b",
+		      "delete: failed: 404 no such file\n"));
+	CHECK(!on_disk(&cache, "file-b"));
+
+	/* Refused: the file and its content stay. */
+	cached(&cache, "file-c");
+	fake.delete_status = 400;
+	CHECK(file_ctl_write(&fc, &op, "file-c", "delete", 6, 0) == -EPERM);
+	CHECK(REQUESTS("DELETE /v1/files/file-c"));
+	CHECK(on_disk(&cache, "file-c"));
+	CHECK(line_is(&fc.outcomes, "file-c",
+		      "delete: failed: 400 no such file\n"));
+
+	file_ctl_destroy(&fc);
+	cache_destroy(&cache);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/kimifs-test-ctl-run-XXXXXX", cmd[100];
+	struct opts o = {.timeout = 5, .connect_timeout = 2, .page_size = 100};
+	struct api api;
+	struct batches batches;
+	struct files files;
+	struct ctl c;
+
+	if (!mkdtemp(dir))
+		return 1;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (http_stub_start(&stub, answer, NULL) < 0)
+		return 1;
+	o.base_url = stub.base_url;
+	CHECK(api_init(&api, &o, "sk-test", NULL) == 0);
+	CHECK(batches_init(&batches, &api, 60, 5, 100) == 0);
+	CHECK(files_init(&files, &api, 60, 5, 100) == 0);
+	ctl_init(&c, &api, &batches, &files, NULL, NULL, NULL);
+
+	batch_commands(&c);
+	root_commands(&c);
+	file_commands(&api, &files, dir);
+
+	ctl_destroy(&c);
+	files_destroy(&files);
+	batches_destroy(&batches);
+	api_destroy(&api);
+	http_stub_stop(&stub);
+	curl_global_cleanup();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		return 1;
+	return check_done("ctl_run");
+}
