@@ -266,6 +266,37 @@ static inline size_t http_stub_seen(struct http_stub *s, size_t i, char *line,
 	return n;
 }
 
+/*
+ * Whether the requests s got since the last http_stub_set are exactly the
+ * n lines of want, in order (each one printed on stderr when not); s then
+ * forgets them, for the next step. HTTP_STUB_REQUESTS(s, "GET /x", ...)
+ * lists them in place.
+ */
+static inline int http_stub_requests(struct http_stub *s,
+				     const char *const *want, size_t n)
+{
+	char line[160];
+	size_t seen = http_stub_seen(s, 0, NULL, 0);
+	int ok = seen == n;
+
+	for (size_t i = 0; ok && i < n; i++) {
+		http_stub_seen(s, i, line, sizeof(line));
+		ok = strcmp(line, want[i]) == 0;
+	}
+	if (!ok)
+		for (size_t i = 0; i < seen; i++) {
+			http_stub_seen(s, i, line, sizeof(line));
+			fprintf(stderr, "  request %zu: %s\n", i, line);
+		}
+	http_stub_set(s, s->answer, s->ctx);
+	return ok;
+}
+
+#define HTTP_STUB_REQUESTS(s, ...)                                             \
+	http_stub_requests((s), (const char *const[]){__VA_ARGS__},            \
+			   sizeof((const char *const[]){__VA_ARGS__}) /        \
+			       sizeof(const char *))
+
 /* Stop s: its thread ends (a request under way is finished first). */
 static inline void http_stub_stop(struct http_stub *s)
 {

@@ -131,32 +131,8 @@ static int answer(void *ctx, const char *method, const char *target,
 
 static struct http_stub stub;
 
-/* Whether the requests since the last call are exactly the n lines of
- * want (printed when not). */
-static int requests_are(const char *const *want, size_t n)
-{
-	char line[160];
-	size_t seen = http_stub_seen(&stub, 0, NULL, 0);
-	int ok = seen == n;
-
-	for (size_t i = 0; ok && i < n; i++) {
-		http_stub_seen(&stub, i, line, sizeof(line));
-		ok = strcmp(line, want[i]) == 0;
-	}
-	if (!ok)
-		for (size_t i = 0; i < seen; i++) {
-			http_stub_seen(&stub, i, line, sizeof(line));
-			fprintf(stderr, "  request %zu: %s\n", i, line);
-		}
-	http_stub_set(&stub, answer, NULL);
-	return ok;
-}
-
-#define REQUESTS(...)                                                          \
-	requests_are((const char *const[]){__VA_ARGS__},                       \
-		     sizeof((const char *const[]){__VA_ARGS__}) /              \
-			 sizeof(const char *))
-#define NO_REQUESTS() requests_are(NULL, 0)
+#define REQUESTS(...) HTTP_STUB_REQUESTS(&stub, __VA_ARGS__)
+#define NO_REQUESTS() http_stub_requests(&stub, NULL, 0)
 
 /* Whether the outcome line of id is text. */
 static int line_is(struct ctl_outcomes *o, const char *id, const char *text)

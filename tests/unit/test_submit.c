@@ -191,31 +191,7 @@ static struct opts opts = {.timeout = 5,
 			   .page_size = 100,
 			   .cache_ttl = 60};
 
-/* Whether the requests since the last reset are exactly the n lines of
- * want; the server is reset for the next step. */
-static int requests_are(const char *const *want, size_t n)
-{
-	char line[160];
-	size_t seen = http_stub_seen(&stub, 0, NULL, 0);
-	int ok = seen == n;
-
-	for (size_t i = 0; ok && i < n; i++) {
-		http_stub_seen(&stub, i, line, sizeof(line));
-		ok = strcmp(line, want[i]) == 0;
-	}
-	if (!ok)
-		for (size_t i = 0; i < seen; i++) {
-			http_stub_seen(&stub, i, line, sizeof(line));
-			fprintf(stderr, "  request %zu: %s\n", i, line);
-		}
-	http_stub_set(&stub, answer, NULL);
-	return ok;
-}
-
-#define REQUESTS(...)                                                          \
-	requests_are((const char *const[]){__VA_ARGS__},                       \
-		     sizeof((const char *const[]){__VA_ARGS__}) /              \
-			 sizeof(const char *))
+#define REQUESTS(...) HTTP_STUB_REQUESTS(&stub, __VA_ARGS__)
 
 static void reset(void)
 {
