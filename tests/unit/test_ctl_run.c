@@ -1,16 +1,21 @@
 /*
  * test_ctl_run.c - unit tests of running the ctl commands (ctl.c,
- * file_ctl.c) against a fake API served by an in-process HTTP stub
- * (http_stub.h): anything but one command sends nothing; cancel sends only
- * what is needed (nothing for a batch cancelled already, nothing but the
- * look for a final one) and takes a refusal for a cancel that happened
- * meanwhile; refresh fetches anew what is not final; retry is claimed once per
- * batch (under way, made already, unknown: nothing sent) and only on a final
- * batch; the mount's refresh lists every page; delete forgets the file and its
- * content once the server has it no more. Each outcome line, and every
- * request the server got, is checked.
+ * ctl_retry.c, file_ctl.c) against a fake API served by an in-process HTTP
+ * stub (http_stub.h) and a disk cache whose downloads are a stub: anything
+ * but one command sends nothing; cancel sends only what is needed (nothing
+ * for a batch cancelled already, nothing but the look for a final one) and
+ * takes a refusal for a cancel that happened meanwhile; refresh fetches
+ * anew what is not final; retry runs once per batch (under way, made
+ * already, unknown: nothing sent) and only on a final batch, where it
+ * uploads the input's lines without a successful result under the input's
+ * name with .retry-1 and makes a batch of it like the first (nothing sent
+ * when every line succeeded; a creation whose outcome is unknown keeps the
+ * batch claimed); the mount's refresh lists every page; delete forgets the
+ * file and its content once the server has it no more. Each outcome line,
+ * and every request the server got, is checked.
  */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,16 +29,22 @@
 #include "ctl.h"
 #include "file_ctl.h"
 #include "http_stub.h"
+#include "results_cache.h"
 #include "store_batches.h"
 #include "store_files.h"
+#include "submit.h"
 
 /* The fake server's batches (id and status), and how it answers. */
 static struct fake {
 	struct {
 		const char *id;
 		char status[32];
-	} batches[4];
+		const char *output; /* its output file, or NULL */
+	} batches[8];
 	size_t nbatches;
+	int create_status;	 /* POST /v1/batches: 200 makes batch_retry */
+	char *upload;		 /* the body of the last POST /v1/files */
+	char *create;		 /* the body of the last POST /v1/batches */
 	int cancel_status;	 /* POST .../cancel: 200 sets "cancelling" */
 	int cancelled_meanwhile; /* a refused cancel sets "cancelled" */
 	int list_status;	 /* GET /v1/batches?... */
@@ -41,20 +52,24 @@ static struct fake {
 } fake;
 
 static void batch_json(char *out, size_t len, const char *id,
-		       const char *status)
+		       const char *status, const char *output)
 {
+	char quoted[64] = "null";
+
+	if (output)
+		snprintf(quoted, sizeof(quoted), "\"%s\"", output);
 	snprintf(out, len,
 		 "{\"id\":\"%s\",\"object\":\"batch\",\"endpoint\":"
 		 "\"/v1/chat/completions\",\"input_file_id\":\"file-in\","
 		 "\"completion_window\":\"24h\",\"status\":\"%s\","
-		 "\"output_file_id\":null,\"error_file_id\":null,"
+		 "\"output_file_id\":%s,\"error_file_id\":null,"
 		 "\"created_at\":100,\"in_progress_at\":null,"
 		 "\"expires_at\":90000,\"finalizing_at\":null,"
 		 "\"completed_at\":null,\"failed_at\":null,"
 		 "\"cancelling_at\":null,\"cancelled_at\":null,"
 		 "\"request_counts\":{\"total\":0,\"completed\":0,"
-		 "\"failed\":0},\"metadata\":null}",
-		 id, status);
+		 "\"failed\":0},\"metadata\":{\"project\":\"q\"}}",
+		 id, status, quoted);
 }
 
 static char *error_body(const char *message)
@@ -65,47 +80,104 @@ static char *error_body(const char *message)
 	return strdup(out);
 }
 
-static int answer(void *ctx, const char *method, const char *target,
-		  const char *body, size_t len, char **reply)
+/* A copy of body (len bytes), kept in *keep in place of the last. */
+static void keep_body(char **keep, const char *body, size_t len)
 {
-	static const char prefix[] = "/v1/batches/";
-	char json[1024], id[64] = "", *out;
-	size_t n;
+	free(*keep);
+	*keep = malloc(len + 1);
+	if (*keep) {
+		memcpy(*keep, body, len);
+		(*keep)[len] = '\0';
+	}
+}
 
-	(void)ctx, (void)body, (void)len;
-	if (strncmp(target, "/v1/files/", 10) == 0) {
-		if (fake.delete_status != 200) {
-			*reply = error_body("no such file");
-			return fake.delete_status;
-		}
+/* /v1/files...: the upload of a retry's input, the list (the input
+ * alone), a FileObject, a delete. */
+static int files_answer(const char *method, const char *target,
+			const char *body, size_t len, char **reply)
+{
+	char json[512];
+
+	if (strcmp(method, "POST") == 0) {
+		keep_body(&fake.upload, body, len);
+		*reply = strdup("{\"id\":\"file-retry\",\"object\":\"file\","
+				"\"bytes\":1,\"created_at\":1,\"filename\":"
+				"\"q.retry-1.jsonl\",\"purpose\":\"batch\"}");
+		return 200;
+	}
+	if (strncmp(target, "/v1/files?", 10) == 0) {
+		*reply = strdup("{\"object\":\"list\",\"data\":[{\"id\":"
+				"\"file-in\",\"object\":\"file\",\"bytes\":1,"
+				"\"created_at\":1,\"filename\":\"q.jsonl\","
+				"\"purpose\":\"batch\"}],\"has_more\":false}");
+		return 200;
+	}
+	if (strcmp(method, "GET") == 0) {
 		snprintf(json, sizeof(json),
-			 "{\"id\":\"%s\",\"object\":\"file\",\"deleted\":true}",
+			 "{\"id\":\"%s\",\"object\":\"file\",\"bytes\":1,"
+			 "\"created_at\":1,\"filename\":\"q.jsonl\","
+			 "\"purpose\":\"batch\"}",
 			 target + 10);
 		*reply = strdup(json);
 		return 200;
 	}
-	if (strncmp(target, "/v1/batches?", 12) == 0) {
-		if (fake.list_status != 200) {
-			*reply = error_body("no list");
-			return fake.list_status;
-		}
-		n = 64;
-		out = malloc(n + fake.nbatches * sizeof(json));
-		if (!out)
-			return 500;
-		strcpy(out, "{\"object\":\"list\",\"data\":[");
-		for (size_t i = 0; i < fake.nbatches; i++) {
-			batch_json(json, sizeof(json), fake.batches[i].id,
-				   fake.batches[i].status);
-			strcat(out, i ? "," : "");
-			strcat(out, json);
-		}
-		strcat(out, "],\"has_more\":false}");
-		*reply = out;
-		return 200;
+	if (fake.delete_status != 200) {
+		*reply = error_body("no such file");
+		return fake.delete_status;
 	}
-	if (strncmp(target, prefix, strlen(prefix)) != 0)
-		return 404;
+	snprintf(json, sizeof(json),
+		 "{\"id\":\"%s\",\"object\":\"file\",\"deleted\":true}",
+		 target + 10);
+	*reply = strdup(json);
+	return 200;
+}
+
+/* GET /v1/batches?...: every batch, one page. */
+static int list_answer(char **reply)
+{
+	char json[1024];
+	char *out;
+
+	if (fake.list_status != 200) {
+		*reply = error_body("no list");
+		return fake.list_status;
+	}
+	out = malloc(64 + fake.nbatches * sizeof(json));
+	if (!out)
+		return 500;
+	strcpy(out, "{\"object\":\"list\",\"data\":[");
+	for (size_t i = 0; i < fake.nbatches; i++) {
+		batch_json(json, sizeof(json), fake.batches[i].id,
+			   fake.batches[i].status, fake.batches[i].output);
+		strcat(out, i ? "," : "");
+		strcat(out, json);
+	}
+	strcat(out, "],\"has_more\":false}");
+	*reply = out;
+	return 200;
+}
+
+/* POST /v1/batches: batch_retry made, or the status of create_status. */
+static int create_answer(const char *body, size_t len, char **reply)
+{
+	char json[1024];
+
+	keep_body(&fake.create, body, len);
+	if (fake.create_status != 200) {
+		*reply = error_body("busy");
+		return fake.create_status;
+	}
+	batch_json(json, sizeof(json), "batch_retry", "validating", NULL);
+	*reply = strdup(json);
+	return 200;
+}
+
+/* /v1/batches/<id>[/cancel]: one batch, or its cancel. */
+static int batch_answer(const char *method, const char *target, char **reply)
+{
+	static const char prefix[] = "/v1/batches/";
+	char json[1024], id[64] = "";
+
 	sscanf(target + strlen(prefix), "%63[^/]", id);
 	for (size_t i = 0; i < fake.nbatches; i++) {
 		char *status = fake.batches[i].status;
@@ -121,11 +193,27 @@ static int answer(void *ctx, const char *method, const char *target,
 			}
 			strcpy(status, "cancelling");
 		}
-		batch_json(json, sizeof(json), id, status);
+		batch_json(json, sizeof(json), id, status,
+			   fake.batches[i].output);
 		*reply = strdup(json);
 		return 200;
 	}
 	*reply = error_body("no such batch");
+	return 404;
+}
+
+static int answer(void *ctx, const char *method, const char *target,
+		  const char *body, size_t len, char **reply)
+{
+	(void)ctx;
+	if (strncmp(target, "/v1/files", 9) == 0)
+		return files_answer(method, target, body, len, reply);
+	if (strncmp(target, "/v1/batches?", 12) == 0)
+		return list_answer(reply);
+	if (strcmp(target, "/v1/batches") == 0)
+		return create_answer(body, len, reply);
+	if (strncmp(target, "/v1/batches/", 12) == 0)
+		return batch_answer(method, target, reply);
 	return 404;
 }
 
@@ -146,9 +234,10 @@ static int line_is(struct ctl_outcomes *o, const char *id, const char *text)
 	return ok;
 }
 
-static void add(const char *id, const char *status)
+static void add(const char *id, const char *status, const char *output)
 {
 	fake.batches[fake.nbatches].id = id;
+	fake.batches[fake.nbatches].output = output;
 	snprintf(fake.batches[fake.nbatches].status,
 		 sizeof(fake.batches[0].status), "%s", status);
 	fake.nbatches++;
@@ -168,10 +257,10 @@ static void batch_commands(struct ctl *c)
 
 	fake = (struct fake){
 	    .cancel_status = 200, .list_status = 200, .delete_status = 200};
-	add("batch_run", "in_progress");
-	add("batch_done", "completed");
-	add("batch_late", "in_progress");
-	add("batch_new", "validating");
+	add("batch_run", "in_progress", NULL);
+	add("batch_done", "completed", NULL);
+	add("batch_late", "in_progress", NULL);
+	add("batch_new", "validating", NULL);
 
 	/* Not one command: nothing sent, no line. */
 	CHECK(run(c, "batch_run", "cancel please") == -EINVAL);
@@ -269,16 +358,41 @@ static void root_commands(struct ctl *c)
 	free(line);
 }
 
-/* The disk cache's download: the same few bytes for every file. */
+#define INPUT(id)                                                              \
+	"{\"custom_id\":\"" id "\",\"method\":\"POST\",\"url\":"               \
+	"\"/v1/chat/completions\",\"body\":{\"model\":\"m\","                  \
+	"\"messages\":[]}}\n"
+#define RESULT(id, status)                                                     \
+	"{\"id\":\"r\",\"custom_id\":\"" id                                    \
+	"\",\"response\":{\"status_code\":" #status                            \
+	",\"request_id\":\"q\",\"body\":{}},\"error\":null}\n"
+
+/* The contents the disk cache's download serves: a batch's input, the
+ * output of its first run (a succeeded, b failed, c missing), and one
+ * where all succeeded; any other file holds a few bytes. */
+static const struct {
+	const char *id;
+	const char *content;
+} served[] = {
+    {"file-in", INPUT("a") INPUT("b") INPUT("c")},
+    {"file-out", RESULT("a", 200) RESULT("b", 500)},
+    {"file-allok", RESULT("a", 200) RESULT("b", 200) RESULT("c", 200)},
+};
+
 static int download(void *ctx, struct op *op, const char *id, int fd,
 		    void (*on_sink)(void *, size_t), void *arg, size_t *len,
 		    struct api_error *err)
 {
-	(void)ctx, (void)op, (void)id, (void)err;
-	if (write(fd, "data\n", 5) != 5)
+	const char *text = "data\n";
+
+	(void)ctx, (void)op, (void)err;
+	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++)
+		if (strcmp(id, served[i].id) == 0)
+			text = served[i].content;
+	*len = strlen(text);
+	if (write(fd, text, *len) != (ssize_t)*len)
 		return -EIO;
-	on_sink(arg, 5);
-	*len = 5;
+	on_sink(arg, *len);
 	return 0;
 }
 
@@ -307,17 +421,15 @@ static void cached(struct cache *c, const char *id)
 	CHECK(on_disk(c, id));
 }
 
-static void file_commands(struct api *api, struct files *files, const char *dir)
+static void file_commands(struct api *api, struct files *files,
+			  struct cache *cache)
 {
 	struct file_ctl fc;
-	struct cache cache;
 	struct file *f = NULL;
 	struct op op;
-	char why[256];
 
-	CHECK(cache_init(&cache, dir, 1 << 20, download, NULL, why,
-			 sizeof(why)) == 0);
-	file_ctl_init(&fc, api, files, &cache);
+	file_ctl_init(&fc, api, files, cache);
+	fake.delete_status = 200;
 	op_start(&op, 5);
 
 	/* Not the command: nothing sent. */
@@ -326,44 +438,113 @@ static void file_commands(struct api *api, struct files *files, const char *dir)
 	CHECK(NO_REQUESTS());
 
 	/* Deleted: gone from the store (no request for it) and the disk. */
-	cached(&cache, "file-a");
+	cached(cache, "file-a");
 	CHECK(file_ctl_write(&fc, &op, "file-a", " delete\n", 8, 0) == 8);
 	CHECK(REQUESTS("DELETE /v1/files/file-a"));
 	CHECK(line_is(&fc.outcomes, "file-a", "delete: ok\n"));
-	CHECK(!on_disk(&cache, "file-a"));
+	CHECK(!on_disk(cache, "file-a"));
 	CHECK(files_get(files, &op, "file-a", STORE_ANY, &f, NULL) == -ENOENT &&
 	      !f);
 	CHECK(NO_REQUESTS());
 
 	/* Gone already: said, and forgotten as well. */
-	cached(&cache, "file-b");
+	cached(cache, "file-b");
 	fake.delete_status = 404;
 	CHECK(file_ctl_write(&fc, &op, "file-b", "delete", 6, 0) == -ENOENT);
 	CHECK(REQUESTS("DELETE /v1/files/file-b"));
 	CHECK(line_is(&fc.outcomes, "file-b",
 		      "delete: failed: 404 no such file\n"));
-	CHECK(!on_disk(&cache, "file-b"));
+	CHECK(!on_disk(cache, "file-b"));
 
 	/* Refused: the file and its content stay. */
-	cached(&cache, "file-c");
+	cached(cache, "file-c");
 	fake.delete_status = 400;
 	CHECK(file_ctl_write(&fc, &op, "file-c", "delete", 6, 0) == -EPERM);
 	CHECK(REQUESTS("DELETE /v1/files/file-c"));
-	CHECK(on_disk(&cache, "file-c"));
+	CHECK(on_disk(cache, "file-c"));
 	CHECK(line_is(&fc.outcomes, "file-c",
 		      "delete: failed: 400 no such file\n"));
 
 	file_ctl_destroy(&fc);
-	cache_destroy(&cache);
+}
+
+/* Whether the cache directory holds a staged retry input. */
+static int retry_staged(const struct cache *c)
+{
+	DIR *d = opendir(c->dir);
+	const struct dirent *de;
+	int found = 0;
+
+	while (d && (de = readdir(d)))
+		found |= strncmp(de->d_name, ".tmp-retry_", 11) == 0;
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static void retries(struct ctl *c)
+{
+	fake = (struct fake){.list_status = 200, .create_status = 200};
+	add("batch_fin", "completed", "file-out");
+	add("batch_allok", "completed", "file-allok");
+	add("batch_lost", "failed", "file-out");
+
+	/* The lines without a successful result, uploaded under the input's
+	 * name with .retry-1 and checked first; a batch made from it like
+	 * the first one. */
+	CHECK(run(c, "batch_fin", "retry") == 5);
+	CHECK(REQUESTS("GET /v1/batches/batch_fin", "GET /v1/files?limit=100",
+		       "POST /v1/files", "POST /v1/batches"));
+	CHECK(line_is(&c->outcomes, "batch_fin", "retry: ok batch_retry\n"));
+	CHECK(fake.upload && strstr(fake.upload, "\"q.retry-1.jsonl\"") &&
+	      !strstr(fake.upload, INPUT("a")) &&
+	      strstr(fake.upload, INPUT("b")) &&
+	      strstr(fake.upload, INPUT("c")));
+	CHECK(fake.create &&
+	      strstr(fake.create, "\"input_file_id\":\"file-retry\"") &&
+	      strstr(fake.create, "\"endpoint\":\"/v1/chat/completions\"") &&
+	      strstr(fake.create, "\"completion_window\":\"24h\"") &&
+	      strstr(fake.create, "\"project\":\"q\""));
+	CHECK(!retry_staged(c->cache));
+	/* Once: the next retry names the batch it made, sends nothing. */
+	CHECK(run(c, "batch_fin", "retry") == 5);
+	CHECK(NO_REQUESTS());
+
+	/* Every line succeeded: nothing to retry, nothing sent. */
+	CHECK(run(c, "batch_allok", "retry") == 5);
+	CHECK(REQUESTS("GET /v1/batches/batch_allok"));
+	CHECK(
+	    line_is(&c->outcomes, "batch_allok", "retry: nothing to retry\n"));
+
+	/* The creation's outcome unknown (no answer, no list): failed, and
+	 * the batch stays claimed, so a retry never makes a second batch. */
+	fake.create_status = 0;
+	fake.list_status = 400;
+	CHECK(run(c, "batch_lost", "retry") == -EIO);
+	CHECK(REQUESTS("GET /v1/batches/batch_lost", "POST /v1/files",
+		       "POST /v1/batches", "GET /v1/batches?limit=100"));
+	CHECK(run(c, "batch_lost", "retry") == -EIO);
+	CHECK(NO_REQUESTS());
+	CHECK(line_is(&c->outcomes, "batch_lost",
+		      "retry: failed: an earlier retry's batch creation got "
+		      "no answer: look for its input file in "
+		      "batches/*/input_file_id before retrying again\n"));
+	CHECK(!retry_staged(c->cache));
+	free(fake.upload);
+	free(fake.create);
+	fake.upload = fake.create = NULL;
 }
 
 int main(void)
 {
-	char dir[] = "/tmp/kimifs-test-ctl-run-XXXXXX", cmd[100];
+	char dir[] = "/tmp/kimifs-test-ctl-run-XXXXXX", cmd[100], why[256];
 	struct opts o = {.timeout = 5, .connect_timeout = 2, .page_size = 100};
 	struct api api;
 	struct batches batches;
 	struct files files;
+	struct cache cache;
+	struct results_cache results;
+	struct submit submit = {&api, &batches, &files, &o};
 	struct ctl c;
 
 	if (!mkdtemp(dir))
@@ -375,13 +556,19 @@ int main(void)
 	CHECK(api_init(&api, &o, "sk-test", NULL) == 0);
 	CHECK(batches_init(&batches, &api, 60, 5, 100) == 0);
 	CHECK(files_init(&files, &api, 60, 5, 100) == 0);
-	ctl_init(&c, &api, &batches, &files, NULL, NULL, NULL);
+	CHECK(cache_init(&cache, dir, 1 << 20, download, NULL, why,
+			 sizeof(why)) == 0);
+	results_cache_init(&results, &cache);
+	ctl_init(&c, &api, &batches, &files, &cache, &results, &submit);
 
 	batch_commands(&c);
 	root_commands(&c);
-	file_commands(&api, &files, dir);
+	retries(&c);
+	file_commands(&api, &files, &cache);
 
 	ctl_destroy(&c);
+	results_cache_destroy(&results);
+	cache_destroy(&cache);
 	files_destroy(&files);
 	batches_destroy(&batches);
 	api_destroy(&api);
