@@ -21,33 +21,21 @@
 #include "cache.h"
 #include "cache_dir.h"
 #include "check.h"
+#include "fake_download.h"
 #include "content.h"
 #include "util.h"
 
 #define TEXT "the whole content\n"
 
-/* The stub: TEXT for every id but "file-gone" (-ENOENT); fail_err fails
- * the next call; while hold is set, calls wait. */
-static pthread_mutex_t stub_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t stub_go = PTHREAD_COND_INITIALIZER;
-static int downloads;
-static int fail_err;
-static int hold;
-
+/* The stub: TEXT for every id but "file-gone" (-ENOENT), or the failure
+ * the test set (fake_download_fail). */
 static int stub(void *ctx, struct op *op, const char *id, int fd,
 		void (*on_sink)(void *, size_t), void *arg, size_t *len,
 		struct api_error *err)
 {
-	int r;
+	int r = fake_download_call();
 
 	(void)ctx, (void)op;
-	pthread_mutex_lock(&stub_lock);
-	downloads++;
-	while (hold)
-		pthread_cond_wait(&stub_go, &stub_lock);
-	r = fail_err;
-	fail_err = 0;
-	pthread_mutex_unlock(&stub_lock);
 	if (!r && strcmp(id, "file-gone") == 0)
 		r = -ENOENT;
 	if (r) {
@@ -59,24 +47,6 @@ static int stub(void *ctx, struct op *op, const char *id, int fd,
 	on_sink(arg, strlen(TEXT));
 	*len = strlen(TEXT);
 	return 0;
-}
-
-static int count(void)
-{
-	int n;
-
-	pthread_mutex_lock(&stub_lock);
-	n = downloads;
-	pthread_mutex_unlock(&stub_lock);
-	return n;
-}
-
-static void set_hold(int h)
-{
-	pthread_mutex_lock(&stub_lock);
-	hold = h;
-	pthread_cond_broadcast(&stub_go);
-	pthread_mutex_unlock(&stub_lock);
 }
 
 /* Whether fd reads TEXT whole, and only reads. */
@@ -113,7 +83,7 @@ static void contents(const char *dir)
 	/* No file has such an id: nothing asked. */
 	CHECK(content_open(&c, &op, "../file-a", &fd) == -ENOENT && fd == -1);
 	CHECK(content_open(&c, &op, "", &fd) == -ENOENT && fd == -1);
-	CHECK(count() == 0);
+	CHECK(fake_download_count() == 0);
 
 	/* Whole, read-only, downloaded once. */
 	CHECK(content_open(&c, &op, "file-a", &fd) == 0 && whole(fd));
@@ -121,34 +91,34 @@ static void contents(const char *dir)
 	settle(&c);
 	CHECK(content_open(&c, &op, "file-a", &fd) == 0 && whole(fd));
 	close(fd);
-	CHECK(count() == 1);
+	CHECK(fake_download_count() == 1);
 	CHECK(cache_size_of(&c, "file-a", &size) && size == strlen(TEXT));
 
 	/* A failure is said, and nothing kept: the next open downloads. */
-	fail_err = -EIO;
+	fake_download_fail(-EIO, 1);
 	CHECK(content_open(&c, &op, "file-b", &fd) == -EIO && fd == -1);
 	settle(&c);
 	CHECK(!cache_size_of(&c, "file-b", &size));
 	CHECK(content_open(&c, &op, "file-b", &fd) == 0 && whole(fd));
 	close(fd);
-	CHECK(count() == 3);
+	CHECK(fake_download_count() == 3);
 	CHECK(content_open(&c, &op, "file-gone", &fd) == -ENOENT && fd == -1);
 	settle(&c);
 
 	/* A wait ends with its operation; the download goes on for the
 	 * next reader. */
-	set_hold(1);
+	fake_download_hold(1);
 	op.interrupted = 1;
 	CHECK(content_open(&c, &op, "file-c", &fd) == -EINTR && fd == -1);
 	op_start(&op, 5);
 	op.deadline = util_now() - 1;
 	CHECK(content_open(&c, &op, "file-c", &fd) == -ETIMEDOUT && fd == -1);
-	set_hold(0);
+	fake_download_hold(0);
 	op_start(&op, 5);
 	CHECK(content_open(&c, &op, "file-c", &fd) == 0 && whole(fd));
 	close(fd);
 	settle(&c);
-	CHECK(count() == 5);
+	CHECK(fake_download_count() == 5);
 
 	/* Cut short on disk behind the cache's back: the size is not the
 	 * one known, so it is downloaded again, whole. */
@@ -157,7 +127,7 @@ static void contents(const char *dir)
 	CHECK(content_open(&c, &op, "file-a", &fd) == 0 && whole(fd));
 	close(fd);
 	settle(&c);
-	CHECK(count() == 6);
+	CHECK(fake_download_count() == 6);
 	cache_destroy(&c);
 }
 
