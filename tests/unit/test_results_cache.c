@@ -165,7 +165,13 @@ int main(void)
 	CHECK(results_get(&rc, NULL, gone, &s) == 0 && s && s->ix->n == 0);
 	results_release(&rc, s);
 
-	/* A failed build is not kept: the next caller tries again. */
+	/* A failed build is not kept: the next caller tries again. The
+	 * downloads so far end first (one still renaming its file into
+	 * place would serve the content the test forgets). */
+	pthread_mutex_lock(&disk.lock);
+	while (disk.threads)
+		pthread_cond_wait(&disk.idle, &disk.lock);
+	pthread_mutex_unlock(&disk.lock);
 	fake_download_fail(-EIO, 0);
 	cache_forget(&disk, "file-out");
 	cache_forget(&disk, "file-err");
