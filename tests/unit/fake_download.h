@@ -1,12 +1,15 @@
 /*
  * fake_download.h - the bookkeeping of the unit tests' stub downloads (a
  * cache_download_fn of their own, over a real disk cache): each call
- * counted, held while the test holds them, failed when the test says.
+ * counted, held while the test holds them, failed when the test says;
+ * and the wait for the cache's download threads to end.
  */
 #ifndef KIMIFS_FAKE_DOWNLOAD_H
 #define KIMIFS_FAKE_DOWNLOAD_H
 
 #include <pthread.h>
+
+#include "cache.h"
 
 static struct {
 	pthread_mutex_t lock; /* guards the fields below */
@@ -61,6 +64,17 @@ static inline void fake_download_fail(int err, int once)
 	fake_dl.fail_err = err;
 	fake_dl.fail_once = once;
 	pthread_mutex_unlock(&fake_dl.lock);
+}
+
+/* Wait until no download thread of c runs: each download begun is kept
+ * (renamed into place, in the cache's order of use) or gone. No real time
+ * is waited for: the cache signals each thread's end. */
+static inline void fake_download_settle(struct cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->threads)
+		pthread_cond_wait(&c->idle, &c->lock);
+	pthread_mutex_unlock(&c->lock);
 }
 
 #endif

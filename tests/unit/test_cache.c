@@ -106,15 +106,6 @@ static int whole(struct cache *c, const char *id)
 	return e < 0 ? e : fd;
 }
 
-/* Wait until id is kept on disk (the rename follows the readers). */
-static void settle(struct cache *c, const char *id)
-{
-	uint64_t n;
-
-	for (int i = 0; i < 2000 && !cache_size_of(c, id, &n); i++)
-		usleep(1000);
-}
-
 /* Make dir/name, a file of n bytes of mode mode; 0 or -1. */
 static int put(const char *dir, const char *name, size_t n, mode_t mode)
 {
@@ -312,7 +303,7 @@ int main(void)
 	CHECK(fake_download_count() == 1);
 	cache_reader_close(r1);
 	cache_reader_close(r2);
-	settle(&c, "f1");
+	fake_download_settle(&c);
 	CHECK(cache_size_of(&c, "f1", &sz) && sz == 100000);
 	CHECK(exists(dir, "f1") && entries(dir) == 2);
 
@@ -330,13 +321,13 @@ int main(void)
 	fd = whole(&c, "f2");
 	CHECK(fd >= 0 && fake_download_count() == 3);
 	CHECK(fd >= 0 && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY);
-	settle(&c, "f2");
+	fake_download_settle(&c);
 
 	/* f1 used again, then f3: past the cap, f2 (least recent) goes, and
 	 * its open descriptor still reads it all. */
 	close(whole(&c, "f1"));
 	close(whole(&c, "f3"));
-	settle(&c, "f3");
+	fake_download_settle(&c);
 	CHECK(exists(dir, "f1") && !exists(dir, "f2") && exists(dir, "f3"));
 	memset(b1, 0, sizeof(b1));
 	CHECK(fd >= 0 && pread(fd, b1, 10, 99990) == 10 &&
@@ -377,12 +368,12 @@ int main(void)
 	CHECK(fake_download_count() == (int)n + 1);
 	if (fd >= 0)
 		close(fd);
-	settle(&c, "f1");
+	fake_download_settle(&c);
 	CHECK(truncate(tmp, 10) == 0);
 	CHECK(cache_reader_open(&c, "f1", -1, &r1) == 0);
 	CHECK(!cache_reader_complete(r1));
 	cache_reader_close(r1);
-	settle(&c, "f1");
+	fake_download_settle(&c);
 	CHECK(fake_download_count() == (int)n + 2);
 	CHECK(stat(tmp, &st) == 0 && st.st_size == 100000);
 

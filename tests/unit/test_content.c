@@ -60,15 +60,6 @@ static int whole(int fd)
 	       (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY;
 }
 
-/* Wait until no download of c is under way (its thread ended). */
-static void settle(struct cache *c)
-{
-	pthread_mutex_lock(&c->lock);
-	while (c->threads)
-		pthread_cond_wait(&c->idle, &c->lock);
-	pthread_mutex_unlock(&c->lock);
-}
-
 static void contents(const char *dir)
 {
 	struct cache c;
@@ -88,7 +79,7 @@ static void contents(const char *dir)
 	/* Whole, read-only, downloaded once. */
 	CHECK(content_open(&c, &op, "file-a", &fd) == 0 && whole(fd));
 	close(fd);
-	settle(&c);
+	fake_download_settle(&c);
 	CHECK(content_open(&c, &op, "file-a", &fd) == 0 && whole(fd));
 	close(fd);
 	CHECK(fake_download_count() == 1);
@@ -97,13 +88,13 @@ static void contents(const char *dir)
 	/* A failure is said, and nothing kept: the next open downloads. */
 	fake_download_fail(-EIO, 1);
 	CHECK(content_open(&c, &op, "file-b", &fd) == -EIO && fd == -1);
-	settle(&c);
+	fake_download_settle(&c);
 	CHECK(!cache_size_of(&c, "file-b", &size));
 	CHECK(content_open(&c, &op, "file-b", &fd) == 0 && whole(fd));
 	close(fd);
 	CHECK(fake_download_count() == 3);
 	CHECK(content_open(&c, &op, "file-gone", &fd) == -ENOENT && fd == -1);
-	settle(&c);
+	fake_download_settle(&c);
 
 	/* A wait ends with its operation; the download goes on for the
 	 * next reader. */
@@ -117,7 +108,7 @@ static void contents(const char *dir)
 	op_start(&op, 5);
 	CHECK(content_open(&c, &op, "file-c", &fd) == 0 && whole(fd));
 	close(fd);
-	settle(&c);
+	fake_download_settle(&c);
 	CHECK(fake_download_count() == 5);
 
 	/* Cut short on disk behind the cache's back: the size is not the
@@ -126,7 +117,7 @@ static void contents(const char *dir)
 	CHECK(truncate(path, 4) == 0);
 	CHECK(content_open(&c, &op, "file-a", &fd) == 0 && whole(fd));
 	close(fd);
-	settle(&c);
+	fake_download_settle(&c);
 	CHECK(fake_download_count() == 6);
 	cache_destroy(&c);
 }

@@ -27,6 +27,7 @@
 #include "check.h"
 #include "content.h"
 #include "ctl.h"
+#include "fake_download.h"
 #include "file_ctl.h"
 #include "http_stub.h"
 #include "results_cache.h"
@@ -414,10 +415,7 @@ static void cached(struct cache *c, const char *id)
 	op_start(&op, 5);
 	CHECK(content_open(c, &op, id, &fd) == 0);
 	close(fd);
-	pthread_mutex_lock(&c->lock);
-	while (c->threads)
-		pthread_cond_wait(&c->idle, &c->lock);
-	pthread_mutex_unlock(&c->lock);
+	fake_download_settle(c);
 	CHECK(on_disk(c, id));
 }
 

@@ -168,10 +168,7 @@ int main(void)
 	/* A failed build is not kept: the next caller tries again. The
 	 * downloads so far end first (one still renaming its file into
 	 * place would serve the content the test forgets). */
-	pthread_mutex_lock(&disk.lock);
-	while (disk.threads)
-		pthread_cond_wait(&disk.idle, &disk.lock);
-	pthread_mutex_unlock(&disk.lock);
+	fake_download_settle(&disk);
 	fake_download_fail(-EIO, 0);
 	cache_forget(&disk, "file-out");
 	cache_forget(&disk, "file-err");
