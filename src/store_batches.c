@@ -18,19 +18,13 @@
 int batches_init(struct batches *b, struct api *api, double ttl, double timeout,
 		 unsigned page_size)
 {
-	int r =
-	    store_init(&b->store, &batch_kind, &store_api, api, ttl, timeout);
-
-	if (r < 0)
-		return r;
-	listing_init(&b->listing, &b->store, page_size);
-	return 0;
+	return store_api_init(&b->store, &b->listing, &batch_kind, api, ttl,
+			      timeout, page_size);
 }
 
 void batches_destroy(struct batches *b)
 {
-	listing_destroy(&b->listing);
-	store_destroy(&b->store);
+	store_api_destroy(&b->store, &b->listing);
 }
 
 /*

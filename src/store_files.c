@@ -14,12 +14,11 @@
 int files_init(struct files *f, struct api *api, double ttl, double timeout,
 	       unsigned page_size)
 {
-	int r =
-	    store_init(&f->store, &file_kind, &store_api, api, ttl, timeout);
+	int r = store_api_init(&f->store, &f->listing, &file_kind, api, ttl,
+			       timeout, page_size);
 
 	if (r < 0)
 		return r;
-	listing_init(&f->listing, &f->store, page_size);
 	pthread_mutex_init(&f->lock, NULL);
 	f->deleted = NULL;
 	f->ndeleted = 0;
@@ -28,8 +27,7 @@ int files_init(struct files *f, struct api *api, double ttl, double timeout,
 
 void files_destroy(struct files *f)
 {
-	listing_destroy(&f->listing);
-	store_destroy(&f->store);
+	store_api_destroy(&f->store, &f->listing);
 	listing_free_ids(f->deleted, f->ndeleted);
 	pthread_mutex_destroy(&f->lock);
 }

@@ -2,6 +2,7 @@
  * store_object.c - the API as a store's source, whatever the kind: a fetch
  * is api_get, a page api_list (its objects taken as they are), a stop
  * api_stop. What differs between kinds is their descriptors' (kind.h).
+ * Also a store and its listing set up over it.
  */
 #include "store_object.h"
 
@@ -59,3 +60,20 @@ const struct store_source store_api = {
     .list_page = list_page,
     .stop = stop,
 };
+
+int store_api_init(struct store *s, struct listing *l,
+		   const struct object_kind *kind, struct api *api, double ttl,
+		   double timeout, unsigned page_size)
+{
+	int r = store_init(s, kind, &store_api, api, ttl, timeout);
+
+	if (r == 0)
+		listing_init(l, s, page_size);
+	return r;
+}
+
+void store_api_destroy(struct store *s, struct listing *l)
+{
+	listing_destroy(l);
+	store_destroy(s);
+}
