@@ -1015,9 +1015,10 @@ def parse_multipart(ctype, body):
     if head.get_content_type() != "multipart/form-data" or not boundary:
         raise bad("Expected a multipart/form-data body with the fields 'file' and 'purpose'.",
                   "invalid_content_type")
-    fields = {}
+    fields, closed = {}, False
     for chunk in (b"\r\n" + body).split(b"\r\n--" + str(boundary).encode("latin-1"))[1:]:
         if chunk.startswith(b"--"):
+            closed = True
             break
         headers, sep, data = chunk.partition(b"\r\n\r\n")
         if not sep:
@@ -1030,6 +1031,8 @@ def parse_multipart(ctype, body):
         name = part.get_param("name", header="content-disposition")
         if name:
             fields[email.utils.collapse_rfc2231_value(name)] = (part.get_filename(), data)
+    if not closed:
+        raise bad("The multipart body ends without its closing boundary.", "invalid_multipart")
     return fields
 
 
@@ -1078,14 +1081,20 @@ class Handler(BaseHTTPRequestHandler):
                     while self.rfile.readline(65537).strip():
                         pass
                     return data
-                data += self.rfile.read(size)
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    raise ValueError("the body ended early")
+                data += chunk
                 self.rfile.readline(3)
                 if len(data) > MAX_BODY:
                     raise ValueError("body too large")
         n = int(self.headers.get("Content-Length") or 0)
         if n < 0 or n > MAX_BODY:
             raise ValueError("bad Content-Length")
-        return self.rfile.read(n) if n else b""
+        data = self.rfile.read(n) if n else b""
+        if len(data) < n:           # the client gave up: nothing is done
+            raise ValueError("the body ended early")
+        return data
 
     def pause(self, seconds, wake):
         """Sleep; True when woken early (reset, fault removal, shutdown)."""
