@@ -16,6 +16,7 @@
 
 #include "batch.h"
 #include "job_tag.h"
+#include "kind.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -220,10 +221,14 @@ static void render_all(const struct batch *b, struct files *f)
 	char **keys;
 
 	memset(f, 0, sizeof(*f));
-	for (size_t i = 0; batch_value_names[i]; i++)
-		if (batch_has_value(b, batch_value_names[i]))
-			render(b, BATCH_VALUE, batch_value_names[i],
+	/* The value files of the descriptor; [0] is batch.json. */
+	for (size_t i = 1; i < batch_kind.nvalues; i++) {
+		const struct object_value *v = &batch_kind.values[i];
+
+		if (v->present(b, v->name))
+			render(b, BATCH_VALUE, v->name,
 			       &f->values[f->nvalues++]);
+	}
 	for (int i = 0; i < 3; i++)
 		render(b, BATCH_COUNT, counts[i], &f->counts[i]);
 	if (batch_meta_keys(b, &keys, &f->nmeta) < 0)

@@ -38,13 +38,6 @@ static const struct {
 };
 #define NFIELDS (sizeof(value_fields) / sizeof(value_fields[0]))
 
-const char *const batch_value_names[] = {
-    "status",	      "endpoint",	"input_file_id",
-    "output_file_id", "error_file_id",	"completion_window",
-    "created_at",     "in_progress_at", "expires_at",
-    "finalizing_at",  "completed_at",	"failed_at",
-    "cancelling_at",  "cancelled_at",	NULL};
-
 static const char *const count_names[3] = {"total", "completed", "failed"};
 
 static const char *const final_states[] = {"completed", "failed", "expired",
@@ -545,6 +538,11 @@ int batch_from_json(const cJSON *obj, struct batch **out, char *err,
 			 "shown on one line",
 			 (*out)->id);
 	return 0;
+}
+
+int bfile_same(const struct bfile *a, const struct bfile *b)
+{
+	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
 }
 
 struct batch *batch_ref(struct batch *b)
