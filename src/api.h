@@ -90,6 +90,12 @@ void api_page_free(struct api_page *page);
 int api_upload_file(struct api *api, struct op *op, const char *path,
 		    const char *filename, const char *purpose,
 		    struct file **out, struct api_error *err);
+/* The same for length bytes of the open file fd from offset (a part of a
+ * job's staged input; read with pread as it is sent): a file that ends
+ * early fails the call (-EIO, API_FAIL_LOCAL). */
+int api_upload_range(struct api *api, struct op *op, int fd, uint64_t offset,
+		     uint64_t length, const char *filename, const char *purpose,
+		     struct file **out, struct api_error *err);
 /* DELETE /v1/files/{id}: 0 when the answer says it is deleted, or when a
  * retry gets a 404 (an earlier attempt, whose answer was lost, deleted
  * it); -ENOENT when the first attempt gets a 404 (it was already gone). */

@@ -86,13 +86,13 @@ int api_download_file(struct api *api, struct op *op, const char *id, int fd,
 	return r;
 }
 
-int api_upload_file(struct api *api, struct op *op, const char *path,
-		    const char *filename, const char *purpose,
-		    struct file **out, struct api_error *err)
+/* POST /v1/files of the file field file, with purpose. */
+static int upload(struct api *api, struct op *op, const struct http_part *file,
+		  const char *purpose, struct file **out, struct api_error *err)
 {
 	const struct http_part parts[] = {
 	    {.name = "purpose", .value = purpose},
-	    {.name = "file", .path = path, .filename = filename},
+	    *file,
 	};
 	struct http_request rq = {.method = HTTP_POST,
 				  .kind = STAT_UPLOAD,
@@ -110,4 +110,25 @@ int api_upload_file(struct api *api, struct op *op, const char *path,
 	r = api_object_call(api, op, &file_kind, &rq, NULL, &obj, err);
 	*out = obj;
 	return r;
+}
+
+int api_upload_file(struct api *api, struct op *op, const char *path,
+		    const char *filename, const char *purpose,
+		    struct file **out, struct api_error *err)
+{
+	const struct http_part file = {
+	    .name = "file", .path = path, .filename = filename};
+
+	return upload(api, op, &file, purpose, out, err);
+}
+
+int api_upload_range(struct api *api, struct op *op, int fd, uint64_t offset,
+		     uint64_t length, const char *filename, const char *purpose,
+		     struct file **out, struct api_error *err)
+{
+	const struct http_range range = {fd, offset, length};
+	const struct http_part file = {
+	    .name = "file", .filename = filename, .range = &range};
+
+	return upload(api, op, &file, purpose, out, err);
 }
