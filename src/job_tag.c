@@ -12,6 +12,7 @@
 
 #include "json.h"
 #include "jsonl_check.h"
+#include "util.h"
 
 int job_name_valid(const char *name)
 {
@@ -56,12 +57,6 @@ static int string_of(const cJSON *metadata, const char *key, const char **value)
 	return 1;
 }
 
-static int bad(char *why, size_t whylen, const char *key, const char *what)
-{
-	snprintf(why, whylen, "metadata %s: %s", key, what);
-	return -EINVAL;
-}
-
 /* "3/12" into t. */
 static int read_part(const char *s, struct job_tag *t)
 {
@@ -99,26 +94,30 @@ int job_tag_read(const cJSON *metadata, struct job_tag *t, char *why,
 	hp = string_of(metadata, JOB_TAG_PART, &part);
 	hr = string_of(metadata, JOB_TAG_RETRY, &retry);
 	if (hj < 0 || hp < 0 || hr < 0)
-		return bad(why, whylen,
-			   hj < 0   ? JOB_TAG_JOB
-			   : hp < 0 ? JOB_TAG_PART
-				    : JOB_TAG_RETRY,
-			   "not a string");
+		return util_reason(-EINVAL, why, whylen, "metadata %s: %s",
+				   hj < 0   ? JOB_TAG_JOB
+				   : hp < 0 ? JOB_TAG_PART
+					    : JOB_TAG_RETRY,
+				   "not a string");
 	if (!hj && !hp && !hr)
 		return 0;
 	if (hj != hp)
-		return bad(why, whylen, hj ? JOB_TAG_PART : JOB_TAG_JOB,
-			   "missing");
+		return util_reason(-EINVAL, why, whylen, "metadata %s: %s",
+				   hj ? JOB_TAG_PART : JOB_TAG_JOB, "missing");
 	if (hj && !job_name_valid(job))
-		return bad(why, whylen, JOB_TAG_JOB, "not a job name");
+		return util_reason(-EINVAL, why, whylen,
+				   "metadata " JOB_TAG_JOB ": not a job name");
 	if (hp && read_part(part, t) < 0)
-		return bad(why, whylen, JOB_TAG_PART, "not N/M");
+		return util_reason(-EINVAL, why, whylen,
+				   "metadata " JOB_TAG_PART ": not N/M");
 	if (hr && read_retry(retry, t) < 0)
-		return bad(why, whylen, JOB_TAG_RETRY,
-			   "not a round, then a batch id");
+		return util_reason(-EINVAL, why, whylen,
+				   "metadata " JOB_TAG_RETRY
+				   ": not a round, then a batch id");
 	if (hr && !hj && !t->retries[0])
-		return bad(why, whylen, JOB_TAG_RETRY,
-			   "a round of no job and no batch");
+		return util_reason(-EINVAL, why, whylen,
+				   "metadata " JOB_TAG_RETRY
+				   ": a round of no job and no batch");
 	if (hj)
 		snprintf(t->job, sizeof(t->job), "%s", job);
 	return 1;
