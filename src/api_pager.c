@@ -9,7 +9,7 @@
 #include <string.h>
 
 int api_list_each(struct api *api, struct op *op,
-		  const struct api_list_kind *kind, unsigned limit,
+		  const struct object_kind *kind, unsigned limit,
 		  unsigned max_pages, int (*visit)(void *obj, void *ctx),
 		  void *ctx, struct api_error *err)
 {

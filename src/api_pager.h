@@ -19,7 +19,7 @@
  * before stays visited).
  */
 int api_list_each(struct api *api, struct op *op,
-		  const struct api_list_kind *kind, unsigned limit,
+		  const struct object_kind *kind, unsigned limit,
 		  unsigned max_pages, int (*visit)(void *obj, void *ctx),
 		  void *ctx, struct api_error *err);
 

@@ -1,7 +1,7 @@
 /*
- * store_batches.h - batches as a kind of the object store: the store of
- * batch snapshots by id and the listing of batches/, bound to the API
- * client's batch calls, with typed getters for the tree and ctl.
+ * store_batches.h - batches in the object store: the store of batch
+ * snapshots by id (batch_kind) and the listing of batches/, from the API
+ * (store_api), with typed getters for the tree and ctl.
  */
 #ifndef KIMIFS_STORE_BATCHES_H
 #define KIMIFS_STORE_BATCHES_H
@@ -17,10 +17,6 @@ struct batches {
 	struct store store;	/* struct batch snapshots by id */
 	struct listing listing; /* the ids of batches/ */
 };
-
-/* The kind: struct batch objects fetched with api_get_batch and listed with
- * api_list of api_list_batch (ctx: the struct api). */
-extern const struct store_kind store_kind_batch;
 
 /* Set up the store and the listing over api, copies fresh for ttl
  * seconds, a fetch bounded by timeout seconds; 0 or -ENOMEM. */

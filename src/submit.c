@@ -135,8 +135,8 @@ static int find_copy(struct submit *sb, struct op *op, const char *filename,
 {
 	struct copy_search s = {.sb = sb, .filename = filename, .size = size};
 	struct api_error err;
-	int r = api_list_each(sb->api, op, &api_list_file, SEARCH_PAGE,
-			      COPY_PAGES, visit_copy, &s, &err);
+	int r = api_list_each(sb->api, op, &file_kind, SEARCH_PAGE, COPY_PAGES,
+			      visit_copy, &s, &err);
 
 	if (r < 0) {
 		file_unref(s.found);
@@ -316,7 +316,7 @@ static int find_batch(struct submit *sb, struct op *op,
 				 .input_file_id = p->input_file_id,
 				 .since = (int64_t)sent - CREATE_SKEW};
 	struct api_error err;
-	int r = api_list_each(sb->api, op, &api_list_batch, SEARCH_PAGE,
+	int r = api_list_each(sb->api, op, &batch_kind, SEARCH_PAGE,
 			      CREATE_PAGES, visit_batch, &s, &err);
 
 	if (r < 0) {

@@ -234,7 +234,7 @@ static void pager(struct api *api)
 	}
 	/* Every page, each asked for after the last one's last id. */
 	op_start(&op, 5);
-	CHECK(api_list_each(api, &op, &api_list_batch, 100, 10, count_visit, &c,
+	CHECK(api_list_each(api, &op, &batch_kind, 100, 10, count_visit, &c,
 			    &err) == 0 &&
 	      c.n == 250);
 	CHECK(REQUESTS("GET /v1/batches?limit=100",
@@ -242,14 +242,14 @@ static void pager(struct api *api)
 		       "GET /v1/batches?limit=100&after=batch_199"));
 	/* No more than max_pages. */
 	c = (struct counted){0};
-	CHECK(api_list_each(api, &op, &api_list_batch, 100, 2, count_visit, &c,
+	CHECK(api_list_each(api, &op, &batch_kind, 100, 2, count_visit, &c,
 			    &err) == 0 &&
 	      c.n == 200);
 	CHECK(REQUESTS("GET /v1/batches?limit=100",
 		       "GET /v1/batches?limit=100&after=batch_099"));
 	/* A visitor's stop ends the walk after its page. */
 	c = (struct counted){.stop = "batch_120"};
-	CHECK(api_list_each(api, &op, &api_list_batch, 50, 10, count_visit, &c,
+	CHECK(api_list_each(api, &op, &batch_kind, 50, 10, count_visit, &c,
 			    &err) == 0 &&
 	      c.n == 150);
 	CHECK(REQUESTS("GET /v1/batches?limit=50",
@@ -258,7 +258,7 @@ static void pager(struct api *api)
 	/* A page that cannot be read ends it with its error. */
 	fake.list_status = 400;
 	c = (struct counted){0};
-	CHECK(api_list_each(api, &op, &api_list_batch, 100, 10, count_visit, &c,
+	CHECK(api_list_each(api, &op, &batch_kind, 100, 10, count_visit, &c,
 			    &err) == -EPERM &&
 	      c.n == 0 && strstr(err.message, "no list"));
 	CHECK(REQUESTS("GET /v1/batches?limit=100"));
