@@ -348,8 +348,10 @@ static int meta_pairs(const cJSON *md, struct cand **cands, size_t *np,
 	return 0;
 }
 
-/* Check metadata (null, absent or an object); log once when it is cut. */
-static int parse_meta(const cJSON *md, const char *id, char *err, size_t errlen)
+/* Check metadata (null, absent or an object); log once when it is cut.
+ * *tagged: whether a key starts with kimifs_ (job_tag.h). */
+static int parse_meta(const cJSON *md, const char *id, int *tagged, char *err,
+		      size_t errlen)
 {
 	size_t rest = 0;
 
@@ -358,8 +360,11 @@ static int parse_meta(const cJSON *md, const char *id, char *err, size_t errlen)
 	if (!cJSON_IsObject(md))
 		return util_reason(-EIO, err, errlen,
 				   "metadata is not an object");
-	for (const cJSON *kv = md->child; kv; kv = kv->next)
+	for (const cJSON *kv = md->child; kv; kv = kv->next) {
 		rest++;
+		if (kv->string && strncmp(kv->string, "kimifs_", 7) == 0)
+			*tagged = 1;
+	}
 	if (rest > BATCH_META_MAX)
 		log_warn("batch %s: metadata has %zu pairs; only the first %d "
 			 "are shown",
@@ -512,7 +517,8 @@ int batch_from_json(const cJSON *obj, struct batch **out, char *err,
 	if (r == 0)
 		r = parse_counts(top[F_COUNTS], err, errlen);
 	if (r == 0)
-		r = parse_meta(top[F_META], id->valuestring, err, errlen);
+		r = parse_meta(top[F_META], id->valuestring, &facts.tagged, err,
+			       errlen);
 	if (r < 0)
 		return r;
 	facts.final = batch_status_final(status);

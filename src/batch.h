@@ -50,6 +50,7 @@ struct batch {
 	char *status; /* without newline; a shared constant for the API's */
 	int final;    /* completed, failed, expired or cancelled */
 	int flat;     /* batch.json too deeply nested to indent: one line */
+	int tagged;   /* its metadata has a kimifs_* key (job_tag.h) */
 	int64_t created_at;
 	int64_t mtime;	   /* latest of the *_at timestamps */
 	struct bfile json; /* the object as sent, compact, with a newline

@@ -190,7 +190,7 @@ int job_tag_write(const struct job_tag *t, struct batch_params *p, char *why,
 		  size_t whylen)
 {
 	char value[32 + BATCH_ID_MAX];
-	size_t kept = 0;
+	size_t kept = 0, need;
 	int r = 0;
 
 	for (size_t i = 0; i < p->nmeta; i++) {
@@ -202,7 +202,12 @@ int job_tag_write(const struct job_tag *t, struct batch_params *p, char *why,
 		p->meta[kept++] = p->meta[i];
 	}
 	p->nmeta = kept;
-	r = job_tag_user_ok(p, why, whylen);
+	need = (t->job[0] ? 2 : 0) + (t->round ? 1 : 0);
+	if (kept + need > PARAMS_META_MAX)
+		r = util_reason(-EINVAL, why, whylen,
+				"%zu metadata pairs leave no room for kimifs's "
+				"%zu keys (at most %d pairs in all)",
+				kept, need, PARAMS_META_MAX);
 	if (r == 0 && t->job[0])
 		r = add(p, JOB_TAG_JOB, t->job);
 	if (r == 0 && t->job[0]) {

@@ -67,7 +67,9 @@ int job_tag_of(const struct batch *b, struct job_tag *t, char *why,
 /*
  * Put the keys of t into p's metadata, in place of any kimifs_* key p has
  * (a retry copies its batch's metadata), after the user's pairs. -EINVAL
- * with why when the user's pairs are more than JOB_USER_META; -ENOMEM.
+ * with why when they do not fit beside the user's pairs (16 in all: a
+ * batch made by kimifs has room, having at most JOB_USER_META; one made
+ * elsewhere may not), p then without kimifs keys; -ENOMEM.
  */
 int job_tag_write(const struct job_tag *t, struct batch_params *p, char *why,
 		  size_t whylen);

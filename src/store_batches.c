@@ -85,6 +85,11 @@ int batches_refresh(struct batches *b, struct op *op)
 	return listing_refresh(&b->listing, op, store_clock(&b->store), 1);
 }
 
+int batches_newest(struct batches *b, struct op *op)
+{
+	return listing_refresh(&b->listing, op, store_clock(&b->store), 0);
+}
+
 void batches_put(struct batches *b, struct batch *obj, double sent)
 {
 	store_put(&b->store, obj, sent);

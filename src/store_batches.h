@@ -48,4 +48,9 @@ int batches_list(struct batches *b, struct op *op, char ***ids, size_t *n);
  * -errno of the listing. */
 int batches_refresh(struct batches *b, struct op *op);
 
+/* The newest batches brought into the listing now (its pages up to the
+ * batches it holds already, as a refresh of an old listing does): 0 or
+ * the -errno of the listing. */
+int batches_newest(struct batches *b, struct op *op);
+
 #endif

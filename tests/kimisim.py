@@ -530,6 +530,8 @@ class Sim:
             p = f.get("probability")
             if p is not None and not (isinstance(p, (int, float)) and 0 <= p <= 1):
                 raise bad("'probability' must be a number from 0 to 1")
+            if not is_int(f.get("skip", 0)) or f.get("skip", 0) < 0:
+                raise bad("'skip' must be a non-negative integer")
             added.append(f)
         self.faults.extend(added)
 
@@ -570,6 +572,9 @@ class Sim:
             if f["_re"] is not None and not f["_re"].search(path):
                 continue
             if f.get("probability") is not None and random.random() >= f["probability"]:
+                continue
+            if f.get("skip", 0) > 0:        # spares the first matching requests
+                f["skip"] -= 1
                 continue
             if f["count"] > 0:
                 f["count"] -= 1

@@ -6,13 +6,15 @@
  * for a batch cancelled already, nothing but the look for a final one) and
  * takes a refusal for a cancel that happened meanwhile; refresh fetches
  * anew what is not final; retry runs once per batch (under way, made
- * already, unknown: nothing sent) and only on a final batch, where it
- * uploads the input's lines without a successful result under the input's
- * name with .retry-1 and makes a batch of it like the first (nothing sent
- * when every line succeeded; a creation whose outcome is unknown keeps the
- * batch claimed); the mount's refresh lists every page; delete forgets the
- * file and its content once the server has it no more. Each outcome line,
- * and every request the server got, is checked.
+ * already, here or by another mount as a newer batch's kimifs_retry
+ * says, unknown: nothing sent; nothing either when the list cannot tell)
+ * and only on a final batch, where it uploads the input's lines without a
+ * successful result under the input's name with .retry-1 and makes a batch of
+ * it like the first, marked as its retry (nothing sent when every line
+ * succeeded; a creation whose outcome is unknown keeps the batch claimed); the
+ * mount's refresh lists every page; delete forgets the file and its content
+ * once the server has it no more. Each outcome line, and every request the
+ * server got, is checked.
  */
 #include <curl/curl.h>
 #include <dirent.h>
@@ -41,6 +43,7 @@ static struct fake {
 		const char *id;
 		char status[32];
 		const char *output; /* its output file, or NULL */
+		const char *meta;   /* its metadata, or NULL: a user's pair */
 	} batches[8];
 	size_t nbatches;
 	int create_status;	 /* POST /v1/batches: 200 makes batch_retry */
@@ -49,11 +52,12 @@ static struct fake {
 	int cancel_status;	 /* POST .../cancel: 200 sets "cancelling" */
 	int cancelled_meanwhile; /* a refused cancel sets "cancelled" */
 	int list_status;	 /* GET /v1/batches?... */
+	int list_spare;		 /* lists answered whatever list_status */
 	int delete_status;	 /* DELETE /v1/files/<id> */
 } fake;
 
 static void batch_json(char *out, size_t len, const char *id,
-		       const char *status, const char *output)
+		       const char *status, const char *output, const char *meta)
 {
 	char quoted[64] = "null";
 
@@ -69,8 +73,8 @@ static void batch_json(char *out, size_t len, const char *id,
 		 "\"completed_at\":null,\"failed_at\":null,"
 		 "\"cancelling_at\":null,\"cancelled_at\":null,"
 		 "\"request_counts\":{\"total\":0,\"completed\":0,"
-		 "\"failed\":0},\"metadata\":{\"project\":\"q\"}}",
-		 id, status, quoted);
+		 "\"failed\":0},\"metadata\":%s}",
+		 id, status, quoted, meta ? meta : "{\"project\":\"q\"}");
 }
 
 static char *error_body(const char *message)
@@ -139,7 +143,9 @@ static int list_answer(char **reply)
 	char json[1024];
 	char *out;
 
-	if (fake.list_status != 200) {
+	if (fake.list_spare > 0) {
+		fake.list_spare--;
+	} else if (fake.list_status != 200) {
 		*reply = error_body("no list");
 		return fake.list_status;
 	}
@@ -149,7 +155,8 @@ static int list_answer(char **reply)
 	strcpy(out, "{\"object\":\"list\",\"data\":[");
 	for (size_t i = 0; i < fake.nbatches; i++) {
 		batch_json(json, sizeof(json), fake.batches[i].id,
-			   fake.batches[i].status, fake.batches[i].output);
+			   fake.batches[i].status, fake.batches[i].output,
+			   fake.batches[i].meta);
 		strcat(out, i ? "," : "");
 		strcat(out, json);
 	}
@@ -168,7 +175,7 @@ static int create_answer(const char *body, size_t len, char **reply)
 		*reply = error_body("busy");
 		return fake.create_status;
 	}
-	batch_json(json, sizeof(json), "batch_retry", "validating", NULL);
+	batch_json(json, sizeof(json), "batch_retry", "validating", NULL, NULL);
 	*reply = strdup(json);
 	return 200;
 }
@@ -195,7 +202,7 @@ static int batch_answer(const char *method, const char *target, char **reply)
 			strcpy(status, "cancelling");
 		}
 		batch_json(json, sizeof(json), id, status,
-			   fake.batches[i].output);
+			   fake.batches[i].output, fake.batches[i].meta);
 		*reply = strdup(json);
 		return 200;
 	}
@@ -235,8 +242,22 @@ static int line_is(struct ctl_outcomes *o, const char *id, const char *text)
 	return ok;
 }
 
+/* Whether the outcome line of id starts with prefix. */
+static int line_prefix(struct ctl_outcomes *o, const char *id,
+		       const char *prefix)
+{
+	char *line = ctl_outcome(o, id);
+	int ok = line && strncmp(line, prefix, strlen(prefix)) == 0;
+
+	if (!ok)
+		fprintf(stderr, "  %s: \"%s\"\n", id, line ? line : "(none)");
+	free(line);
+	return ok;
+}
+
 static void add(const char *id, const char *status, const char *output)
 {
+	fake.batches[fake.nbatches].meta = NULL;
 	fake.batches[fake.nbatches].id = id;
 	fake.batches[fake.nbatches].output = output;
 	snprintf(fake.batches[fake.nbatches].status,
@@ -483,16 +504,22 @@ static int retry_staged(const struct cache *c)
 static void retries(struct ctl *c)
 {
 	fake = (struct fake){.list_status = 200, .create_status = 200};
+	add("batch_elsewhere", "validating", NULL);
+	fake.batches[0].meta = "{\"kimifs_retry\":\"1 batch_twice\"}";
 	add("batch_fin", "completed", "file-out");
 	add("batch_allok", "completed", "file-allok");
 	add("batch_lost", "failed", "file-out");
+	add("batch_twice", "failed", "file-out");
+	add("batch_nolist", "failed", "file-out");
 
-	/* The lines without a successful result, uploaded under the input's
-	 * name with .retry-1 and checked first; a batch made from it like
-	 * the first one. */
+	/* The newest batches asked for (none of them retries it); the lines
+	 * without a successful result uploaded under the input's name with
+	 * .retry-1 and checked first; a batch made from it like the first
+	 * one, marked as its retry. */
 	CHECK(run(c, "batch_fin", "retry") == 5);
-	CHECK(REQUESTS("GET /v1/batches/batch_fin", "GET /v1/files?limit=100",
-		       "POST /v1/files", "POST /v1/batches"));
+	CHECK(REQUESTS("GET /v1/batches/batch_fin", "GET /v1/batches?limit=100",
+		       "GET /v1/files?limit=100", "POST /v1/files",
+		       "POST /v1/batches"));
 	CHECK(line_is(&c->outcomes, "batch_fin", "retry: ok batch_retry\n"));
 	CHECK(fake.upload && strstr(fake.upload, "\"q.retry-1.jsonl\"") &&
 	      !strstr(fake.upload, INPUT("a")) &&
@@ -502,24 +529,43 @@ static void retries(struct ctl *c)
 	      strstr(fake.create, "\"input_file_id\":\"file-retry\"") &&
 	      strstr(fake.create, "\"endpoint\":\"/v1/chat/completions\"") &&
 	      strstr(fake.create, "\"completion_window\":\"24h\"") &&
-	      strstr(fake.create, "\"project\":\"q\""));
+	      strstr(fake.create, "\"project\":\"q\"") &&
+	      strstr(fake.create, "\"kimifs_retry\":\"1 batch_fin\""));
 	CHECK(!retry_staged(c->cache));
 	/* Once: the next retry names the batch it made, sends nothing. */
 	CHECK(run(c, "batch_fin", "retry") == 5);
 	CHECK(NO_REQUESTS());
 
+	/* Retried already by another mount (a newer batch says so): that
+	 * batch is named, nothing uploaded. */
+	CHECK(run(c, "batch_twice", "retry") == 5);
+	CHECK(REQUESTS("GET /v1/batches?limit=100"));
+	CHECK(line_is(&c->outcomes, "batch_twice",
+		      "retry: ok batch_elsewhere (retried already: retry that "
+		      "batch to go on)\n"));
+
 	/* Every line succeeded: nothing to retry, nothing sent. */
 	CHECK(run(c, "batch_allok", "retry") == 5);
-	CHECK(REQUESTS("GET /v1/batches/batch_allok"));
+	CHECK(REQUESTS("GET /v1/batches?limit=100"));
 	CHECK(
 	    line_is(&c->outcomes, "batch_allok", "retry: nothing to retry\n"));
 
-	/* The creation's outcome unknown (no answer, no list): failed, and
-	 * the batch stays claimed, so a retry never makes a second batch. */
-	fake.create_status = 0;
+	/* Whether another mount retried it cannot be told: nothing sent,
+	 * the claim let go. */
 	fake.list_status = 400;
+	CHECK(run(c, "batch_nolist", "retry") < 0);
+	CHECK(REQUESTS("GET /v1/batches?limit=100"));
+	CHECK(line_prefix(&c->outcomes, "batch_nolist",
+			  "retry: failed: cannot tell whether it was retried "
+			  "already"));
+
+	/* The creation's outcome unknown (no answer, and the list after it
+	 * unreadable): failed, and the batch stays claimed, so a retry never
+	 * makes a second batch. */
+	fake.create_status = 0;
+	fake.list_spare = 1;
 	CHECK(run(c, "batch_lost", "retry") == -EIO);
-	CHECK(REQUESTS("GET /v1/batches/batch_lost", "POST /v1/files",
+	CHECK(REQUESTS("GET /v1/batches?limit=100", "POST /v1/files",
 		       "POST /v1/batches", "GET /v1/batches?limit=100"));
 	CHECK(run(c, "batch_lost", "retry") == -EIO);
 	CHECK(NO_REQUESTS());

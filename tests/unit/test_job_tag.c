@@ -147,7 +147,22 @@ static void test_write(void)
 	CHECK(job_tag_user_ok(&p, why, sizeof(why)) == -EINVAL &&
 	      strstr(why, "at most 13"));
 	CHECK(job_tag_write(&t, &p, why, sizeof(why)) == -EINVAL &&
-	      p.nmeta == 14);
+	      p.nmeta == 14 && strstr(why, "no room for kimifs's 3 keys"));
+	/* A retry of a batch made elsewhere with 15 pairs: its one key fits. */
+	add_pair(&p, "k14", "v");
+	memset(&t, 0, sizeof(t));
+	t.round = 1;
+	snprintf(t.retries, sizeof(t.retries), "batch_abc");
+	CHECK(job_tag_write(&t, &p, why, sizeof(why)) == 0 && p.nmeta == 16);
+	CHECK(job_tag_write(&t, &p, why, sizeof(why)) == 0 && p.nmeta == 16);
+	params_free(&p);
+	memset(&p, 0, sizeof(p));
+	for (int i = 0; i < PARAMS_META_MAX; i++) { /* 16 of the user's */
+		snprintf(key, sizeof(key), "k%d", i);
+		add_pair(&p, key, "v");
+	}
+	CHECK(job_tag_write(&t, &p, why, sizeof(why)) == -EINVAL &&
+	      p.nmeta == 16 && !value_of(&p, "kimifs_retry"));
 	params_free(&p);
 
 	/* A user may not write kimifs's keys. */
