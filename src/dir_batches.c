@@ -88,11 +88,17 @@ static render_fn file_render(const char *name)
 	return NULL;
 }
 
+static void unref_batch(void *obj)
+{
+	batch_unref(obj);
+}
+
 int batch_node_snapshot(struct kimifs *k, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
 	struct api_error err;
-	int r = batches_get(&k->batches, op, n->id, mode, &v->snap, &err);
+	struct batch *b;
+	int r = batches_get(&k->batches, op, n->id, mode, &b, &err);
 
 	if (r < 0) {
 		if (r != -ENOENT)
@@ -100,9 +106,15 @@ int batch_node_snapshot(struct kimifs *k, struct op *op, const struct node *n,
 				api_error_message(&err, r));
 		return r;
 	}
-	v->mtime = (time_t)v->snap->mtime;
-	v->immutable = v->snap->final;
+	view_hold(v, b, unref_batch);
+	v->mtime = (time_t)b->mtime;
+	v->immutable = b->final;
 	return 0;
+}
+
+const struct batch *view_batch(const struct view *v)
+{
+	return v->obj;
 }
 
 /* The snapshot of a node of batches/<id>/ itself: one the kernel may keep
@@ -113,7 +125,7 @@ static int batch_snapshot(struct kimifs *k, struct op *op, const struct node *n,
 	int r = batch_node_snapshot(k, op, n, mode, v);
 
 	if (r == 0)
-		v->told = !v->snap->final; /* store hook: fs_attach */
+		v->told = !view_batch(v)->final; /* store hook: fs_attach */
 	return r;
 }
 
@@ -129,12 +141,12 @@ static int file_view(struct kimifs *k, struct op *op, const struct node *n,
 
 	if (r < 0)
 		return r;
-	r = render(v->snap, n->name, v);
-	if (r == -ENOENT && !v->snap->final && mode == STORE_ANY) {
+	r = render(view_batch(v), n->name, v);
+	if (r == -ENOENT && !view_batch(v)->final && mode == STORE_ANY) {
 		view_release(v);
 		r = batch_snapshot(k, op, n, STORE_FRESH, v);
 		if (r == 0)
-			r = render(v->snap, n->name, v);
+			r = render(view_batch(v), n->name, v);
 	}
 	if (r < 0)
 		view_release(v);
@@ -198,7 +210,7 @@ static int batch_view(struct kimifs *k, struct op *op, const struct node *n,
 	int r = batch_snapshot(k, op, n, mode, v);
 
 	if (r == 0)
-		v->mtime = (time_t)v->snap->created_at;
+		v->mtime = (time_t)view_batch(v)->created_at;
 	return r;
 }
 
@@ -323,7 +335,8 @@ static int wait_ready(struct kimifs *k, struct op *op, const struct node *n,
 	*text = NULL;
 	*len = 0;
 	if (r == 0)
-		r = v.snap->final ? wait_text(v.snap, text, len) : -EAGAIN;
+		r = view_batch(&v)->final ? wait_text(view_batch(&v), text, len)
+					  : -EAGAIN;
 	view_release(&v);
 	return r;
 }
@@ -375,7 +388,7 @@ static int meta_readdir(struct kimifs *k, struct op *op, const struct node *dir,
 	int r = dir_view(k, op, dir, STORE_FRESH, &v);
 
 	if (r == 0)
-		r = batch_meta_keys(v.snap, &keys, &n);
+		r = batch_meta_keys(view_batch(&v), &keys, &n);
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = dirlist_add(out, keys[i], S_IFREG);
 	batch_free_keys(keys, n);
@@ -431,13 +444,13 @@ static int batch_readdir(struct kimifs *k, struct op *op,
 	int r = dir_view(k, op, dir, STORE_FRESH, &v);
 
 	for (size_t i = 0; r == 0 && i < NFILES; i++)
-		if (file_exists(v.snap, batch_files[i].name,
+		if (file_exists(view_batch(&v), batch_files[i].name,
 				batch_files[i].render))
 			r = dirlist_add(out, batch_files[i].name, S_IFREG);
 	for (size_t i = 0; r == 0 && i < NLINKS; i++) {
 		struct view f = {0};
 
-		if (render_link(v.snap, batch_links[i].name, &f) == 0)
+		if (render_link(view_batch(&v), batch_links[i].name, &f) == 0)
 			r = dirlist_add(out, batch_links[i].name, S_IFLNK);
 		view_release(&f);
 	}

@@ -18,17 +18,22 @@
 
 #define BY_NAME FILES_BY_NAME
 
+static void unref_file(void *obj)
+{
+	file_unref(obj);
+}
+
 /*
- * The snapshot of n's file in mode, into *out, with v's time its
+ * The snapshot of n's file in mode, held by v, with v's time its
  * created_at. A 404 is the everyday answer to a name probe and is not
  * logged; other failures are, once.
  */
 static int file_snapshot(struct kimifs *k, struct op *op, const struct node *n,
-			 enum store_mode mode, struct view *v,
-			 struct file **out)
+			 enum store_mode mode, struct view *v)
 {
 	struct api_error err = {0};
-	int r = files_get(&k->files, op, n->id, mode, out, &err);
+	struct file *f;
+	int r = files_get(&k->files, op, n->id, mode, &f, &err);
 
 	if (r < 0) {
 		if (r != -ENOENT)
@@ -36,48 +41,43 @@ static int file_snapshot(struct kimifs *k, struct op *op, const struct node *n,
 				api_error_message(&err, r));
 		return r;
 	}
-	v->mtime = (time_t)(*out)->created_at;
+	view_hold(v, f, unref_file);
+	v->mtime = (time_t)f->created_at;
 	return 0;
 }
 
-/* v shows a copy of len bytes at data. */
-static int show_copy(struct view *v, const char *data, size_t len)
+/* The file that a view filled by file_snapshot holds. */
+static const struct file *view_file(const struct view *v)
 {
-	v->owned = malloc(len + 1);
-	if (!v->owned)
-		return -ENOMEM;
-	memcpy(v->owned, data, len);
-	v->owned[len] = '\0';
-	v->data = v->owned;
-	v->len = len;
-	return 0;
+	return v->obj;
 }
 
 static int fdir_view(struct kimifs *k, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
-	struct file *f;
-	int r = file_snapshot(k, op, n, mode, v, &f);
-
-	file_unref(f);
-	return r;
+	return file_snapshot(k, op, n, mode, v);
 }
 
-/* file.json and the value files: copies of the snapshot's rendering. */
+/* file.json and the value files: the snapshot's rendering. */
 static int fvalue_view(struct kimifs *k, struct op *op, const struct node *n,
 		       enum store_mode mode, struct view *v)
 {
+	const struct file *f;
 	const struct bfile *b;
-	struct file *f;
-	int r = file_snapshot(k, op, n, mode, v, &f);
+	int r = file_snapshot(k, op, n, mode, v);
 
 	if (r < 0)
 		return r;
+	f = view_file(v);
 	b = strcmp(n->name, "file.json") == 0 ? &f->json
 					      : file_value(f, n->name);
-	r = b ? show_copy(v, b->data, b->len) : -ENOENT;
-	file_unref(f);
-	return r;
+	if (!b) {
+		view_release(v);
+		return -ENOENT;
+	}
+	v->data = b->data;
+	v->len = b->len;
+	return 0;
 }
 
 /*
@@ -89,16 +89,14 @@ static int fvalue_view(struct kimifs *k, struct op *op, const struct node *n,
 static int content_view(struct kimifs *k, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
-	struct file *f;
 	uint64_t size;
-	int r = file_snapshot(k, op, n, mode, v, &f);
+	int r = file_snapshot(k, op, n, mode, v);
 
 	if (r < 0)
 		return r;
-	v->len = (size_t)f->bytes;
+	v->len = (size_t)view_file(v)->bytes;
 	if (cache_real_size(&k->cache, n->id, &size))
 		v->len = (size_t)size;
-	file_unref(f);
 	return 0;
 }
 
@@ -122,13 +120,11 @@ static int content_open_node(struct kimifs *k, struct op *op,
 static int fctl_view(struct kimifs *k, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
-	struct file *f;
-	int r = file_snapshot(k, op, n, STORE_ANY, v, &f);
+	int r = file_snapshot(k, op, n, STORE_ANY, v);
 
 	(void)mode;
 	if (r < 0)
 		return r;
-	file_unref(f);
 	v->owned = ctl_outcome(&k->file_ctl.outcomes, n->id);
 	v->data = v->owned ? v->owned : "";
 	v->len = strlen(v->data);
@@ -189,20 +185,19 @@ static int fdir_readdir(struct kimifs *k, struct op *op, const struct node *dir,
 			struct dirlist *out)
 {
 	struct view v = {0};
-	struct file *f;
-	int r = file_snapshot(k, op, dir, STORE_FRESH, &v, &f);
+	int r = file_snapshot(k, op, dir, STORE_FRESH, &v);
 
 	if (r < 0)
 		return r;
 	r = dirlist_add(out, "file.json", S_IFREG);
 	for (size_t i = 0; r == 0 && file_value_names[i]; i++)
-		if (file_value(f, file_value_names[i]))
+		if (file_value(view_file(&v), file_value_names[i]))
 			r = dirlist_add(out, file_value_names[i], S_IFREG);
 	if (r == 0)
 		r = dirlist_add(out, "content", S_IFREG);
 	if (r == 0)
 		r = dirlist_add(out, "ctl", S_IFREG);
-	file_unref(f);
+	view_release(&v);
 	return r;
 }
 

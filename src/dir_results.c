@@ -31,13 +31,14 @@ results_view(struct kimifs *k, struct op *op, const struct node *n,
 
 	*set = NULL;
 	if (r == 0)
-		r = results_get(&k->results, op, v->snap, set);
-	if (r == 0 && !want(n, *set) && !v->snap->final && mode == STORE_ANY) {
+		r = results_get(&k->results, op, view_batch(v), set);
+	if (r == 0 && !want(n, *set) && !view_batch(v)->final &&
+	    mode == STORE_ANY) {
 		results_release(&k->results, *set);
 		view_release(v);
 		r = batch_node_snapshot(k, op, n, STORE_FRESH, v);
 		if (r == 0)
-			r = results_get(&k->results, op, v->snap, set);
+			r = results_get(&k->results, op, view_batch(v), set);
 	}
 	if (r < 0)
 		view_release(v);
@@ -144,7 +145,7 @@ static int results_list_open(struct kimifs *k, struct op *op,
 	int r = l ? batch_node_snapshot(k, op, dir, STORE_FRESH, &v) : -ENOMEM;
 
 	if (r == 0)
-		r = results_get(&k->results, op, v.snap, &l->set);
+		r = results_get(&k->results, op, view_batch(&v), &l->set);
 	view_release(&v);
 	if (r < 0) {
 		free(l);
@@ -213,13 +214,13 @@ static int usage_view(struct kimifs *k, struct op *op, const struct node *n,
 	    r = batch_node_snapshot(k, op, n, mode, v);
 
 	/* A copy that is not final may be older than the batch's end. */
-	if (r == 0 && !v->snap->final && mode == STORE_ANY) {
+	if (r == 0 && !view_batch(v)->final && mode == STORE_ANY) {
 		view_release(v);
 		r = batch_node_snapshot(k, op, n, STORE_FRESH, v);
 	}
-	if (r == 0 && i >= 0 && v->snap->final)
-		r = results_get(&k->results, op, v->snap, &set);
-	if (r == 0 && (i < 0 || !usage_shown(v->snap, set)))
+	if (r == 0 && i >= 0 && view_batch(v)->final)
+		r = results_get(&k->results, op, view_batch(v), &set);
+	if (r == 0 && (i < 0 || !usage_shown(view_batch(v), set)))
 		r = -ENOENT;
 	if (r == 0) {
 		v->owned = malloc(24);
@@ -259,9 +260,10 @@ static int usage_readdir(struct kimifs *k, struct op *op,
 	struct view v = {0};
 	int r = batch_node_snapshot(k, op, dir, STORE_FRESH, &v);
 
-	if (r == 0 && v.snap->final)
-		r = results_get(&k->results, op, v.snap, &set);
-	for (int i = 0; r == 0 && usage_shown(v.snap, set) && i < USAGE_N; i++)
+	if (r == 0 && view_batch(&v)->final)
+		r = results_get(&k->results, op, view_batch(&v), &set);
+	for (int i = 0;
+	     r == 0 && usage_shown(view_batch(&v), set) && i < USAGE_N; i++)
 		r = dirlist_add(out, results_usage_names[i], S_IFREG);
 	results_release(&k->results, set);
 	view_release(&v);

@@ -38,9 +38,16 @@ int node_make(struct node *child, const struct node *parent,
 	return 0;
 }
 
+void view_hold(struct view *v, void *obj, void (*unref)(void *obj))
+{
+	v->obj = obj;
+	v->unref = unref;
+}
+
 void view_release(struct view *v)
 {
-	batch_unref(v->snap);
+	if (v->obj)
+		v->unref(v->obj);
 	cache_reader_close(v->reader);
 	if (v->drop)
 		v->drop(v->hold);

@@ -40,8 +40,12 @@ struct node {
  * bytes. Filled by a type's view(); release with view_release().
  */
 struct view {
-	struct batch *snap; /* reference held, or NULL (root, batches/) */
-	const char *data;   /* file content: into snap, into owned, or static */
+	/* The snapshot shown, of the kind the node type knows (a batch, a
+	 * file): a reference held and let go by unref, or NULL (root,
+	 * batches/). Set with view_hold. */
+	void *obj;
+	void (*unref)(void *obj);
+	const char *data; /* file content: into obj, into owned, or static */
 	size_t len;
 	char *owned; /* freed with the view */
 	time_t mtime;
@@ -165,6 +169,9 @@ int tree_mount_view(struct kimifs *k, struct op *op, const struct node *n,
 int node_make(struct node *child, const struct node *parent,
 	      const struct node_type *t, const char *name);
 
+/* Make v hold obj, a reference let go with unref when v is released. */
+void view_hold(struct view *v, void *obj, void (*unref)(void *obj));
+
 void view_release(struct view *v);
 
 /* Fill st for n as v shows it: mode, size, times, owner. */
@@ -185,6 +192,8 @@ extern const struct node_type type_batches; /* dir_batches.c */
  */
 int batch_node_snapshot(struct kimifs *k, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v);
+/* The batch that a view filled by batch_node_snapshot holds. */
+const struct batch *view_batch(const struct view *v);
 extern const struct node_type type_files; /* dir_files.c */
 
 /*
