@@ -1,9 +1,10 @@
 /*
  * dir_batches.c - the batches/ subtree: one directory per batch, its value
  * files, batch.json, request_counts/, metadata/ and ctl, each a node type
- * over the stored batch snapshot (store_batches.h). The files of a batch
- * directory are the table batch_files: a name and the function that renders
- * it from the snapshot when it is opened (batch_render).
+ * over the stored batch snapshot (store_batches.h). The entries of a
+ * batch directory are its table of children (batch_children): a value file
+ * per name of batch_value_names, present when its field is not null, each
+ * rendered from the snapshot when it is opened (batch_render).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -54,38 +55,6 @@ static int render_count(const struct batch *b, const char *name, struct view *v)
 static int render_meta(const struct batch *b, const char *name, struct view *v)
 {
 	return show(b, BATCH_META, name, v);
-}
-
-/* Whether file name (rendered by render) exists in b, without rendering
- * it: batch.json always, a value file when its field is not null. */
-static int file_exists(const struct batch *b, const char *name,
-		       render_fn render)
-{
-	return render != render_value || batch_has_value(b, name);
-}
-
-/* The read-only files of a batch directory, in listing order. */
-static const struct {
-	const char *name;
-	render_fn render;
-} batch_files[] = {
-    {"batch.json", render_json},	 {"status", render_value},
-    {"endpoint", render_value},		 {"input_file_id", render_value},
-    {"output_file_id", render_value},	 {"error_file_id", render_value},
-    {"completion_window", render_value}, {"created_at", render_value},
-    {"in_progress_at", render_value},	 {"expires_at", render_value},
-    {"finalizing_at", render_value},	 {"completed_at", render_value},
-    {"failed_at", render_value},	 {"cancelling_at", render_value},
-    {"cancelled_at", render_value},
-};
-#define NFILES (sizeof(batch_files) / sizeof(batch_files[0]))
-
-static render_fn file_render(const char *name)
-{
-	for (size_t i = 0; i < NFILES; i++)
-		if (strcmp(batch_files[i].name, name) == 0)
-			return batch_files[i].render;
-	return NULL;
 }
 
 static void unref_batch(void *obj)
@@ -153,12 +122,16 @@ static int file_view(struct kimifs *k, struct op *op, const struct node *n,
 	return r;
 }
 
-static int bfile_view(struct kimifs *k, struct op *op, const struct node *n,
+static int json_view(struct kimifs *k, struct op *op, const struct node *n,
+		     enum store_mode mode, struct view *v)
+{
+	return file_view(k, op, n, mode, render_json, v);
+}
+
+static int value_view(struct kimifs *k, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
-	render_fn render = file_render(n->name);
-
-	return render ? file_view(k, op, n, mode, render, v) : -ENOENT;
+	return file_view(k, op, n, mode, render_value, v);
 }
 
 static int count_view(struct kimifs *k, struct op *op, const struct node *n,
@@ -268,10 +241,16 @@ static const struct node_type type_blink = {
     .view = blink_view,
 };
 
-static const struct node_type type_bfile = {
+static const struct node_type type_bjson = {
     .what = "batch file",
     .mode = S_IFREG | 0444,
-    .view = bfile_view,
+    .view = json_view,
+};
+
+static const struct node_type type_bvalue = {
+    .what = "batch file",
+    .mode = S_IFREG | 0444,
+    .view = value_view,
 };
 
 static const struct node_type type_count = {
@@ -349,29 +328,6 @@ static const struct node_type type_wait = {
     .wait_text = wait_text,
 };
 
-static int counts_lookup(struct kimifs *k, const struct node *dir,
-			 const char *name, struct node *child)
-{
-	(void)k;
-	if (strcmp(name, "total") != 0 && strcmp(name, "completed") != 0 &&
-	    strcmp(name, "failed") != 0)
-		return -ENOENT; /* costs no request */
-	return node_make(child, dir, &type_count, name);
-}
-
-static int counts_readdir(struct kimifs *k, struct op *op,
-			  const struct node *dir, struct dirlist *out)
-{
-	struct view v = {0};
-	static const char *const counts[] = {"total", "completed", "failed"};
-	int r = dir_view(k, op, dir, STORE_FRESH, &v);
-
-	for (int i = 0; r == 0 && i < 3; i++)
-		r = dirlist_add(out, counts[i], S_IFREG);
-	view_release(&v);
-	return r;
-}
-
 static int meta_lookup(struct kimifs *k, const struct node *dir,
 		       const char *name, struct node *child)
 {
@@ -380,28 +336,32 @@ static int meta_lookup(struct kimifs *k, const struct node *dir,
 }
 
 static int meta_readdir(struct kimifs *k, struct op *op, const struct node *dir,
-			struct dirlist *out)
+			const struct view *v, struct dirlist *out)
 {
-	struct view v = {0};
 	char **keys = NULL;
 	size_t n = 0;
-	int r = dir_view(k, op, dir, STORE_FRESH, &v);
+	int r = batch_meta_keys(view_batch(v), &keys, &n);
 
-	if (r == 0)
-		r = batch_meta_keys(view_batch(&v), &keys, &n);
+	(void)k, (void)op, (void)dir;
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = dirlist_add(out, keys[i], S_IFREG);
 	batch_free_keys(keys, n);
-	view_release(&v);
 	return r;
 }
+
+/* The request counts; any other name costs no request. */
+static const struct node_child count_children[] = {
+    {.name = "total", .type = &type_count},
+    {.name = "completed", .type = &type_count},
+    {.name = "failed", .type = &type_count},
+    {0},
+};
 
 static const struct node_type type_counts = {
     .what = "request_counts directory",
     .mode = S_IFDIR | 0555,
     .view = dir_view,
-    .lookup = counts_lookup,
-    .readdir = counts_readdir,
+    .children = count_children,
 };
 
 static const struct node_type type_metadir = {
@@ -412,77 +372,49 @@ static const struct node_type type_metadir = {
     .readdir = meta_readdir,
 };
 
-static int batch_lookup(struct kimifs *k, const struct node *dir,
-			const char *name, struct node *child)
+static int value_present(const void *obj, const char *name)
 {
-	const struct node_type *t = NULL;
-
-	(void)k;
-	if (strcmp(name, "request_counts") == 0)
-		t = &type_counts;
-	else if (strcmp(name, "metadata") == 0)
-		t = &type_metadir;
-	else if (strcmp(name, "results") == 0)
-		t = &type_results;
-	else if (strcmp(name, "usage") == 0)
-		t = &type_usage;
-	else if (strcmp(name, "ctl") == 0)
-		t = &type_ctl;
-	else if (strcmp(name, "wait") == 0)
-		t = &type_wait;
-	else if (file_render(name))
-		t = &type_bfile;
-	else if (link_field(name))
-		t = &type_blink;
-	return t ? node_make(child, dir, t, name) : -ENOENT;
+	return batch_has_value(obj, name);
 }
 
-static int batch_readdir(struct kimifs *k, struct op *op,
-			 const struct node *dir, struct dirlist *out)
+static int link_present(const void *obj, const char *name)
 {
-	struct view v = {0};
-	int r = dir_view(k, op, dir, STORE_FRESH, &v);
+	const char *field = link_field(name);
+	char id[BATCH_ID_MAX + 1];
 
-	for (size_t i = 0; r == 0 && i < NFILES; i++)
-		if (file_exists(view_batch(&v), batch_files[i].name,
-				batch_files[i].render))
-			r = dirlist_add(out, batch_files[i].name, S_IFREG);
-	for (size_t i = 0; r == 0 && i < NLINKS; i++) {
-		struct view f = {0};
-
-		if (render_link(view_batch(&v), batch_links[i].name, &f) == 0)
-			r = dirlist_add(out, batch_links[i].name, S_IFLNK);
-		view_release(&f);
-	}
-	if (r == 0)
-		r = dirlist_add(out, "request_counts", S_IFDIR);
-	if (r == 0)
-		r = dirlist_add(out, "metadata", S_IFDIR);
-	if (r == 0)
-		r = dirlist_add(out, "results", S_IFDIR);
-	if (r == 0)
-		r = dirlist_add(out, "usage", S_IFDIR);
-	if (r == 0)
-		r = dirlist_add(out, "ctl", S_IFREG);
-	/* wait is found by name but not listed: a tree walk (grep -r, find,
-	 * cp -r, tar, rsync) would otherwise block on every running batch. */
-	view_release(&v);
-	return r;
+	return field && batch_file_id(obj, field, id, sizeof(id)) == 0;
 }
+
+/* The entries of a batch directory, in listing order: batch.json, the
+ * value files whose field is not null, the links whose id is set. */
+static const struct node_child batch_children[] = {
+    {.name = "batch.json", .type = &type_bjson},
+    {.names = batch_value_names,
+     .type = &type_bvalue,
+     .present = value_present},
+    {.name = "input.jsonl", .type = &type_blink, .present = link_present},
+    {.name = "output.jsonl", .type = &type_blink, .present = link_present},
+    {.name = "errors.jsonl", .type = &type_blink, .present = link_present},
+    {.name = "request_counts", .type = &type_counts},
+    {.name = "metadata", .type = &type_metadir},
+    {.name = "results", .type = &type_results},
+    {.name = "usage", .type = &type_usage},
+    {.name = "ctl", .type = &type_ctl},
+    /* Found by name but not listed: a tree walk (grep -r, find, cp -r,
+     * tar, rsync) would otherwise block on every running batch. */
+    {.name = "wait", .type = &type_wait, .hidden = 1},
+    {0},
+};
 
 static const struct node_type type_batch = {
     .what = "batch directory",
     .mode = S_IFDIR | 0555,
-    .subdirs = 4,
     .view = batch_view,
-    .lookup = batch_lookup,
-    .readdir = batch_readdir,
+    .children = batch_children,
 };
 
 /* ------------------------------------------------------------------ */
 /* New batches: a file copied into batches/, and batches/new */
-
-#define NEW_NAME "new"
 
 /* A file being written into batches/: staged (stage.h); on close it is
  * uploaded, then a batch is made of it, and the name is gone (the batch's
@@ -728,8 +660,6 @@ static int batches_lookup(struct kimifs *k, const struct node *dir,
 {
 	int r;
 
-	if (strcmp(name, NEW_NAME) == 0)
-		return node_make(child, dir, &type_new, name);
 	if (dir_stage_lookup(k, STAGE_BATCHES, &type_bstaged, dir, name, child,
 			     &r))
 		return r;
@@ -742,13 +672,14 @@ static int batches_lookup(struct kimifs *k, const struct node *dir,
 }
 
 static int batches_readdir(struct kimifs *k, struct op *op,
-			   const struct node *dir, struct dirlist *out)
+			   const struct node *dir, const struct view *v,
+			   struct dirlist *out)
 {
 	char **ids;
 	size_t n;
 	int r = batches_list(&k->batches, op, &ids, &n);
 
-	(void)dir;
+	(void)dir, (void)v;
 	if (r < 0)
 		return r;
 	r = dir_stage_readdir(k, STAGE_BATCHES, ids, n, out);
@@ -767,11 +698,18 @@ static int batches_view(struct kimifs *k, struct op *op, const struct node *n,
 	return r;
 }
 
+/* new is there without being listed (batches_lookup). */
+static const struct node_child batches_children[] = {
+    {.name = "new", .type = &type_new, .hidden = 1},
+    {0},
+};
+
 const struct node_type type_batches = {
     .what = "batches directory",
     .mode = S_IFDIR | 0755,
     .create = batches_create,
     .view = batches_view,
+    .children = batches_children,
     .lookup = batches_lookup,
     .readdir = batches_readdir,
 };

@@ -158,55 +158,26 @@ static const struct node_type type_fctl = {
     .write = fctl_write,
 };
 
-static int is_value_name(const char *name)
+static int value_present(const void *obj, const char *name)
 {
-	for (size_t i = 0; file_value_names[i]; i++)
-		if (strcmp(file_value_names[i], name) == 0)
-			return 1;
-	return 0;
+	return file_value(obj, name) != NULL;
 }
 
-static int fdir_lookup(struct kimifs *k, const struct node *dir,
-		       const char *name, struct node *child)
-{
-	const struct node_type *t = NULL;
-
-	(void)k;
-	if (strcmp(name, "content") == 0)
-		t = &type_content;
-	else if (strcmp(name, "ctl") == 0)
-		t = &type_fctl;
-	else if (strcmp(name, "file.json") == 0 || is_value_name(name))
-		t = &type_fvalue;
-	return t ? node_make(child, dir, t, name) : -ENOENT;
-}
-
-static int fdir_readdir(struct kimifs *k, struct op *op, const struct node *dir,
-			struct dirlist *out)
-{
-	struct view v = {0};
-	int r = file_snapshot(k, op, dir, STORE_FRESH, &v);
-
-	if (r < 0)
-		return r;
-	r = dirlist_add(out, "file.json", S_IFREG);
-	for (size_t i = 0; r == 0 && file_value_names[i]; i++)
-		if (file_value(view_file(&v), file_value_names[i]))
-			r = dirlist_add(out, file_value_names[i], S_IFREG);
-	if (r == 0)
-		r = dirlist_add(out, "content", S_IFREG);
-	if (r == 0)
-		r = dirlist_add(out, "ctl", S_IFREG);
-	view_release(&v);
-	return r;
-}
+/* The entries of a file directory, in listing order: file.json, the value
+ * files the FileObject has, content and ctl. */
+static const struct node_child file_children[] = {
+    {.name = "file.json", .type = &type_fvalue},
+    {.names = file_value_names, .type = &type_fvalue, .present = value_present},
+    {.name = "content", .type = &type_content},
+    {.name = "ctl", .type = &type_fctl},
+    {0},
+};
 
 static const struct node_type type_file = {
     .what = "file directory",
     .mode = S_IFDIR | 0555,
     .view = fdir_view,
-    .lookup = fdir_lookup,
-    .readdir = fdir_readdir,
+    .children = file_children,
 };
 
 /* by-name/<filename>: "../<id>" of the newest file of that name. */
@@ -250,13 +221,14 @@ static int byname_lookup(struct kimifs *k, const struct node *dir,
 }
 
 static int byname_readdir(struct kimifs *k, struct op *op,
-			  const struct node *dir, struct dirlist *out)
+			  const struct node *dir, const struct view *v,
+			  struct dirlist *out)
 {
 	char **names;
 	size_t n;
 	int r = files_names(&k->files, op, &names, &n);
 
-	(void)dir;
+	(void)dir, (void)v;
 	if (r < 0)
 		return r;
 	for (size_t i = 0; r == 0 && i < n; i++)
@@ -316,8 +288,6 @@ static int files_lookup(struct kimifs *k, const struct node *dir,
 {
 	int r;
 
-	if (strcmp(name, BY_NAME) == 0)
-		return node_make(child, dir, &type_byname, name);
 	if (dir_stage_lookup(k, STAGE_FILES, &type_fstaged, dir, name, child,
 			     &r))
 		return r;
@@ -330,18 +300,17 @@ static int files_lookup(struct kimifs *k, const struct node *dir,
 }
 
 static int files_readdir(struct kimifs *k, struct op *op,
-			 const struct node *dir, struct dirlist *out)
+			 const struct node *dir, const struct view *v,
+			 struct dirlist *out)
 {
 	char **ids;
 	size_t n;
 	int r = files_list(&k->files, op, &ids, &n);
 
-	(void)dir;
+	(void)dir, (void)v;
 	if (r < 0)
 		return r;
-	r = dirlist_add(out, BY_NAME, S_IFDIR);
-	if (r == 0)
-		r = dir_stage_readdir(k, STAGE_FILES, ids, n, out);
+	r = dir_stage_readdir(k, STAGE_FILES, ids, n, out);
 	listing_free_ids(ids, n);
 	return r;
 }
@@ -358,12 +327,17 @@ static int files_create(struct kimifs *k, const struct node *dir,
 				state);
 }
 
+static const struct node_child files_children[] = {
+    {.name = BY_NAME, .type = &type_byname},
+    {0},
+};
+
 const struct node_type type_files = {
     .what = "files directory",
     .mode = S_IFDIR | 0755,
     .create = files_create,
-    .subdirs = 1,
     .view = tree_mount_view,
+    .children = files_children,
     .lookup = files_lookup,
     .readdir = files_readdir,
 };

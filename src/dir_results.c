@@ -138,15 +138,15 @@ struct results_listing {
 };
 
 static int results_list_open(struct kimifs *k, struct op *op,
-			     const struct node *dir, void **list)
+			     const struct node *dir, const struct view *v,
+			     void **list)
 {
 	struct results_listing *l = calloc(1, sizeof(*l));
-	struct view v = {0};
-	int r = l ? batch_node_snapshot(k, op, dir, STORE_FRESH, &v) : -ENOMEM;
+	int r = l ? 0 : -ENOMEM;
 
+	(void)dir;
 	if (r == 0)
-		r = results_get(&k->results, op, view_batch(&v), &l->set);
-	view_release(&v);
+		r = results_get(&k->results, op, view_batch(v), &l->set);
 	if (r < 0) {
 		free(l);
 		return r;
@@ -254,19 +254,19 @@ static int usage_lookup(struct kimifs *k, const struct node *dir,
 }
 
 static int usage_readdir(struct kimifs *k, struct op *op,
-			 const struct node *dir, struct dirlist *out)
+			 const struct node *dir, const struct view *v,
+			 struct dirlist *out)
 {
+	const struct batch *b = view_batch(v);
 	struct results_set *set = NULL;
-	struct view v = {0};
-	int r = batch_node_snapshot(k, op, dir, STORE_FRESH, &v);
+	int r = 0;
 
-	if (r == 0 && view_batch(&v)->final)
-		r = results_get(&k->results, op, view_batch(&v), &set);
-	for (int i = 0;
-	     r == 0 && usage_shown(view_batch(&v), set) && i < USAGE_N; i++)
+	(void)dir;
+	if (b->final)
+		r = results_get(&k->results, op, b, &set);
+	for (int i = 0; r == 0 && usage_shown(b, set) && i < USAGE_N; i++)
 		r = dirlist_add(out, results_usage_names[i], S_IFREG);
 	results_release(&k->results, set);
-	view_release(&v);
 	return r;
 }
 

@@ -82,47 +82,20 @@ static const struct node_type type_root_ctl = {
 };
 
 /* The entries of the mount root, in listing order. */
-static const struct {
-	const char *name;
-	const struct node_type *type;
-} root_children[] = {
-    {"batches", &type_batches}, {"files", &type_files}, {"ctl", &type_root_ctl},
-    {"stats", &type_stats},	{"log", &type_log},
+static const struct node_child root_children[] = {
+    {.name = "batches", .type = &type_batches},
+    {.name = "files", .type = &type_files},
+    {.name = "ctl", .type = &type_root_ctl},
+    {.name = "stats", .type = &type_stats},
+    {.name = "log", .type = &type_log},
+    {0},
 };
-#define NROOT (sizeof(root_children) / sizeof(root_children[0]))
-
-static int root_lookup(struct kimifs *k, const struct node *dir,
-		       const char *name, struct node *child)
-{
-	(void)k;
-	for (size_t i = 0; i < NROOT; i++)
-		if (strcmp(name, root_children[i].name) == 0)
-			return node_make(child, dir, root_children[i].type,
-					 name);
-	return -ENOENT;
-}
-
-static int root_readdir(struct kimifs *k, struct op *op, const struct node *dir,
-			struct dirlist *out)
-{
-	int r = 0;
-
-	(void)k;
-	(void)op;
-	(void)dir;
-	for (size_t i = 0; r == 0 && i < NROOT; i++)
-		r = dirlist_add(out, root_children[i].name,
-				root_children[i].type->mode & S_IFMT);
-	return r;
-}
 
 static const struct node_type type_root = {
     .what = "mount root",
     .mode = S_IFDIR | 0555,
-    .subdirs = 2,
     .view = tree_mount_view,
-    .lookup = root_lookup,
-    .readdir = root_readdir,
+    .children = root_children,
 };
 
 void tree_root(struct node *out)

@@ -164,10 +164,10 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int r = inodes_get(&k->inodes, parent, &dir);
 
 	STAT_ADD(&k->stats, fuse_lookups, 1);
-	if (r == 0 && !dir.type->lookup)
+	if (r == 0 && !S_ISDIR(dir.type->mode))
 		r = -ENOTDIR;
 	if (r == 0)
-		r = dir.type->lookup(k, &dir, name, &child);
+		r = tree_lookup(k, &dir, name, &child);
 	if (r == 0)
 		r = view_node(k, req, &child, STORE_ANY, &v);
 	if (r < 0) {
@@ -825,11 +825,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		r = dirlist_add(&h->list, "..", S_IFDIR);
 	if (r == 0) {
 		op_begin(k, req, &op);
-		if (h->node.type->list_open)
-			r = h->node.type->list_open(k, &op, &h->node,
-						    &h->dir_list);
-		else
-			r = h->node.type->readdir(k, &op, &h->node, &h->list);
+		r = tree_list(k, &op, &h->node, &h->list, &h->dir_list);
 		op_end(req);
 	}
 	if (r < 0) {

@@ -55,6 +55,94 @@ void view_release(struct view *v)
 	memset(v, 0, sizeof(*v));
 }
 
+/* Call fn(ctx, row, name) for each child name of type t's table, stopping
+ * at the first nonzero result, which it returns. */
+static int each_child(const struct node_type *t,
+		      int (*fn)(void *ctx, const struct node_child *row,
+				const char *name),
+		      void *ctx)
+{
+	int r = 0;
+
+	for (const struct node_child *c = t->children;
+	     r == 0 && c && (c->name || c->names); c++) {
+		if (c->name)
+			r = fn(ctx, c, c->name);
+		for (size_t i = 0; r == 0 && !c->name && c->names[i]; i++)
+			r = fn(ctx, c, c->names[i]);
+	}
+	return r;
+}
+
+struct child_find {
+	const char *name;
+	const struct node_child *row;
+};
+
+static int match_child(void *ctx, const struct node_child *row,
+		       const char *name)
+{
+	struct child_find *f = ctx;
+
+	if (strcmp(f->name, name) != 0)
+		return 0;
+	f->row = row;
+	return 1;
+}
+
+int tree_lookup(struct kimifs *k, const struct node *dir, const char *name,
+		struct node *child)
+{
+	struct child_find f = {name, NULL};
+
+	if (each_child(dir->type, match_child, &f))
+		return node_make(child, dir, f.row->type, name);
+	if (dir->type->lookup)
+		return dir->type->lookup(k, dir, name, child);
+	return -ENOENT; /* costs no request */
+}
+
+struct child_list {
+	const struct view *v;
+	struct dirlist *out;
+};
+
+static int list_child(void *ctx, const struct node_child *row, const char *name)
+{
+	struct child_list *l = ctx;
+
+	if (row->hidden || (row->present && !row->present(l->v->obj, name)))
+		return 0;
+	return dirlist_add(l->out, name, row->type->mode & S_IFMT);
+}
+
+int tree_list(struct kimifs *k, struct op *op, const struct node *dir,
+	      struct dirlist *out, void **list)
+{
+	const struct node_type *t = dir->type;
+	struct view v = {0};
+	struct child_list l = {&v, out};
+	int r = t->view(k, op, dir, STORE_FRESH, &v);
+
+	*list = NULL;
+	if (r == 0)
+		r = each_child(t, list_child, &l);
+	if (r == 0 && t->readdir)
+		r = t->readdir(k, op, dir, &v, out);
+	if (r == 0 && t->list_open)
+		r = t->list_open(k, op, dir, &v, list);
+	view_release(&v);
+	return r;
+}
+
+static int count_subdir(void *ctx, const struct node_child *row,
+			const char *name)
+{
+	(void)name;
+	*(unsigned *)ctx += S_ISDIR(row->type->mode);
+	return 0;
+}
+
 void tree_stat(const struct kimifs *k, const struct node *n,
 	       const struct view *v, struct stat *st)
 {
@@ -65,7 +153,10 @@ void tree_stat(const struct kimifs *k, const struct node *n,
 	st->st_mtime = st->st_ctime = st->st_atime = v->mtime;
 	st->st_blksize = 4096;
 	if (S_ISDIR(n->type->mode)) {
-		st->st_nlink = 2 + n->type->subdirs;
+		unsigned subdirs = 0;
+
+		each_child(n->type, count_subdir, &subdirs);
+		st->st_nlink = 2 + subdirs;
 	} else {
 		st->st_nlink = 1;
 		st->st_size = (off_t)v->len;

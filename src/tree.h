@@ -102,32 +102,53 @@ struct node_open_ops {
 	void (*release)(void *state);
 };
 
+/*
+ * One fixed child of a directory type, in its table of children (ended by
+ * a row with neither name nor names), in listing order. A row is one name,
+ * or one child per name of names (the value files of a kind), each of
+ * type. present says whether the child is there in the directory's
+ * snapshot (obj, which its view holds; name, the child's): NULL for always.
+ * A hidden child is found by name but never listed.
+ */
+struct node_child {
+	const char *name;
+	const char *const *names; /* NULL-terminated; when name is NULL */
+	const struct node_type *type;
+	int (*present)(const void *obj, const char *name);
+	int hidden;
+};
+
 struct node_type {
 	const char *what; /* for messages: "batch directory", "ctl" ... */
 	mode_t mode;	  /* S_IFDIR | 0555, S_IFREG | 0444 ... */
 	unsigned flags;	  /* NT_* */
-	unsigned subdirs; /* fixed subdirectories, for the link count */
 	/*
 	 * Fill *v for n: the snapshot in mode (store.h), the bytes of a file.
 	 * 0, or -errno (-ENOENT when the node does not exist).
 	 */
 	int (*view)(struct kimifs *k, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v);
-	/* Directories: the child called name (0 or -ENOENT; existence is then
-	 * decided by the child's view), and every child's name. */
+	/* Directories: the fixed children (tree_lookup, tree_list), or NULL.
+	 * Their subdirectories are the link count's. */
+	const struct node_child *children;
+	/* Directories with children of their own making (ids, keys): the
+	 * child called name when the table has none (0 or -ENOENT; existence
+	 * is then decided by the child's view), and their names after the
+	 * table's, given dir's view (v) as of the listing. */
 	int (*lookup)(struct kimifs *k, const struct node *dir,
 		      const char *name, struct node *child);
 	int (*readdir)(struct kimifs *k, struct op *op, const struct node *dir,
-		       struct dirlist *out);
+		       const struct view *v, struct dirlist *out);
 	/*
 	 * Directories too large to copy for each open (results/), instead of
-	 * readdir: list_open holds an immutable listing of dir (*list, NULL
-	 * for none) until list_close; list_at reads its entry at pos, from 0:
-	 * 1 with name (NODE_NAME_MAX + 1 bytes) and *mode, 0 when pos holds
-	 * no entry, -ENOENT past the end. 0 or -errno.
+	 * readdir: list_open holds an immutable listing of dir as of its view
+	 * v (*list, NULL for none) until list_close; list_at reads its entry
+	 * at pos, from 0: 1 with name (NODE_NAME_MAX + 1 bytes) and *mode, 0
+	 * when pos holds no entry, -ENOENT past the end. 0 or -errno.
 	 */
 	int (*list_open)(struct kimifs *k, struct op *op,
-			 const struct node *dir, void **list);
+			 const struct node *dir, const struct view *v,
+			 void **list);
 	int (*list_at)(const void *list, size_t pos, char *name, mode_t *mode);
 	void (*list_close)(void *list);
 	/* Files read through a reader (view.reader): attach it to the view
@@ -174,7 +195,22 @@ void view_hold(struct view *v, void *obj, void (*unref)(void *obj));
 
 void view_release(struct view *v);
 
-/* Fill st for n as v shows it: mode, size, times, owner. */
+/* The child called name of directory dir: from its type's table of
+ * children, else its lookup hook. 0 with *child, or -ENOENT. */
+int tree_lookup(struct kimifs *k, const struct node *dir, const char *name,
+		struct node *child);
+
+/*
+ * The entries of directory dir as of a fresh view of it, as one operation:
+ * its table's children present in that view's snapshot (hidden ones
+ * aside), then those of its readdir hook, into out; a type with list_open
+ * holds its listing in *list (else NULL). 0 or -errno.
+ */
+int tree_list(struct kimifs *k, struct op *op, const struct node *dir,
+	      struct dirlist *out, void **list);
+
+/* Fill st for n as v shows it: mode, size, times, owner; a directory's
+ * link count from its table's subdirectories. */
 void tree_stat(const struct kimifs *k, const struct node *n,
 	       const struct view *v, struct stat *st);
 
