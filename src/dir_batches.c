@@ -164,11 +164,20 @@ static int ctl_view(struct kimifs *k, struct op *op, const struct node *n,
 	return 0;
 }
 
-static int ctl_write_node(struct kimifs *k, struct op *op, const struct node *n,
-			  const char *buf, size_t size, off_t off)
+static ssize_t ctl_write_node(struct kimifs *k, struct op *op,
+			      struct open_file *f, const char *buf, size_t size,
+			      off_t off, uint64_t owner)
 {
-	return ctl_write(&k->ctl, op, n->id, buf, size, off);
+	(void)owner;
+	return ctl_write(&k->ctl, op, f->node.id, buf, size,
+			 open_file_at(f, off));
 }
+
+static const struct open_ops ctl_ops = {
+    .open = tree_view_open,
+    .read = tree_view_read,
+    .write = ctl_write_node,
+};
 
 static int dir_view(struct kimifs *k, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
@@ -245,32 +254,35 @@ static const struct node_type type_bjson = {
     .what = "batch file",
     .mode = S_IFREG | 0444,
     .view = json_view,
+    .open_ops = &tree_view_ops,
 };
 
 static const struct node_type type_bvalue = {
     .what = "batch file",
     .mode = S_IFREG | 0444,
     .view = value_view,
+    .open_ops = &tree_view_ops,
 };
 
 static const struct node_type type_count = {
     .what = "request count",
     .mode = S_IFREG | 0444,
     .view = count_view,
+    .open_ops = &tree_view_ops,
 };
 
 static const struct node_type type_meta = {
     .what = "metadata value",
     .mode = S_IFREG | 0444,
     .view = meta_view,
+    .open_ops = &tree_view_ops,
 };
 
 static const struct node_type type_ctl = {
     .what = "ctl",
     .mode = S_IFREG | 0600,
-    .flags = NT_WRITABLE,
     .view = ctl_view,
-    .write = ctl_write_node,
+    .open_ops = &ctl_ops,
 };
 
 /*
@@ -305,27 +317,36 @@ static int wait_text(const void *obj, char **text, size_t *len)
 	return 0;
 }
 
-static int wait_ready(struct kimifs *k, struct op *op, const struct node *n,
-		      char **text, size_t *len)
+/* A read of wait: its text at once when the batch is final (any copy
+ * will do), else -EAGAIN. */
+static int wait_read(struct kimifs *k, struct op *op, struct open_file *f,
+		     size_t size, off_t off, struct open_read *out)
 {
 	struct view v = {0};
-	int r = batch_snapshot(k, op, n, STORE_ANY, &v);
+	size_t len = 0;
+	int r = batch_snapshot(k, op, &f->node, STORE_ANY, &v);
 
-	*text = NULL;
-	*len = 0;
 	if (r == 0)
-		r = view_batch(&v)->final ? wait_text(view_batch(&v), text, len)
-					  : -EAGAIN;
+		r = view_batch(&v)->final
+			? wait_text(view_batch(&v), &out->owned, &len)
+			: -EAGAIN;
 	view_release(&v);
+	if (r == 0)
+		open_read_slice(out, out->owned, len, size, off);
 	return r;
 }
+
+static const struct open_ops wait_ops = {
+    .open = tree_view_open,
+    .read = wait_read,
+    .wait_text = wait_text,
+};
 
 static const struct node_type type_wait = {
     .what = "wait",
     .mode = S_IFREG | 0444,
     .view = wait_view,
-    .wait_ready = wait_ready,
-    .wait_text = wait_text,
+    .open_ops = &wait_ops,
 };
 
 static int meta_lookup(struct kimifs *k, const struct node *dir,
@@ -469,19 +490,19 @@ static int create_from(struct kimifs *k, struct op *op, const char *name,
 	return 0;
 }
 
-static int bstaged_flush(struct kimifs *k, struct op *op, void *state,
+static int bstaged_flush(struct kimifs *k, struct op *op, struct open_file *o,
 			 uint64_t owner)
 {
 	struct file *f;
-	int r = stage_submit(&k->submit, op, state, owner, &f);
+	int r = stage_submit(&k->submit, op, o->state, owner, &f);
 
 	if (r > 0)
-		r = create_from(k, op, stage_name(state), f);
+		r = create_from(k, op, stage_name(o->state), f);
 	file_unref(f);
 	return r;
 }
 
-static const struct node_open_ops bstaged_ops = {
+static const struct open_ops bstaged_ops = {
     .open = dir_stage_open_busy,
     .write = dir_stage_write,
     .read = dir_stage_read,
@@ -493,7 +514,6 @@ static const struct node_open_ops bstaged_ops = {
 static const struct node_type type_bstaged = {
     .what = "staged batch input",
     .mode = S_IFREG | 0600,
-    .flags = NT_WRITABLE,
     .view = bstaged_view,
     .open_ops = &bstaged_ops,
 };
@@ -505,7 +525,6 @@ static const struct node_type type_bstaged = {
  * reads the id of the batch this mount made last ("" before any).
  */
 struct new_open {
-	struct kimifs *k;
 	pthread_mutex_t lock;	     /* guards the fields below */
 	char line[BATCH_ID_MAX + 2]; /* what a read gives: an id line */
 	int made;		     /* a batch was made through it */
@@ -535,28 +554,32 @@ static int new_view(struct kimifs *k, struct op *op, const struct node *n,
 	return 0;
 }
 
-static int new_open(struct kimifs *k, const struct node *n, int flags,
-		    void **state)
+static int new_open(struct kimifs *k, struct op *op, struct open_file *f,
+		    int flags)
 {
-	struct new_open *o = calloc(1, sizeof(*o));
+	struct new_open *o;
+	int r = tree_view_open(k, op, f, flags);
 
-	(void)n, (void)flags;
-	if (!o)
+	if (r < 0)
+		return r;
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		view_release(&f->view);
 		return -ENOMEM;
-	o->k = k;
+	}
 	pthread_mutex_init(&o->lock, NULL);
 	last_line(k, o->line);
 	o->base = -1;
-	*state = o;
+	f->state = o;
 	return 0;
 }
 
 /* One write is one set of parameters, checked before any request. */
-static ssize_t new_write(struct kimifs *k, struct op *op, void *state,
+static ssize_t new_write(struct kimifs *k, struct op *op, struct open_file *f,
 			 const char *buf, size_t size, off_t off,
 			 uint64_t owner)
 {
-	struct new_open *o = state;
+	struct new_open *o = f->state;
 	struct batch_params p;
 	struct batch *b;
 	char why[512];
@@ -597,34 +620,34 @@ static ssize_t new_write(struct kimifs *k, struct op *op, void *state,
 	return (ssize_t)size;
 }
 
-static ssize_t new_read(void *state, char *buf, size_t size, off_t off)
+static int new_read(struct kimifs *k, struct op *op, struct open_file *f,
+		    size_t size, off_t off, struct open_read *out)
 {
-	struct new_open *o = state;
-	size_t len, at;
+	struct new_open *o = f->state;
+	off_t at;
 
+	(void)k, (void)op;
 	pthread_mutex_lock(&o->lock);
 	if (o->made && o->base < 0)
 		o->base = off;
-	at = (size_t)(o->made && off >= o->base ? off - o->base : off);
-	len = strlen(o->line);
-	if (at >= len)
-		size = 0;
-	else if (size > len - at)
-		size = len - at;
-	memcpy(buf, o->line + at, size);
+	at = o->made && off >= o->base ? off - o->base : off;
+	out->owned = strdup(o->line);
 	pthread_mutex_unlock(&o->lock);
-	return (ssize_t)size;
+	if (!out->owned)
+		return -ENOMEM;
+	open_read_slice(out, out->owned, strlen(out->owned), size, at);
+	return 0;
 }
 
-static void new_release(void *state)
+static void new_release(struct open_file *f)
 {
-	struct new_open *o = state;
+	struct new_open *o = f->state;
 
 	pthread_mutex_destroy(&o->lock);
 	free(o);
 }
 
-static const struct node_open_ops new_ops = {
+static const struct open_ops new_ops = {
     .open = new_open,
     .write = new_write,
     .read = new_read,
@@ -634,7 +657,6 @@ static const struct node_open_ops new_ops = {
 static const struct node_type type_new = {
     .what = "batches/new",
     .mode = S_IFREG | 0600,
-    .flags = NT_WRITABLE,
     .view = new_view,
     .open_ops = &new_ops,
 };

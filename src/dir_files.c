@@ -100,15 +100,19 @@ static int content_view(struct kimifs *k, struct op *op, const struct node *n,
 	return 0;
 }
 
-static int content_open_node(struct kimifs *k, struct op *op,
-			     const struct node *n, struct view *v)
+static int content_open(struct kimifs *k, struct op *op, struct open_file *f,
+			int flags)
 {
-	int r;
+	struct view *v = &f->view;
+	int r = tree_view_open(k, op, f, flags);
 
-	(void)op;
-	r = cache_reader_open(&k->cache, n->id, (int64_t)v->len, &v->reader);
-	if (r < 0)
+	if (r == 0)
+		r = cache_reader_open(&k->cache, f->node.id, (int64_t)v->len,
+				      &v->reader);
+	if (r < 0) {
+		view_release(v);
 		return r;
+	}
 	if (cache_reader_complete(v->reader)) {
 		/* Exact and never changing: the kernel may keep its pages. */
 		v->len = (size_t)cache_reader_size(v->reader);
@@ -116,6 +120,23 @@ static int content_open_node(struct kimifs *k, struct op *op,
 	}
 	return 0;
 }
+
+/* A read of the content: the range asked for once it is there (a
+ * download under way is waited on only that far; at the deadline, what
+ * came), spliced from the disk cache's file. */
+static int content_read(struct kimifs *k, struct op *op, struct open_file *f,
+			size_t size, off_t off, struct open_read *out)
+{
+	(void)k;
+	out->pos = off;
+	return cache_reader_read(f->view.reader, op, size, off, &out->fd,
+				 &out->len);
+}
+
+static const struct open_ops content_ops = {
+    .open = content_open,
+    .read = content_read,
+};
 
 static int fctl_view(struct kimifs *k, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
@@ -131,31 +152,40 @@ static int fctl_view(struct kimifs *k, struct op *op, const struct node *n,
 	return 0;
 }
 
-static int fctl_write(struct kimifs *k, struct op *op, const struct node *n,
-		      const char *buf, size_t size, off_t off)
+static ssize_t fctl_write(struct kimifs *k, struct op *op, struct open_file *f,
+			  const char *buf, size_t size, off_t off,
+			  uint64_t owner)
 {
-	return file_ctl_write(&k->file_ctl, op, n->id, buf, size, off);
+	(void)owner;
+	return file_ctl_write(&k->file_ctl, op, f->node.id, buf, size,
+			      open_file_at(f, off));
 }
+
+static const struct open_ops fctl_ops = {
+    .open = tree_view_open,
+    .read = tree_view_read,
+    .write = fctl_write,
+};
 
 static const struct node_type type_fvalue = {
     .what = "file value",
     .mode = S_IFREG | 0444,
     .view = fvalue_view,
+    .open_ops = &tree_view_ops,
 };
 
 static const struct node_type type_content = {
     .what = "file content",
     .mode = S_IFREG | 0444,
     .view = content_view,
-    .open = content_open_node,
+    .open_ops = &content_ops,
 };
 
 static const struct node_type type_fctl = {
     .what = "file ctl",
     .mode = S_IFREG | 0600,
-    .flags = NT_WRITABLE,
     .view = fctl_view,
-    .write = fctl_write,
+    .open_ops = &fctl_ops,
 };
 
 static int value_present(const void *obj, const char *name)
@@ -254,17 +284,17 @@ static int fstaged_view(struct kimifs *k, struct op *op, const struct node *n,
 	return dir_stage_view(k, STAGE_FILES, n, v);
 }
 
-static int fstaged_flush(struct kimifs *k, struct op *op, void *state,
+static int fstaged_flush(struct kimifs *k, struct op *op, struct open_file *o,
 			 uint64_t owner)
 {
 	struct file *f;
-	int r = stage_submit(&k->submit, op, state, owner, &f);
+	int r = stage_submit(&k->submit, op, o->state, owner, &f);
 
 	file_unref(f);
 	return r < 0 ? r : 0;
 }
 
-static const struct node_open_ops fstaged_ops = {
+static const struct open_ops fstaged_ops = {
     .open = dir_stage_open_busy,
     .write = dir_stage_write,
     .read = dir_stage_read,
@@ -276,7 +306,6 @@ static const struct node_open_ops fstaged_ops = {
 static const struct node_type type_fstaged = {
     .what = "staged file",
     .mode = S_IFREG | 0600,
-    .flags = NT_WRITABLE,
     .view = fstaged_view,
     .open_ops = &fstaged_ops,
 };

@@ -109,6 +109,7 @@ static const struct node_type type_result = {
     .what = "result",
     .mode = S_IFREG | 0444,
     .view = result_view,
+    .open_ops = &tree_view_ops,
 };
 
 static int dir_view(struct kimifs *k, struct op *op, const struct node *n,
@@ -242,6 +243,7 @@ static const struct node_type type_usage_file = {
     .what = "usage",
     .mode = S_IFREG | 0444,
     .view = usage_view,
+    .open_ops = &tree_view_ops,
 };
 
 static int usage_lookup(struct kimifs *k, const struct node *dir,

@@ -35,6 +35,7 @@ static const struct node_type type_stats = {
     .what = "stats",
     .mode = S_IFREG | 0444,
     .view = stats_view,
+    .open_ops = &tree_view_ops,
 };
 
 /* MOUNT/log: the mount's recent log lines, one snapshot per open. */
@@ -49,6 +50,7 @@ static const struct node_type type_log = {
     .what = "log",
     .mode = S_IFREG | 0444,
     .view = log_view,
+    .open_ops = &tree_view_ops,
 };
 
 /* MOUNT/ctl: reads the outcome of its last command; opening it sends
@@ -66,19 +68,25 @@ static int root_ctl_view(struct kimifs *k, struct op *op, const struct node *n,
 	return 0;
 }
 
-static int root_ctl_write(struct kimifs *k, struct op *op, const struct node *n,
-			  const char *buf, size_t size, off_t off)
+static ssize_t root_ctl_write(struct kimifs *k, struct op *op,
+			      struct open_file *f, const char *buf, size_t size,
+			      off_t off, uint64_t owner)
 {
-	(void)n;
-	return ctl_root_write(&k->ctl, op, buf, size, off);
+	(void)owner;
+	return ctl_root_write(&k->ctl, op, buf, size, open_file_at(f, off));
 }
+
+static const struct open_ops root_ctl_ops = {
+    .open = tree_view_open,
+    .read = tree_view_read,
+    .write = root_ctl_write,
+};
 
 static const struct node_type type_root_ctl = {
     .what = "ctl",
     .mode = S_IFREG | 0600,
-    .flags = NT_WRITABLE,
     .view = root_ctl_view,
-    .write = root_ctl_write,
+    .open_ops = &root_ctl_ops,
 };
 
 /* The entries of the mount root, in listing order. */

@@ -5,6 +5,7 @@
 #include "dir_stage.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -37,33 +38,45 @@ int dir_stage_list(struct kimifs *k, enum stage_dir dir, struct dirlist *out)
 	return stage_each(&k->stage, dir, add_regular, out);
 }
 
-int dir_stage_open_busy(struct kimifs *k, const struct node *n, int flags,
-			void **state)
+int dir_stage_open_busy(struct kimifs *k, struct op *op, struct open_file *f,
+			int flags)
 {
-	(void)k, (void)n, (void)flags, (void)state;
+	(void)k, (void)op, (void)f, (void)flags;
 	return -EBUSY;
 }
 
-ssize_t dir_stage_write(struct kimifs *k, struct op *op, void *state,
+ssize_t dir_stage_write(struct kimifs *k, struct op *op, struct open_file *f,
 			const char *buf, size_t size, off_t off, uint64_t owner)
 {
 	(void)k, (void)op;
-	return stage_write(state, buf, size, off, owner);
+	return stage_write(f->state, buf, size, off, owner);
 }
 
-ssize_t dir_stage_read(void *state, char *buf, size_t size, off_t off)
+int dir_stage_read(struct kimifs *k, struct op *op, struct open_file *f,
+		   size_t size, off_t off, struct open_read *out)
 {
-	return stage_read(state, buf, size, off);
+	ssize_t n;
+
+	(void)k, (void)op;
+	out->owned = malloc(size ? size : 1);
+	if (!out->owned)
+		return -ENOMEM;
+	n = stage_read(f->state, out->owned, size, off);
+	if (n < 0)
+		return (int)n;
+	out->data = out->owned;
+	out->len = (size_t)n;
+	return 0;
 }
 
-int dir_stage_resize(void *state, uint64_t size)
+int dir_stage_resize(struct open_file *f, uint64_t size)
 {
-	return stage_resize(state, size);
+	return stage_resize(f->state, size);
 }
 
-void dir_stage_release(void *state)
+void dir_stage_release(struct open_file *f)
 {
-	stage_release(state);
+	stage_release(f->state);
 }
 
 int dir_stage_create(struct kimifs *k, enum stage_dir which,

@@ -47,15 +47,17 @@ int dir_stage_lookup(struct kimifs *k, enum stage_dir which,
 int dir_stage_readdir(struct kimifs *k, enum stage_dir which, char **ids,
 		      size_t n, struct dirlist *out);
 
-/* A second open of a staged name: -EBUSY (a staged file has one writer). */
-int dir_stage_open_busy(struct kimifs *k, const struct node *n, int flags,
-			void **state);
-/* The writer's write, read, resize and release of its staged file. */
-ssize_t dir_stage_write(struct kimifs *k, struct op *op, void *state,
+/* The open file operations of a staged file but the flush: a second
+ * open is -EBUSY (a staged file has one writer, made by the create); the
+ * writer's write, read, resize and release of its staged file. */
+int dir_stage_open_busy(struct kimifs *k, struct op *op, struct open_file *f,
+			int flags);
+ssize_t dir_stage_write(struct kimifs *k, struct op *op, struct open_file *f,
 			const char *buf, size_t size, off_t off,
 			uint64_t owner);
-ssize_t dir_stage_read(void *state, char *buf, size_t size, off_t off);
-int dir_stage_resize(void *state, uint64_t size);
-void dir_stage_release(void *state);
+int dir_stage_read(struct kimifs *k, struct op *op, struct open_file *f,
+		   size_t size, off_t off, struct open_read *out);
+int dir_stage_resize(struct open_file *f, uint64_t size);
+void dir_stage_release(struct open_file *f);
 
 #endif

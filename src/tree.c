@@ -195,3 +195,37 @@ void dirlist_free(struct dirlist *l)
 	free(l->modes);
 	memset(l, 0, sizeof(*l));
 }
+
+void open_read_slice(struct open_read *out, const char *data, size_t len,
+		     size_t size, off_t off)
+{
+	if (off < 0 || (size_t)off >= len)
+		return;
+	out->data = data + off;
+	out->len = size < len - (size_t)off ? size : len - (size_t)off;
+}
+
+int tree_view_open(struct kimifs *k, struct op *op, struct open_file *f,
+		   int flags)
+{
+	(void)flags;
+	return f->node.type->view(k, op, &f->node, STORE_FRESH, &f->view);
+}
+
+int tree_view_read(struct kimifs *k, struct op *op, struct open_file *f,
+		   size_t size, off_t off, struct open_read *out)
+{
+	(void)k, (void)op;
+	open_read_slice(out, f->view.data, f->view.len, size, off);
+	return 0;
+}
+
+const struct open_ops tree_view_ops = {
+    .open = tree_view_open,
+    .read = tree_view_read,
+};
+
+off_t open_file_at(const struct open_file *f, off_t off)
+{
+	return f->append ? 0 : off;
+}
