@@ -11,10 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl.h"
+#include "ctl_outcome.h"
 #include "dir_results.h"
-#include "kimifs.h"
-#include "log.h"
 #include "dir_stage.h"
+#include "listing.h"
+#include "log.h"
+#include "opts.h"
+#include "stage.h"
+#include "store_batches.h"
 #include "submit.h"
 #include "tree.h"
 #include "util.h"
@@ -62,12 +67,12 @@ static void unref_batch(void *obj)
 	batch_unref(obj);
 }
 
-int batch_node_snapshot(struct kimifs *k, struct op *op, const struct node *n,
+int batch_node_snapshot(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
 	struct api_error err;
 	struct batch *b;
-	int r = batches_get(&k->batches, op, n->id, mode, &b, &err);
+	int r = batches_get(tree->batches, op, n->id, mode, &b, &err);
 
 	if (r < 0) {
 		if (r != -ENOENT)
@@ -88,10 +93,11 @@ const struct batch *view_batch(const struct view *v)
 
 /* The snapshot of a node of batches/<id>/ itself: one the kernel may keep
  * for cache_ttl, being told of a change (fs_attach). */
-static int batch_snapshot(struct kimifs *k, struct op *op, const struct node *n,
-			  enum store_mode mode, struct view *v)
+static int batch_snapshot(struct tree *tree, struct op *op,
+			  const struct node *n, enum store_mode mode,
+			  struct view *v)
 {
-	int r = batch_node_snapshot(k, op, n, mode, v);
+	int r = batch_node_snapshot(tree, op, n, mode, v);
 
 	if (r == 0)
 		v->told = !view_batch(v)->final; /* store hook: fs_attach */
@@ -103,17 +109,17 @@ static int batch_snapshot(struct kimifs *k, struct op *op, const struct node *n,
  * file the snapshot lacks may have appeared since: when the copy is older
  * than cache_ttl and not final, it is fetched again once before ENOENT.
  */
-static int file_view(struct kimifs *k, struct op *op, const struct node *n,
+static int file_view(struct tree *tree, struct op *op, const struct node *n,
 		     enum store_mode mode, render_fn render, struct view *v)
 {
-	int r = batch_snapshot(k, op, n, mode, v);
+	int r = batch_snapshot(tree, op, n, mode, v);
 
 	if (r < 0)
 		return r;
 	r = render(view_batch(v), n->name, v);
 	if (r == -ENOENT && !view_batch(v)->final && mode == STORE_ANY) {
 		view_release(v);
-		r = batch_snapshot(k, op, n, STORE_FRESH, v);
+		r = batch_snapshot(tree, op, n, STORE_FRESH, v);
 		if (r == 0)
 			r = render(view_batch(v), n->name, v);
 	}
@@ -122,54 +128,54 @@ static int file_view(struct kimifs *k, struct op *op, const struct node *n,
 	return r;
 }
 
-static int json_view(struct kimifs *k, struct op *op, const struct node *n,
+static int json_view(struct tree *tree, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
-	return file_view(k, op, n, mode, render_json, v);
+	return file_view(tree, op, n, mode, render_json, v);
 }
 
-static int value_view(struct kimifs *k, struct op *op, const struct node *n,
+static int value_view(struct tree *tree, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
-	return file_view(k, op, n, mode, render_value, v);
+	return file_view(tree, op, n, mode, render_value, v);
 }
 
-static int count_view(struct kimifs *k, struct op *op, const struct node *n,
+static int count_view(struct tree *tree, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
-	return file_view(k, op, n, mode, render_count, v);
+	return file_view(tree, op, n, mode, render_count, v);
 }
 
-static int meta_view(struct kimifs *k, struct op *op, const struct node *n,
+static int meta_view(struct tree *tree, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
-	return file_view(k, op, n, mode, render_meta, v);
+	return file_view(tree, op, n, mode, render_meta, v);
 }
 
 /* ctl reads the outcome of its last command. Opening it sends nothing: any
  * cached copy of the batch will do, whatever mode asks. */
-static int ctl_view(struct kimifs *k, struct op *op, const struct node *n,
+static int ctl_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
-	int r = batch_snapshot(k, op, n, STORE_ANY, v);
+	int r = batch_snapshot(tree, op, n, STORE_ANY, v);
 
 	(void)mode;
 	if (r < 0)
 		return r;
 	/* The outcome changes with each command, untold. */
 	v->immutable = v->told = 0;
-	v->owned = ctl_outcome(&k->ctl.outcomes, n->id);
+	v->owned = ctl_outcome(&tree->ctl->outcomes, n->id);
 	v->data = v->owned ? v->owned : "";
 	v->len = strlen(v->data);
 	return 0;
 }
 
-static ssize_t ctl_write_node(struct kimifs *k, struct op *op,
+static ssize_t ctl_write_node(struct tree *tree, struct op *op,
 			      struct open_file *f, const char *buf, size_t size,
 			      off_t off, uint64_t owner)
 {
 	(void)owner;
-	return ctl_write(&k->ctl, op, f->node.id, buf, size,
+	return ctl_write(tree->ctl, op, f->node.id, buf, size,
 			 open_file_at(f, off));
 }
 
@@ -179,17 +185,17 @@ static const struct open_ops ctl_ops = {
     .write = ctl_write_node,
 };
 
-static int dir_view(struct kimifs *k, struct op *op, const struct node *n,
+static int dir_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
-	return batch_snapshot(k, op, n, mode, v);
+	return batch_snapshot(tree, op, n, mode, v);
 }
 
 /* A batch directory carries its created_at. */
-static int batch_view(struct kimifs *k, struct op *op, const struct node *n,
+static int batch_view(struct tree *tree, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
-	int r = batch_snapshot(k, op, n, mode, v);
+	int r = batch_snapshot(tree, op, n, mode, v);
 
 	if (r == 0)
 		v->mtime = (time_t)view_batch(v)->created_at;
@@ -238,10 +244,10 @@ static int render_link(const struct batch *b, const char *name, struct view *v)
 	return 0;
 }
 
-static int blink_view(struct kimifs *k, struct op *op, const struct node *n,
+static int blink_view(struct tree *tree, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
-	return file_view(k, op, n, mode, render_link, v);
+	return file_view(tree, op, n, mode, render_link, v);
 }
 
 static const struct node_type type_blink = {
@@ -292,10 +298,10 @@ static const struct node_type type_ctl = {
  * returns depends on when it is made, and cat reads to the end whatever
  * stat says. Opening it fetches the batch like any file (a fresh copy).
  */
-static int wait_view(struct kimifs *k, struct op *op, const struct node *n,
+static int wait_view(struct tree *tree, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
-	int r = batch_snapshot(k, op, n, mode, v);
+	int r = batch_snapshot(tree, op, n, mode, v);
 
 	if (r < 0)
 		return r;
@@ -319,12 +325,12 @@ static int wait_text(const void *obj, char **text, size_t *len)
 
 /* A read of wait: its text at once when the batch is final (any copy
  * will do), else -EAGAIN. */
-static int wait_read(struct kimifs *k, struct op *op, struct open_file *f,
+static int wait_read(struct tree *tree, struct op *op, struct open_file *f,
 		     size_t size, off_t off, struct open_read *out)
 {
 	struct view v = {0};
 	size_t len = 0;
-	int r = batch_snapshot(k, op, &f->node, STORE_ANY, &v);
+	int r = batch_snapshot(tree, op, &f->node, STORE_ANY, &v);
 
 	if (r == 0)
 		r = view_batch(&v)->final
@@ -349,21 +355,22 @@ static const struct node_type type_wait = {
     .open_ops = &wait_ops,
 };
 
-static int meta_lookup(struct kimifs *k, const struct node *dir,
+static int meta_lookup(struct tree *tree, const struct node *dir,
 		       const char *name, struct node *child)
 {
-	(void)k;
+	(void)tree;
 	return node_make(child, dir, &type_meta, name);
 }
 
-static int meta_readdir(struct kimifs *k, struct op *op, const struct node *dir,
-			const struct view *v, struct dirlist *out)
+static int meta_readdir(struct tree *tree, struct op *op,
+			const struct node *dir, const struct view *v,
+			struct dirlist *out)
 {
 	char **keys = NULL;
 	size_t n = 0;
 	int r = batch_meta_keys(view_batch(v), &keys, &n);
 
-	(void)k, (void)op, (void)dir;
+	(void)tree, (void)op, (void)dir;
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = dirlist_add(out, keys[i], S_IFREG);
 	batch_free_keys(keys, n);
@@ -440,11 +447,11 @@ static const struct node_type type_batch = {
 /* A file being written into batches/: staged (stage.h); on close it is
  * uploaded, then a batch is made of it, and the name is gone (the batch's
  * directory is there instead). */
-static int bstaged_view(struct kimifs *k, struct op *op, const struct node *n,
+static int bstaged_view(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
 	(void)op, (void)mode;
-	return dir_stage_view(k, STAGE_BATCHES, n, v);
+	return dir_stage_view(tree, STAGE_BATCHES, n, v);
 }
 
 /*
@@ -454,7 +461,7 @@ static int bstaged_view(struct kimifs *k, struct op *op, const struct node *n,
  * nothing need be uploaded again; -EIO when whether a batch was made is
  * unknown (logged so, never with advice to make another).
  */
-static int create_from(struct kimifs *k, struct op *op, const char *name,
+static int create_from(struct tree *tree, struct op *op, const char *name,
 		       const struct file *f)
 {
 	struct batch_params p;
@@ -463,11 +470,11 @@ static int create_from(struct kimifs *k, struct op *op, const char *name,
 	int r;
 
 	snprintf(text, sizeof(text), "input_file_id=%s", f->id);
-	r = params_parse(text, strlen(text), k->opts.completion_window, &p, why,
-			 sizeof(why));
+	r = params_parse(text, strlen(text), tree->opts->completion_window, &p,
+			 why, sizeof(why));
 	if (r == 0) {
-		op->deadline = util_now() + k->opts.timeout;
-		r = submit_create(&k->submit, op, &p, &b, why, sizeof(why));
+		op->deadline = util_now() + tree->opts->timeout;
+		r = submit_create(tree->submit, op, &p, &b, why, sizeof(why));
 		params_free(&p);
 	} else {
 		log_err("create batch from %s: %s", f->id, why);
@@ -485,19 +492,19 @@ static int create_from(struct kimifs *k, struct op *op, const char *name,
 			name, f->id, f->id);
 		return r;
 	}
-	stage_set_last(&k->stage, b->id);
+	stage_set_last(tree->stage, b->id);
 	batch_unref(b);
 	return 0;
 }
 
-static int bstaged_flush(struct kimifs *k, struct op *op, struct open_file *o,
+static int bstaged_flush(struct tree *tree, struct op *op, struct open_file *o,
 			 uint64_t owner)
 {
 	struct file *f;
-	int r = stage_submit(&k->submit, op, o->state, owner, &f);
+	int r = stage_submit(tree->submit, op, o->state, owner, &f);
 
 	if (r > 0)
-		r = create_from(k, op, stage_name(o->state), f);
+		r = create_from(tree, op, stage_name(o->state), f);
 	file_unref(f);
 	return r;
 }
@@ -532,33 +539,33 @@ struct new_open {
 };
 
 /* "ID\n" of the batch made last into line, or "". */
-static void last_line(struct kimifs *k, char *line)
+static void last_line(struct tree *tree, char *line)
 {
 	char id[BATCH_ID_MAX + 1];
 
-	stage_get_last(&k->stage, id);
+	stage_get_last(tree->stage, id);
 	snprintf(line, BATCH_ID_MAX + 2, "%s%s", id, id[0] ? "\n" : "");
 }
 
-static int new_view(struct kimifs *k, struct op *op, const struct node *n,
+static int new_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
 	(void)op, (void)n, (void)mode;
 	v->owned = malloc(BATCH_ID_MAX + 2);
 	if (!v->owned)
 		return -ENOMEM;
-	last_line(k, v->owned);
+	last_line(tree, v->owned);
 	v->data = v->owned;
 	v->len = strlen(v->owned);
-	v->mtime = k->mount_time;
+	v->mtime = tree->mount_time;
 	return 0;
 }
 
-static int new_open(struct kimifs *k, struct op *op, struct open_file *f,
+static int new_open(struct tree *tree, struct op *op, struct open_file *f,
 		    int flags)
 {
 	struct new_open *o;
-	int r = tree_view_open(k, op, f, flags);
+	int r = tree_view_open(tree, op, f, flags);
 
 	if (r < 0)
 		return r;
@@ -568,14 +575,14 @@ static int new_open(struct kimifs *k, struct op *op, struct open_file *f,
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&o->lock, NULL);
-	last_line(k, o->line);
+	last_line(tree, o->line);
 	o->base = -1;
 	f->state = o;
 	return 0;
 }
 
 /* One write is one set of parameters, checked before any request. */
-static ssize_t new_write(struct kimifs *k, struct op *op, struct open_file *f,
+static ssize_t new_write(struct tree *tree, struct op *op, struct open_file *f,
 			 const char *buf, size_t size, off_t off,
 			 uint64_t owner)
 {
@@ -591,7 +598,7 @@ static ssize_t new_write(struct kimifs *k, struct op *op, struct open_file *f,
 			PARAMS_TEXT_MAX);
 		return -EINVAL;
 	}
-	r = params_parse(buf, size, k->opts.completion_window, &p, why,
+	r = params_parse(buf, size, tree->opts->completion_window, &p, why,
 			 sizeof(why));
 	if (r == 0 && strcmp(p.endpoint, PARAMS_ENDPOINT) != 0) {
 		/* The one endpoint the Batch API documents. */
@@ -604,13 +611,13 @@ static ssize_t new_write(struct kimifs *k, struct op *op, struct open_file *f,
 		log_err("batches/new: %s", why);
 	if (r < 0)
 		return r;
-	r = submit_create(&k->submit, op, &p, &b, why, sizeof(why));
+	r = submit_create(tree->submit, op, &p, &b, why, sizeof(why));
 	params_free(&p);
 	if (r == -EINPROGRESS)
 		return -EIO; /* outcome unknown, logged so */
 	if (r < 0)
 		return r;
-	stage_set_last(&k->stage, b->id);
+	stage_set_last(tree->stage, b->id);
 	pthread_mutex_lock(&o->lock);
 	snprintf(o->line, sizeof(o->line), "%s\n", b->id);
 	o->made = 1;
@@ -620,13 +627,13 @@ static ssize_t new_write(struct kimifs *k, struct op *op, struct open_file *f,
 	return (ssize_t)size;
 }
 
-static int new_read(struct kimifs *k, struct op *op, struct open_file *f,
+static int new_read(struct tree *tree, struct op *op, struct open_file *f,
 		    size_t size, off_t off, struct open_read *out)
 {
 	struct new_open *o = f->state;
 	off_t at;
 
-	(void)k, (void)op;
+	(void)tree, (void)op;
 	pthread_mutex_lock(&o->lock);
 	if (o->made && o->base < 0)
 		o->base = off;
@@ -666,10 +673,10 @@ static const struct node_type type_new = {
  * uploaded and made a batch of. A name is that of a batch input file
  * (*.jsonl; else EINVAL, logged); one being written already is EBUSY.
  */
-static int batches_create(struct kimifs *k, const struct node *dir,
+static int batches_create(struct tree *tree, const struct node *dir,
 			  const char *name, struct node *child, void **state)
 {
-	return dir_stage_create(k, STAGE_BATCHES, &type_bstaged, dir, name,
+	return dir_stage_create(tree, STAGE_BATCHES, &type_bstaged, dir, name,
 				child, state);
 }
 
@@ -677,13 +684,13 @@ static int batches_create(struct kimifs *k, const struct node *dir,
  * are the names of uploads (*.jsonl) unless one is being written. new is
  * there without being listed: batches/ lists the batches alone, so that a
  * glob over batches/ matches each batch once and nothing else. */
-static int batches_lookup(struct kimifs *k, const struct node *dir,
+static int batches_lookup(struct tree *tree, const struct node *dir,
 			  const char *name, struct node *child)
 {
 	int r;
 
-	if (dir_stage_lookup(k, STAGE_BATCHES, &type_bstaged, dir, name, child,
-			     &r))
+	if (dir_stage_lookup(tree, STAGE_BATCHES, &type_bstaged, dir, name,
+			     child, &r))
 		return r;
 	if (!batch_id_valid(name))
 		return -ENOENT;
@@ -693,28 +700,28 @@ static int batches_lookup(struct kimifs *k, const struct node *dir,
 	return r;
 }
 
-static int batches_readdir(struct kimifs *k, struct op *op,
+static int batches_readdir(struct tree *tree, struct op *op,
 			   const struct node *dir, const struct view *v,
 			   struct dirlist *out)
 {
 	char **ids;
 	size_t n;
-	int r = batches_list(&k->batches, op, &ids, &n);
+	int r = batches_list(tree->batches, op, &ids, &n);
 
 	(void)dir, (void)v;
 	if (r < 0)
 		return r;
-	r = dir_stage_readdir(k, STAGE_BATCHES, ids, n, out);
+	r = dir_stage_readdir(tree, STAGE_BATCHES, ids, n, out);
 	listing_free_ids(ids, n);
 	return r;
 }
 
 /* batches/ itself never changes (its entries do): the kernel keeps its
  * entry and attributes, so a path through it costs no lookup. */
-static int batches_view(struct kimifs *k, struct op *op, const struct node *n,
+static int batches_view(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
-	int r = tree_mount_view(k, op, n, mode, v);
+	int r = tree_mount_view(tree, op, n, mode, v);
 
 	v->immutable = 1;
 	return r;

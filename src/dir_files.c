@@ -11,9 +11,14 @@
 #include <string.h>
 
 #include "cache.h"
-#include "kimifs.h"
-#include "log.h"
+#include "ctl_outcome.h"
 #include "dir_stage.h"
+#include "file_ctl.h"
+#include "listing.h"
+#include "log.h"
+#include "stage.h"
+#include "store_files.h"
+#include "submit.h"
 #include "tree.h"
 
 #define BY_NAME FILES_BY_NAME
@@ -28,12 +33,12 @@ static void unref_file(void *obj)
  * created_at. A 404 is the everyday answer to a name probe and is not
  * logged; other failures are, once.
  */
-static int file_snapshot(struct kimifs *k, struct op *op, const struct node *n,
+static int file_snapshot(struct tree *tree, struct op *op, const struct node *n,
 			 enum store_mode mode, struct view *v)
 {
 	struct api_error err = {0};
 	struct file *f;
-	int r = files_get(&k->files, op, n->id, mode, &f, &err);
+	int r = files_get(tree->files, op, n->id, mode, &f, &err);
 
 	if (r < 0) {
 		if (r != -ENOENT)
@@ -52,19 +57,19 @@ static const struct file *view_file(const struct view *v)
 	return v->obj;
 }
 
-static int fdir_view(struct kimifs *k, struct op *op, const struct node *n,
+static int fdir_view(struct tree *tree, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
-	return file_snapshot(k, op, n, mode, v);
+	return file_snapshot(tree, op, n, mode, v);
 }
 
 /* file.json and the value files: the snapshot's rendering. */
-static int fvalue_view(struct kimifs *k, struct op *op, const struct node *n,
+static int fvalue_view(struct tree *tree, struct op *op, const struct node *n,
 		       enum store_mode mode, struct view *v)
 {
 	const struct file *f;
 	const struct bfile *b;
-	int r = file_snapshot(k, op, n, mode, v);
+	int r = file_snapshot(tree, op, n, mode, v);
 
 	if (r < 0)
 		return r;
@@ -86,28 +91,28 @@ static int fvalue_view(struct kimifs *k, struct op *op, const struct node *n,
  * copy of; open attaches a reader of the disk cache (starting the download
  * when the content is not there).
  */
-static int content_view(struct kimifs *k, struct op *op, const struct node *n,
+static int content_view(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
 	uint64_t size;
-	int r = file_snapshot(k, op, n, mode, v);
+	int r = file_snapshot(tree, op, n, mode, v);
 
 	if (r < 0)
 		return r;
 	v->len = (size_t)view_file(v)->bytes;
-	if (cache_real_size(&k->cache, n->id, &size))
+	if (cache_real_size(tree->cache, n->id, &size))
 		v->len = (size_t)size;
 	return 0;
 }
 
-static int content_open(struct kimifs *k, struct op *op, struct open_file *f,
+static int content_open(struct tree *tree, struct op *op, struct open_file *f,
 			int flags)
 {
 	struct view *v = &f->view;
-	int r = tree_view_open(k, op, f, flags);
+	int r = tree_view_open(tree, op, f, flags);
 
 	if (r == 0)
-		r = cache_reader_open(&k->cache, f->node.id, (int64_t)v->len,
+		r = cache_reader_open(tree->cache, f->node.id, (int64_t)v->len,
 				      &v->reader);
 	if (r < 0) {
 		view_release(v);
@@ -124,10 +129,10 @@ static int content_open(struct kimifs *k, struct op *op, struct open_file *f,
 /* A read of the content: the range asked for once it is there (a
  * download under way is waited on only that far; at the deadline, what
  * came), spliced from the disk cache's file. */
-static int content_read(struct kimifs *k, struct op *op, struct open_file *f,
+static int content_read(struct tree *tree, struct op *op, struct open_file *f,
 			size_t size, off_t off, struct open_read *out)
 {
-	(void)k;
+	(void)tree;
 	out->pos = off;
 	return cache_reader_read(f->view.reader, op, size, off, &out->fd,
 				 &out->len);
@@ -138,26 +143,26 @@ static const struct open_ops content_ops = {
     .read = content_read,
 };
 
-static int fctl_view(struct kimifs *k, struct op *op, const struct node *n,
+static int fctl_view(struct tree *tree, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
-	int r = file_snapshot(k, op, n, STORE_ANY, v);
+	int r = file_snapshot(tree, op, n, STORE_ANY, v);
 
 	(void)mode;
 	if (r < 0)
 		return r;
-	v->owned = ctl_outcome(&k->file_ctl.outcomes, n->id);
+	v->owned = ctl_outcome(&tree->file_ctl->outcomes, n->id);
 	v->data = v->owned ? v->owned : "";
 	v->len = strlen(v->data);
 	return 0;
 }
 
-static ssize_t fctl_write(struct kimifs *k, struct op *op, struct open_file *f,
+static ssize_t fctl_write(struct tree *tree, struct op *op, struct open_file *f,
 			  const char *buf, size_t size, off_t off,
 			  uint64_t owner)
 {
 	(void)owner;
-	return file_ctl_write(&k->file_ctl, op, f->node.id, buf, size,
+	return file_ctl_write(tree->file_ctl, op, f->node.id, buf, size,
 			      open_file_at(f, off));
 }
 
@@ -211,11 +216,11 @@ static const struct node_type type_file = {
 };
 
 /* by-name/<filename>: "../<id>" of the newest file of that name. */
-static int namelink_view(struct kimifs *k, struct op *op, const struct node *n,
+static int namelink_view(struct tree *tree, struct op *op, const struct node *n,
 			 enum store_mode mode, struct view *v)
 {
 	char *id = NULL;
-	int r = files_by_name(&k->files, op, n->name, &id);
+	int r = files_by_name(tree->files, op, n->name, &id);
 	size_t len;
 
 	(void)mode;
@@ -231,7 +236,7 @@ static int namelink_view(struct kimifs *k, struct op *op, const struct node *n,
 	free(id);
 	v->data = v->owned;
 	v->len = strlen(v->owned);
-	v->mtime = k->mount_time;
+	v->mtime = tree->mount_time;
 	return 0;
 }
 
@@ -241,22 +246,22 @@ static const struct node_type type_namelink = {
     .view = namelink_view,
 };
 
-static int byname_lookup(struct kimifs *k, const struct node *dir,
+static int byname_lookup(struct tree *tree, const struct node *dir,
 			 const char *name, struct node *child)
 {
-	(void)k;
+	(void)tree;
 	if (!batch_name_safe(name))
 		return -ENOENT;
 	return node_make(child, dir, &type_namelink, name);
 }
 
-static int byname_readdir(struct kimifs *k, struct op *op,
+static int byname_readdir(struct tree *tree, struct op *op,
 			  const struct node *dir, const struct view *v,
 			  struct dirlist *out)
 {
 	char **names;
 	size_t n;
-	int r = files_names(&k->files, op, &names, &n);
+	int r = files_names(tree->files, op, &names, &n);
 
 	(void)dir, (void)v;
 	if (r < 0)
@@ -277,18 +282,18 @@ static const struct node_type type_byname = {
 
 /* A file being written into files/: staged (stage.h), uploaded on close
  * and then gone (it is files/<id>/ from then on). */
-static int fstaged_view(struct kimifs *k, struct op *op, const struct node *n,
+static int fstaged_view(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
 	(void)op, (void)mode;
-	return dir_stage_view(k, STAGE_FILES, n, v);
+	return dir_stage_view(tree, STAGE_FILES, n, v);
 }
 
-static int fstaged_flush(struct kimifs *k, struct op *op, struct open_file *o,
+static int fstaged_flush(struct tree *tree, struct op *op, struct open_file *o,
 			 uint64_t owner)
 {
 	struct file *f;
-	int r = stage_submit(&k->submit, op, o->state, owner, &f);
+	int r = stage_submit(tree->submit, op, o->state, owner, &f);
 
 	file_unref(f);
 	return r < 0 ? r : 0;
@@ -312,12 +317,12 @@ static const struct node_type type_fstaged = {
 
 /* Names that cannot be file ids are ENOENT at once, with no request; so
  * are the names of uploads (*.jsonl) unless one is being written. */
-static int files_lookup(struct kimifs *k, const struct node *dir,
+static int files_lookup(struct tree *tree, const struct node *dir,
 			const char *name, struct node *child)
 {
 	int r;
 
-	if (dir_stage_lookup(k, STAGE_FILES, &type_fstaged, dir, name, child,
+	if (dir_stage_lookup(tree, STAGE_FILES, &type_fstaged, dir, name, child,
 			     &r))
 		return r;
 	if (!file_id_valid(name))
@@ -328,18 +333,18 @@ static int files_lookup(struct kimifs *k, const struct node *dir,
 	return r;
 }
 
-static int files_readdir(struct kimifs *k, struct op *op,
+static int files_readdir(struct tree *tree, struct op *op,
 			 const struct node *dir, const struct view *v,
 			 struct dirlist *out)
 {
 	char **ids;
 	size_t n;
-	int r = files_list(&k->files, op, &ids, &n);
+	int r = files_list(tree->files, op, &ids, &n);
 
 	(void)dir, (void)v;
 	if (r < 0)
 		return r;
-	r = dir_stage_readdir(k, STAGE_FILES, ids, n, out);
+	r = dir_stage_readdir(tree, STAGE_FILES, ids, n, out);
 	listing_free_ids(ids, n);
 	return r;
 }
@@ -349,11 +354,11 @@ static int files_readdir(struct kimifs *k, struct op *op,
  * and uploaded when it is closed. A name is that of a batch input file
  * (*.jsonl; else EINVAL, logged); one being written already is EBUSY.
  */
-static int files_create(struct kimifs *k, const struct node *dir,
+static int files_create(struct tree *tree, const struct node *dir,
 			const char *name, struct node *child, void **state)
 {
-	return dir_stage_create(k, STAGE_FILES, &type_fstaged, dir, name, child,
-				state);
+	return dir_stage_create(tree, STAGE_FILES, &type_fstaged, dir, name,
+				child, state);
 }
 
 static const struct node_child files_children[] = {

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kimifs.h"
+#include "ctl.h"
 #include "log.h"
 #include "stats.h"
 #include "tree.h"
@@ -24,11 +24,11 @@ static int fresh_view(int r, struct view *v)
 }
 
 /* MOUNT/stats: the counters as JSON, one snapshot per open. */
-static int stats_view(struct kimifs *k, struct op *op, const struct node *n,
+static int stats_view(struct tree *tree, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
 	(void)op, (void)n, (void)mode;
-	return fresh_view(stats_json(&k->stats, &v->owned, &v->len), v);
+	return fresh_view(stats_json(tree->stats, &v->owned, &v->len), v);
 }
 
 static const struct node_type type_stats = {
@@ -39,10 +39,10 @@ static const struct node_type type_stats = {
 };
 
 /* MOUNT/log: the mount's recent log lines, one snapshot per open. */
-static int log_view(struct kimifs *k, struct op *op, const struct node *n,
+static int log_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
-	(void)k, (void)op, (void)n, (void)mode;
+	(void)tree, (void)op, (void)n, (void)mode;
 	return fresh_view(log_recent(&v->owned, &v->len), v);
 }
 
@@ -55,25 +55,25 @@ static const struct node_type type_log = {
 
 /* MOUNT/ctl: reads the outcome of its last command; opening it sends
  * nothing. */
-static int root_ctl_view(struct kimifs *k, struct op *op, const struct node *n,
+static int root_ctl_view(struct tree *tree, struct op *op, const struct node *n,
 			 enum store_mode mode, struct view *v)
 {
 	(void)op;
 	(void)n;
 	(void)mode;
-	v->owned = ctl_root_outcome(&k->ctl);
+	v->owned = ctl_root_outcome(tree->ctl);
 	v->data = v->owned ? v->owned : "";
 	v->len = strlen(v->data);
-	v->mtime = k->mount_time;
+	v->mtime = tree->mount_time;
 	return 0;
 }
 
-static ssize_t root_ctl_write(struct kimifs *k, struct op *op,
+static ssize_t root_ctl_write(struct tree *tree, struct op *op,
 			      struct open_file *f, const char *buf, size_t size,
 			      off_t off, uint64_t owner)
 {
 	(void)owner;
-	return ctl_root_write(&k->ctl, op, buf, size, open_file_at(f, off));
+	return ctl_root_write(tree->ctl, op, buf, size, open_file_at(f, off));
 }
 
 static const struct open_ops root_ctl_ops = {

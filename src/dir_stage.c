@@ -9,14 +9,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "kimifs.h"
-
-int dir_stage_view(struct kimifs *k, enum stage_dir dir, const struct node *n,
+int dir_stage_view(struct tree *tree, enum stage_dir dir, const struct node *n,
 		   struct view *v)
 {
 	uint64_t size;
 
-	if (stage_stat(&k->stage, dir, n->name, &size, &v->mtime) < 0) {
+	if (stage_stat(tree->stage, dir, n->name, &size, &v->mtime) < 0) {
 		/* Unstaged since: only the inode of a descriptor still open
 		 * gets here (lookups of the name are ENOENT), and its fstat
 		 * must not fail; it is empty now. */
@@ -33,31 +31,31 @@ static int add_regular(void *ctx, const char *name)
 	return dirlist_add(ctx, name, S_IFREG);
 }
 
-int dir_stage_list(struct kimifs *k, enum stage_dir dir, struct dirlist *out)
+int dir_stage_list(struct tree *tree, enum stage_dir dir, struct dirlist *out)
 {
-	return stage_each(&k->stage, dir, add_regular, out);
+	return stage_each(tree->stage, dir, add_regular, out);
 }
 
-int dir_stage_open_busy(struct kimifs *k, struct op *op, struct open_file *f,
+int dir_stage_open_busy(struct tree *tree, struct op *op, struct open_file *f,
 			int flags)
 {
-	(void)k, (void)op, (void)f, (void)flags;
+	(void)tree, (void)op, (void)f, (void)flags;
 	return -EBUSY;
 }
 
-ssize_t dir_stage_write(struct kimifs *k, struct op *op, struct open_file *f,
+ssize_t dir_stage_write(struct tree *tree, struct op *op, struct open_file *f,
 			const char *buf, size_t size, off_t off, uint64_t owner)
 {
-	(void)k, (void)op;
+	(void)tree, (void)op;
 	return stage_write(f->state, buf, size, off, owner);
 }
 
-int dir_stage_read(struct kimifs *k, struct op *op, struct open_file *f,
+int dir_stage_read(struct tree *tree, struct op *op, struct open_file *f,
 		   size_t size, off_t off, struct open_read *out)
 {
 	ssize_t n;
 
-	(void)k, (void)op;
+	(void)tree, (void)op;
 	out->owned = malloc(size ? size : 1);
 	if (!out->owned)
 		return -ENOMEM;
@@ -79,7 +77,7 @@ void dir_stage_release(struct open_file *f)
 	stage_release(f->state);
 }
 
-int dir_stage_create(struct kimifs *k, enum stage_dir which,
+int dir_stage_create(struct tree *tree, enum stage_dir which,
 		     const struct node_type *t, const struct node *dir,
 		     const char *name, struct node *child, void **state)
 {
@@ -89,13 +87,13 @@ int dir_stage_create(struct kimifs *k, enum stage_dir which,
 	if (r == 0)
 		r = node_make(child, dir, t, name);
 	if (r == 0)
-		r = stage_create(&k->stage, which, name, &st);
+		r = stage_create(tree->stage, which, name, &st);
 	if (r == 0)
 		*state = st;
 	return r;
 }
 
-int dir_stage_lookup(struct kimifs *k, enum stage_dir which,
+int dir_stage_lookup(struct tree *tree, enum stage_dir which,
 		     const struct node_type *t, const struct node *dir,
 		     const char *name, struct node *child, int *r)
 {
@@ -104,16 +102,16 @@ int dir_stage_lookup(struct kimifs *k, enum stage_dir which,
 
 	if (!stage_upload_name(name))
 		return 0;
-	*r = stage_stat(&k->stage, which, name, &size, &mtime)
+	*r = stage_stat(tree->stage, which, name, &size, &mtime)
 		 ? -ENOENT
 		 : node_make(child, dir, t, name);
 	return 1;
 }
 
-int dir_stage_readdir(struct kimifs *k, enum stage_dir which, char **ids,
+int dir_stage_readdir(struct tree *tree, enum stage_dir which, char **ids,
 		      size_t n, struct dirlist *out)
 {
-	int r = dir_stage_list(k, which, out);
+	int r = dir_stage_list(tree, which, out);
 
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = dirlist_add(out, ids[i], S_IFDIR);

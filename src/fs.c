@@ -137,7 +137,7 @@ static int view_node(struct kimifs *k, fuse_req_t req, const struct node *n,
 
 	memset(v, 0, sizeof(*v));
 	op_begin(k, req, &op);
-	r = n->type->view(k, &op, n, mode, v);
+	r = n->type->view(&k->tree, &op, n, mode, v);
 	op_end(req);
 	return r;
 }
@@ -164,7 +164,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r == 0 && !S_ISDIR(dir.type->mode))
 		r = -ENOTDIR;
 	if (r == 0)
-		r = tree_lookup(k, &dir, name, &child);
+		r = tree_lookup(&k->tree, &dir, name, &child);
 	if (r == 0)
 		r = view_node(k, req, &child, STORE_ANY, &v);
 	if (r < 0) {
@@ -172,7 +172,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	tree_stat(k, &child, &v, &e.attr);
+	tree_stat(&k->tree, &child, &v, &e.attr);
 	e.attr_timeout = e.entry_timeout = lifetime(k, &v);
 	view_release(&v);
 	e.ino = inodes_add(&k->inodes, parent, name, &child);
@@ -212,10 +212,10 @@ static void getattr_state(fuse_req_t req, fuse_ino_t ino,
 	struct view v;
 
 	if (view_node(k, req, &h->f.node, STORE_ANY, &v) == 0) {
-		tree_stat(k, &h->f.node, &v, &st);
+		tree_stat(&k->tree, &h->f.node, &v, &st);
 		view_release(&v);
 	} else {
-		tree_stat(k, &h->f.node, &h->f.view, &st);
+		tree_stat(&k->tree, &h->f.node, &h->f.view, &st);
 	}
 	st.st_ino = ino;
 	fuse_reply_attr(req, &st, 0);
@@ -242,7 +242,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 		/* The kernel keeps one size per inode: the size of an open
 		 * file whose view may be older than the batch is not kept, so
 		 * the next reader through the page cache asks for its own. */
-		tree_stat(k, &h->f.node, &h->f.view, &st);
+		tree_stat(&k->tree, &h->f.node, &h->f.view, &st);
 		st.st_ino = ino;
 		fuse_reply_attr(req, &st,
 				h->f.view.immutable ? KEEP_FOREVER : 0);
@@ -255,7 +255,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, -r);
 		return;
 	}
-	tree_stat(k, &n, &v, &st);
+	tree_stat(&k->tree, &n, &v, &st);
 	st.st_ino = ino;
 	fuse_reply_attr(req, &st,
 			ino == INODE_ROOT ? ROOT_KEEP : lifetime(k, &v));
@@ -332,7 +332,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		f->ops = f->node.type->open_ops;
 		f->append = (fi->flags & O_APPEND) != 0;
 		op_begin(k, req, &op);
-		r = f->ops->open(k, &op, f, fi->flags);
+		r = f->ops->open(&k->tree, &op, f, fi->flags);
 		op_end(req);
 	}
 	if (r < 0) {
@@ -545,7 +545,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	STAT_ADD(&k->stats, fuse_reads, 1);
 	__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
 	op_begin(k, req, &op);
-	r = ops->read(k, &op, &h->f, size, off, &out);
+	r = ops->read(&k->tree, &op, &h->f, size, off, &out);
 	op_end(req);
 	if (r == -EAGAIN && ops->wait_text && !(fi->flags & O_NONBLOCK))
 		wait_read(req, &h->f.node, ops, size, off);
@@ -603,7 +603,7 @@ static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	}
 	op_begin(k, req, &op);
-	r = h->f.ops->read(k, &op, &h->f, 0, 0, &out);
+	r = h->f.ops->read(&k->tree, &op, &h->f, 0, 0, &out);
 	op_end(req);
 	free(out.owned);
 	if (r != -EAGAIN) {
@@ -669,7 +669,8 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		return;
 	}
 	op_begin(k, req, &op);
-	r = h->f.ops->write(k, &op, &h->f, buf, size, off, fi->lock_owner);
+	r = h->f.ops->write(&k->tree, &op, &h->f, buf, size, off,
+			    fi->lock_owner);
 	op_end(req);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
@@ -692,7 +693,7 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	(void)ino;
 	if (h && h->f.state && h->f.ops->flush) {
 		op_begin(k, req, &op);
-		r = h->f.ops->flush(k, &op, &h->f, fi->lock_owner);
+		r = h->f.ops->flush(&k->tree, &op, &h->f, fi->lock_owner);
 		op_end(req);
 	}
 	fuse_reply_err(req, -r);
@@ -730,7 +731,8 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		r = dirlist_add(&h->list, "..", S_IFDIR);
 	if (r == 0) {
 		op_begin(k, req, &op);
-		r = tree_list(k, &op, &h->f.node, &h->list, &h->dir_list);
+		r = tree_list(&k->tree, &op, &h->f.node, &h->list,
+			      &h->dir_list);
 		op_end(req);
 	}
 	if (r < 0) {
@@ -872,7 +874,8 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (r == 0 && !dir.type->create)
 		r = -EROFS;
 	if (r == 0)
-		r = dir.type->create(k, &dir, name, &h->f.node, &h->f.state);
+		r = dir.type->create(&k->tree, &dir, name, &h->f.node,
+				     &h->f.state);
 	if (r == 0) {
 		h->f.ops = h->f.node.type->open_ops;
 		r = view_node(k, req, &h->f.node, STORE_ANY, &h->f.view);
@@ -884,7 +887,7 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	tree_stat(k, &h->f.node, &h->f.view, &e.attr);
+	tree_stat(&k->tree, &h->f.node, &h->f.view, &e.attr);
 	e.ino = inodes_add(&k->inodes, parent, name, &h->f.node);
 	if (!e.ino) {
 		handle_free(h);

@@ -10,9 +10,8 @@
 #include <string.h>
 
 #include "cache.h"
-#include "kimifs.h"
 
-int tree_mount_view(struct kimifs *k, struct op *op, const struct node *n,
+int tree_mount_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
 	(void)op;
@@ -20,7 +19,7 @@ int tree_mount_view(struct kimifs *k, struct op *op, const struct node *n,
 	(void)mode;
 	/* Not kept by the kernel although it never changes: a stat of the
 	 * mount point must reach the daemon, to say ENOTCONN once it died. */
-	v->mtime = k->mount_time;
+	v->mtime = tree->mount_time;
 	return 0;
 }
 
@@ -90,7 +89,7 @@ static int match_child(void *ctx, const struct node_child *row,
 	return 1;
 }
 
-int tree_lookup(struct kimifs *k, const struct node *dir, const char *name,
+int tree_lookup(struct tree *tree, const struct node *dir, const char *name,
 		struct node *child)
 {
 	struct child_find f = {name, NULL};
@@ -98,7 +97,7 @@ int tree_lookup(struct kimifs *k, const struct node *dir, const char *name,
 	if (each_child(dir->type, match_child, &f))
 		return node_make(child, dir, f.row->type, name);
 	if (dir->type->lookup)
-		return dir->type->lookup(k, dir, name, child);
+		return dir->type->lookup(tree, dir, name, child);
 	return -ENOENT; /* costs no request */
 }
 
@@ -116,21 +115,21 @@ static int list_child(void *ctx, const struct node_child *row, const char *name)
 	return dirlist_add(l->out, name, row->type->mode & S_IFMT);
 }
 
-int tree_list(struct kimifs *k, struct op *op, const struct node *dir,
+int tree_list(struct tree *tree, struct op *op, const struct node *dir,
 	      struct dirlist *out, void **list)
 {
 	const struct node_type *t = dir->type;
 	struct view v = {0};
 	struct child_list l = {&v, out};
-	int r = t->view(k, op, dir, STORE_FRESH, &v);
+	int r = t->view(tree, op, dir, STORE_FRESH, &v);
 
 	*list = NULL;
 	if (r == 0)
 		r = each_child(t, list_child, &l);
 	if (r == 0 && t->readdir)
-		r = t->readdir(k, op, dir, &v, out);
+		r = t->readdir(tree, op, dir, &v, out);
 	if (r == 0 && t->list_open)
-		r = t->list_open(k, op, dir, &v, list);
+		r = t->list_open(tree, op, dir, &v, list);
 	view_release(&v);
 	return r;
 }
@@ -143,13 +142,13 @@ static int count_subdir(void *ctx, const struct node_child *row,
 	return 0;
 }
 
-void tree_stat(const struct kimifs *k, const struct node *n,
+void tree_stat(const struct tree *tree, const struct node *n,
 	       const struct view *v, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_mode = n->type->mode;
-	st->st_uid = k->uid;
-	st->st_gid = k->gid;
+	st->st_uid = tree->uid;
+	st->st_gid = tree->gid;
 	st->st_mtime = st->st_ctime = st->st_atime = v->mtime;
 	st->st_blksize = 4096;
 	if (S_ISDIR(n->type->mode)) {
@@ -205,17 +204,17 @@ void open_read_slice(struct open_read *out, const char *data, size_t len,
 	out->len = size < len - (size_t)off ? size : len - (size_t)off;
 }
 
-int tree_view_open(struct kimifs *k, struct op *op, struct open_file *f,
+int tree_view_open(struct tree *tree, struct op *op, struct open_file *f,
 		   int flags)
 {
 	(void)flags;
-	return f->node.type->view(k, op, &f->node, STORE_FRESH, &f->view);
+	return f->node.type->view(tree, op, &f->node, STORE_FRESH, &f->view);
 }
 
-int tree_view_read(struct kimifs *k, struct op *op, struct open_file *f,
+int tree_view_read(struct tree *tree, struct op *op, struct open_file *f,
 		   size_t size, off_t off, struct open_read *out)
 {
-	(void)k, (void)op;
+	(void)tree, (void)op;
 	open_read_slice(out, f->view.data, f->view.len, size, off);
 	return 0;
 }

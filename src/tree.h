@@ -26,10 +26,41 @@
 
 #define NODE_NAME_MAX 255
 
-struct kimifs;
+struct batches;
+struct cache;
+struct ctl;
+struct file_ctl;
+struct files;
+struct opts;
+struct results_cache;
+struct stage;
+struct stats;
+struct submit;
 struct node_type;
 struct cache_reader;
 struct op;
+
+/*
+ * What the node types use of the mount, handed to each of their hooks:
+ * the stores, the caches, the commands, the stage, the options and the
+ * mount's time and owner. The pointers are to the mount's own (struct
+ * kimifs, which embeds this), set up once before mounting.
+ */
+struct tree {
+	const struct opts *opts;
+	struct batches *batches;   /* batch snapshots, batches/' listing */
+	struct files *files;	   /* file snapshots, files/' listing */
+	struct ctl *ctl;	   /* ctl commands of batches and the mount */
+	struct file_ctl *file_ctl; /* files' ctl commands */
+	struct cache *cache;	   /* file contents on disk */
+	struct results_cache *results; /* results indexes */
+	struct stage *stage;	       /* files being written */
+	struct submit *submit;	       /* uploads and creations */
+	struct stats *stats;	       /* MOUNT/stats */
+	time_t mount_time;
+	uid_t uid;
+	gid_t gid;
+};
 
 /* A place in the tree. Plain data: copied freely, owns nothing. */
 struct node {
@@ -111,17 +142,17 @@ struct open_ops {
 	/* Open f->node with open(2) flags: fill f->view (a fresh copy) and,
 	 * for a file with a state of its own, f->state. 0, or -errno with
 	 * nothing left to release (-EBUSY: a staged file has its writer). */
-	int (*open)(struct kimifs *k, struct op *op, struct open_file *f,
+	int (*open)(struct tree *tree, struct op *op, struct open_file *f,
 		    int flags);
 	/* One read of size bytes at off into *out: 0 (len 0 at the end);
 	 * -EAGAIN when the file waits (wait_text then makes the answer:
 	 * fs.c waits without a thread, watch.h); or -errno. */
-	int (*read)(struct kimifs *k, struct op *op, struct open_file *f,
+	int (*read)(struct tree *tree, struct op *op, struct open_file *f,
 		    size_t size, off_t off, struct open_read *out);
 	/* One write of buf at off by the open file table owner (the
 	 * kernel's lock owner; 0 when not told): size or -errno. NULL: the
 	 * file is read-only (EROFS at open for writing). */
-	ssize_t (*write)(struct kimifs *k, struct op *op, struct open_file *f,
+	ssize_t (*write)(struct tree *tree, struct op *op, struct open_file *f,
 			 const char *buf, size_t size, off_t off,
 			 uint64_t owner);
 	/* ftruncate by the writer: 0 or -errno. NULL: the size is set by
@@ -129,7 +160,7 @@ struct open_ops {
 	int (*resize)(struct open_file *f, uint64_t size);
 	/* Each close(2), by the open file table owner: 0 or -errno, which
 	 * close returns. */
-	int (*flush)(struct kimifs *k, struct op *op, struct open_file *f,
+	int (*flush)(struct tree *tree, struct op *op, struct open_file *f,
 		     uint64_t owner);
 	/* The last close: free f->state. */
 	void (*release)(struct open_file *f);
@@ -142,9 +173,9 @@ struct open_ops {
 /* The bytes of a view: open views the node afresh; read gives the part
  * of the view's bytes asked for. For simple files, one line. */
 extern const struct open_ops tree_view_ops;
-int tree_view_open(struct kimifs *k, struct op *op, struct open_file *f,
+int tree_view_open(struct tree *tree, struct op *op, struct open_file *f,
 		   int flags);
-int tree_view_read(struct kimifs *k, struct op *op, struct open_file *f,
+int tree_view_read(struct tree *tree, struct op *op, struct open_file *f,
 		   size_t size, off_t off, struct open_read *out);
 
 /* Make *out the part of the len bytes at data that a read of size bytes
@@ -179,7 +210,7 @@ struct node_type {
 	 * Fill *v for n: the snapshot in mode (store.h), the bytes of a file.
 	 * 0, or -errno (-ENOENT when the node does not exist).
 	 */
-	int (*view)(struct kimifs *k, struct op *op, const struct node *n,
+	int (*view)(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v);
 	/* Directories: the fixed children (tree_lookup, tree_list), or NULL.
 	 * Their subdirectories are the link count's. */
@@ -188,9 +219,9 @@ struct node_type {
 	 * child called name when the table has none (0 or -ENOENT; existence
 	 * is then decided by the child's view), and their names after the
 	 * table's, given dir's view (v) as of the listing. */
-	int (*lookup)(struct kimifs *k, const struct node *dir,
+	int (*lookup)(struct tree *tree, const struct node *dir,
 		      const char *name, struct node *child);
-	int (*readdir)(struct kimifs *k, struct op *op, const struct node *dir,
+	int (*readdir)(struct tree *tree, struct op *op, const struct node *dir,
 		       const struct view *v, struct dirlist *out);
 	/*
 	 * Directories too large to copy for each open (results/), instead of
@@ -199,7 +230,7 @@ struct node_type {
 	 * at pos, from 0: 1 with name (NODE_NAME_MAX + 1 bytes) and *mode, 0
 	 * when pos holds no entry, -ENOENT past the end. 0 or -errno.
 	 */
-	int (*list_open)(struct kimifs *k, struct op *op,
+	int (*list_open)(struct tree *tree, struct op *op,
 			 const struct node *dir, const struct view *v,
 			 void **list);
 	int (*list_at)(const void *list, size_t pos, char *name, mode_t *mode);
@@ -207,7 +238,7 @@ struct node_type {
 	/* Directories that take new files (files/, batches/): make name a
 	 * new file, its node in *child and its writer's state in *state (the
 	 * child's open_ops take it). 0 or -errno. NULL: EROFS. */
-	int (*create)(struct kimifs *k, const struct node *dir,
+	int (*create)(struct tree *tree, const struct node *dir,
 		      const char *name, struct node *child, void **state);
 	/* Regular files: how an open file of the node reads and writes. */
 	const struct open_ops *open_ops;
@@ -218,7 +249,7 @@ void tree_root(struct node *out);
 
 /* A view that shows the mount time and sends nothing: for directories
  * whose own attributes never change (the root, batches/). */
-int tree_mount_view(struct kimifs *k, struct op *op, const struct node *n,
+int tree_mount_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v);
 
 /* Make child a node of type t under parent, called name (copied when it
@@ -233,7 +264,7 @@ void view_release(struct view *v);
 
 /* The child called name of directory dir: from its type's table of
  * children, else its lookup hook. 0 with *child, or -ENOENT. */
-int tree_lookup(struct kimifs *k, const struct node *dir, const char *name,
+int tree_lookup(struct tree *tree, const struct node *dir, const char *name,
 		struct node *child);
 
 /*
@@ -242,12 +273,12 @@ int tree_lookup(struct kimifs *k, const struct node *dir, const char *name,
  * aside), then those of its readdir hook, into out; a type with list_open
  * holds its listing in *list (else NULL). 0 or -errno.
  */
-int tree_list(struct kimifs *k, struct op *op, const struct node *dir,
+int tree_list(struct tree *tree, struct op *op, const struct node *dir,
 	      struct dirlist *out, void **list);
 
 /* Fill st for n as v shows it: mode, size, times, owner; a directory's
  * link count from its table's subdirectories. */
-void tree_stat(const struct kimifs *k, const struct node *n,
+void tree_stat(const struct tree *tree, const struct node *n,
 	       const struct view *v, struct stat *st);
 
 /* Append name with mode to l; 0 or -ENOMEM. */
@@ -262,7 +293,7 @@ extern const struct node_type type_batches; /* dir_batches.c */
  * v with its event time and whether it is final: 0, or -errno (a 404, a
  * name probe, is not logged; other failures are). dir_batches.c.
  */
-int batch_node_snapshot(struct kimifs *k, struct op *op, const struct node *n,
+int batch_node_snapshot(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v);
 /* The batch that a view filled by batch_node_snapshot holds. */
 const struct batch *view_batch(const struct view *v);
