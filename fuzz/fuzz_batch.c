@@ -7,13 +7,16 @@
  * metadata files; batch.json is valid JSON again; and no string shown (the
  * id, a value, a metadata key or value) is cut short: each is, byte for byte
  * and length included, the decoded text of a string token of the input
- * (decoded here independently of cJSON).
+ * (decoded here independently of cJSON). A kimifs tag in the metadata is
+ * within its bounds and writes back the same.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "batch.h"
+#include "job_tag.h"
+#include "kind.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -218,10 +221,14 @@ static void render_all(const struct batch *b, struct files *f)
 	char **keys;
 
 	memset(f, 0, sizeof(*f));
-	for (size_t i = 0; batch_value_names[i]; i++)
-		if (batch_has_value(b, batch_value_names[i]))
-			render(b, BATCH_VALUE, batch_value_names[i],
+	/* The value files of the descriptor; [0] is batch.json. */
+	for (size_t i = 1; i < batch_kind.nvalues; i++) {
+		const struct object_value *v = &batch_kind.values[i];
+
+		if (v->present(b, v->name))
+			render(b, BATCH_VALUE, v->name,
 			       &f->values[f->nvalues++]);
+	}
 	for (int i = 0; i < 3; i++)
 		render(b, BATCH_COUNT, counts[i], &f->counts[i]);
 	if (batch_meta_keys(b, &keys, &f->nmeta) < 0)
@@ -286,6 +293,35 @@ static void check_not_cut(const uint8_t *data, size_t size,
 	free(v);
 }
 
+/* The kimifs_* keys, when they make a tag, are within their bounds and
+ * write back as the same tag. */
+static void check_tag(const struct batch *bt)
+{
+	struct job_tag t, back;
+	struct batch_params p = {0};
+	cJSON *m;
+	char why[256];
+	int r = job_tag_of(bt, &t, why, sizeof(why));
+
+	if (r <= 0)
+		return;
+	if ((t.job[0] && (!job_name_valid(t.job) || !t.part ||
+			  t.part > t.parts || t.parts > JOB_PARTS_MAX)) ||
+	    t.round > JOB_ROUNDS_MAX || (t.retries[0] && !t.round) ||
+	    (!t.job[0] && !t.retries[0]))
+		abort();
+	if (job_tag_write(&t, &p, why, sizeof(why)) < 0)
+		abort();
+	m = cJSON_CreateObject();
+	for (size_t i = 0; m && i < p.nmeta; i++)
+		cJSON_AddStringToObject(m, p.meta[i].key, p.meta[i].value);
+	if (m && (job_tag_read(m, &back, why, sizeof(why)) != 1 ||
+		  memcmp(&back, &t, sizeof(t)) != 0))
+		abort();
+	cJSON_Delete(m);
+	params_free(&p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t nuls;
@@ -328,6 +364,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		cJSON_Delete(again);
 		check_not_cut(data, size, bt, b);
+		check_tag(bt);
 		free_all(&all);
 		batch_unref(bt);
 	}

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct api_page page;
 	struct api_error err;
 
-	if (api_parse_list(&api_list_batch, (const char *)data, size, &page,
+	if (api_parse_list(&batch_kind, (const char *)data, size, &page,
 			   &err) == 0) {
 		for (size_t i = 0; i < page.nitems; i++) {
 			const struct batch *b = page.items[i];

@@ -33,7 +33,7 @@ void api_stop(struct api *api)
 	http_stop(&api->http);
 }
 
-int api_object_path(const struct api_list_kind *kind, const char *id,
+int api_object_path(const struct object_kind *kind, const char *id,
 		    const char *suffix, char *path, struct api_error *err)
 {
 	char *esc = curl_easy_escape(NULL, id, 0);
@@ -47,7 +47,7 @@ int api_object_path(const struct api_list_kind *kind, const char *id,
 }
 
 int api_object_call(struct api *api, const struct op *op,
-		    const struct api_list_kind *kind,
+		    const struct object_kind *kind,
 		    const struct http_request *rq, const char *id, void **out,
 		    struct api_error *err)
 {
@@ -86,7 +86,7 @@ out:
 }
 
 int api_object_at(struct api *api, const struct op *op,
-		  const struct api_list_kind *kind, enum http_method method,
+		  const struct object_kind *kind, enum http_method method,
 		  enum stat_kind stat, const char *id, const char *suffix,
 		  void **out, struct api_error *err)
 {
@@ -102,4 +102,11 @@ int api_object_at(struct api *api, const struct op *op,
 	if (api_object_path(kind, id, suffix, path, err) < 0)
 		return -ENOMEM;
 	return api_object_call(api, op, kind, &rq, id, out, err);
+}
+
+int api_get(struct api *api, struct op *op, const struct object_kind *kind,
+	    const char *id, void **out, struct api_error *err)
+{
+	return api_object_at(api, op, kind, HTTP_GET, STAT_RETRIEVE, id, "",
+			     out, err);
 }

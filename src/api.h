@@ -14,6 +14,7 @@
 #include "batch_params.h"
 #include "file.h"
 #include "http.h"
+#include "kind.h"
 #include "opts.h"
 
 /* The client: the HTTP layer under the endpoints. */
@@ -35,26 +36,8 @@ struct api_page {
 	void (*unref)(void *obj); /* drops an item (api_page_free) */
 };
 
-/* A kind of object of the API: its list endpoint (api_list.c), the path
- * of one object under it, and how its answers are read. */
-struct api_list_kind {
-	const char *path;   /* "/v1/batches" */
-	const char *name;   /* "batch": for messages */
-	const char *plural; /* "batches" */
-	int id_max;	    /* the longest id of an object */
-	int null_more;	    /* has_more may be null (as absent: false) */
-	/* Parse one object of the list: 0 with one reference in *out, or
-	 * -EIO with the reason in why (len bytes). */
-	int (*parse)(const cJSON *item, void **out, char *why, size_t len);
-	void (*unref)(void *obj);
-	const char *(*id)(const void *obj); /* an object's id */
-};
-
 /* The longest path of one object: kind->path, its escaped id, a suffix. */
 #define API_PATH_MAX (BATCH_ID_MAX * 3 + 64)
-
-extern const struct api_list_kind api_list_batch; /* api_batches.c */
-extern const struct api_list_kind api_list_file;  /* api_files.c */
 
 /*
  * Make every call under way end at once (-EINTR) and every later call fail
@@ -77,8 +60,9 @@ void api_destroy(struct api *api);
  * timeouts ETIMEDOUT, 429 EAGAIN, 5xx and malformed answers EIO, no
  * connection EHOSTUNREACH.
  */
-int api_get_batch(struct api *api, struct op *op, const char *id,
-		  struct batch **out, struct api_error *err);
+/* GET kind->path/{id}: that object, one reference in *out. */
+int api_get(struct api *api, struct op *op, const struct object_kind *kind,
+	    const char *id, void **out, struct api_error *err);
 int api_cancel_batch(struct api *api, struct op *op, const char *id,
 		     struct batch **out, struct api_error *err);
 /* POST /v1/batches with p: the new batch in *out. Never retried (a retry
@@ -91,14 +75,12 @@ int api_create_batch(struct api *api, struct op *op,
  * page): 0 with the page (free with api_page_free), or -errno with err
  * (-EIO when the answer is not a list).
  */
-int api_list(struct api *api, struct op *op, const struct api_list_kind *kind,
+int api_list(struct api *api, struct op *op, const struct object_kind *kind,
 	     const char *after, unsigned limit, struct api_page *page,
 	     struct api_error *err);
 void api_page_free(struct api_page *page);
 
 /* The file endpoints (api_files.c), with the errno mapping above. */
-int api_get_file(struct api *api, struct op *op, const char *id,
-		 struct file **out, struct api_error *err);
 /*
  * POST /v1/files, multipart: the file at path (streamed, never in memory)
  * as filename, with purpose. Sent once (never retried here: a retry after
@@ -108,6 +90,12 @@ int api_get_file(struct api *api, struct op *op, const char *id,
 int api_upload_file(struct api *api, struct op *op, const char *path,
 		    const char *filename, const char *purpose,
 		    struct file **out, struct api_error *err);
+/* The same for length bytes of the open file fd from offset (a part of a
+ * job's staged input; read with pread as it is sent): a file that ends
+ * early fails the call (-EIO, API_FAIL_LOCAL). */
+int api_upload_range(struct api *api, struct op *op, int fd, uint64_t offset,
+		     uint64_t length, const char *filename, const char *purpose,
+		     struct file **out, struct api_error *err);
 /* DELETE /v1/files/{id}: 0 when the answer says it is deleted, or when a
  * retry gets a 404 (an earlier attempt, whose answer was lost, deleted
  * it); -ENOENT when the first attempt gets a 404 (it was already gone). */
@@ -129,7 +117,7 @@ int api_download_file(struct api *api, struct op *op, const char *id, int fd,
  * For the endpoints (api_*.c): "<kind->path>/<escaped id><suffix>" into
  * path (API_PATH_MAX bytes). 0, or -ENOMEM with err filled in.
  */
-int api_object_path(const struct api_list_kind *kind, const char *id,
+int api_object_path(const struct object_kind *kind, const char *id,
 		    const char *suffix, char *path, struct api_error *err);
 
 /*
@@ -140,7 +128,7 @@ int api_object_path(const struct api_list_kind *kind, const char *id,
  * they were doing).
  */
 int api_object_call(struct api *api, const struct op *op,
-		    const struct api_list_kind *kind,
+		    const struct object_kind *kind,
 		    const struct http_request *rq, const char *id, void **out,
 		    struct api_error *err);
 
@@ -150,7 +138,7 @@ int api_object_call(struct api *api, const struct op *op,
  * answered by that object: as api_object_call.
  */
 int api_object_at(struct api *api, const struct op *op,
-		  const struct api_list_kind *kind, enum http_method method,
+		  const struct object_kind *kind, enum http_method method,
 		  enum stat_kind stat, const char *id, const char *suffix,
 		  void **out, struct api_error *err);
 
@@ -159,8 +147,8 @@ int api_object_at(struct api *api, const struct op *op,
  * with err filled in when the body is not a list. Used by api_list and the
  * start-up check; exposed for the fuzz targets.
  */
-int api_parse_list(const struct api_list_kind *kind, const char *body,
-		   size_t len, struct api_page *page, struct api_error *err);
+int api_parse_list(const struct object_kind *kind, const char *body, size_t len,
+		   struct api_page *page, struct api_error *err);
 
 /*
  * One cheap authenticated request (GET /v1/batches?limit=1, no retries), to

@@ -1,31 +1,20 @@
 /*
- * api_batches.c - the batch endpoints of the API: retrieve, cancel, create
- * and list (GET /v1/batches/{id}, POST /v1/batches/{id}/cancel, POST
- * /v1/batches, GET /v1/batches), their answers turned into batch snapshots
- * and list pages, and the start-up check.
+ * api_batches.c - the batch endpoints of the API beyond those every kind
+ * has (api_get, api_list): cancel and create (POST /v1/batches/{id}/cancel,
+ * POST /v1/batches), their answers turned into batch snapshots, and the
+ * start-up check.
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "api.h"
 
-int api_get_batch(struct api *api, struct op *op, const char *id,
-		  struct batch **out, struct api_error *err)
-{
-	void *obj;
-	int r = api_object_at(api, op, &api_list_batch, HTTP_GET, STAT_RETRIEVE,
-			      id, "", &obj, err);
-
-	*out = obj;
-	return r;
-}
-
 int api_cancel_batch(struct api *api, struct op *op, const char *id,
 		     struct batch **out, struct api_error *err)
 {
 	void *obj;
-	int r = api_object_at(api, op, &api_list_batch, HTTP_POST, STAT_CANCEL,
-			      id, "/cancel", &obj, err);
+	int r = api_object_at(api, op, &batch_kind, HTTP_POST, STAT_CANCEL, id,
+			      "/cancel", &obj, err);
 
 	*out = obj;
 	return r;
@@ -51,40 +40,11 @@ int api_create_batch(struct api *api, struct op *op,
 	if (!json)
 		return http_error(err, -ENOMEM, "out of memory");
 	rq.json = json;
-	r = api_object_call(api, op, &api_list_batch, &rq, NULL, &obj, err);
+	r = api_object_call(api, op, &batch_kind, &rq, NULL, &obj, err);
 	*out = obj;
 	free(json);
 	return r;
 }
-
-static int parse_batch(const cJSON *item, void **out, char *why, size_t len)
-{
-	struct batch *b;
-	int r = batch_from_json(item, &b, why, len);
-
-	*out = b;
-	return r;
-}
-
-static void unref_batch(void *obj)
-{
-	batch_unref(obj);
-}
-
-static const char *batch_id(const void *obj)
-{
-	return ((const struct batch *)obj)->id;
-}
-
-const struct api_list_kind api_list_batch = {
-    .path = "/v1/batches",
-    .name = "batch",
-    .plural = "batches",
-    .id_max = BATCH_ID_MAX,
-    .parse = parse_batch,
-    .unref = unref_batch,
-    .id = batch_id,
-};
 
 /*
  * GET /v1/batches?limit=1 once, without retries, and check that the answer
@@ -105,7 +65,7 @@ int api_check(struct api *api, struct api_error *err)
 	int r = http_call(&api->http, NULL, &rq, &ans, err);
 
 	if (r == 0) {
-		r = api_parse_list(&api_list_batch, ans.data ? ans.data : "",
+		r = api_parse_list(&batch_kind, ans.data ? ans.data : "",
 				   ans.len, &page, err);
 		if (r == 0)
 			api_page_free(&page);

@@ -1,8 +1,8 @@
 /*
- * api_files.c - the file endpoints of the API: retrieve, list, delete and
- * content (GET /v1/files/{id}, GET /v1/files, DELETE /v1/files/{id}, GET
- * /v1/files/{id}/content), their answers turned into FileObject snapshots
- * and list pages, contents written to a descriptor as they come.
+ * api_files.c - the file endpoints of the API beyond those every kind has
+ * (api_get, api_list): upload, delete and content (POST /v1/files, DELETE
+ * /v1/files/{id}, GET /v1/files/{id}/content), uploads answered by
+ * FileObject snapshots, contents written to a descriptor as they come.
  */
 #include <errno.h>
 #include <string.h>
@@ -13,49 +13,6 @@
 /* A content is raw bytes: the server answers text/plain or
  * application/octet-stream, and an error object as JSON. */
 #define CONTENT_ACCEPT "application/octet-stream, text/plain, */*;q=0.1"
-
-int api_get_file(struct api *api, struct op *op, const char *id,
-		 struct file **out, struct api_error *err)
-{
-	void *obj;
-	int r = api_object_at(api, op, &api_list_file, HTTP_GET, STAT_RETRIEVE,
-			      id, "", &obj, err);
-
-	*out = obj;
-	return r;
-}
-
-static int parse_file(const cJSON *item, void **out, char *why, size_t len)
-{
-	struct file *f;
-	int r = file_from_json(item, &f, why, len);
-
-	*out = f;
-	return r;
-}
-
-static void unref_file(void *obj)
-{
-	file_unref(obj);
-}
-
-static const char *file_id(const void *obj)
-{
-	return ((const struct file *)obj)->id;
-}
-
-/* has_more may be null: the list of files is one page when it does not
- * say. */
-const struct api_list_kind api_list_file = {
-    .path = "/v1/files",
-    .name = "file",
-    .plural = "files",
-    .id_max = FILE_ID_MAX,
-    .null_more = 1,
-    .parse = parse_file,
-    .unref = unref_file,
-    .id = file_id,
-};
 
 int api_delete_file(struct api *api, struct op *op, const char *id,
 		    struct api_error *err)
@@ -72,7 +29,7 @@ int api_delete_file(struct api *api, struct op *op, const char *id,
 	int r;
 
 	memset(err, 0, sizeof(*err));
-	if (api_object_path(&api_list_file, id, "", path, err) < 0)
+	if (api_object_path(&file_kind, id, "", path, err) < 0)
 		return -ENOMEM;
 	r = http_call(&api->http, op, &rq, &ans, err);
 	if (r == -ENOENT && err->attempts > 1) {
@@ -120,7 +77,7 @@ int api_download_file(struct api *api, struct op *op, const char *id, int fd,
 
 	*len = 0;
 	memset(err, 0, sizeof(*err));
-	if (api_object_path(&api_list_file, id, "/content", path, err) < 0)
+	if (api_object_path(&file_kind, id, "/content", path, err) < 0)
 		return -ENOMEM;
 	r = http_call(&api->http, op, &rq, &ans, err);
 	if (r == 0)
@@ -129,13 +86,13 @@ int api_download_file(struct api *api, struct op *op, const char *id, int fd,
 	return r;
 }
 
-int api_upload_file(struct api *api, struct op *op, const char *path,
-		    const char *filename, const char *purpose,
-		    struct file **out, struct api_error *err)
+/* POST /v1/files of the file field file, with purpose. */
+static int upload(struct api *api, struct op *op, const struct http_part *file,
+		  const char *purpose, struct file **out, struct api_error *err)
 {
 	const struct http_part parts[] = {
 	    {.name = "purpose", .value = purpose},
-	    {.name = "file", .path = path, .filename = filename},
+	    *file,
 	};
 	struct http_request rq = {.method = HTTP_POST,
 				  .kind = STAT_UPLOAD,
@@ -150,7 +107,28 @@ int api_upload_file(struct api *api, struct op *op, const char *path,
 	int r;
 
 	memset(err, 0, sizeof(*err));
-	r = api_object_call(api, op, &api_list_file, &rq, NULL, &obj, err);
+	r = api_object_call(api, op, &file_kind, &rq, NULL, &obj, err);
 	*out = obj;
 	return r;
+}
+
+int api_upload_file(struct api *api, struct op *op, const char *path,
+		    const char *filename, const char *purpose,
+		    struct file **out, struct api_error *err)
+{
+	const struct http_part file = {
+	    .name = "file", .path = path, .filename = filename};
+
+	return upload(api, op, &file, purpose, out, err);
+}
+
+int api_upload_range(struct api *api, struct op *op, int fd, uint64_t offset,
+		     uint64_t length, const char *filename, const char *purpose,
+		     struct file **out, struct api_error *err)
+{
+	const struct http_range range = {fd, offset, length};
+	const struct http_part file = {
+	    .name = "file", .filename = filename, .range = &range};
+
+	return upload(api, op, &file, purpose, out, err);
 }

@@ -1,7 +1,7 @@
 /*
  * api_list.c - the list endpoints, whatever they list (GET /v1/batches,
  * GET /v1/files): one page asked for after a cursor, the answer checked to
- * be a list, each object parsed by its kind (struct api_list_kind) and the
+ * be a list, each object parsed by its kind (its descriptor, kind.h) and the
  * malformed ones left out with one log line per page.
  */
 #include <curl/curl.h>
@@ -13,7 +13,7 @@
 #include "api.h"
 #include "log.h"
 
-static int parse_page(const struct api_list_kind *kind, const cJSON *root,
+static int parse_page(const struct object_kind *kind, const cJSON *root,
 		      struct api_page *page, struct api_error *err)
 {
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
@@ -61,7 +61,7 @@ static int parse_page(const struct api_list_kind *kind, const cJSON *root,
 	return 0;
 }
 
-static int parse_root(const struct api_list_kind *kind, const cJSON *root,
+static int parse_root(const struct object_kind *kind, const cJSON *root,
 		      struct api_page *page, struct api_error *err)
 {
 	int r = root ? parse_page(kind, root, page, err) : -EIO;
@@ -71,8 +71,8 @@ static int parse_root(const struct api_list_kind *kind, const cJSON *root,
 	return r;
 }
 
-int api_parse_list(const struct api_list_kind *kind, const char *body,
-		   size_t len, struct api_page *page, struct api_error *err)
+int api_parse_list(const struct object_kind *kind, const char *body, size_t len,
+		   struct api_page *page, struct api_error *err)
 {
 	struct http_answer ans = {(char *)body, len, 0, 200};
 	cJSON *root;
@@ -87,7 +87,7 @@ int api_parse_list(const struct api_list_kind *kind, const char *body,
 	return r;
 }
 
-int api_list(struct api *api, struct op *op, const struct api_list_kind *kind,
+int api_list(struct api *api, struct op *op, const struct object_kind *kind,
 	     const char *after, unsigned limit, struct api_page *page,
 	     struct api_error *err)
 {

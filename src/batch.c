@@ -12,13 +12,13 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
 #include "json_print.h"
+#include "util.h"
 #include "log.h"
 
 enum vtype { V_STR, V_TS };
@@ -37,13 +37,6 @@ static const struct {
     {"cancelling_at", V_TS, 0},	 {"cancelled_at", V_TS, 0},
 };
 #define NFIELDS (sizeof(value_fields) / sizeof(value_fields[0]))
-
-const char *const batch_value_names[] = {
-    "status",	      "endpoint",	"input_file_id",
-    "output_file_id", "error_file_id",	"completion_window",
-    "created_at",     "in_progress_at", "expires_at",
-    "finalizing_at",  "completed_at",	"failed_at",
-    "cancelling_at",  "cancelled_at",	NULL};
 
 static const char *const count_names[3] = {"total", "completed", "failed"};
 
@@ -99,19 +92,6 @@ int batch_is_value_name(const char *name)
 		if (strcmp(name, value_fields[i].name) == 0)
 			return 1;
 	return 0;
-}
-
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EIO;
 }
 
 /* "text\n" malloc'd into *out and *len; 0 or -ENOMEM. */
@@ -220,19 +200,20 @@ static int parse_counts(const cJSON *rc, char *err, size_t errlen)
 	int64_t v;
 
 	if (!cJSON_IsObject(rc))
-		return set_err(err, errlen, "request_counts is %s",
-			       rc ? "not an object" : "missing");
+		return util_reason(-EIO, err, errlen, "request_counts is %s",
+				   rc ? "not an object" : "missing");
 	find_members(rc, count_names, 3, found);
 	for (int i = 0; i < 3; i++) {
 		const cJSON *c = found[i];
 		int r = json_int(c, &v);
 
 		if (r < 0)
-			return set_err(err, errlen, "request_counts.%s is %s",
-				       count_names[i],
-				       r == -2 ? "negative"
-				       : c     ? "not an integer"
-					       : "missing");
+			return util_reason(-EIO, err, errlen,
+					   "request_counts.%s is %s",
+					   count_names[i],
+					   r == -2 ? "negative"
+					   : c	   ? "not an integer"
+						   : "missing");
 	}
 	return 0;
 }
@@ -250,15 +231,15 @@ static int value_text(size_t i, const cJSON *v, char *num, const char **shown,
 
 	if (value_fields[i].type == V_STR) {
 		if (!cJSON_IsString(v))
-			return set_err(err, errlen, "%s %s", name,
-				       not_string(v));
+			return util_reason(-EIO, err, errlen, "%s %s", name,
+					   not_string(v));
 		*shown = v->valuestring;
 		return 0;
 	}
 	r = json_int(v, t);
 	if (r < 0)
-		return set_err(err, errlen, "%s is %s", name,
-			       r == -2 ? "negative" : "not a timestamp");
+		return util_reason(-EIO, err, errlen, "%s is %s", name,
+				   r == -2 ? "negative" : "not a timestamp");
 	snprintf(num, 32, "%" PRId64, *t);
 	*shown = num;
 	return 0;
@@ -280,8 +261,8 @@ static int parse_values(const cJSON *const *top, struct batch *b,
 
 		if (!v || cJSON_IsNull(v)) {
 			if (value_fields[i].required)
-				return set_err(err, errlen, "%s is missing",
-					       name);
+				return util_reason(-EIO, err, errlen,
+						   "%s is missing", name);
 			continue;
 		}
 		r = value_text(i, v, num, &text, &t, err, errlen);
@@ -367,17 +348,23 @@ static int meta_pairs(const cJSON *md, struct cand **cands, size_t *np,
 	return 0;
 }
 
-/* Check metadata (null, absent or an object); log once when it is cut. */
-static int parse_meta(const cJSON *md, const char *id, char *err, size_t errlen)
+/* Check metadata (null, absent or an object); log once when it is cut.
+ * *tagged: whether a key starts with kimifs_ (job_tag.h). */
+static int parse_meta(const cJSON *md, const char *id, int *tagged, char *err,
+		      size_t errlen)
 {
 	size_t rest = 0;
 
 	if (!md || cJSON_IsNull(md))
 		return 0;
 	if (!cJSON_IsObject(md))
-		return set_err(err, errlen, "metadata is not an object");
-	for (const cJSON *kv = md->child; kv; kv = kv->next)
+		return util_reason(-EIO, err, errlen,
+				   "metadata is not an object");
+	for (const cJSON *kv = md->child; kv; kv = kv->next) {
 		rest++;
+		if (kv->string && strncmp(kv->string, "kimifs_", 7) == 0)
+			*tagged = 1;
+	}
 	if (rest > BATCH_META_MAX)
 		log_warn("batch %s: metadata has %zu pairs; only the first %d "
 			 "are shown",
@@ -513,7 +500,8 @@ int batch_from_json(const cJSON *obj, struct batch **out, char *err,
 
 	*out = NULL;
 	if (!cJSON_IsObject(obj))
-		return set_err(err, errlen, "batch is not a JSON object");
+		return util_reason(-EIO, err, errlen,
+				   "batch is not a JSON object");
 	for (size_t i = 0; i < NFIELDS; i++)
 		names[i] = value_fields[i].name;
 	names[F_ID] = "id";
@@ -522,14 +510,15 @@ int batch_from_json(const cJSON *obj, struct batch **out, char *err,
 	find_members(obj, names, NTOP, top);
 	id = top[F_ID];
 	if (!cJSON_IsString(id))
-		return set_err(err, errlen, "id %s", not_string(id));
+		return util_reason(-EIO, err, errlen, "id %s", not_string(id));
 	memset(&facts, 0, sizeof(facts));
 	facts.refs = 1;
 	r = parse_values(top, &facts, &status, err, errlen);
 	if (r == 0)
 		r = parse_counts(top[F_COUNTS], err, errlen);
 	if (r == 0)
-		r = parse_meta(top[F_META], id->valuestring, err, errlen);
+		r = parse_meta(top[F_META], id->valuestring, &facts.tagged, err,
+			       errlen);
 	if (r < 0)
 		return r;
 	facts.final = batch_status_final(status);
@@ -545,6 +534,11 @@ int batch_from_json(const cJSON *obj, struct batch **out, char *err,
 			 "shown on one line",
 			 (*out)->id);
 	return 0;
+}
+
+int bfile_same(const struct bfile *a, const struct bfile *b)
+{
+	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
 }
 
 struct batch *batch_ref(struct batch *b)

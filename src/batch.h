@@ -32,6 +32,9 @@ struct bfile {
 	size_t len;
 };
 
+/* Whether a and b hold the same bytes (their names aside). */
+int bfile_same(const struct bfile *a, const struct bfile *b);
+
 /*
  * A snapshot holds the object as compact JSON and what the tree needs
  * without opening a file (id, status, times, which value files exist);
@@ -41,11 +44,13 @@ struct bfile {
  */
 struct batch {
 	int refs; /* atomic; the snapshot is freed when it drops to zero */
-	unsigned present; /* bit i: batch_value_names[i] is not null */
+	unsigned present; /* bit i: the i-th value field (batch.c) is not
+			     null */
 	char *id;
 	char *status; /* without newline; a shared constant for the API's */
 	int final;    /* completed, failed, expired or cancelled */
 	int flat;     /* batch.json too deeply nested to indent: one line */
+	int tagged;   /* its metadata has a kimifs_* key (job_tag.h) */
 	int64_t created_at;
 	int64_t mtime;	   /* latest of the *_at timestamps */
 	struct bfile json; /* the object as sent, compact, with a newline
@@ -104,9 +109,6 @@ void batch_free_keys(char **keys, size_t n);
 
 /* Whether name is one of the value files a batch may have (even if null). */
 int batch_is_value_name(const char *name);
-
-/* The value file names, in display order, NULL-terminated. */
-extern const char *const batch_value_names[];
 
 /* Whether a status is final (the object never changes again). */
 int batch_status_final(const char *status);

@@ -7,27 +7,12 @@
 #include "batch_params.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "batch.h"
 #include "util.h"
-
-static int refuse(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int refuse(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	util_scrub(why);
-	return -EINVAL;
-}
 
 int params_window_hours(const char *window)
 {
@@ -83,7 +68,8 @@ static int next_word(const char *text, size_t len, size_t *at, char **out,
 
 		if (c == '\0') {
 			free(w);
-			return refuse(why, whylen, "a NUL byte in the text");
+			return util_reason(-EINVAL, why, whylen,
+					   "a NUL byte in the text");
 		}
 		if (c == '"') {
 			quoted = !quoted;
@@ -97,7 +83,8 @@ static int next_word(const char *text, size_t len, size_t *at, char **out,
 	w[n] = '\0';
 	if (quoted) {
 		free(w);
-		return refuse(why, whylen, "a quote is not closed");
+		return util_reason(-EINVAL, why, whylen,
+				   "a quote is not closed");
 	}
 	*at = i;
 	*out = w;
@@ -110,7 +97,8 @@ static int set_once(char **slot, char *value, const char *key, char *why,
 		    size_t whylen)
 {
 	if (*slot)
-		return refuse(why, whylen, "%s is given twice", key);
+		return util_reason(-EINVAL, why, whylen, "%s is given twice",
+				   key);
 	*slot = value;
 	return 0;
 }
@@ -122,21 +110,23 @@ static int add_meta(struct batch_params *p, const char *key, char *value,
 	char *k;
 
 	if (!*key || chars(key) > PARAMS_META_KEY_MAX)
-		return refuse(why, whylen,
-			      "a metadata key must be 1 to %d characters",
-			      PARAMS_META_KEY_MAX);
+		return util_reason(-EINVAL, why, whylen,
+				   "a metadata key must be 1 to %d characters",
+				   PARAMS_META_KEY_MAX);
 	if (chars(value) > PARAMS_META_VALUE_MAX)
-		return refuse(
-		    why, whylen,
+		return util_reason(
+		    -EINVAL, why, whylen,
 		    "metadata.%.64s: a value is at most %d characters", key,
 		    PARAMS_META_VALUE_MAX);
 	for (size_t i = 0; i < p->nmeta; i++)
 		if (strcmp(p->meta[i].key, key) == 0)
-			return refuse(why, whylen,
-				      "metadata.%.64s is given twice", key);
+			return util_reason(-EINVAL, why, whylen,
+					   "metadata.%.64s is given twice",
+					   key);
 	if (p->nmeta == PARAMS_META_MAX)
-		return refuse(why, whylen, "at most %d metadata pairs",
-			      PARAMS_META_MAX);
+		return util_reason(-EINVAL, why, whylen,
+				   "at most %d metadata pairs",
+				   PARAMS_META_MAX);
 	k = strdup(key);
 	if (!k)
 		return -ENOMEM;
@@ -159,13 +149,15 @@ static int take_word(struct batch_params *p, char *word, char *why,
 		if (eq)
 			*eq = '\0';
 		if (!eq || !util_utf8_valid(word, strlen(word)))
-			return refuse(why, whylen,
-				      "a parameter is not UTF-8 text");
-		return refuse(why, whylen,
-			      "the value of %.64s is not UTF-8 text", word);
+			return util_reason(-EINVAL, why, whylen,
+					   "a parameter is not UTF-8 text");
+		return util_reason(-EINVAL, why, whylen,
+				   "the value of %.64s is not UTF-8 text",
+				   word);
 	}
 	if (!eq)
-		return refuse(why, whylen, "\"%.64s\" is not key=value", word);
+		return util_reason(-EINVAL, why, whylen,
+				   "\"%.64s\" is not key=value", word);
 	*eq = '\0';
 	value = strdup(eq + 1);
 	if (!value)
@@ -179,7 +171,8 @@ static int take_word(struct batch_params *p, char *word, char *why,
 	else if (strncmp(word, "metadata.", 9) == 0)
 		r = add_meta(p, word + 9, value, why, whylen);
 	else
-		r = refuse(why, whylen, "unknown parameter \"%.64s\"", word);
+		r = util_reason(-EINVAL, why, whylen,
+				"unknown parameter \"%.64s\"", word);
 	if (r < 0)
 		free(value);
 	return r;
@@ -190,31 +183,34 @@ static int check_all(struct batch_params *p, const char *window, char *why,
 		     size_t whylen)
 {
 	if (!p->input_file_id)
-		return refuse(why, whylen, "input_file_id is required");
+		return util_reason(-EINVAL, why, whylen,
+				   "input_file_id is required");
 	if (!batch_id_valid(p->input_file_id))
-		return refuse(why, whylen,
-			      "input_file_id \"%.64s\" is not a file id",
-			      p->input_file_id);
+		return util_reason(-EINVAL, why, whylen,
+				   "input_file_id \"%.64s\" is not a file id",
+				   p->input_file_id);
 	if (!p->completion_window) {
 		p->completion_window = strdup(window);
 		if (!p->completion_window)
 			return -ENOMEM;
 	}
 	if (params_window_hours(p->completion_window) < 0)
-		return refuse(why, whylen,
-			      "completion_window \"%.16s\" must be hours or "
-			      "days from 12h to 7d, such as 24h or 3d",
-			      p->completion_window);
+		return util_reason(
+		    -EINVAL, why, whylen,
+		    "completion_window \"%.16s\" must be hours or "
+		    "days from 12h to 7d, such as 24h or 3d",
+		    p->completion_window);
 	if (!p->endpoint) {
 		p->endpoint = strdup(PARAMS_ENDPOINT);
 		if (!p->endpoint)
 			return -ENOMEM;
 	}
 	if (strncmp(p->endpoint, "/v1/", 4) != 0)
-		return refuse(why, whylen,
-			      "endpoint \"%.64s\" must be an API path such as "
-			      "%s",
-			      p->endpoint, PARAMS_ENDPOINT);
+		return util_reason(
+		    -EINVAL, why, whylen,
+		    "endpoint \"%.64s\" must be an API path such as "
+		    "%s",
+		    p->endpoint, PARAMS_ENDPOINT);
 	return 0;
 }
 
@@ -228,7 +224,8 @@ int params_parse(const char *text, size_t len, const char *window,
 	memset(p, 0, sizeof(*p));
 	why[0] = '\0';
 	if (len > PARAMS_TEXT_MAX) {
-		r = refuse(why, whylen, "more than %d bytes", PARAMS_TEXT_MAX);
+		r = util_reason(-EINVAL, why, whylen, "more than %d bytes",
+				PARAMS_TEXT_MAX);
 		goto out;
 	}
 	while ((r = next_word(text, len, &at, &word, why, whylen)) == 1) {

@@ -102,6 +102,21 @@ static int retry_once(struct ctl *c, struct op *op, const struct batch *b,
 			 "before retrying again");
 		return -EIO;
 	}
+	if (r == 0) {
+		/* Another mount, here or on another machine, or this one
+		 * before a restart, may have retried it: the server says. */
+		r = ctl_retry_found(c, op, b, done, sizeof(done));
+		if (r < 0) {
+			ctl_retry_settle(&c->outcomes, b->id, NULL);
+			snprintf(msg, len,
+				 "cannot tell whether it was retried already "
+				 "(the list of batches: %s)",
+				 strerror(-r));
+			return r;
+		}
+		if (r == 1)
+			ctl_retry_settle(&c->outcomes, b->id, done);
+	}
 	if (r == 1) {
 		snprintf(msg, len,
 			 "ok %s (retried already: retry that batch "

@@ -56,12 +56,23 @@ struct batch;
  * Retry what did not succeed in final batch b (ctl_retry.c): its input's
  * lines without a successful result uploaded as a new input (the input's
  * name with .retry-N) and a batch created from it with b's endpoint,
- * completion window and metadata, as part of op (whose deadline it may
+ * completion window and metadata, marked as b's retry (kimifs_retry "N b",
+ * its job and part kept: job_tag.h; unmarked, and logged, when b's own
+ * metadata leaves no room), as part of op (whose deadline it may
  * extend for the upload). 0 with "ok <new batch id>" or "nothing to retry"
  * (nothing sent) in msg, or -errno with the reason in msg.
  */
 int ctl_retry(struct ctl *c, struct op *op, const struct batch *b, char *msg,
 	      size_t msglen);
+
+/*
+ * The retry of b the server holds, made by any mount on any machine (a
+ * batch newer than b whose kimifs_retry names b, job_tag.h), the newest
+ * batches first brought into the listing: 1 with its id in done (size
+ * bytes), 0 when there is none, or -errno when the listing cannot be read.
+ */
+int ctl_retry_found(struct ctl *c, struct op *op, const struct batch *b,
+		    char *done, size_t size);
 
 /*
  * Run one command written to the mount's ctl file (MOUNT/ctl), as

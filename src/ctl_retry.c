@@ -24,7 +24,9 @@
 #include "results_cache.h"
 #include "store_files.h"
 #include "log.h"
+#include "job_tag.h"
 #include "retry.h"
+#include "store_batches.h"
 #include "submit.h"
 #include "util.h"
 
@@ -69,6 +71,37 @@ static char *member(const cJSON *obj, const char *name)
 }
 
 /*
+ * Mark p as the retry of b: b's job and part kept, the round one more than
+ * b's, b named (job_tag.h). 0, or -ENOMEM; a retry that cannot be marked
+ * (b's metadata leaves no room) goes unmarked, logged.
+ */
+static int mark(const struct batch *b, struct batch_params *p)
+{
+	struct job_tag t = {0};
+	char why[200];
+	int r = b->tagged ? job_tag_of(b, &t, why, sizeof(why)) : 0;
+
+	if (r < 0) {
+		if (r == -ENOMEM)
+			return r;
+		log_warn("retry %s: its kimifs keys are not ours (%s): the "
+			 "retry keeps its job out",
+			 b->id, why);
+		memset(&t, 0, sizeof(t));
+	}
+	t.round++;
+	snprintf(t.retries, sizeof(t.retries), "%s", b->id);
+	r = job_tag_write(&t, p, why, sizeof(why));
+	if (r == -EINVAL) {
+		log_warn("retry %s: not marked as its retry (%s): another "
+			 "mount cannot tell it was retried",
+			 b->id, why);
+		r = 0;
+	}
+	return r;
+}
+
+/*
  * The parameters of the retry of b: its endpoint, completion window and
  * metadata (string values, as the server holds them) with input file
  * input. 0, or -ENOMEM / -EIO with the reason in why.
@@ -107,8 +140,9 @@ static int retry_params(const struct batch *b, const char *input,
 	if (r < 0) {
 		snprintf(why, whylen, "the batch has no endpoint or window");
 		params_free(p);
+		return r;
 	}
-	return r;
+	return mark(b, p);
 }
 
 /* Stage the lines to retry of b (its input in_fd, its results set) in a
@@ -274,4 +308,33 @@ out:
 	file_unref(up);
 	file_unref(in);
 	return r;
+}
+
+int ctl_retry_found(struct ctl *c, struct op *op, const struct batch *b,
+		    char *done, size_t size)
+{
+	char **ids = NULL, why[200];
+	size_t n = 0;
+	int r = batches_newest(c->batches, op), found = 0;
+
+	if (r == 0)
+		r = batches_list(c->batches, op, &ids, &n);
+	/* Newest first: a retry is newer than what it retries. */
+	for (size_t i = 0; r == 0 && !found && i < n; i++) {
+		struct batch *x = NULL;
+		struct job_tag t;
+
+		if (strcmp(ids[i], b->id) == 0)
+			break;
+		if (batches_get(c->batches, op, ids[i], STORE_ANY, &x, NULL) ==
+			0 &&
+		    x->tagged && job_tag_of(x, &t, why, sizeof(why)) == 1 &&
+		    strcmp(t.retries, b->id) == 0) {
+			snprintf(done, size, "%s", x->id);
+			found = 1;
+		}
+		batch_unref(x);
+	}
+	listing_free_ids(ids, n);
+	return r < 0 ? r : found;
 }

@@ -2,9 +2,9 @@
  * dir_batches.c - the batches/ subtree: one directory per batch, its value
  * files, batch.json, request_counts/, metadata/ and ctl, each a node type
  * over the stored batch snapshot (store_batches.h). The entries of a
- * batch directory are its table of children (batch_children): a value file
- * per name of batch_value_names, present when its field is not null, each
- * rendered from the snapshot when it is opened (batch_render).
+ * batch directory are its table of children (batch_children): batch.json
+ * and a value file per value of the batch kind (kind.h), present when its
+ * field is not null, each rendered from the snapshot when it is opened.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 #include "ctl_outcome.h"
 #include "dir_results.h"
 #include "dir_stage.h"
+#include "kind.h"
 #include "listing.h"
 #include "log.h"
 #include "opts.h"
@@ -42,14 +43,15 @@ static int show(const struct batch *b, enum batch_part part, const char *name,
 	return r;
 }
 
-static int render_json(const struct batch *b, const char *name, struct view *v)
-{
-	return show(b, BATCH_JSON, name, v);
-}
-
+/* batch.json and the value files, as the batch kind renders them. */
 static int render_value(const struct batch *b, const char *name, struct view *v)
 {
-	return show(b, BATCH_VALUE, name, v);
+	size_t len;
+	int r = kind_render(&batch_kind, b, name, &v->owned, &len);
+
+	v->data = v->owned;
+	v->len = len;
+	return r;
 }
 
 static int render_count(const struct batch *b, const char *name, struct view *v)
@@ -126,12 +128,6 @@ static int file_view(struct tree *tree, struct op *op, const struct node *n,
 	if (r < 0)
 		view_release(v);
 	return r;
-}
-
-static int json_view(struct tree *tree, struct op *op, const struct node *n,
-		     enum store_mode mode, struct view *v)
-{
-	return file_view(tree, op, n, mode, render_json, v);
 }
 
 static int value_view(struct tree *tree, struct op *op, const struct node *n,
@@ -254,13 +250,6 @@ static const struct node_type type_blink = {
     .what = "batch file link",
     .mode = S_IFLNK | 0777,
     .view = blink_view,
-};
-
-static const struct node_type type_bjson = {
-    .what = "batch file",
-    .mode = S_IFREG | 0444,
-    .view = json_view,
-    .open_ops = &tree_view_ops,
 };
 
 static const struct node_type type_bvalue = {
@@ -400,11 +389,6 @@ static const struct node_type type_metadir = {
     .readdir = meta_readdir,
 };
 
-static int value_present(const void *obj, const char *name)
-{
-	return batch_has_value(obj, name);
-}
-
 static int link_present(const void *obj, const char *name)
 {
 	const char *field = link_field(name);
@@ -416,10 +400,7 @@ static int link_present(const void *obj, const char *name)
 /* The entries of a batch directory, in listing order: batch.json, the
  * value files whose field is not null, the links whose id is set. */
 static const struct node_child batch_children[] = {
-    {.name = "batch.json", .type = &type_bjson},
-    {.names = batch_value_names,
-     .type = &type_bvalue,
-     .present = value_present},
+    {.kind = &batch_kind, .type = &type_bvalue},
     {.name = "input.jsonl", .type = &type_blink, .present = link_present},
     {.name = "output.jsonl", .type = &type_blink, .present = link_present},
     {.name = "errors.jsonl", .type = &type_blink, .present = link_present},

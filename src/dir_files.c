@@ -14,6 +14,7 @@
 #include "ctl_outcome.h"
 #include "dir_stage.h"
 #include "file_ctl.h"
+#include "kind.h"
 #include "listing.h"
 #include "log.h"
 #include "stage.h"
@@ -63,25 +64,20 @@ static int fdir_view(struct tree *tree, struct op *op, const struct node *n,
 	return file_snapshot(tree, op, n, mode, v);
 }
 
-/* file.json and the value files: the snapshot's rendering. */
+/* file.json and the value files, as the file kind renders them. */
 static int fvalue_view(struct tree *tree, struct op *op, const struct node *n,
 		       enum store_mode mode, struct view *v)
 {
-	const struct file *f;
-	const struct bfile *b;
 	int r = file_snapshot(tree, op, n, mode, v);
 
-	if (r < 0)
-		return r;
-	f = view_file(v);
-	b = strcmp(n->name, "file.json") == 0 ? &f->json
-					      : file_value(f, n->name);
-	if (!b) {
+	if (r == 0)
+		r = kind_render(&file_kind, view_file(v), n->name, &v->owned,
+				&v->len);
+	if (r < 0) {
 		view_release(v);
-		return -ENOENT;
+		return r;
 	}
-	v->data = b->data;
-	v->len = b->len;
+	v->data = v->owned;
 	return 0;
 }
 
@@ -193,16 +189,10 @@ static const struct node_type type_fctl = {
     .open_ops = &fctl_ops,
 };
 
-static int value_present(const void *obj, const char *name)
-{
-	return file_value(obj, name) != NULL;
-}
-
 /* The entries of a file directory, in listing order: file.json, the value
  * files the FileObject has, content and ctl. */
 static const struct node_child file_children[] = {
-    {.name = "file.json", .type = &type_fvalue},
-    {.names = file_value_names, .type = &type_fvalue, .present = value_present},
+    {.kind = &file_kind, .type = &type_fvalue},
     {.name = "content", .type = &type_content},
     {.name = "ctl", .type = &type_fctl},
     {0},

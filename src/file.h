@@ -16,6 +16,10 @@
 
 #define FILE_ID_MAX BATCH_ID_MAX
 
+/* The name of files/by-name/: a file id equal to it is left out of the
+ * listing (it could never be reached under files/). */
+#define FILE_BY_NAME "by-name"
+
 struct file {
 	int refs; /* atomic; freed when it drops to zero */
 	char *id;

@@ -36,8 +36,9 @@ static int aborted(const struct http *h, const struct op *op)
 /* One attempt's answer as it arrives. */
 struct response {
 	CURL *curl;
-	int sink_fd;	 /* >= 0: a 2xx body goes there */
-	int sink_failed; /* the errno of a failed write to sink_fd, or 0 */
+	int sink_fd;	   /* >= 0: a 2xx body goes there */
+	int sink_failed;   /* the errno of a failed write to sink_fd, or 0 */
+	int source_failed; /* the errno of a failed read of a range sent */
 	struct http_answer *ans;
 	size_t cap;
 	int too_big;
@@ -259,7 +260,7 @@ static enum api_fail classify(int r, const struct api_error *err,
 {
 	if (err->http_status)
 		return status_kind(err->http_status)->fail;
-	if (resp->sink_failed)
+	if (resp->sink_failed || resp->source_failed)
 		return API_FAIL_LOCAL;
 	if (resp->too_big)
 		return API_FAIL_BAD_ANSWER;
@@ -339,8 +340,72 @@ static void count_attempt(struct stats *st, CURL *c, CURLcode rc)
 		STAT_ADD(st, responses[STAT_2XX], 1);
 }
 
-/* The body of rq as a multipart form, or NULL (out of memory). */
-static curl_mime *make_form(CURL *c, const struct http_request *rq)
+/* Where a range being sent stands (make_form); freed by libcurl. */
+struct range_read {
+	struct http_range range;
+	uint64_t pos; /* bytes of the range sent so far */
+	int *failed;  /* set to the errno when the file cannot be read */
+};
+
+/* libcurl's read callback of a range: the next bytes, 0 at its end, or an
+ * abort when the file cannot be read or ends early. */
+static size_t range_read(char *buf, size_t size, size_t nitems, void *arg)
+{
+	struct range_read *rr = arg;
+	uint64_t left = rr->range.length - rr->pos;
+	size_t want = size * nitems;
+	ssize_t got;
+
+	if (left == 0)
+		return 0;
+	if (want > left)
+		want = (size_t)left;
+	do
+		got = pread(rr->range.fd, buf, want,
+			    (off_t)(rr->range.offset + rr->pos));
+	while (got < 0 && errno == EINTR);
+	if (got <= 0) {
+		*rr->failed = got < 0 ? errno : ENODATA; /* ended early */
+		return CURL_READFUNC_ABORT;
+	}
+	rr->pos += (uint64_t)got;
+	return (size_t)got;
+}
+
+/* libcurl's seek callback of a range (a resend starts over). */
+static int range_seek(void *arg, curl_off_t offset, int origin)
+{
+	struct range_read *rr = arg;
+
+	if (origin != SEEK_SET || offset < 0 ||
+	    (uint64_t)offset > rr->range.length)
+		return CURL_SEEKFUNC_CANTSEEK;
+	rr->pos = (uint64_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+/* The file field p of a form from a range of an open file, a failed read
+ * told in *failed: 0, or -1. */
+static int range_part(curl_mimepart *part, const struct http_range *range,
+		      int *failed)
+{
+	struct range_read *rr = calloc(1, sizeof(*rr));
+
+	if (!rr)
+		return -1;
+	rr->range = *range;
+	rr->failed = failed;
+	if (curl_mime_data_cb(part, (curl_off_t)range->length, range_read,
+			      range_seek, free, rr) != CURLE_OK) {
+		free(rr);
+		return -1;
+	}
+	return 0;
+}
+
+/* The body of rq as a multipart form, or NULL (out of memory); a failed
+ * read of a range it sends is told in *failed. */
+static curl_mime *make_form(CURL *c, const struct http_request *rq, int *failed)
 {
 	curl_mime *form = curl_mime_init(c);
 
@@ -354,6 +419,7 @@ static curl_mime *make_form(CURL *c, const struct http_request *rq)
 			 CURLE_OK) ||
 		    (p->path &&
 		     curl_mime_filedata(part, p->path) != CURLE_OK) ||
+		    (p->range && range_part(part, p->range, failed) < 0) ||
 		    (p->filename &&
 		     curl_mime_filename(part, p->filename) != CURLE_OK)) {
 			curl_mime_free(form);
@@ -463,7 +529,7 @@ static int attempt(struct http *h, const struct op *op,
 	if (rq->method == HTTP_DELETE)
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
 	if (rq->method == HTTP_POST && rq->parts) {
-		form = make_form(c, rq);
+		form = make_form(c, rq, &r->source_failed);
 		if (!form) {
 			handle_put(h, c);
 			free_headers(headers);
@@ -503,6 +569,14 @@ static int attempt(struct http *h, const struct op *op,
 		return -status_errno(status);
 	}
 	err->http_status = 0;
+	if (r->source_failed) {
+		snprintf(err->message, sizeof(err->message),
+			 "cannot read the file being sent: %s",
+			 r->source_failed == ENODATA
+			     ? "it ended early"
+			     : strerror(r->source_failed));
+		return -EIO;
+	}
 	if (r->sink_failed)
 		snprintf(err->message, sizeof(err->message),
 			 "cannot write the answer down: %s",
@@ -532,7 +606,7 @@ static int attempt(struct http *h, const struct op *op,
 static int retryable(int r, const struct api_error *err,
 		     const struct response *resp)
 {
-	if (resp->too_big || resp->sink_failed)
+	if (resp->too_big || resp->sink_failed || resp->source_failed)
 		return 0;
 	if (r == -EAGAIN || r == -EHOSTUNREACH || r == -ETIMEDOUT)
 		return 1;
@@ -546,6 +620,7 @@ static void response_reset(struct response *r, off_t sink_start)
 	r->cap = 0;
 	r->too_big = 0;
 	r->sink_failed = 0;
+	r->source_failed = 0;
 	if (r->sink_fd >= 0 && sink_start >= 0 &&
 	    (lseek(r->sink_fd, sink_start, SEEK_SET) < 0 ||
 	     ftruncate(r->sink_fd, sink_start) < 0))

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -36,12 +37,24 @@ struct http {
 
 enum http_method { HTTP_GET, HTTP_POST, HTTP_DELETE };
 
+/* Bytes of an open file: length bytes from offset, read with pread(2) as
+ * they are sent (the descriptor's position is never moved, so one file may
+ * feed several requests at once). */
+struct http_range {
+	int fd;
+	uint64_t offset;
+	uint64_t length;
+};
+
 /* One field of a multipart/form-data body: text, or a file's content. */
 struct http_part {
 	const char *name;
 	const char *value;    /* a text field, or NULL */
 	const char *path;     /* a file field: the file sent (streamed) */
 	const char *filename; /* the file's name in the form */
+	/* A file field from part of an open file instead of path (streamed;
+	 * a file that ends before offset + length fails the request). */
+	const struct http_range *range;
 };
 
 struct http_request {

@@ -87,8 +87,16 @@ void jsonl_check_init(struct jsonl_check *c, const char *name)
 	const char *base = strrchr(name, '/');
 
 	memset(c, 0, sizeof(*c));
+	c->max_bytes = JSONL_MAX_BYTES;
 	snprintf(c->name, sizeof(c->name), "%s", base ? base + 1 : name);
 	util_scrub(c->name);
+}
+
+void jsonl_check_spill(struct jsonl_check *c, jsonl_spill_fn spill, void *ctx)
+{
+	c->spill = spill;
+	c->spill_ctx = ctx;
+	c->max_bytes = UINT64_MAX;
 }
 
 void jsonl_check_source(struct jsonl_check *c, uint64_t size,
@@ -108,21 +116,19 @@ static uint64_t id_hash(const char *id)
 }
 
 /*
- * Whether the custom_id whose string token starts at offset off of the
- * file is id: the token read back through the reader (up to its closing
- * quote, at most JSONL_MAX_LINE bytes; not the rest of its line) and
- * decoded. 1 or 0; 0 with c->ioerr or c->oom set when it cannot be read.
- * Without a reader the hashes alone decide: 1.
+ * The string token that starts at offset off of the file, read back
+ * through the reader (up to its closing quote, at most JSONL_MAX_LINE
+ * bytes; not the rest of its line) and decoded: a cJSON string to delete,
+ * or NULL with c->ioerr or c->oom set when it cannot be read (or the file
+ * changed: no string there).
  */
-static int token_is_id(struct jsonl_check *c, uint64_t off, const char *id)
+static cJSON *token_at(struct jsonl_check *c, uint64_t off)
 {
 	char *tok = NULL;
 	size_t len = 0, cap = 0, end = 0, nuls;
-	int esc = 0, same = 0;
-	cJSON *v;
+	int esc = 0;
+	cJSON *v = NULL;
 
-	if (!c->pread)
-		return 1;
 	while (!end && len < JSONL_MAX_LINE) {
 		ssize_t n;
 
@@ -159,10 +165,40 @@ static int token_is_id(struct jsonl_check *c, uint64_t off, const char *id)
 	if (!end)
 		goto out; /* the file changed under the check */
 	v = json_parse(tok, end, &nuls);
-	same = cJSON_IsString(v) && strcmp(v->valuestring, id) == 0;
-	cJSON_Delete(v);
+	if (!cJSON_IsString(v)) {
+		cJSON_Delete(v);
+		v = NULL;
+	}
 out:
 	free(tok);
+	return v;
+}
+
+/* Whether the custom_id whose token starts at offset off is id: 1 or 0
+ * (0 with c->ioerr or c->oom set when it cannot be read). Without a reader
+ * the hashes alone decide: 1. */
+static int token_is_id(struct jsonl_check *c, uint64_t off, const char *id)
+{
+	cJSON *v;
+	int same;
+
+	if (!c->pread)
+		return 1;
+	v = token_at(c, off);
+	same = v && strcmp(v->valuestring, id) == 0;
+	cJSON_Delete(v);
+	return same;
+}
+
+int jsonl_check_same_id(struct jsonl_check *c, uint64_t a, uint64_t b)
+{
+	cJSON *x = token_at(c, a), *y = x ? token_at(c, b) : NULL;
+	int same = x && y && strcmp(x->valuestring, y->valuestring) == 0;
+
+	cJSON_Delete(x);
+	cJSON_Delete(y);
+	if (!x || !y)
+		return c->oom ? -ENOMEM : c->ioerr ? c->ioerr : -EIO;
 	return same;
 }
 
@@ -375,6 +411,12 @@ static void check_request(struct jsonl_check *c, const char *line, size_t len)
 	id = string_of(vid);
 	if (!id || !*id) {
 		problem(c, at, "custom_id must be a non-empty string");
+	} else if (c->spill) {
+		int sr = c->spill(c->spill_ctx, id_hash(id),
+				  c->line_off + sc.id.at, c->lineno);
+
+		if (sr < 0 && !c->ioerr)
+			c->ioerr = sr;
 	} else {
 		size_t first = seen_add(c, id, sc.id.at);
 
@@ -462,10 +504,10 @@ static void append(struct jsonl_check *c, const char *p, size_t n)
 
 void jsonl_check_feed(struct jsonl_check *c, const char *buf, size_t len)
 {
-	size_t before = c->bytes;
+	uint64_t before = c->bytes;
 
 	c->bytes += len;
-	if (before > JSONL_MAX_BYTES)
+	if (before > c->max_bytes)
 		return; /* already refused; nothing more to learn */
 	while (len) {
 		const char *nl = memchr(buf, '\n', len);
@@ -592,23 +634,49 @@ const char *jsonl_name_problem(const char *name)
 	return NULL;
 }
 
-int jsonl_check_end(struct jsonl_check *c)
+/* Whether c is over its size limit (then refused for that alone). */
+static int over_limit(const struct jsonl_check *c)
 {
-	int over = c->bytes > JSONL_MAX_BYTES || c->size > JSONL_MAX_BYTES;
-	const char *why;
+	return c->bytes > c->max_bytes || c->size > c->max_bytes;
+}
 
-	if (over) {
-		forget_problems(c);
-	} else if (c->blen || c->overlong) {
+void jsonl_check_eof(struct jsonl_check *c)
+{
+	if (c->eof)
+		return;
+	c->eof = 1;
+	if (!over_limit(c) && (c->blen || c->overlong)) {
 		c->last = 1;
 		end_line(c); /* a last line without its newline */
 	}
+}
+
+void jsonl_check_repeat(struct jsonl_check *c, uint64_t line, uint64_t first,
+			uint64_t off)
+{
+	char q[80];
+	cJSON *v = token_at(c, off);
+
+	quoted(q, sizeof(q), v ? v->valuestring : "?");
+	cJSON_Delete(v);
+	problem(c, (size_t)line, "custom_id %s repeats line %llu", q,
+		(unsigned long long)first);
+}
+
+int jsonl_check_end(struct jsonl_check *c)
+{
+	int over = over_limit(c);
+	const char *why;
+
+	jsonl_check_eof(c);
+	if (over)
+		forget_problems(c);
 	why = jsonl_name_problem(c->name);
 	if (why)
 		problem(c, 0, "%s", why);
 	if (over)
-		problem(c, 0, "larger than the API's limit of %lu MiB",
-			JSONL_MAX_BYTES >> 20);
+		problem(c, 0, "larger than the API's limit of %llu MiB",
+			(unsigned long long)(c->max_bytes >> 20));
 	else if (c->bytes == 0)
 		problem(c, 0, "the file is empty");
 	else if (c->requests == 0)

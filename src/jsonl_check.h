@@ -35,14 +35,21 @@ typedef ssize_t (*jsonl_pread_fn)(void *ctx, char *buf, size_t len,
 
 struct jsonl_seen; /* custom_ids met so far */
 
+/* Told each custom_id met in spill mode: its hash (util_hash), where its
+ * string token starts in the file and its line. 0, or -errno (the check
+ * then ends with it). */
+typedef int (*jsonl_spill_fn)(void *ctx, uint64_t hash, uint64_t off,
+			      uint64_t line);
+
 struct jsonl_check {
-	char name[256];	  /* the file's name, for the report */
-	size_t bytes;	  /* fed so far */
-	size_t lineno;	  /* lines completed so far */
-	size_t requests;  /* request lines (non-blank) */
-	size_t blank_at;  /* first of the blank lines pending, or 0 */
-	size_t nproblems; /* all problems found, also those not written */
-	char *report;	  /* the first JSONL_MAX_PROBLEMS, one per line */
+	char name[256];	    /* the file's name, for the report */
+	uint64_t bytes;	    /* fed so far */
+	uint64_t max_bytes; /* the file's limit: JSONL_MAX_BYTES, or none */
+	size_t lineno;	    /* lines completed so far */
+	size_t requests;    /* request lines (non-blank) */
+	size_t blank_at;    /* first of the blank lines pending, or 0 */
+	size_t nproblems;   /* all problems found, also those not written */
+	char *report;	    /* the first JSONL_MAX_PROBLEMS, one per line */
 	size_t rlen;
 	char *model; /* the model of the first line that has one */
 	size_t model_line;
@@ -57,6 +64,9 @@ struct jsonl_check {
 	uint64_t size;	      /* the file's size, when told (0: not known) */
 	jsonl_pread_fn pread; /* reads earlier lines back, or NULL */
 	void *pread_ctx;
+	jsonl_spill_fn spill; /* spill mode: ids go here, not to seen */
+	void *spill_ctx;
+	int eof;   /* the last line was ended (jsonl_check_eof) */
 	int oom;   /* memory ran out: the check cannot say yes */
 	int ioerr; /* an earlier line could not be read back: -errno */
 };
@@ -77,8 +87,33 @@ void jsonl_check_init(struct jsonl_check *c, const char *name);
 void jsonl_check_source(struct jsonl_check *c, uint64_t size,
 			jsonl_pread_fn pread, void *ctx);
 
+/*
+ * Check a job's input instead of one batch's: no limit on the whole file's
+ * size, and every custom_id goes to spill rather than to a table in memory
+ * (the caller finds repeats across the whole file with bounded memory:
+ * idsort.h, then tells each with jsonl_check_repeat). Before the first
+ * feed, after jsonl_check_source.
+ */
+void jsonl_check_spill(struct jsonl_check *c, jsonl_spill_fn spill, void *ctx);
+
 /* Feed the next len bytes of the file. */
 void jsonl_check_feed(struct jsonl_check *c, const char *buf, size_t len);
+
+/* End of the file's bytes: a last line without its newline is checked
+ * (and its id spilled). jsonl_check_end does it when not done. */
+void jsonl_check_eof(struct jsonl_check *c);
+
+/*
+ * Whether the custom_id tokens that start at offsets a and b are the same
+ * string, read back through the reader: 1 or 0, or -errno when one cannot
+ * be read.
+ */
+int jsonl_check_same_id(struct jsonl_check *c, uint64_t a, uint64_t b);
+
+/* A repeat found in spill mode: line's custom_id (its token at off)
+ * repeats line first, a problem of the file. */
+void jsonl_check_repeat(struct jsonl_check *c, uint64_t line, uint64_t first,
+			uint64_t off);
 
 /*
  * End of file: 0 when the file may be uploaded, -EINVAL when it breaks a

@@ -1,6 +1,6 @@
 /*
  * listing.c - the paged, bounded listing of every object of a kind: pages
- * fetched through the kind's list_page, cursors and ids checked for
+ * fetched through the store source's list_page, cursors and ids checked for
  * repeats, the early stop of a refresh at a page of objects known as final
  * (the rest kept from the previous listing), the objects handed to the
  * store, the ids kept for ttl from the listing's end.
@@ -90,7 +90,7 @@ static int idset_add(struct idset *s, const char *id)
 /* The objects of one listing being fetched, in order, and what it has
  * seen. */
 struct gather {
-	const struct store_kind *kind;
+	const struct object_kind *kind;
 	struct store_item *items;
 	size_t n;
 	size_t cap;
@@ -123,7 +123,7 @@ static void gather_free(struct gather *g)
 	free(g->pending.slots);
 }
 
-static void page_free(const struct store_kind *kind, struct store_page *page)
+static void page_free(const struct object_kind *kind, struct store_page *page)
 {
 	for (size_t i = 0; i < page->nitems; i++)
 		kind->unref(page->items[i]);
@@ -199,7 +199,7 @@ static int gather_cursor(struct gather *g, char *cursor)
 static int page_known_final(const struct listing *l,
 			    const struct store_page *page)
 {
-	const struct store_kind *kind = l->store->kind;
+	const struct object_kind *kind = l->store->kind;
 
 	if (!page->nitems)
 		return 0;
@@ -241,7 +241,7 @@ static int may_stop(struct gather *g, const char *last)
  */
 static int fetch_all(struct listing *l, struct op *op, struct gather *g)
 {
-	const struct store_kind *kind = l->store->kind;
+	const struct object_kind *kind = l->store->kind;
 	struct store_page page;
 	struct api_error err;
 	const char *after = NULL;
@@ -257,8 +257,8 @@ static int fetch_all(struct listing *l, struct op *op, struct gather *g)
 		}
 		memset(&page, 0, sizeof(page));
 		memset(&err, 0, sizeof(err));
-		r = kind->list_page(l->store->ctx, op, after, l->page_size,
-				    &page, &err);
+		r = l->store->source->list_page(l->store->ctx, kind, op, after,
+						l->page_size, &page, &err);
 		answered = store_clock(l->store);
 		g->pages++;
 		if (r < 0) {

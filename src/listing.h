@@ -63,7 +63,7 @@ struct listing {
 	int stopped;	     /* whether it stopped early */
 };
 
-/* Set up an empty listing of store's kind (which has list_page). */
+/* Set up an empty listing of store's kind (its source has list_page). */
 void listing_init(struct listing *l, struct store *store, unsigned page_size);
 void listing_destroy(struct listing *l);
 

@@ -63,11 +63,13 @@ static void changed(const struct store *s, const char *id)
 		s->on_change(s->on_change_arg, id);
 }
 
-int store_init(struct store *s, const struct store_kind *kind, void *ctx,
-	       double ttl, double timeout)
+int store_init(struct store *s, const struct object_kind *kind,
+	       const struct store_source *source, void *ctx, double ttl,
+	       double timeout)
 {
 	memset(s, 0, sizeof(*s));
 	s->kind = kind;
+	s->source = source;
 	s->ctx = ctx;
 	s->ttl = ttl;
 	s->timeout = timeout;
@@ -157,10 +159,10 @@ static void wake_probe(struct store *s)
 void store_destroy(struct store *s)
 {
 	/* Probes in the background end at once (-EINTR) and are waited for:
-	 * they use the store and the kind's context. */
+	 * they use the store and the source's context. */
 	pthread_mutex_lock(&s->lock);
-	if (s->probe_threads && s->kind->stop)
-		s->kind->stop(s->ctx);
+	if (s->probe_threads && s->source->stop)
+		s->source->stop(s->ctx);
 	while (s->probe_threads)
 		wait_for(s, NULL, 1, FOREVER, NULL);
 	pthread_mutex_unlock(&s->lock);
@@ -449,7 +451,7 @@ static void *probe_run(void *arg)
 	pthread_mutex_lock(&s->lock);
 	seen = find(s, job->id)->changes;
 	pthread_mutex_unlock(&s->lock);
-	r = s->kind->fetch(s->ctx, NULL, job->id, &fresh, &err);
+	r = s->source->fetch(s->ctx, s->kind, NULL, job->id, &fresh, &err);
 	pthread_mutex_lock(&s->lock);
 	/* Still there: in-flight entries are not swept. */
 	e = find(s, job->id);
@@ -608,7 +610,7 @@ int store_get(struct store *s, struct op *op, const char *id,
 
 	sent = store_clock(s);
 	STAT_ADD(s->stats, misses, 1);
-	r = s->kind->fetch(s->ctx, op, id, &fresh, err);
+	r = s->source->fetch(s->ctx, s->kind, op, id, &fresh, err);
 
 	pthread_mutex_lock(&s->lock);
 	e = find(s, id); /* still there: in-flight entries are not swept */
@@ -746,22 +748,4 @@ int store_wait(struct store *s, const struct op *op, const char *id,
 		*now = e ? e->changes : 0;
 	pthread_mutex_unlock(&s->lock);
 	return r;
-}
-
-int store_page_take(struct store_page *page, struct api_page *ap,
-		    struct api_error *err)
-{
-	page->items = calloc(ap->nitems + 1, sizeof(*page->items));
-	if (!page->items) {
-		snprintf(err->message, sizeof(err->message), "%s",
-			 strerror(ENOMEM));
-		return -ENOMEM;
-	}
-	memcpy(page->items, ap->items, ap->nitems * sizeof(*page->items));
-	page->nitems = ap->nitems;
-	ap->nitems = 0; /* the references are the page's now */
-	page->last_id = ap->last_id;
-	ap->last_id = NULL;
-	page->has_more = ap->has_more;
-	return 0;
 }

@@ -4,9 +4,10 @@
  * be fetched again (ttl; final objects never), makes concurrent readers
  * share one fetch, remembers 404s for ttl, never lets an older answer
  * replace a newer one, and gives each entry a change stamp that readers can
- * wait on. What an object is, how it is fetched and how it ages is the
- * kind's business (struct store_kind); the store knows nothing of HTTP,
- * FUSE or batches. No lock is held across a fetch.
+ * wait on. What an object is and how it ages is its kind's descriptor
+ * (kind.h), where it comes from the store's source (struct store_source);
+ * the store knows nothing of HTTP, FUSE or batches. No lock is held across a
+ * fetch.
  */
 #ifndef KIMIFS_STORE_H
 #define KIMIFS_STORE_H
@@ -17,6 +18,7 @@
 
 #include "api.h"
 #include "clock.h"
+#include "kind.h"
 #include "stats.h"
 
 /* The freshness a reader asks of the store. */
@@ -29,7 +31,7 @@ enum store_mode {
 struct store_entry;
 struct store_waiter;
 
-/* One page of a kind's listing; see store_kind.list_page. */
+/* One page of a kind's listing; see store_source.list_page. */
 struct store_page {
 	void **items; /* objects, one reference each; NULL once taken */
 	size_t nitems;
@@ -38,62 +40,33 @@ struct store_page {
 	int has_more;
 };
 
-/* Fill page with the objects, cursor and has_more of a list page of the
- * API, taking them (ap keeps nothing to free but its array): 0, or
- * -ENOMEM with err. For the kinds' list_page. */
-int store_page_take(struct store_page *page, struct api_page *ap,
-		    struct api_error *err);
-
 /*
- * A kind of object: a table of functions over opaque objects. Objects are
- * immutable snapshots with a reference count; ctx is the kind's own (the
- * API client, or a test's stub). Every function but fetch, list_page and
- * stop is quick, never blocks, and may be called under the store's lock.
+ * Where a store's objects come from: the API (store_api, store_object.c),
+ * or a test's stub. ctx is the source's own (the API client); kind is the
+ * store's. What an object is, how it ages and compares, is its kind's
+ * descriptor (kind.h).
  */
-struct store_kind {
-	const char *name;   /* "batch": for messages */
-	const char *plural; /* "batches" */
+struct store_source {
 	/* Fetch object id as part of op (NULL: on its own): 0 with one
 	 * reference in *out, or -errno with err filled in (-ENOENT: the
 	 * server has no such object; -EINTR: op was interrupted). Bounded in
 	 * time; called with no lock held. */
-	int (*fetch)(void *ctx, struct op *op, const char *id, void **out,
-		     struct api_error *err);
-	void *(*ref)(void *obj);
-	void (*unref)(void *obj); /* NULL is allowed */
-	const char *(*id)(const void *obj);
-	/* Whether obj never changes again (never fetched again). */
-	int (*final)(const void *obj);
-	/* Where obj stands in its lifecycle, for answers whose requests
-	 * overlapped (store_put): a later stage replaces an earlier one.
-	 * 0 when unknown (never replaces, never replaced that way). */
-	int (*rank)(const void *obj);
-	/* Whether a and b say the same (a refetch that brought nothing new
-	 * does not raise the change stamp). */
-	int (*same)(const void *a, const void *b);
-	/* Told that a kept object was replaced by one that says otherwise
-	 * (never for the first object of an id); the store's lock is held,
-	 * so it may only look and log. NULL: nothing to tell. */
-	void (*changed)(const void *old, const void *obj);
-
-	/* For listings (listing.h); NULL for kinds that cannot be listed. */
-	/* One page of every object, after cursor after (NULL: the first),
-	 * at most limit objects: 0 with page filled, or -errno with err. */
-	int (*list_page)(void *ctx, struct op *op, const char *after,
-			 unsigned limit, struct store_page *page,
-			 struct api_error *err);
-	/* Whether id can be a name in the tree (others are left out). */
-	int (*id_valid)(const char *id);
-	/* The bytes obj holds, near enough, for the bounds of a listing. */
-	size_t (*bytes)(const void *obj);
-
+	int (*fetch)(void *ctx, const struct object_kind *kind, struct op *op,
+		     const char *id, void **out, struct api_error *err);
+	/* For listings (listing.h); NULL for sources that cannot list. One
+	 * page of every object, after cursor after (NULL: the first), at
+	 * most limit objects: 0 with page filled, or -errno with err. */
+	int (*list_page)(void *ctx, const struct object_kind *kind,
+			 struct op *op, const char *after, unsigned limit,
+			 struct store_page *page, struct api_error *err);
 	/* Make every fetch under way end at once (for store_destroy). */
 	void (*stop)(void *ctx);
 };
 
 struct store {
-	const struct store_kind *kind;
-	void *ctx;	     /* the kind's, passed to its functions */
+	const struct object_kind *kind;	   /* what its objects are */
+	const struct store_source *source; /* where they come from */
+	void *ctx;	     /* the source's, passed to its functions */
 	double ttl;	     /* seconds a fetched object stays fresh */
 	double timeout;	     /* seconds a caller waits behind another's probe */
 	struct stats *stats; /* hits, misses, stale copies; or NULL */
@@ -127,11 +100,13 @@ struct store {
 	struct store_waiter *probe_waiters; /* woken when a probe ends */
 };
 
-/* Set up an empty store of kind; 0 or -ENOMEM. */
-int store_init(struct store *s, const struct store_kind *kind, void *ctx,
-	       double ttl, double timeout);
+/* Set up an empty store of kind's objects from source (with its ctx); 0
+ * or -ENOMEM. */
+int store_init(struct store *s, const struct object_kind *kind,
+	       const struct store_source *source, void *ctx, double ttl,
+	       double timeout);
 /* Free every entry. Probes still running in the background are stopped
- * (kind->stop) and waited for; nobody may be waiting in the store. */
+ * (source->stop) and waited for; nobody may be waiting in the store. */
 void store_destroy(struct store *s);
 
 /* Seconds now on s's clock, which stamps requests and deadlines: take it

@@ -1,7 +1,7 @@
 /*
- * store_batches.h - batches as a kind of the object store: the store of
- * batch snapshots by id and the listing of batches/, bound to the API
- * client's batch calls, with typed getters for the tree and ctl.
+ * store_batches.h - batches in the object store: the store of batch
+ * snapshots by id (batch_kind) and the listing of batches/, from the API
+ * (store_api), with typed getters for the tree and ctl.
  */
 #ifndef KIMIFS_STORE_BATCHES_H
 #define KIMIFS_STORE_BATCHES_H
@@ -17,10 +17,6 @@ struct batches {
 	struct store store;	/* struct batch snapshots by id */
 	struct listing listing; /* the ids of batches/ */
 };
-
-/* The kind: struct batch objects fetched with api_get_batch and listed with
- * api_list of api_list_batch (ctx: the struct api). */
-extern const struct store_kind store_kind_batch;
 
 /* Set up the store and the listing over api, copies fresh for ttl
  * seconds, a fetch bounded by timeout seconds; 0 or -ENOMEM. */
@@ -51,5 +47,10 @@ int batches_list(struct batches *b, struct op *op, char ***ids, size_t *n);
 /* A full listing of batches/ begun now (MOUNT/ctl "refresh"): 0 or the
  * -errno of the listing. */
 int batches_refresh(struct batches *b, struct op *op);
+
+/* The newest batches brought into the listing now (its pages up to the
+ * batches it holds already, as a refresh of an old listing does): 0 or
+ * the -errno of the listing. */
+int batches_newest(struct batches *b, struct op *op);
 
 #endif

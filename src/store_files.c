@@ -1,8 +1,7 @@
 /*
- * store_files.c - the file kind of the object store: how a FileObject is
- * fetched, listed, compared and weighed; the typed wrappers the tree
- * calls; files/by-name/ derived from the listing; the ids deleted through
- * ctl, which are gone at once.
+ * store_files.c - the store and listing of files (file_kind from the API,
+ * store_api); the typed wrappers the tree calls; files/by-name/ derived
+ * from the listing; the ids deleted through ctl, which are gone at once.
  */
 #include "store_files.h"
 
@@ -11,115 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int kind_fetch(void *ctx, struct op *op, const char *id, void **out,
-		      struct api_error *err)
-{
-	struct file *f = NULL;
-	int r = api_get_file(ctx, op, id, &f, err);
-
-	*out = f;
-	return r;
-}
-
-static void *kind_ref(void *obj)
-{
-	return file_ref(obj);
-}
-
-static void kind_unref(void *obj)
-{
-	file_unref(obj);
-}
-
-static const char *kind_id(const void *obj)
-{
-	const struct file *f = obj;
-
-	return f->id;
-}
-
-static int kind_final(const void *obj)
-{
-	const struct file *f = obj;
-
-	return f->final;
-}
-
-/* A file has no lifecycle to rank: an overlapping answer never replaces a
- * newer one. */
-static int kind_rank(const void *obj)
-{
-	(void)obj;
-	return 0;
-}
-
-static int kind_same(const void *a, const void *b)
-{
-	const struct file *x = a, *y = b;
-
-	return x->json.len == y->json.len &&
-	       memcmp(x->json.data, y->json.data, x->json.len) == 0;
-}
-
-static size_t kind_bytes(const void *obj)
-{
-	const struct file *f = obj;
-	size_t n =
-	    sizeof(*f) + strlen(f->id) + strlen(f->filename) + f->json.len;
-
-	for (size_t i = 0; i < f->nvalues; i++)
-		n += strlen(f->values[i].name) + f->values[i].len;
-	return n;
-}
-
-static int kind_list_page(void *ctx, struct op *op, const char *after,
-			  unsigned limit, struct store_page *page,
-			  struct api_error *err)
-{
-	struct api_page ap;
-	int r = api_list(ctx, op, &api_list_file, after, limit, &ap, err);
-
-	if (r == 0)
-		r = store_page_take(page, &ap, err);
-	api_page_free(&ap);
-	return r;
-}
-
-/* An id is a name under files/, unless it is that of by-name/. */
-static int kind_id_valid(const char *id)
-{
-	return file_id_valid(id) && strcmp(id, FILES_BY_NAME) != 0;
-}
-
-static void kind_stop(void *ctx)
-{
-	api_stop(ctx);
-}
-
-const struct store_kind store_kind_file = {
-    .name = "file",
-    .plural = "files",
-    .fetch = kind_fetch,
-    .ref = kind_ref,
-    .unref = kind_unref,
-    .id = kind_id,
-    .final = kind_final,
-    .rank = kind_rank,
-    .same = kind_same,
-    .list_page = kind_list_page,
-    .id_valid = kind_id_valid,
-    .bytes = kind_bytes,
-    .stop = kind_stop,
-};
-
+#include "store_object.h"
 int files_init(struct files *f, struct api *api, double ttl, double timeout,
 	       unsigned page_size)
 {
-	int r = store_init(&f->store, &store_kind_file, api, ttl, timeout);
+	int r = store_api_init(&f->store, &f->listing, &file_kind, api, ttl,
+			       timeout, page_size);
 
 	if (r < 0)
 		return r;
-	listing_init(&f->listing, &f->store, page_size);
 	pthread_mutex_init(&f->lock, NULL);
 	f->deleted = NULL;
 	f->ndeleted = 0;
@@ -128,8 +27,7 @@ int files_init(struct files *f, struct api *api, double ttl, double timeout,
 
 void files_destroy(struct files *f)
 {
-	listing_destroy(&f->listing);
-	store_destroy(&f->store);
+	store_api_destroy(&f->store, &f->listing);
 	listing_free_ids(f->deleted, f->ndeleted);
 	pthread_mutex_destroy(&f->lock);
 }

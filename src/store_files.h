@@ -1,7 +1,7 @@
 /*
- * store_files.h - files as a kind of the object store: the store of
- * FileObject snapshots by id and the listing of files/, bound to the API
- * client's file calls, with typed getters for the tree, the names of
+ * store_files.h - files in the object store: the store of FileObject
+ * snapshots by id (file_kind) and the listing of files/, from the API
+ * (store_api), with typed getters for the tree, the names of
  * files/by-name/ derived from the listing, and the ids deleted through
  * this mount.
  */
@@ -16,9 +16,8 @@
 #include "listing.h"
 #include "store.h"
 
-/* The name of files/by-name/: a file id equal to it is left out of the
- * listing (it could never be reached under files/). */
-#define FILES_BY_NAME "by-name"
+/* The name of files/by-name/ (file.h). */
+#define FILES_BY_NAME FILE_BY_NAME
 
 struct files {
 	struct store store;	/* struct file snapshots by id */
@@ -27,8 +26,6 @@ struct files {
 	char **deleted;		/* ids deleted through ctl: gone at once */
 	size_t ndeleted;
 };
-
-extern const struct store_kind store_kind_file;
 
 /* Set up the store and the listing over api, copies fresh for ttl
  * seconds, a fetch bounded by timeout seconds; 0 or -ENOMEM. */

@@ -93,7 +93,7 @@ static void learn_file(struct submit *sb, struct file *f, double sent)
  * a page where visit returned 1. 0, or -errno when a page cannot be read.
  */
 static int scan_list(struct submit *sb, struct op *op,
-		     const struct api_list_kind *kind, unsigned max_pages,
+		     const struct object_kind *kind, unsigned max_pages,
 		     int (*visit)(void *item, void *ctx), void *ctx)
 {
 	struct api_page page;
@@ -160,7 +160,7 @@ static int find_copy(struct submit *sb, struct op *op, const char *filename,
 		     uint64_t size, struct file **out)
 {
 	struct copy_search s = {.sb = sb, .filename = filename, .size = size};
-	int r = scan_list(sb, op, &api_list_file, 1000, visit_copy, &s);
+	int r = scan_list(sb, op, &file_kind, 1000, visit_copy, &s);
 
 	if (r < 0) {
 		file_unref(s.found);
@@ -339,8 +339,7 @@ static int find_batch(struct submit *sb, struct op *op,
 	struct batch_search s = {.sb = sb,
 				 .input_file_id = p->input_file_id,
 				 .since = (int64_t)sent - CREATE_SKEW};
-	int r =
-	    scan_list(sb, op, &api_list_batch, CREATE_PAGES, visit_batch, &s);
+	int r = scan_list(sb, op, &batch_kind, CREATE_PAGES, visit_batch, &s);
 
 	if (r < 0) {
 		batch_unref(s.found);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "kind.h"
 
 int tree_mount_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
@@ -64,18 +65,26 @@ static int each_child(const struct node_type *t,
 	int r = 0;
 
 	for (const struct node_child *c = t->children;
-	     r == 0 && c && (c->name || c->names); c++) {
+	     r == 0 && c && (c->name || c->kind); c++) {
 		if (c->name)
 			r = fn(ctx, c, c->name);
-		for (size_t i = 0; r == 0 && !c->name && c->names[i]; i++)
-			r = fn(ctx, c, c->names[i]);
+		for (size_t i = 0; r == 0 && !c->name && i < c->kind->nvalues;
+		     i++) {
+			const struct object_value *v = &c->kind->values[i];
+			struct node_child one = {.name = v->name,
+						 .type = c->type,
+						 .present = v->present,
+						 .hidden = c->hidden};
+
+			r = fn(ctx, &one, one.name);
+		}
 	}
 	return r;
 }
 
 struct child_find {
 	const char *name;
-	const struct node_child *row;
+	const struct node_type *type; /* of the child found */
 };
 
 static int match_child(void *ctx, const struct node_child *row,
@@ -85,7 +94,7 @@ static int match_child(void *ctx, const struct node_child *row,
 
 	if (strcmp(f->name, name) != 0)
 		return 0;
-	f->row = row;
+	f->type = row->type;
 	return 1;
 }
 
@@ -95,7 +104,7 @@ int tree_lookup(struct tree *tree, const struct node *dir, const char *name,
 	struct child_find f = {name, NULL};
 
 	if (each_child(dir->type, match_child, &f))
-		return node_make(child, dir, f.row->type, name);
+		return node_make(child, dir, f.type, name);
 	if (dir->type->lookup)
 		return dir->type->lookup(tree, dir, name, child);
 	return -ENOENT; /* costs no request */

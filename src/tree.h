@@ -37,6 +37,7 @@ struct stage;
 struct stats;
 struct submit;
 struct node_type;
+struct object_kind;
 struct cache_reader;
 struct op;
 
@@ -189,15 +190,15 @@ off_t open_file_at(const struct open_file *f, off_t off);
 
 /*
  * One fixed child of a directory type, in its table of children (ended by
- * a row with neither name nor names), in listing order. A row is one name,
- * or one child per name of names (the value files of a kind), each of
- * type. present says whether the child is there in the directory's
+ * a row with neither name nor kind), in listing order. A row is one name,
+ * or one child per value file of kind (kind.h: its name and present), each
+ * of type. present says whether the child is there in the directory's
  * snapshot (obj, which its view holds; name, the child's): NULL for always.
  * A hidden child is found by name but never listed.
  */
 struct node_child {
 	const char *name;
-	const char *const *names; /* NULL-terminated; when name is NULL */
+	const struct object_kind *kind; /* when name is NULL */
 	const struct node_type *type;
 	int (*present)(const void *obj, const char *name);
 	int hidden;

@@ -4,7 +4,9 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -123,4 +125,15 @@ int util_grow(char **buf, size_t *cap, size_t need, size_t first)
 	*buf = grown;
 	*cap = ncap;
 	return 0;
+}
+
+int util_reason(int r, char *why, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, size, fmt, ap);
+	va_end(ap);
+	util_scrub(why);
+	return r;
 }

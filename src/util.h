@@ -50,4 +50,13 @@ int util_utf8_valid(const char *s, size_t len);
  */
 int util_grow(char **buf, size_t *cap, size_t need, size_t first);
 
+/*
+ * Write the reason of a failure, printf-style, into why (size bytes), its
+ * control characters scrubbed (it may quote what a server or a user
+ * wrote); returns r, so that `return util_reason(-EINVAL, why, size,
+ * ...)` says why and fails at once.
+ */
+int util_reason(int r, char *why, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -53,6 +53,8 @@ FAULT_ACTIONS = ("status", "body", "drop", "hang", "slow", "truncate", "delay", 
                  "lost")
 VALIDATING_S, PROCESSING_S, FINALIZING_S = 3.0, 20.0, 3.0   # --auto timings
 MAX_BATCH_FILE = 100 * 1024 * 1024
+MAX_FILES = 1000                        # files per account
+MAX_STORAGE = 10 * 1000 ** 3            # bytes of every file of the account
 MAX_BODY = 200 * 1024 * 1024
 DEFAULT_TOTAL = 10
 LOWER_ALNUM = string.ascii_lowercase + string.digits
@@ -266,6 +268,7 @@ class Sim:
         with self.lock:
             self.key, self.auto = self.start_key, self.start_auto
             self.cancel_delay, self.latency, self.offset = 1.0, 0.0, 0.0
+            self.max_files, self.max_storage = MAX_FILES, MAX_STORAGE
             self.strict_accept = False
             self.batches, self.files, self.faults, self.log = {}, {}, [], []
             self.seq, self.last_created, self.file_seq = 0, 0, 0
@@ -527,6 +530,8 @@ class Sim:
             p = f.get("probability")
             if p is not None and not (isinstance(p, (int, float)) and 0 <= p <= 1):
                 raise bad("'probability' must be a number from 0 to 1")
+            if not is_int(f.get("skip", 0)) or f.get("skip", 0) < 0:
+                raise bad("'skip' must be a non-negative integer")
             added.append(f)
         self.faults.extend(added)
 
@@ -567,6 +572,9 @@ class Sim:
             if f["_re"] is not None and not f["_re"].search(path):
                 continue
             if f.get("probability") is not None and random.random() >= f["probability"]:
+                continue
+            if f.get("skip", 0) > 0:        # spares the first matching requests
+                f["skip"] -= 1
                 continue
             if f["count"] > 0:
                 f["count"] -= 1
@@ -743,8 +751,22 @@ class Sim:
             if len(data) > MAX_BATCH_FILE:
                 raise bad("The file is larger than the 100 MB limit for batch input.",
                           "file_too_large")
+        self.check_room(len(data))
         fid = self.add_file(filename, purpose, int(self.now()), data=data)
         return self.files[fid].obj()
+
+    def check_room(self, size):
+        """A full account refuses uploads: at most max_files files and
+        max_storage bytes over every file it holds (results included, once
+        made: a result file made lazily counts from its first read)."""
+        if len(self.files) >= self.max_files:
+            raise bad("You have reached the maximum number of files (%d). Delete files "
+                      "to upload more." % self.max_files, "file_count_limit_exceeded")
+        used = sum(f.meta["bytes"] for f in self.files.values())
+        if used + size > self.max_storage:
+            raise bad("The account's files would take %d bytes, over the limit of %d bytes. "
+                      "Delete files to upload more." % (used + size, self.max_storage),
+                      "storage_limit_exceeded")
 
     def delete_file(self, fid):
         self.need_file(fid)
@@ -918,12 +940,18 @@ class Sim:
             if not isinstance(req["key"], str):
                 raise bad("'key' must be a string")
             self.key = req["key"]
+        for name in ("max_files", "max_storage"):
+            if name in req:
+                if not is_int(req[name]) or req[name] < 0:
+                    raise bad("'%s' must be a non-negative integer" % name)
+                setattr(self, name, req[name])
         if "strict_accept" in req:
             if not isinstance(req["strict_accept"], bool):
                 raise bad("'strict_accept' must be true or false")
             self.strict_accept = req["strict_accept"]
         return {"cancel_delay": self.cancel_delay, "auto": self.auto, "latency": self.latency,
-                "strict_accept": self.strict_accept, "now": self.now()}
+                "strict_accept": self.strict_accept, "max_files": self.max_files,
+                "max_storage": self.max_storage, "now": self.now()}
 
     def control_faults(self, req):
         if req is not None:
@@ -992,9 +1020,10 @@ def parse_multipart(ctype, body):
     if head.get_content_type() != "multipart/form-data" or not boundary:
         raise bad("Expected a multipart/form-data body with the fields 'file' and 'purpose'.",
                   "invalid_content_type")
-    fields = {}
+    fields, closed = {}, False
     for chunk in (b"\r\n" + body).split(b"\r\n--" + str(boundary).encode("latin-1"))[1:]:
         if chunk.startswith(b"--"):
+            closed = True
             break
         headers, sep, data = chunk.partition(b"\r\n\r\n")
         if not sep:
@@ -1007,6 +1036,8 @@ def parse_multipart(ctype, body):
         name = part.get_param("name", header="content-disposition")
         if name:
             fields[email.utils.collapse_rfc2231_value(name)] = (part.get_filename(), data)
+    if not closed:
+        raise bad("The multipart body ends without its closing boundary.", "invalid_multipart")
     return fields
 
 
@@ -1055,14 +1086,20 @@ class Handler(BaseHTTPRequestHandler):
                     while self.rfile.readline(65537).strip():
                         pass
                     return data
-                data += self.rfile.read(size)
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    raise ValueError("the body ended early")
+                data += chunk
                 self.rfile.readline(3)
                 if len(data) > MAX_BODY:
                     raise ValueError("body too large")
         n = int(self.headers.get("Content-Length") or 0)
         if n < 0 or n > MAX_BODY:
             raise ValueError("bad Content-Length")
-        return self.rfile.read(n) if n else b""
+        data = self.rfile.read(n) if n else b""
+        if len(data) < n:           # the client gave up: nothing is done
+            raise ValueError("the body ended early")
+        return data
 
     def pause(self, seconds, wake):
         """Sleep; True when woken early (reset, fault removal, shutdown)."""

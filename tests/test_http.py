@@ -49,6 +49,29 @@ def test_a_multipart_upload_sends_the_file_as_it_is(sim, tmp_path):
     assert sim.content(f["id"]) == data
 
 
+def test_an_upload_of_a_range_sends_those_bytes_alone(sim, tmp_path):
+    """A part of a job is a range of its staged input, read as it is sent:
+    the server gets exactly those bytes; a file shorter than the range
+    fails the request and nothing is kept."""
+    data = jsonl(5)
+    lines = data.splitlines(keepends=True)
+    path = tmp_path / "input.bin"
+    path.write_bytes(data)
+    start, length = len(lines[0]), len(lines[1]) + len(lines[2])
+    rc, out, err = probe(sim, "upload-range", "/v1/files", path, "q.part-0002-of-0003.jsonl",
+                         start, length)
+    assert rc == 0, err
+    f = json.loads(out.rsplit("\n", 2)[0])
+    assert (f["filename"], f["bytes"]) == ("q.part-0002-of-0003.jsonl", length)
+    assert sim.content(f["id"]) == lines[1] + lines[2]
+    sim.clear_log()
+    rc, out, err = probe(sim, "upload-range", "/v1/files", path, "q.jsonl", start, len(data))
+    assert rc == errno.EIO and "cannot read the file being sent: it ended early" in err
+    assert len(sim.log()) <= 1          # not tried again
+    assert [f["filename"] for f in sim.api("GET", "/v1/files")[1]["data"]] == \
+        ["q.part-0002-of-0003.jsonl"]
+
+
 def test_a_json_body_creates_a_batch(sim, tmp_path):
     f = upload(sim, tmp_path, jsonl(2))
     body = json.dumps({"input_file_id": f["id"], "endpoint": "/v1/chat/completions",

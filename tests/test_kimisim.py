@@ -492,3 +492,22 @@ def test_a_handled_status_fault_does_the_work_and_answers_the_status(sim):
     status, err = sim.call("POST", "/_sim/faults", {"faults": [{"action": "status",
                                                                 "handled": 1}]}, key=None)[::2]
     assert status == 400
+
+
+def test_a_full_account_refuses_uploads(sim):
+    """At most max_files files and max_storage bytes in the account (1000
+    and 10 GB by default, as documented); a full account refuses an upload
+    with 400 and keeps nothing of it."""
+    assert sim.ctl("GET", "config")["max_files"] == 1000
+    assert sim.ctl("GET", "config")["max_storage"] == 10 * 1000 ** 3
+    sim.ctl("POST", "config", {"max_files": 2, "max_storage": 3 * len(lines(2))})
+    first = sim.upload(lines(2))[1]
+    assert sim.upload(lines(2))[0] == 200
+    status, err = sim.upload(lines(1))
+    assert status == 400 and err["error"]["code"] == "file_count_limit_exceeded"
+    assert len(sim.api("GET", "/v1/files")[1]["data"]) == 2
+    sim.api("DELETE", "/v1/files/" + first["id"])
+    status, err = sim.upload(lines(5))              # 2 + 5 lines > 3 * 2 lines of room
+    assert status == 400 and err["error"]["code"] == "storage_limit_exceeded"
+    assert sim.upload(lines(4))[0] == 200           # 2 + 4 lines: exactly the room
+    assert sim.call("POST", "/_sim/config", {"max_files": -1}, key=None)[0] == 400

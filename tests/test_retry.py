@@ -95,7 +95,8 @@ def test_retry_sends_exactly_the_failed_lines_as_a_new_batch(sim, mount):
     old = sim.get(bid)
     assert obj["endpoint"] == old["endpoint"]
     assert obj["completion_window"] == "48h"
-    assert obj["metadata"] == META
+    # The user's pairs, and the mark every mount reads: round 1 of bid.
+    assert obj["metadata"] == dict(META, kimifs_retry="1 " + bid)
     f = sim.api("GET", "/v1/files/" + obj["input_file_id"])[1]
     assert f["filename"] == "q.retry-1.jsonl" and f["purpose"] == "batch"
     want = expected_input(sim, bid)
@@ -191,7 +192,7 @@ def test_a_retry_of_a_retry_is_named_retry_2(sim, mount):
     f = sim.api("GET", "/v1/files/" + sim.get(second)["input_file_id"])[1]
     assert f["filename"] == "q.retry-2.jsonl"
     assert sim.content(f["id"]) == expected_input(sim, first, retried.rstrip("\n"))
-    assert sim.get(second)["metadata"] == META
+    assert sim.get(second)["metadata"] == dict(META, kimifs_retry="2 " + first)
 
 
 def test_a_failed_upload_is_reported_in_ctl_and_by_the_errno(sim, mount, tmp_path):
@@ -203,7 +204,7 @@ def test_a_failed_upload_is_reported_in_ctl_and_by_the_errno(sim, mount, tmp_pat
     assert try_write(m.batch(bid, "ctl"), b"retry\n") == errno.EPERM
     text = read_text(m.batch(bid, "ctl"))
     assert text.startswith("retry: failed: ") and "400" in text, text
-    assert [r for r in sim.log() if r["path"] == "/v1/batches"] == []
+    assert [r for r in sim.log() if r["path"] == "/v1/batches" and r["method"] == "POST"] == []
     assert not [n for n in os.listdir(cache) if "retry" in n]
 
 
@@ -247,3 +248,78 @@ def test_a_retry_input_that_breaks_a_rule_is_refused_and_sends_nothing(sim, moun
     assert "retry %s: refused, q.retry-1.jsonl breaks the rules" % bid in log
     assert reason in log
     assert posts(sim) == []
+
+
+# --------------------------------------------------------------------------
+# A retry is marked on the server: every mount, on every machine and after
+# a restart, knows a batch was retried
+
+
+def creations_and_uploads(sim):
+    return [r for r in posts(sim) if r["path"] in ("/v1/batches", "/v1/files")]
+
+
+def test_a_batch_retried_by_one_mount_is_not_retried_again_by_another(sim, mount, tmp_path):
+    bid = make_batch(sim, "completed", failed=2)
+    a = mount(options=["cache_dir=%s" % (tmp_path / "cache-a")])
+    b = mount(options=["cache_dir=%s" % (tmp_path / "cache-b")])
+    rc, err, text = retry(a, bid)
+    assert rc == 0, err
+    made = new_batch_of(text)
+    sim.clear_log()
+    rc, err, text = retry(b, bid)
+    assert rc == 0, err
+    assert text == "retry: ok %s (retried already: retry that batch to go on)\n" % made
+    assert creations_and_uploads(sim) == []
+    # The retry of the retry, from the other mount, is round 2 of made.
+    sim.state(made, "expired")
+    rc, err, text = retry(b, made)
+    assert rc == 0, err
+    second = new_batch_of(text)
+    assert sim.get(second)["metadata"]["kimifs_retry"] == "2 " + made
+    sim.clear_log()
+    rc, err, text = retry(a, made)
+    assert text == "retry: ok %s (retried already: retry that batch to go on)\n" % second
+    assert creations_and_uploads(sim) == []
+
+
+def test_a_remount_knows_what_it_retried_before(sim, mount):
+    bid = make_batch(sim, "completed", failed=2)
+    m = mount()
+    rc, err, text = retry(m, bid)
+    made = new_batch_of(text)
+    m.stop()
+    m = mount()
+    rc, err, text = retry(m, bid)
+    assert rc == 0, err
+    assert text == "retry: ok %s (retried already: retry that batch to go on)\n" % made
+    assert creations_and_uploads(sim) == []
+
+
+def test_a_retry_that_cannot_read_the_list_of_batches_sends_nothing(sim, mount):
+    """Whether another mount retried the batch is unknown: nothing is
+    uploaded or made, and a later retry may go on."""
+    bid = make_batch(sim, "completed", failed=2)
+    m = mount(timeout=3, options=["retries=0"])
+    sim.fault(method="GET", path="^/v1/batches$", count=-1, action="status", status=500)
+    rc, err, text = retry(m, bid)
+    assert rc != 0
+    assert text.startswith("retry: failed: cannot tell whether it was retried already"), text
+    assert creations_and_uploads(sim) == []
+    sim.clear_faults()
+    rc, err, text = retry(m, bid)
+    assert rc == 0, err
+    new_batch_of(text)
+
+
+def test_a_batch_with_sixteen_pairs_of_its_own_is_retried_unmarked(sim, mount):
+    """A batch made elsewhere may use all 16 metadata pairs: its retry keeps
+    them (none is dropped to make room) and says so in the log."""
+    meta = {"k%02d" % i: "v" for i in range(16)}
+    bid = make_batch(sim, "completed", failed=2, meta=meta)
+    m = mount()
+    rc, err, text = retry(m, bid)
+    assert rc == 0, err
+    made = new_batch_of(text)
+    assert sim.get(made)["metadata"] == meta
+    assert "not marked as its retry" in read_text(os.path.join(m.path, "log"))

@@ -6,6 +6,9 @@
  *   http_probe URL post-json PATH JSON    POST with a JSON body
  *   http_probe URL upload PATH FILE NAME  POST a multipart form: purpose=batch
  *                                         and FILE as the field "file"
+ *   http_probe URL upload-range PATH FILE NAME OFFSET LENGTH
+ *                                         the same with LENGTH bytes of FILE
+ *                                         from OFFSET as the field "file"
  *   http_probe URL download PATH OUT      GET, the answer written to OUT
  *   http_probe URL delete PATH            DELETE
  *
@@ -25,9 +28,10 @@
 int main(int argc, char **argv)
 {
 	struct opts o = {.timeout = 10, .connect_timeout = 5, .retries = 3};
-	struct http_part parts[2] = {{"purpose", "batch", NULL, NULL},
-				     {"file", NULL, NULL, NULL}};
+	struct http_part parts[2] = {{"purpose", "batch", NULL, NULL, NULL},
+				     {"file", NULL, NULL, NULL, NULL}};
 	struct http_request rq = {.sink_fd = -1, .retries = -1};
+	struct http_range range;
 	struct http_answer ans;
 	struct api_error err;
 	const char *key = getenv("MOONSHOT_API_KEY");
@@ -48,6 +52,18 @@ int main(int argc, char **argv)
 	} else if (strcmp(argv[2], "upload") == 0 && argc == 6) {
 		rq.method = HTTP_POST;
 		parts[1].path = argv[4];
+		parts[1].filename = argv[5];
+		rq.parts = parts;
+		rq.nparts = 2;
+	} else if (strcmp(argv[2], "upload-range") == 0 && argc == 8) {
+		fd = open(argv[4], O_RDONLY);
+		if (fd < 0)
+			return 2;
+		range.fd = fd;
+		range.offset = strtoull(argv[6], NULL, 10);
+		range.length = strtoull(argv[7], NULL, 10);
+		rq.method = HTTP_POST;
+		parts[1].range = &range;
 		parts[1].filename = argv[5];
 		rq.parts = parts;
 		rq.nparts = 2;

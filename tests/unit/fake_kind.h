@@ -1,7 +1,7 @@
 /*
  * fake_kind.h - a kind of object for the store's unit tests: small
  * reference-counted objects (an id, a lifecycle rank, a text, final or
- * not) whose fetch and list-page functions are stubs the test scripts, so
+ * not), their descriptor (fake_kind), and a stub fetch the test scripts, so
  * nothing goes to a network, and a store on a fake clock (fake_clock.h) that
  * the test moves on. Included by one test file each.
  */
@@ -70,12 +70,13 @@ static void fake_unref(void *obj)
 		free(f);
 }
 
-static int fake_fetch(void *ctx, struct op *op, const char *id, void **out,
-		      struct api_error *err)
+static int fake_fetch(void *ctx, const struct object_kind *kind, struct op *op,
+		      const char *id, void **out, struct api_error *err)
 {
 	int r;
 
 	(void)ctx;
+	(void)kind;
 	(void)op;
 	pthread_mutex_lock(&fake_lock);
 	fake_fetches++;
@@ -160,26 +161,32 @@ static int fake_id_valid(const char *id)
 	return id[0] && id[0] != '.';
 }
 
+/* The descriptor of the fakes (no API path, no value files). */
+static const struct object_kind fake_kind = {
+    .name = "fake",
+    .plural = "fakes",
+    .ref = fake_ref,
+    .unref = fake_unref,
+    .id = fake_id,
+    .id_valid = fake_id_valid,
+    .final = fake_is_final,
+    .rank = fake_rank_of,
+    .same = fake_same,
+    .bytes = fake_bytes,
+};
+
 /* The time of the test's stores: fake_clock_init it first. */
 static struct fake_clock fake_time;
 
-/* store_init of kind with no context, on fake_time. */
+/* store_init of fake_kind from source with no context, on fake_time. */
 static inline int fake_store_init(struct store *s,
-				  const struct store_kind *kind, double ttl,
+				  const struct store_source *source, double ttl,
 				  double timeout)
 {
-	int r = store_init(s, kind, NULL, ttl, timeout);
+	int r = store_init(s, &fake_kind, source, NULL, ttl, timeout);
 
 	s->clock = &fake_time.clock;
 	return r;
 }
-
-/* The members of a store_kind made of the stubs above; a test adds its
- * own list_page where it lists. */
-#define FAKE_KIND_FUNCS                                                        \
-	.name = "fake", .plural = "fakes", .fetch = fake_fetch,                \
-	.ref = fake_ref, .unref = fake_unref, .id = fake_id,                   \
-	.final = fake_is_final, .rank = fake_rank_of, .same = fake_same,       \
-	.id_valid = fake_id_valid, .bytes = fake_bytes
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "idsort.h"
 #include "jsonl_check.h"
 
 #define LINE(id, model)                                                        \
@@ -74,6 +75,54 @@ static int sourced(const char *text, struct mem *m, jsonl_pread_fn fn)
 	r = jsonl_check_end(&c);
 	snprintf(report, sizeof(report), "%s", jsonl_check_report(&c));
 	jsonl_check_free(&c);
+	return r;
+}
+
+/* Spill mode: ids to an idsort over a scratch file of at least mem bytes of
+ * memory, repeats told back to the check. */
+struct spilled {
+	struct idsort ids;
+	struct jsonl_check *c;
+};
+
+static int spill_id(void *ctx, uint64_t hash, uint64_t off, uint64_t line)
+{
+	return idsort_add(&((struct spilled *)ctx)->ids, hash, off, line);
+}
+
+static int spill_same(void *ctx, uint64_t a, uint64_t b)
+{
+	return jsonl_check_same_id(((struct spilled *)ctx)->c, a, b);
+}
+
+static int spill_found(void *ctx, uint64_t line, uint64_t first, uint64_t off)
+{
+	jsonl_check_repeat(((struct spilled *)ctx)->c, line, first, off);
+	return 0;
+}
+
+/* Check text as a job's input q.jsonl, claimed to be size bytes. */
+static int spilled(const char *text, uint64_t size)
+{
+	struct jsonl_check c;
+	struct spilled sp = {.c = &c};
+	struct mem m = {text};
+	FILE *f = tmpfile();
+	int r;
+
+	jsonl_check_init(&c, "q.jsonl");
+	jsonl_check_source(&c, size, mem_pread, &m);
+	jsonl_check_spill(&c, spill_id, &sp);
+	idsort_init(&sp.ids, fileno(f), 1);
+	jsonl_check_feed(&c, text, strlen(text));
+	jsonl_check_eof(&c);
+	r = idsort_repeats(&sp.ids, spill_same, spill_found, &sp);
+	if (r == 0)
+		r = jsonl_check_end(&c);
+	snprintf(report, sizeof(report), "%s", jsonl_check_report(&c));
+	jsonl_check_free(&c);
+	idsort_free(&sp.ids);
+	fclose(f);
 	return r;
 }
 
@@ -369,5 +418,16 @@ int main(void)
 			free(many);
 		}
 	}
+	/* A job's input: no size limit, repeats found by the spill (also
+	 * the id of a last line without its newline), the others as ever. */
+	CHECK(spilled(good, 200ULL << 20) == 0 && !report[0]);
+	CHECK(spilled(LINE("a", "k") LINE("b", "k") LINE("a", "k")
+			  LINE("b", "x") "{\"custom_id\":\"b\"}",
+		      1ULL << 40) == -EINVAL);
+	CHECK(has("q.jsonl:3: custom_id \"a\" repeats line 1"));
+	CHECK(has("q.jsonl:4: custom_id \"b\" repeats line 2"));
+	CHECK(has("q.jsonl:5: custom_id \"b\" repeats line 2"));
+	CHECK(has("q.jsonl:4: model \"x\" differs"));
+	CHECK(!strstr(report, "larger than"));
 	return check_done("jsonl_check");
 }

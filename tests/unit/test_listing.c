@@ -42,8 +42,8 @@ static int stub_final(const char *id)
 	return id[0] == 'F' || (finals && strstr(finals, word));
 }
 
-static int stub_page(void *ctx, struct op *op, const char *after,
-		     unsigned limit, struct store_page *page,
+static int stub_page(void *ctx, const struct object_kind *k, struct op *op,
+		     const char *after, unsigned limit, struct store_page *page,
 		     struct api_error *err)
 {
 	const struct script_page *p;
@@ -51,6 +51,7 @@ static int stub_page(void *ctx, struct op *op, const char *after,
 	size_t n = 0;
 
 	(void)ctx;
+	(void)k;
 	(void)op;
 	(void)limit;
 	if (pages_asked < 16)
@@ -94,8 +95,8 @@ static int stub_page(void *ctx, struct op *op, const char *after,
 	return 0;
 }
 
-static const struct store_kind kind = {
-    FAKE_KIND_FUNCS,
+static const struct store_source source = {
+    .fetch = fake_fetch,
     .list_page = stub_page,
 };
 
@@ -131,7 +132,7 @@ static void test_pages(void)
 	void *obj;
 	int n;
 
-	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 3600, 5) == 0);
 	listing_init(&l, &s, 2);
 	CHECK(l.max_objects == LISTING_MAX_OBJECTS);
 	CHECK(l.max_bytes == LISTING_MAX_BYTES);
@@ -166,7 +167,7 @@ static void test_cursors(void)
 	struct listing l;
 	char got[512];
 
-	CHECK(fake_store_init(&s, &kind, 0, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 0, 5) == 0);
 	listing_init(&l, &s, 2);
 	/* A cursor sent before ends the listing; what came is listed. */
 	CHECK(list(&l, repeated, got, sizeof(got)) == 0);
@@ -193,7 +194,7 @@ static void test_bounds(void)
 	struct listing l;
 	char got[512];
 
-	CHECK(fake_store_init(&s, &kind, 0, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 0, 5) == 0);
 	listing_init(&l, &s, 3);
 	l.max_objects = 5;
 	l.max_pages = 4;
@@ -233,7 +234,7 @@ static void test_newer_answer(void)
 	char got[512];
 	void *obj;
 
-	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 3600, 5) == 0);
 	listing_init(&l, &s, 10);
 	racing = &s;
 	CHECK(list(&l, pages, got, sizeof(got)) == 0);
@@ -267,7 +268,7 @@ static void test_early_stop(void)
 	struct listing l;
 	char got[512];
 
-	CHECK(fake_store_init(&s, &kind, 0, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 0, 5) == 0);
 	listing_init(&l, &s, 2);
 	/* The first listing is full. */
 	CHECK(list(&l, first, got, sizeof(got)) == 0);
@@ -300,7 +301,7 @@ static void test_early_stop(void)
 	store_destroy(&s);
 
 	/* An object known as running behind final pages is reached. */
-	CHECK(fake_store_init(&s, &kind, 0, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 0, 5) == 0);
 	listing_init(&l, &s, 2);
 	CHECK(list(&l, old, got, sizeof(got)) == 0 && pages_asked == 3);
 	CHECK(list(&l, old, got, sizeof(got)) == 0);
@@ -325,7 +326,7 @@ static void test_age(void)
 	void *obj;
 	int fetches = fake_fetches;
 
-	CHECK(fake_store_init(&s, &kind, 0.2, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 0.2, 5) == 0);
 	listing_init(&l, &s, 2);
 	page_delay = 0.4; /* the listing takes 0.8 s */
 	CHECK(list(&l, pages, got, sizeof(got)) == 0 && pages_asked == 2);

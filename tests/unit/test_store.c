@@ -11,8 +11,8 @@
 #include "check.h"
 #include "log.h"
 
-static const struct store_kind kind = {
-    FAKE_KIND_FUNCS,
+static const struct store_source source = {
+    .fetch = fake_fetch,
 };
 
 static int fetches(void)
@@ -65,7 +65,7 @@ static void test_freshness_long_ttl(void)
 	char t[64];
 	int n = fetches();
 
-	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 3600, 5) == 0);
 	answer(0, 2, "a", 0);
 	CHECK(get(&s, "a", STORE_ANY, t, NULL) == 0 && strcmp(t, "a") == 0);
 	CHECK(fetches() == n + 1);
@@ -95,7 +95,7 @@ static void test_freshness_no_ttl(void)
 	char t[64];
 	int n = fetches();
 
-	CHECK(fake_store_init(&s, &kind, 0, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 0, 5) == 0);
 	answer(0, 2, "a", 0);
 	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == 0 && fetches() == n + 1);
 	CHECK(get(&s, "a", STORE_FRESH, t, NULL) == 0 && fetches() == n + 2);
@@ -129,7 +129,7 @@ static void test_newer_answer(void)
 	int rank;
 	double before;
 
-	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 3600, 5) == 0);
 	before = store_clock(&s);
 	put(&s, "x", 2, "running", store_clock(&s));
 	CHECK(get(&s, "x", STORE_ANY, t, &rank) == 0 && rank == 2);
@@ -179,7 +179,7 @@ static void test_overlapping_fetch(void)
 	char t[64];
 	int rank;
 
-	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 3600, 5) == 0);
 	put(&s, "x", 2, "running", store_clock(&s));
 	answer(0, 2, "running", 0);
 	fake_close();
@@ -222,7 +222,7 @@ static void test_interrupted_waits(void)
 	struct op_getter gb = {&s, &b, 0, NULL, 0};
 	struct op_getter gc = {&s, &c, 0, NULL, 0};
 
-	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 3600, 5) == 0);
 	a = (struct op){store_clock(&s) + 30, 0};
 	b = (struct op){store_clock(&s) + 30, 0};
 	c = (struct op){store_clock(&s) + 0.2, 0};
@@ -254,7 +254,7 @@ static void test_single_flight(void)
 	struct getter g[8];
 	int n = fetches();
 
-	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 3600, 5) == 0);
 	answer(0, 2, "one", 0);
 	fake_close();
 	for (int i = 0; i < 8; i++) {
@@ -283,7 +283,7 @@ static void test_probe_server_down(void)
 	char t[64];
 	int n;
 
-	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 3600, 5) == 0);
 	answer(-ETIMEDOUT, 0, "", 0);
 	CHECK(get(&s, "p1", STORE_FRESH, t, NULL) == -ETIMEDOUT);
 	answer(0, 2, "late", 0);
@@ -333,7 +333,7 @@ static void test_changes_and_wait(void)
 	double t0;
 	char t[64];
 
-	CHECK(fake_store_init(&s, &kind, 3600, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 3600, 5) == 0);
 	CHECK(store_changes(&s, "w") == 0);
 	put(&s, "w", 2, "a", store_clock(&s));
 	c1 = store_changes(&s, "w");

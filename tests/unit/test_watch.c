@@ -17,8 +17,8 @@
 #include "log.h"
 #include "watch.h"
 
-static const struct store_kind kind = {
-    FAKE_KIND_FUNCS,
+static const struct store_source source = {
+    .fetch = fake_fetch,
 };
 
 /* What the callbacks saw; seen_cond is broadcast at each call. */
@@ -132,7 +132,7 @@ int main(void)
 
 	log_init(1, 0);
 	fake_clock_init(&fake_time);
-	CHECK(fake_store_init(&s, &kind, 0, 5) == 0);
+	CHECK(fake_store_init(&s, &source, 0, 5) == 0);
 
 	/* Five waiters of one object share each poll; two polls say not
 	 * final, then one says final: all five are called once. */
