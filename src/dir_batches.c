@@ -14,6 +14,7 @@
 #include "ctl.h"
 #include "ctl_outcome.h"
 #include "dir_results.h"
+#include "job_tag.h"
 #include "dir_stage.h"
 #include "kind.h"
 #include "listing.h"
@@ -588,6 +589,9 @@ static ssize_t new_write(struct tree *tree, struct op *op, struct open_file *f,
 		params_free(&p);
 		r = -EINVAL;
 	}
+	/* 3 of the 16 pairs are kimifs's own (its jobs and retries). */
+	if (r == 0 && (r = job_tag_user_ok(&p, why, sizeof(why))) < 0)
+		params_free(&p);
 	if (r == -EINVAL)
 		log_err("batches/new: %s", why);
 	if (r < 0)
