@@ -1,19 +1,27 @@
 /*
  * dir_batches.c - the batches/ subtree: one directory per batch, its value
  * files, batch.json, request_counts/, metadata/ and ctl, each a node type
- * over the stored batch snapshot (store_batches.h). The files of a batch
- * directory are the table batch_files: a name and the function that renders
- * it from the snapshot when it is opened (batch_render).
+ * over the stored batch snapshot (store_batches.h). The entries of a
+ * batch directory are its table of children (batch_children): batch.json
+ * and a value file per value of the batch kind (kind.h), present when its
+ * field is not null, each rendered from the snapshot when it is opened.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl.h"
+#include "ctl_outcome.h"
 #include "dir_results.h"
-#include "kimifs.h"
-#include "log.h"
+#include "job_tag.h"
 #include "dir_stage.h"
+#include "kind.h"
+#include "listing.h"
+#include "log.h"
+#include "opts.h"
+#include "stage.h"
+#include "store_batches.h"
 #include "submit.h"
 #include "tree.h"
 #include "util.h"
@@ -36,14 +44,15 @@ static int show(const struct batch *b, enum batch_part part, const char *name,
 	return r;
 }
 
-static int render_json(const struct batch *b, const char *name, struct view *v)
-{
-	return show(b, BATCH_JSON, name, v);
-}
-
+/* batch.json and the value files, as the batch kind renders them. */
 static int render_value(const struct batch *b, const char *name, struct view *v)
 {
-	return show(b, BATCH_VALUE, name, v);
+	size_t len;
+	int r = kind_render(&batch_kind, b, name, &v->owned, &len);
+
+	v->data = v->owned;
+	v->len = len;
+	return r;
 }
 
 static int render_count(const struct batch *b, const char *name, struct view *v)
@@ -56,43 +65,17 @@ static int render_meta(const struct batch *b, const char *name, struct view *v)
 	return show(b, BATCH_META, name, v);
 }
 
-/* Whether file name (rendered by render) exists in b, without rendering
- * it: batch.json always, a value file when its field is not null. */
-static int file_exists(const struct batch *b, const char *name,
-		       render_fn render)
+static void unref_batch(void *obj)
 {
-	return render != render_value || batch_has_value(b, name);
+	batch_unref(obj);
 }
 
-/* The read-only files of a batch directory, in listing order. */
-static const struct {
-	const char *name;
-	render_fn render;
-} batch_files[] = {
-    {"batch.json", render_json},	 {"status", render_value},
-    {"endpoint", render_value},		 {"input_file_id", render_value},
-    {"output_file_id", render_value},	 {"error_file_id", render_value},
-    {"completion_window", render_value}, {"created_at", render_value},
-    {"in_progress_at", render_value},	 {"expires_at", render_value},
-    {"finalizing_at", render_value},	 {"completed_at", render_value},
-    {"failed_at", render_value},	 {"cancelling_at", render_value},
-    {"cancelled_at", render_value},
-};
-#define NFILES (sizeof(batch_files) / sizeof(batch_files[0]))
-
-static render_fn file_render(const char *name)
-{
-	for (size_t i = 0; i < NFILES; i++)
-		if (strcmp(batch_files[i].name, name) == 0)
-			return batch_files[i].render;
-	return NULL;
-}
-
-int batch_node_snapshot(struct kimifs *k, struct op *op, const struct node *n,
+int batch_node_snapshot(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
 	struct api_error err;
-	int r = batches_get(&k->batches, op, n->id, mode, &v->snap, &err);
+	struct batch *b;
+	int r = batches_get(tree->batches, op, n->id, mode, &b, &err);
 
 	if (r < 0) {
 		if (r != -ENOENT)
@@ -100,20 +83,27 @@ int batch_node_snapshot(struct kimifs *k, struct op *op, const struct node *n,
 				api_error_message(&err, r));
 		return r;
 	}
-	v->mtime = (time_t)v->snap->mtime;
-	v->immutable = v->snap->final;
+	view_hold(v, b, unref_batch);
+	v->mtime = (time_t)b->mtime;
+	v->immutable = b->final;
 	return 0;
+}
+
+const struct batch *view_batch(const struct view *v)
+{
+	return v->obj;
 }
 
 /* The snapshot of a node of batches/<id>/ itself: one the kernel may keep
  * for cache_ttl, being told of a change (fs_attach). */
-static int batch_snapshot(struct kimifs *k, struct op *op, const struct node *n,
-			  enum store_mode mode, struct view *v)
+static int batch_snapshot(struct tree *tree, struct op *op,
+			  const struct node *n, enum store_mode mode,
+			  struct view *v)
 {
-	int r = batch_node_snapshot(k, op, n, mode, v);
+	int r = batch_node_snapshot(tree, op, n, mode, v);
 
 	if (r == 0)
-		v->told = !v->snap->final; /* store hook: fs_attach */
+		v->told = !view_batch(v)->final; /* store hook: fs_attach */
 	return r;
 }
 
@@ -122,83 +112,90 @@ static int batch_snapshot(struct kimifs *k, struct op *op, const struct node *n,
  * file the snapshot lacks may have appeared since: when the copy is older
  * than cache_ttl and not final, it is fetched again once before ENOENT.
  */
-static int file_view(struct kimifs *k, struct op *op, const struct node *n,
+static int file_view(struct tree *tree, struct op *op, const struct node *n,
 		     enum store_mode mode, render_fn render, struct view *v)
 {
-	int r = batch_snapshot(k, op, n, mode, v);
+	int r = batch_snapshot(tree, op, n, mode, v);
 
 	if (r < 0)
 		return r;
-	r = render(v->snap, n->name, v);
-	if (r == -ENOENT && !v->snap->final && mode == STORE_ANY) {
+	r = render(view_batch(v), n->name, v);
+	if (r == -ENOENT && !view_batch(v)->final && mode == STORE_ANY) {
 		view_release(v);
-		r = batch_snapshot(k, op, n, STORE_FRESH, v);
+		r = batch_snapshot(tree, op, n, STORE_FRESH, v);
 		if (r == 0)
-			r = render(v->snap, n->name, v);
+			r = render(view_batch(v), n->name, v);
 	}
 	if (r < 0)
 		view_release(v);
 	return r;
 }
 
-static int bfile_view(struct kimifs *k, struct op *op, const struct node *n,
+static int value_view(struct tree *tree, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
-	render_fn render = file_render(n->name);
-
-	return render ? file_view(k, op, n, mode, render, v) : -ENOENT;
+	return file_view(tree, op, n, mode, render_value, v);
 }
 
-static int count_view(struct kimifs *k, struct op *op, const struct node *n,
+static int count_view(struct tree *tree, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
-	return file_view(k, op, n, mode, render_count, v);
+	return file_view(tree, op, n, mode, render_count, v);
 }
 
-static int meta_view(struct kimifs *k, struct op *op, const struct node *n,
+static int meta_view(struct tree *tree, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
-	return file_view(k, op, n, mode, render_meta, v);
+	return file_view(tree, op, n, mode, render_meta, v);
 }
 
 /* ctl reads the outcome of its last command. Opening it sends nothing: any
  * cached copy of the batch will do, whatever mode asks. */
-static int ctl_view(struct kimifs *k, struct op *op, const struct node *n,
+static int ctl_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
-	int r = batch_snapshot(k, op, n, STORE_ANY, v);
+	int r = batch_snapshot(tree, op, n, STORE_ANY, v);
 
 	(void)mode;
 	if (r < 0)
 		return r;
 	/* The outcome changes with each command, untold. */
 	v->immutable = v->told = 0;
-	v->owned = ctl_outcome(&k->ctl.outcomes, n->id);
+	v->owned = ctl_outcome(&tree->ctl->outcomes, n->id);
 	v->data = v->owned ? v->owned : "";
 	v->len = strlen(v->data);
 	return 0;
 }
 
-static int ctl_write_node(struct kimifs *k, struct op *op, const struct node *n,
-			  const char *buf, size_t size, off_t off)
+static ssize_t ctl_write_node(struct tree *tree, struct op *op,
+			      struct open_file *f, const char *buf, size_t size,
+			      off_t off, uint64_t owner)
 {
-	return ctl_write(&k->ctl, op, n->id, buf, size, off);
+	(void)owner;
+	return ctl_write(tree->ctl, op, f->node.id, buf, size,
+			 open_file_at(f, off));
 }
 
-static int dir_view(struct kimifs *k, struct op *op, const struct node *n,
+static const struct open_ops ctl_ops = {
+    .open = tree_view_open,
+    .read = tree_view_read,
+    .write = ctl_write_node,
+};
+
+static int dir_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
-	return batch_snapshot(k, op, n, mode, v);
+	return batch_snapshot(tree, op, n, mode, v);
 }
 
 /* A batch directory carries its created_at. */
-static int batch_view(struct kimifs *k, struct op *op, const struct node *n,
+static int batch_view(struct tree *tree, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
-	int r = batch_snapshot(k, op, n, mode, v);
+	int r = batch_snapshot(tree, op, n, mode, v);
 
 	if (r == 0)
-		v->mtime = (time_t)v->snap->created_at;
+		v->mtime = (time_t)view_batch(v)->created_at;
 	return r;
 }
 
@@ -244,10 +241,10 @@ static int render_link(const struct batch *b, const char *name, struct view *v)
 	return 0;
 }
 
-static int blink_view(struct kimifs *k, struct op *op, const struct node *n,
+static int blink_view(struct tree *tree, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
-	return file_view(k, op, n, mode, render_link, v);
+	return file_view(tree, op, n, mode, render_link, v);
 }
 
 static const struct node_type type_blink = {
@@ -256,30 +253,32 @@ static const struct node_type type_blink = {
     .view = blink_view,
 };
 
-static const struct node_type type_bfile = {
+static const struct node_type type_bvalue = {
     .what = "batch file",
     .mode = S_IFREG | 0444,
-    .view = bfile_view,
+    .view = value_view,
+    .open_ops = &tree_view_ops,
 };
 
 static const struct node_type type_count = {
     .what = "request count",
     .mode = S_IFREG | 0444,
     .view = count_view,
+    .open_ops = &tree_view_ops,
 };
 
 static const struct node_type type_meta = {
     .what = "metadata value",
     .mode = S_IFREG | 0444,
     .view = meta_view,
+    .open_ops = &tree_view_ops,
 };
 
 static const struct node_type type_ctl = {
     .what = "ctl",
     .mode = S_IFREG | 0600,
-    .flags = NT_WRITABLE,
     .view = ctl_view,
-    .write = ctl_write_node,
+    .open_ops = &ctl_ops,
 };
 
 /*
@@ -289,10 +288,10 @@ static const struct node_type type_ctl = {
  * returns depends on when it is made, and cat reads to the end whatever
  * stat says. Opening it fetches the batch like any file (a fresh copy).
  */
-static int wait_view(struct kimifs *k, struct op *op, const struct node *n,
+static int wait_view(struct tree *tree, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
-	int r = batch_snapshot(k, op, n, mode, v);
+	int r = batch_snapshot(tree, op, n, mode, v);
 
 	if (r < 0)
 		return r;
@@ -314,81 +313,73 @@ static int wait_text(const void *obj, char **text, size_t *len)
 	return 0;
 }
 
-static int wait_ready(struct kimifs *k, struct op *op, const struct node *n,
-		      char **text, size_t *len)
+/* A read of wait: its text at once when the batch is final (any copy
+ * will do), else -EAGAIN. */
+static int wait_read(struct tree *tree, struct op *op, struct open_file *f,
+		     size_t size, off_t off, struct open_read *out)
 {
 	struct view v = {0};
-	int r = batch_snapshot(k, op, n, STORE_ANY, &v);
+	size_t len = 0;
+	int r = batch_snapshot(tree, op, &f->node, STORE_ANY, &v);
 
-	*text = NULL;
-	*len = 0;
 	if (r == 0)
-		r = v.snap->final ? wait_text(v.snap, text, len) : -EAGAIN;
+		r = view_batch(&v)->final
+			? wait_text(view_batch(&v), &out->owned, &len)
+			: -EAGAIN;
 	view_release(&v);
+	if (r == 0)
+		open_read_slice(out, out->owned, len, size, off);
 	return r;
 }
+
+static const struct open_ops wait_ops = {
+    .open = tree_view_open,
+    .read = wait_read,
+    .wait_text = wait_text,
+};
 
 static const struct node_type type_wait = {
     .what = "wait",
     .mode = S_IFREG | 0444,
     .view = wait_view,
-    .wait_ready = wait_ready,
-    .wait_text = wait_text,
+    .open_ops = &wait_ops,
 };
 
-static int counts_lookup(struct kimifs *k, const struct node *dir,
-			 const char *name, struct node *child)
-{
-	(void)k;
-	if (strcmp(name, "total") != 0 && strcmp(name, "completed") != 0 &&
-	    strcmp(name, "failed") != 0)
-		return -ENOENT; /* costs no request */
-	return node_make(child, dir, &type_count, name);
-}
-
-static int counts_readdir(struct kimifs *k, struct op *op,
-			  const struct node *dir, struct dirlist *out)
-{
-	struct view v = {0};
-	static const char *const counts[] = {"total", "completed", "failed"};
-	int r = dir_view(k, op, dir, STORE_FRESH, &v);
-
-	for (int i = 0; r == 0 && i < 3; i++)
-		r = dirlist_add(out, counts[i], S_IFREG);
-	view_release(&v);
-	return r;
-}
-
-static int meta_lookup(struct kimifs *k, const struct node *dir,
+static int meta_lookup(struct tree *tree, const struct node *dir,
 		       const char *name, struct node *child)
 {
-	(void)k;
+	(void)tree;
 	return node_make(child, dir, &type_meta, name);
 }
 
-static int meta_readdir(struct kimifs *k, struct op *op, const struct node *dir,
+static int meta_readdir(struct tree *tree, struct op *op,
+			const struct node *dir, const struct view *v,
 			struct dirlist *out)
 {
-	struct view v = {0};
 	char **keys = NULL;
 	size_t n = 0;
-	int r = dir_view(k, op, dir, STORE_FRESH, &v);
+	int r = batch_meta_keys(view_batch(v), &keys, &n);
 
-	if (r == 0)
-		r = batch_meta_keys(v.snap, &keys, &n);
+	(void)tree, (void)op, (void)dir;
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = dirlist_add(out, keys[i], S_IFREG);
 	batch_free_keys(keys, n);
-	view_release(&v);
 	return r;
 }
+
+/* The request counts; any other name costs no request. */
+static const struct node_child count_children[] = {
+    {.name = "total", .type = &type_count},
+    {.name = "completed", .type = &type_count},
+    {.name = "failed", .type = &type_count},
+    {0},
+};
 
 static const struct node_type type_counts = {
     .what = "request_counts directory",
     .mode = S_IFDIR | 0555,
     .view = dir_view,
-    .lookup = counts_lookup,
-    .readdir = counts_readdir,
+    .children = count_children,
 };
 
 static const struct node_type type_metadir = {
@@ -399,86 +390,50 @@ static const struct node_type type_metadir = {
     .readdir = meta_readdir,
 };
 
-static int batch_lookup(struct kimifs *k, const struct node *dir,
-			const char *name, struct node *child)
+static int link_present(const void *obj, const char *name)
 {
-	const struct node_type *t = NULL;
+	const char *field = link_field(name);
+	char id[BATCH_ID_MAX + 1];
 
-	(void)k;
-	if (strcmp(name, "request_counts") == 0)
-		t = &type_counts;
-	else if (strcmp(name, "metadata") == 0)
-		t = &type_metadir;
-	else if (strcmp(name, "results") == 0)
-		t = &type_results;
-	else if (strcmp(name, "usage") == 0)
-		t = &type_usage;
-	else if (strcmp(name, "ctl") == 0)
-		t = &type_ctl;
-	else if (strcmp(name, "wait") == 0)
-		t = &type_wait;
-	else if (file_render(name))
-		t = &type_bfile;
-	else if (link_field(name))
-		t = &type_blink;
-	return t ? node_make(child, dir, t, name) : -ENOENT;
+	return field && batch_file_id(obj, field, id, sizeof(id)) == 0;
 }
 
-static int batch_readdir(struct kimifs *k, struct op *op,
-			 const struct node *dir, struct dirlist *out)
-{
-	struct view v = {0};
-	int r = dir_view(k, op, dir, STORE_FRESH, &v);
-
-	for (size_t i = 0; r == 0 && i < NFILES; i++)
-		if (file_exists(v.snap, batch_files[i].name,
-				batch_files[i].render))
-			r = dirlist_add(out, batch_files[i].name, S_IFREG);
-	for (size_t i = 0; r == 0 && i < NLINKS; i++) {
-		struct view f = {0};
-
-		if (render_link(v.snap, batch_links[i].name, &f) == 0)
-			r = dirlist_add(out, batch_links[i].name, S_IFLNK);
-		view_release(&f);
-	}
-	if (r == 0)
-		r = dirlist_add(out, "request_counts", S_IFDIR);
-	if (r == 0)
-		r = dirlist_add(out, "metadata", S_IFDIR);
-	if (r == 0)
-		r = dirlist_add(out, "results", S_IFDIR);
-	if (r == 0)
-		r = dirlist_add(out, "usage", S_IFDIR);
-	if (r == 0)
-		r = dirlist_add(out, "ctl", S_IFREG);
-	/* wait is found by name but not listed: a tree walk (grep -r, find,
-	 * cp -r, tar, rsync) would otherwise block on every running batch. */
-	view_release(&v);
-	return r;
-}
+/* The entries of a batch directory, in listing order: batch.json, the
+ * value files whose field is not null, the links whose id is set. */
+static const struct node_child batch_children[] = {
+    {.kind = &batch_kind, .type = &type_bvalue},
+    {.name = "input.jsonl", .type = &type_blink, .present = link_present},
+    {.name = "output.jsonl", .type = &type_blink, .present = link_present},
+    {.name = "errors.jsonl", .type = &type_blink, .present = link_present},
+    {.name = "request_counts", .type = &type_counts},
+    {.name = "metadata", .type = &type_metadir},
+    {.name = "results", .type = &type_results},
+    {.name = "usage", .type = &type_usage},
+    {.name = "ctl", .type = &type_ctl},
+    /* Found by name but not listed: a tree walk (grep -r, find, cp -r,
+     * tar, rsync) would otherwise block on every running batch. */
+    {.name = "wait", .type = &type_wait, .hidden = 1},
+    {0},
+};
 
 static const struct node_type type_batch = {
     .what = "batch directory",
     .mode = S_IFDIR | 0555,
-    .subdirs = 4,
     .view = batch_view,
-    .lookup = batch_lookup,
-    .readdir = batch_readdir,
+    .children = batch_children,
 };
 
 /* ------------------------------------------------------------------ */
 /* New batches: a file copied into batches/, and batches/new */
 
-#define NEW_NAME "new"
-
 /* A file being written into batches/: staged (stage.h); on close it is
  * uploaded, then a batch is made of it, and the name is gone (the batch's
  * directory is there instead). */
-static int bstaged_view(struct kimifs *k, struct op *op, const struct node *n,
+static int bstaged_view(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
 	(void)op, (void)mode;
-	return dir_stage_view(k, STAGE_BATCHES, n, v);
+	return dir_stage_view(tree, STAGE_BATCHES, n, v);
 }
 
 /*
@@ -488,7 +443,7 @@ static int bstaged_view(struct kimifs *k, struct op *op, const struct node *n,
  * nothing need be uploaded again; -EIO when whether a batch was made is
  * unknown (logged so, never with advice to make another).
  */
-static int create_from(struct kimifs *k, struct op *op, const char *name,
+static int create_from(struct tree *tree, struct op *op, const char *name,
 		       const struct file *f)
 {
 	struct batch_params p;
@@ -497,11 +452,11 @@ static int create_from(struct kimifs *k, struct op *op, const char *name,
 	int r;
 
 	snprintf(text, sizeof(text), "input_file_id=%s", f->id);
-	r = params_parse(text, strlen(text), k->opts.completion_window, &p, why,
-			 sizeof(why));
+	r = params_parse(text, strlen(text), tree->opts->completion_window, &p,
+			 why, sizeof(why));
 	if (r == 0) {
-		op->deadline = util_now() + k->opts.timeout;
-		r = submit_create(&k->submit, op, &p, &b, why, sizeof(why));
+		op->deadline = util_now() + tree->opts->timeout;
+		r = submit_create(tree->submit, op, &p, &b, why, sizeof(why));
 		params_free(&p);
 	} else {
 		log_err("create batch from %s: %s", f->id, why);
@@ -519,24 +474,24 @@ static int create_from(struct kimifs *k, struct op *op, const char *name,
 			name, f->id, f->id);
 		return r;
 	}
-	stage_set_last(&k->stage, b->id);
+	stage_set_last(tree->stage, b->id);
 	batch_unref(b);
 	return 0;
 }
 
-static int bstaged_flush(struct kimifs *k, struct op *op, void *state,
+static int bstaged_flush(struct tree *tree, struct op *op, struct open_file *o,
 			 uint64_t owner)
 {
 	struct file *f;
-	int r = stage_submit(&k->submit, op, state, owner, &f);
+	int r = stage_submit(tree->submit, op, o->state, owner, &f);
 
 	if (r > 0)
-		r = create_from(k, op, stage_name(state), f);
+		r = create_from(tree, op, stage_name(o->state), f);
 	file_unref(f);
 	return r;
 }
 
-static const struct node_open_ops bstaged_ops = {
+static const struct open_ops bstaged_ops = {
     .open = dir_stage_open_busy,
     .write = dir_stage_write,
     .read = dir_stage_read,
@@ -548,7 +503,6 @@ static const struct node_open_ops bstaged_ops = {
 static const struct node_type type_bstaged = {
     .what = "staged batch input",
     .mode = S_IFREG | 0600,
-    .flags = NT_WRITABLE,
     .view = bstaged_view,
     .open_ops = &bstaged_ops,
 };
@@ -560,7 +514,6 @@ static const struct node_type type_bstaged = {
  * reads the id of the batch this mount made last ("" before any).
  */
 struct new_open {
-	struct kimifs *k;
 	pthread_mutex_t lock;	     /* guards the fields below */
 	char line[BATCH_ID_MAX + 2]; /* what a read gives: an id line */
 	int made;		     /* a batch was made through it */
@@ -568,50 +521,54 @@ struct new_open {
 };
 
 /* "ID\n" of the batch made last into line, or "". */
-static void last_line(struct kimifs *k, char *line)
+static void last_line(struct tree *tree, char *line)
 {
 	char id[BATCH_ID_MAX + 1];
 
-	stage_get_last(&k->stage, id);
+	stage_get_last(tree->stage, id);
 	snprintf(line, BATCH_ID_MAX + 2, "%s%s", id, id[0] ? "\n" : "");
 }
 
-static int new_view(struct kimifs *k, struct op *op, const struct node *n,
+static int new_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
 	(void)op, (void)n, (void)mode;
 	v->owned = malloc(BATCH_ID_MAX + 2);
 	if (!v->owned)
 		return -ENOMEM;
-	last_line(k, v->owned);
+	last_line(tree, v->owned);
 	v->data = v->owned;
 	v->len = strlen(v->owned);
-	v->mtime = k->mount_time;
+	v->mtime = tree->mount_time;
 	return 0;
 }
 
-static int new_open(struct kimifs *k, const struct node *n, int flags,
-		    void **state)
+static int new_open(struct tree *tree, struct op *op, struct open_file *f,
+		    int flags)
 {
-	struct new_open *o = calloc(1, sizeof(*o));
+	struct new_open *o;
+	int r = tree_view_open(tree, op, f, flags);
 
-	(void)n, (void)flags;
-	if (!o)
+	if (r < 0)
+		return r;
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		view_release(&f->view);
 		return -ENOMEM;
-	o->k = k;
+	}
 	pthread_mutex_init(&o->lock, NULL);
-	last_line(k, o->line);
+	last_line(tree, o->line);
 	o->base = -1;
-	*state = o;
+	f->state = o;
 	return 0;
 }
 
 /* One write is one set of parameters, checked before any request. */
-static ssize_t new_write(struct kimifs *k, struct op *op, void *state,
+static ssize_t new_write(struct tree *tree, struct op *op, struct open_file *f,
 			 const char *buf, size_t size, off_t off,
 			 uint64_t owner)
 {
-	struct new_open *o = state;
+	struct new_open *o = f->state;
 	struct batch_params p;
 	struct batch *b;
 	char why[512];
@@ -623,7 +580,7 @@ static ssize_t new_write(struct kimifs *k, struct op *op, void *state,
 			PARAMS_TEXT_MAX);
 		return -EINVAL;
 	}
-	r = params_parse(buf, size, k->opts.completion_window, &p, why,
+	r = params_parse(buf, size, tree->opts->completion_window, &p, why,
 			 sizeof(why));
 	if (r == 0 && strcmp(p.endpoint, PARAMS_ENDPOINT) != 0) {
 		/* The one endpoint the Batch API documents. */
@@ -632,17 +589,20 @@ static ssize_t new_write(struct kimifs *k, struct op *op, void *state,
 		params_free(&p);
 		r = -EINVAL;
 	}
+	/* 3 of the 16 pairs are kimifs's own (its jobs and retries). */
+	if (r == 0 && (r = job_tag_user_ok(&p, why, sizeof(why))) < 0)
+		params_free(&p);
 	if (r == -EINVAL)
 		log_err("batches/new: %s", why);
 	if (r < 0)
 		return r;
-	r = submit_create(&k->submit, op, &p, &b, why, sizeof(why));
+	r = submit_create(tree->submit, op, &p, &b, why, sizeof(why));
 	params_free(&p);
 	if (r == -EINPROGRESS)
 		return -EIO; /* outcome unknown, logged so */
 	if (r < 0)
 		return r;
-	stage_set_last(&k->stage, b->id);
+	stage_set_last(tree->stage, b->id);
 	pthread_mutex_lock(&o->lock);
 	snprintf(o->line, sizeof(o->line), "%s\n", b->id);
 	o->made = 1;
@@ -652,34 +612,34 @@ static ssize_t new_write(struct kimifs *k, struct op *op, void *state,
 	return (ssize_t)size;
 }
 
-static ssize_t new_read(void *state, char *buf, size_t size, off_t off)
+static int new_read(struct tree *tree, struct op *op, struct open_file *f,
+		    size_t size, off_t off, struct open_read *out)
 {
-	struct new_open *o = state;
-	size_t len, at;
+	struct new_open *o = f->state;
+	off_t at;
 
+	(void)tree, (void)op;
 	pthread_mutex_lock(&o->lock);
 	if (o->made && o->base < 0)
 		o->base = off;
-	at = (size_t)(o->made && off >= o->base ? off - o->base : off);
-	len = strlen(o->line);
-	if (at >= len)
-		size = 0;
-	else if (size > len - at)
-		size = len - at;
-	memcpy(buf, o->line + at, size);
+	at = o->made && off >= o->base ? off - o->base : off;
+	out->owned = strdup(o->line);
 	pthread_mutex_unlock(&o->lock);
-	return (ssize_t)size;
+	if (!out->owned)
+		return -ENOMEM;
+	open_read_slice(out, out->owned, strlen(out->owned), size, at);
+	return 0;
 }
 
-static void new_release(void *state)
+static void new_release(struct open_file *f)
 {
-	struct new_open *o = state;
+	struct new_open *o = f->state;
 
 	pthread_mutex_destroy(&o->lock);
 	free(o);
 }
 
-static const struct node_open_ops new_ops = {
+static const struct open_ops new_ops = {
     .open = new_open,
     .write = new_write,
     .read = new_read,
@@ -689,7 +649,6 @@ static const struct node_open_ops new_ops = {
 static const struct node_type type_new = {
     .what = "batches/new",
     .mode = S_IFREG | 0600,
-    .flags = NT_WRITABLE,
     .view = new_view,
     .open_ops = &new_ops,
 };
@@ -699,10 +658,10 @@ static const struct node_type type_new = {
  * uploaded and made a batch of. A name is that of a batch input file
  * (*.jsonl; else EINVAL, logged); one being written already is EBUSY.
  */
-static int batches_create(struct kimifs *k, const struct node *dir,
+static int batches_create(struct tree *tree, const struct node *dir,
 			  const char *name, struct node *child, void **state)
 {
-	return dir_stage_create(k, STAGE_BATCHES, &type_bstaged, dir, name,
+	return dir_stage_create(tree, STAGE_BATCHES, &type_bstaged, dir, name,
 				child, state);
 }
 
@@ -710,15 +669,13 @@ static int batches_create(struct kimifs *k, const struct node *dir,
  * are the names of uploads (*.jsonl) unless one is being written. new is
  * there without being listed: batches/ lists the batches alone, so that a
  * glob over batches/ matches each batch once and nothing else. */
-static int batches_lookup(struct kimifs *k, const struct node *dir,
+static int batches_lookup(struct tree *tree, const struct node *dir,
 			  const char *name, struct node *child)
 {
 	int r;
 
-	if (strcmp(name, NEW_NAME) == 0)
-		return node_make(child, dir, &type_new, name);
-	if (dir_stage_lookup(k, STAGE_BATCHES, &type_bstaged, dir, name, child,
-			     &r))
+	if (dir_stage_lookup(tree, STAGE_BATCHES, &type_bstaged, dir, name,
+			     child, &r))
 		return r;
 	if (!batch_id_valid(name))
 		return -ENOENT;
@@ -728,37 +685,45 @@ static int batches_lookup(struct kimifs *k, const struct node *dir,
 	return r;
 }
 
-static int batches_readdir(struct kimifs *k, struct op *op,
-			   const struct node *dir, struct dirlist *out)
+static int batches_readdir(struct tree *tree, struct op *op,
+			   const struct node *dir, const struct view *v,
+			   struct dirlist *out)
 {
 	char **ids;
 	size_t n;
-	int r = batches_list(&k->batches, op, &ids, &n);
+	int r = batches_list(tree->batches, op, &ids, &n);
 
-	(void)dir;
+	(void)dir, (void)v;
 	if (r < 0)
 		return r;
-	r = dir_stage_readdir(k, STAGE_BATCHES, ids, n, out);
+	r = dir_stage_readdir(tree, STAGE_BATCHES, ids, n, out);
 	listing_free_ids(ids, n);
 	return r;
 }
 
 /* batches/ itself never changes (its entries do): the kernel keeps its
  * entry and attributes, so a path through it costs no lookup. */
-static int batches_view(struct kimifs *k, struct op *op, const struct node *n,
+static int batches_view(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
-	int r = tree_mount_view(k, op, n, mode, v);
+	int r = tree_mount_view(tree, op, n, mode, v);
 
 	v->immutable = 1;
 	return r;
 }
+
+/* new is there without being listed (batches_lookup). */
+static const struct node_child batches_children[] = {
+    {.name = "new", .type = &type_new, .hidden = 1},
+    {0},
+};
 
 const struct node_type type_batches = {
     .what = "batches directory",
     .mode = S_IFDIR | 0755,
     .create = batches_create,
     .view = batches_view,
+    .children = batches_children,
     .lookup = batches_lookup,
     .readdir = batches_readdir,
 };

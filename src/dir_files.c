@@ -11,24 +11,35 @@
 #include <string.h>
 
 #include "cache.h"
-#include "kimifs.h"
-#include "log.h"
+#include "ctl_outcome.h"
 #include "dir_stage.h"
+#include "file_ctl.h"
+#include "kind.h"
+#include "listing.h"
+#include "log.h"
+#include "stage.h"
+#include "store_files.h"
+#include "submit.h"
 #include "tree.h"
 
 #define BY_NAME FILES_BY_NAME
 
+static void unref_file(void *obj)
+{
+	file_unref(obj);
+}
+
 /*
- * The snapshot of n's file in mode, into *out, with v's time its
+ * The snapshot of n's file in mode, held by v, with v's time its
  * created_at. A 404 is the everyday answer to a name probe and is not
  * logged; other failures are, once.
  */
-static int file_snapshot(struct kimifs *k, struct op *op, const struct node *n,
-			 enum store_mode mode, struct view *v,
-			 struct file **out)
+static int file_snapshot(struct tree *tree, struct op *op, const struct node *n,
+			 enum store_mode mode, struct view *v)
 {
 	struct api_error err = {0};
-	int r = files_get(&k->files, op, n->id, mode, out, &err);
+	struct file *f;
+	int r = files_get(tree->files, op, n->id, mode, &f, &err);
 
 	if (r < 0) {
 		if (r != -ENOENT)
@@ -36,48 +47,38 @@ static int file_snapshot(struct kimifs *k, struct op *op, const struct node *n,
 				api_error_message(&err, r));
 		return r;
 	}
-	v->mtime = (time_t)(*out)->created_at;
+	view_hold(v, f, unref_file);
+	v->mtime = (time_t)f->created_at;
 	return 0;
 }
 
-/* v shows a copy of len bytes at data. */
-static int show_copy(struct view *v, const char *data, size_t len)
+/* The file that a view filled by file_snapshot holds. */
+static const struct file *view_file(const struct view *v)
 {
-	v->owned = malloc(len + 1);
-	if (!v->owned)
-		return -ENOMEM;
-	memcpy(v->owned, data, len);
-	v->owned[len] = '\0';
-	v->data = v->owned;
-	v->len = len;
-	return 0;
+	return v->obj;
 }
 
-static int fdir_view(struct kimifs *k, struct op *op, const struct node *n,
+static int fdir_view(struct tree *tree, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
-	struct file *f;
-	int r = file_snapshot(k, op, n, mode, v, &f);
-
-	file_unref(f);
-	return r;
+	return file_snapshot(tree, op, n, mode, v);
 }
 
-/* file.json and the value files: copies of the snapshot's rendering. */
-static int fvalue_view(struct kimifs *k, struct op *op, const struct node *n,
+/* file.json and the value files, as the file kind renders them. */
+static int fvalue_view(struct tree *tree, struct op *op, const struct node *n,
 		       enum store_mode mode, struct view *v)
 {
-	const struct bfile *b;
-	struct file *f;
-	int r = file_snapshot(k, op, n, mode, v, &f);
+	int r = file_snapshot(tree, op, n, mode, v);
 
-	if (r < 0)
+	if (r == 0)
+		r = kind_render(&file_kind, view_file(v), n->name, &v->owned,
+				&v->len);
+	if (r < 0) {
+		view_release(v);
 		return r;
-	b = strcmp(n->name, "file.json") == 0 ? &f->json
-					      : file_value(f, n->name);
-	r = b ? show_copy(v, b->data, b->len) : -ENOENT;
-	file_unref(f);
-	return r;
+	}
+	v->data = v->owned;
+	return 0;
 }
 
 /*
@@ -86,31 +87,33 @@ static int fvalue_view(struct kimifs *k, struct op *op, const struct node *n,
  * copy of; open attaches a reader of the disk cache (starting the download
  * when the content is not there).
  */
-static int content_view(struct kimifs *k, struct op *op, const struct node *n,
+static int content_view(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
-	struct file *f;
 	uint64_t size;
-	int r = file_snapshot(k, op, n, mode, v, &f);
+	int r = file_snapshot(tree, op, n, mode, v);
 
 	if (r < 0)
 		return r;
-	v->len = (size_t)f->bytes;
-	if (cache_real_size(&k->cache, n->id, &size))
+	v->len = (size_t)view_file(v)->bytes;
+	if (cache_real_size(tree->cache, n->id, &size))
 		v->len = (size_t)size;
-	file_unref(f);
 	return 0;
 }
 
-static int content_open_node(struct kimifs *k, struct op *op,
-			     const struct node *n, struct view *v)
+static int content_open(struct tree *tree, struct op *op, struct open_file *f,
+			int flags)
 {
-	int r;
+	struct view *v = &f->view;
+	int r = tree_view_open(tree, op, f, flags);
 
-	(void)op;
-	r = cache_reader_open(&k->cache, n->id, (int64_t)v->len, &v->reader);
-	if (r < 0)
+	if (r == 0)
+		r = cache_reader_open(tree->cache, f->node.id, (int64_t)v->len,
+				      &v->reader);
+	if (r < 0) {
+		view_release(v);
 		return r;
+	}
 	if (cache_reader_complete(v->reader)) {
 		/* Exact and never changing: the kernel may keep its pages. */
 		v->len = (size_t)cache_reader_size(v->reader);
@@ -119,107 +122,95 @@ static int content_open_node(struct kimifs *k, struct op *op,
 	return 0;
 }
 
-static int fctl_view(struct kimifs *k, struct op *op, const struct node *n,
+/* A read of the content: the range asked for once it is there (a
+ * download under way is waited on only that far; at the deadline, what
+ * came), spliced from the disk cache's file. */
+static int content_read(struct tree *tree, struct op *op, struct open_file *f,
+			size_t size, off_t off, struct open_read *out)
+{
+	(void)tree;
+	out->pos = off;
+	return cache_reader_read(f->view.reader, op, size, off, &out->fd,
+				 &out->len);
+}
+
+static const struct open_ops content_ops = {
+    .open = content_open,
+    .read = content_read,
+};
+
+static int fctl_view(struct tree *tree, struct op *op, const struct node *n,
 		     enum store_mode mode, struct view *v)
 {
-	struct file *f;
-	int r = file_snapshot(k, op, n, STORE_ANY, v, &f);
+	int r = file_snapshot(tree, op, n, STORE_ANY, v);
 
 	(void)mode;
 	if (r < 0)
 		return r;
-	file_unref(f);
-	v->owned = ctl_outcome(&k->file_ctl.outcomes, n->id);
+	v->owned = ctl_outcome(&tree->file_ctl->outcomes, n->id);
 	v->data = v->owned ? v->owned : "";
 	v->len = strlen(v->data);
 	return 0;
 }
 
-static int fctl_write(struct kimifs *k, struct op *op, const struct node *n,
-		      const char *buf, size_t size, off_t off)
+static ssize_t fctl_write(struct tree *tree, struct op *op, struct open_file *f,
+			  const char *buf, size_t size, off_t off,
+			  uint64_t owner)
 {
-	return file_ctl_write(&k->file_ctl, op, n->id, buf, size, off);
+	(void)owner;
+	return file_ctl_write(tree->file_ctl, op, f->node.id, buf, size,
+			      open_file_at(f, off));
 }
+
+static const struct open_ops fctl_ops = {
+    .open = tree_view_open,
+    .read = tree_view_read,
+    .write = fctl_write,
+};
 
 static const struct node_type type_fvalue = {
     .what = "file value",
     .mode = S_IFREG | 0444,
     .view = fvalue_view,
+    .open_ops = &tree_view_ops,
 };
 
 static const struct node_type type_content = {
     .what = "file content",
     .mode = S_IFREG | 0444,
     .view = content_view,
-    .open = content_open_node,
+    .open_ops = &content_ops,
 };
 
 static const struct node_type type_fctl = {
     .what = "file ctl",
     .mode = S_IFREG | 0600,
-    .flags = NT_WRITABLE,
     .view = fctl_view,
-    .write = fctl_write,
+    .open_ops = &fctl_ops,
 };
 
-static int is_value_name(const char *name)
-{
-	for (size_t i = 0; file_value_names[i]; i++)
-		if (strcmp(file_value_names[i], name) == 0)
-			return 1;
-	return 0;
-}
-
-static int fdir_lookup(struct kimifs *k, const struct node *dir,
-		       const char *name, struct node *child)
-{
-	const struct node_type *t = NULL;
-
-	(void)k;
-	if (strcmp(name, "content") == 0)
-		t = &type_content;
-	else if (strcmp(name, "ctl") == 0)
-		t = &type_fctl;
-	else if (strcmp(name, "file.json") == 0 || is_value_name(name))
-		t = &type_fvalue;
-	return t ? node_make(child, dir, t, name) : -ENOENT;
-}
-
-static int fdir_readdir(struct kimifs *k, struct op *op, const struct node *dir,
-			struct dirlist *out)
-{
-	struct view v = {0};
-	struct file *f;
-	int r = file_snapshot(k, op, dir, STORE_FRESH, &v, &f);
-
-	if (r < 0)
-		return r;
-	r = dirlist_add(out, "file.json", S_IFREG);
-	for (size_t i = 0; r == 0 && file_value_names[i]; i++)
-		if (file_value(f, file_value_names[i]))
-			r = dirlist_add(out, file_value_names[i], S_IFREG);
-	if (r == 0)
-		r = dirlist_add(out, "content", S_IFREG);
-	if (r == 0)
-		r = dirlist_add(out, "ctl", S_IFREG);
-	file_unref(f);
-	return r;
-}
+/* The entries of a file directory, in listing order: file.json, the value
+ * files the FileObject has, content and ctl. */
+static const struct node_child file_children[] = {
+    {.kind = &file_kind, .type = &type_fvalue},
+    {.name = "content", .type = &type_content},
+    {.name = "ctl", .type = &type_fctl},
+    {0},
+};
 
 static const struct node_type type_file = {
     .what = "file directory",
     .mode = S_IFDIR | 0555,
     .view = fdir_view,
-    .lookup = fdir_lookup,
-    .readdir = fdir_readdir,
+    .children = file_children,
 };
 
 /* by-name/<filename>: "../<id>" of the newest file of that name. */
-static int namelink_view(struct kimifs *k, struct op *op, const struct node *n,
+static int namelink_view(struct tree *tree, struct op *op, const struct node *n,
 			 enum store_mode mode, struct view *v)
 {
 	char *id = NULL;
-	int r = files_by_name(&k->files, op, n->name, &id);
+	int r = files_by_name(tree->files, op, n->name, &id);
 	size_t len;
 
 	(void)mode;
@@ -235,7 +226,7 @@ static int namelink_view(struct kimifs *k, struct op *op, const struct node *n,
 	free(id);
 	v->data = v->owned;
 	v->len = strlen(v->owned);
-	v->mtime = k->mount_time;
+	v->mtime = tree->mount_time;
 	return 0;
 }
 
@@ -245,23 +236,24 @@ static const struct node_type type_namelink = {
     .view = namelink_view,
 };
 
-static int byname_lookup(struct kimifs *k, const struct node *dir,
+static int byname_lookup(struct tree *tree, const struct node *dir,
 			 const char *name, struct node *child)
 {
-	(void)k;
+	(void)tree;
 	if (!batch_name_safe(name))
 		return -ENOENT;
 	return node_make(child, dir, &type_namelink, name);
 }
 
-static int byname_readdir(struct kimifs *k, struct op *op,
-			  const struct node *dir, struct dirlist *out)
+static int byname_readdir(struct tree *tree, struct op *op,
+			  const struct node *dir, const struct view *v,
+			  struct dirlist *out)
 {
 	char **names;
 	size_t n;
-	int r = files_names(&k->files, op, &names, &n);
+	int r = files_names(tree->files, op, &names, &n);
 
-	(void)dir;
+	(void)dir, (void)v;
 	if (r < 0)
 		return r;
 	for (size_t i = 0; r == 0 && i < n; i++)
@@ -280,24 +272,24 @@ static const struct node_type type_byname = {
 
 /* A file being written into files/: staged (stage.h), uploaded on close
  * and then gone (it is files/<id>/ from then on). */
-static int fstaged_view(struct kimifs *k, struct op *op, const struct node *n,
+static int fstaged_view(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v)
 {
 	(void)op, (void)mode;
-	return dir_stage_view(k, STAGE_FILES, n, v);
+	return dir_stage_view(tree, STAGE_FILES, n, v);
 }
 
-static int fstaged_flush(struct kimifs *k, struct op *op, void *state,
+static int fstaged_flush(struct tree *tree, struct op *op, struct open_file *o,
 			 uint64_t owner)
 {
 	struct file *f;
-	int r = stage_submit(&k->submit, op, state, owner, &f);
+	int r = stage_submit(tree->submit, op, o->state, owner, &f);
 
 	file_unref(f);
 	return r < 0 ? r : 0;
 }
 
-static const struct node_open_ops fstaged_ops = {
+static const struct open_ops fstaged_ops = {
     .open = dir_stage_open_busy,
     .write = dir_stage_write,
     .read = dir_stage_read,
@@ -309,21 +301,18 @@ static const struct node_open_ops fstaged_ops = {
 static const struct node_type type_fstaged = {
     .what = "staged file",
     .mode = S_IFREG | 0600,
-    .flags = NT_WRITABLE,
     .view = fstaged_view,
     .open_ops = &fstaged_ops,
 };
 
 /* Names that cannot be file ids are ENOENT at once, with no request; so
  * are the names of uploads (*.jsonl) unless one is being written. */
-static int files_lookup(struct kimifs *k, const struct node *dir,
+static int files_lookup(struct tree *tree, const struct node *dir,
 			const char *name, struct node *child)
 {
 	int r;
 
-	if (strcmp(name, BY_NAME) == 0)
-		return node_make(child, dir, &type_byname, name);
-	if (dir_stage_lookup(k, STAGE_FILES, &type_fstaged, dir, name, child,
+	if (dir_stage_lookup(tree, STAGE_FILES, &type_fstaged, dir, name, child,
 			     &r))
 		return r;
 	if (!file_id_valid(name))
@@ -334,19 +323,18 @@ static int files_lookup(struct kimifs *k, const struct node *dir,
 	return r;
 }
 
-static int files_readdir(struct kimifs *k, struct op *op,
-			 const struct node *dir, struct dirlist *out)
+static int files_readdir(struct tree *tree, struct op *op,
+			 const struct node *dir, const struct view *v,
+			 struct dirlist *out)
 {
 	char **ids;
 	size_t n;
-	int r = files_list(&k->files, op, &ids, &n);
+	int r = files_list(tree->files, op, &ids, &n);
 
-	(void)dir;
+	(void)dir, (void)v;
 	if (r < 0)
 		return r;
-	r = dirlist_add(out, BY_NAME, S_IFDIR);
-	if (r == 0)
-		r = dir_stage_readdir(k, STAGE_FILES, ids, n, out);
+	r = dir_stage_readdir(tree, STAGE_FILES, ids, n, out);
 	listing_free_ids(ids, n);
 	return r;
 }
@@ -356,19 +344,24 @@ static int files_readdir(struct kimifs *k, struct op *op,
  * and uploaded when it is closed. A name is that of a batch input file
  * (*.jsonl; else EINVAL, logged); one being written already is EBUSY.
  */
-static int files_create(struct kimifs *k, const struct node *dir,
+static int files_create(struct tree *tree, const struct node *dir,
 			const char *name, struct node *child, void **state)
 {
-	return dir_stage_create(k, STAGE_FILES, &type_fstaged, dir, name, child,
-				state);
+	return dir_stage_create(tree, STAGE_FILES, &type_fstaged, dir, name,
+				child, state);
 }
+
+static const struct node_child files_children[] = {
+    {.name = BY_NAME, .type = &type_byname},
+    {0},
+};
 
 const struct node_type type_files = {
     .what = "files directory",
     .mode = S_IFDIR | 0755,
     .create = files_create,
-    .subdirs = 1,
     .view = tree_mount_view,
+    .children = files_children,
     .lookup = files_lookup,
     .readdir = files_readdir,
 };

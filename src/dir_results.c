@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "dir_results.h"
-#include "kimifs.h"
 #include "log.h"
 #include "results_cache.h"
 
@@ -23,21 +22,22 @@
  * is fetched again once.
  */
 static int
-results_view(struct kimifs *k, struct op *op, const struct node *n,
+results_view(struct tree *tree, struct op *op, const struct node *n,
 	     enum store_mode mode, struct view *v, struct results_set **set,
 	     int (*want)(const struct node *, const struct results_set *))
 {
-	int r = batch_node_snapshot(k, op, n, mode, v);
+	int r = batch_node_snapshot(tree, op, n, mode, v);
 
 	*set = NULL;
 	if (r == 0)
-		r = results_get(&k->results, op, v->snap, set);
-	if (r == 0 && !want(n, *set) && !v->snap->final && mode == STORE_ANY) {
-		results_release(&k->results, *set);
+		r = results_get(tree->results, op, view_batch(v), set);
+	if (r == 0 && !want(n, *set) && !view_batch(v)->final &&
+	    mode == STORE_ANY) {
+		results_release(tree->results, *set);
 		view_release(v);
-		r = batch_node_snapshot(k, op, n, STORE_FRESH, v);
+		r = batch_node_snapshot(tree, op, n, STORE_FRESH, v);
 		if (r == 0)
-			r = results_get(&k->results, op, v->snap, set);
+			r = results_get(tree->results, op, view_batch(v), set);
 	}
 	if (r < 0)
 		view_release(v);
@@ -70,21 +70,21 @@ static void drop_render(void *hold)
 
 /* A file of results/ shows the rendering of its entry that every open and
  * stat of it shares (results_render_get). */
-static int result_view(struct kimifs *k, struct op *op, const struct node *n,
+static int result_view(struct tree *tree, struct op *op, const struct node *n,
 		       enum store_mode mode, struct view *v)
 {
 	struct results_set *set;
 	struct results_render *rd = NULL;
 	const struct result *e;
 	size_t blen;
-	int txt, r = results_view(k, op, n, mode, v, &set, want_entry);
+	int txt, r = results_view(tree, op, n, mode, v, &set, want_entry);
 
 	if (r < 0)
 		return r;
 	e = entry_of(n, set);
 	r = e ? results_split(n->name, &blen, &txt) : -ENOENT;
 	if (r == 0)
-		r = results_render_get(op, &k->results, set, e, txt, &rd);
+		r = results_render_get(op, tree->results, set, e, txt, &rd);
 	if (r == -ENOMEM)
 		log_err("batch %s: result %s: the results open pass %u MiB; "
 			"close some",
@@ -98,7 +98,7 @@ static int result_view(struct kimifs *k, struct op *op, const struct node *n,
 		v->drop = drop_render;
 		v->hold = rd;
 	}
-	results_release(&k->results, set);
+	results_release(tree->results, set);
 	if (r < 0)
 		view_release(v);
 	return r;
@@ -108,22 +108,23 @@ static const struct node_type type_result = {
     .what = "result",
     .mode = S_IFREG | 0444,
     .view = result_view,
+    .open_ops = &tree_view_ops,
 };
 
-static int dir_view(struct kimifs *k, struct op *op, const struct node *n,
+static int dir_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
-	return batch_node_snapshot(k, op, n, mode, v);
+	return batch_node_snapshot(tree, op, n, mode, v);
 }
 
 /* Names that cannot be results are ENOENT at once, with no request. */
-static int results_lookup(struct kimifs *k, const struct node *dir,
+static int results_lookup(struct tree *tree, const struct node *dir,
 			  const char *name, struct node *child)
 {
 	size_t blen;
 	int txt;
 
-	(void)k;
+	(void)tree;
 	if (results_split(name, &blen, &txt) < 0)
 		return -ENOENT;
 	return node_make(child, dir, &type_result, name);
@@ -136,21 +137,21 @@ struct results_listing {
 	struct results_set *set;
 };
 
-static int results_list_open(struct kimifs *k, struct op *op,
-			     const struct node *dir, void **list)
+static int results_list_open(struct tree *tree, struct op *op,
+			     const struct node *dir, const struct view *v,
+			     void **list)
 {
 	struct results_listing *l = calloc(1, sizeof(*l));
-	struct view v = {0};
-	int r = l ? batch_node_snapshot(k, op, dir, STORE_FRESH, &v) : -ENOMEM;
+	int r = l ? 0 : -ENOMEM;
 
+	(void)dir;
 	if (r == 0)
-		r = results_get(&k->results, op, v.snap, &l->set);
-	view_release(&v);
+		r = results_get(tree->results, op, view_batch(v), &l->set);
 	if (r < 0) {
 		free(l);
 		return r;
 	}
-	l->cache = &k->results;
+	l->cache = tree->results;
 	*list = l;
 	return 0;
 }
@@ -205,21 +206,21 @@ static int usage_index(const char *name)
 	return -1;
 }
 
-static int usage_view(struct kimifs *k, struct op *op, const struct node *n,
+static int usage_view(struct tree *tree, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
 	struct results_set *set = NULL;
 	int i = usage_index(n->name),
-	    r = batch_node_snapshot(k, op, n, mode, v);
+	    r = batch_node_snapshot(tree, op, n, mode, v);
 
 	/* A copy that is not final may be older than the batch's end. */
-	if (r == 0 && !v->snap->final && mode == STORE_ANY) {
+	if (r == 0 && !view_batch(v)->final && mode == STORE_ANY) {
 		view_release(v);
-		r = batch_node_snapshot(k, op, n, STORE_FRESH, v);
+		r = batch_node_snapshot(tree, op, n, STORE_FRESH, v);
 	}
-	if (r == 0 && i >= 0 && v->snap->final)
-		r = results_get(&k->results, op, v->snap, &set);
-	if (r == 0 && (i < 0 || !usage_shown(v->snap, set)))
+	if (r == 0 && i >= 0 && view_batch(v)->final)
+		r = results_get(tree->results, op, view_batch(v), &set);
+	if (r == 0 && (i < 0 || !usage_shown(view_batch(v), set)))
 		r = -ENOENT;
 	if (r == 0) {
 		v->owned = malloc(24);
@@ -231,7 +232,7 @@ static int usage_view(struct kimifs *k, struct op *op, const struct node *n,
 					  set->ix->usage[i]);
 		v->data = v->owned;
 	}
-	results_release(&k->results, set);
+	results_release(tree->results, set);
 	if (r < 0)
 		view_release(v);
 	return r;
@@ -241,30 +242,32 @@ static const struct node_type type_usage_file = {
     .what = "usage",
     .mode = S_IFREG | 0444,
     .view = usage_view,
+    .open_ops = &tree_view_ops,
 };
 
-static int usage_lookup(struct kimifs *k, const struct node *dir,
+static int usage_lookup(struct tree *tree, const struct node *dir,
 			const char *name, struct node *child)
 {
-	(void)k;
+	(void)tree;
 	if (usage_index(name) < 0)
 		return -ENOENT; /* costs no request */
 	return node_make(child, dir, &type_usage_file, name);
 }
 
-static int usage_readdir(struct kimifs *k, struct op *op,
-			 const struct node *dir, struct dirlist *out)
+static int usage_readdir(struct tree *tree, struct op *op,
+			 const struct node *dir, const struct view *v,
+			 struct dirlist *out)
 {
+	const struct batch *b = view_batch(v);
 	struct results_set *set = NULL;
-	struct view v = {0};
-	int r = batch_node_snapshot(k, op, dir, STORE_FRESH, &v);
+	int r = 0;
 
-	if (r == 0 && v.snap->final)
-		r = results_get(&k->results, op, v.snap, &set);
-	for (int i = 0; r == 0 && usage_shown(v.snap, set) && i < USAGE_N; i++)
+	(void)dir;
+	if (b->final)
+		r = results_get(tree->results, op, b, &set);
+	for (int i = 0; r == 0 && usage_shown(b, set) && i < USAGE_N; i++)
 		r = dirlist_add(out, results_usage_names[i], S_IFREG);
-	results_release(&k->results, set);
-	view_release(&v);
+	results_release(tree->results, set);
 	return r;
 }
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kimifs.h"
+#include "ctl.h"
 #include "log.h"
 #include "stats.h"
 #include "tree.h"
@@ -24,24 +24,25 @@ static int fresh_view(int r, struct view *v)
 }
 
 /* MOUNT/stats: the counters as JSON, one snapshot per open. */
-static int stats_view(struct kimifs *k, struct op *op, const struct node *n,
+static int stats_view(struct tree *tree, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
 	(void)op, (void)n, (void)mode;
-	return fresh_view(stats_json(&k->stats, &v->owned, &v->len), v);
+	return fresh_view(stats_json(tree->stats, &v->owned, &v->len), v);
 }
 
 static const struct node_type type_stats = {
     .what = "stats",
     .mode = S_IFREG | 0444,
     .view = stats_view,
+    .open_ops = &tree_view_ops,
 };
 
 /* MOUNT/log: the mount's recent log lines, one snapshot per open. */
-static int log_view(struct kimifs *k, struct op *op, const struct node *n,
+static int log_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
 {
-	(void)k, (void)op, (void)n, (void)mode;
+	(void)tree, (void)op, (void)n, (void)mode;
 	return fresh_view(log_recent(&v->owned, &v->len), v);
 }
 
@@ -49,80 +50,60 @@ static const struct node_type type_log = {
     .what = "log",
     .mode = S_IFREG | 0444,
     .view = log_view,
+    .open_ops = &tree_view_ops,
 };
 
 /* MOUNT/ctl: reads the outcome of its last command; opening it sends
  * nothing. */
-static int root_ctl_view(struct kimifs *k, struct op *op, const struct node *n,
+static int root_ctl_view(struct tree *tree, struct op *op, const struct node *n,
 			 enum store_mode mode, struct view *v)
 {
 	(void)op;
 	(void)n;
 	(void)mode;
-	v->owned = ctl_root_outcome(&k->ctl);
+	v->owned = ctl_root_outcome(tree->ctl);
 	v->data = v->owned ? v->owned : "";
 	v->len = strlen(v->data);
-	v->mtime = k->mount_time;
+	v->mtime = tree->mount_time;
 	return 0;
 }
 
-static int root_ctl_write(struct kimifs *k, struct op *op, const struct node *n,
-			  const char *buf, size_t size, off_t off)
+static ssize_t root_ctl_write(struct tree *tree, struct op *op,
+			      struct open_file *f, const char *buf, size_t size,
+			      off_t off, uint64_t owner)
 {
-	(void)n;
-	return ctl_root_write(&k->ctl, op, buf, size, off);
+	(void)owner;
+	return ctl_root_write(tree->ctl, op, buf, size, open_file_at(f, off));
 }
+
+static const struct open_ops root_ctl_ops = {
+    .open = tree_view_open,
+    .read = tree_view_read,
+    .write = root_ctl_write,
+};
 
 static const struct node_type type_root_ctl = {
     .what = "ctl",
     .mode = S_IFREG | 0600,
-    .flags = NT_WRITABLE,
     .view = root_ctl_view,
-    .write = root_ctl_write,
+    .open_ops = &root_ctl_ops,
 };
 
 /* The entries of the mount root, in listing order. */
-static const struct {
-	const char *name;
-	const struct node_type *type;
-} root_children[] = {
-    {"batches", &type_batches}, {"files", &type_files}, {"ctl", &type_root_ctl},
-    {"stats", &type_stats},	{"log", &type_log},
+static const struct node_child root_children[] = {
+    {.name = "batches", .type = &type_batches},
+    {.name = "files", .type = &type_files},
+    {.name = "ctl", .type = &type_root_ctl},
+    {.name = "stats", .type = &type_stats},
+    {.name = "log", .type = &type_log},
+    {0},
 };
-#define NROOT (sizeof(root_children) / sizeof(root_children[0]))
-
-static int root_lookup(struct kimifs *k, const struct node *dir,
-		       const char *name, struct node *child)
-{
-	(void)k;
-	for (size_t i = 0; i < NROOT; i++)
-		if (strcmp(name, root_children[i].name) == 0)
-			return node_make(child, dir, root_children[i].type,
-					 name);
-	return -ENOENT;
-}
-
-static int root_readdir(struct kimifs *k, struct op *op, const struct node *dir,
-			struct dirlist *out)
-{
-	int r = 0;
-
-	(void)k;
-	(void)op;
-	(void)dir;
-	for (size_t i = 0; r == 0 && i < NROOT; i++)
-		r = dirlist_add(out, root_children[i].name,
-				root_children[i].type->mode & S_IFMT);
-	return r;
-}
 
 static const struct node_type type_root = {
     .what = "mount root",
     .mode = S_IFDIR | 0555,
-    .subdirs = 2,
     .view = tree_mount_view,
-    .lookup = root_lookup,
-    .readdir = root_readdir,
+    .children = root_children,
 };
 
 void tree_root(struct node *out)

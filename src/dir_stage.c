@@ -5,17 +5,16 @@
 #include "dir_stage.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
 
-#include "kimifs.h"
-
-int dir_stage_view(struct kimifs *k, enum stage_dir dir, const struct node *n,
+int dir_stage_view(struct tree *tree, enum stage_dir dir, const struct node *n,
 		   struct view *v)
 {
 	uint64_t size;
 
-	if (stage_stat(&k->stage, dir, n->name, &size, &v->mtime) < 0) {
+	if (stage_stat(tree->stage, dir, n->name, &size, &v->mtime) < 0) {
 		/* Unstaged since: only the inode of a descriptor still open
 		 * gets here (lookups of the name are ENOENT), and its fstat
 		 * must not fail; it is empty now. */
@@ -32,41 +31,53 @@ static int add_regular(void *ctx, const char *name)
 	return dirlist_add(ctx, name, S_IFREG);
 }
 
-int dir_stage_list(struct kimifs *k, enum stage_dir dir, struct dirlist *out)
+int dir_stage_list(struct tree *tree, enum stage_dir dir, struct dirlist *out)
 {
-	return stage_each(&k->stage, dir, add_regular, out);
+	return stage_each(tree->stage, dir, add_regular, out);
 }
 
-int dir_stage_open_busy(struct kimifs *k, const struct node *n, int flags,
-			void **state)
+int dir_stage_open_busy(struct tree *tree, struct op *op, struct open_file *f,
+			int flags)
 {
-	(void)k, (void)n, (void)flags, (void)state;
+	(void)tree, (void)op, (void)f, (void)flags;
 	return -EBUSY;
 }
 
-ssize_t dir_stage_write(struct kimifs *k, struct op *op, void *state,
+ssize_t dir_stage_write(struct tree *tree, struct op *op, struct open_file *f,
 			const char *buf, size_t size, off_t off, uint64_t owner)
 {
-	(void)k, (void)op;
-	return stage_write(state, buf, size, off, owner);
+	(void)tree, (void)op;
+	return stage_write(f->state, buf, size, off, owner);
 }
 
-ssize_t dir_stage_read(void *state, char *buf, size_t size, off_t off)
+int dir_stage_read(struct tree *tree, struct op *op, struct open_file *f,
+		   size_t size, off_t off, struct open_read *out)
 {
-	return stage_read(state, buf, size, off);
+	ssize_t n;
+
+	(void)tree, (void)op;
+	out->owned = malloc(size ? size : 1);
+	if (!out->owned)
+		return -ENOMEM;
+	n = stage_read(f->state, out->owned, size, off);
+	if (n < 0)
+		return (int)n;
+	out->data = out->owned;
+	out->len = (size_t)n;
+	return 0;
 }
 
-int dir_stage_resize(void *state, uint64_t size)
+int dir_stage_resize(struct open_file *f, uint64_t size)
 {
-	return stage_resize(state, size);
+	return stage_resize(f->state, size);
 }
 
-void dir_stage_release(void *state)
+void dir_stage_release(struct open_file *f)
 {
-	stage_release(state);
+	stage_release(f->state);
 }
 
-int dir_stage_create(struct kimifs *k, enum stage_dir which,
+int dir_stage_create(struct tree *tree, enum stage_dir which,
 		     const struct node_type *t, const struct node *dir,
 		     const char *name, struct node *child, void **state)
 {
@@ -76,13 +87,13 @@ int dir_stage_create(struct kimifs *k, enum stage_dir which,
 	if (r == 0)
 		r = node_make(child, dir, t, name);
 	if (r == 0)
-		r = stage_create(&k->stage, which, name, &st);
+		r = stage_create(tree->stage, which, name, &st);
 	if (r == 0)
 		*state = st;
 	return r;
 }
 
-int dir_stage_lookup(struct kimifs *k, enum stage_dir which,
+int dir_stage_lookup(struct tree *tree, enum stage_dir which,
 		     const struct node_type *t, const struct node *dir,
 		     const char *name, struct node *child, int *r)
 {
@@ -91,16 +102,16 @@ int dir_stage_lookup(struct kimifs *k, enum stage_dir which,
 
 	if (!stage_upload_name(name))
 		return 0;
-	*r = stage_stat(&k->stage, which, name, &size, &mtime)
+	*r = stage_stat(tree->stage, which, name, &size, &mtime)
 		 ? -ENOENT
 		 : node_make(child, dir, t, name);
 	return 1;
 }
 
-int dir_stage_readdir(struct kimifs *k, enum stage_dir which, char **ids,
+int dir_stage_readdir(struct tree *tree, enum stage_dir which, char **ids,
 		      size_t n, struct dirlist *out)
 {
-	int r = dir_stage_list(k, which, out);
+	int r = dir_stage_list(tree, which, out);
 
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = dirlist_add(out, ids[i], S_IFDIR);

@@ -14,18 +14,17 @@
 #include "tree.h"
 
 struct op;
-struct kimifs;
 
 /*
  * The view of staged name n->name in dir: its size so far (the mode comes
  * from the type); empty once unstaged, for the fstat of a descriptor still
  * open (lookups of the name are ENOENT by then). Always 0.
  */
-int dir_stage_view(struct kimifs *k, enum stage_dir dir, const struct node *n,
+int dir_stage_view(struct tree *tree, enum stage_dir dir, const struct node *n,
 		   struct view *v);
 
 /* Add the staged names of dir to out (as regular files). 0 or -ENOMEM. */
-int dir_stage_list(struct kimifs *k, enum stage_dir dir, struct dirlist *out);
+int dir_stage_list(struct tree *tree, enum stage_dir dir, struct dirlist *out);
 
 /*
  * What files/ and batches/ share as directories of uploads (which: the
@@ -38,24 +37,26 @@ int dir_stage_list(struct kimifs *k, enum stage_dir dir, struct dirlist *out);
  *   0 when name is not an upload's.
  * - dir_stage_readdir: the staged names, then the n ids (directories).
  */
-int dir_stage_create(struct kimifs *k, enum stage_dir which,
+int dir_stage_create(struct tree *tree, enum stage_dir which,
 		     const struct node_type *t, const struct node *dir,
 		     const char *name, struct node *child, void **state);
-int dir_stage_lookup(struct kimifs *k, enum stage_dir which,
+int dir_stage_lookup(struct tree *tree, enum stage_dir which,
 		     const struct node_type *t, const struct node *dir,
 		     const char *name, struct node *child, int *r);
-int dir_stage_readdir(struct kimifs *k, enum stage_dir which, char **ids,
+int dir_stage_readdir(struct tree *tree, enum stage_dir which, char **ids,
 		      size_t n, struct dirlist *out);
 
-/* A second open of a staged name: -EBUSY (a staged file has one writer). */
-int dir_stage_open_busy(struct kimifs *k, const struct node *n, int flags,
-			void **state);
-/* The writer's write, read, resize and release of its staged file. */
-ssize_t dir_stage_write(struct kimifs *k, struct op *op, void *state,
+/* The open file operations of a staged file but the flush: a second
+ * open is -EBUSY (a staged file has one writer, made by the create); the
+ * writer's write, read, resize and release of its staged file. */
+int dir_stage_open_busy(struct tree *tree, struct op *op, struct open_file *f,
+			int flags);
+ssize_t dir_stage_write(struct tree *tree, struct op *op, struct open_file *f,
 			const char *buf, size_t size, off_t off,
 			uint64_t owner);
-ssize_t dir_stage_read(void *state, char *buf, size_t size, off_t off);
-int dir_stage_resize(void *state, uint64_t size);
-void dir_stage_release(void *state);
+int dir_stage_read(struct tree *tree, struct op *op, struct open_file *f,
+		   size_t size, off_t off, struct open_read *out);
+int dir_stage_resize(struct open_file *f, uint64_t size);
+void dir_stage_release(struct open_file *f);
 
 #endif

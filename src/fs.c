@@ -38,17 +38,14 @@
 struct handle {
 	struct handle *prev, *next; /* in k->open_files */
 	int refs; /* atomic: the open file, and each read replying from it */
-	struct node node;
-	struct view view;    /* files: the one view the file reads */
+	struct open_file f;  /* the node; files: the view read, the state */
 	struct dirlist list; /* directories: names, "." and ".." first */
 	void *dir_list;	     /* or then the type's listing (list_open) */
-	int append;	     /* opened with O_APPEND (`echo cancel >> ctl`) */
 	/* A file that waits, polled: the wait that will wake the poller
 	 * (under k->open_lock). */
 	int polling;
 	uint64_t poll_token;
 	struct fuse_pollhandle *poll_ph;
-	void *state; /* the open file's own state (node type's open_ops) */
 };
 
 static struct kimifs *state(fuse_req_t req)
@@ -63,12 +60,12 @@ static struct handle *handle_of(const struct fuse_file_info *fi)
 
 static void handle_free(struct handle *h)
 {
-	if (h->state)
-		h->node.type->open_ops->release(h->state);
-	view_release(&h->view);
+	if (h->f.ops && h->f.ops->release)
+		h->f.ops->release(&h->f);
+	view_release(&h->f.view);
 	dirlist_free(&h->list);
 	if (h->dir_list)
-		h->node.type->list_close(h->dir_list);
+		h->f.node.type->list_close(h->dir_list);
 	free(h);
 }
 
@@ -140,7 +137,7 @@ static int view_node(struct kimifs *k, fuse_req_t req, const struct node *n,
 
 	memset(v, 0, sizeof(*v));
 	op_begin(k, req, &op);
-	r = n->type->view(k, &op, n, mode, v);
+	r = n->type->view(&k->tree, &op, n, mode, v);
 	op_end(req);
 	return r;
 }
@@ -164,10 +161,10 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int r = inodes_get(&k->inodes, parent, &dir);
 
 	STAT_ADD(&k->stats, fuse_lookups, 1);
-	if (r == 0 && !dir.type->lookup)
+	if (r == 0 && !S_ISDIR(dir.type->mode))
 		r = -ENOTDIR;
 	if (r == 0)
-		r = dir.type->lookup(k, &dir, name, &child);
+		r = tree_lookup(&k->tree, &dir, name, &child);
 	if (r == 0)
 		r = view_node(k, req, &child, STORE_ANY, &v);
 	if (r < 0) {
@@ -175,7 +172,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	tree_stat(k, &child, &v, &e.attr);
+	tree_stat(&k->tree, &child, &v, &e.attr);
 	e.attr_timeout = e.entry_timeout = lifetime(k, &v);
 	view_release(&v);
 	e.ino = inodes_add(&k->inodes, parent, name, &child);
@@ -214,11 +211,11 @@ static void getattr_state(fuse_req_t req, fuse_ino_t ino,
 	struct stat st;
 	struct view v;
 
-	if (view_node(k, req, &h->node, STORE_ANY, &v) == 0) {
-		tree_stat(k, &h->node, &v, &st);
+	if (view_node(k, req, &h->f.node, STORE_ANY, &v) == 0) {
+		tree_stat(&k->tree, &h->f.node, &v, &st);
 		view_release(&v);
 	} else {
-		tree_stat(k, &h->node, &h->view, &st);
+		tree_stat(&k->tree, &h->f.node, &h->f.view, &st);
 	}
 	st.st_ino = ino;
 	fuse_reply_attr(req, &st, 0);
@@ -237,17 +234,18 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	int r;
 
 	STAT_ADD(&k->stats, fuse_getattrs, 1);
-	if (h && h->state) {
+	if (h && h->f.state) {
 		getattr_state(req, ino, h);
 		return;
 	}
-	if (h && !S_ISDIR(h->node.type->mode)) {
+	if (h && !S_ISDIR(h->f.node.type->mode)) {
 		/* The kernel keeps one size per inode: the size of an open
 		 * file whose view may be older than the batch is not kept, so
 		 * the next reader through the page cache asks for its own. */
-		tree_stat(k, &h->node, &h->view, &st);
+		tree_stat(&k->tree, &h->f.node, &h->f.view, &st);
 		st.st_ino = ino;
-		fuse_reply_attr(req, &st, h->view.immutable ? KEEP_FOREVER : 0);
+		fuse_reply_attr(req, &st,
+				h->f.view.immutable ? KEEP_FOREVER : 0);
 		return;
 	}
 	r = inodes_get(&k->inodes, ino, &n);
@@ -257,7 +255,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, -r);
 		return;
 	}
-	tree_stat(k, &n, &v, &st);
+	tree_stat(&k->tree, &n, &v, &st);
 	st.st_ino = ino;
 	fuse_reply_attr(req, &st,
 			ino == INODE_ROOT ? ROOT_KEEP : lifetime(k, &v));
@@ -270,14 +268,13 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 static void setattr_state(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			  int to_set, struct fuse_file_info *fi)
 {
-	const struct handle *h = handle_of(fi);
+	struct handle *h = handle_of(fi);
 	int r = 0;
 
-	if ((to_set & FUSE_SET_ATTR_SIZE) && (!h || !h->state))
+	if ((to_set & FUSE_SET_ATTR_SIZE) && (!h || !h->f.state))
 		r = -EBUSY;
 	else if (to_set & FUSE_SET_ATTR_SIZE)
-		r = h->node.type->open_ops->resize(h->state,
-						   (uint64_t)attr->st_size);
+		r = h->f.ops->resize(&h->f, (uint64_t)attr->st_size);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -303,9 +300,9 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		setattr_state(req, ino, attr, to_set, fi);
 		return;
 	}
-	if (r == 0 &&
-	    (!(n.type->flags & NT_WRITABLE) || !(to_set & FUSE_SET_ATTR_SIZE) ||
-	     (to_set & ~(FUSE_SET_ATTR_SIZE | times))))
+	if (r == 0 && (!n.type->open_ops || !n.type->open_ops->write ||
+		       !(to_set & FUSE_SET_ATTR_SIZE) ||
+		       (to_set & ~(FUSE_SET_ATTR_SIZE | times))))
 		r = -EROFS;
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -320,80 +317,43 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int writes =
 	    (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
 	struct handle *h = calloc(1, sizeof(*h));
-	int r = h ? inodes_get(&k->inodes, ino, &h->node) : -ENOMEM;
+	struct open_file *f = h ? &h->f : NULL;
+	struct op op;
+	int r = h ? inodes_get(&k->inodes, ino, &f->node) : -ENOMEM;
 
 	STAT_ADD(&k->stats, fuse_opens, 1);
-	if (r == 0 && S_ISDIR(h->node.type->mode))
+	if (r == 0 && S_ISDIR(f->node.type->mode))
 		r = -EISDIR;
-	if (r == 0 && writes && !(h->node.type->flags & NT_WRITABLE))
+	if (r == 0 && !f->node.type->open_ops)
+		r = -EINVAL; /* a symlink: the kernel follows it instead */
+	if (r == 0 && writes && !f->node.type->open_ops->write)
 		r = -EROFS;
-	if (r == 0)
-		r = view_node(k, req, &h->node, STORE_FRESH, &h->view);
-	if (r == 0 && h->node.type->open) {
-		struct op op;
-
+	if (r == 0) {
+		f->ops = f->node.type->open_ops;
+		f->append = (fi->flags & O_APPEND) != 0;
 		op_begin(k, req, &op);
-		r = h->node.type->open(k, &op, &h->node, &h->view);
+		r = f->ops->open(&k->tree, &op, f, fi->flags);
 		op_end(req);
-		if (r < 0)
-			view_release(&h->view);
-	}
-	if (r == 0 && h->node.type->open_ops && h->node.type->open_ops->open) {
-		r = h->node.type->open_ops->open(k, &h->node, fi->flags,
-						 &h->state);
-		if (r < 0)
-			view_release(&h->view);
 	}
 	if (r < 0) {
 		free(h);
 		fuse_reply_err(req, -r);
 		return;
 	}
-	h->append = (fi->flags & O_APPEND) != 0;
 	h->refs = 1;
 	handle_track(k, h);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* What cannot change is cached by the kernel for good; the rest is
 	 * read from this view, whose size may differ from the last stat. */
-	fi->keep_cache = h->view.immutable;
-	fi->direct_io = !h->view.immutable;
+	fi->keep_cache = f->view.immutable;
+	fi->direct_io = !f->view.immutable;
 	/* Only a file with a state of its own acts on close(): the others
 	 * spare the kernel the flush round trip. */
-	fi->noflush = !h->state;
+	fi->noflush = !f->state;
 	if (fuse_reply_open(req, fi) != 0) {
 		handle_untrack(k, h);
 		handle_free(h);
 	}
-}
-
-/* A read of a file's content: the range asked for once it is there (a
- * download under way is waited on only that far; at the deadline, what
- * came), spliced from the disk cache's file. */
-static void read_content(fuse_req_t req, struct handle *h, size_t size,
-			 off_t off)
-{
-	struct kimifs *k = state(req);
-	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
-	struct op op;
-	size_t n;
-	int fd, r;
-
-	op_begin(k, req, &op);
-	r = cache_reader_read(h->view.reader, &op, size, off, &fd, &n);
-	op_end(req);
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	if (n == 0) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	bv.buf[0].size = n;
-	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	bv.buf[0].fd = fd;
-	bv.buf[0].pos = off;
-	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
 
 /*
@@ -410,7 +370,7 @@ static void read_content(fuse_req_t req, struct handle *h, size_t size,
 struct wait_req {
 	fuse_req_t req;
 	struct kimifs *k;
-	const struct node_type *type;
+	const struct open_ops *ops;
 	size_t size;
 	off_t off;
 	pthread_mutex_t lock; /* guards the fields below */
@@ -433,17 +393,21 @@ static void wait_put(struct wait_req *w)
 	}
 }
 
-/* Reply to a read at off of size bytes with the part of text there. */
-static void reply_slice(fuse_req_t req, const char *text, size_t len,
-			size_t size, off_t off)
+/* Reply to a read with what it gives (struct open_read): bytes from
+ * memory, or spliced from a file. */
+static void reply_read(fuse_req_t req, const struct open_read *out)
 {
-	if (off < 0 || (size_t)off >= len) {
-		fuse_reply_buf(req, NULL, 0);
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+
+	if (out->data || out->len == 0) {
+		fuse_reply_buf(req, out->len ? out->data : NULL, out->len);
 		return;
 	}
-	if (size > len - (size_t)off)
-		size = len - (size_t)off;
-	fuse_reply_buf(req, text + off, size);
+	bv.buf[0].size = out->len;
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].fd = out->fd;
+	bv.buf[0].pos = out->pos;
+	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
 
 /* The watch's callback (the poller thread, or watches_stop's): the batch
@@ -451,7 +415,7 @@ static void reply_slice(fuse_req_t req, const char *text, size_t len,
 static void wait_done(void *arg, int err, void *obj)
 {
 	struct wait_req *w = arg;
-	char *text = NULL;
+	struct open_read out = {0};
 	size_t len = 0;
 
 	pthread_mutex_lock(&w->lock);
@@ -464,14 +428,16 @@ static void wait_done(void *arg, int err, void *obj)
 	/* After this no interrupt hook runs, and none is running. */
 	fuse_req_interrupt_func(w->req, NULL, NULL);
 	if (err == 0)
-		err = w->type->wait_text(obj, &text, &len);
+		err = w->ops->wait_text(obj, &out.owned, &len);
 	if (err == -ESHUTDOWN)
 		err = -ENOTCONN;
-	if (err < 0)
+	if (err < 0) {
 		fuse_reply_err(w->req, -err);
-	else
-		reply_slice(w->req, text, len, w->size, w->off);
-	free(text);
+	} else {
+		open_read_slice(&out, out.owned, len, w->size, w->off);
+		reply_read(w->req, &out);
+	}
+	free(out.owned);
 	wait_put(w);
 }
 
@@ -512,33 +478,17 @@ static void wait_abandon(struct wait_req *w, int err)
 }
 
 /*
- * A read of a file that waits (node type wait_ready): the text at once
- * when the batch is final, else the request is kept and answered later
- * (struct wait_req), and this thread returns to serve others; a read
- * through a non-blocking descriptor gets EAGAIN instead.
+ * A read of a file that waits (its read said -EAGAIN): the request is
+ * kept and answered later (struct wait_req) from the watch of n's batch,
+ * and this thread returns to serve others.
  */
-static void wait_read(fuse_req_t req, const struct node *n, size_t size,
-		      off_t off, int nonblock)
+static void wait_read(fuse_req_t req, const struct node *n,
+		      const struct open_ops *ops, size_t size, off_t off)
 {
 	struct kimifs *k = state(req);
-	struct op op;
 	struct wait_req *w;
-	char *text = NULL;
-	size_t len = 0;
 	int r;
 
-	op_begin(k, req, &op);
-	r = n->type->wait_ready(k, &op, n, &text, &len);
-	op_end(req);
-	if (r == 0)
-		reply_slice(req, text, len, size, off);
-	free(text);
-	if (r != -EAGAIN || nonblock) {
-		/* O_NONBLOCK (grep -r opens so): EAGAIN rather than a wait. */
-		if (r < 0)
-			fuse_reply_err(req, -r);
-		return;
-	}
 	w = calloc(1, sizeof(*w));
 	if (!w) {
 		fuse_reply_err(req, ENOMEM);
@@ -546,7 +496,7 @@ static void wait_read(fuse_req_t req, const struct node *n, size_t size,
 	}
 	w->req = req;
 	w->k = k;
-	w->type = n->type;
+	w->ops = ops;
 	w->size = size;
 	w->off = off;
 	w->refs = 2;
@@ -574,55 +524,36 @@ static void wait_read(fuse_req_t req, const struct node *n, size_t size,
 	wait_put(w);
 }
 
-/* A read of a file with a state of its own, as its state says. */
-static void read_state(fuse_req_t req, const struct handle *h, size_t size,
-		       off_t off)
-{
-	char *buf = malloc(size ? size : 1);
-	ssize_t n;
-
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = h->node.type->open_ops->read(h->state, buf, size, off);
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
-	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
-}
-
+/*
+ * A read, as the open file's read says: what it gives at once, or, for a
+ * file that waits (wait) and is not ready, a reply later (wait_read); a
+ * read through a non-blocking descriptor (grep -r opens so) gets EAGAIN
+ * instead. The read holds a reference to h while it replies from h's
+ * bytes.
+ */
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct kimifs *k = state(req);
 	struct handle *h = handle_of(fi);
+	const struct open_ops *ops = h->f.ops;
+	struct open_read out = {.fd = -1};
+	struct op op;
+	int r;
 
 	(void)ino;
-	STAT_ADD(&state(req)->stats, fuse_reads, 1);
-	if (h->node.type->wait_ready) {
-		wait_read(req, &h->node, size, off,
-			  (fi->flags & O_NONBLOCK) != 0);
-		return;
-	}
-	if (h->state && h->node.type->open_ops->read) {
-		read_state(req, h, size, off);
-		return;
-	}
-	if (h->view.reader) {
-		__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
-		read_content(req, h, size, off);
-		handle_put(h);
-		return;
-	}
-	if (off < 0 || (size_t)off >= h->view.len) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	if (size > h->view.len - (size_t)off)
-		size = h->view.len - (size_t)off;
+	STAT_ADD(&k->stats, fuse_reads, 1);
 	__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
-	fuse_reply_buf(req, h->view.data + off, size);
+	op_begin(k, req, &op);
+	r = ops->read(&k->tree, &op, &h->f, size, off, &out);
+	op_end(req);
+	if (r == -EAGAIN && ops->wait_text && !(fi->flags & O_NONBLOCK))
+		wait_read(req, &h->f.node, ops, size, off);
+	else if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_read(req, &out);
+	free(out.owned);
 	handle_put(h);
 }
 
@@ -658,13 +589,12 @@ static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 {
 	struct kimifs *k = state(req);
 	struct handle *h = handle_of(fi);
+	struct open_read out = {.fd = -1};
 	struct op op;
-	char *text = NULL;
-	size_t len;
 	int r;
 
 	(void)ino;
-	if (!h->node.type->wait_ready) {
+	if (!h->f.ops->wait_text) {
 		/* Everything else is always ready. */
 		if (ph)
 			fuse_pollhandle_destroy(ph);
@@ -673,9 +603,9 @@ static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	}
 	op_begin(k, req, &op);
-	r = h->node.type->wait_ready(k, &op, &h->node, &text, &len);
+	r = h->f.ops->read(&k->tree, &op, &h->f, 0, 0, &out);
 	op_end(req);
-	free(text);
+	free(out.owned);
 	if (r != -EAGAIN) {
 		if (ph)
 			fuse_pollhandle_destroy(ph);
@@ -686,7 +616,7 @@ static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	if (ph) {
 		pthread_mutex_lock(&k->open_lock);
 		poll_withdraw(k, h);
-		if (watch_add(&k->watches, h->node.id, poll_done, ph,
+		if (watch_add(&k->watches, h->f.node.id, poll_done, ph,
 			      &h->poll_token) == 0) {
 			h->polling = 1;
 			h->poll_ph = ph;
@@ -723,50 +653,27 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 	free(target);
 }
 
-/* A write to a file with a state of its own (a staged file, batches/new),
- * at the offset asked for (cp may seek). */
-static void write_state(fuse_req_t req, const struct handle *h, const char *buf,
-			size_t size, off_t off, uint64_t owner)
-{
-	struct kimifs *k = state(req);
-	struct op op;
-	ssize_t r;
-
-	op_begin(k, req, &op);
-	r = h->node.type->open_ops->write(k, &op, h->state, buf, size, off,
-					  owner);
-	op_end(req);
-	if (r < 0)
-		fuse_reply_err(req, (int)-r);
-	else
-		fuse_reply_write(req, (size_t)r);
-}
-
+/* A write, as the open file's write says (a ctl takes a command, a
+ * staged file bytes at the offset asked for: cp may seek). */
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct kimifs *k = state(req);
-	const struct handle *h = handle_of(fi);
+	struct handle *h = handle_of(fi);
 	struct op op;
-	int r;
+	ssize_t r;
 
 	(void)ino;
-	if (h->state && h->node.type->open_ops->write) {
-		write_state(req, h, buf, size, off, fi->lock_owner);
-		return;
-	}
-	if (!h->node.type->write) {
+	if (!h->f.ops->write) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	/* An append lands after the outcome text; it is still the start of
-	 * what this writer says. */
 	op_begin(k, req, &op);
-	r = h->node.type->write(k, &op, &h->node, buf, size,
-				h->append ? 0 : off);
+	r = h->f.ops->write(&k->tree, &op, &h->f, buf, size, off,
+			    fi->lock_owner);
 	op_end(req);
 	if (r < 0)
-		fuse_reply_err(req, -r);
+		fuse_reply_err(req, (int)-r);
 	else
 		fuse_reply_write(req, (size_t)r);
 }
@@ -779,15 +686,14 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kimifs *k = state(req);
-	const struct handle *h = handle_of(fi);
+	struct handle *h = handle_of(fi);
 	struct op op;
 	int r = 0;
 
 	(void)ino;
-	if (h && h->state && h->node.type->open_ops->flush) {
+	if (h && h->f.state && h->f.ops->flush) {
 		op_begin(k, req, &op);
-		r = h->node.type->open_ops->flush(k, &op, h->state,
-						  fi->lock_owner);
+		r = h->f.ops->flush(&k->tree, &op, &h->f, fi->lock_owner);
 		op_end(req);
 	}
 	fuse_reply_err(req, -r);
@@ -815,9 +721,9 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 	struct kimifs *k = state(req);
 	struct handle *h = calloc(1, sizeof(*h));
 	struct op op;
-	int r = h ? inodes_get(&k->inodes, ino, &h->node) : -ENOMEM;
+	int r = h ? inodes_get(&k->inodes, ino, &h->f.node) : -ENOMEM;
 
-	if (r == 0 && !S_ISDIR(h->node.type->mode))
+	if (r == 0 && !S_ISDIR(h->f.node.type->mode))
 		r = -ENOTDIR;
 	if (r == 0)
 		r = dirlist_add(&h->list, ".", S_IFDIR);
@@ -825,11 +731,8 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		r = dirlist_add(&h->list, "..", S_IFDIR);
 	if (r == 0) {
 		op_begin(k, req, &op);
-		if (h->node.type->list_open)
-			r = h->node.type->list_open(k, &op, &h->node,
-						    &h->dir_list);
-		else
-			r = h->node.type->readdir(k, &op, &h->node, &h->list);
+		r = tree_list(&k->tree, &op, &h->f.node, &h->list,
+			      &h->dir_list);
 		op_end(req);
 	}
 	if (r < 0) {
@@ -858,7 +761,7 @@ static int dir_entry(const struct handle *h, size_t i, char *name, mode_t *mode)
 	}
 	if (!h->dir_list)
 		return -ENOENT;
-	return h->node.type->list_at(h->dir_list, i - h->list.n, name, mode);
+	return h->f.node.type->list_at(h->dir_list, i - h->list.n, name, mode);
 }
 
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -971,9 +874,12 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (r == 0 && !dir.type->create)
 		r = -EROFS;
 	if (r == 0)
-		r = dir.type->create(k, &dir, name, &h->node, &h->state);
-	if (r == 0)
-		r = view_node(k, req, &h->node, STORE_ANY, &h->view);
+		r = dir.type->create(&k->tree, &dir, name, &h->f.node,
+				     &h->f.state);
+	if (r == 0) {
+		h->f.ops = h->f.node.type->open_ops;
+		r = view_node(k, req, &h->f.node, STORE_ANY, &h->f.view);
+	}
 	if (r < 0) {
 		if (h)
 			handle_free(h);
@@ -981,15 +887,15 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	tree_stat(k, &h->node, &h->view, &e.attr);
-	e.ino = inodes_add(&k->inodes, parent, name, &h->node);
+	tree_stat(&k->tree, &h->f.node, &h->f.view, &e.attr);
+	e.ino = inodes_add(&k->inodes, parent, name, &h->f.node);
 	if (!e.ino) {
 		handle_free(h);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	e.attr.st_ino = e.ino;
-	h->append = (fi->flags & O_APPEND) != 0;
+	h->f.append = (fi->flags & O_APPEND) != 0;
 	h->refs = 1;
 	handle_track(k, h);
 	fi->fh = (uint64_t)(uintptr_t)h;

@@ -1,6 +1,7 @@
 /*
- * kimifs.h - the one state struct of a kimifs mount, shared by main, the
- * FUSE glue, the subtrees of the tree and the ctl commands.
+ * kimifs.h - the one state struct of a kimifs mount: the wiring that main
+ * sets up and the FUSE glue uses. The node types of the tree see only the
+ * part of it they use (struct tree, tree.h).
  */
 #ifndef KIMIFS_H
 #define KIMIFS_H
@@ -20,6 +21,7 @@
 #include "submit.h"
 #include "store_batches.h"
 #include "store_files.h"
+#include "tree.h"
 #include "watch.h"
 
 struct handle; /* an open file or directory (fs.c) */
@@ -45,9 +47,8 @@ struct kimifs {
 	pthread_mutex_t notify_lock; /* guards se */
 	struct fuse_session *se;     /* while mounted: to tell the kernel of
 					changes (fs_attach) */
-	time_t mount_time;
-	uid_t uid;
-	gid_t gid;
+	struct tree tree; /* what the node types use: the above, the mount's
+			     time and owner (main sets it up) */
 };
 
 #endif

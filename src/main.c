@@ -286,9 +286,19 @@ int main(int argc, char *argv[])
 		goto out_open;
 	k.watches.bulk = (struct watch_bulk){listing_cost, listing_poll,
 					     listing_lists, &k.batches};
-	k.mount_time = time(NULL);
-	k.uid = getuid();
-	k.gid = getgid();
+	k.tree = (struct tree){.opts = &k.opts,
+			       .batches = &k.batches,
+			       .files = &k.files,
+			       .ctl = &k.ctl,
+			       .file_ctl = &k.file_ctl,
+			       .cache = &k.cache,
+			       .results = &k.results,
+			       .stage = &k.stage,
+			       .submit = &k.submit,
+			       .stats = &k.stats,
+			       .mount_time = time(NULL),
+			       .uid = getuid(),
+			       .gid = getgid()};
 
 	/* Mode bits are enforced by the kernel; name the filesystem. */
 	if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=kimifs,"

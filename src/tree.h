@@ -1,12 +1,16 @@
 /*
  * tree.h - the tree as a table of node types. A node is a place in the tree
  * (its type, the batch it belongs to, its own name); its type says what it
- * is (mode, kernel cache lifetime, writability) and how to find its
- * children, list them, and view it (the snapshot it shows, the bytes a file
- * reads). fs.c maps FUSE requests onto these; each subtree (dir_*.c) fills
- * in its types. Adding a file to a batch directory is one table entry in
- * dir_batches.c and one render function. A symlink's view holds its
- * target; a file's content is read through a reader of the disk cache.
+ * is (mode, kernel cache lifetime) and how to view it (the snapshot of any
+ * kind it shows, the bytes a file reads). A directory's fixed children are
+ * a table (struct node_child), from which lookup, listing and the link
+ * count follow; one with children of its own making adds hooks for those.
+ * A regular file has one open-file interface (struct open_ops): open,
+ * read, write, resize, flush, release, and wait_text for a file that
+ * waits. fs.c maps FUSE requests onto these; each subtree (dir_*.c) fills
+ * in its types. Adding a file to a batch directory is one row in
+ * dir_batches.c's table and one render function. A symlink's view holds
+ * its target; a file's content is read through a reader of the disk cache.
  */
 #ifndef KIMIFS_TREE_H
 #define KIMIFS_TREE_H
@@ -22,10 +26,42 @@
 
 #define NODE_NAME_MAX 255
 
-struct kimifs;
+struct batches;
+struct cache;
+struct ctl;
+struct file_ctl;
+struct files;
+struct opts;
+struct results_cache;
+struct stage;
+struct stats;
+struct submit;
 struct node_type;
+struct object_kind;
 struct cache_reader;
 struct op;
+
+/*
+ * What the node types use of the mount, handed to each of their hooks:
+ * the stores, the caches, the commands, the stage, the options and the
+ * mount's time and owner. The pointers are to the mount's own (struct
+ * kimifs, which embeds this), set up once before mounting.
+ */
+struct tree {
+	const struct opts *opts;
+	struct batches *batches;   /* batch snapshots, batches/' listing */
+	struct files *files;	   /* file snapshots, files/' listing */
+	struct ctl *ctl;	   /* ctl commands of batches and the mount */
+	struct file_ctl *file_ctl; /* files' ctl commands */
+	struct cache *cache;	   /* file contents on disk */
+	struct results_cache *results; /* results indexes */
+	struct stage *stage;	       /* files being written */
+	struct submit *submit;	       /* uploads and creations */
+	struct stats *stats;	       /* MOUNT/stats */
+	time_t mount_time;
+	uid_t uid;
+	gid_t gid;
+};
 
 /* A place in the tree. Plain data: copied freely, owns nothing. */
 struct node {
@@ -40,8 +76,12 @@ struct node {
  * bytes. Filled by a type's view(); release with view_release().
  */
 struct view {
-	struct batch *snap; /* reference held, or NULL (root, batches/) */
-	const char *data;   /* file content: into snap, into owned, or static */
+	/* The snapshot shown, of the kind the node type knows (a batch, a
+	 * file): a reference held and let go by unref, or NULL (root,
+	 * batches/). Set with view_hold. */
+	void *obj;
+	void (*unref)(void *obj);
+	const char *data; /* file content: into obj, into owned, or static */
 	size_t len;
 	char *owned; /* freed with the view */
 	time_t mtime;
@@ -66,90 +106,143 @@ struct dirlist {
 	size_t cap;
 };
 
-enum {
-	NT_WRITABLE = 1, /* takes writes and truncation (ctl) */
+/*
+ * An open file as its type's open operations see it: the node, the one
+ * view it reads (so what it reads and what fstat says agree), and a state
+ * of its own when it has one (a staged file's writer, an open
+ * batches/new: fstat then views the node anew, and close(2) reaches
+ * flush). Made by open (or by the directory's create), ended by release.
+ */
+struct open_file {
+	struct node node;
+	struct view view;
+	const struct open_ops *ops;
+	void *state; /* or NULL */
+	int append;  /* opened with O_APPEND (`echo cancel >> ctl`) */
 };
 
 /*
- * Files whose open file descriptions each have a state of their own (a
- * staged file's writer, an open batches/new): made by the directory's
- * create or by open, passed to each hook, ended by release. A NULL hook
- * leaves the operation to the node type (write, view).
+ * What a read gives: len bytes at data, or, when data is NULL and len is
+ * not 0, len bytes of the file fd at pos (spliced to the kernel). owned is
+ * freed once the reply is sent.
  */
-struct node_open_ops {
-	/* Open n (an existing node) with open(2) flags: 0 with *state, or
-	 * -errno (-EBUSY: a staged file has its one writer already). */
-	int (*open)(struct kimifs *k, const struct node *n, int flags,
-		    void **state);
+struct open_read {
+	const char *data;
+	int fd;
+	off_t pos;
+	size_t len;
+	char *owned;
+};
+
+/*
+ * The one interface of an open file: every file type has it (most the
+ * generic tree_view_ops: the bytes of a view). A NULL hook is an
+ * operation the file does not take.
+ */
+struct open_ops {
+	/* Open f->node with open(2) flags: fill f->view (a fresh copy) and,
+	 * for a file with a state of its own, f->state. 0, or -errno with
+	 * nothing left to release (-EBUSY: a staged file has its writer). */
+	int (*open)(struct tree *tree, struct op *op, struct open_file *f,
+		    int flags);
+	/* One read of size bytes at off into *out: 0 (len 0 at the end);
+	 * -EAGAIN when the file waits (wait_text then makes the answer:
+	 * fs.c waits without a thread, watch.h); or -errno. */
+	int (*read)(struct tree *tree, struct op *op, struct open_file *f,
+		    size_t size, off_t off, struct open_read *out);
 	/* One write of buf at off by the open file table owner (the
-	 * kernel's lock owner; 0 when not told): size or -errno. */
-	ssize_t (*write)(struct kimifs *k, struct op *op, void *state,
+	 * kernel's lock owner; 0 when not told): size or -errno. NULL: the
+	 * file is read-only (EROFS at open for writing). */
+	ssize_t (*write)(struct tree *tree, struct op *op, struct open_file *f,
 			 const char *buf, size_t size, off_t off,
 			 uint64_t owner);
-	/* One read into buf at off: bytes (0 at the end), or -errno. */
-	ssize_t (*read)(void *state, char *buf, size_t size, off_t off);
-	/* ftruncate: 0 or -errno. */
-	int (*resize)(void *state, uint64_t size);
+	/* ftruncate by the writer: 0 or -errno. NULL: the size is set by
+	 * truncation before a command alone (writable files), if at all. */
+	int (*resize)(struct open_file *f, uint64_t size);
 	/* Each close(2), by the open file table owner: 0 or -errno, which
 	 * close returns. */
-	int (*flush)(struct kimifs *k, struct op *op, void *state,
+	int (*flush)(struct tree *tree, struct op *op, struct open_file *f,
 		     uint64_t owner);
-	/* The last close: free state. */
-	void (*release)(void *state);
+	/* The last close: free f->state. */
+	void (*release)(struct open_file *f);
+	/* Files whose read waits for the node's batch to become final
+	 * (wait): what a waiting read returns once it is (obj, the store's
+	 * object): 0 with *text malloc'd, or -errno. */
+	int (*wait_text)(const void *obj, char **text, size_t *len);
+};
+
+/* The bytes of a view: open views the node afresh; read gives the part
+ * of the view's bytes asked for. For simple files, one line. */
+extern const struct open_ops tree_view_ops;
+int tree_view_open(struct tree *tree, struct op *op, struct open_file *f,
+		   int flags);
+int tree_view_read(struct tree *tree, struct op *op, struct open_file *f,
+		   size_t size, off_t off, struct open_read *out);
+
+/* Make *out the part of the len bytes at data that a read of size bytes
+ * at off gives (nothing past the end). */
+void open_read_slice(struct open_read *out, const char *data, size_t len,
+		     size_t size, off_t off);
+
+/* Where a write of a command at off lands in what its writer says: an
+ * append lands after the outcome text, and is still its start. */
+off_t open_file_at(const struct open_file *f, off_t off);
+
+/*
+ * One fixed child of a directory type, in its table of children (ended by
+ * a row with neither name nor kind), in listing order. A row is one name,
+ * or one child per value file of kind (kind.h: its name and present), each
+ * of type. present says whether the child is there in the directory's
+ * snapshot (obj, which its view holds; name, the child's): NULL for always.
+ * A hidden child is found by name but never listed.
+ */
+struct node_child {
+	const char *name;
+	const struct object_kind *kind; /* when name is NULL */
+	const struct node_type *type;
+	int (*present)(const void *obj, const char *name);
+	int hidden;
 };
 
 struct node_type {
 	const char *what; /* for messages: "batch directory", "ctl" ... */
 	mode_t mode;	  /* S_IFDIR | 0555, S_IFREG | 0444 ... */
-	unsigned flags;	  /* NT_* */
-	unsigned subdirs; /* fixed subdirectories, for the link count */
 	/*
 	 * Fill *v for n: the snapshot in mode (store.h), the bytes of a file.
 	 * 0, or -errno (-ENOENT when the node does not exist).
 	 */
-	int (*view)(struct kimifs *k, struct op *op, const struct node *n,
+	int (*view)(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v);
-	/* Directories: the child called name (0 or -ENOENT; existence is then
-	 * decided by the child's view), and every child's name. */
-	int (*lookup)(struct kimifs *k, const struct node *dir,
+	/* Directories: the fixed children (tree_lookup, tree_list), or NULL.
+	 * Their subdirectories are the link count's. */
+	const struct node_child *children;
+	/* Directories with children of their own making (ids, keys): the
+	 * child called name when the table has none (0 or -ENOENT; existence
+	 * is then decided by the child's view), and their names after the
+	 * table's, given dir's view (v) as of the listing. */
+	int (*lookup)(struct tree *tree, const struct node *dir,
 		      const char *name, struct node *child);
-	int (*readdir)(struct kimifs *k, struct op *op, const struct node *dir,
-		       struct dirlist *out);
+	int (*readdir)(struct tree *tree, struct op *op, const struct node *dir,
+		       const struct view *v, struct dirlist *out);
 	/*
 	 * Directories too large to copy for each open (results/), instead of
-	 * readdir: list_open holds an immutable listing of dir (*list, NULL
-	 * for none) until list_close; list_at reads its entry at pos, from 0:
-	 * 1 with name (NODE_NAME_MAX + 1 bytes) and *mode, 0 when pos holds
-	 * no entry, -ENOENT past the end. 0 or -errno.
+	 * readdir: list_open holds an immutable listing of dir as of its view
+	 * v (*list, NULL for none) until list_close; list_at reads its entry
+	 * at pos, from 0: 1 with name (NODE_NAME_MAX + 1 bytes) and *mode, 0
+	 * when pos holds no entry, -ENOENT past the end. 0 or -errno.
 	 */
-	int (*list_open)(struct kimifs *k, struct op *op,
-			 const struct node *dir, void **list);
+	int (*list_open)(struct tree *tree, struct op *op,
+			 const struct node *dir, const struct view *v,
+			 void **list);
 	int (*list_at)(const void *list, size_t pos, char *name, mode_t *mode);
 	void (*list_close)(void *list);
-	/* Files read through a reader (view.reader): attach it to the view
-	 * that open made. 0 or -errno. NULL for the others. */
-	int (*open)(struct kimifs *k, struct op *op, const struct node *n,
-		    struct view *v);
-	/* Writable files: one write of buf at off; size or -errno. */
-	int (*write)(struct kimifs *k, struct op *op, const struct node *n,
-		     const char *buf, size_t size, off_t off);
-	/*
-	 * Files whose read waits for n's batch to become final (wait): 0 with
-	 * what a read returns (malloc'd into *text, *len bytes) when it is
-	 * final now, -EAGAIN while it is not (fs.c then waits without a
-	 * thread: watch.h), or -errno. NULL for the others.
-	 */
-	int (*wait_ready)(struct kimifs *k, struct op *op, const struct node *n,
-			  char **text, size_t *len);
-	/* What a waiting read returns once the batch is final (obj, the
-	 * store's object): 0 with *text malloc'd, or -errno. */
-	int (*wait_text)(const void *obj, char **text, size_t *len);
 	/* Directories that take new files (files/, batches/): make name a
 	 * new file, its node in *child and its writer's state in *state (the
-	 * child's type has open_ops). 0 or -errno. NULL: EROFS. */
-	int (*create)(struct kimifs *k, const struct node *dir,
+	 * child's open_ops take it). 0 or -errno. NULL: EROFS. */
+	int (*create)(struct tree *tree, const struct node *dir,
 		      const char *name, struct node *child, void **state);
-	const struct node_open_ops *open_ops; /* or NULL */
+	/* Regular files: how an open file of the node reads and writes. */
+	const struct open_ops *open_ops;
 };
 
 /* The root node of the tree (dir_root.c). */
@@ -157,7 +250,7 @@ void tree_root(struct node *out);
 
 /* A view that shows the mount time and sends nothing: for directories
  * whose own attributes never change (the root, batches/). */
-int tree_mount_view(struct kimifs *k, struct op *op, const struct node *n,
+int tree_mount_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v);
 
 /* Make child a node of type t under parent, called name (copied when it
@@ -165,10 +258,28 @@ int tree_mount_view(struct kimifs *k, struct op *op, const struct node *n,
 int node_make(struct node *child, const struct node *parent,
 	      const struct node_type *t, const char *name);
 
+/* Make v hold obj, a reference let go with unref when v is released. */
+void view_hold(struct view *v, void *obj, void (*unref)(void *obj));
+
 void view_release(struct view *v);
 
-/* Fill st for n as v shows it: mode, size, times, owner. */
-void tree_stat(const struct kimifs *k, const struct node *n,
+/* The child called name of directory dir: from its type's table of
+ * children, else its lookup hook. 0 with *child, or -ENOENT. */
+int tree_lookup(struct tree *tree, const struct node *dir, const char *name,
+		struct node *child);
+
+/*
+ * The entries of directory dir as of a fresh view of it, as one operation:
+ * its table's children present in that view's snapshot (hidden ones
+ * aside), then those of its readdir hook, into out; a type with list_open
+ * holds its listing in *list (else NULL). 0 or -errno.
+ */
+int tree_list(struct tree *tree, struct op *op, const struct node *dir,
+	      struct dirlist *out, void **list);
+
+/* Fill st for n as v shows it: mode, size, times, owner; a directory's
+ * link count from its table's subdirectories. */
+void tree_stat(const struct tree *tree, const struct node *n,
 	       const struct view *v, struct stat *st);
 
 /* Append name with mode to l; 0 or -ENOMEM. */
@@ -183,8 +294,10 @@ extern const struct node_type type_batches; /* dir_batches.c */
  * v with its event time and whether it is final: 0, or -errno (a 404, a
  * name probe, is not logged; other failures are). dir_batches.c.
  */
-int batch_node_snapshot(struct kimifs *k, struct op *op, const struct node *n,
+int batch_node_snapshot(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v);
+/* The batch that a view filled by batch_node_snapshot holds. */
+const struct batch *view_batch(const struct view *v);
 extern const struct node_type type_files; /* dir_files.c */
 
 /*

@@ -470,6 +470,11 @@ def test_new_is_a_clone_file(sim, mount, tmp_path):
     ("input_file_id=file-x colour=red", 'unknown parameter "colour"'),
     ("input_file_id=file-x input_file_id=file-y", "input_file_id is given twice"),
     ("input_file_id=file-x endpoint=/v1/embeddings", "endpoint must be /v1/chat/completions"),
+    # 3 of the API's 16 pairs are kimifs's own
+    ("input_file_id=file-x " + " ".join("metadata.k%d=v" % i for i in range(14)),
+     "at most 13 metadata pairs (kimifs keeps 3 of the API's 16 for its own keys), not 14"),
+    ("input_file_id=file-x metadata.kimifs_job=q",
+     "metadata keys starting with kimifs_ are kimifs's own (kimifs_job)"),
 ])
 def test_bad_parameters_to_new_send_nothing(sim, mount, text, why):
     m = mount()
@@ -478,6 +483,17 @@ def test_bad_parameters_to_new_send_nothing(sim, mount, text, why):
     assert why in log_text(m)
     assert sim.log() == []
     assert read_text(os.path.join(m.batches, "new")) == ""
+
+
+def test_thirteen_metadata_pairs_are_the_users(sim, mount, tmp_path):
+    m = mount()
+    rc, out, err = m.sh("cp %s files/" % write(tmp_path, "m.jsonl", GOOD))
+    fid = next(f["id"] for f in sim.api("GET", "/v1/files")[1]["data"])
+    pairs = {"k%02d" % i: "v%d" % i for i in range(13)}
+    rc, out, err = m.sh("echo input_file_id=%s %s > batches/new && cat batches/new"
+                        % (fid, " ".join("metadata.%s=%s" % kv for kv in pairs.items())))
+    assert rc == 0, err
+    assert sim.get(out.strip())["metadata"] == pairs
 
 
 def test_completion_window_option(sim, mount, tmp_path):
