@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_pager.h"
 #include "jsonl_check.h"
 #include "opts.h"
 #include "store_batches.h"
@@ -87,37 +88,10 @@ static void learn_file(struct submit *sb, struct file *f, double sent)
 	listing_add(&sb->files->listing, f->id);
 }
 
-/*
- * Walk the list of kind, newest first, page by page (at most max_pages of
- * 100), as part of op, handing each item to visit(item, ctx); stop after
- * a page where visit returned 1. 0, or -errno when a page cannot be read.
- */
-static int scan_list(struct submit *sb, struct op *op,
-		     const struct object_kind *kind, unsigned max_pages,
-		     int (*visit)(void *item, void *ctx), void *ctx)
-{
-	struct api_page page;
-	struct api_error err;
-	char *after = NULL;
-	int r = 0, stop = 0;
-
-	for (unsigned pages = 0; pages < max_pages && !stop; pages++) {
-		r = api_list(sb->api, op, kind, after, 100, &page, &err);
-		free(after);
-		after = NULL;
-		if (r < 0)
-			break;
-		for (size_t i = 0; i < page.nitems; i++)
-			stop |= visit(page.items[i], ctx);
-		if (page.has_more && page.last_id)
-			after = strdup(page.last_id);
-		api_page_free(&page);
-		if (!after)
-			break;
-	}
-	free(after);
-	return r;
-}
+/* Objects per page of the searches after a lost answer. */
+#define SEARCH_PAGE 100
+/* Pages of the file list looked through for an upload's copy. */
+#define COPY_PAGES 1000
 
 /* Whether object id is one this mount did not know before a lost answer:
  * not in its listing, never in its store. */
@@ -160,7 +134,9 @@ static int find_copy(struct submit *sb, struct op *op, const char *filename,
 		     uint64_t size, struct file **out)
 {
 	struct copy_search s = {.sb = sb, .filename = filename, .size = size};
-	int r = scan_list(sb, op, &file_kind, 1000, visit_copy, &s);
+	struct api_error err;
+	int r = api_list_each(sb->api, op, &file_kind, SEARCH_PAGE, COPY_PAGES,
+			      visit_copy, &s, &err);
 
 	if (r < 0) {
 		file_unref(s.found);
@@ -339,7 +315,9 @@ static int find_batch(struct submit *sb, struct op *op,
 	struct batch_search s = {.sb = sb,
 				 .input_file_id = p->input_file_id,
 				 .since = (int64_t)sent - CREATE_SKEW};
-	int r = scan_list(sb, op, &batch_kind, CREATE_PAGES, visit_batch, &s);
+	struct api_error err;
+	int r = api_list_each(sb->api, op, &batch_kind, SEARCH_PAGE,
+			      CREATE_PAGES, visit_batch, &s, &err);
 
 	if (r < 0) {
 		batch_unref(s.found);

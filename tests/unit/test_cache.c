@@ -21,13 +21,10 @@
 #include "cache.h"
 #include "cache_dir.h"
 #include "check.h"
+#include "fake_download.h"
 
-/* The stub's answers: size bytes of 'a'+i%26, or fail with fail_err. */
-static pthread_mutex_t stub_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t stub_go = PTHREAD_COND_INITIALIZER;
-static int downloads; /* calls made */
-static int fail_err;  /* the next call fails with it, then 0 */
-static int hold;      /* calls wait until hold is 0 */
+/* The stub's answers: size bytes of 'a'+i%26, or the failure the test
+ * set (fake_download_fail). */
 static size_t size = 100000;
 
 static int stub(void *ctx, struct op *op, const char *id, int fd,
@@ -36,18 +33,11 @@ static int stub(void *ctx, struct op *op, const char *id, int fd,
 {
 	char buf[1000];
 	size_t done = 0;
-	int r;
+	int r = fake_download_call();
 
 	(void)ctx;
 	(void)op;
 	(void)id;
-	pthread_mutex_lock(&stub_lock);
-	downloads++;
-	while (hold)
-		pthread_cond_wait(&stub_go, &stub_lock);
-	r = fail_err;
-	fail_err = 0;
-	pthread_mutex_unlock(&stub_lock);
 	if (r) {
 		snprintf(err->message, sizeof(err->message), "stub failure");
 		if (write(fd, "cut", 3) != 3)
@@ -67,24 +57,6 @@ static int stub(void *ctx, struct op *op, const char *id, int fd,
 	}
 	*len = done;
 	return 0;
-}
-
-static int count(void)
-{
-	int n;
-
-	pthread_mutex_lock(&stub_lock);
-	n = downloads;
-	pthread_mutex_unlock(&stub_lock);
-	return n;
-}
-
-static void set_hold(int h)
-{
-	pthread_mutex_lock(&stub_lock);
-	hold = h;
-	pthread_cond_broadcast(&stub_go);
-	pthread_mutex_unlock(&stub_lock);
 }
 
 static int exists(const char *dir, const char *name)
@@ -132,15 +104,6 @@ static int whole(struct cache *c, const char *id)
 	e = cache_reader_wait(r, &op, &fd);
 	cache_reader_close(r);
 	return e < 0 ? e : fd;
-}
-
-/* Wait until id is kept on disk (the rename follows the readers). */
-static void settle(struct cache *c, const char *id)
-{
-	uint64_t n;
-
-	for (int i = 0; i < 2000 && !cache_size_of(c, id, &n); i++)
-		usleep(1000);
 }
 
 /* Make dir/name, a file of n bytes of mode mode; 0 or -1. */
@@ -327,20 +290,20 @@ int main(void)
 	CHECK(stat(dir, &st) == 0 && (st.st_mode & 0777) == 0700);
 
 	/* Two readers while the download is held: one download. */
-	set_hold(1);
+	fake_download_hold(1);
 	CHECK(cache_reader_open(&c, "f1", 100000, &r1) == 0);
 	CHECK(cache_reader_open(&c, "f1", 100000, &r2) == 0);
 	CHECK(!cache_reader_complete(r1));
-	set_hold(0);
+	fake_download_hold(0);
 	CHECK(cache_reader_read(r1, &op, 10, 99990, &rfd, &n) == 0 && n == 10);
 	CHECK(pread(rfd, b1, 10, 99990) == 10 && pattern_at(b1, 99990, 10));
 	CHECK(cache_reader_read(r2, &op, 10, 0, &rfd, &n) == 0 && n == 10);
 	CHECK(pread(rfd, b2, 10, 0) == 10 && memcmp(b2, "abcdefghij", 10) == 0);
 	CHECK(cache_reader_read(r2, &op, 10, 100000, &rfd, &n) == 0 && n == 0);
-	CHECK(count() == 1);
+	CHECK(fake_download_count() == 1);
 	cache_reader_close(r1);
 	cache_reader_close(r2);
-	settle(&c, "f1");
+	fake_download_settle(&c);
 	CHECK(cache_size_of(&c, "f1", &sz) && sz == 100000);
 	CHECK(exists(dir, "f1") && entries(dir) == 2);
 
@@ -348,22 +311,23 @@ int main(void)
 	CHECK(cache_reader_open(&c, "f1", -1, &r1) == 0);
 	CHECK(cache_reader_complete(r1) && cache_reader_size(r1) == 100000);
 	cache_reader_close(r1);
-	CHECK(count() == 1);
+	CHECK(fake_download_count() == 1);
 
 	/* A failed download leaves nothing; the next open tries again. */
-	fail_err = -EIO;
+	fake_download_fail(-EIO, 1);
 	CHECK(whole(&c, "f2") == -EIO);
-	CHECK(count() == 2 && !exists(dir, "f2") && entries(dir) == 2);
+	CHECK(fake_download_count() == 2 && !exists(dir, "f2") &&
+	      entries(dir) == 2);
 	fd = whole(&c, "f2");
-	CHECK(fd >= 0 && count() == 3);
+	CHECK(fd >= 0 && fake_download_count() == 3);
 	CHECK(fd >= 0 && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY);
-	settle(&c, "f2");
+	fake_download_settle(&c);
 
 	/* f1 used again, then f3: past the cap, f2 (least recent) goes, and
 	 * its open descriptor still reads it all. */
 	close(whole(&c, "f1"));
 	close(whole(&c, "f3"));
-	settle(&c, "f3");
+	fake_download_settle(&c);
 	CHECK(exists(dir, "f1") && !exists(dir, "f2") && exists(dir, "f3"));
 	memset(b1, 0, sizeof(b1));
 	CHECK(fd >= 0 && pread(fd, b1, 10, 99990) == 10 &&
@@ -381,14 +345,15 @@ int main(void)
 	CHECK(!exists(dir, ".tmp-f9-999999999-0"));
 	/* Known whole only once opened against the FileObject's size. */
 	CHECK(!cache_size_of(&c, "f1", &sz) && !cache_size_of(&c, "f3", &sz));
-	n = (size_t)count();
+	n = (size_t)fake_download_count();
 	close(whole(&c, "f3"));
-	CHECK((size_t)count() == n && !cache_size_of(&c, "f3", &sz));
+	CHECK((size_t)fake_download_count() == n &&
+	      !cache_size_of(&c, "f3", &sz));
 	CHECK(cache_reader_open(&c, "f3", 100000, &r1) == 0);
 	CHECK(cache_reader_complete(r1) && cache_size_of(&c, "f3", &sz) &&
 	      sz == 100000);
 	cache_reader_close(r1);
-	CHECK((size_t)count() == n);
+	CHECK((size_t)fake_download_count() == n);
 
 	/* A content cut short on disk is downloaded again, also one cut
 	 * short while the cache knew it. */
@@ -400,26 +365,26 @@ int main(void)
 	CHECK(!cache_reader_complete(r1));
 	CHECK(cache_reader_wait(r1, &op, &fd) == 0);
 	cache_reader_close(r1);
-	CHECK(count() == (int)n + 1);
+	CHECK(fake_download_count() == (int)n + 1);
 	if (fd >= 0)
 		close(fd);
-	settle(&c, "f1");
+	fake_download_settle(&c);
 	CHECK(truncate(tmp, 10) == 0);
 	CHECK(cache_reader_open(&c, "f1", -1, &r1) == 0);
 	CHECK(!cache_reader_complete(r1));
 	cache_reader_close(r1);
-	settle(&c, "f1");
-	CHECK(count() == (int)n + 2);
+	fake_download_settle(&c);
+	CHECK(fake_download_count() == (int)n + 2);
 	CHECK(stat(tmp, &st) == 0 && st.st_size == 100000);
 
 	/* A file gone (deleted) leaves the disk, also when it was still
 	 * coming. */
 	cache_forget(&c, "f3");
 	CHECK(!exists(dir, "f3"));
-	set_hold(1);
+	fake_download_hold(1);
 	CHECK(cache_reader_open(&c, "f4", -1, &r1) == 0);
 	cache_forget(&c, "f4");
-	set_hold(0);
+	fake_download_hold(0);
 	CHECK(cache_reader_wait(r1, &op, &fd) == 0);
 	cache_reader_close(r1);
 	cache_destroy(&c); /* waits for the download's end */

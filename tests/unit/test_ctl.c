@@ -1,11 +1,13 @@
 /*
- * test_ctl.c - unit tests of ctl command parsing: one command per write,
- * surrounding white space ignored, anything else refused.
+ * test_ctl.c - unit tests of ctl command parsing (ctl_word.c): one command
+ * per write, surrounding white space ignored, anything else refused; a
+ * write is looked up in any table of words by its index.
  */
 #include <string.h>
 
 #include "check.h"
 #include "ctl.h"
+#include "ctl_word.h"
 
 static enum ctl_cmd parse(const char *s, off_t off)
 {
@@ -40,5 +42,16 @@ int main(void)
 	memcpy(big, "cancel", 6);
 	CHECK(ctl_parse(big, CTL_MAX, 0) == CMD_CANCEL);
 	CHECK(ctl_parse(big, CTL_MAX + 1, 0) == CMD_NONE);
+
+	/* Any table: the index of the word, or -1. */
+	static const char *const words[] = {"refresh", "stop", "st"};
+
+	CHECK(ctl_word("stop\n", 5, 0, words, 3) == 1);
+	CHECK(ctl_word(" st", 3, 0, words, 3) == 2);
+	CHECK(ctl_word("refresh", 7, 0, words, 1) == 0);
+	CHECK(ctl_word("stop", 4, 0, words, 1) == -1);
+	CHECK(ctl_word("sto", 3, 0, words, 3) == -1);
+	CHECK(ctl_word("", 0, 0, words, 3) == -1);
+	CHECK(ctl_word("stop", 4, 0, words, 0) == -1);
 	return check_done("ctl");
 }

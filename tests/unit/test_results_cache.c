@@ -17,12 +17,9 @@
 #include "batch.h"
 #include "cache.h"
 #include "check.h"
+#include "fake_download.h"
 #include "results.h"
 #include "results_cache.h"
-
-static pthread_mutex_t stub_lock = PTHREAD_MUTEX_INITIALIZER;
-static int downloads; /* calls made */
-static int fail_err;  /* every call fails with it while set */
 
 #define LINE(id, status, text)                                                 \
 	"{\"id\":\"r\",\"custom_id\":\"" id                                    \
@@ -46,13 +43,12 @@ static int stub(void *ctx, struct op *op, const char *id, int fd,
 		void (*on_sink)(void *, size_t), void *arg, size_t *len,
 		struct api_error *err)
 {
+	int r = fake_download_call();
+
 	(void)ctx, (void)op;
-	pthread_mutex_lock(&stub_lock);
-	downloads++;
-	pthread_mutex_unlock(&stub_lock);
-	if (fail_err) {
+	if (r) {
 		snprintf(err->message, sizeof(err->message), "stub failure");
-		return fail_err;
+		return r;
 	}
 	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++) {
 		size_t n = strlen(served[i].content);
@@ -67,16 +63,6 @@ static int stub(void *ctx, struct op *op, const char *id, int fd,
 	}
 	snprintf(err->message, sizeof(err->message), "No such file");
 	return -ENOENT;
-}
-
-static int count(void)
-{
-	int n;
-
-	pthread_mutex_lock(&stub_lock);
-	n = downloads;
-	pthread_mutex_unlock(&stub_lock);
-	return n;
 }
 
 /* A final batch snapshot of id with these output and error file ids
@@ -145,7 +131,7 @@ int main(void)
 
 	/* The output and the error file, downloaded once and indexed. */
 	CHECK(results_get(&rc, NULL, b, &s) == 0 && s && s->ix->n == 3);
-	CHECK(count() == 2);
+	CHECK(fake_download_count() == 2);
 	text = txt_of(&rc, s, "a");
 	CHECK(text && strcmp(text, "alpha\n") == 0);
 	free(text);
@@ -153,17 +139,18 @@ int main(void)
 
 	/* A second caller shares the held set: nothing downloaded. */
 	CHECK(results_get(&rc, NULL, b, &again) == 0 && again == s);
-	CHECK(count() == 2);
+	CHECK(fake_download_count() == 2);
 	results_release(&rc, again);
 	results_release(&rc, s);
 
 	/* Kept after release: still nothing downloaded. */
-	CHECK(results_get(&rc, NULL, b, &s) == 0 && s && count() == 2);
+	CHECK(results_get(&rc, NULL, b, &s) == 0 && s &&
+	      fake_download_count() == 2);
 	results_release(&rc, s);
 
 	/* A snapshot naming another output file is a set of its own. */
 	CHECK(results_get(&rc, NULL, b2, &s2) == 0 && s2 && s2->ix->n == 1);
-	CHECK(count() == 3);
+	CHECK(fake_download_count() == 3);
 	text = txt_of(&rc, s2, "a");
 	CHECK(text && strcmp(text, "again\n") == 0);
 	free(text);
@@ -172,14 +159,17 @@ int main(void)
 	/* No files yet: no set, nothing sent. */
 	s = (struct results_set *)1;
 	CHECK(results_get(&rc, NULL, none, &s) == 0 && s == NULL);
-	CHECK(count() == 3);
+	CHECK(fake_download_count() == 3);
 
 	/* A file the server no longer has counts as empty. */
 	CHECK(results_get(&rc, NULL, gone, &s) == 0 && s && s->ix->n == 0);
 	results_release(&rc, s);
 
-	/* A failed build is not kept: the next caller tries again. */
-	fail_err = -EIO;
+	/* A failed build is not kept: the next caller tries again. The
+	 * downloads so far end first (one still renaming its file into
+	 * place would serve the content the test forgets). */
+	fake_download_settle(&disk);
+	fake_download_fail(-EIO, 0);
 	cache_forget(&disk, "file-out");
 	cache_forget(&disk, "file-err");
 	{
@@ -187,7 +177,7 @@ int main(void)
 
 		r = results_get(&rc, NULL, b3, &s);
 		CHECK(r == -EIO);
-		fail_err = 0;
+		fake_download_fail(0, 0);
 		CHECK(results_get(&rc, NULL, b3, &s) == 0 && s &&
 		      s->ix->n == 2);
 		results_release(&rc, s);
