@@ -537,7 +537,11 @@ def mount(sim, tmp_path):
             args += ["-o", o]
         args.append(str(mnt))
         with open(stderr_path, "wb") as err:
-            proc = subprocess.Popen(args, env=kimifs_env(key), stdin=subprocess.DEVNULL,
+            # A cache of the test's own (shared by its mounts, so a remount
+            # finds what the first mount kept): tests run side by side
+            # would otherwise share ~/.cache/kimifs, its size and counters.
+            env = kimifs_env(key, {"XDG_CACHE_HOME": str(tmp_path / "xdg-cache")})
+            proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=err,
                                     preexec_fn=default_signals)
         m = Mount(mnt, proc, stderr_path, args)
