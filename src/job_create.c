@@ -187,10 +187,7 @@ static int split_refused(const struct pass *p, int r, const char *filename,
 	return fail(out, -EINVAL, "%s: no request to send\n", filename);
 }
 
-/*
- * Check the input (fd, size bytes) as filename and cut it: 0 with the parts
- * in out->parts, or -EINVAL with the report in out->why, or -errno.
- */
+/* job_check of a valid name, its input's name filename. */
 static int check_and_cut(const struct job_create *jc, int fd, uint64_t size,
 			 const char *filename, struct job_outcome *out)
 {
@@ -500,18 +497,24 @@ static int make_parts(const struct job_create *jc, struct op *op,
 	return 0;
 }
 
-int job_create(const struct job_create *jc, struct op *op, const char *name,
-	       int fd, uint64_t size, int resume, struct job_outcome *out)
+int job_check(const struct job_create *jc, const char *name, int fd,
+	      uint64_t size, struct job_outcome *out)
 {
 	char filename[NAME_MAX + 1];
-	struct room used = {0};
-	int r;
 
 	memset(out, 0, sizeof(*out));
 	if (!job_name_valid(name))
 		return fail(out, -EINVAL, "%s is not a job's name", name);
 	snprintf(filename, sizeof(filename), "%s.jsonl", name);
-	r = check_and_cut(jc, fd, size, filename, out);
+	return check_and_cut(jc, fd, size, filename, out);
+}
+
+int job_create(const struct job_create *jc, struct op *op, const char *name,
+	       int fd, uint64_t size, int resume, struct job_outcome *out)
+{
+	struct room used = {0};
+	int r = job_check(jc, name, fd, size, out);
+
 	if (r == 0)
 		r = find_batches(jc, op, name, resume, out);
 	if (r == 0)

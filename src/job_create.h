@@ -69,6 +69,17 @@ struct job_outcome {
 const char *job_part_state_name(enum job_part_state s);
 
 /*
+ * The first step of job_create alone, with no request: check the input
+ * (size bytes of fd) as NAME.jsonl and cut it by jc's limits, reading it
+ * once. Memory: JOB_CHECK_MEM for the custom_ids, the longest line, 8 bytes
+ * a part, whatever the input's size. 0 with the parts in out (all untried),
+ * -EINVAL with the report in out->why, or -errno; free out with
+ * job_outcome_free either way.
+ */
+int job_check(const struct job_create *jc, const char *name, int fd,
+	      uint64_t size, struct job_outcome *out);
+
+/*
  * Make job name from the staged input (size bytes of the open file fd,
  * read with pread), as part of op (its deadline should allow every upload;
  * an interrupt stops between and within requests). With resume 0, a job of
@@ -76,10 +87,10 @@ const char *job_part_state_name(enum job_part_state s);
  * its parts that exist are skipped (a job of the name cut into another
  * number of parts is -EEXIST: another input).
  *
- * Before any request: -EINVAL when name is no job name (job_name_valid),
- * when the input breaks a rule of batch input or repeats a custom_id
- * anywhere (the report, with line numbers, in out->why), holds a request
- * line over part_size ("line N is longer than the part size") or needs
+ * Before any request (job_check): -EINVAL when name is no job name
+ * (job_name_valid), when the input breaks a rule of batch input or repeats a
+ * custom_id anywhere (the report, with line numbers, in out->why), holds a
+ * request line over part_size ("line N is longer than the part size") or needs
  * more than JOB_PARTS_MAX parts; -EIO/-ENOMEM when it cannot be read or
  * checked. Then the batch and file lists are read (-errno when they cannot
  * be), and -EDQUOT when the files still to upload do not fit in the
