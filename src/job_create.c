@@ -192,7 +192,9 @@ static int check_and_cut(const struct job_create *jc, int fd, uint64_t size,
 			 const char *filename, struct job_outcome *out)
 {
 	struct pass p = {.fd = fd};
-	uint64_t part_size = jc->part_size ? jc->part_size : JSONL_MAX_BYTES;
+	uint64_t part_size = jc->part_size && jc->part_size < JSONL_MAX_BYTES
+				 ? jc->part_size
+				 : JSONL_MAX_BYTES;
 	char scratch[CACHE_TMP_NAME_MAX];
 	int sfd, r, rc, rs;
 

@@ -36,7 +36,8 @@ struct job_create {
 	struct files *files;	 /* the account's files: room, parts' files */
 	struct submit *submit;	 /* uploads and creations */
 	int cache_fd;		 /* the cache dir: the check's scratch file */
-	uint64_t part_size;	 /* bytes of a part; 0: JSONL_MAX_BYTES */
+	uint64_t part_size;	 /* bytes of a part; 0, or over the API's limit:
+				    JSONL_MAX_BYTES */
 	uint64_t part_requests;	 /* requests of a part; 0: the default */
 	const char *completion_window; /* of every batch */
 };

@@ -8,7 +8,8 @@
  * room refused with what is missing, nothing sent; a creation stopped
  * halfway and resumed with no part twice, a part's file uploaded before
  * reused, a lost upload's copy found by name, a lost creation found by its
- * tags on resume; a job that exists is not made again.
+ * tags on resume, a Ctrl-C between parts; a job that exists is not made
+ * again.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -51,6 +52,8 @@ static struct fake {
 	int upload_status;
 	int create_fail_at; /* likewise for POST /v1/batches */
 	int create_status;
+	int interrupt_at; /* the creation (from 1) that interrupts op */
+	struct op *op;	  /* the operation under way */
 	int uploads, creates, next_id;
 } fake;
 
@@ -237,6 +240,8 @@ static int answer(void *ctx, const char *method, const char *target,
 				 ? fake.create_status
 				 : 200;
 
+		if (fake.creates == fake.interrupt_at)
+			op_interrupt(fake.op); /* Ctrl-C */
 		if (status == 200 || status == 0) {
 			create(body, reply);
 			if (status == 0) {
@@ -410,6 +415,7 @@ static int run(const struct job_create *c, const char *name, int fd, int resume,
 	struct op op;
 
 	op_start(&op, 30);
+	fake.op = &op;
 	return job_create(c, &op, name, fd, (uint64_t)lseek(fd, 0, SEEK_END),
 			  resume, o);
 }
@@ -641,6 +647,24 @@ static void resume(void)
 	CHECK(run(&c, "q", fd, 1, &o) == 0 &&
 	      o.parts[1].state == JOB_PART_EXISTED);
 	CHECK(posts() == 4); /* parts 3 and 4 */
+	CHECK(parts_on_server("q", text, ends, 4));
+	job_outcome_free(&o);
+	stores_down();
+
+	/* Ctrl-C during the second creation: that batch is made (its
+	 * answer came, or it was looked for), the third part is not
+	 * tried; a resume makes the rest. */
+	reset();
+	stores_up();
+	fake.interrupt_at = 2;
+	CHECK(run(&c, "q", fd, 0, &o) == -EINTR &&
+	      o.parts[1].state == JOB_PART_MADE &&
+	      o.parts[2].state == JOB_PART_FAILED &&
+	      o.parts[3].state == JOB_PART_UNTRIED &&
+	      strstr(o.why, "interrupted"));
+	job_outcome_free(&o);
+	CHECK(run(&c, "q", fd, 1, &o) == 0 &&
+	      o.parts[2].state == JOB_PART_MADE);
 	CHECK(parts_on_server("q", text, ends, 4));
 	job_outcome_free(&o);
 	stores_down();
