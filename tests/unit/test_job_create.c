@@ -23,27 +23,18 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
+#include "fake_list.h"
 #include "http_stub.h"
 #include "job_create.h"
 #include "store_batches.h"
 #include "store_files.h"
 #include "submit.h"
 
-#define MAX_OBJECTS 1100
-
-/* One list of the fake server, newest first. */
-struct list {
-	char *ids[MAX_OBJECTS];
-	char *json[MAX_OBJECTS];
-	char *content[MAX_OBJECTS]; /* a file's bytes as uploaded, or NULL */
-	size_t n;
-};
-
 /* The fake server. A status of 0 closes the connection with no answer
  * after doing the work (the answer is lost); -1 closes it without doing
  * it. */
 static struct fake {
-	struct list batches, files;
+	struct fake_list batches, files;
 	int list_status;     /* GET of a list */
 	int lists_fail;	     /* batch lists failing (500) from now */
 	int lost_lists_fail; /* lists_fail after a lost creation */
@@ -57,30 +48,6 @@ static struct fake {
 	int uploads, creates, next_id;
 } fake;
 
-static void list_push(struct list *l, const char *id, const char *json,
-		      char *content)
-{
-	if (l->n == MAX_OBJECTS)
-		return;
-	memmove(l->ids + 1, l->ids, l->n * sizeof(*l->ids));
-	memmove(l->json + 1, l->json, l->n * sizeof(*l->json));
-	memmove(l->content + 1, l->content, l->n * sizeof(*l->content));
-	l->ids[0] = strdup(id);
-	l->json[0] = strdup(json);
-	l->content[0] = content;
-	l->n++;
-}
-
-static void list_clear(struct list *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->ids[i]);
-		free(l->json[i]);
-		free(l->content[i]);
-	}
-	l->n = 0;
-}
-
 static void add_file(const char *id, const char *filename, long long bytes,
 		     char *content)
 {
@@ -91,38 +58,7 @@ static void add_file(const char *id, const char *filename, long long bytes,
 		 "\"created_at\":%lld,\"filename\":\"%s\",\"purpose\":"
 		 "\"batch\",\"status\":\"processed\"}",
 		 id, bytes, (long long)time(NULL), filename);
-	list_push(&fake.files, id, json, content);
-}
-
-/* A page of l: limit objects after the one named by target's after=. */
-static char *list_page(const struct list *l, const char *target)
-{
-	const char *q = strstr(target, "limit="), *a = strstr(target, "after=");
-	size_t limit = q ? strtoul(q + 6, NULL, 10) : 20, from = 0, end, len;
-	char *out;
-
-	if (a)
-		for (from = 0; from < l->n; from++)
-			if (strlen(l->ids[from]) == strcspn(a + 6, "&") &&
-			    strncmp(l->ids[from], a + 6,
-				    strlen(l->ids[from])) == 0) {
-				from++;
-				break;
-			}
-	end = from + limit < l->n ? from + limit : l->n;
-	len = 64;
-	for (size_t i = from; i < end; i++)
-		len += strlen(l->json[i]) + 1;
-	out = malloc(len);
-	strcpy(out, "{\"object\":\"list\",\"data\":[");
-	for (size_t i = from; i < end; i++) {
-		if (i > from)
-			strcat(out, ",");
-		strcat(out, l->json[i]);
-	}
-	strcat(out,
-	       end < l->n ? "],\"has_more\":true}" : "],\"has_more\":false}");
-	return out;
+	fake_list_put(&fake.files, id, json, content, 1);
 }
 
 /* Where needle (nlen bytes) starts in hay (len bytes), or NULL. */
@@ -159,7 +95,7 @@ static int upload(const char *body, size_t len, char **reply)
 	content[clen] = '\0';
 	snprintf(id, sizeof(id), "file-%d", ++fake.next_id);
 	add_file(id, filename, (long long)clen, content);
-	*reply = strdup(fake.files.json[0]);
+	*reply = strdup(fake.files.objs[0].json);
 	return 200;
 }
 
@@ -190,7 +126,7 @@ static int create(const char *body, char **reply)
 	    b, "metadata",
 	    cJSON_Duplicate(cJSON_GetObjectItem(in, "metadata"), 1));
 	json = cJSON_PrintUnformatted(b);
-	list_push(&fake.batches, id, json, NULL);
+	fake_list_put(&fake.batches, id, json, NULL, 1);
 	*reply = json;
 	cJSON_Delete(b);
 	cJSON_Delete(in);
@@ -214,8 +150,8 @@ static int answer(void *ctx, const char *method, const char *target,
 			*reply = error_body();
 			return fake.list_status != 200 ? fake.list_status : 500;
 		}
-		*reply =
-		    list_page(batches ? &fake.batches : &fake.files, target);
+		*reply = fake_list_page(batches ? &fake.batches : &fake.files,
+					target);
 		return 200;
 	}
 	if (strcmp(method, "POST") == 0 && strcmp(target, "/v1/files") == 0) {
@@ -274,8 +210,8 @@ static int cache_fd;
 /* A fresh server and fresh stores. */
 static void reset(void)
 {
-	list_clear(&fake.batches);
-	list_clear(&fake.files);
+	fake_list_clear(&fake.batches);
+	fake_list_clear(&fake.files);
 	memset(&fake, 0, sizeof(fake));
 	fake.list_status = 200;
 	http_stub_set(&stub, answer, NULL);
@@ -352,9 +288,9 @@ static const char *server_file(const char *filename, int *count)
 
 	*count = 0;
 	for (size_t i = 0; i < fake.files.n; i++)
-		if (strstr(fake.files.json[i], filename)) {
+		if (strstr(fake.files.objs[i].json, filename)) {
 			(*count)++;
-			found = fake.files.content[i];
+			found = fake.files.objs[i].content;
 		}
 	return *count == 1 ? found : NULL;
 }
@@ -387,7 +323,8 @@ static int parts_on_server(const char *job, const char *text,
 			 "\"kimifs_part\":\"%d/%d\"}",
 			 job, i + 1, n);
 		for (size_t b = 0; b < fake.batches.n; b++)
-			batches_of += strstr(fake.batches.json[b], tag) != NULL;
+			batches_of +=
+			    strstr(fake.batches.objs[b].json, tag) != NULL;
 		if (batches_of != 1) {
 			fprintf(stderr, "  part %d: %d batches\n", i + 1,
 				batches_of);
@@ -564,6 +501,36 @@ static void room(void)
 	free(text);
 }
 
+/*
+ * The second creation's answer lost (the batch made, or not) and the list
+ * unreadable: -EINPROGRESS, why saying where to look. A resume finds the
+ * batch by its tags and makes no second one; or, none made, uses the
+ * part's file.
+ */
+static void lost_creation(const struct job_create *c, int fd, const char *text,
+			  const size_t *ends, int made)
+{
+	struct job_outcome o;
+
+	reset();
+	stores_up();
+	fake.create_fail_at = 2;
+	fake.create_status = made ? 0 : -1;
+	fake.lost_lists_fail = 1;
+	CHECK(run(c, "q", fd, 0, &o) == -EINPROGRESS &&
+	      o.parts[1].state == JOB_PART_FAILED &&
+	      strstr(o.why, "input_file_id"));
+	CHECK(posts() == 4); /* part 1, part 2's file and batch */
+	job_outcome_free(&o);
+	CHECK(run(c, "q", fd, 1, &o) == 0 &&
+	      o.parts[1].state == (made ? JOB_PART_EXISTED : JOB_PART_MADE) &&
+	      o.parts[1].reused == !made);
+	CHECK(posts() == (made ? 4u : 5u)); /* parts 3 and 4 (and 2) */
+	CHECK(parts_on_server("q", text, ends, 4));
+	job_outcome_free(&o);
+	stores_down();
+}
+
 static void resume(void)
 {
 	struct job_create c = jc(250, 0);
@@ -631,25 +598,8 @@ static void resume(void)
 	job_outcome_free(&o);
 	stores_down();
 
-	/* The second creation's answer lost, the batch made, and the list
-	 * unreadable: -EINPROGRESS, why saying where to look; a resume
-	 * finds the batch by its tags and makes no second one. */
-	reset();
-	stores_up();
-	fake.create_fail_at = 2;
-	fake.create_status = 0;
-	fake.lost_lists_fail = 1;
-	CHECK(run(&c, "q", fd, 0, &o) == -EINPROGRESS &&
-	      o.parts[1].state == JOB_PART_FAILED &&
-	      strstr(o.why, "input_file_id"));
-	CHECK(posts() == 4); /* part 1, part 2's file and batch */
-	job_outcome_free(&o);
-	CHECK(run(&c, "q", fd, 1, &o) == 0 &&
-	      o.parts[1].state == JOB_PART_EXISTED);
-	CHECK(posts() == 4); /* parts 3 and 4 */
-	CHECK(parts_on_server("q", text, ends, 4));
-	job_outcome_free(&o);
-	stores_down();
+	lost_creation(&c, fd, text, ends, 1);
+	lost_creation(&c, fd, text, ends, 0);
 
 	/* Ctrl-C during the second creation: that batch is made (its
 	 * answer came, or it was looked for), the third part is not
@@ -665,20 +615,6 @@ static void resume(void)
 	job_outcome_free(&o);
 	CHECK(run(&c, "q", fd, 1, &o) == 0 &&
 	      o.parts[2].state == JOB_PART_MADE);
-	CHECK(parts_on_server("q", text, ends, 4));
-	job_outcome_free(&o);
-	stores_down();
-
-	/* The same, but the batch was not made: the resume uses its file. */
-	reset();
-	stores_up();
-	fake.create_fail_at = 2;
-	fake.create_status = -1;
-	fake.lost_lists_fail = 1;
-	CHECK(run(&c, "q", fd, 0, &o) == -EINPROGRESS);
-	job_outcome_free(&o);
-	CHECK(run(&c, "q", fd, 1, &o) == 0 && o.parts[1].reused &&
-	      o.parts[1].state == JOB_PART_MADE);
 	CHECK(parts_on_server("q", text, ends, 4));
 	job_outcome_free(&o);
 	stores_down();
