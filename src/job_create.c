@@ -167,24 +167,25 @@ out:
 	return r;
 }
 
-/* Why the split failed with r (at line p->split_line). */
-static int split_refused(const struct pass *p, int r, const char *filename,
-			 uint64_t part_size, struct job_outcome *out)
+/* The problem of a split that failed with r (at line p->split_line) as a
+ * line of the report into msg, or "" when the check reports it already
+ * (a request after a blank line, no request) or it is no problem of the
+ * input. */
+static void split_problem(const struct pass *p, int r, uint64_t part_size,
+			  char *msg, size_t len)
 {
+	msg[0] = '\0';
 	if (r == -EFBIG)
-		return fail(out, -EINVAL,
-			    "%s:%" PRIu64 ": line %" PRIu64
-			    " is longer than the part size (%" PRIu64
-			    " bytes)\n",
-			    filename, p->split_line, p->split_line, part_size);
-	if (r == -E2BIG)
-		return fail(out, -EINVAL,
-			    "%s: needs more than %d parts (the part size and "
-			    "part_requests allow no more)\n",
-			    filename, JOB_PARTS_MAX);
-	if (r == -ENOMEM)
-		return fail(out, r, "%s", strerror(ENOMEM));
-	return fail(out, -EINVAL, "%s: no request to send\n", filename);
+		snprintf(msg, len,
+			 "%s:%" PRIu64 ": line %" PRIu64
+			 " is longer than the part size (%" PRIu64 " bytes)\n",
+			 p->check.name, p->split_line, p->split_line,
+			 part_size);
+	else if (r == -E2BIG)
+		snprintf(msg, len,
+			 "%s: needs more than %d parts (at most part_size "
+			 "bytes and part_requests requests each)\n",
+			 p->check.name, JOB_PARTS_MAX);
 }
 
 /* job_check of a valid name, its input's name filename. */
@@ -195,7 +196,7 @@ static int check_and_cut(const struct job_create *jc, int fd, uint64_t size,
 	uint64_t part_size = jc->part_size && jc->part_size < JSONL_MAX_BYTES
 				 ? jc->part_size
 				 : JSONL_MAX_BYTES;
-	char scratch[CACHE_TMP_NAME_MAX];
+	char scratch[CACHE_TMP_NAME_MAX], msg[512];
 	int sfd, r, rc, rs;
 
 	sfd = cache_tmp_open(jc->cache_fd, CACHE_TMP_SCRATCH, NULL, scratch,
@@ -221,22 +222,19 @@ static int check_and_cut(const struct job_create *jc, int fd, uint64_t size,
 		goto out;
 	rc = jsonl_check_end(&p.check);
 	rs = job_split_end(&p.split);
-	if (rc == -EINVAL) {
-		/* The check's report; a line over the part size after it. */
-		r = fail(out, -EINVAL, "%s", jsonl_check_report(&p.check));
-		if (rs == -EFBIG && out->why) {
-			char *rep = out->why;
-
-			out->why = NULL;
-			split_refused(&p, rs, p.check.name, part_size, out);
-			r = fail(out, -EINVAL, "%s%s", rep,
-				 out->why ? out->why : "");
-			free(rep);
-		}
-	} else if (rc < 0) {
-		r = fail(out, rc, "the check failed: %s", strerror(-rc));
+	split_problem(&p, rs, part_size, msg, sizeof(msg));
+	if (rc == -EINVAL || msg[0]) {
+		/* The check's report, then the split's problem. */
+		r = fail(out, -EINVAL, "%s%s",
+			 rc == -EINVAL ? jsonl_check_report(&p.check) : "",
+			 msg);
+	} else if (rc < 0 || rs == -ENOMEM) {
+		r = rc < 0 ? rc : rs;
+		r = fail(out, r, "the check failed: %s", strerror(-r));
 	} else if (rs < 0) {
-		r = split_refused(&p, rs, p.check.name, part_size, out);
+		/* Refused by the check already; here for safety. */
+		r = fail(out, -EINVAL, "%s: no request to send\n",
+			 p.check.name);
 	} else {
 		out->parts = calloc(p.split.nparts, sizeof(*out->parts));
 		if (!out->parts) {

@@ -26,6 +26,7 @@
 #include "fake_list.h"
 #include "http_stub.h"
 #include "job_create.h"
+#include "job_tag.h"
 #include "store_batches.h"
 #include "store_files.h"
 #include "submit.h"
@@ -269,12 +270,16 @@ static int input(int n, size_t width, const size_t *widths, char **text)
 	int fd = mkstemp(path);
 
 	unlink(path);
-	*text = calloc(1, (size_t)n * sizeof(line) + 1);
+	*text = NULL;
 	for (int i = 1; i <= n; i++) {
+		size_t l;
+
 		request_line(line, sizeof(line), i,
 			     widths ? widths[i - 1] : width);
-		memcpy(*text + len, line, strlen(line));
-		len += strlen(line);
+		l = strlen(line);
+		*text = realloc(*text, len + l + 1);
+		memcpy(*text + len, line, l + 1);
+		len += l;
 	}
 	CHECK(write(fd, *text, len) == (ssize_t)len);
 	return fd;
@@ -456,6 +461,17 @@ static void bad_input(void)
 	c = jc(300, 0);
 	CHECK(run(&c, "long", fd, 0, &o) == -EINVAL && o.why &&
 	      strstr(o.why, "line 5 is longer than the part size"));
+	CHECK(http_stub_seen(&stub, 0, NULL, 0) == 0);
+	job_outcome_free(&o);
+
+	close(fd);
+	free(text);
+
+	/* More parts than a job's names can number: one request a part. */
+	fd = input(JOB_PARTS_MAX + 1, 0, NULL, &text);
+	c = jc(0, 1);
+	CHECK(run(&c, "many", fd, 0, &o) == -EINVAL && o.why &&
+	      strstr(o.why, "needs more than 9999 parts"));
 	CHECK(http_stub_seen(&stub, 0, NULL, 0) == 0);
 	job_outcome_free(&o);
 
