@@ -316,24 +316,27 @@ struct room {
 	uint64_t files, bytes;
 };
 
-/* Whether file f is the one an earlier attempt uploaded for part i of
- * job name: its name and exact size. */
-static int part_file(const char *name, const struct job_outcome *out, size_t i,
-		     const struct file *f)
+/* The part of n of job name that file f's name is (job_part_name of the
+ * first round), from 0, or -1 when it is none. */
+static long part_of_file(const char *name, size_t n, const struct file *f)
 {
+	size_t len = strlen(name);
 	char want[NAME_MAX + 1];
+	unsigned part;
 
-	if (job_part_name(name, 0, (unsigned)i + 1, (unsigned)out->nparts, want,
-			  sizeof(want)) < 0)
-		return 0;
-	return strcmp(f->filename, want) == 0 &&
-	       (uint64_t)f->bytes == out->parts[i].length;
+	if (strncmp(f->filename, name, len) != 0 ||
+	    sscanf(f->filename + len, ".part-%4u-", &part) != 1 || part == 0 ||
+	    part > n ||
+	    job_part_name(name, 0, part, (unsigned)n, want, sizeof(want)) < 0 ||
+	    strcmp(f->filename, want) != 0)
+		return -1;
+	return (long)part - 1;
 }
 
 /*
  * Read the file listing: the account's room used into *used, and for each
  * part without a batch the newest file an earlier attempt left for it
- * (part_file). 0, or -errno with why.
+ * (its part's name and exact size). 0, or -errno with why.
  */
 static int find_files(const struct job_create *jc, struct op *op,
 		      const char *name, struct job_outcome *out,
@@ -349,20 +352,21 @@ static int find_files(const struct job_create *jc, struct op *op,
 	*used = (struct room){0};
 	for (size_t i = 0; i < n; i++) {
 		struct file *f = NULL;
+		struct job_part *pt;
+		long p;
 
+		used->files++; /* its bytes unknown when it cannot be read */
 		if (files_get(jc->files, op, ids[i], STORE_ANY, &f, NULL) < 0)
 			continue;
-		used->files++;
 		used->bytes += f->bytes > 0 ? (uint64_t)f->bytes : 0;
-		for (size_t p = 0; p < out->nparts; p++) {
-			struct job_part *pt = &out->parts[p];
-
-			if (pt->state == JOB_PART_UNTRIED && !pt->file[0] &&
-			    part_file(name, out, p, f)) {
-				snprintf(pt->file, sizeof(pt->file), "%s",
-					 f->id);
-				pt->reused = 1;
-			}
+		p = part_of_file(name, out->nparts, f);
+		pt = p >= 0 ? &out->parts[p] : NULL;
+		/* Its part's exact size too (its bytes are not compared:
+		 * only an attempt that made no batch leaves such a file). */
+		if (pt && pt->state == JOB_PART_UNTRIED && !pt->file[0] &&
+		    (uint64_t)f->bytes == pt->length) {
+			snprintf(pt->file, sizeof(pt->file), "%s", f->id);
+			pt->reused = 1;
 		}
 		file_unref(f);
 	}

@@ -614,6 +614,18 @@ static void resume(void)
 	job_outcome_free(&o);
 	stores_down();
 
+	/* Files of other sizes, or of another cut, are not its parts. */
+	reset();
+	stores_up();
+	add_file("file-size", "q.part-0002-of-0004.jsonl", 199, NULL);
+	add_file("file-cut", "q.part-0002-of-0005.jsonl", 200, NULL);
+	add_file("file-job", "qq.part-0002-of-0004.jsonl", 200, NULL);
+	CHECK(run(&c, "q", fd, 0, &o) == 0 && !o.parts[1].reused &&
+	      strcmp(o.parts[1].file, "file-size") != 0);
+	CHECK(posts() == 8 && fake.files.n == 3 + 4);
+	job_outcome_free(&o);
+	stores_down();
+
 	lost_creation(&c, fd, text, ends, 1);
 	lost_creation(&c, fd, text, ends, 0);
 
