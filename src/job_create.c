@@ -205,7 +205,8 @@ static int check_and_cut(const struct job_create *jc, int fd, uint64_t size,
 		return fail(out, sfd, "no scratch file in the cache dir: %s",
 			    strerror(-sfd));
 	unlinkat(jc->cache_fd, scratch, 0); /* nothing left behind */
-	r = idsort_init(&p.ids, sfd, JOB_CHECK_MEM);
+	r = idsort_init(&p.ids, sfd,
+			jc->check_mem ? jc->check_mem : JOB_CHECK_MEM);
 	if (r < 0) {
 		close(sfd);
 		return fail(out, r, "%s", strerror(-r));

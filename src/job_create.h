@@ -40,6 +40,7 @@ struct job_create {
 				    JSONL_MAX_BYTES */
 	uint64_t part_requests;	 /* requests of a part; 0: the default */
 	const char *completion_window; /* of every batch */
+	size_t check_mem; /* memory of the check's ids; 0: JOB_CHECK_MEM */
 };
 
 /* What became of one part. */
@@ -72,9 +73,9 @@ const char *job_part_state_name(enum job_part_state s);
 /*
  * The first step of job_create alone, with no request: check the input
  * (size bytes of fd) as NAME.jsonl and cut it by jc's limits, reading it
- * once. Memory: JOB_CHECK_MEM for the custom_ids, the longest line, 8 bytes
- * a part, whatever the input's size. 0 with the parts in out (all untried),
- * -EINVAL with the report in out->why, or -errno; free out with
+ * once. Memory: check_mem (JOB_CHECK_MEM) for the custom_ids, the longest line,
+ * 8 bytes a part, whatever the input's size. 0 with the parts in out (all
+ * untried), -EINVAL with the report in out->why, or -errno; free out with
  * job_outcome_free either way.
  */
 int job_check(const struct job_create *jc, const char *name, int fd,

@@ -266,7 +266,7 @@ static void request_line(char *out, size_t len, int i, size_t width)
 static int input(int n, size_t width, const size_t *widths, char **text)
 {
 	char line[4096], path[] = "/tmp/kimifs-test-job-XXXXXX";
-	size_t len = 0;
+	size_t len = 0, cap = 0;
 	int fd = mkstemp(path);
 
 	unlink(path);
@@ -277,7 +277,10 @@ static int input(int n, size_t width, const size_t *widths, char **text)
 		request_line(line, sizeof(line), i,
 			     widths ? widths[i - 1] : width);
 		l = strlen(line);
-		*text = realloc(*text, len + l + 1);
+		if (len + l + 1 > cap) {
+			cap = 2 * (len + l + 1);
+			*text = realloc(*text, cap);
+		}
 		memcpy(*text + len, line, l + 1);
 		len += l;
 	}
@@ -347,7 +350,9 @@ static struct job_create jc(uint64_t part_size, uint64_t part_requests)
 				   .cache_fd = cache_fd,
 				   .part_size = part_size,
 				   .part_requests = part_requests,
-				   .completion_window = "24h"};
+				   .completion_window = "24h",
+				   /* the least: ids in runs, merged */
+				   .check_mem = 1};
 }
 
 /* Run job_create over fd (size bytes). */
