@@ -36,7 +36,7 @@
 /* The temporary files kimifs makes in the cache directory, each named
  * <prefix>[<id>-]<pid>-<seq> (its process and a number of its own): the
  * first prefix that fits names it. Staged uploads are stage.c's, retry
- * inputs ctl_retry.c's. */
+ * inputs ctl_retry.c's, scratch files job_create.c's. */
 static const struct tmp_kind {
 	const char *prefix;
 	int named; /* an id (file or batch) before <pid> */
@@ -46,6 +46,8 @@ static const struct tmp_kind {
     [CACHE_TMP_RETRY] = {CACHE_TMP_PREFIX "retry_", 1,
 			 "the staged input of a retry"},
     [CACHE_TMP_TAG] = {CACHE_TAG_TMP, 0, "a cache tag being written"},
+    [CACHE_TMP_SCRATCH] = {CACHE_TMP_PREFIX "scratch-", 0,
+			   "a scratch file of a job's check"},
     /* Last: its prefix starts every other. */
     [CACHE_TMP_DOWNLOAD] = {CACHE_TMP_PREFIX, 1, "an unfinished download"},
 };

@@ -45,6 +45,8 @@ enum cache_tmp {
 	CACHE_TMP_STAGE,    /* a file being written into files/ or batches/ */
 	CACHE_TMP_RETRY,    /* the input of a retry, for the batch id given */
 	CACHE_TMP_TAG,	    /* the cache's tag being written */
+	CACHE_TMP_SCRATCH,  /* a scratch file (a job's check), unlinked by its
+			       maker at once: met only after a crash */
 	CACHE_TMP_DOWNLOAD, /* a content downloading, for the file id given */
 };
 
@@ -55,9 +57,10 @@ enum cache_tmp {
  * Make a new temporary file of kind in the cache directory dirfd, named
  * so that a later mount sweeps it once this process is gone
  * (<prefix>[<id>-]<pid>-<seq>; id: the batch or file id it is for, NULL
- * for CACHE_TMP_STAGE and CACHE_TMP_TAG): created, never an existing name or a
- * link, mode 0600, open read-write and close-on-exec; its name in name (namelen
- * bytes, CACHE_TMP_NAME_MAX is enough). The descriptor, or -errno
+ * for CACHE_TMP_STAGE, CACHE_TMP_TAG and CACHE_TMP_SCRATCH): created, never an
+ * existing name or a link, mode 0600, open read-write and close-on-exec; its
+ * name in name (namelen bytes, CACHE_TMP_NAME_MAX is enough). The descriptor,
+ * or -errno
  * (-ENAMETOOLONG when name is too small).
  */
 int cache_tmp_open(int dirfd, enum cache_tmp kind, const char *id, char *name,

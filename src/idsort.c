@@ -34,6 +34,42 @@ static int rec_cmp(const void *a, const void *b)
 	return x->line < y->line ? -1 : x->line > y->line;
 }
 
+/* Restore the max-heap order of the n records of v below position i. */
+static void heap_down(struct idsort_rec *v, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+		struct idsort_rec t;
+
+		if (l < n && rec_cmp(&v[l], &v[m]) > 0)
+			m = l;
+		if (l + 1 < n && rec_cmp(&v[l + 1], &v[m]) > 0)
+			m = l + 1;
+		if (m == i)
+			return;
+		t = v[i];
+		v[i] = v[m];
+		v[m] = t;
+		i = m;
+	}
+}
+
+/* Sort the n records of v in place (heapsort): no memory of its own,
+ * where qsort(3) may take a copy of the whole run and so double the
+ * bound. */
+static void sort_recs(struct idsort_rec *v, size_t n)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		heap_down(v, n, i);
+	for (size_t end = n; end > 1; end--) {
+		struct idsort_rec t = v[0];
+
+		v[0] = v[end - 1];
+		v[end - 1] = t;
+		heap_down(v, end - 1, 0);
+	}
+}
+
 /* pwrite all of len bytes at off: 0 or -errno. */
 static int write_at(int fd, const void *p, size_t len, uint64_t off)
 {
@@ -65,7 +101,7 @@ static int spill(struct idsort *s)
 		      (s->nruns + 1) * sizeof(*s->runs),
 		      16 * sizeof(*s->runs)) < 0)
 		return -ENOMEM;
-	qsort(s->buf, s->n, sizeof(*s->buf), rec_cmp);
+	sort_recs(s->buf, s->n);
 	r = write_at(s->fd, s->buf, s->n * sizeof(*s->buf),
 		     start * sizeof(*s->buf));
 	if (r < 0)
@@ -235,7 +271,7 @@ int idsort_repeats(struct idsort *s,
 	int r = 0;
 
 	if (s->nruns == 0) { /* it all fit in memory */
-		qsort(s->buf, s->n, sizeof(*s->buf), rec_cmp);
+		sort_recs(s->buf, s->n);
 		for (size_t i = 0; r == 0 && i < s->n; i++)
 			r = take(&g, &s->buf[i], same, found, ctx);
 		return r;

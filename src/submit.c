@@ -172,16 +172,57 @@ static void pause_before_retry(const struct op *op, unsigned attempt)
 	nanosleep(&ts, NULL);
 }
 
+/* The bytes src sends: 0 with them in *size, or -EIO. */
+static int source_size(const struct submit_source *src, uint64_t *size)
+{
+	int fd;
+	off_t end;
+
+	if (!src->path) {
+		*size = src->length;
+		return 0;
+	}
+	fd = open(src->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -EIO;
+	end = lseek(fd, 0, SEEK_END);
+	close(fd);
+	if (end < 0)
+		return -EIO;
+	*size = (uint64_t)end;
+	return 0;
+}
+
+/* One upload of src, sent once (api_upload_file or api_upload_range). */
+static int upload_once(struct submit *sb, struct op *op,
+		       const struct submit_source *src, const char *filename,
+		       struct file **out, struct api_error *err)
+{
+	if (src->path)
+		return api_upload_file(sb->api, op, src->path, filename,
+				       UPLOAD_PURPOSE, out, err);
+	return api_upload_range(sb->api, op, src->fd, src->offset, src->length,
+				filename, UPLOAD_PURPOSE, out, err);
+}
+
 int submit_upload(struct submit *sb, struct op *op, const char *path,
 		  const char *filename, struct file **out, char *why,
 		  size_t whylen)
+{
+	struct submit_source src = {.path = path, .fd = -1};
+
+	return submit_upload_from(sb, op, &src, filename, out, why, whylen);
+}
+
+int submit_upload_from(struct submit *sb, struct op *op,
+		       const struct submit_source *src, const char *filename,
+		       struct file **out, char *why, size_t whylen)
 {
 	struct api_error err = {0};
 	struct file *f = NULL;
 	const char *bad = jsonl_name_problem(filename);
 	uint64_t size;
-	off_t end;
-	int fd, r = -EIO;
+	int r = -EIO;
 
 	*out = NULL;
 	if (bad) {
@@ -191,23 +232,14 @@ int submit_upload(struct submit *sb, struct op *op, const char *path,
 		log_err("upload %s: refused: %s", filename, why);
 		return -EINVAL;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	if (source_size(src, &size) < 0) {
 		snprintf(why, whylen, "cannot read the staged file");
 		return -EIO;
 	}
-	end = lseek(fd, 0, SEEK_END);
-	close(fd);
-	if (end < 0) {
-		snprintf(why, whylen, "cannot read the staged file");
-		return -EIO;
-	}
-	size = (uint64_t)end;
 	for (unsigned attempt = 0; attempt <= sb->opts->retries; attempt++) {
 		double sent = store_clock(&sb->files->store);
 
-		r = api_upload_file(sb->api, op, path, filename, UPLOAD_PURPOSE,
-				    &f, &err);
+		r = upload_once(sb, op, src, filename, &f, &err);
 		if (r == 0) {
 			learn_file(sb, f, sent);
 			break;

@@ -59,6 +59,20 @@ int submit_upload(struct submit *sb, struct op *op, const char *path,
 		  const char *filename, struct file **out, char *why,
 		  size_t whylen);
 
+/* What an upload sends: the file at path whole, or, with path NULL,
+ * length bytes of the open file fd from offset (a job's part). */
+struct submit_source {
+	const char *path;
+	int fd;
+	uint64_t offset;
+	uint64_t length;
+};
+
+/* submit_upload of src: the same care, the same outcomes. */
+int submit_upload_from(struct submit *sb, struct op *op,
+		       const struct submit_source *src, const char *filename,
+		       struct file **out, char *why, size_t whylen);
+
 /*
  * Create a batch with p: 0 with it in *out (one reference; stored and put
  * first in the batches/ listing), or -errno with the reason in why. Sent

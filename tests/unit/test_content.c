@@ -132,6 +132,7 @@ static void tmp_files(const char *dir)
 	    {CACHE_TMP_STAGE, NULL, ".tmp-stage-"},
 	    {CACHE_TMP_RETRY, "batch_r", ".tmp-retry_batch_r-"},
 	    {CACHE_TMP_TAG, NULL, ".tmp-"},
+	    {CACHE_TMP_SCRATCH, NULL, ".tmp-scratch-"},
 	    {CACHE_TMP_DOWNLOAD, "file-d", ".tmp-file-d-"},
 	};
 	int dirfd = open(dir, O_RDONLY | O_DIRECTORY);

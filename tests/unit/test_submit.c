@@ -19,25 +19,17 @@
 
 #include "api_pager.h"
 #include "check.h"
+#include "fake_list.h"
 #include "http_stub.h"
 #include "store_batches.h"
 #include "store_files.h"
 #include "submit.h"
 #include "util.h"
 
-#define MAX_OBJECTS 300
-
-/* One list of the fake server, newest first. */
-struct list {
-	char *ids[MAX_OBJECTS];
-	char *json[MAX_OBJECTS];
-	size_t n;
-};
-
 /* The fake server: its lists, and the status of each kind of request
  * (0: the connection closes with no answer). */
 static struct fake {
-	struct list batches, files;
+	struct fake_list batches, files;
 	int list_status;      /* GET of a list */
 	int create_status;    /* POST /v1/batches: 200 answers new_batch */
 	int upload_status[4]; /* POST /v1/files, by attempt: 200 answers
@@ -46,24 +38,6 @@ static struct fake {
 	char new_batch[1024];
 	char new_file[512];
 } fake;
-
-static void list_add(struct list *l, const char *id, const char *json)
-{
-	if (l->n == MAX_OBJECTS)
-		return;
-	l->ids[l->n] = strdup(id);
-	l->json[l->n] = strdup(json);
-	l->n++;
-}
-
-static void list_clear(struct list *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->ids[i]);
-		free(l->json[i]);
-	}
-	l->n = 0;
-}
 
 /* A BatchObject of input file input made at created. */
 static void batch_json(char *out, size_t len, const char *id, const char *input,
@@ -88,7 +62,7 @@ static void add_batch(const char *id, const char *input, long long created)
 	char json[1024];
 
 	batch_json(json, sizeof(json), id, input, created);
-	list_add(&fake.batches, id, json);
+	fake_list_put(&fake.batches, id, json, NULL, 0);
 }
 
 /* A FileObject named filename of bytes bytes. */
@@ -107,38 +81,7 @@ static void add_file(const char *id, const char *filename, long long bytes)
 	char json[512];
 
 	file_json(json, sizeof(json), id, filename, bytes);
-	list_add(&fake.files, id, json);
-}
-
-/* A page of l: limit objects after the one named by target's after=. */
-static char *list_page(const struct list *l, const char *target)
-{
-	const char *q = strstr(target, "limit="), *a = strstr(target, "after=");
-	size_t limit = q ? strtoul(q + 6, NULL, 10) : 20, from = 0, end, len;
-	char *out;
-
-	if (a)
-		for (from = 0; from < l->n; from++)
-			if (strcmp(l->ids[from], a + 6) == 0) {
-				from++;
-				break;
-			}
-	end = from + limit < l->n ? from + limit : l->n;
-	len = 64;
-	for (size_t i = from; i < end; i++)
-		len += strlen(l->json[i]) + 1;
-	out = malloc(len);
-	if (!out)
-		return NULL;
-	strcpy(out, "{\"object\":\"list\",\"data\":[");
-	for (size_t i = from; i < end; i++) {
-		if (i > from)
-			strcat(out, ",");
-		strcat(out, l->json[i]);
-	}
-	strcat(out,
-	       end < l->n ? "],\"has_more\":true}" : "],\"has_more\":false}");
-	return out;
+	fake_list_put(&fake.files, id, json, NULL, 0);
 }
 
 static int answer(void *ctx, const char *method, const char *target,
@@ -146,16 +89,16 @@ static int answer(void *ctx, const char *method, const char *target,
 {
 	(void)ctx, (void)body, (void)len;
 	if (strcmp(method, "GET") == 0) {
-		const struct list *l = strncmp(target, "/v1/batches?", 12) == 0
-					   ? &fake.batches
-					   : &fake.files;
+		const struct fake_list *l =
+		    strncmp(target, "/v1/batches?", 12) == 0 ? &fake.batches
+							     : &fake.files;
 
 		if (fake.list_status != 200) {
 			*reply =
 			    strdup("{\"error\":{\"message\":\"no list\"}}");
 			return fake.list_status;
 		}
-		*reply = list_page(l, target);
+		*reply = fake_list_page(l, target);
 		return 200;
 	}
 	if (strcmp(method, "POST") == 0 && strcmp(target, "/v1/batches") == 0) {
@@ -195,8 +138,8 @@ static struct opts opts = {.timeout = 5,
 
 static void reset(void)
 {
-	list_clear(&fake.batches);
-	list_clear(&fake.files);
+	fake_list_clear(&fake.batches);
+	fake_list_clear(&fake.files);
 	fake.list_status = 200;
 	fake.create_status = 200;
 	for (size_t i = 0; i < 4; i++)
