@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
-
 /* The stages of a batch that runs, earliest first. */
 static const char *const stages[] = {"validating", "in_progress", "finalizing",
 				     "cancelling"};
@@ -25,33 +23,6 @@ static const char *const reasons[] = {"failed", "expired", "cancelled"};
 static const char JOB_COMPLETED[] = "completed";
 static const char JOB_INCOMPLETE[] = "incomplete";
 static const char JOB_WITH_FAILURES[] = "completed_with_failures";
-
-/* The request_counts of b into c (total, completed, failed): 0, or
- * -ENOMEM when its JSON cannot be parsed again (it was once). A count that
- * is missing is 0. */
-static int counts_of(const struct batch *b, uint64_t c[3])
-{
-	static const char *const names[] = {"total", "completed", "failed"};
-	size_t nuls;
-	cJSON *obj = json_parse(b->json.data, b->json.len, &nuls);
-	const cJSON *rc;
-
-	if (!obj)
-		return -ENOMEM;
-	rc = cJSON_GetObjectItemCaseSensitive(obj, "request_counts");
-	for (int i = 0; i < 3; i++) {
-		const cJSON *m =
-		    cJSON_IsObject(rc)
-			? cJSON_GetObjectItemCaseSensitive(rc, names[i])
-			: NULL;
-		/* Whole and not negative: checked when b was parsed. */
-		c[i] = cJSON_IsNumber(m) && m->valuedouble > 0
-			   ? (uint64_t)m->valuedouble
-			   : 0;
-	}
-	cJSON_Delete(obj);
-	return 0;
-}
 
 static int by_place(const void *pa, const void *pb)
 {
@@ -181,7 +152,7 @@ static int summarize(struct job *j)
 			j->created_at = b->created_at;
 		if (b->mtime > j->mtime)
 			j->mtime = b->mtime;
-		if ((r = counts_of(b, c)) < 0)
+		if ((r = batch_counts(b, c)) < 0)
 			return r;
 		if (jb->tag.round == 0)
 			j->total += c[0];

@@ -31,6 +31,7 @@ struct cache;
 struct ctl;
 struct file_ctl;
 struct files;
+struct jobs;
 struct opts;
 struct results_cache;
 struct stage;
@@ -51,6 +52,7 @@ struct tree {
 	const struct opts *opts;
 	struct batches *batches;   /* batch snapshots, batches/' listing */
 	struct files *files;	   /* file snapshots, files/' listing */
+	struct jobs *jobs;	   /* the jobs found in batches/' listing */
 	struct ctl *ctl;	   /* ctl commands of batches and the mount */
 	struct file_ctl *file_ctl; /* files' ctl commands */
 	struct cache *cache;	   /* file contents on disk */
@@ -66,7 +68,9 @@ struct tree {
 /* A place in the tree. Plain data: copied freely, owns nothing. */
 struct node {
 	const struct node_type *type;
-	char id[BATCH_ID_MAX + 1]; /* the batch, under batches/<id>/ */
+	/* The object it belongs to: the batch under batches/<id>/, the file
+	 * under files/<id>/, the job under jobs/<name>/. */
+	char id[NODE_NAME_MAX + 1];
 	char
 	    name[NODE_NAME_MAX + 1]; /* own name, where content depends on it */
 };
@@ -299,6 +303,13 @@ int batch_node_snapshot(struct tree *tree, struct op *op, const struct node *n,
 /* The batch that a view filled by batch_node_snapshot holds. */
 const struct batch *view_batch(const struct view *v);
 extern const struct node_type type_files; /* dir_files.c */
+extern const struct node_type type_jobs;  /* dir_jobs.c */
+
+/* The progress line of a batch or a job into v (owned by v), as of now:
+ * total requests, completed, failed; batches, running; started (Unix
+ * time). 0 or -ENOMEM. tree.c. */
+int tree_progress_view(struct view *v, const uint64_t counts[3],
+		       unsigned batches, unsigned running, int64_t started);
 
 /*
  * Symlinks (mode S_IFLNK) are nodes whose view holds the target as its
