@@ -2,9 +2,9 @@
  * dir_jobs.c - the jobs/ subtree: one directory per job found in the
  * batch listing (store_jobs.h), read-only for now. A job's directory is a
  * table of children over its snapshot (job.h): the job kind's value files
- * (status, parts, created_at), request_counts/, progress, and batches/,
+ * (status, parts, created_at), request_counts/, progress, batches/,
  * symlinks to ../../../batches/<id> named so that ls sorts them by part
- * then round.
+ * then round, and wait (hidden), which blocks until every batch is final.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -199,6 +199,79 @@ static const struct node_type type_jlink = {
     .view = link_view,
 };
 
+/*
+ * wait: a read blocks until every batch of the job is final, then returns
+ * the job's status and a newline (at once when they are). Size 0, never
+ * kept by the kernel, as a batch's wait; opening it reads the job like
+ * any file.
+ */
+static int wait_view(struct tree *tree, struct op *op, const struct node *n,
+		     enum store_mode mode, struct view *v)
+{
+	int r = job_snapshot(tree, op, n, mode, v);
+
+	if (r < 0)
+		return r;
+	v->immutable = v->told = 0;
+	v->data = "";
+	v->len = 0;
+	return 0;
+}
+
+/* A read of wait: the job's status line when no batch of it runs (as of
+ * the stored copies), else -EAGAIN. */
+static int wait_read(struct tree *tree, struct op *op, struct open_file *f,
+		     size_t size, off_t off, struct open_read *out)
+{
+	struct view v = {0};
+	size_t len = 0;
+	int r = job_snapshot(tree, op, &f->node, STORE_ANY, &v);
+
+	if (r == 0 && view_job(&v)->running)
+		r = -EAGAIN;
+	else if (r == 0)
+		r = kind_render(&job_kind, view_job(&v), "status", &out->owned,
+				&len);
+	view_release(&v);
+	if (r == 0)
+		open_read_slice(out, out->owned, len, size, off);
+	return r;
+}
+
+/* What a wait waits for now: a batch of the job that runs (the first, by
+ * part and round); when none does any more, the last batch (final: its
+ * watch ends at its first poll, and the read is made again). */
+static int wait_on(struct tree *tree, struct op *op, const struct open_file *f,
+		   char *id, size_t size)
+{
+	struct view v = {0};
+	const struct job *j;
+	size_t i = 0;
+	int r = job_snapshot(tree, op, &f->node, STORE_ANY, &v);
+
+	if (r < 0)
+		return r;
+	j = view_job(&v);
+	while (i + 1 < j->nbatches && j->batches[i].batch->final)
+		i++;
+	snprintf(id, size, "%s", j->batches[i].batch->id);
+	view_release(&v);
+	return 0;
+}
+
+static const struct open_ops wait_ops = {
+    .open = tree_view_open,
+    .read = wait_read,
+    .wait_on = wait_on,
+};
+
+static const struct node_type type_jwait = {
+    .what = "job wait",
+    .mode = S_IFREG | 0444,
+    .view = wait_view,
+    .open_ops = &wait_ops,
+};
+
 static const struct node_child count_children[] = {
     {.name = "total", .type = &type_jcount},
     {.name = "completed", .type = &type_jcount},
@@ -251,6 +324,8 @@ static const struct node_child job_children[] = {
     {.name = "request_counts", .type = &type_jcounts},
     {.name = "progress", .type = &type_jprogress},
     {.name = "batches", .type = &type_jbatches},
+    /* Found by name but not listed: tree walks never block. */
+    {.name = "wait", .type = &type_jwait, .hidden = 1},
     {0},
 };
 

@@ -173,6 +173,14 @@ struct open_ops {
 	 * (wait): what a waiting read returns once it is (obj, the store's
 	 * object): 0 with *text malloc'd, or -errno. */
 	int (*wait_text)(const void *obj, char **text, size_t *len);
+	/* Files whose wait follows several objects (a job's wait, over its
+	 * batches), instead of wait_text: the id of the object to wait for
+	 * now (one not final) into id (size bytes), after a read said
+	 * -EAGAIN: 0 or -errno. When that object is final, the read is made
+	 * again (f holding only the node), and waits anew if it says
+	 * -EAGAIN once more. */
+	int (*wait_on)(struct tree *tree, struct op *op,
+		       const struct open_file *f, char *id, size_t size);
 };
 
 /* The bytes of a view: open views the node afresh; read gives the part

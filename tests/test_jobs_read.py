@@ -8,10 +8,14 @@ rounds, progress, and batches/ links sorted by part then round."""
 import errno
 import os
 import re
+import select
+import signal
+import subprocess
+import time
 
 import pytest
 
-from conftest import errno_of, read_text
+from conftest import errno_of, read_text, wait_for
 
 
 def part(sim, job, i, n, status="completed", total=10, completed=None,
@@ -207,3 +211,69 @@ def test_two_mounts_and_a_remount(sim, mount, tmp_path):
     assert os.listdir(jobs(three)) == ["q"]
     assert read_text(jobs(three, "q", "status")) == "completed\n"
     assert read_text(jobs(three, "q", "request_counts", "completed")) == "20\n"
+
+
+def test_wait_blocks_until_every_batch_is_final(sim, mount):
+    a = part(sim, "w", 1, 2, status="in_progress")
+    b = part(sim, "w", 2, 2, status="in_progress")
+    m = mount(options=["poll_interval=1"])
+    assert "wait" not in os.listdir(jobs(m, "w"))
+    cat = subprocess.Popen(["cat", "jobs/w/wait"], cwd=m.path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: len(sim.retrieves(a)) >= 1, timeout=20)
+    sim.set(a, {"status": "completed",
+                "request_counts": {"total": 10, "completed": 10, "failed": 0}})
+    wait_for(lambda: len(sim.retrieves(b)) >= 1, timeout=20)
+    time.sleep(1.5)
+    assert cat.poll() is None, "wait returned while a batch was running"
+    sim.set(b, {"status": "failed"})
+    out, err = cat.communicate(timeout=30)
+    assert (cat.returncode, out, err) == (0, b"failed\n", b"")
+
+
+def test_wait_of_a_final_job_and_ctrl_c(sim, mount):
+    part(sim, "d", 1, 1)
+    part(sim, "r", 1, 1, status="in_progress")
+    m = mount(options=["poll_interval=1"])
+    assert read_text(jobs(m, "d", "wait")) == "completed\n"
+    cat = subprocess.Popen(["cat", "jobs/r/wait"], cwd=m.path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    assert cat.poll() is None
+    cat.send_signal(signal.SIGINT)
+    cat.communicate(timeout=10)
+    assert cat.returncode != 0
+    assert errno_of(os.stat, jobs(m, "nope", "wait")) == errno.ENOENT
+
+
+def test_wait_polls_and_does_not_block_a_nonblocking_read(sim, mount):
+    a = part(sim, "p", 1, 2, status="in_progress")
+    b = part(sim, "p", 2, 2, status="in_progress")
+    m = mount(options=["poll_interval=1"])
+    fd = os.open(jobs(m, "p", "wait"), os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert errno_of(os.read, fd, 100) == errno.EAGAIN
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        assert p.poll(0) == []
+        for bid in (a, b):
+            sim.set(bid, {"status": "completed",
+                          "request_counts": {"total": 10, "completed": 10,
+                                             "failed": 0}})
+        got = []
+
+        def ready_read():
+            # Readable once the batch it watches ended; a read then says
+            # EAGAIN while another runs, and the next poll watches that.
+            if not p.poll(100):
+                return False
+            try:
+                got.append(os.pread(fd, 100, 0))
+            except BlockingIOError:
+                return False
+            return True
+
+        wait_for(ready_read, timeout=20)
+        assert got == [b"completed\n"]
+    finally:
+        os.close(fd)
