@@ -1,7 +1,8 @@
 /*
  * store_jobs.c - the jobs found in the batch listing (store_jobs.h): a map
- * of the listed batch ids to their jobs, filled as ids are first listed,
- * and the snapshots of jobs made from their batches' stored copies.
+ * of the listed batch ids to their jobs, filled as ids are first listed;
+ * an index of the jobs' names and ids, made again only when the listing
+ * changed; and the snapshots of jobs made from their batches' copies.
  */
 #include "store_jobs.h"
 
@@ -10,9 +11,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "listing.h"
 #include "log.h"
 #include "store_batches.h"
 #include "util.h"
+
+/* One listed batch of a job. */
+struct jobs_entry {
+	char *job;
+	char *id;
+	size_t at; /* its place in the listing, newest first */
+};
+
+/* The jobs of one listing: entries by job then place, the names in the
+ * order of their newest batch (borrowed from entries). */
+struct jobs_index {
+	struct jobs_entry *entries;
+	size_t n;
+	const char **names;
+	size_t nnames;
+};
+
+static void index_free(struct jobs_index *x)
+{
+	if (!x)
+		return;
+	for (size_t i = 0; i < x->n; i++) {
+		free(x->entries[i].job);
+		free(x->entries[i].id);
+	}
+	free(x->entries);
+	free(x->names);
+	free(x);
+}
 
 void jobs_init(struct jobs *j, struct batches *batches)
 {
@@ -28,6 +59,7 @@ void jobs_destroy(struct jobs *j)
 		free(j->slots[i].job);
 	}
 	free(j->slots);
+	index_free(j->index);
 	pthread_mutex_destroy(&j->lock);
 }
 
@@ -118,106 +150,189 @@ static int job_of(struct jobs *j, struct op *op, const char *id, char *name)
 	return r;
 }
 
-/* A job name and where it was first listed. */
-struct seen {
-	char *name;
-	size_t at;
-};
-
-static int by_name(const void *pa, const void *pb)
+static int by_job(const void *pa, const void *pb)
 {
-	const struct seen *a = pa, *b = pb;
-	int c = strcmp(a->name, b->name);
+	const struct jobs_entry *a = pa, *b = pb;
+	int c = strcmp(a->job, b->job);
 
 	return c ? c : (a->at < b->at ? -1 : a->at > b->at);
 }
 
-static int by_at(const void *pa, const void *pb)
+static int by_place(const void *pa, const void *pb)
 {
-	const struct seen *a = pa, *b = pb;
+	const struct jobs_entry *a = *(const struct jobs_entry *const *)pa;
+	const struct jobs_entry *b = *(const struct jobs_entry *const *)pb;
 
 	return a->at < b->at ? -1 : a->at > b->at;
 }
 
+/* The names of x from its entries: the first of each job's run is its
+ * newest batch. 0 or -ENOMEM. */
+static int index_names(struct jobs_index *x)
+{
+	const struct jobs_entry **first = malloc((x->n + 1) * sizeof(*first));
+	size_t n = 0;
+
+	x->names = malloc((x->n + 1) * sizeof(*x->names));
+	if (!first || !x->names) {
+		free(first);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < x->n; i++)
+		if (i == 0 || strcmp(x->entries[i - 1].job, x->entries[i].job))
+			first[n++] = &x->entries[i];
+	qsort(first, n, sizeof(*first), by_place);
+	for (size_t i = 0; i < n; i++)
+		x->names[i] = first[i]->job;
+	x->nnames = n;
+	free(first);
+	return 0;
+}
+
+/* The index of the listed ids (n of them): 0 with *out, or -errno (an
+ * interrupted or timed-out read of a batch, -ENOMEM). A batch whose copy
+ * cannot be had now is left out. */
+static int index_make(struct jobs *j, struct op *op, char **ids, size_t n,
+		      struct jobs_index **out)
+{
+	struct jobs_index *x = calloc(1, sizeof(*x));
+	char name[JOB_NAME_MAX + 1];
+	int r = 0;
+
+	*out = NULL;
+	if (!x || !(x->entries = calloc(n + 1, sizeof(*x->entries)))) {
+		free(x);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct jobs_entry *e = &x->entries[x->n];
+		int e_r = job_of(j, op, ids[i], name);
+
+		if (e_r == -ENOMEM || e_r == -EINTR || e_r == -ETIMEDOUT) {
+			r = e_r;
+			break;
+		}
+		if (e_r < 0 || !name[0])
+			continue;
+		e->job = strdup(name);
+		e->id = strdup(ids[i]);
+		e->at = i;
+		x->n++;
+		if (!e->job || !e->id) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	if (r == 0) {
+		qsort(x->entries, x->n, sizeof(*x->entries), by_job);
+		r = index_names(x);
+	}
+	if (r < 0) {
+		index_free(x);
+		return r;
+	}
+	*out = x;
+	return 0;
+}
+
+/*
+ * Bring j's index up to the listing (listing_get_since: the listing young,
+ * or fetched again), made again only when the listing changed. Returns 0
+ * with j->lock held (the index then is the listing's), or -errno without.
+ */
+static int index_lock(struct jobs *j, struct op *op)
+{
+	struct jobs_index *x = NULL;
+	uint64_t version;
+	char **ids = NULL;
+	size_t n = 0;
+	int r;
+
+	pthread_mutex_lock(&j->lock);
+	version = j->version;
+	pthread_mutex_unlock(&j->lock);
+	r = listing_get_since(&j->batches->listing, op, &version, &ids, &n);
+	if (r == 0 && ids)
+		r = index_make(j, op, ids, n, &x);
+	listing_free_ids(ids, n);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&j->lock);
+	if (x && version > j->version) {
+		index_free(j->index);
+		j->index = x;
+		j->version = version;
+	} else {
+		index_free(x); /* another caller made a newer one */
+	}
+	return 0;
+}
+
 int jobs_names(struct jobs *j, struct op *op, char ***names, size_t *n)
 {
-	char **ids = NULL, name[JOB_NAME_MAX + 1];
-	struct seen *seen = NULL;
-	size_t nids = 0, ns = 0, out = 0;
-	int r = batches_list(j->batches, op, &ids, &nids);
+	const struct jobs_index *x;
+	size_t k = 0;
+	int r = index_lock(j, op);
 
 	*names = NULL;
 	*n = 0;
 	if (r < 0)
 		return r;
-	seen = calloc(nids + 1, sizeof(*seen));
-	if (!seen) {
+	x = j->index;
+	*names = calloc((x ? x->nnames : 0) + 1, sizeof(**names));
+	if (!*names)
 		r = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < nids; i++) {
-		int e = job_of(j, op, ids[i], name);
-
-		if (e == -ENOMEM || e == -EINTR || e == -ETIMEDOUT) {
-			r = e;
-			goto out;
-		}
-		if (e < 0 || !name[0])
-			continue;
-		seen[ns].at = i;
-		if (!(seen[ns++].name = strdup(name))) {
+	for (; r == 0 && k < (x ? x->nnames : 0); k++)
+		if (!((*names)[k] = strdup(x->names[k])))
 			r = -ENOMEM;
-			goto out;
-		}
+	pthread_mutex_unlock(&j->lock);
+	if (r < 0) {
+		listing_free_ids(*names, k);
+		*names = NULL;
+		return r;
 	}
-	/* Each name once, where its newest batch was listed. */
-	qsort(seen, ns, sizeof(*seen), by_name);
-	for (size_t i = 0; i < ns; i++) {
-		if (out && strcmp(seen[out - 1].name, seen[i].name) == 0) {
-			free(seen[i].name);
-			continue;
-		}
-		seen[out++] = seen[i];
-	}
-	ns = out;
-	qsort(seen, ns, sizeof(*seen), by_at);
-	*names = malloc((ns + 1) * sizeof(**names));
-	if (!*names) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < ns; i++) {
-		(*names)[i] = seen[i].name;
-		seen[i].name = NULL;
-	}
-	*n = ns;
-out:
-	for (size_t i = 0; seen && i < ns; i++)
-		free(seen[i].name);
-	free(seen);
-	listing_free_ids(ids, nids);
-	return r;
+	*n = k;
+	return 0;
 }
 
-/* The listed ids of job name into *mine (borrowed from ids). 0 or
+/* The listed ids of job name, newest first, copied into *ids (*n). 0 or
  * -errno. */
-static int ids_of(struct jobs *j, struct op *op, const char *name, char **ids,
-		  size_t nids, const char ***mine, size_t *n)
+static int ids_of(struct jobs *j, struct op *op, const char *name, char ***ids,
+		  size_t *n)
 {
-	char job[JOB_NAME_MAX + 1];
+	const struct jobs_index *x;
+	size_t lo = 0, hi, k = 0;
+	int r = index_lock(j, op);
 
+	*ids = NULL;
 	*n = 0;
-	*mine = malloc((nids + 1) * sizeof(**mine));
-	if (!*mine)
-		return -ENOMEM;
-	for (size_t i = 0; i < nids; i++) {
-		int r = job_of(j, op, ids[i], job);
+	if (r < 0)
+		return r;
+	x = j->index;
+	hi = x ? x->n : 0;
+	while (lo < hi) { /* the first entry of name */
+		size_t mid = lo + (hi - lo) / 2;
 
-		if (r == -ENOMEM || r == -EINTR || r == -ETIMEDOUT)
-			return r;
-		if (r == 0 && strcmp(job, name) == 0)
-			(*mine)[(*n)++] = ids[i];
+		if (strcmp(x->entries[mid].job, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
+	for (hi = lo; x && hi < x->n && !strcmp(x->entries[hi].job, name);)
+		hi++;
+	*ids = calloc(hi - lo + 1, sizeof(**ids));
+	if (!*ids)
+		r = -ENOMEM;
+	for (; r == 0 && k < hi - lo; k++)
+		if (!((*ids)[k] = strdup(x->entries[lo + k].id)))
+			r = -ENOMEM;
+	pthread_mutex_unlock(&j->lock);
+	if (r < 0) {
+		listing_free_ids(*ids, k);
+		*ids = NULL;
+		return r;
+	}
+	*n = k;
 	return 0;
 }
 
@@ -225,10 +340,9 @@ int jobs_get(struct jobs *j, struct op *op, const char *name,
 	     enum store_mode mode, struct job **out, struct api_error *err)
 {
 	char **ids = NULL, why[256];
-	const char **mine = NULL;
 	struct batch **bs = NULL;
 	struct job_tag *ts = NULL;
-	size_t nids = 0, n = 0, got = 0;
+	size_t n = 0, got = 0;
 	int r;
 
 	*out = NULL;
@@ -236,9 +350,7 @@ int jobs_get(struct jobs *j, struct op *op, const char *name,
 		memset(err, 0, sizeof(*err));
 	if (!job_name_valid(name))
 		return -ENOENT;
-	r = batches_list(j->batches, op, &ids, &nids);
-	if (r == 0)
-		r = ids_of(j, op, name, ids, nids, &mine, &n);
+	r = ids_of(j, op, name, &ids, &n);
 	if (r < 0)
 		goto out;
 	if (n == 0) {
@@ -252,7 +364,7 @@ int jobs_get(struct jobs *j, struct op *op, const char *name,
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		r = batches_get(j->batches, op, mine[i], mode, &bs[got], err);
+		r = batches_get(j->batches, op, ids[i], mode, &bs[got], err);
 		if (r == -ENOENT)
 			continue; /* gone since the listing */
 		if (r < 0)
@@ -269,7 +381,6 @@ out:
 		batch_unref(bs[i]);
 	free(bs);
 	free(ts);
-	free(mine);
-	listing_free_ids(ids, nids);
+	listing_free_ids(ids, n);
 	return r;
 }

@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "api_error.h"
 #include "job.h"
@@ -25,13 +26,20 @@ struct jobs_slot {
 	char *job;
 };
 
+struct jobs_index; /* store_jobs.c */
+
 struct jobs {
 	struct batches *batches;
-	pthread_mutex_t lock; /* guards the map below */
+	pthread_mutex_t lock; /* guards the fields below */
 	/* Each listed batch id seen so far and its job: a batch's keys never
 	 * change, so each is read once (open addressing, by util_hash). */
 	struct jobs_slot *slots;
 	size_t cap, n;
+	/* The jobs of the listing of version `version` (listing.h): their
+	 * names and each one's ids, made again only when the listing
+	 * changed. */
+	struct jobs_index *index;
+	uint64_t version;
 };
 
 /* Set up over batches (the mount's store and listing of batches). */

@@ -28,6 +28,7 @@ static struct http_stub stub;
 static const struct {
 	const char *id, *status, *meta;
 } account[] = {
+    {"b6", "completed", "{\"kimifs_job\":\"n\",\"kimifs_part\":\"1/1\"}"},
     {"b5", "completed", "{\"kimifs_job\":\"p\",\"kimifs_part\":\"1/1\"}"},
     {"b4", "completed", "{\"project\":\"x\"}"},
     {"b3", "in_progress", "{\"kimifs_job\":\"q\",\"kimifs_part\":\"2/2\"}"},
@@ -35,6 +36,9 @@ static const struct {
     {"b1", "completed", "{\"kimifs_job\":\"q\",\"kimifs_part\":\"1/2\"}"},
 };
 #define NACCOUNT (sizeof(account) / sizeof(account[0]))
+
+/* The first batch of account the list shows (b6 is made later). */
+static const size_t listed_from = 1;
 
 /* BatchObject i as JSON, appended to out at o. */
 static size_t batch_text(size_t i, char *out, size_t o, size_t size)
@@ -66,14 +70,15 @@ static int answer(void *ctx, const char *method, const char *target,
 		o += (size_t)snprintf(*reply, size,
 				      "{\"object\":\"list\","
 				      "\"data\":[");
-		for (size_t i = 0; i < NACCOUNT; i++) {
+		for (size_t i = listed_from; i < NACCOUNT; i++) {
 			o = batch_text(i, *reply, o, size);
 			if (i + 1 < NACCOUNT)
 				(*reply)[o++] = ',';
 		}
 		snprintf(*reply + o, size - o,
-			 "],\"first_id\":\"b5\",\"last_id\":\"b1\","
-			 "\"has_more\":false}");
+			 "],\"first_id\":\"%s\",\"last_id\":\"b1\","
+			 "\"has_more\":false}",
+			 account[listed_from].id);
 		return 200;
 	}
 	for (size_t i = 0; i < NACCOUNT; i++)
@@ -101,6 +106,17 @@ static void test_names(struct jobs *j)
 	CHECK(REQUESTS("GET /v1/batches?limit=100"));
 	/* The listing is young: nothing sent. */
 	CHECK(jobs_names(j, &op, &names, &n) == 0 && n == 2);
+	listing_free_ids(names, n);
+	CHECK(NO_REQUESTS());
+	/* A batch this mount made joins the kept listing: the jobs are
+	 * found again, the new batch read once. */
+	CHECK(listing_add(&j->batches->listing, "b6") == 0);
+	CHECK(jobs_names(j, &op, &names, &n) == 0);
+	CHECK(n == 3 && strcmp(names[0], "n") == 0 &&
+	      strcmp(names[1], "p") == 0 && strcmp(names[2], "q") == 0);
+	listing_free_ids(names, n);
+	CHECK(REQUESTS("GET /v1/batches/b6"));
+	CHECK(jobs_names(j, &op, &names, &n) == 0 && n == 3);
 	listing_free_ids(names, n);
 	CHECK(NO_REQUESTS());
 }
