@@ -704,10 +704,7 @@ static int batches_lookup(struct tree *tree, const struct node *dir,
 		return r;
 	if (!batch_id_valid(name))
 		return -ENOENT;
-	r = node_make(child, dir, &type_batch, name);
-	if (r == 0)
-		memcpy(child->id, child->name, sizeof(child->id));
-	return r;
+	return node_make_object(child, dir, &type_batch, name);
 }
 
 static int batches_readdir(struct tree *tree, struct op *op,

@@ -50,12 +50,6 @@ static const struct job *view_job(const struct view *v)
 	return v->obj;
 }
 
-static int dir_view(struct tree *tree, struct op *op, const struct node *n,
-		    enum store_mode mode, struct view *v)
-{
-	return job_snapshot(tree, op, n, mode, v);
-}
-
 /* A job's directory carries its created_at. */
 static int job_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
@@ -283,7 +277,7 @@ static const struct node_child count_children[] = {
 static const struct node_type type_jcounts = {
     .what = "job request_counts directory",
     .mode = S_IFDIR | 0555,
-    .view = dir_view,
+    .view = job_snapshot,
     .children = count_children,
 };
 
@@ -313,7 +307,7 @@ static int links_readdir(struct tree *tree, struct op *op,
 static const struct node_type type_jbatches = {
     .what = "job batches directory",
     .mode = S_IFDIR | 0555,
-    .view = dir_view,
+    .view = job_snapshot,
     .lookup = links_lookup,
     .readdir = links_readdir,
 };
@@ -340,15 +334,10 @@ static const struct node_type type_job = {
 static int jobs_lookup(struct tree *tree, const struct node *dir,
 		       const char *name, struct node *child)
 {
-	int r;
-
 	(void)tree;
 	if (!job_name_valid(name))
 		return -ENOENT;
-	r = node_make(child, dir, &type_job, name);
-	if (r == 0)
-		memcpy(child->id, child->name, sizeof(child->id));
-	return r;
+	return node_make_object(child, dir, &type_job, name);
 }
 
 static int jobs_readdir(struct tree *tree, struct op *op,

@@ -63,6 +63,16 @@ int node_make(struct node *child, const struct node *parent,
 	return 0;
 }
 
+int node_make_object(struct node *child, const struct node *parent,
+		     const struct node_type *t, const char *name)
+{
+	int r = node_make(child, parent, t, name);
+
+	if (r == 0)
+		memcpy(child->id, child->name, sizeof(child->id));
+	return r;
+}
+
 void view_hold(struct view *v, void *obj, void (*unref)(void *obj))
 {
 	v->obj = obj;

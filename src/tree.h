@@ -270,6 +270,11 @@ int tree_mount_view(struct tree *tree, struct op *op, const struct node *n,
 int node_make(struct node *child, const struct node *parent,
 	      const struct node_type *t, const char *name);
 
+/* node_make of the directory of an object of its own (a batch, a file, a
+ * job), called by its id or name: the child's id is name. */
+int node_make_object(struct node *child, const struct node *parent,
+		     const struct node_type *t, const char *name);
+
 /* Make v hold obj, a reference let go with unref when v is released. */
 void view_hold(struct view *v, void *obj, void (*unref)(void *obj));
 
