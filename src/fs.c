@@ -412,7 +412,26 @@ static void reply_read(fuse_req_t req, const struct open_read *out)
 }
 
 static void wait_done(void *arg, int err, void *obj);
-static void wait_abandon(struct wait_req *w, int err);
+
+/* Reply to w's read with the errno err, or (0) with out, unless another
+ * reply came (the interrupt hook's, the watch's callback's). */
+static void wait_finish(struct wait_req *w, int err,
+			const struct open_read *out)
+{
+	pthread_mutex_lock(&w->lock);
+	int reply = !w->replied;
+
+	w->replied = 1;
+	pthread_mutex_unlock(&w->lock);
+	if (reply) {
+		fuse_req_interrupt_func(w->req, NULL, NULL);
+		if (err)
+			fuse_reply_err(w->req, err);
+		else
+			reply_read(w->req, out);
+		wait_put(w); /* the reply's reference */
+	}
+}
 
 /* Whether an open file of ops may wait (wait_text or wait_on). */
 static int may_wait(const struct open_ops *ops)
@@ -458,7 +477,7 @@ static int wait_arm(struct wait_req *w)
 	    watch_cancel(&w->k->watches, w->token) == 0;
 	pthread_mutex_unlock(&w->lock);
 	if (r)
-		wait_abandon(w, EINTR);
+		wait_finish(w, EINTR, NULL);
 	return 0;
 }
 
@@ -500,19 +519,7 @@ static void wait_done(void *arg, int err, void *obj)
 		err = wait_again(w, &out);
 		if (err == -EAGAIN)
 			return; /* waits on: the reply's reference goes on */
-		pthread_mutex_lock(&w->lock);
-		int reply = !w->replied;
-
-		w->replied = 1;
-		pthread_mutex_unlock(&w->lock);
-		if (reply) {
-			fuse_req_interrupt_func(w->req, NULL, NULL);
-			if (err < 0)
-				fuse_reply_err(w->req, -err);
-			else
-				reply_read(w->req, &out);
-			wait_put(w);
-		}
+		wait_finish(w, -err, &out);
 		free(out.owned);
 		return;
 	}
@@ -565,16 +572,7 @@ static void wait_interrupted(fuse_req_t req, void *arg)
 /* The reading thread gives up w with err, unless another reply came. */
 static void wait_abandon(struct wait_req *w, int err)
 {
-	pthread_mutex_lock(&w->lock);
-	int reply = !w->replied;
-
-	w->replied = 1;
-	pthread_mutex_unlock(&w->lock);
-	if (reply) {
-		fuse_req_interrupt_func(w->req, NULL, NULL);
-		fuse_reply_err(w->req, err);
-		wait_put(w); /* the reply's reference */
-	}
+	wait_finish(w, err, NULL);
 }
 
 /*
