@@ -268,31 +268,54 @@ static int index_lock(struct jobs *j, struct op *op)
 	return 0;
 }
 
+static const char *name_at(const struct jobs_index *x, size_t i)
+{
+	return x->names[i];
+}
+
+static const char *id_at(const struct jobs_index *x, size_t i)
+{
+	return x->entries[i].id;
+}
+
+/*
+ * Copies of the n strings at(x, from + i) of j's index into *out (*nout),
+ * then j->lock, held by index_lock, let go. 0, or -ENOMEM with nothing in
+ * *out.
+ */
+static int copy_unlock(struct jobs *j,
+		       const char *(*at)(const struct jobs_index *, size_t),
+		       size_t from, size_t n, char ***out, size_t *nout)
+{
+	size_t k = 0;
+	int r = 0;
+
+	*out = calloc(n + 1, sizeof(**out));
+	if (!*out)
+		r = -ENOMEM;
+	for (; r == 0 && k < n; k++)
+		if (!((*out)[k] = strdup(at(j->index, from + k))))
+			r = -ENOMEM;
+	pthread_mutex_unlock(&j->lock);
+	if (r < 0) {
+		listing_free_ids(*out, k);
+		*out = NULL;
+		k = 0;
+	}
+	*nout = k;
+	return r;
+}
+
 int jobs_names(struct jobs *j, struct op *op, char ***names, size_t *n)
 {
-	const struct jobs_index *x;
-	size_t k = 0;
 	int r = index_lock(j, op);
 
 	*names = NULL;
 	*n = 0;
 	if (r < 0)
 		return r;
-	x = j->index;
-	*names = calloc((x ? x->nnames : 0) + 1, sizeof(**names));
-	if (!*names)
-		r = -ENOMEM;
-	for (; r == 0 && k < (x ? x->nnames : 0); k++)
-		if (!((*names)[k] = strdup(x->names[k])))
-			r = -ENOMEM;
-	pthread_mutex_unlock(&j->lock);
-	if (r < 0) {
-		listing_free_ids(*names, k);
-		*names = NULL;
-		return r;
-	}
-	*n = k;
-	return 0;
+	return copy_unlock(j, name_at, 0, j->index ? j->index->nnames : 0,
+			   names, n);
 }
 
 /* The listed ids of job name, newest first, copied into *ids (*n). 0 or
@@ -301,7 +324,7 @@ static int ids_of(struct jobs *j, struct op *op, const char *name, char ***ids,
 		  size_t *n)
 {
 	const struct jobs_index *x;
-	size_t lo = 0, hi, k = 0;
+	size_t lo = 0, hi;
 	int r = index_lock(j, op);
 
 	*ids = NULL;
@@ -320,20 +343,7 @@ static int ids_of(struct jobs *j, struct op *op, const char *name, char ***ids,
 	}
 	for (hi = lo; x && hi < x->n && !strcmp(x->entries[hi].job, name);)
 		hi++;
-	*ids = calloc(hi - lo + 1, sizeof(**ids));
-	if (!*ids)
-		r = -ENOMEM;
-	for (; r == 0 && k < hi - lo; k++)
-		if (!((*ids)[k] = strdup(x->entries[lo + k].id)))
-			r = -ENOMEM;
-	pthread_mutex_unlock(&j->lock);
-	if (r < 0) {
-		listing_free_ids(*ids, k);
-		*ids = NULL;
-		return r;
-	}
-	*n = k;
-	return 0;
+	return copy_unlock(j, id_at, lo, hi - lo, ids, n);
 }
 
 int jobs_get(struct jobs *j, struct op *op, const char *name,
