@@ -83,6 +83,7 @@ def test_ls_jobs_and_their_files(sim, mount):
     # Once all are final: the reason of the latest round.
     (["completed", "completed"], "completed"),
     (["failed", "cancelled"], "failed"),
+    (["expired", "failed"], "failed"),
     (["expired", "cancelled"], "expired"),
     (["cancelled", "completed"], "cancelled"),
 ])

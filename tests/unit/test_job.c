@@ -112,6 +112,9 @@ static void test_final(void)
 	add("b1", "failed", 0, 0, 0, 10, "1/2", NULL);
 	add("b2", "cancelled", 3, 1, 0, 11, "2/2", NULL);
 	CHECK(status_is("failed"));
+	add("b1", "expired", 2, 1, 0, 10, "1/2", NULL);
+	add("b2", "failed", 3, 0, 0, 11, "2/2", NULL);
+	CHECK(status_is("failed"));
 	add("b1", "cancelled", 2, 2, 0, 10, "1/1", NULL);
 	CHECK(status_is("cancelled"));
 	/* A batch that failed its validation counts nothing, and is still
