@@ -67,6 +67,16 @@ def test_ls_jobs_and_their_files(sim, mount):
     assert "part-0001 -> ../../../batches/%s" % a in out
     assert "part-0002 -> ../../../batches/%s" % b in out
     assert read_text(jobs(m, "q", "batches", "part-0002", "status")) == "completed\n"
+    # A tree walk sees every file once and never the wait.
+    rc, out, err = m.sh("find jobs/q | sort")
+    assert (rc, err) == (0, "")
+    assert out.split() == [
+        "jobs/q", "jobs/q/batches", "jobs/q/batches/part-0001",
+        "jobs/q/batches/part-0002", "jobs/q/created_at", "jobs/q/parts",
+        "jobs/q/progress", "jobs/q/request_counts",
+        "jobs/q/request_counts/completed", "jobs/q/request_counts/failed",
+        "jobs/q/request_counts/pending", "jobs/q/request_counts/total",
+        "jobs/q/status"]
     # Read-only for now.
     assert errno_of(os.open, jobs(m, "new.jsonl"), os.O_WRONLY | os.O_CREAT) in (
         errno.EROFS, errno.EACCES)
