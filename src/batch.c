@@ -722,6 +722,25 @@ void batch_free_keys(char **keys, size_t n)
 	free(keys);
 }
 
+int batch_counts(const struct batch *b, uint64_t counts[3])
+{
+	size_t nuls;
+	cJSON *obj = json_parse(b->json.data, b->json.len, &nuls);
+	const cJSON *rc = obj ? member(obj, "request_counts") : NULL;
+	int64_t v;
+
+	if (!obj)
+		return -ENOMEM; /* the snapshot was parsed once already */
+	for (int i = 0; i < 3; i++) {
+		const cJSON *c =
+		    cJSON_IsObject(rc) ? member(rc, count_names[i]) : NULL;
+
+		counts[i] = c && json_int(c, &v) == 0 ? (uint64_t)v : 0;
+	}
+	cJSON_Delete(obj);
+	return 0;
+}
+
 int batch_file_id(const struct batch *b, const char *field, char *out,
 		  size_t size)
 {

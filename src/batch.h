@@ -89,6 +89,12 @@ int batch_render(const struct batch *b, enum batch_part part, const char *name,
 		 char **out, size_t *len);
 
 /*
+ * The request_counts of b (total, completed, failed) into counts, a
+ * missing one 0: 0, or -ENOMEM. Linear in the size of b's JSON.
+ */
+int batch_counts(const struct batch *b, uint64_t counts[3]);
+
+/*
  * The file id in field (input_file_id, output_file_id, error_file_id) of
  * b into out (size bytes): 0, or -ENOENT when the field is null or is not
  * an id that can be a name (batch_id_valid).

@@ -1,7 +1,7 @@
 /*
  * dir_batches.c - the batches/ subtree: one directory per batch, its value
- * files, batch.json, request_counts/, metadata/ and ctl, each a node type
- * over the stored batch snapshot (store_batches.h). The entries of a
+ * files, batch.json, request_counts/, metadata/, progress and ctl, each a
+ * node type over the stored batch snapshot (store_batches.h). The entries of a
  * batch directory are its table of children (batch_children): batch.json
  * and a value file per value of the batch kind (kind.h), present when its
  * field is not null, each rendered from the snapshot when it is opened.
@@ -274,6 +274,30 @@ static const struct node_type type_meta = {
     .open_ops = &tree_view_ops,
 };
 
+/* progress: the line of one batch (progress.h), 1 of 1 batch. */
+static int progress_view(struct tree *tree, struct op *op, const struct node *n,
+			 enum store_mode mode, struct view *v)
+{
+	int r = batch_snapshot(tree, op, n, mode, v);
+	uint64_t c[3];
+
+	if (r == 0)
+		r = batch_counts(view_batch(v), c);
+	if (r == 0)
+		r = tree_progress_view(v, c, 1, !view_batch(v)->final,
+				       view_batch(v)->created_at);
+	if (r < 0 && v->obj)
+		view_release(v);
+	return r;
+}
+
+static const struct node_type type_bprogress = {
+    .what = "batch progress",
+    .mode = S_IFREG | 0444,
+    .view = progress_view,
+    .open_ops = &tree_view_ops,
+};
+
 static const struct node_type type_ctl = {
     .what = "ctl",
     .mode = S_IFREG | 0600,
@@ -409,6 +433,7 @@ static const struct node_child batch_children[] = {
     {.name = "metadata", .type = &type_metadir},
     {.name = "results", .type = &type_results},
     {.name = "usage", .type = &type_usage},
+    {.name = "progress", .type = &type_bprogress},
     {.name = "ctl", .type = &type_ctl},
     /* Found by name but not listed: a tree walk (grep -r, find, cp -r,
      * tar, rsync) would otherwise block on every running batch. */
@@ -679,10 +704,7 @@ static int batches_lookup(struct tree *tree, const struct node *dir,
 		return r;
 	if (!batch_id_valid(name))
 		return -ENOENT;
-	r = node_make(child, dir, &type_batch, name);
-	if (r == 0)
-		memcpy(child->id, child->name, sizeof(child->id));
-	return r;
+	return node_make_object(child, dir, &type_batch, name);
 }
 
 static int batches_readdir(struct tree *tree, struct op *op,

@@ -317,10 +317,7 @@ static int files_lookup(struct tree *tree, const struct node *dir,
 		return r;
 	if (!file_id_valid(name))
 		return -ENOENT;
-	r = node_make(child, dir, &type_file, name);
-	if (r == 0)
-		memcpy(child->id, child->name, sizeof(child->id));
-	return r;
+	return node_make_object(child, dir, &type_file, name);
 }
 
 static int files_readdir(struct tree *tree, struct op *op,

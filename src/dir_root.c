@@ -1,8 +1,8 @@
 /*
  * dir_root.c - the mount root's node type and its own files: stats (the
  * counters as JSON), log (the recent log lines) and ctl (`refresh`: a full
- * listing), beside batches/ (dir_batches.c) and files/ (dir_files.c), all
- * named in one table of children.
+ * listing), beside batches/ (dir_batches.c), files/ (dir_files.c) and
+ * jobs/ (dir_jobs.c), all named in one table of children.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -93,6 +93,7 @@ static const struct node_type type_root_ctl = {
 static const struct node_child root_children[] = {
     {.name = "batches", .type = &type_batches},
     {.name = "files", .type = &type_files},
+    {.name = "jobs", .type = &type_jobs},
     {.name = "ctl", .type = &type_root_ctl},
     {.name = "stats", .type = &type_stats},
     {.name = "log", .type = &type_log},

@@ -371,6 +371,7 @@ struct wait_req {
 	fuse_req_t req;
 	struct kimifs *k;
 	const struct open_ops *ops;
+	struct node node; /* the file's: a read made again (wait_on) */
 	size_t size;
 	off_t off;
 	pthread_mutex_t lock; /* guards the fields below */
@@ -410,6 +411,102 @@ static void reply_read(fuse_req_t req, const struct open_read *out)
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
 
+static void wait_done(void *arg, int err, void *obj);
+
+/* Reply to w's read with the errno err, or (0) with out, unless another
+ * reply came (the interrupt hook's, the watch's callback's). */
+static void wait_finish(struct wait_req *w, int err,
+			const struct open_read *out)
+{
+	pthread_mutex_lock(&w->lock);
+	int reply = !w->replied;
+
+	w->replied = 1;
+	pthread_mutex_unlock(&w->lock);
+	if (reply) {
+		fuse_req_interrupt_func(w->req, NULL, NULL);
+		if (err)
+			fuse_reply_err(w->req, err);
+		else
+			reply_read(w->req, out);
+		wait_put(w); /* the reply's reference */
+	}
+}
+
+/* Whether an open file of ops may wait (wait_text or wait_on). */
+static int may_wait(const struct open_ops *ops)
+{
+	return ops->wait_text || ops->wait_on;
+}
+
+/* The id of the object a wait of open file f waits for now into id (size
+ * bytes): its wait_on's, else its node's. 0 or -errno. */
+static int wait_id(struct kimifs *k, const struct open_file *f, char *id,
+		   size_t size)
+{
+	struct op op;
+
+	if (!f->ops->wait_on) {
+		snprintf(id, size, "%s", f->node.id);
+		return 0;
+	}
+	op_start(&op, k->opts.timeout);
+	return f->ops->wait_on(&k->tree, &op, f, id, size);
+}
+
+/*
+ * Watch the object w waits for now (wait_id), with the reply's reference:
+ * 0 once armed, or -errno (then nothing was watched). An interrupt that
+ * came while it was not armed withdraws it at once (EINTR); 0 then too.
+ */
+static int wait_arm(struct wait_req *w)
+{
+	struct open_file f = {.node = w->node, .ops = w->ops};
+	char id[NODE_NAME_MAX + 1];
+	uint64_t token;
+	int r = wait_id(w->k, &f, id, sizeof(id));
+
+	if (r == 0)
+		r = watch_add(&w->k->watches, id, wait_done, w, &token);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&w->lock);
+	w->token = token;
+	w->armed = 1;
+	r = w->interrupted && !w->replied &&
+	    watch_cancel(&w->k->watches, w->token) == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (r)
+		wait_finish(w, EINTR, NULL);
+	return 0;
+}
+
+/*
+ * A wait that follows several objects (wait_on), one of which is final:
+ * the read made again into *out. 0 with the answer, -EAGAIN when w was
+ * armed anew (nothing to reply now), or -errno to reply.
+ */
+static int wait_again(struct wait_req *w, struct open_read *out)
+{
+	struct open_file f = {.node = w->node, .ops = w->ops};
+	struct op op;
+	int r;
+
+	pthread_mutex_lock(&w->lock);
+	w->armed = 0; /* an interrupt now is the callback's to answer */
+	pthread_mutex_unlock(&w->lock);
+	op_start(&op, w->k->opts.timeout);
+	r = w->ops->read(&w->k->tree, &op, &f, w->size, w->off, out);
+	if (r != -EAGAIN)
+		return r;
+	pthread_mutex_lock(&w->lock);
+	r = w->interrupted ? -EINTR : 0;
+	pthread_mutex_unlock(&w->lock);
+	if (r == 0 && (r = wait_arm(w)) == 0)
+		return -EAGAIN;
+	return r == -ESHUTDOWN ? -ENOTCONN : r;
+}
+
 /* The watch's callback (the poller thread, or watches_stop's): the batch
  * is final (obj), gone (-ENOENT) or the mount ends (-ESHUTDOWN). */
 static void wait_done(void *arg, int err, void *obj)
@@ -418,6 +515,14 @@ static void wait_done(void *arg, int err, void *obj)
 	struct open_read out = {0};
 	size_t len = 0;
 
+	if (err == 0 && w->ops->wait_on) {
+		err = wait_again(w, &out);
+		if (err == -EAGAIN)
+			return; /* waits on: the reply's reference goes on */
+		wait_finish(w, -err, &out);
+		free(out.owned);
+		return;
+	}
 	pthread_mutex_lock(&w->lock);
 	if (w->replied) { /* cannot happen: a withdrawn wait is not called */
 		pthread_mutex_unlock(&w->lock);
@@ -453,7 +558,9 @@ static void wait_interrupted(fuse_req_t req, void *arg)
 			w->interrupted = 1; /* the reading thread replies */
 		else if (watch_cancel(&w->k->watches, w->token) == 0)
 			reply = w->replied = 1;
-		/* else the callback is under way and replies */
+		else /* the callback is under way and replies, and does
+			not wait on (wait_again) */
+			w->interrupted = 1;
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (reply) {
@@ -465,16 +572,7 @@ static void wait_interrupted(fuse_req_t req, void *arg)
 /* The reading thread gives up w with err, unless another reply came. */
 static void wait_abandon(struct wait_req *w, int err)
 {
-	pthread_mutex_lock(&w->lock);
-	int reply = !w->replied;
-
-	w->replied = 1;
-	pthread_mutex_unlock(&w->lock);
-	if (reply) {
-		fuse_req_interrupt_func(w->req, NULL, NULL);
-		fuse_reply_err(w->req, err);
-		wait_put(w); /* the reply's reference */
-	}
+	wait_finish(w, err, NULL);
 }
 
 /*
@@ -497,6 +595,7 @@ static void wait_read(fuse_req_t req, const struct node *n,
 	w->req = req;
 	w->k = k;
 	w->ops = ops;
+	w->node = *n;
 	w->size = size;
 	w->off = off;
 	w->refs = 2;
@@ -508,19 +607,9 @@ static void wait_read(fuse_req_t req, const struct node *n,
 	r = w->interrupted ? -EINTR : 0;
 	pthread_mutex_unlock(&w->lock);
 	if (r == 0)
-		r = watch_add(&k->watches, n->id, wait_done, w, &w->token);
-	if (r < 0) {
+		r = wait_arm(w);
+	if (r < 0)
 		wait_abandon(w, r == -ESHUTDOWN ? ENOTCONN : -r);
-		wait_put(w);
-		return;
-	}
-	pthread_mutex_lock(&w->lock);
-	w->armed = 1;
-	r = w->interrupted && !w->replied &&
-	    watch_cancel(&k->watches, w->token) == 0;
-	pthread_mutex_unlock(&w->lock);
-	if (r)
-		wait_abandon(w, EINTR);
 	wait_put(w);
 }
 
@@ -547,7 +636,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	op_begin(k, req, &op);
 	r = ops->read(&k->tree, &op, &h->f, size, off, &out);
 	op_end(req);
-	if (r == -EAGAIN && ops->wait_text && !(fi->flags & O_NONBLOCK))
+	if (r == -EAGAIN && may_wait(ops) && !(fi->flags & O_NONBLOCK))
 		wait_read(req, &h->f.node, ops, size, off);
 	else if (r < 0)
 		fuse_reply_err(req, -r);
@@ -594,7 +683,7 @@ static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	int r;
 
 	(void)ino;
-	if (!h->f.ops->wait_text) {
+	if (!may_wait(h->f.ops)) {
 		/* Everything else is always ready. */
 		if (ph)
 			fuse_pollhandle_destroy(ph);
@@ -614,10 +703,13 @@ static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	}
 	if (ph) {
+		char id[NODE_NAME_MAX + 1];
+
+		r = wait_id(k, &h->f, id, sizeof(id));
 		pthread_mutex_lock(&k->open_lock);
 		poll_withdraw(k, h);
-		if (watch_add(&k->watches, h->f.node.id, poll_done, ph,
-			      &h->poll_token) == 0) {
+		if (r == 0 && watch_add(&k->watches, id, poll_done, ph,
+					&h->poll_token) == 0) {
 			h->polling = 1;
 			h->poll_ph = ph;
 		} else {

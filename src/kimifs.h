@@ -21,6 +21,7 @@
 #include "submit.h"
 #include "store_batches.h"
 #include "store_files.h"
+#include "store_jobs.h"
 #include "tree.h"
 #include "watch.h"
 
@@ -31,9 +32,10 @@ struct kimifs {
 	struct opts opts; /* the options, read-only once mounted */
 	char *api_key;	  /* never logged, never shown */
 	struct api api;
-	struct batches batches;	  /* batch snapshots, the listing of batches/ */
-	struct ctl ctl;		  /* ctl commands of batches and the mount */
-	struct files files;	  /* file snapshots, the listing of files/ */
+	struct batches batches; /* batch snapshots, the listing of batches/ */
+	struct jobs jobs;	/* the jobs found in the listing of batches/ */
+	struct ctl ctl;		/* ctl commands of batches and the mount */
+	struct files files;	/* file snapshots, the listing of files/ */
 	struct file_ctl file_ctl; /* files' ctl commands, their outcomes */
 	struct cache cache;	  /* file contents on disk */
 	struct stage stage;   /* files being written into files/, batches/ */

@@ -66,6 +66,7 @@ struct object_kind {
 
 extern const struct object_kind batch_kind; /* batch_kind.c */
 extern const struct object_kind file_kind;  /* file_kind.c */
+extern const struct object_kind job_kind;   /* job_kind.c */
 
 /* The value file of kind called name, or NULL when kind has none. */
 const struct object_value *kind_value(const struct object_kind *kind,

@@ -379,6 +379,7 @@ static int apply(struct listing *l, struct gather *g, double started)
 	l->nids = n;
 	l->members = members;
 	l->valid = 1;
+	l->version++;
 	l->listed_at = ended;
 	l->extra = extra > 0 ? extra : 0;
 	return 0;
@@ -549,6 +550,14 @@ out:
 
 int listing_get(struct listing *l, struct op *op, char ***ids, size_t *n)
 {
+	uint64_t version = 0; /* no listing's */
+
+	return listing_get_since(l, op, &version, ids, n);
+}
+
+int listing_get_since(struct listing *l, struct op *op, uint64_t *version,
+		      char ***ids, size_t *n)
+{
 	double asked = store_clock(l->store);
 	int r;
 
@@ -561,8 +570,10 @@ int listing_get(struct listing *l, struct op *op, char ***ids, size_t *n)
 		STAT_ADD(l->store->stats, stale_served, 1);
 		r = 0;
 	}
-	if (r == 0)
+	if (r == 0 && l->version != *version) {
 		r = copy_ids(l, ids, n);
+		*version = l->version;
+	}
 	pthread_mutex_unlock(&l->lock);
 	return r;
 }
@@ -613,6 +624,7 @@ int listing_add(struct listing *l, const char *id)
 	}
 	memmove(l->ids + 1, l->ids, l->nids * sizeof(*l->ids));
 	l->ids[0] = copy;
+	l->version++;
 	l->nids++;
 out:
 	pthread_mutex_unlock(&l->lock);

@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 
@@ -46,6 +47,7 @@ struct listing {
 	size_t nids;
 	struct idset members; /* the same ids, as a set */
 	int valid;
+	uint64_t version; /* raised whenever ids change (from 1) */
 	int inflight;
 	double listed_at; /* when the last page of the listing was answered
 			     (store clock): its age counts from there */
@@ -85,6 +87,14 @@ void listing_destroy(struct listing *l);
  */
 int listing_get(struct listing *l, struct op *op, char ***ids, size_t *n);
 void listing_free_ids(char **ids, size_t n);
+
+/*
+ * listing_get, but when the listing it would give is the one of version
+ * *version (listing.version), 0 with *ids NULL and *n 0: nothing copied.
+ * Otherwise *version is set to the version of the ids given.
+ */
+int listing_get_since(struct listing *l, struct op *op, uint64_t *version,
+		      char ***ids, size_t *n);
 
 /*
  * Refresh the listing as listing_get does when it is old, whatever its

@@ -264,6 +264,7 @@ int main(int argc, char *argv[])
 			 k.opts.page_size) < 0)
 		goto out_cache;
 	k.batches.store.stats = &k.stats;
+	jobs_init(&k.jobs, &k.batches);
 	if (files_init(&k.files, &k.api, k.opts.cache_ttl, k.opts.timeout,
 		       k.opts.page_size) < 0)
 		goto out_batches_only;
@@ -289,6 +290,7 @@ int main(int argc, char *argv[])
 	k.tree = (struct tree){.opts = &k.opts,
 			       .batches = &k.batches,
 			       .files = &k.files,
+			       .jobs = &k.jobs,
 			       .ctl = &k.ctl,
 			       .file_ctl = &k.file_ctl,
 			       .cache = &k.cache,
@@ -351,6 +353,7 @@ out_batches:
 	ctl_destroy(&k.ctl);
 	files_destroy(&k.files);
 out_batches_only:
+	jobs_destroy(&k.jobs);
 	batches_destroy(&k.batches);
 out_cache:
 	stage_destroy(&k.stage);

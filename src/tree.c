@@ -8,9 +8,34 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cache.h"
 #include "kind.h"
+#include "progress.h"
+
+int tree_progress_view(struct view *v, const uint64_t counts[3],
+		       unsigned batches, unsigned running, int64_t started)
+{
+	struct progress p = {
+	    .total = counts[0],
+	    .done = counts[1] + counts[2],
+	    .failed = counts[2],
+	    .batches = batches,
+	    .running = running,
+	    .started = (double)started,
+	    .now = (double)time(NULL),
+	};
+
+	v->owned = malloc(PROGRESS_LINE_MAX);
+	if (!v->owned)
+		return -ENOMEM;
+	progress_line(&p, v->owned, PROGRESS_LINE_MAX);
+	v->data = v->owned;
+	v->len = strlen(v->owned);
+	v->immutable = v->told = 0; /* its estimate moves with time */
+	return 0;
+}
 
 int tree_mount_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v)
@@ -36,6 +61,16 @@ int node_make(struct node *child, const struct node *parent,
 	memcpy(child->id, parent->id, sizeof(child->id));
 	memcpy(child->name, name, n + 1);
 	return 0;
+}
+
+int node_make_object(struct node *child, const struct node *parent,
+		     const struct node_type *t, const char *name)
+{
+	int r = node_make(child, parent, t, name);
+
+	if (r == 0)
+		memcpy(child->id, child->name, sizeof(child->id));
+	return r;
 }
 
 void view_hold(struct view *v, void *obj, void (*unref)(void *obj))

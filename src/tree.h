@@ -31,6 +31,7 @@ struct cache;
 struct ctl;
 struct file_ctl;
 struct files;
+struct jobs;
 struct opts;
 struct results_cache;
 struct stage;
@@ -51,6 +52,7 @@ struct tree {
 	const struct opts *opts;
 	struct batches *batches;   /* batch snapshots, batches/' listing */
 	struct files *files;	   /* file snapshots, files/' listing */
+	struct jobs *jobs;	   /* the jobs found in batches/' listing */
 	struct ctl *ctl;	   /* ctl commands of batches and the mount */
 	struct file_ctl *file_ctl; /* files' ctl commands */
 	struct cache *cache;	   /* file contents on disk */
@@ -66,7 +68,9 @@ struct tree {
 /* A place in the tree. Plain data: copied freely, owns nothing. */
 struct node {
 	const struct node_type *type;
-	char id[BATCH_ID_MAX + 1]; /* the batch, under batches/<id>/ */
+	/* The object it belongs to: the batch under batches/<id>/, the file
+	 * under files/<id>/, the job under jobs/<name>/. */
+	char id[NODE_NAME_MAX + 1];
 	char
 	    name[NODE_NAME_MAX + 1]; /* own name, where content depends on it */
 };
@@ -169,6 +173,14 @@ struct open_ops {
 	 * (wait): what a waiting read returns once it is (obj, the store's
 	 * object): 0 with *text malloc'd, or -errno. */
 	int (*wait_text)(const void *obj, char **text, size_t *len);
+	/* Files whose wait follows several objects (a job's wait, over its
+	 * batches), instead of wait_text: the id of the object to wait for
+	 * now (one not final) into id (size bytes), after a read said
+	 * -EAGAIN: 0 or -errno. When that object is final, the read is made
+	 * again (f holding only the node), and waits anew if it says
+	 * -EAGAIN once more. */
+	int (*wait_on)(struct tree *tree, struct op *op,
+		       const struct open_file *f, char *id, size_t size);
 };
 
 /* The bytes of a view: open views the node afresh; read gives the part
@@ -258,6 +270,11 @@ int tree_mount_view(struct tree *tree, struct op *op, const struct node *n,
 int node_make(struct node *child, const struct node *parent,
 	      const struct node_type *t, const char *name);
 
+/* node_make of the directory of an object of its own (a batch, a file, a
+ * job), called by its id or name: the child's id is name. */
+int node_make_object(struct node *child, const struct node *parent,
+		     const struct node_type *t, const char *name);
+
 /* Make v hold obj, a reference let go with unref when v is released. */
 void view_hold(struct view *v, void *obj, void (*unref)(void *obj));
 
@@ -299,6 +316,13 @@ int batch_node_snapshot(struct tree *tree, struct op *op, const struct node *n,
 /* The batch that a view filled by batch_node_snapshot holds. */
 const struct batch *view_batch(const struct view *v);
 extern const struct node_type type_files; /* dir_files.c */
+extern const struct node_type type_jobs;  /* dir_jobs.c */
+
+/* The progress line of a batch or a job into v (owned by v), as of now:
+ * total requests, completed, failed; batches, running; started (Unix
+ * time). 0 or -ENOMEM. tree.c. */
+int tree_progress_view(struct view *v, const uint64_t counts[3],
+		       unsigned batches, unsigned running, int64_t started);
 
 /*
  * Symlinks (mode S_IFLNK) are nodes whose view holds the target as its

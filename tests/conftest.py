@@ -594,7 +594,8 @@ def mount(sim, tmp_path):
 
 def expected_entries(obj):
     """The names `ls` shows in the directory of batch `obj`."""
-    names = {"batch.json", "ctl", "request_counts", "metadata", "results", "usage"}
+    names = {"batch.json", "ctl", "request_counts", "metadata", "results", "usage",
+             "progress"}
     names.update(f for f in VALUE_FIELDS if obj.get(f) is not None)
     # The symlinks to the contents of the batch's files, when set.
     names.update(link for link, field in (("input.jsonl", "input_file_id"),

@@ -132,6 +132,28 @@ def test_a_user_mounts_uses_and_unmounts_it(sim, user, home, request, allow_othe
     assert "sk-" not in m.stderr_text()
 
 
+def test_a_user_reads_jobs_and_waits_on_one(sim, user, home):
+    meta = {"kimifs_job": "q", "kimifs_part": "1/1"}
+    bid = sim.create({"status": "completed", "metadata": meta})["id"]
+    m = start_as_user(sim, user, home)
+    try:
+        rc, out, err = as_user(user, "ls mnt/jobs; cat mnt/jobs/q/status "
+                                     "mnt/jobs/q/wait; readlink mnt/jobs/q/batches/*; "
+                                     "stat -c '%u %a' mnt/jobs/q mnt/jobs/q/status; "
+                                     "touch mnt/jobs/q/x", home)
+        assert out.split("\n")[:6] == ["q", "completed", "completed",
+                                         "../../../batches/" + bid,
+                                         "%d 555" % user.pw_uid,
+                                         "%d 444" % user.pw_uid]
+        # 0555: the kernel refuses it before kimifs would (EROFS).
+        assert rc != 0 and "Permission denied" in err
+        rc, out, err = as_user(user, "fusermount3 -u mnt", home)
+        assert rc == 0, err
+        assert m.wait_exit() == 0
+    finally:
+        m.cleanup()
+
+
 def test_a_key_file_others_may_read_is_refused_for_a_user_too(sim, user, home):
     key = os.path.join(home, "kimi.key")
     os.chmod(key, 0o644)

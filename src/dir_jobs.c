@@ -1,0 +1,374 @@
+/*
+ * dir_jobs.c - the jobs/ subtree: one directory per job found in the
+ * batch listing (store_jobs.h), read-only for now. A job's directory is a
+ * table of children over its snapshot (job.h): the job kind's value files
+ * (status, parts, created_at), request_counts/, progress, batches/,
+ * symlinks to ../../../batches/<id> named so that ls sorts them by part
+ * then round, and wait (hidden), which blocks until every batch is final.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job.h"
+#include "kind.h"
+#include "listing.h"
+#include "log.h"
+#include "store_jobs.h"
+#include "tree.h"
+
+static void unref_job(void *obj)
+{
+	job_unref(obj);
+}
+
+/* The snapshot of the job of node n (jobs/<name>/...) in mode into v, with
+ * its latest time: 0, or -errno (a name that is no job, -ENOENT, is not
+ * logged; other failures are). */
+static int job_snapshot(struct tree *tree, struct op *op, const struct node *n,
+			enum store_mode mode, struct view *v)
+{
+	struct api_error err;
+	struct job *j;
+	int r = jobs_get(tree->jobs, op, n->id, mode, &j, &err);
+
+	if (r < 0) {
+		if (r != -ENOENT)
+			log_err("job %s: %s", n->id,
+				api_error_message(&err, r));
+		return r;
+	}
+	view_hold(v, j, unref_job);
+	v->mtime = (time_t)j->mtime;
+	return 0;
+}
+
+static const struct job *view_job(const struct view *v)
+{
+	return v->obj;
+}
+
+/* A job's directory carries its created_at. */
+static int job_view(struct tree *tree, struct op *op, const struct node *n,
+		    enum store_mode mode, struct view *v)
+{
+	int r = job_snapshot(tree, op, n, mode, v);
+
+	if (r == 0)
+		v->mtime = (time_t)view_job(v)->created_at;
+	return r;
+}
+
+/* status, parts, created_at: as the job kind renders them. */
+static int value_view(struct tree *tree, struct op *op, const struct node *n,
+		      enum store_mode mode, struct view *v)
+{
+	size_t len = 0;
+	int r = job_snapshot(tree, op, n, mode, v);
+
+	if (r == 0)
+		r = kind_render(&job_kind, view_job(v), n->name, &v->owned,
+				&len);
+	v->data = v->owned;
+	v->len = len;
+	if (r < 0)
+		view_release(v);
+	return r;
+}
+
+/* request_counts/<name>: a count of the job, by name. */
+static int count_view(struct tree *tree, struct op *op, const struct node *n,
+		      enum store_mode mode, struct view *v)
+{
+	static const struct {
+		const char *name;
+		size_t at; /* offset of the count in struct job */
+	} counts[] = {
+	    {"total", offsetof(struct job, total)},
+	    {"completed", offsetof(struct job, completed)},
+	    {"failed", offsetof(struct job, failed)},
+	    {"pending", offsetof(struct job, pending)},
+	};
+	int r = job_snapshot(tree, op, n, mode, v);
+	char num[32];
+
+	if (r < 0)
+		return r;
+	r = -ENOENT;
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+		if (strcmp(counts[i].name, n->name) == 0) {
+			uint64_t c;
+
+			memcpy(&c, (const char *)view_job(v) + counts[i].at,
+			       sizeof(c));
+			snprintf(num, sizeof(num), "%llu\n",
+				 (unsigned long long)c);
+			v->owned = strdup(num);
+			r = v->owned ? 0 : -ENOMEM;
+		}
+	if (r < 0) {
+		view_release(v);
+		return r;
+	}
+	v->data = v->owned;
+	v->len = strlen(v->owned);
+	return 0;
+}
+
+/* progress: one line, done = completed + failed of the job's counts. */
+static int progress_view(struct tree *tree, struct op *op, const struct node *n,
+			 enum store_mode mode, struct view *v)
+{
+	int r = job_snapshot(tree, op, n, mode, v);
+	const struct job *j;
+	uint64_t c[3];
+
+	if (r < 0)
+		return r;
+	j = view_job(v);
+	c[0] = j->total;
+	c[1] = j->completed;
+	c[2] = j->failed;
+	r = tree_progress_view(v, c, (unsigned)j->nbatches, j->running,
+			       j->created_at);
+	if (r < 0)
+		view_release(v);
+	return r;
+}
+
+/* batches/<name>: a symlink to the batch's directory under batches/. */
+static int link_view(struct tree *tree, struct op *op, const struct node *n,
+		     enum store_mode mode, struct view *v)
+{
+	int r = job_snapshot(tree, op, n, mode, v);
+	size_t i, len;
+
+	if (r < 0)
+		return r;
+	r = job_batch_find(view_job(v), n->name, &i);
+	if (r < 0) {
+		view_release(v);
+		return r;
+	}
+	len = strlen("../../../batches/") +
+	      strlen(view_job(v)->batches[i].batch->id) + 1;
+	v->owned = malloc(len);
+	if (!v->owned) {
+		view_release(v);
+		return -ENOMEM;
+	}
+	snprintf(v->owned, len, "../../../batches/%s",
+		 view_job(v)->batches[i].batch->id);
+	v->data = v->owned;
+	v->len = len - 1;
+	return 0;
+}
+
+static const struct node_type type_jvalue = {
+    .what = "job file",
+    .mode = S_IFREG | 0444,
+    .view = value_view,
+    .open_ops = &tree_view_ops,
+};
+
+static const struct node_type type_jcount = {
+    .what = "job request count",
+    .mode = S_IFREG | 0444,
+    .view = count_view,
+    .open_ops = &tree_view_ops,
+};
+
+static const struct node_type type_jprogress = {
+    .what = "job progress",
+    .mode = S_IFREG | 0444,
+    .view = progress_view,
+    .open_ops = &tree_view_ops,
+};
+
+static const struct node_type type_jlink = {
+    .what = "job batch link",
+    .mode = S_IFLNK | 0777,
+    .view = link_view,
+};
+
+/*
+ * wait: a read blocks until every batch of the job is final, then returns
+ * the job's status and a newline (at once when they are). Size 0, never
+ * kept by the kernel, as a batch's wait; opening it reads the job like
+ * any file.
+ */
+static int wait_view(struct tree *tree, struct op *op, const struct node *n,
+		     enum store_mode mode, struct view *v)
+{
+	int r = job_snapshot(tree, op, n, mode, v);
+
+	if (r < 0)
+		return r;
+	v->immutable = v->told = 0;
+	v->data = "";
+	v->len = 0;
+	return 0;
+}
+
+/* A read of wait: the job's status line when no batch of it runs (as of
+ * the stored copies), else -EAGAIN. */
+static int wait_read(struct tree *tree, struct op *op, struct open_file *f,
+		     size_t size, off_t off, struct open_read *out)
+{
+	struct view v = {0};
+	size_t len = 0;
+	int r = job_snapshot(tree, op, &f->node, STORE_ANY, &v);
+
+	if (r == 0 && view_job(&v)->running)
+		r = -EAGAIN;
+	else if (r == 0)
+		r = kind_render(&job_kind, view_job(&v), "status", &out->owned,
+				&len);
+	view_release(&v);
+	if (r == 0)
+		open_read_slice(out, out->owned, len, size, off);
+	return r;
+}
+
+/* What a wait waits for now: a batch of the job that runs (the first, by
+ * part and round); when none does any more, the last batch (final: its
+ * watch ends at its first poll, and the read is made again). */
+static int wait_on(struct tree *tree, struct op *op, const struct open_file *f,
+		   char *id, size_t size)
+{
+	struct view v = {0};
+	const struct job *j;
+	size_t i = 0;
+	int r = job_snapshot(tree, op, &f->node, STORE_ANY, &v);
+
+	if (r < 0)
+		return r;
+	j = view_job(&v);
+	while (i + 1 < j->nbatches && j->batches[i].batch->final)
+		i++;
+	snprintf(id, size, "%s", j->batches[i].batch->id);
+	view_release(&v);
+	return 0;
+}
+
+static const struct open_ops wait_ops = {
+    .open = tree_view_open,
+    .read = wait_read,
+    .wait_on = wait_on,
+};
+
+static const struct node_type type_jwait = {
+    .what = "job wait",
+    .mode = S_IFREG | 0444,
+    .view = wait_view,
+    .open_ops = &wait_ops,
+};
+
+static const struct node_child count_children[] = {
+    {.name = "total", .type = &type_jcount},
+    {.name = "completed", .type = &type_jcount},
+    {.name = "failed", .type = &type_jcount},
+    {.name = "pending", .type = &type_jcount},
+    {0},
+};
+
+static const struct node_type type_jcounts = {
+    .what = "job request_counts directory",
+    .mode = S_IFDIR | 0555,
+    .view = job_snapshot,
+    .children = count_children,
+};
+
+/* Any name can be asked for; its view says whether the job has it. */
+static int links_lookup(struct tree *tree, const struct node *dir,
+			const char *name, struct node *child)
+{
+	(void)tree;
+	return node_make(child, dir, &type_jlink, name);
+}
+
+static int links_readdir(struct tree *tree, struct op *op,
+			 const struct node *dir, const struct view *v,
+			 struct dirlist *out)
+{
+	const struct job *j = view_job(v);
+	char name[JOB_LINK_MAX];
+	int r = 0;
+
+	(void)tree, (void)op, (void)dir;
+	for (size_t i = 0; r == 0 && i < j->nbatches; i++)
+		if (job_batch_name(j, i, name, sizeof(name)) == 0)
+			r = dirlist_add(out, name, S_IFLNK);
+	return r;
+}
+
+static const struct node_type type_jbatches = {
+    .what = "job batches directory",
+    .mode = S_IFDIR | 0555,
+    .view = job_snapshot,
+    .lookup = links_lookup,
+    .readdir = links_readdir,
+};
+
+/* The entries of a job directory, in listing order. */
+static const struct node_child job_children[] = {
+    {.kind = &job_kind, .type = &type_jvalue},
+    {.name = "request_counts", .type = &type_jcounts},
+    {.name = "progress", .type = &type_jprogress},
+    {.name = "batches", .type = &type_jbatches},
+    /* Found by name but not listed: tree walks never block. */
+    {.name = "wait", .type = &type_jwait, .hidden = 1},
+    {0},
+};
+
+static const struct node_type type_job = {
+    .what = "job directory",
+    .mode = S_IFDIR | 0555,
+    .view = job_view,
+    .children = job_children,
+};
+
+/* Names that cannot be jobs' are ENOENT at once, with no request. */
+static int jobs_lookup(struct tree *tree, const struct node *dir,
+		       const char *name, struct node *child)
+{
+	(void)tree;
+	if (!job_name_valid(name))
+		return -ENOENT;
+	return node_make_object(child, dir, &type_job, name);
+}
+
+static int jobs_readdir(struct tree *tree, struct op *op,
+			const struct node *dir, const struct view *v,
+			struct dirlist *out)
+{
+	char **names;
+	size_t n;
+	int r = jobs_names(tree->jobs, op, &names, &n);
+
+	(void)dir, (void)v;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = dirlist_add(out, names[i], S_IFDIR);
+	listing_free_ids(names, n);
+	return r;
+}
+
+/* jobs/ itself never changes (its entries do). */
+static int jobs_view(struct tree *tree, struct op *op, const struct node *n,
+		     enum store_mode mode, struct view *v)
+{
+	int r = tree_mount_view(tree, op, n, mode, v);
+
+	v->immutable = 1;
+	return r;
+}
+
+const struct node_type type_jobs = {
+    .what = "jobs directory",
+    .mode = S_IFDIR | 0555,
+    .view = jobs_view,
+    .lookup = jobs_lookup,
+    .readdir = jobs_readdir,
+};
