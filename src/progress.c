@@ -41,8 +41,9 @@ static void estimate(const struct progress *p, char *out, size_t size)
 	while (i + 1 < sizeof(units) / sizeof(units[0]) &&
 	       left < 2 * units[i].unit)
 		i++;
-	snprintf(out, size, ", about %.0f %s left", left / units[i].unit,
-		 units[i].name);
+	left /= units[i].unit;
+	snprintf(out, size, ", about %.0f %s left", left < 1 ? 1 : left,
+		 units[i].name); /* never "about 0 s": not done yet */
 }
 
 void progress_line(const struct progress *p, char *out, size_t size)

@@ -54,6 +54,8 @@ int main(void)
 	CHECK(strstr(show(100, 50, 0, 1, 1, 30), "about 30 s left\n"));
 	CHECK(strstr(show(100, 10, 0, 1, 1, 3600), "about 9 h left\n"));
 	CHECK(strstr(show(100, 1, 0, 1, 1, 86400), "about 99 d left\n"));
+	/* Nearly done at a fast rate: at least a second, never 0. */
+	CHECK(strstr(show(100, 99, 0, 1, 1, 0.1), "about 1 s left\n"));
 	/* All done, or nothing running: no estimate; the bar full. */
 	CHECK(is(show(10, 10, 2, 2, 0, 50),
 		 "[############] 100%  10/10 done, 2 failed, 0 of 2 batches "
