@@ -343,6 +343,12 @@ def test_at_most_64_indexes_are_kept_the_least_recently_used_go(sim, mount):
     for bid in ids:
         assert len(listing(m, bid)) == 4
     assert len(contents(sim)) == 66
+    # A download is put in the disk cache's count once it has ended, which
+    # may be after its reader was served: wait for every content.
+    total = sum(sim.api("GET", "/v1/files/" + fid)[1]["bytes"]
+                for bid in ids for fid in (sim.get(bid)["output_file_id"],
+                                           sim.get(bid)["error_file_id"]) if fid)
+    wait_for(lambda: disk_cache(m)["bytes"] == total, what="every download to be counted")
     # The most recent 64 are kept; the two least recently used are not.
     sim.clear_log()
     before = disk_cache(m)
