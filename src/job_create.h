@@ -16,6 +16,7 @@
 
 #include "batch.h"
 #include "file.h"
+#include "job_split.h"
 #include "op.h"
 
 struct api;
@@ -23,7 +24,6 @@ struct batches;
 struct files;
 struct submit;
 
-#define JOB_PART_REQUESTS 50000 /* -o part_requests by default */
 /* The account's documented room: files, and bytes of them all. */
 #define JOB_ACCOUNT_FILES 1000
 #define JOB_ACCOUNT_BYTES 10000000000ULL
