@@ -364,8 +364,8 @@ static int jstaged_view(struct tree *tree, struct op *op, const struct node *n,
 	return dir_stage_view(tree, STAGE_JOBS, n, v);
 }
 
-/* After job name failed with r: which of its parts exist (made now or
- * before) and which do not, logged, so that what the user wrote is never
+/* After making job name failed (o, its outcome): which of its parts exist (made
+ * now or before) and which do not, logged, so that what the user wrote is never
  * lost silently. Nothing when no part exists. */
 static void log_parts(const char *name, const struct job_outcome *o)
 {
@@ -472,8 +472,7 @@ static int jobs_create(struct tree *tree, const struct node *dir,
 
 	if (r == 0 && job_name_of(name, job) < 0) {
 		log_err("%s: not NAME.jsonl with NAME a job's name (at most "
-			"%d bytes of letters, digits, '-', '_' and '.'); "
-			"nothing was staged",
+			"%d bytes); nothing was staged",
 			name, JOB_NAME_MAX);
 		r = -EINVAL;
 	}
