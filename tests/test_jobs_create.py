@@ -218,3 +218,25 @@ def test_a_server_failure_on_part_2_leaves_part_1_and_says_so(sim, mount, tmp_pa
     assert "job p: part 3/3 not made (untried)" in text
     assert os.listdir(jobs(m)) == ["p"]
     assert read_text(jobs(m, "p", "parts")) == "3\n"
+
+
+def test_an_input_is_bounded_by_the_account_room_not_the_file_limit(sim, mount):
+    m = mount()
+    # Past 100 MiB is taken (the file's size only: the staged input is
+    # sparse); past 10 GB, the account's room, is EFBIG at once.
+    with open(jobs(m, "big.jsonl"), "wb") as f:
+        f.truncate((100 << 20) + 1)
+        assert os.fstat(f.fileno()).st_size == (100 << 20) + 1
+        with pytest.raises(OSError) as e:
+            f.truncate(10 ** 10 + 1)
+        assert e.value.errno == errno.EFBIG
+        with pytest.raises(OSError) as e:
+            os.pwrite(f.fileno(), b"x", 10 ** 10)
+        assert e.value.errno == errno.EFBIG
+        with pytest.raises(OSError) as e:
+            f.close()
+        assert e.value.errno == errno.EFBIG
+    assert "big.jsonl: a write or resize to 10000000001 bytes is past the account's " \
+        "room of 10 GB, the limit for a job's input; refused" in log_text(m)
+    assert sent_nothing(sim)
+    assert os.listdir(jobs(m)) == []
