@@ -1,7 +1,8 @@
 /*
  * dir_jobs.c - the jobs/ subtree: one directory per job found in the
- * batch listing (store_jobs.h), read-only for now. A job's directory is a
- * table of children over its snapshot (job.h): the job kind's value files
+ * batch listing (store_jobs.h), and new jobs: NAME.jsonl copied into jobs/
+ * is staged (stage.h) and made a job on close (job_create.h). A job's directory
+ * is a table of children over its snapshot (job.h): the job kind's value files
  * (status, parts, created_at), request_counts/, progress, batches/,
  * symlinks to ../../../batches/<id> named so that ls sorts them by part
  * then round, and wait (hidden), which blocks until every batch is final.
@@ -12,12 +13,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dir_stage.h"
 #include "job.h"
+#include "job_create.h"
+#include "job_tag.h"
 #include "kind.h"
 #include "listing.h"
 #include "log.h"
+#include "stage.h"
 #include "store_jobs.h"
 #include "tree.h"
+
+_Static_assert(STAGE_JOB_MAX_BYTES == JOB_ACCOUNT_BYTES,
+	       "a job's input is bounded by the account's room");
 
 static void unref_job(void *obj)
 {
@@ -330,11 +338,164 @@ static const struct node_type type_job = {
     .children = job_children,
 };
 
-/* Names that cannot be jobs' are ENOENT at once, with no request. */
+/* ------------------------------------------------------------------ */
+/* New jobs: a file copied into jobs/ */
+
+/* The job name of an input's name NAME.jsonl into job (JOB_NAME_MAX + 1
+ * bytes): 0, or -EINVAL when it has no .jsonl or NAME is no job's name. */
+static int job_name_of(const char *file, char *job)
+{
+	size_t n = strlen(file), e = strlen(".jsonl");
+
+	if (!stage_upload_name(file) || n - e > JOB_NAME_MAX)
+		return -EINVAL;
+	memcpy(job, file, n - e);
+	job[n - e] = '\0';
+	return job_name_valid(job) ? 0 : -EINVAL;
+}
+
+/* A job's input being written into jobs/: staged (stage.h), its size so
+ * far; on close the job is made of it and the name is gone (the job's
+ * directory is there instead). */
+static int jstaged_view(struct tree *tree, struct op *op, const struct node *n,
+			enum store_mode mode, struct view *v)
+{
+	(void)op, (void)mode;
+	return dir_stage_view(tree, STAGE_JOBS, n, v);
+}
+
+/* After making job name failed (o, its outcome): which of its parts exist (made
+ * now or before) and which do not, logged, so that what the user wrote is never
+ * lost silently. Nothing when no part exists. */
+static void log_parts(const char *name, const struct job_outcome *o)
+{
+	size_t made = 0;
+
+	for (size_t i = 0; i < o->nparts; i++)
+		if (o->parts[i].batch[0])
+			made++;
+	if (!made)
+		return;
+	log_err("job %s: %zu of %zu parts exist; the others need the input "
+		"again (the staged copy is not kept)",
+		name, made, o->nparts);
+	for (size_t i = 0; i < o->nparts; i++) {
+		const struct job_part *pt = &o->parts[i];
+
+		if (pt->batch[0])
+			log_err("job %s: part %zu/%zu exists: batch %s", name,
+				i + 1, o->nparts, pt->batch);
+		else
+			log_err("job %s: part %zu/%zu not made (%s)", name,
+				i + 1, o->nparts,
+				job_part_state_name(pt->state));
+	}
+}
+
+/*
+ * The writer's close: the job is made of the staged input (job_create,
+ * whose deadline covers every part), then the name is unstaged. 0 when
+ * every part has its batch (or nothing was new), else the errno of
+ * job_create (logged there; the parts that exist logged here).
+ */
+static int jstaged_flush(struct tree *tree, struct op *op, struct open_file *o,
+			 uint64_t owner)
+{
+	struct staged *st = o->state;
+	char name[JOB_NAME_MAX + 1];
+	struct job_outcome out;
+	uint64_t size;
+	int r = stage_flush_begin(st, owner, &size);
+
+	if (r <= 0)
+		return r;
+	r = job_name_of(stage_name(st), name);
+	if (r == 0) {
+		r = job_create(tree->job_create, op, name, stage_fd(st), size,
+			       0, &out);
+		if (r < 0)
+			log_parts(name, &out);
+		job_outcome_free(&out);
+	}
+	stage_flush_end(st);
+	return r;
+}
+
+static const struct open_ops jstaged_ops = {
+    .open = dir_stage_open_busy,
+    .write = dir_stage_write,
+    .read = dir_stage_read,
+    .resize = dir_stage_resize,
+    .flush = jstaged_flush,
+    .release = dir_stage_release,
+};
+
+static const struct node_type type_jstaged = {
+    .what = "staged job input",
+    .mode = S_IFREG | 0600,
+    .view = jstaged_view,
+    .open_ops = &jstaged_ops,
+};
+
+/* Whether job is the name of a job already (the listing: young or read
+ * again): 0 when not, -EEXIST (logged) when it is, or the listing's
+ * -errno. */
+static int job_unused(struct tree *tree, const char *job)
+{
+	char **names;
+	size_t n;
+	int r = jobs_names(tree->jobs, NULL, &names, &n);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (strcmp(names[i], job) == 0)
+			r = -EEXIST;
+	listing_free_ids(names, n);
+	if (r == -EEXIST)
+		log_err("job %s: a job of that name exists; nothing was "
+			"staged",
+			job);
+	return r;
+}
+
+/*
+ * A new file in jobs/ (cp, `cat >`): NAME.jsonl, NAME a job's name (else
+ * EINVAL, logged with the reason), no job's yet (EEXIST) and not being
+ * written (EBUSY); staged, and made a job on close.
+ */
+static int jobs_create(struct tree *tree, const struct node *dir,
+		       const char *name, struct node *child, void **state)
+{
+	char job[JOB_NAME_MAX + 1];
+	int r = stage_check_name(name);
+
+	if (r == 0 && job_name_of(name, job) < 0) {
+		log_err("%s: not NAME.jsonl with NAME a job's name (at most "
+			"%d bytes); nothing was staged",
+			name, JOB_NAME_MAX);
+		r = -EINVAL;
+	}
+	if (r == 0)
+		r = job_unused(tree, job);
+	if (r == 0)
+		r = dir_stage_create(tree, STAGE_JOBS, &type_jstaged, dir, name,
+				     child, state);
+	return r;
+}
+
+/* An input being written is its staged file; names that cannot be jobs'
+ * are ENOENT at once, with no request. A job's name may end in .jsonl too
+ * (made elsewhere): when no such input is being written, it is the job. */
 static int jobs_lookup(struct tree *tree, const struct node *dir,
 		       const char *name, struct node *child)
 {
-	(void)tree;
+	int r;
+
+	if (dir_stage_lookup(tree, STAGE_JOBS, &type_jstaged, dir, name, child,
+			     &r) &&
+	    r == 0)
+		return 0;
 	if (!job_name_valid(name))
 		return -ENOENT;
 	return node_make_object(child, dir, &type_job, name);
@@ -349,8 +510,9 @@ static int jobs_readdir(struct tree *tree, struct op *op,
 	int r = jobs_names(tree->jobs, op, &names, &n);
 
 	(void)dir, (void)v;
-	for (size_t i = 0; r == 0 && i < n; i++)
-		r = dirlist_add(out, names[i], S_IFDIR);
+	if (r < 0)
+		return r;
+	r = dir_stage_readdir(tree, STAGE_JOBS, names, n, out);
 	listing_free_ids(names, n);
 	return r;
 }
@@ -367,8 +529,9 @@ static int jobs_view(struct tree *tree, struct op *op, const struct node *n,
 
 const struct node_type type_jobs = {
     .what = "jobs directory",
-    .mode = S_IFDIR | 0555,
+    .mode = S_IFDIR | 0755,
     .view = jobs_view,
     .lookup = jobs_lookup,
     .readdir = jobs_readdir,
+    .create = jobs_create,
 };

@@ -514,12 +514,30 @@ int job_check(const struct job_create *jc, const char *name, int fd,
 	return check_and_cut(jc, fd, size, filename, out);
 }
 
+/* Seconds the requests of making the parts of out may take in all: -o
+ * timeout for the lists, and for each part its upload's bound
+ * (submit_upload_bound) and -o timeout for its creation. */
+static double parts_bound(const struct job_create *jc,
+			  const struct job_outcome *out)
+{
+	double timeout = jc->submit->opts->timeout, t = timeout;
+
+	for (size_t i = 0; i < out->nparts; i++)
+		t += submit_upload_bound(jc->submit, out->parts[i].length) +
+		     timeout;
+	return t;
+}
+
 int job_create(const struct job_create *jc, struct op *op, const char *name,
 	       int fd, uint64_t size, int resume, struct job_outcome *out)
 {
 	struct room used = {0};
 	int r = job_check(jc, name, fd, size, out);
 
+	/* The check is local and may be long: the requests' time starts
+	 * after it. */
+	if (r == 0)
+		op->deadline = util_now() + parts_bound(jc, out);
 	if (r == 0)
 		r = find_batches(jc, op, name, resume, out);
 	if (r == 0)

@@ -16,6 +16,7 @@
 
 #include "batch.h"
 #include "file.h"
+#include "job_split.h"
 #include "op.h"
 
 struct api;
@@ -23,7 +24,6 @@ struct batches;
 struct files;
 struct submit;
 
-#define JOB_PART_REQUESTS 50000 /* -o part_requests by default */
 /* The account's documented room: files, and bytes of them all. */
 #define JOB_ACCOUNT_FILES 1000
 #define JOB_ACCOUNT_BYTES 10000000000ULL
@@ -83,8 +83,10 @@ int job_check(const struct job_create *jc, const char *name, int fd,
 
 /*
  * Make job name from the staged input (size bytes of the open file fd,
- * read with pread), as part of op (its deadline should allow every upload;
- * an interrupt stops between and within requests). With resume 0, a job of
+ * read with pread), as part of op (its deadline is set once the input is
+ * checked and cut: -o timeout for the lists, and each part's
+ * submit_upload_bound plus -o timeout for its creation; an interrupt stops
+ * between and within requests). With resume 0, a job of
  * that name (a batch tagged with it) is -EEXIST, nothing sent; with resume,
  * its parts that exist are skipped (a job of the name cut into another
  * number of parts is -EEXIST: another input).

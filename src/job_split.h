@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Request lines of a part at most: -o part_requests, its default and most. */
+#define JOB_PART_REQUESTS 50000
+
 struct job_split {
 	uint64_t max_bytes;    /* of one part */
 	uint64_t max_requests; /* request lines of one part */

@@ -15,6 +15,7 @@
 #include "ctl.h"
 #include "file_ctl.h"
 #include "inode.h"
+#include "job_create.h"
 #include "opts.h"
 #include "results_cache.h"
 #include "stage.h"
@@ -40,6 +41,7 @@ struct kimifs {
 	struct cache cache;	  /* file contents on disk */
 	struct stage stage;   /* files being written into files/, batches/ */
 	struct submit submit; /* uploads and creations */
+	struct job_create job_create; /* making jobs (a cp into jobs/) */
 	struct results_cache results; /* results indexes kept in memory */
 	struct inodes inodes;
 	struct watches watches;	     /* the waits of batches/<id>/wait */

@@ -274,6 +274,14 @@ int main(int argc, char *argv[])
 				   .batches = &k.batches,
 				   .files = &k.files,
 				   .opts = &k.opts};
+	k.job_create =
+	    (struct job_create){.batches = &k.batches,
+				.files = &k.files,
+				.submit = &k.submit,
+				.cache_fd = k.cache.dirfd,
+				.part_size = k.opts.part_size,
+				.part_requests = k.opts.part_requests,
+				.completion_window = k.opts.completion_window};
 	results_cache_init(&k.results, &k.cache);
 	ctl_init(&k.ctl, &k.api, &k.batches, &k.files, &k.cache, &k.results,
 		 &k.submit);
@@ -297,6 +305,7 @@ int main(int argc, char *argv[])
 			       .results = &k.results,
 			       .stage = &k.stage,
 			       .submit = &k.submit,
+			       .job_create = &k.job_create,
 			       .stats = &k.stats,
 			       .mount_time = time(NULL),
 			       .uid = getuid(),

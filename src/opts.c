@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "batch_params.h"
+#include "job_split.h"
+#include "jsonl_check.h"
 
 enum { KEY_HELP, KEY_VERSION, KEY_API_KEY, KEY_NUMBER, KEY_SIZE, KEY_WINDOW };
 
@@ -38,6 +40,22 @@ static const struct number_opt numbers[] = {
     {"connect_timeout", AT(connect_timeout), 1, 0.1, 3600},
     {"retries", AT(retries), 0, 0, 10},
     {"poll_interval", AT(poll_interval), 1, 1, 3600},
+    {"part_requests", AT(part_requests), 0, 1, JOB_PART_REQUESTS},
+};
+
+/* The options of a size in bytes: digits with an optional suffix K, M or G
+ * (powers of 1024), from min to max (range: as --help says it). */
+struct size_opt {
+	const char *name;
+	size_t offset; /* of an unsigned long long */
+	unsigned long long min, max;
+	const char *range;
+};
+
+static const struct size_opt sizes[] = {
+    {"cache_size", AT(cache_size), CACHE_SIZE_MIN, CACHE_SIZE_MAX,
+     "from 1M to 1024G"},
+    {"part_size", AT(part_size), 1, JSONL_MAX_BYTES, "from 1 to 100M"},
 };
 
 #define KOPT(t, p)                                                             \
@@ -59,9 +77,12 @@ static const struct fuse_opt kimifs_opts[] = {
     NUMBER_KEYS("connect_timeout"),
     NUMBER_KEYS("retries"),
     NUMBER_KEYS("poll_interval"),
+    NUMBER_KEYS("part_requests"),
     KOPT("cache_dir=%s", cache_dir),
     FUSE_OPT_KEY("cache_size=", KEY_SIZE),
     FUSE_OPT_KEY("cache_size", KEY_SIZE),
+    FUSE_OPT_KEY("part_size=", KEY_SIZE),
+    FUSE_OPT_KEY("part_size", KEY_SIZE),
     FUSE_OPT_KEY("completion_window=", KEY_WINDOW),
     FUSE_OPT_KEY("completion_window", KEY_WINDOW),
     KOPT("insecure", insecure),
@@ -134,10 +155,23 @@ bad:
 	return -1;
 }
 
+/* The option of sizes that arg ("name=value" or a bare "name") sets. */
+static const struct size_opt *size_opt_of(const char *arg)
+{
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t len = strlen(sizes[i].name);
+
+		if (strncmp(arg, sizes[i].name, len) == 0 &&
+		    (arg[len] == '=' || arg[len] == '\0'))
+			return &sizes[i];
+	}
+	return NULL;
+}
+
 /*
- * Parse "cache_size=N[K|M|G]" into o->cache_size: digits, then at most one
- * suffix (powers of 1024), nothing else; from 1 MiB to 1 TiB. 0, or -1
- * after one line naming the option and its range.
+ * Parse "name=N[K|M|G]" of a size option into o: digits, then at most one
+ * suffix (powers of 1024), nothing else; within the option's range. 0, or
+ * -1 after one line naming the option and its range.
  */
 static int parse_size(struct opts *o, const char *arg)
 {
@@ -145,11 +179,14 @@ static int parse_size(struct opts *o, const char *arg)
 		char suffix;
 		unsigned shift;
 	} units[] = {{'K', 10}, {'M', 20}, {'G', 30}};
+	const struct size_opt *so = size_opt_of(arg);
 	const char *val = strchr(arg, '=');
 	unsigned long long v = 0;
 	unsigned shift = 0;
 	size_t n;
 
+	if (!so)
+		return -1; /* not reached: every key of the table is here */
 	val = val ? val + 1 : "";
 	n = strspn(val, "0123456789");
 	if (n == 0 || n > 15)
@@ -166,17 +203,18 @@ static int parse_size(struct opts *o, const char *arg)
 			goto bad;
 		shift = units[i].shift;
 	}
-	if (v > (CACHE_SIZE_MAX >> shift))
+	if (v > (so->max >> shift))
 		goto bad;
 	v <<= shift;
-	if (v < CACHE_SIZE_MIN)
+	if (v < so->min)
 		goto bad;
-	o->cache_size = v;
+	*(unsigned long long *)(void *)((char *)o + so->offset) = v;
 	return 0;
 bad:
 	fprintf(stderr,
-		"kimifs: cache_size must be a number of bytes from 1M to "
-		"1024G, digits with an optional K, M or G\n");
+		"kimifs: %s must be a number of bytes %s, digits with an "
+		"optional K, M or G\n",
+		so->name, so->range);
 	return -1;
 }
 
@@ -286,8 +324,16 @@ void opts_usage(const char *prog)
 	    "                           1M to 1024G (default 1G)\n"
 	    "    -o completion_window=W completion window of the batches "
 	    "made by a cp into\n"
-	    "                           batches/ and by batches/new, 12h to "
-	    "7d (default " DEFAULT_WINDOW ")\n"
+	    "                           batches/ or jobs/ and by batches/new, "
+	    "12h to 7d\n"
+	    "                           (default " DEFAULT_WINDOW ")\n"
+	    "    -o part_size=N         bytes of one part of a job (cp into "
+	    "jobs/) at most,\n"
+	    "                           suffix K, M or G, 1 to 100M (default "
+	    "100M)\n"
+	    "    -o part_requests=N     requests of one part of a job at "
+	    "most, 1 to 50000\n"
+	    "                           (default 50000)\n"
 	    "    -o insecure            do not verify TLS certificates\n"
 	    "    -o debug_http          log each request: method, path, "
 	    "status, time\n"
@@ -313,6 +359,8 @@ int opts_parse(struct fuse_args *args, struct opts *o)
 	o->retries = 3;
 	o->poll_interval = 30;
 	o->cache_size = DEFAULT_CACHE_SIZE;
+	o->part_size = JSONL_MAX_BYTES;
+	o->part_requests = JOB_PART_REQUESTS;
 	o->completion_window = strdup(DEFAULT_WINDOW);
 	if (!o->completion_window)
 		return -1;

@@ -33,7 +33,10 @@ struct opts {
 				   $XDG_CACHE_HOME/kimifs, ~/.cache/kimifs */
 	unsigned long long cache_size; /* bytes the disk cache may hold */
 	char *completion_window;       /* of the batches made by a cp into
-					  batches/, and batches/new's default */
+					  batches/ or jobs/, and batches/new's
+					  default */
+	unsigned long long part_size;  /* bytes of a job's part at most */
+	unsigned part_requests;	       /* requests of a job's part at most */
 	char *source;	  /* mount(8)'s first argument ("kimifs"), or NULL */
 	char *mountpoint; /* the last non-option argument */
 	int show_help;

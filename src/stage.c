@@ -1,7 +1,8 @@
 /*
  * stage.c - staged files (stage.h): a table of names being written, each
- * backed by a file in the cache directory; checked and uploaded on the
- * first close after data was written, and unstaged whatever the outcome.
+ * backed by a file in the cache directory; checked and uploaded (or handed
+ * to the caller's flush: a job's input) on the first close after data was
+ * written, and unstaged whatever the outcome.
  */
 #include "stage.h"
 
@@ -203,15 +204,31 @@ static void fail_locked(struct staged *st, int err, uint64_t owner)
 	st->owner = owner;
 }
 
-/* Whether a file of size bytes is past the API's limit (logged): the
- * write or resize that would make it is refused with -EFBIG. */
+/* The most bytes a staged file of each dir may hold, and that limit as
+ * the log names it. */
+static const struct {
+	uint64_t max;
+	const char *what;
+} limits[] = {
+    [STAGE_FILES] = {JSONL_MAX_BYTES,
+		     "the API's limit of 100 MiB for a batch input file"},
+    [STAGE_BATCHES] = {JSONL_MAX_BYTES,
+		       "the API's limit of 100 MiB for a batch input file"},
+    [STAGE_JOBS] = {STAGE_JOB_MAX_BYTES,
+		    "the account's room of 10 GB, the limit for a job's input"},
+};
+
+_Static_assert(JSONL_MAX_BYTES == 100UL << 20, "the log says 100 MiB");
+
+/* Whether a file of size bytes is past the limit of st's dir (logged):
+ * the write or resize that would make it is refused with -EFBIG. */
 static int past_limit(const struct staged *st, uint64_t size)
 {
-	if (size <= JSONL_MAX_BYTES)
+	if (size <= limits[st->dir].max)
 		return 0;
-	log_err("upload %s: a write or resize to %llu bytes is past the API's "
-		"limit of %lu MiB for a batch input file; refused",
-		st->name, (unsigned long long)size, JSONL_MAX_BYTES >> 20);
+	log_err("upload %s: a write or resize to %llu bytes is past %s; "
+		"refused",
+		st->name, (unsigned long long)size, limits[st->dir].what);
 	return 1;
 }
 
@@ -303,16 +320,11 @@ static void log_problems(const char *report)
 	}
 }
 
-int stage_submit(struct submit *sb, struct op *op, struct staged *st,
-		 uint64_t owner, struct file **out)
+int stage_flush_begin(struct staged *st, uint64_t owner, uint64_t *size)
 {
 	struct stage *s = st->s;
-	char *report = NULL;
-	char why[512];
-	uint64_t size;
 	int r;
 
-	*out = NULL;
 	pthread_mutex_lock(&s->lock);
 	/* Nothing new (the flush of a redirection before its command
 	 * writes), or the close of another process's copy of the
@@ -324,16 +336,46 @@ int stage_submit(struct submit *sb, struct op *op, struct staged *st,
 	}
 	st->dirty = 0;
 	st->busy = 1;
-	size = st->size;
+	*size = st->size;
 	r = st->failed;
 	pthread_mutex_unlock(&s->lock);
-
 	if (r < 0) {
 		/* What was written is not what the writer meant to send. */
 		log_err("upload %s: not sent: a write to it failed: %s",
 			st->name, strerror(-r));
-		goto out_unstage;
+		stage_flush_end(st);
+		return r;
 	}
+	return 1;
+}
+
+void stage_flush_end(struct staged *st)
+{
+	struct stage *s = st->s;
+
+	pthread_mutex_lock(&s->lock);
+	st->busy = 0;
+	unstage_locked(st);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int stage_fd(const struct staged *st)
+{
+	return st->fd;
+}
+
+int stage_submit(struct submit *sb, struct op *op, struct staged *st,
+		 uint64_t owner, struct file **out)
+{
+	char *report = NULL;
+	char why[512];
+	uint64_t size;
+	int r;
+
+	*out = NULL;
+	r = stage_flush_begin(st, owner, &size);
+	if (r <= 0)
+		return r;
 	r = submit_check(st->path, st->name, &report);
 	if (r == -EINVAL) {
 		log_err("upload %s: refused, it breaks the rules of a batch "
@@ -346,14 +388,11 @@ int stage_submit(struct submit *sb, struct op *op, struct staged *st,
 	}
 	free(report);
 	if (r < 0)
-		goto out_unstage;
+		goto out_end;
 	op->deadline = util_now() + submit_upload_bound(sb, size);
 	r = submit_upload(sb, op, st->path, st->name, out, why, sizeof(why));
-out_unstage:
-	pthread_mutex_lock(&s->lock);
-	st->busy = 0;
-	unstage_locked(st);
-	pthread_mutex_unlock(&s->lock);
+out_end:
+	stage_flush_end(st);
 	return r < 0 ? r : 1;
 }
 

@@ -1,10 +1,10 @@
 /*
- * stage.h - files being written into files/ or batches/: each a name in one
- * of the two directories and a file on disk in the cache directory (never
+ * stage.h - files being written into files/, batches/ or jobs/: each a name
+ * in one of the directories and a file on disk in the cache directory (never
  * whole in memory), shown in listings with its growing size until it is
- * checked and uploaded on close (submit.h). A name is staged once at a
- * time. Also holds the id of the batch this mount created last (read by
- * batches/new).
+ * checked and uploaded on close (submit.h; a job's: job_create.h). A name is
+ * staged once at a time. Also holds the id of the batch this mount created last
+ * (read by batches/new).
  */
 #ifndef KIMIFS_STAGE_H
 #define KIMIFS_STAGE_H
@@ -23,7 +23,12 @@ struct file;
 /* The longest name a staged file may have (a name of the tree's). */
 #define STAGE_NAME_MAX 255
 
-enum stage_dir { STAGE_FILES, STAGE_BATCHES };
+enum stage_dir { STAGE_FILES, STAGE_BATCHES, STAGE_JOBS };
+
+/* The largest input of a job: the account's room for files (a job's parts
+ * are all uploaded, so no larger input could ever be sent). The disk under
+ * the cache directory bounds it too (a full disk fails the write). */
+#define STAGE_JOB_MAX_BYTES 10000000000ULL
 
 struct staged; /* one staged file, also the per-open state of its writer */
 
@@ -76,7 +81,8 @@ enum stage_dir stage_dir_of(const struct staged *st);
 /*
  * Write, read or resize the file of st: bytes or 0, or -errno (-EBADF once
  * its upload has ended). A write is all done or fails; a write or resize
- * past JSONL_MAX_BYTES is -EFBIG (logged). A write or resize that fails
+ * past the dir's limit (JSONL_MAX_BYTES; a job's input: STAGE_JOB_MAX_BYTES)
+ * is -EFBIG (logged). A write or resize that fails
  * poisons the file: its flush sends nothing and returns that error (a
  * prefix of what the writer meant is never uploaded). A write remembers
  * owner, the open file table (process) that wrote (the kernel's lock
@@ -86,6 +92,22 @@ ssize_t stage_write(struct staged *st, const char *buf, size_t size, off_t off,
 		    uint64_t owner);
 ssize_t stage_read(struct staged *st, char *buf, size_t size, off_t off);
 int stage_resize(struct staged *st, uint64_t size);
+
+/*
+ * The start of the flush of close() by owner, for a caller that sends st
+ * itself (a job's input): 1 when something was written since the last
+ * flush, by owner (or by a writer not known): st is then busy, its size in
+ * *size and its file readable at stage_fd, until stage_flush_end. 0 when
+ * there is nothing to send (a redirection's flush before its command
+ * writes, another process's copy of the descriptor). -errno (logged) when
+ * a write or resize failed: nothing may be sent, and st is unstaged.
+ */
+int stage_flush_begin(struct staged *st, uint64_t owner, uint64_t *size);
+/* The end of a flush begun: st is unstaged whatever the outcome, so
+ * nothing is left half done. */
+void stage_flush_end(struct staged *st);
+/* The file of st on disk, open for reading (pread). */
+int stage_fd(const struct staged *st);
 
 /*
  * The flush of close() by owner: when something was written since the

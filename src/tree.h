@@ -32,6 +32,7 @@ struct ctl;
 struct file_ctl;
 struct files;
 struct jobs;
+struct job_create;
 struct opts;
 struct results_cache;
 struct stage;
@@ -59,6 +60,7 @@ struct tree {
 	struct results_cache *results; /* results indexes */
 	struct stage *stage;	       /* files being written */
 	struct submit *submit;	       /* uploads and creations */
+	struct job_create *job_create; /* making jobs */
 	struct stats *stats;	       /* MOUNT/stats */
 	time_t mount_time;
 	uid_t uid;

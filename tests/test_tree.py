@@ -183,8 +183,8 @@ def test_modes_and_owner(sim, mount):
     for p in dirs:
         st = os.stat(p)
         assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o555, p
-    # batches/ and files/ take new files (uploads), from their owner only
-    for p in (m.batches, os.path.join(m.path, "files")):
+    # batches/, files/ and jobs/ take new files (uploads), from their owner only
+    for p in (m.batches, os.path.join(m.path, "files"), os.path.join(m.path, "jobs")):
         st = os.stat(p)
         assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755, p
     dirs.append(m.batches)

@@ -154,6 +154,28 @@ def test_a_user_reads_jobs_and_waits_on_one(sim, user, home):
         m.cleanup()
 
 
+def test_a_user_makes_a_job_with_cp(sim, user, home):
+    req = ('{"custom_id":"q-%d","method":"POST","url":"/v1/chat/completions",'
+           '"body":{"model":"moonshot-v1-8k","messages":[{"role":"user","content":"hi"}]}}\n')
+    src = os.path.join(home, "q.jsonl")
+    with open(src, "w") as f:
+        f.write("".join(req % i for i in range(3)))
+    os.chown(src, user.pw_uid, user.pw_gid)
+    m = start_as_user(sim, user, home, "part_requests=2")
+    try:
+        rc, out, err = as_user(user, "cp q.jsonl mnt/jobs/ && ls mnt/jobs && "
+                                     "cat mnt/jobs/q/parts", home)
+        assert (rc, out, err) == (0, "q\n2\n", "")
+        parts = sorted(b["metadata"]["kimifs_part"] for b in sim.batches()
+                       if b["metadata"].get("kimifs_job") == "q")
+        assert parts == ["1/2", "2/2"]
+        rc, out, err = as_user(user, "fusermount3 -u mnt", home)
+        assert rc == 0, err
+        assert m.wait_exit() == 0
+    finally:
+        m.cleanup()
+
+
 def test_a_key_file_others_may_read_is_refused_for_a_user_too(sim, user, home):
     key = os.path.join(home, "kimi.key")
     os.chmod(key, 0o644)
