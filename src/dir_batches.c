@@ -317,12 +317,9 @@ static int wait_view(struct tree *tree, struct op *op, const struct node *n,
 {
 	int r = batch_snapshot(tree, op, n, mode, v);
 
-	if (r < 0)
-		return r;
-	v->immutable = v->told = 0;
-	v->data = "";
-	v->len = 0;
-	return 0;
+	if (r == 0)
+		view_unkept_empty(v);
+	return r;
 }
 
 static int wait_text(const void *obj, char **text, size_t *len)
@@ -723,17 +720,6 @@ static int batches_readdir(struct tree *tree, struct op *op,
 	return r;
 }
 
-/* batches/ itself never changes (its entries do): the kernel keeps its
- * entry and attributes, so a path through it costs no lookup. */
-static int batches_view(struct tree *tree, struct op *op, const struct node *n,
-			enum store_mode mode, struct view *v)
-{
-	int r = tree_mount_view(tree, op, n, mode, v);
-
-	v->immutable = 1;
-	return r;
-}
-
 /* new is there without being listed (batches_lookup). */
 static const struct node_child batches_children[] = {
     {.name = "new", .type = &type_new, .hidden = 1},
@@ -744,7 +730,7 @@ const struct node_type type_batches = {
     .what = "batches directory",
     .mode = S_IFDIR | 0755,
     .create = batches_create,
-    .view = batches_view,
+    .view = tree_fixed_view,
     .children = batches_children,
     .lookup = batches_lookup,
     .readdir = batches_readdir,

@@ -212,12 +212,9 @@ static int wait_view(struct tree *tree, struct op *op, const struct node *n,
 {
 	int r = job_snapshot(tree, op, n, mode, v);
 
-	if (r < 0)
-		return r;
-	v->immutable = v->told = 0;
-	v->data = "";
-	v->len = 0;
-	return 0;
+	if (r == 0)
+		view_unkept_empty(v);
+	return r;
 }
 
 /* A read of wait: the job's status line when no batch of it runs (as of
@@ -517,20 +514,10 @@ static int jobs_readdir(struct tree *tree, struct op *op,
 	return r;
 }
 
-/* jobs/ itself never changes (its entries do). */
-static int jobs_view(struct tree *tree, struct op *op, const struct node *n,
-		     enum store_mode mode, struct view *v)
-{
-	int r = tree_mount_view(tree, op, n, mode, v);
-
-	v->immutable = 1;
-	return r;
-}
-
 const struct node_type type_jobs = {
     .what = "jobs directory",
     .mode = S_IFDIR | 0755,
-    .view = jobs_view,
+    .view = tree_fixed_view,
     .lookup = jobs_lookup,
     .readdir = jobs_readdir,
     .create = jobs_create,

@@ -49,6 +49,22 @@ int tree_mount_view(struct tree *tree, struct op *op, const struct node *n,
 	return 0;
 }
 
+int tree_fixed_view(struct tree *tree, struct op *op, const struct node *n,
+		    enum store_mode mode, struct view *v)
+{
+	int r = tree_mount_view(tree, op, n, mode, v);
+
+	v->immutable = 1;
+	return r;
+}
+
+void view_unkept_empty(struct view *v)
+{
+	v->immutable = v->told = 0;
+	v->data = "";
+	v->len = 0;
+}
+
 int node_make(struct node *child, const struct node *parent,
 	      const struct node_type *t, const char *name)
 {

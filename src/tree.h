@@ -267,6 +267,16 @@ void tree_root(struct node *out);
 int tree_mount_view(struct tree *tree, struct op *op, const struct node *n,
 		    enum store_mode mode, struct view *v);
 
+/* The same for a directory under the root whose own attributes never
+ * change (batches/, jobs/: their entries do): the kernel keeps its entry
+ * and attributes, so a path through it costs no lookup. */
+int tree_fixed_view(struct tree *tree, struct op *op, const struct node *n,
+		    enum store_mode mode, struct view *v);
+
+/* Make v, a snapshot's view, that of a file whose read depends on when it
+ * is made (a wait): size 0, never kept by the kernel. */
+void view_unkept_empty(struct view *v);
+
 /* Make child a node of type t under parent, called name (copied when it
  * fits; -ENOENT when it is too long to be a name). */
 int node_make(struct node *child, const struct node *parent,

@@ -19,6 +19,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
+#include "api.h"
+#include "opts.h"
+
 #define HTTP_STUB_LOG 64 /* request lines kept */
 
 /*
@@ -304,6 +309,27 @@ static inline void http_stub_stop(struct http_stub *s)
 	pthread_join(s->thread, NULL);
 	close(s->lfd);
 	pthread_mutex_destroy(&s->lock);
+}
+
+/*
+ * The API client of a unit test, over s started on answer(ctx, ...): o
+ * set to the tests' options (-o timeout 5, connect_timeout 2, no retries,
+ * page_size 100) with s as the base URL, api set up over it. 0, or -1
+ * when the stub cannot start or the client cannot be made.
+ */
+static inline int http_stub_api(struct http_stub *s, http_stub_fn answer,
+				void *ctx, struct opts *o, struct api *api)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (http_stub_start(s, answer, ctx) < 0)
+		return -1;
+	*o = (struct opts){.timeout = 5,
+			   .connect_timeout = 2,
+			   .retries = 0,
+			   .page_size = 100,
+			   .cache_ttl = 60,
+			   .base_url = s->base_url};
+	return api_init(api, o, "sk-test", NULL) == 0 ? 0 : -1;
 }
 
 #endif

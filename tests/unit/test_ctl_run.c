@@ -582,7 +582,7 @@ static void retries(struct ctl *c)
 int main(void)
 {
 	char dir[] = "/tmp/kimifs-test-ctl-run-XXXXXX", cmd[100], why[256];
-	struct opts o = {.timeout = 5, .connect_timeout = 2, .page_size = 100};
+	struct opts o;
 	struct api api;
 	struct batches batches;
 	struct files files;
@@ -593,11 +593,8 @@ int main(void)
 
 	if (!mkdtemp(dir))
 		return 1;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (http_stub_start(&stub, answer, NULL) < 0)
+	if (http_stub_api(&stub, answer, NULL, &o, &api) < 0)
 		return 1;
-	o.base_url = stub.base_url;
-	CHECK(api_init(&api, &o, "sk-test", NULL) == 0);
 	CHECK(batches_init(&batches, &api, 60, 5, 100) == 0);
 	CHECK(files_init(&files, &api, 60, 5, 100) == 0);
 	CHECK(cache_init(&cache, dir, 1 << 20, download, NULL, why,

@@ -197,11 +197,7 @@ static int answer(void *ctx, const char *method, const char *target,
 }
 
 static struct http_stub stub;
-static struct opts opts = {.timeout = 5,
-			   .connect_timeout = 2,
-			   .retries = 0,
-			   .page_size = 100,
-			   .cache_ttl = 60};
+static struct opts opts;
 static struct api api;
 static struct batches batches;
 static struct files files;
@@ -659,12 +655,10 @@ int main(void)
 {
 	char dir[] = "/tmp/kimifs-test-jobcache-XXXXXX";
 
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (!mkdtemp(dir) || http_stub_start(&stub, answer, NULL) < 0)
+	if (!mkdtemp(dir) ||
+	    http_stub_api(&stub, answer, NULL, &opts, &api) < 0)
 		return 1;
 	cache_fd = open(dir, O_RDONLY | O_DIRECTORY);
-	opts.base_url = stub.base_url;
-	CHECK(api_init(&api, &opts, "sk-test", NULL) == 0);
 
 	cuts();
 	bad_input();

@@ -96,7 +96,7 @@ static struct staged *staged_with(struct stage *s, const char *name,
 static void flushes(struct stage *s, const char *dir)
 {
 	static struct http_stub stub;
-	struct opts o = {.timeout = 5, .connect_timeout = 2, .page_size = 100};
+	struct opts o;
 	struct api api;
 	struct batches batches;
 	struct files files;
@@ -108,11 +108,8 @@ static void flushes(struct stage *s, const char *dir)
 	uint64_t size;
 	time_t mtime;
 
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (http_stub_start(&stub, answer, NULL) < 0)
+	if (http_stub_api(&stub, answer, NULL, &o, &api) < 0)
 		return;
-	o.base_url = stub.base_url;
-	CHECK(api_init(&api, &o, "sk-test", NULL) == 0);
 	CHECK(batches_init(&batches, &api, 60, 5, 100) == 0);
 	CHECK(files_init(&files, &api, 60, 5, 100) == 0);
 

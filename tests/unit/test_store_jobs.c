@@ -150,16 +150,13 @@ static void test_get(struct jobs *j)
 
 int main(void)
 {
-	struct opts o = {.timeout = 5, .connect_timeout = 2, .page_size = 100};
+	struct opts o;
 	struct api api;
 	struct batches batches;
 	struct jobs jobs;
 
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (http_stub_start(&stub, answer, NULL) < 0)
+	if (http_stub_api(&stub, answer, NULL, &o, &api) < 0)
 		return 1;
-	o.base_url = stub.base_url;
-	CHECK(api_init(&api, &o, "sk-test", NULL) == 0);
 	CHECK(batches_init(&batches, &api, 60, 5, 100) == 0);
 	jobs_init(&jobs, &batches);
 

@@ -128,11 +128,7 @@ static int answer(void *ctx, const char *method, const char *target,
 }
 
 static struct http_stub stub;
-static struct opts opts = {.timeout = 5,
-			   .connect_timeout = 2,
-			   .retries = 0,
-			   .page_size = 100,
-			   .cache_ttl = 60};
+static struct opts opts;
 
 #define REQUESTS(...) HTTP_STUB_REQUESTS(&stub, __VA_ARGS__)
 
@@ -392,11 +388,8 @@ int main(void)
 	struct submit sb = {&api, &batches, &files, &opts};
 	int fd;
 
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (http_stub_start(&stub, answer, NULL) < 0)
+	if (http_stub_api(&stub, answer, NULL, &opts, &api) < 0)
 		return 1;
-	opts.base_url = stub.base_url;
-	CHECK(api_init(&api, &opts, "sk-test", NULL) == 0);
 	CHECK(batches_init(&batches, &api, 60, 5, 100) == 0);
 	CHECK(files_init(&files, &api, 60, 5, 100) == 0);
 	fd = mkstemp(path);
