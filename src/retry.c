@@ -13,7 +13,8 @@
 
 #include "json.h"
 
-/* Write all of buf to fd; 0 or -EIO. */
+/* Write all of buf to fd; 0 or the write's -errno (-ENOSPC on a full
+ * disk; -EIO when it writes nothing without one). */
 static int write_all(int fd, const char *buf, size_t len)
 {
 	while (len) {
@@ -21,7 +22,9 @@ static int write_all(int fd, const char *buf, size_t len)
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n < 0)
+			return -errno;
+		if (n == 0)
 			return -EIO;
 		buf += n;
 		len -= (size_t)n;
@@ -67,14 +70,17 @@ long retry_lines(int in_fd, int out_fd, retry_succeeded_fn succeeded, void *ctx)
 	}
 	while ((len = getline(&line, &cap, in)) > 0) {
 		size_t n = (size_t)len;
+		int w;
 
 		if (line[n - 1] == '\n')
 			n--;
 		if (line_done(line, n, succeeded, ctx) != 0)
 			continue;
-		if (write_all(out_fd, line, n) < 0 ||
-		    write_all(out_fd, "\n", 1) < 0) {
-			copied = -EIO;
+		w = write_all(out_fd, line, n);
+		if (w == 0)
+			w = write_all(out_fd, "\n", 1);
+		if (w < 0) {
+			copied = w;
 			goto out;
 		}
 		copied++;

@@ -18,7 +18,8 @@ typedef int (*retry_succeeded_fn)(void *ctx, const char *custom_id);
  * has no successful result per succeeded(ctx, id); lines that are not a
  * request with a string custom_id are left out. Each copied line ends in a
  * newline. Returns the number of lines copied (0: nothing to retry), or
- * -errno (-EIO on a read or write failure, -ENOMEM).
+ * -errno (the write's own, e.g. -ENOSPC on a full disk; -EIO on a read
+ * failure; -ENOMEM).
  */
 long retry_lines(int in_fd, int out_fd, retry_succeeded_fn succeeded,
 		 void *ctx);

@@ -3,6 +3,7 @@
  * successful result, byte for byte; the retry file names.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,15 @@ int main(void)
 	CHECK(retry_lines(-1, none, ok, &calls) < 0);
 	CHECK(retry_lines(in, -1, ok, &calls) == 0); /* nothing written */
 	CHECK(pwrite(in, "{\"custom_id\":\"no\"}\n", 19, 0) == 19);
-	CHECK(retry_lines(in, -1, ok, &calls) == -EIO);
+	CHECK(retry_lines(in, -1, ok, &calls) == -EBADF);
+	{
+		/* A full disk is told as such, not as an I/O error. */
+		int full = open("/dev/full", O_WRONLY);
+
+		CHECK(full >= 0);
+		CHECK(retry_lines(in, full, ok, &calls) == -ENOSPC);
+		close(full);
+	}
 	close(in);
 	close(out);
 	close(none);
