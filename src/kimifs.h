@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "fs_wait.h"
 #include "cache.h"
 #include "ctl.h"
 #include "file_ctl.h"
@@ -45,6 +46,7 @@ struct kimifs {
 	struct results_cache results; /* results indexes kept in memory */
 	struct inodes inodes;
 	struct watches watches;	     /* the waits of batches/<id>/wait */
+	struct fs_waits waits;	     /* waits read again (fs_wait.h) */
 	struct stats stats;	     /* what the mount has cost (MOUNT/stats) */
 	pthread_mutex_t open_lock;   /* guards open_files */
 	struct handle *open_files;   /* open files and directories (fs.c) */

@@ -333,11 +333,13 @@ int main(int argc, char *argv[])
 	/* Without it (no /proc), a lazy unmount leaves waits to their end. */
 	watching = mount_watch_start(&mw, cmd.mountpoint, "fuse.kimifs",
 				     on_detach, &k) == 0;
+	fs_waits_init(&k.waits);
 	r = serve(se, &cmd);
 	if (watching)
 		mount_watch_stop(&mw);
 	/* Waits still pending end (ENOTCONN) while the session can reply. */
 	watches_stop(&k.watches);
+	fs_waits_drain(&k.waits);
 	/* A signal ends the loop with that signal's number: a clean exit. */
 	ret = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP ||
 	       r == -SIGTERM || r == -SIGINT || r == -SIGHUP)

@@ -289,3 +289,45 @@ def test_wait_polls_and_does_not_block_a_nonblocking_read(sim, mount):
         assert got == [b"completed\n"]
     finally:
         os.close(fd)
+
+
+def test_a_job_read_again_holds_back_no_other_wait(sim, mount):
+    """When a batch of a job is final, its wait reads the job again, which
+    may fetch the listing; a listing that hangs must not delay the answer
+    of another wait (the polls are not made on that read's thread). With
+    250 batches the listing is 3 pages, so two waits poll their batches
+    one by one, not through it."""
+    for _ in range(250):
+        sim.create({"status": "completed"})
+    a = part(sim, "h", 1, 2, status="in_progress")
+    part(sim, "h", 2, 2)
+    x = sim.create({"status": "in_progress"})["id"]
+    m = mount(options=["poll_interval=1", "timeout=60"], cache_ttl=1)
+    job = subprocess.Popen(["cat", "jobs/h/wait"], cwd=m.path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    loose = subprocess.Popen(["cat", "batches/%s/wait" % x], cwd=m.path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: len(sim.retrieves(a)) >= 1 and
+                 len(sim.retrieves(x)) >= 1, timeout=20)
+        time.sleep(1.5)  # the listing is older than cache_ttl
+        sim.fault(method="GET", path="^/v1/batches$", action="hang",
+                  seconds=120)
+        listed = len(sim.requests("GET", "/v1/batches"))
+        sim.set(a, {"status": "completed"})
+        # The job's wait reads the job again: its listing hangs.
+        wait_for(lambda: len(sim.requests("GET", "/v1/batches")) > listed,
+                 timeout=30)
+        sim.set(x, {"status": "completed"})
+        start = time.monotonic()
+        out, err = loose.communicate(timeout=90)
+        assert (loose.returncode, out, err) == (0, b"completed\n", b"")
+        assert time.monotonic() - start < 30, \
+            "a batch's wait waited for another wait's listing"
+        assert job.poll() is None
+    finally:
+        sim.clear_faults()
+        for p in (job, loose):
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
