@@ -327,3 +327,33 @@ int params_like(const struct batch *b, struct batch_params *p, char *why,
 	}
 	return r;
 }
+
+/* A copy of s, or NULL when s is NULL; *bad set when memory ran out. */
+static char *copy_or_null(const char *s, int *bad)
+{
+	char *c = s ? strdup(s) : NULL;
+
+	if (s && !c)
+		*bad = 1;
+	return c;
+}
+
+int params_copy(const struct batch_params *p, struct batch_params *out)
+{
+	int bad = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->input_file_id = copy_or_null(p->input_file_id, &bad);
+	out->endpoint = copy_or_null(p->endpoint, &bad);
+	out->completion_window = copy_or_null(p->completion_window, &bad);
+	for (size_t i = 0; i < p->nmeta; i++) {
+		out->meta[i].key = copy_or_null(p->meta[i].key, &bad);
+		out->meta[i].value = copy_or_null(p->meta[i].value, &bad);
+		out->nmeta++;
+	}
+	if (bad) {
+		params_free(out);
+		return -ENOMEM;
+	}
+	return 0;
+}

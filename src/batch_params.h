@@ -59,6 +59,9 @@ struct batch;
 int params_like(const struct batch *b, struct batch_params *p, char *why,
 		size_t whylen);
 
+/* A copy of p into *out: 0, or -ENOMEM with out empty. */
+int params_copy(const struct batch_params *p, struct batch_params *out);
+
 /* The JSON body of POST /v1/batches for p (NULL when memory ran out). */
 cJSON *params_json(const struct batch_params *p);
 
