@@ -16,7 +16,9 @@
 #include "ctl.h"
 #include "file_ctl.h"
 #include "inode.h"
+#include "job_auto.h"
 #include "job_create.h"
+#include "job_retry.h"
 #include "opts.h"
 #include "results_cache.h"
 #include "stage.h"
@@ -43,6 +45,8 @@ struct kimifs {
 	struct stage stage;   /* files being written into files/, batches/ */
 	struct submit submit; /* uploads and creations */
 	struct job_create job_create; /* making jobs (a cp into jobs/) */
+	struct job_retry job_retry;   /* a job's retry rounds */
+	struct job_auto job_auto;     /* the rounds of -o retry_rounds */
 	struct results_cache results; /* results indexes kept in memory */
 	struct inodes inodes;
 	struct watches watches;	     /* the waits of batches/<id>/wait */

@@ -283,6 +283,10 @@ int main(int argc, char *argv[])
 				.part_requests = k.opts.part_requests,
 				.completion_window = k.opts.completion_window};
 	results_cache_init(&k.results, &k.cache);
+	k.job_retry = (struct job_retry){.jobs = &k.jobs,
+					 .create = &k.job_create,
+					 .cache = &k.cache,
+					 .results = &k.results};
 	ctl_init(&k.ctl, &k.api, &k.batches, &k.files, &k.cache, &k.results,
 		 &k.submit);
 	tree_root(&root);
@@ -306,6 +310,7 @@ int main(int argc, char *argv[])
 			       .stage = &k.stage,
 			       .submit = &k.submit,
 			       .job_create = &k.job_create,
+			       .job_retry = &k.job_retry,
 			       .stats = &k.stats,
 			       .mount_time = time(NULL),
 			       .uid = getuid(),
@@ -334,7 +339,11 @@ int main(int argc, char *argv[])
 	watching = mount_watch_start(&mw, cmd.mountpoint, "fuse.kimifs",
 				     on_detach, &k) == 0;
 	fs_waits_init(&k.waits);
+	/* Without it, no round is made by itself (logged). */
+	job_auto_start(&k.job_auto, &k.job_retry, &k.jobs, &k.batches.store,
+		       k.opts.retry_rounds, k.opts.timeout);
 	r = serve(se, &cmd);
+	job_auto_stop(&k.job_auto);
 	if (watching)
 		mount_watch_stop(&mw);
 	/* Waits still pending end (ENOTCONN) while the session can reply. */

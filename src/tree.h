@@ -33,6 +33,7 @@ struct file_ctl;
 struct files;
 struct jobs;
 struct job_create;
+struct job_retry;
 struct opts;
 struct results_cache;
 struct stage;
@@ -61,6 +62,7 @@ struct tree {
 	struct stage *stage;	       /* files being written */
 	struct submit *submit;	       /* uploads and creations */
 	struct job_create *job_create; /* making jobs */
+	struct job_retry *job_retry;   /* a job's retry round */
 	struct stats *stats;	       /* MOUNT/stats */
 	time_t mount_time;
 	uid_t uid;
