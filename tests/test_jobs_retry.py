@@ -237,6 +237,41 @@ def test_a_part_cancelled_midway_has_its_unrun_requests_retried(sim, mount, tmp_
     assert counts(m, "q") == {"total": 7, "completed": 7, "failed": 0, "pending": 0}
 
 
+def test_a_round_stopped_halfway_is_finished_never_a_part_twice(sim, mount, tmp_path):
+    fail = {"q-0": True, "q-1": True, "q-2": True, "q-4": True}
+    m = start_job(sim, mount, tmp_path, ["retry_rounds=1"], fail)
+    # The round's second batch is refused (its first made): its file is
+    # uploaded, its batch not made.
+    sim.faults([{"method": "POST", "path": "^/v1/batches$", "action": "status",
+                 "status": 400, "skip": 1}])
+
+    def failed_once():
+        sim.advance(LIFE) if not job_batches(sim, "q", 1) else None
+        read_text(jobs(m, "q", "status"))
+        return "retry round 1 by itself failed: round 1: part 2/2:" in log_text(m)
+    wait_for(failed_once, timeout=20, interval=0.3)
+    assert len(job_batches(sim, "q", 1)) == 1
+
+    def finished():
+        sim.advance(LIFE)
+        read_text(jobs(m, "q", "status"))
+        return len(job_batches(sim, "q", 1)) == 2
+    wait_for(finished, timeout=20, interval=0.3)
+    assert settle(sim, m, "q", 2) == "completed_with_failures"
+    quiet(sim, m, "q")
+    batches = job_batches(sim, "q", 1)
+    assert [b["metadata"]["kimifs_part"] for b in batches] == ["1/2", "2/2"]
+    names = [f["filename"] for f in files_by_id(sim).values()]
+    assert sorted(n for n in names if n.startswith("q.r1.")) == [
+        "q.r1.part-0001-of-0002.jsonl", "q.r1.part-0002-of-0002.jsonl"]
+    got = b"".join(sim.content(b["input_file_id"]) for b in batches)
+    assert got == "".join(LINES[i] for i in (0, 1, 2, 4)).encode()
+    log = log_text(m)
+    assert "job q: finishing retry round 1 of 1 by itself" in log
+    assert "job q round 1: part 1/2: exists as %s" % batches[0]["id"] in log
+    assert "(uploaded before)" in log
+
+
 @pytest.mark.parametrize("value", ["11", "-1", "1x", ""])
 def test_a_bad_retry_rounds_is_refused_before_any_request(sim, mount, value):
     m = mount(options=["retry_rounds=" + value], wait=False)
