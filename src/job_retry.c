@@ -77,48 +77,6 @@ int job_retry_plan(const struct job *j, struct job_retry_plan *plan, char *why,
 	return 0;
 }
 
-static int by_string(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/*
- * Mark in take[] the batches of j whose failures round `round` sends
- * again: those of the rounds before it that no round before it
- * supersedes (the latest job round before it and the rounds after that,
- * less each batch a batch retry before it names). 0 or -ENOMEM.
- */
-static int pick(const struct job *j, unsigned round, char *take)
-{
-	const char **named = malloc((j->nbatches + 1) * sizeof(*named));
-	unsigned from = 0;
-	size_t n = 0;
-
-	if (!named)
-		return -ENOMEM;
-	for (size_t i = 0; i < j->nbatches; i++) {
-		const struct job_tag *t = &j->batches[i].tag;
-
-		if (t->round >= round)
-			continue;
-		if (t->retries[0])
-			named[n++] = t->retries;
-		else if (t->round > from)
-			from = t->round;
-	}
-	qsort(named, n, sizeof(*named), by_string);
-	for (size_t i = 0; i < j->nbatches; i++) {
-		const struct job_tag *t = &j->batches[i].tag;
-		const char *id = j->batches[i].batch->id;
-
-		take[i] =
-		    t->round < round && t->round >= from &&
-		    !(n && bsearch(&id, named, n, sizeof(*named), by_string));
-	}
-	free(named);
-	return 0;
-}
-
 /*
  * Append the requests without a success of the batches of j that round
  * sends again to fd, in j's order (by part, round, creation), each batch
@@ -129,8 +87,8 @@ static int gather(const struct job_retry *jr, struct op *op,
 		  const struct job *j, unsigned round, int fd, long *lines,
 		  char *why, size_t whylen)
 {
-	char *take = calloc(j->nbatches + 1, 1);
-	int r = take ? pick(j, round, take) : -ENOMEM;
+	char *take = malloc(j->nbatches + 1);
+	int r = take ? job_live(j, round, take) : -ENOMEM;
 
 	*lines = 0;
 	for (size_t i = 0; r == 0 && i < j->nbatches; i++) {
