@@ -8,6 +8,7 @@ metadata, so a remount or a second mount makes no round twice."""
 import json
 import os
 import time
+import urllib.request
 
 import pytest
 
@@ -270,6 +271,30 @@ def test_a_round_stopped_halfway_is_finished_never_a_part_twice(sim, mount, tmp_
     assert "job q: finishing retry round 1 of 1 by itself" in log
     assert "job q round 1: part 1/2: exists as %s" % batches[0]["id"] in log
     assert "(uploaded before)" in log
+
+
+def test_a_round_keeps_the_window_endpoint_and_metadata_of_the_first(sim, mount):
+    """A job made elsewhere (its first round with the user's metadata and
+    a 48h window): its round is made like it."""
+    sim.config(auto=True, fail_ids={"q-1": True})
+    f = sim._call("POST", "/_sim/files", {"filename": "m.part-0001-of-0001.jsonl",
+                                          "content": "".join(LINES[:3])})
+    meta = {"project": "retry test", "owner": "qa", "kimifs_job": "m",
+            "kimifs_part": "1/1"}
+    body = json.dumps({"input_file_id": f["id"], "endpoint": "/v1/chat/completions",
+                       "completion_window": "48h", "metadata": meta}).encode()
+    req = urllib.request.Request(sim.url + "/v1/batches", data=body, method="POST")
+    req.add_header("Authorization", "Bearer " + sim.key)
+    req.add_header("Content-Type", "application/json")
+    urllib.request.urlopen(req, timeout=30).read()
+    m = mount(options=["retry_rounds=1"])
+    assert settle(sim, m, "m", 2) == "completed_with_failures"
+    (b,) = job_batches(sim, "m", 1)
+    assert b["metadata"] == dict(meta, kimifs_retry="1")
+    assert list(b["metadata"])[:2] == ["project", "owner"]
+    assert (b["completion_window"], b["endpoint"]) == ("48h", "/v1/chat/completions")
+    assert sim.content(b["input_file_id"]) == LINES[1].encode()
+    assert files_by_id(sim)[b["input_file_id"]]["filename"] == "m.r1.part-0001-of-0001.jsonl"
 
 
 @pytest.mark.parametrize("value", ["11", "-1", "1x", ""])
