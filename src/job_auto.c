@@ -6,6 +6,7 @@
 #include "job_auto.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,15 +17,21 @@
 #include "log.h"
 #include "store.h"
 #include "store_jobs.h"
+#include "util.h"
 
 /* Seconds between two looks at the store's change stamp. */
 #define LOOK_EVERY 1
+/* Seconds before a job whose round failed (the server, the account's
+ * room) is tried again though it did not change, at a look. */
+#define AGAIN_AFTER 60.0
 
-/* A job whose try made nothing, and what it looked like then. */
+/* A job whose try made nothing, what it looked like then, and when it
+ * may be tried again as it is (INFINITY: not). */
 struct job_tried {
 	char *name;
 	size_t nbatches;
 	int64_t mtime;
+	double again;
 };
 
 /* Whether j is due a round of a: every batch ended, a request without a
@@ -49,9 +56,9 @@ static struct job_tried *tried_of(struct job_auto *a, const char *name)
 	return NULL;
 }
 
-/* Remember that a try of j made nothing (unless memory runs out: then it
- * is tried again at the next change). */
-static void remember(struct job_auto *a, const struct job *j)
+/* Remember that a try of j made nothing, to be tried again as it is after
+ * `after` seconds (unless memory runs out: then at the next look). */
+static void remember(struct job_auto *a, const struct job *j, double after)
 {
 	struct job_tried *t = tried_of(a, j->name), *grown;
 
@@ -67,14 +74,17 @@ static void remember(struct job_auto *a, const struct job *j)
 	}
 	t->nbatches = j->nbatches;
 	t->mtime = j->mtime;
+	t->again = util_now() + after;
 }
 
-/* Whether a try of j as it is now made nothing already. */
+/* Whether a try of j as it is now made nothing already, and is not to be
+ * made again yet. */
 static int tried_already(struct job_auto *a, const struct job *j)
 {
 	const struct job_tried *t = tried_of(a, j->name);
 
-	return t && t->nbatches == j->nbatches && t->mtime == j->mtime;
+	return t && t->nbatches == j->nbatches && t->mtime == j->mtime &&
+	       util_now() < t->again;
 }
 
 /* Make the round j is due (plan), unless a is stopping; log it. */
@@ -103,8 +113,13 @@ static void make(struct job_auto *a, const struct job *j,
 	else
 		log_err("job %s: retry round %u by itself failed: %s", j->name,
 			plan->round, msg);
-	if (r != 0 || strcmp(msg, "nothing to retry") == 0)
-		remember(a, j);
+	/* What cannot change while the job does not is not tried again;
+	 * a failure, after a while. */
+	if (r == -EEXIST || r == -EBUSY ||
+	    (r == 0 && strcmp(msg, "nothing to retry") == 0))
+		remember(a, j, INFINITY);
+	else if (r < 0)
+		remember(a, j, AGAIN_AFTER);
 }
 
 static int stopping(struct job_auto *a)

@@ -15,7 +15,8 @@
  * keeps two mounts from making the same round (what remains: two mounts
  * that both pass that listing before either's first part is made; see
  * docs/filesystem.md). A try that made nothing (nothing to retry, a round
- * found made, a failure) is not tried again until the job changes.
+ * found made) is not tried again until the job changes; one that failed
+ * (the server, the account's room), not for a minute unless it changes.
  */
 #ifndef KIMIFS_JOB_AUTO_H
 #define KIMIFS_JOB_AUTO_H

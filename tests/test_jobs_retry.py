@@ -297,6 +297,30 @@ def test_a_round_keeps_the_window_endpoint_and_metadata_of_the_first(sim, mount)
     assert files_by_id(sim)[b["input_file_id"]]["filename"] == "m.r1.part-0001-of-0001.jsonl"
 
 
+def test_a_round_without_room_sends_nothing(sim, mount, tmp_path):
+    # 993 files, the job's 3 inputs, and once its batches ended their 3
+    # output files and 1 error file: the account's 1,000.
+    for i in range(993):
+        sim._call("POST", "/_sim/files", {"filename": "f%d.jsonl" % i, "size": 10})
+    m = start_job(sim, mount, tmp_path, ["retry_rounds=1"], {"q-6": True})
+    sim.advance(LIFE)
+    sim.batches()  # the results made
+    sim.clear_log()
+
+    def refused():
+        sim.advance(LIFE)
+        read_text(jobs(m, "q", "status"))
+        return "the account has no room" in log_text(m)
+    wait_for(refused, timeout=30, interval=0.3)
+    assert "job q: retry round 1 by itself failed: round 1: the account has no room: " \
+        "the job needs 1 files of %d bytes, the account holds 1000 of 1000 files" \
+        % len(LINES[6]) in log_text(m)
+    quiet(sim, m, "q")
+    assert sim.requests("POST", "/v1/files") == []
+    assert sim.requests("POST", "/v1/batches") == []
+    assert len(job_batches(sim, "q")) == 3
+
+
 @pytest.mark.parametrize("value", ["11", "-1", "1x", ""])
 def test_a_bad_retry_rounds_is_refused_before_any_request(sim, mount, value):
     m = mount(options=["retry_rounds=" + value], wait=False)
