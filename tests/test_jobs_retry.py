@@ -169,6 +169,27 @@ def test_no_option_no_round(sim, mount, tmp_path):
     assert len(job_batches(sim, "q")) == 3
 
 
+def test_no_round_while_a_batch_of_the_job_runs(sim, mount, tmp_path):
+    m = start_job(sim, mount, tmp_path, ["retry_rounds=1"], {})
+    first = job_batches(sim, "q", 0)
+    for b in first[:2]:
+        sim.state(b["id"], "failed")
+    wait_for(lambda: read_text(jobs(m, "q", "request_counts", "failed")) == "0\n"
+             and read_text(jobs(m, "q", "status")) == "validating\n", timeout=10)
+    before = creations(sim)
+    end = time.monotonic() + 4
+    while time.monotonic() < end:
+        assert read_text(jobs(m, "q", "status")) == "validating\n"
+        time.sleep(0.3)
+    assert creations(sim) == before
+    assert "retry round" not in log_text(m)
+    # Part 3 ends: one round, of the requests of the two failed parts.
+    assert settle(sim, m, "q", 2) == "completed"
+    batches = job_batches(sim, "q", 1)
+    got = b"".join(sim.content(b["input_file_id"]) for b in batches)
+    assert got == "".join(LINES[:6]).encode()
+
+
 def test_a_remount_makes_no_round_again_and_counts_from_the_metadata(
         sim, mount, tmp_path):
     m = start_job(sim, mount, tmp_path, ["retry_rounds=1"], {"q-3": True})
