@@ -135,9 +135,15 @@ static void say_made(const struct job_outcome *out, unsigned round, long lines,
 
 	for (size_t i = 0; i < out->nparts; i++)
 		made += out->parts[i].state == JOB_PART_MADE;
-	snprintf(msg, msglen, "ok round %u: %ld requests in %zu batches%s",
-		 round, lines, out->nparts,
-		 made < out->nparts ? " (the round finished)" : "");
+	if (made < out->nparts)
+		snprintf(msg, msglen,
+			 "ok round %u: %ld requests in %zu batches (%zu made "
+			 "now: the round finished)",
+			 round, lines, out->nparts, made);
+	else
+		snprintf(msg, msglen,
+			 "ok round %u: %ld requests in %zu batches", round,
+			 lines, out->nparts);
 }
 
 /* Make or finish round plan of job j from the gathered requests in fd
