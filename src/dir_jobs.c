@@ -5,7 +5,8 @@
  * is a table of children over its snapshot (job.h): the job kind's value files
  * (status, parts, created_at), request_counts/, progress, batches/,
  * symlinks to ../../../batches/<id> named so that ls sorts them by part
- * then round, and wait (hidden), which blocks until every batch is final.
+ * then round, ctl (the job's commands: job_ctl.h), and wait (hidden), which
+ * blocks until every batch is final.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include "dir_stage.h"
 #include "job.h"
 #include "job_create.h"
+#include "job_ctl.h"
 #include "job_tag.h"
 #include "kind.h"
 #include "listing.h"
@@ -271,6 +273,41 @@ static const struct node_type type_jwait = {
     .open_ops = &wait_ops,
 };
 
+/* ctl reads the outcome of the job's last command; opening it sends
+ * nothing (any stored copy of the job's batches will do). */
+static int ctl_view(struct tree *tree, struct op *op, const struct node *n,
+		    enum store_mode mode, struct view *v)
+{
+	int r = job_snapshot(tree, op, n, STORE_ANY, v);
+
+	(void)mode;
+	if (r == 0)
+		view_outcome(v, job_ctl_outcome(tree->job_ctl, n->id));
+	return r;
+}
+
+static ssize_t ctl_write_node(struct tree *tree, struct op *op,
+			      struct open_file *f, const char *buf, size_t size,
+			      off_t off, uint64_t owner)
+{
+	(void)owner;
+	return job_ctl_write(tree->job_ctl, op, f->node.id, buf, size,
+			     open_file_at(f, off));
+}
+
+static const struct open_ops ctl_ops = {
+    .open = tree_view_open,
+    .read = tree_view_read,
+    .write = ctl_write_node,
+};
+
+static const struct node_type type_jctl = {
+    .what = "job ctl",
+    .mode = S_IFREG | 0600,
+    .view = ctl_view,
+    .open_ops = &ctl_ops,
+};
+
 static const struct node_child count_children[] = {
     {.name = "total", .type = &type_jcount},
     {.name = "completed", .type = &type_jcount},
@@ -323,6 +360,7 @@ static const struct node_child job_children[] = {
     {.name = "request_counts", .type = &type_jcounts},
     {.name = "progress", .type = &type_jprogress},
     {.name = "batches", .type = &type_jbatches},
+    {.name = "ctl", .type = &type_jctl},
     /* Found by name but not listed: tree walks never block. */
     {.name = "wait", .type = &type_jwait, .hidden = 1},
     {0},

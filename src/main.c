@@ -285,6 +285,7 @@ int main(int argc, char *argv[])
 	results_cache_init(&k.results, &k.cache);
 	ctl_init(&k.ctl, &k.api, &k.batches, &k.files, &k.cache, &k.results,
 		 &k.submit);
+	job_ctl_init(&k.job_ctl, &k.api, &k.batches, &k.jobs, &k.file_ctl);
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)
 		goto out_batches;
@@ -306,6 +307,7 @@ int main(int argc, char *argv[])
 			       .stage = &k.stage,
 			       .submit = &k.submit,
 			       .job_create = &k.job_create,
+			       .job_ctl = &k.job_ctl,
 			       .stats = &k.stats,
 			       .mount_time = time(NULL),
 			       .uid = getuid(),
@@ -359,6 +361,7 @@ out_open:
 out_batches:
 	file_ctl_destroy(&k.file_ctl);
 	results_cache_destroy(&k.results);
+	job_ctl_destroy(&k.job_ctl);
 	ctl_destroy(&k.ctl);
 	files_destroy(&k.files);
 out_batches_only:
