@@ -1,9 +1,10 @@
 /*
  * job_ctl.c - the commands of a job's ctl (job_ctl.h): cancel (each batch
  * not final, one cancel each), refresh (the job's batches read again
- * through one listing refresh) and clean (the input files of a final
- * job's batches deleted). Input is checked before anything is sent; each
- * outcome is logged and kept for reads of ctl.
+ * through one listing refresh), clean (the input files of a final job's
+ * batches deleted) and resume (the missing parts made from the kept
+ * input). Input is checked before anything is sent; each outcome is
+ * logged and kept for reads of ctl.
  */
 #include "job_ctl.h"
 
@@ -12,12 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api_error.h"
 #include "ctl.h"
 #include "ctl_word.h"
 #include "file_ctl.h"
 #include "job.h"
+#include "job_create.h"
+#include "job_keep.h"
 #include "listing.h"
 #include "log.h"
 #include "store_batches.h"
@@ -227,11 +231,85 @@ static int job_clean(struct job_ctl *c, struct op *op, const char *name,
 	return r;
 }
 
+/* The resume itself, once claimed: from the kept input, with job_create's
+ * resume (the parts that exist skipped, files uploaded before used). */
+static int resume_parts(struct job_ctl *c, struct op *op, const char *name,
+			char *msg, size_t len)
+{
+	struct job_outcome out;
+	unsigned made = 0;
+	uint64_t size = 0;
+	int fd, r = job_keep_open(c->keep, name, &fd, &size);
+
+	if (r == -ENOENT) {
+		snprintf(msg, len,
+			 "its input is not kept on this mount (made on "
+			 "another machine or cache_dir, or removed): copy the "
+			 "same input again (cp %s.jsonl MOUNT/jobs/), which "
+			 "makes only the missing parts",
+			 name);
+		return -ENODATA;
+	}
+	if (r < 0) {
+		snprintf(msg, len, "its kept input cannot be read: %s",
+			 strerror(-r));
+		return r;
+	}
+	r = job_create(c->create, op, name, fd, size, 1, &out);
+	close(fd);
+	for (size_t i = 0; i < out.nparts; i++)
+		made += out.parts[i].state == JOB_PART_MADE;
+	if (r == 0) {
+		job_keep_drop(c->keep, name);
+		snprintf(msg, len, "%u of %zu parts made, every part exists",
+			 made, out.nparts);
+	} else {
+		snprintf(msg, len, "%s (%u parts made; the input stays kept)",
+			 out.why ? out.why : strerror(-r), made);
+	}
+	job_outcome_free(&out);
+	return r;
+}
+
+/* resume: the parts of round 0 that do not exist made from the kept
+ * input; none missing: nothing sent (and a kept input removed). One at a
+ * time per job in a mount (EBUSY). */
+static int job_resume(struct job_ctl *c, struct op *op, const char *name,
+		      char *msg, size_t len)
+{
+	char done[BATCH_ID_MAX + 1] = "";
+	struct job *j = NULL;
+	int whole, r = get_job(c, op, name, STORE_FRESH, &j, msg, len);
+
+	if (r < 0)
+		return r;
+	whole = j->parts && j->found == j->parts;
+	job_unref(j);
+	if (whole) {
+		job_keep_drop(c->keep, name);
+		snprintf(msg, len, "every part exists already; nothing sent");
+		return 0;
+	}
+	r = ctl_retry_claim(&c->outcomes, name, done, sizeof(done));
+	if (r < 0) {
+		snprintf(msg, len, "%s", strerror(-r));
+		return r;
+	}
+	if (r == 1) {
+		snprintf(msg, len, "a resume of this job is under way");
+		return -EBUSY;
+	}
+	r = resume_parts(c, op, name, msg, len);
+	ctl_retry_settle(&c->outcomes, name, NULL);
+	return r;
+}
+
 /* The commands of a job's ctl, by word. */
 static const struct job_cmd cmds[] = {
     {"cancel", job_cancel},
     {"refresh", job_refresh},
     {"clean", job_clean},
+    {"resume", job_resume},
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -248,7 +326,7 @@ int job_ctl_write(struct job_ctl *c, struct op *op, const char *name,
 	i = ctl_word(buf, size, off, words, NCMDS);
 	if (i < 0) {
 		log_warn("ctl of job %s: not a command (write \"cancel\", "
-			 "\"refresh\" or \"clean\", once, at the "
+			 "\"refresh\", \"clean\" or \"resume\", once, at the "
 			 "start)",
 			 name);
 		return -EINVAL;
@@ -273,13 +351,16 @@ char *job_ctl_outcome(struct job_ctl *c, const char *name)
 }
 
 void job_ctl_init(struct job_ctl *c, struct api *api, struct batches *batches,
-		  struct jobs *jobs, struct file_ctl *files)
+		  struct jobs *jobs, struct file_ctl *files,
+		  const struct job_create *create, struct job_keep *keep)
 {
 	ctl_outcomes_init(&c->outcomes);
 	c->api = api;
 	c->batches = batches;
 	c->jobs = jobs;
 	c->files = files;
+	c->create = create;
+	c->keep = keep;
 }
 
 void job_ctl_destroy(struct job_ctl *c)

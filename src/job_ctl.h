@@ -2,8 +2,8 @@
  * job_ctl.h - the commands of a job's ctl file (jobs/NAME/ctl): a table of
  * words, each with its handler, which takes the job's name, the operation
  * and what it uses (struct job_ctl, never the mount) and returns 0 or
- * -errno with its outcome message. cancel, refresh and clean are here
- * (job_ctl.c); another command is one more row of the table.
+ * -errno with its outcome message. cancel, refresh, clean and resume are
+ * here (job_ctl.c); another command is one more row of the table.
  */
 #ifndef KIMIFS_JOB_CTL_H
 #define KIMIFS_JOB_CTL_H
@@ -16,6 +16,8 @@
 struct api;
 struct batches;
 struct file_ctl;
+struct job_create;
+struct job_keep;
 struct jobs;
 struct op;
 
@@ -27,11 +29,14 @@ struct job_ctl {
 	struct batches *batches; /* cancel, refresh: the jobs' batches */
 	struct jobs *jobs;	 /* the jobs' snapshots */
 	struct file_ctl *files;	 /* clean: the deletes of input files */
+	const struct job_create *create; /* resume: the missing parts */
+	struct job_keep *keep;		 /* resume: the kept inputs */
 };
 
 /* Set up c over what it uses; job_ctl_destroy frees the outcome lines. */
 void job_ctl_init(struct job_ctl *c, struct api *api, struct batches *batches,
-		  struct jobs *jobs, struct file_ctl *files);
+		  struct jobs *jobs, struct file_ctl *files,
+		  const struct job_create *create, struct job_keep *keep);
 void job_ctl_destroy(struct job_ctl *c);
 
 /*

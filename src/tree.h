@@ -30,6 +30,7 @@ struct batches;
 struct cache;
 struct ctl;
 struct job_ctl;
+struct job_keep;
 struct file_ctl;
 struct files;
 struct jobs;
@@ -63,6 +64,7 @@ struct tree {
 	struct submit *submit;	       /* uploads and creations */
 	struct job_create *job_create; /* making jobs */
 	struct job_ctl *job_ctl;       /* ctl commands of jobs */
+	struct job_keep *job_keep;     /* inputs of jobs made halfway */
 	struct stats *stats;	       /* MOUNT/stats */
 	time_t mount_time;
 	uid_t uid;

@@ -46,10 +46,6 @@ def test_ctl_is_listed_0600_empty_and_takes_one_word(sim, mount, tmp_path):
     assert sim.log() == []
     assert read_text(ctl) == ""
     assert "ctl of job q: not a command" in log_text(m)
-
-
-def test_ctl_of_no_job_is_enoent(sim, mount):
-    m = mount()
     assert errno_of(os.stat, jobs(m, "nope", "ctl")) == errno.ENOENT
 
 
