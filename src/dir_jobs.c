@@ -503,8 +503,15 @@ static int jstaged_flush(struct tree *tree, struct op *op, struct open_file *o,
 	if (r <= 0)
 		return r;
 	r = job_name_of(stage_name(st), name);
-	if (r < 0)
+	if (r == 0)
+		r = job_ctl_claim(tree->job_ctl, name);
+	if (r < 0) {
+		if (r == -EBUSY)
+			log_err("job %s: its parts are being made (a resume "
+				"of it runs); nothing was sent",
+				name);
 		goto out_end;
+	}
 	/* The input kept by an earlier attempt of a job that exists stays:
 	 * this one may prove another input. */
 	resume = job_incomplete(tree, op, name);
@@ -519,6 +526,7 @@ static int jstaged_flush(struct tree *tree, struct op *op, struct open_file *o,
 	if (r == 0 || !kept)
 		job_keep_drop(tree->job_keep, name);
 	job_outcome_free(&out);
+	job_ctl_release(tree->job_ctl, name);
 	if (r == -EINPROGRESS)
 		r = -EIO;
 out_end:

@@ -277,7 +277,6 @@ static int resume_parts(struct job_ctl *c, struct op *op, const char *name,
 static int job_resume(struct job_ctl *c, struct op *op, const char *name,
 		      char *msg, size_t len)
 {
-	char done[BATCH_ID_MAX + 1] = "";
 	struct job *j = NULL;
 	int whole, r = get_job(c, op, name, STORE_FRESH, &j, msg, len);
 
@@ -290,17 +289,16 @@ static int job_resume(struct job_ctl *c, struct op *op, const char *name,
 		snprintf(msg, len, "every part exists already; nothing sent");
 		return 0;
 	}
-	r = ctl_retry_claim(&c->outcomes, name, done, sizeof(done));
+	r = job_ctl_claim(c, name);
 	if (r < 0) {
-		snprintf(msg, len, "%s", strerror(-r));
+		snprintf(msg, len, "%s",
+			 r == -EBUSY ? "the job's parts are being made (a cp "
+				       "or a resume of it runs)"
+				     : strerror(-r));
 		return r;
 	}
-	if (r == 1) {
-		snprintf(msg, len, "a resume of this job is under way");
-		return -EBUSY;
-	}
 	r = resume_parts(c, op, name, msg, len);
-	ctl_retry_settle(&c->outcomes, name, NULL);
+	job_ctl_release(c, name);
 	return r;
 }
 
@@ -343,6 +341,19 @@ int job_ctl_write(struct job_ctl *c, struct op *op, const char *name,
 	}
 	ctl_set_outcome(&c->outcomes, name, line);
 	return r < 0 ? r : (int)size;
+}
+
+int job_ctl_claim(struct job_ctl *c, const char *name)
+{
+	char done[BATCH_ID_MAX + 1] = "";
+	int r = ctl_retry_claim(&c->outcomes, name, done, sizeof(done));
+
+	return r == 1 ? -EBUSY : r;
+}
+
+void job_ctl_release(struct job_ctl *c, const char *name)
+{
+	ctl_retry_settle(&c->outcomes, name, NULL);
 }
 
 char *job_ctl_outcome(struct job_ctl *c, const char *name)

@@ -62,6 +62,13 @@ struct job_cmd {
 int job_ctl_write(struct job_ctl *c, struct op *op, const char *name,
 		  const char *buf, size_t size, off_t off);
 
+/* Claim the making of job name's parts (a resume, or a cp into jobs/): 0
+ * when this caller may make them, -EBUSY while another does in this mount,
+ * or -ENOMEM; job_ctl_release lets a claim go. So no part is made twice by
+ * two makers at once. */
+int job_ctl_claim(struct job_ctl *c, const char *name);
+void job_ctl_release(struct job_ctl *c, const char *name);
+
 /* A malloc'd copy of the outcome line of job name's last command since
  * the mount, or NULL. */
 char *job_ctl_outcome(struct job_ctl *c, const char *name);

@@ -199,3 +199,28 @@ def test_a_cp_of_another_input_under_an_incomplete_name_is_eexist(sim, mount, tm
     assert [r for r in sim.log() if r["method"] == "POST"] == []
     assert len(job_batches(sim, "q")) == 1
     assert kept(tmp_path).read_bytes() == INPUT  # the first input stays kept
+
+
+def test_a_resume_while_the_cp_makes_the_parts_is_ebusy(sim, mount, tmp_path):
+    src = write_input(tmp_path, "q.jsonl", INPUT)
+    m = mount(options=OPTIONS, timeout=30)
+    sim.fault(method="POST", path="^/v1/files$", action="hang", seconds=120, skip=1)
+    cp = subprocess.Popen(["cp", str(src), "jobs/"], cwd=m.path,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: posts(sim, "/v1/files") >= 2, timeout=10,
+                 what="part 2's upload to reach the server")
+        rc, out, err = m.sh("echo resume > jobs/q/ctl")
+        assert rc != 0 and "Device or resource busy" in err, err
+        assert read_text(jobs(m, "q", "ctl")) == \
+            "resume: failed: the job's parts are being made (a cp or a resume of it runs)\n"
+        assert (posts(sim, "/v1/files"), posts(sim, "/v1/batches")) == (2, 1)
+        sim.clear_faults()
+        cp.wait(30)
+    finally:
+        if cp.poll() is None:
+            cp.kill()
+            cp.wait()
+    rc, out, err = m.sh("echo resume > jobs/q/ctl && cat jobs/q/ctl")
+    assert (rc, err) == (0, ""), log_text(m)
+    assert_whole(sim)
