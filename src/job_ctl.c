@@ -172,16 +172,12 @@ static void clean_file(struct job_ctl *c, struct op *op, const char *id,
 	}
 }
 
-/* clean: on a final job only (else EBUSY, nothing sent), the input files
- * of its batches (every part and round) deleted; never an output or error
- * file. A file gone already is no failure. */
-static int job_clean(struct job_ctl *c, struct op *op, const char *name,
-		     char *msg, size_t len)
+/* The snapshot of job name when every batch of it is final: 0, -EBUSY
+ * when one runs, or -errno; why into msg. */
+static int get_final_job(struct job_ctl *c, struct op *op, const char *name,
+			 struct job **out, char *msg, size_t len)
 {
-	struct freed fr = {0};
 	struct job *j = NULL;
-	char **ids = NULL;
-	size_t n = 0;
 	int r = get_job(c, op, name, STORE_FRESH, &j, msg, len);
 
 	if (r == 0 && j->running) {
@@ -196,13 +192,31 @@ static int job_clean(struct job_ctl *c, struct op *op, const char *name,
 		else
 			r = get_job(c, op, name, STORE_ANY, &j, msg, len);
 	}
+	if (r == 0 && j->running) {
+		snprintf(msg, len, "job is %s (not final yet)", j->status);
+		r = -EBUSY;
+	}
+	if (r < 0)
+		job_unref(j);
+	else
+		*out = j;
+	return r;
+}
+
+/* clean: on a final job only (else EBUSY, nothing sent), the input files
+ * of its batches (every part and round) deleted; never an output or error
+ * file. A file gone already is no failure. */
+static int job_clean(struct job_ctl *c, struct op *op, const char *name,
+		     char *msg, size_t len)
+{
+	struct freed fr = {0};
+	struct job *j = NULL;
+	char **ids = NULL;
+	size_t n = 0;
+	int r = get_final_job(c, op, name, &j, msg, len);
+
 	if (r < 0)
 		return r;
-	if (j->running) {
-		snprintf(msg, len, "job is %s (not final yet)", j->status);
-		job_unref(j);
-		return -EBUSY;
-	}
 	/* One list of files gives the sizes of them all. */
 	if (files_list(c->files->files, op, &ids, &n) == 0)
 		listing_free_ids(ids, n);

@@ -164,7 +164,7 @@ int job_keep_open(struct job_keep *k, const char *name, int *fd, uint64_t *size)
 		return -ENOENT;
 	dfd = open_dir(k, 0);
 	if (dfd < 0)
-		return dfd == -ENOENT ? -ENOENT : dfd;
+		return dfd;
 	*fd = openat(dfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	r = *fd < 0 ? -errno : 0;
 	close(dfd);
