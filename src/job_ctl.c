@@ -294,6 +294,18 @@ static int job_resume(struct job_ctl *c, struct op *op, const char *name,
 	struct job *j = NULL;
 	int whole, r = get_job(c, op, name, STORE_FRESH, &j, msg, len);
 
+	if (r == 0 && j->found < j->parts) {
+		/* Another mount may have made the rest since the listing:
+		 * the newest batches say. */
+		job_unref(j);
+		j = NULL;
+		r = batches_newest(c->batches, op);
+		if (r < 0)
+			snprintf(msg, len, "the list of batches: %s",
+				 strerror(-r));
+		else
+			r = get_job(c, op, name, STORE_ANY, &j, msg, len);
+	}
 	if (r < 0)
 		return r;
 	whole = j->parts && j->found == j->parts;

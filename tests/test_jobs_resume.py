@@ -224,3 +224,22 @@ def test_a_resume_while_the_cp_makes_the_parts_is_ebusy(sim, mount, tmp_path):
     rc, out, err = m.sh("echo resume > jobs/q/ctl && cat jobs/q/ctl")
     assert (rc, err) == (0, ""), log_text(m)
     assert_whole(sim)
+
+
+def test_a_resume_on_one_mount_is_seen_not_repeated_on_the_other(sim, mount, tmp_path):
+    src = write_input(tmp_path, "q.jsonl", INPUT)
+    a = mount(options=OPTIONS)
+    stop_at_part_2(sim, a, src)
+    b = mount(options=OPTIONS + ["cache_dir=%s" % (tmp_path / "other-cache")],
+              cache_ttl=3600)
+    assert read_text(jobs(b, "q", "parts")) == "3\n"  # b's listing: part 1 alone
+    sim.clear_faults()
+    rc, out, err = a.sh("echo resume > jobs/q/ctl")
+    assert (rc, err) == (0, "")
+    assert_whole(sim)
+    sim.clear_log()
+    rc, out, err = b.sh("echo resume > jobs/q/ctl && cat jobs/q/ctl")
+    assert (rc, err) == (0, "")
+    assert out == "resume: ok: every part exists already; nothing sent\n"
+    assert [(r["method"], r["path"]) for r in sim.log()] == [("GET", "/v1/batches")]
+    assert_whole(sim)
