@@ -413,7 +413,7 @@ static int jstaged_view(struct tree *tree, struct op *op, const struct node *n,
 /* After making job name failed (o, its outcome): which of its parts exist (made
  * now or before) and which do not, logged, with how the others are made (kept:
  * its input is kept for resume), so that what the user wrote is never lost
- * silently. Nothing when no part exists. */
+ * silently. Nothing when no part exists and nothing is kept. */
 static void log_parts(struct tree *tree, const char *name,
 		      const struct job_outcome *o, uint64_t size, int kept)
 {
@@ -422,7 +422,7 @@ static void log_parts(struct tree *tree, const char *name,
 	for (size_t i = 0; i < o->nparts; i++)
 		if (o->parts[i].batch[0])
 			made++;
-	if (!made)
+	if (!made && !kept)
 		return;
 	if (kept)
 		log_err("job %s: %zu of %zu parts exist; its input is kept in "
