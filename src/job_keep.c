@@ -204,13 +204,15 @@ int job_keep_drop(struct job_keep *k, const char *name)
 		gone = *p;
 		*p = gone->next;
 	}
-	if (gone && kept_name(name, file, sizeof(file)) == 0 &&
+	/* On the disk whether listed or not: another mount of the same
+	 * cache directory may have kept it. */
+	if (kept_name(name, file, sizeof(file)) == 0 &&
 	    (fd = open_dir(k, 0)) >= 0) {
 		r = unlinkat(fd, file, 0) == 0;
 		close(fd);
-		/* Nothing left behind: the directory goes with its last. */
-		if (!k->names)
-			unlinkat(k->dirfd, JOB_KEEP_DIR, AT_REMOVEDIR);
+		/* Nothing left behind: the directory goes with its last
+		 * (when it holds another's, it stays). */
+		unlinkat(k->dirfd, JOB_KEEP_DIR, AT_REMOVEDIR);
 	}
 	pthread_mutex_unlock(&k->lock);
 	free(gone);

@@ -48,8 +48,9 @@ int job_keep_open(struct job_keep *k, const char *name, int *fd,
 /* Whether job name has a kept input (no I/O). */
 int job_keep_has(struct job_keep *k, const char *name);
 
-/* Remove the kept input of job name, when there is one: 1 when one was
- * removed, else 0. */
+/* Remove the kept input of job name, when there is one (listed or not:
+ * another mount of the same cache directory may have kept it): 1 when one
+ * was removed, else 0. */
 int job_keep_drop(struct job_keep *k, const char *name);
 
 #endif

@@ -2,8 +2,8 @@
  * test_job_keep.c - kept inputs of jobs over a real cache directory: a
  * staged file kept by a link (its bytes, no copy), found again by a new
  * job_keep over the same directory (a mount started again), replaced,
- * dropped (the subdirectory goes with the last), and none for a name never
- * kept.
+ * dropped (the subdirectory goes with the last; one kept by another mount
+ * too), and none for a name never kept.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -94,6 +94,12 @@ int main(void)
 	CHECK(job_keep_drop(&again, "q") == 0);
 	CHECK(stat(sub, &kst) == 0);
 	CHECK(job_keep_drop(&again, "r") == 1);
+	CHECK(stat(sub, &kst) < 0 && errno == ENOENT);
+	/* Kept by another mount of the directory: dropped from the disk. */
+	make_file(dir, ".tmp-stage-1-4", "u\n", staged, sizeof(staged));
+	CHECK(job_keep_put(&k, "u", staged) == 0);
+	unlink(staged);
+	CHECK(!job_keep_has(&again, "u") && job_keep_drop(&again, "u") == 1);
 	CHECK(stat(sub, &kst) < 0 && errno == ENOENT);
 	/* A put that fails (no such staged file) keeps nothing. */
 	CHECK(job_keep_put(&again, "t", "/nonexistent/x") == -ENOENT);
