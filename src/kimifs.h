@@ -17,6 +17,8 @@
 #include "file_ctl.h"
 #include "inode.h"
 #include "job_create.h"
+#include "job_ctl.h"
+#include "job_keep.h"
 #include "opts.h"
 #include "results_cache.h"
 #include "stage.h"
@@ -43,6 +45,8 @@ struct kimifs {
 	struct stage stage;   /* files being written into files/, batches/ */
 	struct submit submit; /* uploads and creations */
 	struct job_create job_create; /* making jobs (a cp into jobs/) */
+	struct job_ctl job_ctl;	      /* jobs' ctl commands, their outcomes */
+	struct job_keep job_keep;     /* inputs of jobs made halfway */
 	struct results_cache results; /* results indexes kept in memory */
 	struct inodes inodes;
 	struct watches watches;	     /* the waits of batches/<id>/wait */
