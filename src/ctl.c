@@ -21,48 +21,59 @@ static int is_cancelled(const struct batch *b)
 	       strcmp(b->status, "cancelled") == 0;
 }
 
-static int do_cancel(struct ctl *c, struct op *op, const char *id)
+int ctl_cancel(struct api *api, struct batches *batches, struct op *op,
+	       const char *id, char *why, size_t len)
 {
 	struct batch *b = NULL, *after = NULL;
 	struct api_error err;
-	char why[600];
 	double sent;
 	int r;
 
-	r = batches_get(c->batches, op, id, STORE_ANY, &b, &err);
+	r = batches_get(batches, op, id, STORE_ANY, &b, &err);
 	if (r < 0) {
-		api_error_text(&err, r, why, sizeof(why));
+		api_error_text(&err, r, why, len);
 		goto out;
 	}
-	if (is_cancelled(b))
-		goto out; /* the wanted state is reached: nothing to send */
+	if (is_cancelled(b)) {
+		r = 1; /* the wanted state is reached: nothing to send */
+		goto out;
+	}
 	if (b->final) {
 		/* Final objects never change: the server would refuse. */
-		snprintf(why, sizeof(why), "batch is %s", b->status);
+		snprintf(why, len, "batch is %s", b->status);
 		r = -EPERM;
 		goto out;
 	}
-	sent = store_clock(&c->batches->store);
-	r = api_cancel_batch(c->api, op, id, &after, &err);
+	sent = store_clock(&batches->store);
+	r = api_cancel_batch(api, op, id, &after, &err);
 	if (r == 0) {
-		batches_put(c->batches, after, sent);
+		batches_put(batches, after, sent);
 		goto out;
 	}
-	api_error_text(&err, r, why, sizeof(why));
+	api_error_text(&err, r, why, len);
 	if (r == -EPERM) {
 		/* Refused: maybe it was cancelled meanwhile (elsewhere, or by
 		 * an earlier attempt of ours whose answer was lost). */
 		batch_unref(b);
 		b = NULL;
-		if (batches_get(c->batches, op, id, STORE_FORCE, &b, NULL) ==
-			0 &&
+		if (batches_get(batches, op, id, STORE_FORCE, &b, NULL) == 0 &&
 		    is_cancelled(b))
 			r = 0;
 	}
 out:
-	ctl_record(&c->outcomes, id, "cancel", r, why);
 	batch_unref(after);
 	batch_unref(b);
+	return r;
+}
+
+static int do_cancel(struct ctl *c, struct op *op, const char *id)
+{
+	char why[600] = "";
+	int r = ctl_cancel(c->api, c->batches, op, id, why, sizeof(why));
+
+	if (r > 0)
+		r = 0;
+	ctl_record(&c->outcomes, id, "cancel", r, why);
 	return r;
 }
 

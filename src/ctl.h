@@ -50,6 +50,16 @@ void ctl_destroy(struct ctl *c);
 int ctl_write(struct ctl *c, struct op *op, const char *id, const char *buf,
 	      size_t size, off_t off);
 
+/*
+ * Cancel batch id (its stored copy, of any age, says whether to): 1 when it
+ * is cancelling or cancelled already (nothing sent); -EPERM when it is final
+ * otherwise (nothing sent, why says its status); else one POST .../cancel,
+ * whose answer replaces the stored copy: 0, or -errno with why (len bytes;
+ * a refusal is 0 when a fetch then finds it cancelling).
+ */
+int ctl_cancel(struct api *api, struct batches *batches, struct op *op,
+	       const char *id, char *why, size_t len);
+
 struct batch;
 
 /*

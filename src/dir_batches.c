@@ -159,11 +159,7 @@ static int ctl_view(struct tree *tree, struct op *op, const struct node *n,
 	(void)mode;
 	if (r < 0)
 		return r;
-	/* The outcome changes with each command, untold. */
-	v->immutable = v->told = 0;
-	v->owned = ctl_outcome(&tree->ctl->outcomes, n->id);
-	v->data = v->owned ? v->owned : "";
-	v->len = strlen(v->data);
+	view_outcome(v, ctl_outcome(&tree->ctl->outcomes, n->id));
 	return 0;
 }
 

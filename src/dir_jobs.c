@@ -5,7 +5,8 @@
  * is a table of children over its snapshot (job.h): the job kind's value files
  * (status, parts, created_at), request_counts/, progress, batches/,
  * symlinks to ../../../batches/<id> named so that ls sorts them by part
- * then round, and wait (hidden), which blocks until every batch is final.
+ * then round, ctl (the job's commands: job_ctl.h), and wait (hidden), which
+ * blocks until every batch is final.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -16,10 +17,14 @@
 #include "dir_stage.h"
 #include "job.h"
 #include "job_create.h"
+#include "job_ctl.h"
+#include "job_keep.h"
 #include "job_tag.h"
 #include "kind.h"
 #include "listing.h"
 #include "log.h"
+#include "op.h"
+#include "opts.h"
 #include "stage.h"
 #include "store_jobs.h"
 #include "tree.h"
@@ -48,6 +53,14 @@ static int job_snapshot(struct tree *tree, struct op *op, const struct node *n,
 				api_error_message(&err, r));
 		return r;
 	}
+	/* A mount that finds every part (made here, or by another mount)
+	 * needs the kept input no more. */
+	if (j->parts && j->found == j->parts &&
+	    job_keep_has(tree->job_keep, j->name) &&
+	    job_keep_drop(tree->job_keep, j->name))
+		log_info("job %s: every part exists: its kept input is "
+			 "removed",
+			 j->name);
 	view_hold(v, j, unref_job);
 	v->mtime = (time_t)j->mtime;
 	return 0;
@@ -271,6 +284,41 @@ static const struct node_type type_jwait = {
     .open_ops = &wait_ops,
 };
 
+/* ctl reads the outcome of the job's last command; opening it sends
+ * nothing (any stored copy of the job's batches will do). */
+static int ctl_view(struct tree *tree, struct op *op, const struct node *n,
+		    enum store_mode mode, struct view *v)
+{
+	int r = job_snapshot(tree, op, n, STORE_ANY, v);
+
+	(void)mode;
+	if (r == 0)
+		view_outcome(v, job_ctl_outcome(tree->job_ctl, n->id));
+	return r;
+}
+
+static ssize_t ctl_write_node(struct tree *tree, struct op *op,
+			      struct open_file *f, const char *buf, size_t size,
+			      off_t off, uint64_t owner)
+{
+	(void)owner;
+	return job_ctl_write(tree->job_ctl, op, f->node.id, buf, size,
+			     open_file_at(f, off));
+}
+
+static const struct open_ops ctl_ops = {
+    .open = tree_view_open,
+    .read = tree_view_read,
+    .write = ctl_write_node,
+};
+
+static const struct node_type type_jctl = {
+    .what = "job ctl",
+    .mode = S_IFREG | 0600,
+    .view = ctl_view,
+    .open_ops = &ctl_ops,
+};
+
 static const struct node_child count_children[] = {
     {.name = "total", .type = &type_jcount},
     {.name = "completed", .type = &type_jcount},
@@ -323,6 +371,7 @@ static const struct node_child job_children[] = {
     {.name = "request_counts", .type = &type_jcounts},
     {.name = "progress", .type = &type_jprogress},
     {.name = "batches", .type = &type_jbatches},
+    {.name = "ctl", .type = &type_jctl},
     /* Found by name but not listed: tree walks never block. */
     {.name = "wait", .type = &type_jwait, .hidden = 1},
     {0},
@@ -362,20 +411,31 @@ static int jstaged_view(struct tree *tree, struct op *op, const struct node *n,
 }
 
 /* After making job name failed (o, its outcome): which of its parts exist (made
- * now or before) and which do not, logged, so that what the user wrote is never
- * lost silently. Nothing when no part exists. */
-static void log_parts(const char *name, const struct job_outcome *o)
+ * now or before) and which do not, logged, with how the others are made (kept:
+ * its input is kept for resume), so that what the user wrote is never lost
+ * silently. Nothing when no part exists and nothing is kept. */
+static void log_parts(struct tree *tree, const char *name,
+		      const struct job_outcome *o, uint64_t size, int kept)
 {
 	size_t made = 0;
 
 	for (size_t i = 0; i < o->nparts; i++)
 		if (o->parts[i].batch[0])
 			made++;
-	if (!made)
+	if (!made && !kept)
 		return;
-	log_err("job %s: %zu of %zu parts exist; the others need the input "
-		"again (the staged copy is not kept)",
-		name, made, o->nparts);
+	if (kept)
+		log_err("job %s: %zu of %zu parts exist; its input is kept in "
+			"%s/" JOB_KEEP_DIR "/%s.jsonl (%llu bytes of the "
+			"cache dir's disk, outside cache_size) until every "
+			"part exists: echo resume > jobs/%s/ctl makes the "
+			"others",
+			name, made, o->nparts, tree->job_keep->dir, name,
+			(unsigned long long)size, name);
+	else
+		log_err("job %s: %zu of %zu parts exist; the others need the "
+			"input again (a cp of it into jobs/ makes them)",
+			name, made, o->nparts);
 	for (size_t i = 0; i < o->nparts; i++) {
 		const struct job_part *pt = &o->parts[i];
 
@@ -390,10 +450,46 @@ static void log_parts(const char *name, const struct job_outcome *o)
 }
 
 /*
+ * Whether the input of a creation that failed with r (o, its outcome) stays
+ * kept for resume: it was checked good and jobs/NAME exists or may (a part
+ * exists, or a creation's outcome is unknown). A failure before any part
+ * exists (a broken rule, no room, a name in use, the first part refused)
+ * keeps nothing: nothing was made, the writer has its file and a cp again
+ * makes the job.
+ */
+static int keep_input(int r, const struct job_outcome *o)
+{
+	if (r == -EINPROGRESS)
+		return o->nparts > 0;
+	for (size_t i = 0; i < o->nparts; i++)
+		if (o->parts[i].batch[0])
+			return 1;
+	return 0;
+}
+
+/* Whether job is the name of a job that lacks a part of round 0 (a
+ * creation that stopped halfway), as the listing shows it: 1, else 0. */
+static int job_incomplete(struct tree *tree, struct op *op, const char *job)
+{
+	struct job *j = NULL;
+	int r = jobs_get(tree->jobs, op, job, STORE_ANY, &j, NULL);
+
+	r = r == 0 && j->found < j->parts;
+	job_unref(j);
+	return r;
+}
+
+/*
  * The writer's close: the job is made of the staged input (job_create,
- * whose deadline covers every part), then the name is unstaged. 0 when
- * every part has its batch (or nothing was new), else the errno of
- * job_create (logged there; the parts that exist logged here).
+ * whose deadline covers every part; a job of that name that lacks parts is
+ * resumed: its missing parts made when its parts match the input), then
+ * the name is unstaged. 0 when every part has its batch (or nothing was
+ * new), else the errno of job_create (logged there; the parts that exist
+ * logged here; a creation whose outcome is unknown, EIO). The input is kept
+ * (job_keep.h) from before the first request, so that a daemon killed
+ * between parts leaves it for resume, until every part exists; it is let go
+ * when the creation fails before any part exists. One kept by an earlier
+ * attempt is kept as it is until every part exists.
  */
 static int jstaged_flush(struct tree *tree, struct op *op, struct open_file *o,
 			 uint64_t owner)
@@ -402,18 +498,38 @@ static int jstaged_flush(struct tree *tree, struct op *op, struct open_file *o,
 	char name[JOB_NAME_MAX + 1];
 	struct job_outcome out;
 	uint64_t size;
-	int r = stage_flush_begin(st, owner, &size);
+	int resume, had, kept, r = stage_flush_begin(st, owner, &size);
 
 	if (r <= 0)
 		return r;
 	r = job_name_of(stage_name(st), name);
-	if (r == 0) {
-		r = job_create(tree->job_create, op, name, stage_fd(st), size,
-			       0, &out);
-		if (r < 0)
-			log_parts(name, &out);
-		job_outcome_free(&out);
+	if (r == 0)
+		r = job_ctl_claim(tree->job_ctl, name);
+	if (r < 0) {
+		if (r == -EBUSY)
+			log_err("job %s: its parts are being made (a resume "
+				"of it runs); nothing was sent",
+				name);
+		goto out_end;
 	}
+	/* The input kept by an earlier attempt of a job that exists stays:
+	 * this one may prove another input. */
+	resume = job_incomplete(tree, op, name);
+	had = resume && job_keep_has(tree->job_keep, name);
+	kept = had || job_keep_put(tree->job_keep, name, stage_path(st)) == 0;
+	r = job_create(tree->job_create, op, name, stage_fd(st), size, resume,
+		       &out);
+	if (r < 0) {
+		kept = kept && (had || keep_input(r, &out));
+		log_parts(tree, name, &out, size, kept);
+	}
+	if (r == 0 || !kept)
+		job_keep_drop(tree->job_keep, name);
+	job_outcome_free(&out);
+	job_ctl_release(tree->job_ctl, name);
+	if (r == -EINPROGRESS)
+		r = -EIO;
+out_end:
 	stage_flush_end(st);
 	return r;
 }
@@ -434,11 +550,12 @@ static const struct node_type type_jstaged = {
     .open_ops = &jstaged_ops,
 };
 
-/* Whether job is the name of a job already (the listing: young or read
- * again): 0 when not, -EEXIST (logged) when it is, or the listing's
- * -errno. */
+/* Whether job may be the name of a new input: 0 when no job has it or its
+ * job lacks a part (the input is then its resume: logged), -EEXIST (logged)
+ * when a whole job has it, or the listing's -errno. */
 static int job_unused(struct tree *tree, const char *job)
 {
+	struct op op;
 	char **names;
 	size_t n;
 	int r = jobs_names(tree->jobs, NULL, &names, &n);
@@ -449,6 +566,13 @@ static int job_unused(struct tree *tree, const char *job)
 		if (strcmp(names[i], job) == 0)
 			r = -EEXIST;
 	listing_free_ids(names, n);
+	op_start(&op, tree->opts->timeout);
+	if (r == -EEXIST && job_incomplete(tree, &op, job)) {
+		log_info("job %s: lacks parts: the input copied makes them "
+			 "when its parts match those that exist",
+			 job);
+		r = 0;
+	}
 	if (r == -EEXIST)
 		log_err("job %s: a job of that name exists; nothing was "
 			"staged",
@@ -458,8 +582,9 @@ static int job_unused(struct tree *tree, const char *job)
 
 /*
  * A new file in jobs/ (cp, `cat >`): NAME.jsonl, NAME a job's name (else
- * EINVAL, logged with the reason), no job's yet (EEXIST) and not being
- * written (EBUSY); staged, and made a job on close.
+ * EINVAL, logged with the reason), no whole job's (EEXIST; a job that lacks
+ * parts takes it as its resume) and not being written (EBUSY); staged, and
+ * made a job on close.
  */
 static int jobs_create(struct tree *tree, const struct node *dir,
 		       const char *name, struct node *child, void **state)

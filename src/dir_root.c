@@ -61,9 +61,7 @@ static int root_ctl_view(struct tree *tree, struct op *op, const struct node *n,
 	(void)op;
 	(void)n;
 	(void)mode;
-	v->owned = ctl_root_outcome(tree->ctl);
-	v->data = v->owned ? v->owned : "";
-	v->len = strlen(v->data);
+	view_outcome(v, ctl_root_outcome(tree->ctl));
 	v->mtime = tree->mount_time;
 	return 0;
 }

@@ -37,19 +37,27 @@ enum file_cmd file_ctl_parse(const char *buf, size_t size, off_t off)
 						       : FCMD_NONE;
 }
 
-static int do_delete(struct file_ctl *fc, struct op *op, const char *id)
+int file_ctl_delete(struct file_ctl *fc, struct op *op, const char *id,
+		    char *why, size_t len)
 {
 	struct api_error err;
-	char why[600] = "";
 	int r = api_delete_file(fc->api, op, id, &err);
 
 	if (r < 0)
-		api_error_text(&err, r, why, sizeof(why));
+		api_error_text(&err, r, why, len);
 	/* Deleted, or already gone: either way no longer on the server. */
 	if (r == 0 || r == -ENOENT) {
 		files_forget(fc->files, id);
 		cache_forget(fc->cache, id);
 	}
+	return r;
+}
+
+static int do_delete(struct file_ctl *fc, struct op *op, const char *id)
+{
+	char why[600] = "";
+	int r = file_ctl_delete(fc, op, id, why, sizeof(why));
+
 	ctl_record(&fc->outcomes, id, "delete", r, why);
 	return r;
 }

@@ -38,6 +38,14 @@ enum file_cmd { FCMD_NONE, FCMD_DELETE };
 enum file_cmd file_ctl_parse(const char *buf, size_t size, off_t off);
 
 /*
+ * DELETE /v1/files/<id>: 0, -ENOENT when the server has no such file
+ * (either way the id is forgotten by the file kind and the disk cache at
+ * once), or -errno with why (len bytes). Records no outcome line.
+ */
+int file_ctl_delete(struct file_ctl *fc, struct op *op, const char *id,
+		    char *why, size_t len);
+
+/*
  * Run one command written to file id's ctl. "delete" sends DELETE
  * /v1/files/<id>; once the server has no such file (deleted, or a 404),
  * the directory is gone from the tree at once and the content leaves the

@@ -321,6 +321,10 @@ static int find_batches(const struct job_create *jc, struct op *op,
 				pt->state = JOB_PART_EXISTED;
 				snprintf(pt->batch, sizeof(pt->batch), "%s",
 					 b->id);
+				/* Its input, for find_files to compare. */
+				if (batch_file_id(b, "input_file_id", pt->file,
+						  sizeof(pt->file)) < 0)
+					pt->file[0] = '\0';
 			}
 		}
 		batch_unref(b);
@@ -358,10 +362,36 @@ static long part_of_file(const char *name, unsigned round, size_t n,
 	return (long)part - 1;
 }
 
+/* -EEXIST with why when file f is the input of a part of out that exists
+ * and is not of that part's size (the job was made of another input); else
+ * 0. */
+static int part_differs(const char *name, const struct job_outcome *out,
+			const struct file *f, struct job_outcome *res)
+{
+	for (size_t i = 0; i < out->nparts; i++) {
+		const struct job_part *pt = &out->parts[i];
+
+		if (pt->state == JOB_PART_EXISTED &&
+		    strcmp(pt->file, f->id) == 0 &&
+		    (uint64_t)f->bytes != pt->length)
+			return fail(res, -EEXIST,
+				    "job %s exists, and its part %zu/%zu "
+				    "(%s, %" PRId64 " bytes) is not that of "
+				    "this input (%" PRIu64 " bytes): another "
+				    "input",
+				    name, i + 1, out->nparts, f->id, f->bytes,
+				    pt->length);
+	}
+	return 0;
+}
+
 /*
  * Read the file listing: the account's room used into *used, and for each
  * part without a batch the newest file an earlier attempt left for it
- * (its part's name and exact size). 0, or -errno with why.
+ * (its part's name and exact size). 0, or -errno with why: -EEXIST when
+ * the input of a part that exists has another size than this input's
+ * part (the job was made of another input; a file deleted since is not
+ * compared).
  */
 static int find_files(const struct job_create *jc, struct op *op,
 		      const char *name, unsigned round, struct job_outcome *out,
@@ -375,7 +405,7 @@ static int find_files(const struct job_create *jc, struct op *op,
 		return fail(out, r, "the list of files cannot be read: %s",
 			    strerror(-r));
 	*used = (struct room){0};
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; r == 0 && i < n; i++) {
 		struct file *f = NULL;
 		struct job_part *pt;
 		long p;
@@ -384,6 +414,7 @@ static int find_files(const struct job_create *jc, struct op *op,
 		if (files_get(jc->files, op, ids[i], STORE_ANY, &f, NULL) < 0)
 			continue;
 		used->bytes += f->bytes > 0 ? (uint64_t)f->bytes : 0;
+		r = part_differs(name, out, f, out);
 		p = part_of_file(name, round, out->nparts, f);
 		pt = p >= 0 ? &out->parts[p] : NULL;
 		/* Its part's exact size too (its bytes are not compared:
@@ -396,7 +427,7 @@ static int find_files(const struct job_create *jc, struct op *op,
 		file_unref(f);
 	}
 	listing_free_ids(ids, n);
-	return 0;
+	return r;
 }
 
 /* -EDQUOT with why when the parts still to upload do not fit beside what

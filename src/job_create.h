@@ -90,7 +90,8 @@ int job_check(const struct job_create *jc, const char *name, int fd,
  * between and within requests). With resume 0, a job of
  * that name (a batch tagged with it) is -EEXIST, nothing sent; with resume,
  * its parts that exist are skipped (a job of the name cut into another
- * number of parts is -EEXIST: another input).
+ * number of parts, or a part that exists whose input file has another size
+ * than this input's part, is -EEXIST: another input; nothing sent).
  *
  * Before any request (job_check): -EINVAL when name is no job name
  * (job_name_valid), when the input breaks a rule of batch input or repeats a

@@ -19,6 +19,8 @@
 #include "job_auto.h"
 #include "job_create.h"
 #include "job_retry.h"
+#include "job_ctl.h"
+#include "job_keep.h"
 #include "opts.h"
 #include "results_cache.h"
 #include "stage.h"
@@ -47,6 +49,8 @@ struct kimifs {
 	struct job_create job_create; /* making jobs (a cp into jobs/) */
 	struct job_retry job_retry;   /* a job's retry rounds */
 	struct job_auto job_auto;     /* the rounds of -o retry_rounds */
+	struct job_ctl job_ctl;	      /* jobs' ctl commands, their outcomes */
+	struct job_keep job_keep;     /* inputs of jobs made halfway */
 	struct results_cache results; /* results indexes kept in memory */
 	struct inodes inodes;
 	struct watches watches;	     /* the waits of batches/<id>/wait */

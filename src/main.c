@@ -257,6 +257,8 @@ int main(int argc, char *argv[])
 	}
 	k.cache.stats = &k.stats;
 	stage_init(&k.stage, k.cache.dir, k.cache.dirfd);
+	if (job_keep_init(&k.job_keep, k.cache.dir, k.cache.dirfd) < 0)
+		goto out_cache;
 	STAT_SET(&k.stats, disk_bytes, k.cache.used);
 	if (check_api(&k) < 0)
 		goto out_cache;
@@ -289,6 +291,8 @@ int main(int argc, char *argv[])
 					 .results = &k.results};
 	ctl_init(&k.ctl, &k.api, &k.batches, &k.files, &k.cache, &k.results,
 		 &k.submit);
+	job_ctl_init(&k.job_ctl, &k.api, &k.batches, &k.jobs, &k.file_ctl,
+		     &k.job_create, &k.job_keep);
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)
 		goto out_batches;
@@ -311,6 +315,8 @@ int main(int argc, char *argv[])
 			       .submit = &k.submit,
 			       .job_create = &k.job_create,
 			       .job_retry = &k.job_retry,
+			       .job_ctl = &k.job_ctl,
+			       .job_keep = &k.job_keep,
 			       .stats = &k.stats,
 			       .mount_time = time(NULL),
 			       .uid = getuid(),
@@ -370,12 +376,14 @@ out_open:
 out_batches:
 	file_ctl_destroy(&k.file_ctl);
 	results_cache_destroy(&k.results);
+	job_ctl_destroy(&k.job_ctl);
 	ctl_destroy(&k.ctl);
 	files_destroy(&k.files);
 out_batches_only:
 	jobs_destroy(&k.jobs);
 	batches_destroy(&k.batches);
 out_cache:
+	job_keep_destroy(&k.job_keep);
 	stage_destroy(&k.stage);
 	cache_destroy(&k.cache);
 out_api:

@@ -364,6 +364,11 @@ int stage_fd(const struct staged *st)
 	return st->fd;
 }
 
+const char *stage_path(const struct staged *st)
+{
+	return st->path;
+}
+
 int stage_submit(struct submit *sb, struct op *op, struct staged *st,
 		 uint64_t owner, struct file **out)
 {

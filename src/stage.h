@@ -106,8 +106,9 @@ int stage_flush_begin(struct staged *st, uint64_t owner, uint64_t *size);
 /* The end of a flush begun: st is unstaged whatever the outcome, so
  * nothing is left half done. */
 void stage_flush_end(struct staged *st);
-/* The file of st on disk, open for reading (pread). */
+/* The file of st on disk, open for reading (pread), and its path. */
 int stage_fd(const struct staged *st);
+const char *stage_path(const struct staged *st);
 
 /*
  * The flush of close() by owner: when something was written since the

@@ -65,6 +65,14 @@ void view_unkept_empty(struct view *v)
 	v->len = 0;
 }
 
+void view_outcome(struct view *v, char *line)
+{
+	v->immutable = v->told = 0;
+	v->owned = line;
+	v->data = line ? line : "";
+	v->len = strlen(v->data);
+}
+
 int node_make(struct node *child, const struct node *parent,
 	      const struct node_type *t, const char *name)
 {

@@ -29,6 +29,8 @@
 struct batches;
 struct cache;
 struct ctl;
+struct job_ctl;
+struct job_keep;
 struct file_ctl;
 struct files;
 struct jobs;
@@ -63,6 +65,8 @@ struct tree {
 	struct submit *submit;	       /* uploads and creations */
 	struct job_create *job_create; /* making jobs */
 	struct job_retry *job_retry;   /* a job's retry round */
+	struct job_ctl *job_ctl;       /* ctl commands of jobs */
+	struct job_keep *job_keep;     /* inputs of jobs made halfway */
 	struct stats *stats;	       /* MOUNT/stats */
 	time_t mount_time;
 	uid_t uid;
@@ -278,6 +282,10 @@ int tree_fixed_view(struct tree *tree, struct op *op, const struct node *n,
 /* Make v, a snapshot's view, that of a file whose read depends on when it
  * is made (a wait): size 0, never kept by the kernel. */
 void view_unkept_empty(struct view *v);
+
+/* Make v that of a ctl file: the outcome line of its last command (line,
+ * malloc'd and then v's, or NULL: empty), which changes untold. */
+void view_outcome(struct view *v, char *line);
 
 /* Make child a node of type t under parent, called name (copied when it
  * fits; -ENOENT when it is too long to be a name). */

@@ -212,7 +212,11 @@ def test_a_server_failure_on_part_2_leaves_part_1_and_says_so(sim, mount, tmp_pa
     (b,) = job_batches(sim, "p")
     assert b["metadata"] == {"kimifs_job": "p", "kimifs_part": "1/3"}
     text = log_text(m)
-    assert "job p: 1 of 3 parts exist; the others need the input again" in text
+    kept = tmp_path / "xdg-cache" / "kimifs" / "jobs" / "p.jsonl"
+    assert "job p: 1 of 3 parts exist; its input is kept in %s (%d bytes of the cache " \
+        "dir's disk, outside cache_size) until every part exists: echo resume > " \
+        "jobs/p/ctl makes the others" % (kept, len(INPUT)) in text
+    assert kept.read_bytes() == INPUT
     assert "job p: part 1/3 exists: batch %s" % b["id"] in text
     assert "job p: part 2/3 not made (failed)" in text
     assert "job p: part 3/3 not made (untried)" in text

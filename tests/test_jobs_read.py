@@ -55,7 +55,7 @@ def test_ls_jobs_and_their_files(sim, mount):
     assert (rc, err) == (0, "")
     assert out.split() == ["p", "q"]
     rc, out, err = m.sh("ls jobs/q")
-    assert out.split() == ["batches", "created_at", "parts", "progress",
+    assert out.split() == ["batches", "created_at", "ctl", "parts", "progress",
                            "request_counts", "status"]
     assert read_text(jobs(m, "q", "status")) == "completed\n"
     assert read_text(jobs(m, "p", "status")) == "in_progress\n"
@@ -72,7 +72,8 @@ def test_ls_jobs_and_their_files(sim, mount):
     assert (rc, err) == (0, "")
     assert out.split() == [
         "jobs/q", "jobs/q/batches", "jobs/q/batches/part-0001",
-        "jobs/q/batches/part-0002", "jobs/q/created_at", "jobs/q/parts",
+        "jobs/q/batches/part-0002", "jobs/q/created_at", "jobs/q/ctl",
+        "jobs/q/parts",
         "jobs/q/progress", "jobs/q/request_counts",
         "jobs/q/request_counts/completed", "jobs/q/request_counts/failed",
         "jobs/q/request_counts/pending", "jobs/q/request_counts/total",

@@ -13,7 +13,9 @@
  * it like the first, marked as its retry (nothing sent when every line
  * succeeded; a creation whose outcome is unknown keeps the batch claimed); the
  * mount's refresh lists every page; delete forgets the file and its content
- * once the server has it no more. Each outcome line, and every request the
+ * once the server has it no more; a job's cancel sends one cancel per batch
+ * not final, its refresh one list page, its clean nothing while a batch
+ * runs, then each input file once. Each outcome line, and every request the
  * server got, is checked.
  */
 #include <curl/curl.h>
@@ -32,9 +34,11 @@
 #include "fake_download.h"
 #include "file_ctl.h"
 #include "http_stub.h"
+#include "job_ctl.h"
 #include "results_cache.h"
 #include "store_batches.h"
 #include "store_files.h"
+#include "store_jobs.h"
 #include "submit.h"
 
 /* The fake server's batches (id and status), and how it answers. */
@@ -579,6 +583,106 @@ static void retries(struct ctl *c)
 	fake.upload = fake.create = NULL;
 }
 
+/* Run cmd on job name's ctl. */
+static int job_run(struct job_ctl *jc, const char *name, const char *cmd)
+{
+	struct op op;
+
+	op_start(&op, 5);
+	return job_ctl_write(jc, &op, name, cmd, strlen(cmd), 0);
+}
+
+/* Whether job name's outcome line is text. */
+static int job_line_is(struct job_ctl *jc, const char *name, const char *text)
+{
+	char *line = job_ctl_outcome(jc, name);
+	int ok = line && strcmp(line, text) == 0;
+
+	if (!ok)
+		fprintf(stderr, "  job %s: \"%s\"\n", name,
+			line ? line : "(none)");
+	free(line);
+	return ok;
+}
+
+/* A job's commands (job_ctl.c): job j of three batches, one final. */
+static void job_commands(struct api *api, struct batches *batches,
+			 struct files *files, struct cache *cache)
+{
+	static const char *const meta[] = {
+	    "{\"kimifs_job\":\"j\",\"kimifs_part\":\"1/3\"}",
+	    "{\"kimifs_job\":\"j\",\"kimifs_part\":\"2/3\"}",
+	    "{\"kimifs_job\":\"j\",\"kimifs_part\":\"3/3\"}",
+	};
+	struct file_ctl fc;
+	struct job_ctl jc;
+	struct jobs jobs;
+	struct op op;
+
+	fake = (struct fake){
+	    .cancel_status = 200, .list_status = 200, .delete_status = 200};
+	add("batch_j1", "in_progress", NULL);
+	add("batch_j2", "completed", "file-out");
+	add("batch_j3", "validating", NULL);
+	for (size_t i = 0; i < 3; i++)
+		fake.batches[i].meta = meta[i];
+	jobs_init(&jobs, batches);
+	file_ctl_init(&fc, api, files, cache);
+	job_ctl_init(&jc, api, batches, &jobs, &fc, NULL, NULL);
+	op_start(&op, 5);
+	CHECK(batches_refresh(batches, &op) == 0);
+	CHECK(REQUESTS("GET /v1/batches?limit=100"));
+
+	/* Not one command: nothing sent, no line. */
+	CHECK(job_run(&jc, "j", "cancel now") == -EINVAL);
+	CHECK(job_run(&jc, "j", "retry-all") == -EINVAL);
+	CHECK(NO_REQUESTS());
+	CHECK(!job_ctl_outcome(&jc, "j"));
+
+	/* cancel: one cancel per batch not final, none for the final. */
+	CHECK(job_run(&jc, "j", "cancel\n") == 7);
+	CHECK(REQUESTS("POST /v1/batches/batch_j1/cancel",
+		       "POST /v1/batches/batch_j3/cancel"));
+	CHECK(job_line_is(&jc, "j",
+			  "cancel: ok: 2 of 3 batches cancelled, 1 final\n"));
+	/* Cancelling already: nothing more to send. */
+	CHECK(job_run(&jc, "j", "cancel") == 6);
+	CHECK(NO_REQUESTS());
+
+	/* clean while batches run: one list page says so, nothing deleted. */
+	CHECK(job_run(&jc, "j", "clean") == -EBUSY);
+	CHECK(REQUESTS("GET /v1/batches?limit=100"));
+	CHECK(job_line_is(&jc, "j",
+			  "clean: failed: job is cancelling (not final "
+			  "yet)\n"));
+
+	/* refresh: one list page brings every batch. */
+	strcpy(fake.batches[0].status, "cancelled");
+	strcpy(fake.batches[2].status, "cancelled");
+	CHECK(job_run(&jc, "j", "refresh") == 7);
+	CHECK(REQUESTS("GET /v1/batches?limit=100"));
+	CHECK(job_line_is(&jc, "j", "refresh: ok: cancelled\n"));
+
+	/* clean of a final job: the input they share deleted once, never
+	 * the output; then gone already, and nothing sent. */
+	CHECK(job_run(&jc, "j", "clean") == 5);
+	/* (the list of files is young: its sizes cost nothing) */
+	CHECK(REQUESTS("DELETE /v1/files/file-in"));
+	CHECK(job_line_is(&jc, "j",
+			  "clean: ok: 1 files deleted, 1 bytes freed (0 gone "
+			  "already)\n"));
+	CHECK(job_run(&jc, "j", "clean") == 5);
+	CHECK(job_line_is(&jc, "j",
+			  "clean: ok: 0 files deleted, 0 bytes freed (1 gone "
+			  "already)\n"));
+	CHECK(NO_REQUESTS());
+
+	job_ctl_destroy(&jc);
+	file_ctl_destroy(&fc);
+	jobs_destroy(&jobs);
+	fake.nbatches = 0;
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/kimifs-test-ctl-run-XXXXXX", cmd[100], why[256];
@@ -605,6 +709,7 @@ int main(void)
 	batch_commands(&c);
 	root_commands(&c);
 	retries(&c);
+	job_commands(&api, &batches, &files, &cache);
 	file_commands(&api, &files, &cache);
 
 	ctl_destroy(&c);

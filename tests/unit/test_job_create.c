@@ -553,8 +553,8 @@ static void resume(void)
 	struct job_create c = jc(250, 0);
 	struct job_outcome o;
 	size_t ends[4] = {200, 400, 600, 700};
-	char *text;
-	int fd = input(7, 100, NULL, &text);
+	char *text, *other_text;
+	int other, fd = input(7, 100, NULL, &text);
 
 	/* The third upload refused: parts 1 and 2 made, 3 failed. */
 	reset();
@@ -570,6 +570,14 @@ static void resume(void)
 	/* Made again without resume: it exists. */
 	CHECK(run(&c, "q", fd, 0, &o) == -EEXIST && posts() == 0);
 	job_outcome_free(&o);
+	/* Resumed from another input of as many parts: the parts that exist
+	 * are not of its size, so it is another input: nothing sent. */
+	other = input(7, 90, NULL, &other_text);
+	CHECK(run(&c, "q", other, 1, &o) == -EEXIST && posts() == 0 && o.why &&
+	      strstr(o.why, "another input"));
+	job_outcome_free(&o);
+	close(other);
+	free(other_text);
 	/* Resumed: only parts 3 and 4 sent. */
 	CHECK(run(&c, "q", fd, 1, &o) == 0 &&
 	      o.parts[0].state == JOB_PART_EXISTED &&
