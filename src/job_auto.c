@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "job.h"
+#include "job_ctl.h"
 #include "job_retry.h"
 #include "listing.h"
 #include "log.h"
@@ -101,11 +102,15 @@ static void make(struct job_auto *a, const struct job *j,
 	}
 	op_start(&a->op, a->timeout);
 	pthread_mutex_unlock(&a->lock);
+	/* Another maker at work on it: the next look sees what it made. */
+	if (job_ctl_claim(a->makers, j->name) < 0)
+		return;
 	log_info("job %s: %s retry round %u of %u by itself (-o "
 		 "retry_rounds)",
 		 j->name, plan->finish ? "finishing" : "making", plan->round,
 		 a->rounds);
 	r = job_retry(a->retry, &a->op, j->name, msg, sizeof(msg));
+	job_ctl_release(a->makers, j->name);
 	if (r == 0)
 		log_info("job %s: %s", j->name, msg);
 	else if (r == -EEXIST || r == -EBUSY)
@@ -179,8 +184,8 @@ static void *run(void *arg)
 }
 
 int job_auto_start(struct job_auto *a, const struct job_retry *retry,
-		   struct jobs *jobs, struct store *store, unsigned rounds,
-		   double timeout)
+		   struct job_ctl *makers, struct jobs *jobs,
+		   struct store *store, unsigned rounds, double timeout)
 {
 	int r;
 
@@ -188,6 +193,7 @@ int job_auto_start(struct job_auto *a, const struct job_retry *retry,
 	if (rounds == 0)
 		return 0;
 	a->retry = retry;
+	a->makers = makers;
 	a->jobs = jobs;
 	a->store = store;
 	a->rounds = rounds;

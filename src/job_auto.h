@@ -27,6 +27,7 @@
 
 #include "op.h"
 
+struct job_ctl;
 struct job_retry;
 struct jobs;
 struct store;
@@ -35,6 +36,7 @@ struct job_tried; /* job_auto.c */
 
 struct job_auto {
 	const struct job_retry *retry; /* the rounds */
+	struct job_ctl *makers;	       /* the claims of jobs' parts */
 	struct jobs *jobs;	       /* the jobs the mount knows */
 	struct store *store;	       /* the batches: their change stamp */
 	unsigned rounds;	       /* -o retry_rounds */
@@ -53,12 +55,14 @@ struct job_auto {
 
 /*
  * Start the thread of a over what it uses (none owned; all outlive
- * job_auto_stop), for rounds (-o retry_rounds; 0: no thread) and timeout.
- * 0, or -errno (nothing started; logged).
+ * job_auto_stop; each round is claimed in makers, job_ctl_claim, so that
+ * a cp, a resume or a retry of the job in this mount is not at work on it
+ * at the same time), for rounds (-o retry_rounds; 0: no thread) and
+ * timeout. 0, or -errno (nothing started; logged).
  */
 int job_auto_start(struct job_auto *a, const struct job_retry *retry,
-		   struct jobs *jobs, struct store *store, unsigned rounds,
-		   double timeout);
+		   struct job_ctl *makers, struct jobs *jobs,
+		   struct store *store, unsigned rounds, double timeout);
 
 /* Stop the thread, interrupting a round under way (its parts made stay: a
  * later retry finishes the round), and free what it holds. Safe after a

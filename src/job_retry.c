@@ -127,7 +127,7 @@ static int like_first(const struct job *j, struct batch_params *p, char *why,
 	return util_reason(-ENOENT, why, whylen, "the job has no first round");
 }
 
-/* "ok round R: N requests in P batches" of a round made into msg. */
+/* "round R made: N requests in P batches" of a round made into msg. */
 static void say_made(const struct job_outcome *out, unsigned round, long lines,
 		     char *msg, size_t msglen)
 {
@@ -137,12 +137,12 @@ static void say_made(const struct job_outcome *out, unsigned round, long lines,
 		made += out->parts[i].state == JOB_PART_MADE;
 	if (made < out->nparts)
 		snprintf(msg, msglen,
-			 "ok round %u: %ld requests in %zu batches (%zu made "
-			 "now: the round finished)",
+			 "round %u finished: %ld requests in %zu batches, "
+			 "%zu made now",
 			 round, lines, out->nparts, made);
 	else
 		snprintf(msg, msglen,
-			 "ok round %u: %ld requests in %zu batches", round,
+			 "round %u made: %ld requests in %zu batches", round,
 			 lines, out->nparts);
 }
 

@@ -57,7 +57,8 @@ int job_retry_plan(const struct job *j, struct job_retry_plan *plan, char *why,
  * plan.round by job_create_round (a new round: the batch listing read
  * fresh right before, and a round found made by another mount is -EEXIST,
  * nothing sent; a round that stopped: its missing parts). Returns 0 with
- * "ok round R: N requests in P batches" or "nothing to retry" (nothing
+ * "round R made: N requests in P batches" (or "round R finished: ...,
+ * M made now") or "nothing to retry" (nothing
  * sent) in msg (msglen bytes), or -errno with the reason in msg: -ENOENT
  * (no such job), -EBUSY, -EEXIST, -EDQUOT (no room: nothing sent), the
  * failure of a download, an upload or a creation (the parts made before

@@ -293,6 +293,7 @@ int main(int argc, char *argv[])
 		 &k.submit);
 	job_ctl_init(&k.job_ctl, &k.api, &k.batches, &k.jobs, &k.file_ctl,
 		     &k.job_create, &k.job_keep);
+	k.job_ctl.retry = &k.job_retry;
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)
 		goto out_batches;
@@ -346,8 +347,8 @@ int main(int argc, char *argv[])
 				     on_detach, &k) == 0;
 	fs_waits_init(&k.waits);
 	/* Without it, no round is made by itself (logged). */
-	job_auto_start(&k.job_auto, &k.job_retry, &k.jobs, &k.batches.store,
-		       k.opts.retry_rounds, k.opts.timeout);
+	job_auto_start(&k.job_auto, &k.job_retry, &k.job_ctl, &k.jobs,
+		       &k.batches.store, k.opts.retry_rounds, k.opts.timeout);
 	r = serve(se, &cmd);
 	job_auto_stop(&k.job_auto);
 	if (watching)

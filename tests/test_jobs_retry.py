@@ -148,7 +148,7 @@ def test_always_failing_requests_get_exactly_n_rounds(sim, mount, tmp_path):
     log = log_text(m)
     for r in (1, 2):
         assert "job q: making retry round %d of 2 by itself" % r in log
-        assert "job q: ok round %d: 4 requests in 2 batches" % r in log
+        assert "job q: round %d made: 4 requests in 2 batches" % r in log
     assert "round 3" not in log
 
 
@@ -237,8 +237,8 @@ def test_two_mounts_make_one_round_between_them(sim, mount, tmp_path):
     quiet(sim, two, "q")
     assert len(job_batches(sim, "q", 1)) == 1
     assert len(job_batches(sim, "q")) == 4
-    assert "ok round 1" in log_text(one)
-    assert "ok round 1" not in log_text(two)
+    assert "round 1 made" in log_text(one)
+    assert "round 1 made" not in log_text(two)
 
 
 def test_a_part_cancelled_midway_has_its_unrun_requests_retried(sim, mount, tmp_path):
@@ -340,6 +340,32 @@ def test_a_round_without_room_sends_nothing(sim, mount, tmp_path):
     assert sim.requests("POST", "/v1/files") == []
     assert sim.requests("POST", "/v1/batches") == []
     assert len(job_batches(sim, "q")) == 3
+
+
+def test_echo_retry_into_the_jobs_ctl(sim, mount, tmp_path):
+    """Without -o retry_rounds: retry written to jobs/NAME/ctl is EBUSY
+    while a batch runs (nothing sent), then makes one round, then nothing
+    once every request has a success."""
+    m = start_job(sim, mount, tmp_path, [], {"q-1": 1, "q-4": 1})
+    sim.clear_log()
+    rc, out, err = m.sh("echo retry > jobs/q/ctl; cat jobs/q/ctl")
+    assert rc == 0 and "Device or resource busy" in err, err
+    assert out == "retry: failed: 3 batches of the job run\n"
+    assert sim.requests("POST", "/v1/files") == [] and creations(sim) == 0
+    assert settle(sim, m, "q", 1) == "completed_with_failures"
+    rc, out, err = m.sh("echo retry > jobs/q/ctl; cat jobs/q/ctl")
+    assert (rc, err) == (0, "")
+    assert out == "retry: ok: round 1 made: 2 requests in 1 batches\n"
+    (b,) = job_batches(sim, "q", 1)
+    assert sim.content(b["input_file_id"]) == (LINES[1] + LINES[4]).encode()
+    assert b["metadata"] == {"kimifs_job": "q", "kimifs_part": "1/1", "kimifs_retry": "1"}
+    assert settle(sim, m, "q", 2) == "completed"
+    sim.clear_log()
+    rc, out, err = m.sh("echo retry > jobs/q/ctl; cat jobs/q/ctl")
+    assert (rc, err) == (0, "")
+    assert out == "retry: ok: nothing to retry\n"
+    assert sim.requests("POST", "/v1/files") == [] and creations(sim) == 0
+    assert len(job_batches(sim, "q")) == 4
 
 
 @pytest.mark.parametrize("value", ["11", "-1", "1x", ""])
