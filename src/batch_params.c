@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "json.h"
 #include "util.h"
 
 int params_window_hours(const char *window)
@@ -278,4 +279,81 @@ void params_free(struct batch_params *p)
 		free(p->meta[i].value);
 	}
 	memset(p, 0, sizeof(*p));
+}
+
+/* A string member of obj, copied, or NULL (none, or no memory). */
+static char *member(const cJSON *obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	return cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
+}
+
+int params_like(const struct batch *b, struct batch_params *p, char *why,
+		size_t whylen)
+{
+	size_t nuls;
+	cJSON *obj = json_parse(b->json.data, b->json.len, &nuls);
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+	const cJSON *pairs = cJSON_IsObject(meta) ? meta : NULL, *m;
+	int r = 0;
+
+	memset(p, 0, sizeof(*p));
+	if (!obj) {
+		snprintf(why, whylen, "the batch object cannot be read");
+		return -EIO;
+	}
+	p->endpoint = member(obj, "endpoint");
+	p->completion_window = member(obj, "completion_window");
+	if (!p->endpoint || !p->completion_window)
+		r = -EIO;
+	cJSON_ArrayForEach (m, pairs) {
+		if (r < 0 || p->nmeta == PARAMS_META_MAX)
+			break;
+		if (!cJSON_IsString(m) || !m->string)
+			continue;
+		p->meta[p->nmeta].key = strdup(m->string);
+		p->meta[p->nmeta].value = strdup(m->valuestring);
+		p->nmeta++;
+		if (!p->meta[p->nmeta - 1].key || !p->meta[p->nmeta - 1].value)
+			r = -ENOMEM;
+	}
+	cJSON_Delete(obj);
+	if (r < 0) {
+		snprintf(why, whylen, "%s",
+			 r == -ENOMEM ? strerror(ENOMEM)
+				      : "the batch has no endpoint or window");
+		params_free(p);
+	}
+	return r;
+}
+
+/* A copy of s, or NULL when s is NULL; *bad set when memory ran out. */
+static char *copy_or_null(const char *s, int *bad)
+{
+	char *c = s ? strdup(s) : NULL;
+
+	if (s && !c)
+		*bad = 1;
+	return c;
+}
+
+int params_copy(const struct batch_params *p, struct batch_params *out)
+{
+	int bad = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->input_file_id = copy_or_null(p->input_file_id, &bad);
+	out->endpoint = copy_or_null(p->endpoint, &bad);
+	out->completion_window = copy_or_null(p->completion_window, &bad);
+	for (size_t i = 0; i < p->nmeta; i++) {
+		out->meta[i].key = copy_or_null(p->meta[i].key, &bad);
+		out->meta[i].value = copy_or_null(p->meta[i].value, &bad);
+		out->nmeta++;
+	}
+	if (bad) {
+		params_free(out);
+		return -ENOMEM;
+	}
+	return 0;
 }

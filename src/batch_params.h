@@ -46,6 +46,22 @@ int params_window_hours(const char *window);
 int params_parse(const char *text, size_t len, const char *window,
 		 struct batch_params *p, char *why, size_t whylen);
 
+struct batch;
+
+/*
+ * The parameters of a new batch like b (a retry of it, or another round of
+ * its job): b's endpoint, completion window and metadata pairs with string
+ * values, as the server holds them (kimifs's keys included: job_tag_write
+ * replaces them), and no input file. 0 with p filled (free with
+ * params_free), or -EIO (b's JSON has no endpoint or window) / -ENOMEM,
+ * with the reason in why and p empty.
+ */
+int params_like(const struct batch *b, struct batch_params *p, char *why,
+		size_t whylen);
+
+/* A copy of p into *out: 0, or -ENOMEM with out empty. */
+int params_copy(const struct batch_params *p, struct batch_params *out);
+
 /* The JSON body of POST /v1/batches for p (NULL when memory ran out). */
 cJSON *params_json(const struct batch_params *p);
 

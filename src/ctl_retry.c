@@ -16,59 +16,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "content.h"
 #include "cache_dir.h"
-#include "json.h"
 #include "cache.h"
 #include "ctl.h"
-#include "results_cache.h"
 #include "store_files.h"
 #include "log.h"
 #include "job_tag.h"
 #include "retry.h"
+#include "retry_input.h"
 #include "store_batches.h"
 #include "submit.h"
 #include "util.h"
-
-/* Whether the result line of request custom_id in set is a success: in the
- * output file, for this very id, with a 2xx status code. */
-static int succeeded(void *ctx, const char *custom_id)
-{
-	const struct results_set *set = ctx;
-	char name[RESULTS_NAME_MAX + 1];
-	const struct result *e;
-	const cJSON *id, *resp, *code;
-	char *line = NULL;
-	size_t len, nuls;
-	cJSON *obj;
-	int shortened, ok = 0;
-
-	if (!set)
-		return 0;
-	len = results_escape(custom_id, strlen(custom_id), 0, name, &shortened);
-	e = results_find(set->ix, name, len);
-	if (!e || e->src != RESULTS_OUTPUT || results_line(set, e, &line) < 0)
-		return 0;
-	obj = json_parse(line, e->len, &nuls);
-	id = cJSON_GetObjectItemCaseSensitive(obj, "custom_id");
-	resp = cJSON_GetObjectItemCaseSensitive(obj, "response");
-	code = cJSON_GetObjectItemCaseSensitive(resp, "status_code");
-	if (cJSON_IsString(id) && strcmp(id->valuestring, custom_id) == 0 &&
-	    cJSON_IsNumber(code) && code->valuedouble >= 200 &&
-	    code->valuedouble < 300)
-		ok = 1;
-	cJSON_Delete(obj);
-	free(line);
-	return ok;
-}
-
-/* A string member of obj, copied, or NULL (none, or no memory). */
-static char *member(const cJSON *obj, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-	return cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
-}
 
 /*
  * Mark p as the retry of b: b's job and part kept, the round one more than
@@ -103,55 +61,29 @@ static int mark(const struct batch *b, struct batch_params *p)
 
 /*
  * The parameters of the retry of b: its endpoint, completion window and
- * metadata (string values, as the server holds them) with input file
- * input. 0, or -ENOMEM / -EIO with the reason in why.
+ * metadata (params_like) with input file input, marked as its retry. 0, or
+ * -ENOMEM / -EIO with the reason in why.
  */
 static int retry_params(const struct batch *b, const char *input,
 			struct batch_params *p, char *why, size_t whylen)
 {
-	size_t nuls;
-	cJSON *obj = json_parse(b->json.data, b->json.len, &nuls);
-	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-	const cJSON *pairs = cJSON_IsObject(meta) ? meta : NULL, *m;
-	int r = 0;
+	int r = params_like(b, p, why, whylen);
 
-	memset(p, 0, sizeof(*p));
-	if (!obj) {
-		snprintf(why, whylen, "the batch object cannot be read");
-		return -EIO;
-	}
-	p->input_file_id = strdup(input);
-	p->endpoint = member(obj, "endpoint");
-	p->completion_window = member(obj, "completion_window");
-	if (!p->input_file_id || !p->endpoint || !p->completion_window)
-		r = -EIO;
-	cJSON_ArrayForEach (m, pairs) {
-		if (r < 0 || p->nmeta == PARAMS_META_MAX)
-			break;
-		if (!cJSON_IsString(m) || !m->string)
-			continue;
-		p->meta[p->nmeta].key = strdup(m->string);
-		p->meta[p->nmeta].value = strdup(m->valuestring);
-		p->nmeta++;
-		if (!p->meta[p->nmeta - 1].key || !p->meta[p->nmeta - 1].value)
-			r = -ENOMEM;
-	}
-	cJSON_Delete(obj);
-	if (r < 0) {
-		snprintf(why, whylen, "the batch has no endpoint or window");
-		params_free(p);
-		return r;
-	}
-	return mark(b, p);
+	if (r == 0 && !(p->input_file_id = strdup(input)))
+		r = -ENOMEM;
+	if (r == 0)
+		r = mark(b, p);
+	if (r == -ENOMEM)
+		snprintf(why, whylen, "%s", strerror(ENOMEM));
+	return r;
 }
 
-/* Stage the lines to retry of b (its input in_fd, its results set) in a
- * new file of the cache directory: 0 with its path (malloc'd) in *path and
- * the line count in *lines (0: the file is removed, *path NULL), or -errno
- * with the reason in why. */
-static int stage(struct ctl *c, const struct batch *b, int in_fd,
-		 const struct results_set *set, char **path, long *lines,
-		 char *why, size_t whylen)
+/* Stage the lines to retry of b (retry_input) in a new file of the cache
+ * directory: 0 with its path (malloc'd) in *path and the line count in
+ * *lines (0: the file is removed, *path NULL), or -errno with the reason
+ * in why. */
+static int stage(struct ctl *c, struct op *op, const struct batch *b,
+		 char **path, long *lines, char *why, size_t whylen)
 {
 	char name[CACHE_TMP_NAME_MAX];
 	int fd;
@@ -166,15 +98,14 @@ static int stage(struct ctl *c, const struct batch *b, int in_fd,
 			 c->cache->dir, strerror(-fd));
 		return fd;
 	}
-	copied = retry_lines(in_fd, fd, succeeded, (void *)set);
-	if (close(fd) < 0 && copied >= 0)
+	copied = retry_input(c->cache, c->results, op, b, fd, why, whylen);
+	if (close(fd) < 0 && copied >= 0) {
 		copied = -EIO;
+		snprintf(why, whylen, "cannot stage the retry input: %s",
+			 strerror(EIO));
+	}
 	if (copied <= 0) {
 		unlinkat(c->cache->dirfd, name, 0);
-		if (copied < 0)
-			snprintf(why, whylen,
-				 "cannot stage the retry input: %s",
-				 strerror((int)-copied));
 		return copied < 0 ? (int)copied : 0;
 	}
 	*lines = copied;
@@ -225,7 +156,6 @@ int ctl_retry(struct ctl *c, struct op *op, const struct batch *b, char *msg,
 	      size_t msglen)
 {
 	char input[BATCH_ID_MAX + 1], newname[NAME_MAX + 1], text[600];
-	struct results_set *set = NULL;
 	struct batch_params params = {0};
 	struct api_error err = {0};
 	struct file *in = NULL, *up = NULL;
@@ -233,25 +163,13 @@ int ctl_retry(struct ctl *c, struct op *op, const struct batch *b, char *msg,
 	char *path = NULL;
 	struct stat st;
 	long lines = 0;
-	int in_fd = -1, r;
+	int r;
 
 	if (batch_file_id(b, "input_file_id", input, sizeof(input)) < 0) {
 		snprintf(msg, msglen, "the batch has no input file");
 		return -ENOENT;
 	}
-	r = results_get(c->results, op, b, &set);
-	if (r < 0) {
-		snprintf(msg, msglen, "cannot read the results: %s",
-			 strerror(-r));
-		goto out;
-	}
-	r = content_open(c->cache, op, input, &in_fd);
-	if (r < 0) {
-		snprintf(msg, msglen, "cannot read the input file %s: %s",
-			 input, strerror(-r));
-		goto out;
-	}
-	r = stage(c, b, in_fd, set, &path, &lines, msg, msglen);
+	r = stage(c, op, b, &path, &lines, msg, msglen);
 	if (r < 0 || lines == 0)
 		goto out;
 	r = files_get(c->files, op, input, STORE_ANY, &in, &err);
@@ -300,10 +218,7 @@ out:
 		unlink(path);
 		free(path);
 	}
-	if (in_fd >= 0)
-		close(in_fd);
 	params_free(&params);
-	results_release(c->results, set);
 	batch_unref(made);
 	file_unref(up);
 	file_unref(in);

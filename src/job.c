@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,13 +43,10 @@ static int by_string(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Mark the batches of j that a later round supersedes: every batch of a
- * round before the latest job round, and each batch a batch retry names
- * (found in a sorted array of those names). 0 or -ENOMEM. */
-static int mark_superseded(struct job *j)
+int job_live(const struct job *j, unsigned round, char *live)
 {
 	const char **named = malloc((j->nbatches + 1) * sizeof(*named));
-	unsigned job_round = 0;
+	unsigned from = 0;
 	size_t n = 0;
 
 	if (!named)
@@ -56,22 +54,37 @@ static int mark_superseded(struct job *j)
 	for (size_t i = 0; i < j->nbatches; i++) {
 		const struct job_tag *t = &j->batches[i].tag;
 
+		if (t->round >= round)
+			continue;
 		if (t->retries[0])
 			named[n++] = t->retries;
-		else if (t->round > job_round)
-			job_round = t->round;
+		else if (t->round > from)
+			from = t->round;
 	}
 	qsort(named, n, sizeof(*named), by_string);
 	for (size_t i = 0; i < j->nbatches; i++) {
-		struct job_batch *jb = &j->batches[i];
-		const char *id = jb->batch->id;
+		const struct job_tag *t = &j->batches[i].tag;
+		const char *id = j->batches[i].batch->id;
 
-		jb->superseded = jb->tag.round < job_round ||
-				 (n && bsearch(&id, named, n, sizeof(*named),
-					       by_string) != NULL);
+		live[i] =
+		    t->round < round && t->round >= from &&
+		    !(n && bsearch(&id, named, n, sizeof(*named), by_string));
 	}
 	free(named);
 	return 0;
+}
+
+/* Mark the batches of j that a later round supersedes: those not live
+ * before any round (job_live). 0 or -ENOMEM. */
+static int mark_superseded(struct job *j)
+{
+	char *live = malloc(j->nbatches + 1);
+	int r = live ? job_live(j, UINT_MAX, live) : -ENOMEM;
+
+	for (size_t i = 0; r == 0 && i < j->nbatches; i++)
+		j->batches[i].superseded = !live[i];
+	free(live);
+	return r;
 }
 
 /* The earliest stage among the batches of j that run, or NULL when none

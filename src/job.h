@@ -68,6 +68,16 @@ int job_make(const char *name, struct batch *const *b, const struct job_tag *t,
 struct job *job_ref(struct job *j);
 void job_unref(struct job *j); /* NULL is allowed */
 
+/*
+ * Mark in live[i] (j->nbatches bytes) whether batch i of j is live before
+ * round `round`: of a round before it, and superseded by no round before
+ * it (neither a job round after its own nor a batch retry that names it).
+ * The live batches before a new round are those whose requests without a
+ * success it sends again; those before UINT_MAX, the ones no round
+ * supersedes. 0 or -ENOMEM.
+ */
+int job_live(const struct job *j, unsigned round, char *live);
+
 /* Whether part (1..parts) of round 0 exists. */
 int job_has_part(const struct job *j, unsigned part);
 

@@ -261,14 +261,24 @@ out:
 /* ------------------------------------------------------------------ */
 /* What the server has */
 
+/* Whether a batch tagged t is in the way of making round round of its
+ * job afresh: for the first round any batch of the job, for a retry round
+ * any batch of that round or a later one. */
+static int in_the_way(const struct job_tag *t, unsigned round)
+{
+	return t->round >= round;
+}
+
 /*
- * The job's first-round batches in the batch listing (its newest batches
- * brought in first): each part's batch into out->parts. 0; -EEXIST with
- * why when the job exists and resume is 0, or when it was cut into another
- * number of parts; -errno when the list cannot be read.
+ * The job's batches of round rd->round in the batch listing (its newest
+ * batches brought in first): each part's batch into out->parts. 0;
+ * -EEXIST with why when the job (for a retry round: that round or a
+ * later one) exists and resume is 0, or when the round was cut into
+ * another number of parts; -errno when the list cannot be read.
  */
 static int find_batches(const struct job_create *jc, struct op *op,
-			const char *name, int resume, struct job_outcome *out)
+			const char *name, const struct job_round *rd,
+			int resume, struct job_outcome *out)
 {
 	char **ids = NULL, why[256];
 	size_t n = 0;
@@ -288,16 +298,23 @@ static int find_batches(const struct job_create *jc, struct op *op,
 			continue;
 		if (b->tagged && job_tag_of(b, &t, why, sizeof(why)) == 1 &&
 		    strcmp(t.job, name) == 0) {
-			if (!resume)
-				r = fail(out, -EEXIST,
-					 "job %s exists (batch %s)", name,
-					 b->id);
-			else if (t.round == 0 && t.parts != out->nparts)
+			int ours = t.round == rd->round && !t.retries[0];
+
+			if (!resume && in_the_way(&t, rd->round))
+				r = rd->round
+					? fail(out, -EEXIST,
+					       "job %s has round %u already "
+					       "(batch %s)",
+					       name, t.round, b->id)
+					: fail(out, -EEXIST,
+					       "job %s exists (batch %s)", name,
+					       b->id);
+			else if (resume && ours && t.parts != out->nparts)
 				r = fail(out, -EEXIST,
 					 "job %s exists with %u parts, and "
 					 "this input makes %zu: another input",
 					 name, t.parts, out->nparts);
-			else if (t.round == 0 &&
+			else if (resume && ours &&
 				 !out->parts[t.part - 1].batch[0]) {
 				struct job_part *pt = &out->parts[t.part - 1];
 
@@ -321,18 +338,25 @@ struct room {
 	uint64_t files, bytes;
 };
 
-/* The part of n of job name that file f's name is (job_part_name of the
- * first round), from 0, or -1 when it is none. */
-static long part_of_file(const char *name, size_t n, const struct file *f)
+/* The part of n of round round of job name that file f's name is
+ * (job_part_name), from 0, or -1 when it is none. */
+static long part_of_file(const char *name, unsigned round, size_t n,
+			 const struct file *f)
 {
-	size_t len = strlen(name);
 	char want[NAME_MAX + 1];
 	unsigned part;
+	size_t len;
 
-	if (strncmp(f->filename, name, len) != 0 ||
+	/* What all parts' names start with: part 1's, less its tail
+	 * ".part-0001-of-NNNN.jsonl". */
+	if (job_part_name(name, round, 1, (unsigned)n, want, sizeof(want)) < 0)
+		return -1;
+	len = strlen(want) - strlen(".part-0001-of-0001.jsonl");
+	if (strncmp(f->filename, want, len) != 0 ||
 	    sscanf(f->filename + len, ".part-%4u-", &part) != 1 || part == 0 ||
 	    part > n ||
-	    job_part_name(name, 0, part, (unsigned)n, want, sizeof(want)) < 0 ||
+	    job_part_name(name, round, part, (unsigned)n, want, sizeof(want)) <
+		0 ||
 	    strcmp(f->filename, want) != 0)
 		return -1;
 	return (long)part - 1;
@@ -370,7 +394,7 @@ static int part_differs(const char *name, const struct job_outcome *out,
  * compared).
  */
 static int find_files(const struct job_create *jc, struct op *op,
-		      const char *name, struct job_outcome *out,
+		      const char *name, unsigned round, struct job_outcome *out,
 		      struct room *used)
 {
 	char **ids = NULL;
@@ -391,7 +415,7 @@ static int find_files(const struct job_create *jc, struct op *op,
 			continue;
 		used->bytes += f->bytes > 0 ? (uint64_t)f->bytes : 0;
 		r = part_differs(name, out, f, out);
-		p = part_of_file(name, out->nparts, f);
+		p = part_of_file(name, round, out->nparts, f);
 		pt = p >= 0 ? &out->parts[p] : NULL;
 		/* Its part's exact size too (its bytes are not compared:
 		 * only an attempt that made no batch leaves such a file). */
@@ -443,8 +467,8 @@ static int check_room(const struct job_outcome *out, const struct room *used,
 /* Upload part i of job name unless an earlier attempt did: its file id
  * into pt->file. 0, or -errno with why. */
 static int part_upload(const struct job_create *jc, struct op *op,
-		       const char *name, int fd, size_t i, size_t n,
-		       struct job_part *pt, char *why, size_t whylen)
+		       const char *name, unsigned round, int fd, size_t i,
+		       size_t n, struct job_part *pt, char *why, size_t whylen)
 {
 	struct submit_source src = {
 	    .fd = fd, .offset = pt->offset, .length = pt->length};
@@ -454,7 +478,7 @@ static int part_upload(const struct job_create *jc, struct op *op,
 
 	if (pt->file[0])
 		return 0;
-	r = job_part_name(name, 0, (unsigned)i + 1, (unsigned)n, filename,
+	r = job_part_name(name, round, (unsigned)i + 1, (unsigned)n, filename,
 			  sizeof(filename));
 	if (r < 0)
 		return util_reason(r, why, whylen, "no part name for %s", name);
@@ -466,22 +490,30 @@ static int part_upload(const struct job_create *jc, struct op *op,
 	return 0;
 }
 
-/* Make part i's batch of its file, tagged: its id into pt->batch. 0, or
- * -errno with why. */
+/* Make part i's batch of its file, like rd->like (or with the default
+ * endpoint and jc's window), tagged with round rd->round: its id into
+ * pt->batch. 0, or -errno with why. */
 static int part_batch(const struct job_create *jc, struct op *op,
-		      const char *name, size_t i, size_t n, struct job_part *pt,
-		      char *why, size_t whylen)
+		      const char *name, const struct job_round *rd, size_t i,
+		      size_t n, struct job_part *pt, char *why, size_t whylen)
 {
 	struct batch_params p = {0};
-	struct job_tag t = {.part = (unsigned)i + 1, .parts = (unsigned)n};
+	struct job_tag t = {
+	    .part = (unsigned)i + 1, .parts = (unsigned)n, .round = rd->round};
 	struct batch *b = NULL;
 	int r = -ENOMEM;
 
 	snprintf(t.job, sizeof(t.job), "%s", name);
+	if (rd->like) {
+		r = params_copy(rd->like, &p);
+	} else {
+		p.endpoint = strdup(PARAMS_ENDPOINT);
+		p.completion_window = strdup(jc->completion_window);
+	}
+	free(p.input_file_id);
 	p.input_file_id = strdup(pt->file);
-	p.endpoint = strdup(PARAMS_ENDPOINT);
-	p.completion_window = strdup(jc->completion_window);
 	if (!p.input_file_id || !p.endpoint || !p.completion_window) {
+		r = -ENOMEM;
 		snprintf(why, whylen, "%s", strerror(ENOMEM));
 		goto out;
 	}
@@ -498,36 +530,40 @@ out:
 	return r;
 }
 
-/* Make every part without a batch, in order; stop at the first failure. */
+/* Make every part of round rd without a batch, in order; stop at the
+ * first failure. */
 static int make_parts(const struct job_create *jc, struct op *op,
-		      const char *name, int fd, struct job_outcome *out)
+		      const char *name, const struct job_round *rd, int fd,
+		      struct job_outcome *out)
 {
-	char why[1024] = "";
+	char why[1024] = "", round[32] = "";
 	size_t n = out->nparts;
 
+	if (rd->round)
+		snprintf(round, sizeof(round), " round %u", rd->round);
 	for (size_t i = 0; i < n; i++) {
 		struct job_part *pt = &out->parts[i];
 		int r;
 
 		if (pt->state == JOB_PART_EXISTED) {
-			log_info("job %s: part %zu/%zu: exists as %s", name,
-				 i + 1, n, pt->batch);
+			log_info("job %s%s: part %zu/%zu: exists as %s", name,
+				 round, i + 1, n, pt->batch);
 			continue;
 		}
 		r = op->interrupted
 			? util_reason(-EINTR, why, sizeof(why), "interrupted")
-			: part_upload(jc, op, name, fd, i, n, pt, why,
-				      sizeof(why));
+			: part_upload(jc, op, name, rd->round, fd, i, n, pt,
+				      why, sizeof(why));
 		if (r == 0)
-			r = part_batch(jc, op, name, i, n, pt, why,
+			r = part_batch(jc, op, name, rd, i, n, pt, why,
 				       sizeof(why));
 		if (r < 0) {
 			pt->state = JOB_PART_FAILED;
 			return fail(out, r, "part %zu/%zu: %s", i + 1, n, why);
 		}
 		pt->state = JOB_PART_MADE;
-		log_info("job %s: part %zu/%zu: %s from %s%s", name, i + 1, n,
-			 pt->batch, pt->file,
+		log_info("job %s%s: part %zu/%zu: %s from %s%s", name, round,
+			 i + 1, n, pt->batch, pt->file,
 			 pt->reused ? " (uploaded before)" : "");
 	}
 	return 0;
@@ -562,6 +598,15 @@ static double parts_bound(const struct job_create *jc,
 int job_create(const struct job_create *jc, struct op *op, const char *name,
 	       int fd, uint64_t size, int resume, struct job_outcome *out)
 {
+	static const struct job_round first = {0};
+
+	return job_create_round(jc, op, name, &first, fd, size, resume, out);
+}
+
+int job_create_round(const struct job_create *jc, struct op *op,
+		     const char *name, const struct job_round *rd, int fd,
+		     uint64_t size, int resume, struct job_outcome *out)
+{
 	struct room used = {0};
 	int r = job_check(jc, name, fd, size, out);
 
@@ -570,16 +615,16 @@ int job_create(const struct job_create *jc, struct op *op, const char *name,
 	if (r == 0)
 		op->deadline = util_now() + parts_bound(jc, out);
 	if (r == 0)
-		r = find_batches(jc, op, name, resume, out);
+		r = find_batches(jc, op, name, rd, resume, out);
 	if (r == 0)
-		r = find_files(jc, op, name, out, &used);
+		r = find_files(jc, op, name, rd->round, out, &used);
 	if (r == 0)
 		r = check_room(out, &used, out);
 	if (r == 0)
-		r = make_parts(jc, op, name, fd, out);
-	if (r < 0 && out->why)
-		log_err("job %s: %s", name,
-			out->why); /* a part's failure too */
+		r = make_parts(jc, op, name, rd, fd, out);
+	/* A part's failure too; a round found made is no error here. */
+	if (r < 0 && out->why && !(rd->round && r == -EEXIST))
+		log_err("job %s: %s", name, out->why);
 	return r;
 }
 

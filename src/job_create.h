@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "batch_params.h"
 #include "file.h"
 #include "job_split.h"
 #include "op.h"
@@ -111,6 +112,28 @@ int job_check(const struct job_create *jc, const char *name, int fd,
  */
 int job_create(const struct job_create *jc, struct op *op, const char *name,
 	       int fd, uint64_t size, int resume, struct job_outcome *out);
+
+/* Which round of a job job_create_round makes, and like what. */
+struct job_round {
+	unsigned round; /* 0: the job's first; R: its retry round R */
+	/* The endpoint, window and user's metadata of the new batches
+	 * (params_like of a batch of the job; its kimifs keys are replaced);
+	 * NULL: PARAMS_ENDPOINT, jc's window, no metadata. */
+	const struct batch_params *like;
+};
+
+/*
+ * job_create for round rd of job name: the same check, cut, room and
+ * parts, the parts' files named NAME.rR.part-0001-of-0003.jsonl
+ * (job_part_name) and their batches tagged kimifs_retry "R", made like
+ * rd->like. With resume 0, a batch of the job of round rd->round or a later
+ * one is -EEXIST (the round was made, by this mount or another), nothing
+ * sent; with resume, the parts of round rd->round that exist are skipped.
+ * job_create is this with round 0 and no like.
+ */
+int job_create_round(const struct job_create *jc, struct op *op,
+		     const char *name, const struct job_round *rd, int fd,
+		     uint64_t size, int resume, struct job_outcome *out);
 
 void job_outcome_free(struct job_outcome *o);
 

@@ -22,6 +22,7 @@
 #include "job.h"
 #include "job_create.h"
 #include "job_keep.h"
+#include "job_retry.h"
 #include "listing.h"
 #include "log.h"
 #include "store_batches.h"
@@ -328,12 +329,30 @@ static int job_resume(struct job_ctl *c, struct op *op, const char *name,
 	return r;
 }
 
+/* retry: every request of the job without a success as one new round
+ * (job_retry), claimed as a maker of the job's parts, so that a cp, a
+ * resume or the rounds of -o retry_rounds in this mount do not make it
+ * at the same time. */
+static int job_retry_round(struct job_ctl *c, struct op *op, const char *name,
+			   char *msg, size_t len)
+{
+	int r = c->retry ? job_ctl_claim(c, name) : -ENOTSUP;
+
+	if (r < 0)
+		return util_reason(r, msg, len, "%s",
+				   r == -EBUSY ? "the job's parts are being "
+						 "made (a cp, a resume or a "
+						 "retry of it runs)"
+					       : strerror(-r));
+	r = job_retry(c->retry, op, name, msg, len);
+	job_ctl_release(c, name);
+	return r;
+}
+
 /* The commands of a job's ctl, by word. */
 static const struct job_cmd cmds[] = {
-    {"cancel", job_cancel},
-    {"refresh", job_refresh},
-    {"clean", job_clean},
-    {"resume", job_resume},
+    {"cancel", job_cancel}, {"refresh", job_refresh},	{"clean", job_clean},
+    {"resume", job_resume}, {"retry", job_retry_round},
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))

@@ -2,8 +2,8 @@
  * job_ctl.h - the commands of a job's ctl file (jobs/NAME/ctl): a table of
  * words, each with its handler, which takes the job's name, the operation
  * and what it uses (struct job_ctl, never the mount) and returns 0 or
- * -errno with its outcome message. cancel, refresh, clean and resume are
- * here (job_ctl.c); another command is one more row of the table.
+ * -errno with its outcome message. cancel, refresh, clean, resume and retry
+ * are here (job_ctl.c); another command is one more row of the table.
  */
 #ifndef KIMIFS_JOB_CTL_H
 #define KIMIFS_JOB_CTL_H
@@ -18,6 +18,7 @@ struct batches;
 struct file_ctl;
 struct job_create;
 struct job_keep;
+struct job_retry;
 struct jobs;
 struct op;
 
@@ -31,6 +32,9 @@ struct job_ctl {
 	struct file_ctl *files;	 /* clean: the deletes of input files */
 	const struct job_create *create; /* resume: the missing parts */
 	struct job_keep *keep;		 /* resume: the kept inputs */
+	/* retry: a new round (job_retry.h); NULL until set after
+	 * job_ctl_init: retry is then ENOTSUP. */
+	const struct job_retry *retry;
 };
 
 /* Set up c over what it uses; job_ctl_destroy frees the outcome lines. */

@@ -16,7 +16,9 @@
 #include "ctl.h"
 #include "file_ctl.h"
 #include "inode.h"
+#include "job_auto.h"
 #include "job_create.h"
+#include "job_retry.h"
 #include "job_ctl.h"
 #include "job_keep.h"
 #include "opts.h"
@@ -45,6 +47,8 @@ struct kimifs {
 	struct stage stage;   /* files being written into files/, batches/ */
 	struct submit submit; /* uploads and creations */
 	struct job_create job_create; /* making jobs (a cp into jobs/) */
+	struct job_retry job_retry;   /* a job's retry rounds */
+	struct job_auto job_auto;     /* the rounds of -o retry_rounds */
 	struct job_ctl job_ctl;	      /* jobs' ctl commands, their outcomes */
 	struct job_keep job_keep;     /* inputs of jobs made halfway */
 	struct results_cache results; /* results indexes kept in memory */

@@ -578,6 +578,24 @@ int listing_get_since(struct listing *l, struct op *op, uint64_t *version,
 	return r;
 }
 
+int listing_kept_since(struct listing *l, uint64_t *version, char ***ids,
+		       size_t *n)
+{
+	int r = 0;
+
+	*ids = NULL;
+	*n = 0;
+	pthread_mutex_lock(&l->lock);
+	if (!l->valid) {
+		r = -ENODATA;
+	} else if (l->version != *version) {
+		r = copy_ids(l, ids, n);
+		*version = l->version;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
 int listing_refresh(struct listing *l, struct op *op, double asked, int full)
 {
 	int r;

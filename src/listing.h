@@ -97,6 +97,13 @@ int listing_get_since(struct listing *l, struct op *op, uint64_t *version,
 		      char ***ids, size_t *n);
 
 /*
+ * listing_get_since of the kept listing, whatever its age, never fetched:
+ * -ENODATA when there is none yet.
+ */
+int listing_kept_since(struct listing *l, uint64_t *version, char ***ids,
+		       size_t *n);
+
+/*
  * Refresh the listing as listing_get does when it is old, whatever its
  * age: 0 once a fetch of it that ended at or after `asked` (store clock)
  * succeeded, shared with concurrent callers (one fetch at a time), or the

@@ -285,10 +285,15 @@ int main(int argc, char *argv[])
 				.part_requests = k.opts.part_requests,
 				.completion_window = k.opts.completion_window};
 	results_cache_init(&k.results, &k.cache);
+	k.job_retry = (struct job_retry){.jobs = &k.jobs,
+					 .create = &k.job_create,
+					 .cache = &k.cache,
+					 .results = &k.results};
 	ctl_init(&k.ctl, &k.api, &k.batches, &k.files, &k.cache, &k.results,
 		 &k.submit);
 	job_ctl_init(&k.job_ctl, &k.api, &k.batches, &k.jobs, &k.file_ctl,
 		     &k.job_create, &k.job_keep);
+	k.job_ctl.retry = &k.job_retry;
 	tree_root(&root);
 	if (inodes_init(&k.inodes, &root) < 0)
 		goto out_batches;
@@ -310,6 +315,7 @@ int main(int argc, char *argv[])
 			       .stage = &k.stage,
 			       .submit = &k.submit,
 			       .job_create = &k.job_create,
+			       .job_retry = &k.job_retry,
 			       .job_ctl = &k.job_ctl,
 			       .job_keep = &k.job_keep,
 			       .stats = &k.stats,
@@ -340,7 +346,11 @@ int main(int argc, char *argv[])
 	watching = mount_watch_start(&mw, cmd.mountpoint, "fuse.kimifs",
 				     on_detach, &k) == 0;
 	fs_waits_init(&k.waits);
+	/* Without it, no round is made by itself (logged). */
+	job_auto_start(&k.job_auto, &k.job_retry, &k.job_ctl, &k.jobs,
+		       &k.batches.store, k.opts.retry_rounds, k.opts.timeout);
 	r = serve(se, &cmd);
+	job_auto_stop(&k.job_auto);
 	if (watching)
 		mount_watch_stop(&mw);
 	/* Waits still pending end (ENOTCONN) while the session can reply. */

@@ -41,6 +41,7 @@ static const struct number_opt numbers[] = {
     {"retries", AT(retries), 0, 0, 10},
     {"poll_interval", AT(poll_interval), 1, 1, 3600},
     {"part_requests", AT(part_requests), 0, 1, JOB_PART_REQUESTS},
+    {"retry_rounds", AT(retry_rounds), 0, 0, OPTS_RETRY_ROUNDS_MAX},
 };
 
 /* The options of a size in bytes: digits with an optional suffix K, M or G
@@ -78,6 +79,7 @@ static const struct fuse_opt kimifs_opts[] = {
     NUMBER_KEYS("retries"),
     NUMBER_KEYS("poll_interval"),
     NUMBER_KEYS("part_requests"),
+    NUMBER_KEYS("retry_rounds"),
     KOPT("cache_dir=%s", cache_dir),
     FUSE_OPT_KEY("cache_size=", KEY_SIZE),
     FUSE_OPT_KEY("cache_size", KEY_SIZE),
@@ -334,6 +336,11 @@ void opts_usage(const char *prog)
 	    "    -o part_requests=N     requests of one part of a job at "
 	    "most, 1 to 50000\n"
 	    "                           (default 50000)\n"
+	    "    -o retry_rounds=N      rounds of retry a job whose batches "
+	    "all ended gets\n"
+	    "                           by itself while requests lack a "
+	    "success, 0 to 10\n"
+	    "                           (default 0)\n"
 	    "    -o insecure            do not verify TLS certificates\n"
 	    "    -o debug_http          log each request: method, path, "
 	    "status, time\n"

@@ -16,6 +16,10 @@
 #define CACHE_SIZE_MIN	   (1ULL << 20)
 #define CACHE_SIZE_MAX	   (1ULL << 40)
 #define DEFAULT_WINDOW	   "24h"
+/* -o retry_rounds at most: a request that failed 10 rounds in a row fails
+ * for a reason of its own (a bad request, a policy); each further round
+ * would send it again and wait up to a completion window for the same. */
+#define OPTS_RETRY_ROUNDS_MAX 10
 
 struct opts {
 	char *base_url;		/* no trailing '/' once opts_check has run */
@@ -37,6 +41,7 @@ struct opts {
 					  default */
 	unsigned long long part_size;  /* bytes of a job's part at most */
 	unsigned part_requests;	       /* requests of a job's part at most */
+	unsigned retry_rounds; /* automatic retry rounds of a job at most */
 	char *source;	  /* mount(8)'s first argument ("kimifs"), or NULL */
 	char *mountpoint; /* the last non-option argument */
 	int show_help;

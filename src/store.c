@@ -717,8 +717,8 @@ uint64_t store_changes(struct store *s, const char *id)
 	uint64_t stamp;
 
 	pthread_mutex_lock(&s->lock);
-	e = find(s, id);
-	stamp = e ? e->changes : 0;
+	e = id ? find(s, id) : NULL;
+	stamp = e ? e->changes : id ? 0 : s->stamp;
 	pthread_mutex_unlock(&s->lock);
 	return stamp;
 }

@@ -187,7 +187,8 @@ int store_known_final(struct store *s, const char *id);
  * store-wide sequence, so it only grows) whenever the entry's object is
  * replaced by one that says something else (kind->same), appears, or
  * becomes gone (404). To follow an object, read the stamp first, then the
- * object, then store_wait for that stamp.
+ * object, then store_wait for that stamp. id NULL: the latest stamp of
+ * any entry (whether anything in the store changed).
  */
 uint64_t store_changes(struct store *s, const char *id);
 

@@ -237,10 +237,11 @@ static int index_make(struct jobs *j, struct op *op, char **ids, size_t n,
 
 /*
  * Bring j's index up to the listing (listing_get_since: the listing young,
- * or fetched again), made again only when the listing changed. Returns 0
- * with j->lock held (the index then is the listing's), or -errno without.
+ * or fetched again; with kept, the kept listing whatever its age, never
+ * fetched), made again only when the listing changed. Returns 0 with
+ * j->lock held (the index then is the listing's), or -errno without.
  */
-static int index_lock(struct jobs *j, struct op *op)
+static int index_lock(struct jobs *j, struct op *op, int kept)
 {
 	struct jobs_index *x = NULL;
 	uint64_t version;
@@ -251,7 +252,9 @@ static int index_lock(struct jobs *j, struct op *op)
 	pthread_mutex_lock(&j->lock);
 	version = j->version;
 	pthread_mutex_unlock(&j->lock);
-	r = listing_get_since(&j->batches->listing, op, &version, &ids, &n);
+	r = kept ? listing_kept_since(&j->batches->listing, &version, &ids, &n)
+		 : listing_get_since(&j->batches->listing, op, &version, &ids,
+				     &n);
 	if (r == 0 && ids)
 		r = index_make(j, op, ids, n, &x);
 	listing_free_ids(ids, n);
@@ -306,9 +309,11 @@ static int copy_unlock(struct jobs *j,
 	return r;
 }
 
-int jobs_names(struct jobs *j, struct op *op, char ***names, size_t *n)
+/* jobs_names, of the kept listing with kept. */
+static int names_of(struct jobs *j, struct op *op, int kept, char ***names,
+		    size_t *n)
 {
-	int r = index_lock(j, op);
+	int r = index_lock(j, op, kept);
 
 	*names = NULL;
 	*n = 0;
@@ -320,12 +325,12 @@ int jobs_names(struct jobs *j, struct op *op, char ***names, size_t *n)
 
 /* The listed ids of job name, newest first, copied into *ids (*n). 0 or
  * -errno. */
-static int ids_of(struct jobs *j, struct op *op, const char *name, char ***ids,
-		  size_t *n)
+static int ids_of(struct jobs *j, struct op *op, int kept, const char *name,
+		  char ***ids, size_t *n)
 {
 	const struct jobs_index *x;
 	size_t lo = 0, hi;
-	int r = index_lock(j, op);
+	int r = index_lock(j, op, kept);
 
 	*ids = NULL;
 	*n = 0;
@@ -346,8 +351,20 @@ static int ids_of(struct jobs *j, struct op *op, const char *name, char ***ids,
 	return copy_unlock(j, id_at, lo, hi - lo, ids, n);
 }
 
-int jobs_get(struct jobs *j, struct op *op, const char *name,
-	     enum store_mode mode, struct job **out, struct api_error *err)
+int jobs_names(struct jobs *j, struct op *op, char ***names, size_t *n)
+{
+	return names_of(j, op, 0, names, n);
+}
+
+int jobs_names_kept(struct jobs *j, char ***names, size_t *n)
+{
+	return names_of(j, NULL, 1, names, n);
+}
+
+/* jobs_get, of the kept listing with kept. */
+static int get(struct jobs *j, struct op *op, const char *name,
+	       enum store_mode mode, int kept, struct job **out,
+	       struct api_error *err)
 {
 	char **ids = NULL, why[256];
 	struct batch **bs = NULL;
@@ -360,7 +377,7 @@ int jobs_get(struct jobs *j, struct op *op, const char *name,
 		memset(err, 0, sizeof(*err));
 	if (!job_name_valid(name))
 		return -ENOENT;
-	r = ids_of(j, op, name, &ids, &n);
+	r = ids_of(j, op, kept, name, &ids, &n);
 	if (r < 0)
 		goto out;
 	if (n == 0) {
@@ -393,4 +410,15 @@ out:
 	free(ts);
 	listing_free_ids(ids, n);
 	return r;
+}
+
+int jobs_get(struct jobs *j, struct op *op, const char *name,
+	     enum store_mode mode, struct job **out, struct api_error *err)
+{
+	return get(j, op, name, mode, 0, out, err);
+}
+
+int jobs_get_kept(struct jobs *j, const char *name, struct job **out)
+{
+	return get(j, NULL, name, STORE_ANY, 1, out, NULL);
 }

@@ -67,4 +67,13 @@ int jobs_names(struct jobs *j, struct op *op, char ***names, size_t *n);
 int jobs_get(struct jobs *j, struct op *op, const char *name,
 	     enum store_mode mode, struct job **out, struct api_error *err);
 
+/*
+ * jobs_names and jobs_get (in STORE_ANY mode) over the kept listing,
+ * whatever its age, never fetched (-ENODATA when there is none yet): what
+ * the mount has learned, at no request (but a batch whose copy was
+ * dropped, fetched again). For a watcher such as job_auto.h.
+ */
+int jobs_names_kept(struct jobs *j, char ***names, size_t *n);
+int jobs_get_kept(struct jobs *j, const char *name, struct job **out);
+
 #endif

@@ -35,6 +35,7 @@ struct file_ctl;
 struct files;
 struct jobs;
 struct job_create;
+struct job_retry;
 struct opts;
 struct results_cache;
 struct stage;
@@ -63,6 +64,7 @@ struct tree {
 	struct stage *stage;	       /* files being written */
 	struct submit *submit;	       /* uploads and creations */
 	struct job_create *job_create; /* making jobs */
+	struct job_retry *job_retry;   /* a job's retry round */
 	struct job_ctl *job_ctl;       /* ctl commands of jobs */
 	struct job_keep *job_keep;     /* inputs of jobs made halfway */
 	struct stats *stats;	       /* MOUNT/stats */

@@ -270,6 +270,8 @@ class Sim:
             self.cancel_delay, self.latency, self.offset = 1.0, 0.0, 0.0
             self.max_files, self.max_storage = MAX_FILES, MAX_STORAGE
             self.strict_accept = False
+            self.fail_ids = {}          # custom_id: attempts that fail (True: all)
+            self.attempts = {}          # custom_id: batches made with it so far
             self.batches, self.files, self.faults, self.log = {}, {}, [], []
             self.seq, self.last_created, self.file_seq = 0, 0, 0
             self.order = None           # ordered() cache; None: to be sorted
@@ -680,9 +682,24 @@ class Sim:
             raise bad("Invalid 'input_file_id': file '%s' has purpose '%s', but a batch needs "
                       "purpose 'batch'." % (fid, f.meta["purpose"]), "invalid_value")
         total, ids, fails, problem = inspect_input(f.data(), ENDPOINT)
+        fails = self.failing(ids, fails)
         b = self.new_batch(fid, ENDPOINT, window, dict(metadata) if metadata else metadata, total)
         b.ids, b.fails, b.problem = ids, fails, problem
         return b.obj
+
+    def failing(self, ids, fails):
+        """The failing line indices of a new batch of requests `ids`: those
+        given, and each request `fail_ids` names, while its attempts last
+        (this batch counts as one attempt of each of its ids)."""
+        out = set(fails)
+        for i, cid in enumerate(ids):
+            if cid not in self.fail_ids:
+                continue
+            self.attempts[cid] = self.attempts.get(cid, 0) + 1
+            n = self.fail_ids[cid]
+            if n is True or self.attempts[cid] <= n:
+                out.add(i)
+        return sorted(out)
 
     def cancel(self, bid):
         b = self.need_batch(bid)
@@ -949,8 +966,15 @@ class Sim:
             if not isinstance(req["strict_accept"], bool):
                 raise bad("'strict_accept' must be true or false")
             self.strict_accept = req["strict_accept"]
+        if "fail_ids" in req:
+            v = req["fail_ids"]
+            if not isinstance(v, dict) or not all(
+                    n is True or (is_int(n) and n > 0) for n in v.values()):
+                raise bad("'fail_ids' must map custom_ids to true or a positive integer")
+            self.fail_ids, self.attempts = dict(v), {}
         return {"cancel_delay": self.cancel_delay, "auto": self.auto, "latency": self.latency,
                 "strict_accept": self.strict_accept, "max_files": self.max_files,
+                "fail_ids": self.fail_ids,
                 "max_storage": self.max_storage, "now": self.now()}
 
     def control_faults(self, req):

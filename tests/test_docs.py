@@ -26,7 +26,8 @@ def test_the_table_has_the_options_we_expect():
     assert code_options() == {"base_url", "api_key_file", "cache_ttl", "page_size",
                               "timeout", "connect_timeout", "retries", "insecure",
                               "debug_http", "cache_dir", "cache_size", "poll_interval",
-                              "completion_window", "part_size", "part_requests"}
+                              "completion_window", "part_size", "part_requests",
+                              "retry_rounds"}
 
 
 def test_help_lists_exactly_the_options_of_the_table():

@@ -2,8 +2,8 @@
  * test_job.c - unit tests of a job's snapshot: its batches in order, the
  * parts of round 0, the status rule (running stages, incomplete,
  * completed, the reason of the latest round), the counts across a job
- * round and a batch retry, the names of its batches/ links, and the job
- * kind's value files.
+ * round and a batch retry, the names of its batches/ links, the job
+ * kind's value files, and the round a retry of it makes (job_retry_plan).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "job.h"
+#include "job_retry.h"
 #include "kind.h"
 
 #define MAXB 16
@@ -229,6 +230,55 @@ static void test_kind(void)
 	job_unref(j);
 }
 
+/* The plan of a retry of the batches added so far: its result, with the
+ * round and whether it finishes one in *plan. */
+static int plan_of(struct job_retry_plan *plan)
+{
+	struct job *j = make();
+	char why[256] = "";
+	int r = j ? job_retry_plan(j, plan, why, sizeof(why)) : -ENOMEM;
+
+	if (r == -EBUSY)
+		CHECK(why[0] != '\0');
+	job_unref(j);
+	return r;
+}
+
+static void test_retry_plan(void)
+{
+	struct job_retry_plan p;
+
+	/* A batch runs, or a part of round 0 is missing: EBUSY. */
+	add("b1", "completed", 2, 1, 1, 10, "1/2", NULL);
+	add("b2", "in_progress", 3, 1, 0, 11, "2/2", NULL);
+	CHECK(plan_of(&p) == -EBUSY);
+	add("b1", "completed", 2, 1, 1, 10, "1/3", NULL);
+	add("b3", "completed", 3, 3, 0, 11, "3/3", NULL);
+	CHECK(plan_of(&p) == -EBUSY);
+	/* All ended: round 1, then the round after the latest. */
+	add("b1", "completed", 2, 1, 1, 10, "1/2", NULL);
+	add("b2", "expired", 3, 1, 0, 11, "2/2", NULL);
+	CHECK(plan_of(&p) == 0 && p.round == 1 && !p.finish);
+	add("b1", "completed", 2, 1, 1, 10, "1/2", NULL);
+	add("b2", "completed", 3, 3, 0, 11, "2/2", NULL);
+	add("x1", "completed", 1, 0, 1, 12, "1/1", "1 b1");
+	add("r2", "completed", 1, 0, 1, 13, "1/1", "2");
+	CHECK(plan_of(&p) == 0 && p.round == 3 && !p.finish);
+	/* Round 2 of 2 parts stopped after its first: finish round 2. */
+	add("b1", "completed", 2, 1, 1, 10, "1/2", NULL);
+	add("b2", "completed", 3, 1, 2, 11, "2/2", NULL);
+	add("r1", "completed", 3, 0, 3, 12, "1/1", "1");
+	add("r2", "completed", 2, 0, 2, 13, "1/2", "2");
+	CHECK(plan_of(&p) == 0 && p.round == 2 && p.finish);
+	/* Its part 2 there too: round 3. */
+	add("b1", "completed", 2, 1, 1, 10, "1/2", NULL);
+	add("b2", "completed", 3, 1, 2, 11, "2/2", NULL);
+	add("r1", "completed", 3, 0, 3, 12, "1/1", "1");
+	add("r2", "completed", 2, 0, 2, 13, "1/2", "2");
+	add("r3", "completed", 1, 0, 1, 14, "2/2", "2");
+	CHECK(plan_of(&p) == 0 && p.round == 3 && !p.finish);
+}
+
 int main(void)
 {
 	test_running();
@@ -236,5 +286,6 @@ int main(void)
 	test_counts();
 	test_order_and_names();
 	test_kind();
+	test_retry_plan();
 	return check_done("test_job");
 }
