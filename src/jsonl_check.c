@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "json_token.h"
 #include "jsonl_scan.h"
 #include "util.h"
 
@@ -297,8 +298,14 @@ static int stray_byte(const char *line, size_t len, char *why, size_t size)
 	int in_str = 0, esc = 0, closed = 0;
 
 	for (size_t i = 0; i < len; i++) {
-		unsigned char b = (unsigned char)line[i];
+		unsigned char b;
 
+		if (in_str && !esc) {
+			i += json_plain_run(line + i, len - i);
+			if (i == len)
+				break;
+		}
+		b = (unsigned char)line[i];
 		if (in_str) {
 			if (esc)
 				esc = 0;
