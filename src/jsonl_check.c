@@ -379,13 +379,15 @@ static void check_request(struct jsonl_check *c, const char *line, size_t len)
 		problem(c, at, "not UTF-8 text");
 		return;
 	}
-	if (stray_byte(line, len, why, sizeof(why))) {
-		problem(c, at, "%s", why);
-		return;
-	}
+	/* A line the strict scan reads holds no stray byte: the stray-byte
+	 * pass only names the byte of a line it refuses. */
 	r = jsonl_scan(line, len, &sc);
 	if (r == -ENOMEM) {
 		c->oom = 1;
+		return;
+	}
+	if (r < 0 && stray_byte(line, len, why, sizeof(why))) {
+		problem(c, at, "%s", why);
 		return;
 	}
 	if (r < 0) {
