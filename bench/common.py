@@ -48,15 +48,25 @@ def hwm_kib(pid):
 
 
 @contextlib.contextmanager
-def simulator():
-    """A fresh simulator; yields its URL."""
-    sim = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "kimisim.py"),
-                            "--port", "0", "--key", KEY], stdout=subprocess.PIPE)
+def simulator_process(spool=None):
+    """A fresh simulator (its uploads over 1 MiB kept in the directory
+    spool, else the system's temporary one); yields (its URL, its pid)."""
+    args = [sys.executable, os.path.join(REPO, "tests", "kimisim.py"),
+            "--port", "0", "--key", KEY]
+    sim = subprocess.Popen(args + (["--spool", spool] if spool else []),
+                           stdout=subprocess.PIPE)
     try:
-        yield re.search(r"(http://\S+)", sim.stdout.readline().decode()).group(1)
+        yield re.search(r"(http://\S+)", sim.stdout.readline().decode()).group(1), sim.pid
     finally:
         sim.terminate()
         sim.wait()
+
+
+@contextlib.contextmanager
+def simulator():
+    """A fresh simulator; yields its URL."""
+    with simulator_process() as (url, _):
+        yield url
 
 
 @contextlib.contextmanager

@@ -9,9 +9,11 @@
  * --max-mib or the outcome is not the one expected.
  *
  *     build/bench_job_check [--lines N] [--dir DIR] [--dup] [--max-mib M]
+ *                           [--input FILE]
  *
  * --dup makes the last line repeat the first line's custom_id: the check
- * must refuse the input, naming both lines.
+ * must refuse the input, naming both lines. --input checks FILE instead (a
+ * valid input: bench/job_create.py's, to time the check alone).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,7 +71,7 @@ static uint64_t generate(int fd, long n, int dup)
 int main(int argc, char **argv)
 {
 	long lines = 1000000, max_mib = 0;
-	const char *dir = "/tmp";
+	const char *dir = "/tmp", *given = NULL;
 	char cache[4096], input[4200];
 	struct job_outcome out;
 	struct job_create jc = {.completion_window = "24h"};
@@ -85,12 +87,14 @@ int main(int argc, char **argv)
 			dir = argv[++i];
 		else if (strcmp(argv[i], "--max-mib") == 0 && i + 1 < argc)
 			max_mib = atol(argv[++i]);
+		else if (strcmp(argv[i], "--input") == 0 && i + 1 < argc)
+			given = argv[++i];
 		else if (strcmp(argv[i], "--dup") == 0)
 			dup = 1;
 		else {
 			fprintf(stderr,
 				"usage: %s [--lines N] [--dir DIR] [--dup] "
-				"[--max-mib M]\n",
+				"[--max-mib M] [--input FILE]\n",
 				argv[0]);
 			return 2;
 		}
@@ -101,11 +105,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	snprintf(input, sizeof(input), "%s/input.jsonl", cache);
-	fd = open(input, O_RDWR | O_CREAT | O_EXCL, 0600);
+	fd = given ? open(given, O_RDONLY)
+		   : open(input, O_RDWR | O_CREAT | O_EXCL, 0600);
 	jc.cache_fd = open(cache, O_RDONLY | O_DIRECTORY);
-	unlink(input);
+	if (!given)
+		unlink(input);
 	if (fd < 0 || jc.cache_fd < 0 ||
-	    (size = generate(fd, lines, dup)) == 0) {
+	    (size = given ? (uint64_t)lseek(fd, 0, SEEK_END)
+			  : generate(fd, lines, dup)) == 0) {
 		perror("input");
 		return 2;
 	}
@@ -114,6 +121,8 @@ int main(int argc, char **argv)
 	r = job_check(&jc, "bench", fd, size, &out);
 	secs = util_now() - t0;
 	after = peak_kib();
+	if (given)
+		lines = -1; /* not counted */
 	printf("lines %ld  bytes %llu  parts %zu  check+cut %.2f s  "
 	       "peak RSS %.1f MiB before, %.1f MiB after\n",
 	       lines, (unsigned long long)size, out.nparts, secs,

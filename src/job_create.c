@@ -115,18 +115,33 @@ static void pass_line(struct pass *p, uint64_t len)
 	p->request = 0;
 }
 
-/* The lines of buf (len bytes at offset at of the input). */
+/* Whether s (n bytes) has a byte not blank. */
+static int any_request_byte(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
+			return 1;
+	return 0;
+}
+
+/* The lines of buf (len bytes at offset at of the input): memchr finds
+ * their ends, and a line's bytes are looked at only until one is not
+ * blank (its first, in a request line). */
 static void pass_scan(struct pass *p, const char *buf, size_t len, uint64_t at)
 {
-	for (size_t i = 0; i < len; i++) {
-		char ch = buf[i];
+	size_t i = 0;
 
-		if (ch == '\n') {
-			pass_line(p, at + i + 1 - p->line_start);
-			p->line_start = at + i + 1;
-		} else if (ch != ' ' && ch != '\t' && ch != '\r') {
-			p->request = 1;
-		}
+	while (i < len) {
+		const char *nl = memchr(buf + i, '\n', len - i);
+		size_t end = nl ? (size_t)(nl - buf) : len;
+
+		if (!p->request)
+			p->request = any_request_byte(buf + i, end - i);
+		if (!nl)
+			break;
+		pass_line(p, at + end + 1 - p->line_start);
+		p->line_start = at + end + 1;
+		i = end + 1;
 	}
 }
 

@@ -5,8 +5,46 @@
 #include "json_token.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define BYTES_01 0x0101010101010101ULL
+#define BYTES_80 0x8080808080808080ULL
+
+/* Nonzero when a byte of w is below n (n at most 0x80): bytes from 0x80 up
+ * never count. Exact as a truth value; which byte, not (a borrow). */
+static uint64_t word_has_below(uint64_t w, unsigned n)
+{
+	return (w - BYTES_01 * n) & ~w & BYTES_80;
+}
+
+/* Nonzero when a byte of w is c. */
+static uint64_t word_has(uint64_t w, unsigned char c)
+{
+	return word_has_below(w ^ (BYTES_01 * c), 1);
+}
+
+static int is_plain(unsigned char c)
+{
+	return c >= 0x20 && c != '"' && c != '\\';
+}
+
+size_t json_plain_run(const char *s, size_t n)
+{
+	size_t i = 0;
+	uint64_t w;
+
+	for (; n - i >= sizeof(w); i += sizeof(w)) {
+		memcpy(&w, s + i, sizeof(w));
+		if (word_has_below(w, 0x20) | word_has(w, '"') |
+		    word_has(w, '\\'))
+			break;
+	}
+	while (i < n && is_plain((unsigned char)s[i]))
+		i++;
+	return i;
+}
 
 static int is_digit(char c)
 {
@@ -64,13 +102,12 @@ size_t json_string_end(const char *s, size_t n, size_t i, unsigned flags)
 	if (i >= n || s[i] != '"')
 		return 0;
 	for (i++; i < n;) {
-		unsigned char c = (unsigned char)s[i];
+		unsigned char c;
 
-		/* Most bytes are none of '"', '\\' and controls: one test. */
-		if (c > '\\' || (c >= 0x20 && c != '"' && c != '\\')) {
-			i++;
-			continue;
-		}
+		i += json_plain_run(s + i, n - i);
+		if (i >= n)
+			break;
+		c = (unsigned char)s[i];
 		if (c == '"')
 			return i + 1;
 		if (c < 0x20)

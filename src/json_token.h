@@ -38,6 +38,11 @@ static inline size_t json_skip_ws(const char *s, size_t n, size_t i)
 	return i;
 }
 
+/* The length of the run of plain string bytes (none of '"', '\\' and the
+ * controls below 0x20) that starts s (n bytes): read a word at a time, the
+ * bulk of a JSON text's strings. */
+size_t json_plain_run(const char *s, size_t n);
+
 /* The end of the string token whose opening quote is s[i]. Bytes from 0x80
  * up are taken as they are (UTF-8 is checked elsewhere, if at all). */
 size_t json_string_end(const char *s, size_t n, size_t i, unsigned flags);

@@ -218,7 +218,11 @@ void tree_stat(const struct tree *tree, const struct node *n,
 	st->st_uid = tree->uid;
 	st->st_gid = tree->gid;
 	st->st_mtime = st->st_ctime = st->st_atime = v->mtime;
-	st->st_blksize = 4096;
+	/* A file one may write (a staged input, a ctl) asks for large
+	 * writes: cp writes in blocks of its st_blksize, and each write is a
+	 * round trip to the daemon (1 GiB: 1.9 s in 128 KiB, 0.6 s in 1 MiB).
+	 */
+	st->st_blksize = n->type->mode & S_IWUSR ? TREE_WRITE_BLKSIZE : 4096;
 	if (S_ISDIR(n->type->mode)) {
 		unsigned subdirs = 0;
 

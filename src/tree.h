@@ -316,8 +316,11 @@ int tree_lookup(struct tree *tree, const struct node *dir, const char *name,
 int tree_list(struct tree *tree, struct op *op, const struct node *dir,
 	      struct dirlist *out, void **list);
 
-/* Fill st for n as v shows it: mode, size, times, owner; a directory's
- * link count from its table's subdirectories. */
+/* The st_blksize of a file one may write: the size of cp's writes. */
+#define TREE_WRITE_BLKSIZE (1 << 20)
+
+/* Fill st for n as v shows it: mode, size, times, owner, the block size
+ * writers use; a directory's link count from its table's subdirectories. */
 void tree_stat(const struct tree *tree, const struct node *n,
 	       const struct view *v, struct stat *st);
 

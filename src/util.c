@@ -96,8 +96,17 @@ int util_utf8_valid(const char *s, size_t len)
 	size_t i = 0;
 
 	while (i < len) {
+		uint64_t w;
 		size_t k;
 
+		/* ASCII, most text: a word at a time. */
+		if (len - i >= sizeof(w)) {
+			memcpy(&w, s + i, sizeof(w));
+			if (!(w & 0x8080808080808080ULL)) {
+				i += sizeof(w);
+				continue;
+			}
+		}
 		if ((unsigned char)s[i] < 0x80) {
 			i++;
 			continue;

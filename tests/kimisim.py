@@ -20,6 +20,7 @@ import email.message
 import email.utils
 import http
 import json
+import mmap
 import os
 import random
 import re
@@ -29,6 +30,7 @@ import socket
 import socketserver
 import string
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -56,6 +58,7 @@ MAX_BATCH_FILE = 100 * 1024 * 1024
 MAX_FILES = 1000                        # files per account
 MAX_STORAGE = 10 * 1000 ** 3            # bytes of every file of the account
 MAX_BODY = 200 * 1024 * 1024
+SPOOL_MIN = 1024 * 1024             # uploads larger than this are kept on disk
 DEFAULT_TOTAL = 10
 LOWER_ALNUM = string.ascii_lowercase + string.digits
 ALNUM = string.ascii_letters + string.digits
@@ -136,6 +139,25 @@ def inspect_input(data, endpoint):
     return len(lines), ids, fails, problem
 
 
+def count_requests(chunks):
+    """The lines that are not blank in the bytes of chunks (an iterable), as
+    inspect_input counts them, without a Python object per line: a part
+    of 100 MB in tens of ms when its lines start with `{`."""
+    n, pending = 0, False       # pending: the unended line has a byte not blank
+    for c in chunks:
+        first, last = c.find(b"\n"), c.rfind(b"\n")
+        if first < 0:
+            pending = pending or bool(c.strip())
+            continue
+        n += pending or bool(c[:first].strip())
+        inside = c.count(b"\n", first + 1, last + 1)   # lines begun and ended in c
+        if c.count(b"\n{", first, last + 1) != inside:
+            inside = sum(1 for line in c[first + 1:last].split(b"\n") if line.strip())
+        n += inside
+        pending = bool(c[last + 1:].strip())
+    return n + pending
+
+
 def synthetic_input(total):
     line = ('{"custom_id": "request-%d", "method": "POST", "url": "' + ENDPOINT +
             '", "body": {"model": "' + MODEL + '", "messages": '
@@ -199,8 +221,39 @@ def render_results(bid, ids, indices, success, ts):
     return "".join(out).encode()
 
 
+class Spooled:
+    """Bytes kept on disk: a range of an unnamed temporary file (freed when
+    the last holder lets go)."""
+
+    def __init__(self, file, offset, length):
+        self.file, self.offset, self.length = file, offset, length
+
+    def __len__(self):
+        return self.length
+
+    def read(self):
+        return os.pread(self.file.fileno(), self.length, self.offset)
+
+    def chunks(self):
+        """The bytes a MiB at a time, each read into the same buffer (valid
+        until the next)."""
+        buf, end = bytearray(SPOOL_MIN), self.offset + self.length
+        for at in range(self.offset, end, SPOOL_MIN):
+            got = os.preadv(self.file.fileno(), [buf], at)
+            if got < SPOOL_MIN or at + got > end:
+                got = min(got, end - at)
+                yield bytes(buf[:got])
+            else:
+                yield buf
+
+    def blank(self):
+        """Whether every byte is whitespace."""
+        return not any(c.strip() for c in self.chunks())
+
+
 class FileRec:
-    """One file; content may be made lazily (seeds, batch results)."""
+    """One file; content may be made lazily (seeds, batch results) or kept
+    on disk (a large upload: Spooled)."""
 
     def __init__(self, fid, filename, purpose, created_at, data=None, make=None):
         self.meta = {"id": fid, "object": "file", "bytes": 0, "created_at": created_at,
@@ -209,7 +262,11 @@ class FileRec:
         self._data, self._make = None, make
         self.seq = 0
         self.claimed = None         # bytes the FileObject says, if not the real size
-        if data is not None:
+        self.spooled = None         # a Spooled holding the content, read on each use
+        if isinstance(data, Spooled):
+            self.spooled = data
+            self.meta["bytes"] = len(data)
+        elif data is not None:
             self._set(data)
 
     def _set(self, data):
@@ -217,12 +274,15 @@ class FileRec:
         self.meta["bytes"] = len(data) if self.claimed is None else self.claimed
 
     def data(self):
+        if self.spooled is not None:
+            return self.spooled.read()
         if self._data is None:
             self._set(self._make())
         return self._data
 
     def obj(self):
-        self.data()
+        if self.spooled is None:
+            self.data()
         return self.meta
 
 
@@ -239,6 +299,15 @@ class Batch:
         self.ids = None             # custom_ids of the input lines; None: request-N
         self.fails = []             # sorted indices of requests that fail
         self.problem = None         # why validation fails (with --auto), or None
+        self.input = None           # FileRec whose lines set the three above when needed
+
+    def inspected(self):
+        """The batch, its input read into ids, fails and problem if not
+        yet (a creation answers without parsing every line)."""
+        if self.input is not None:
+            f, self.input = self.input, None
+            _, self.ids, self.fails, self.problem = inspect_input(f.data(), ENDPOINT)
+        return self
 
     def served(self):
         return self.obj if self.raw is NO_RAW else self.raw
@@ -413,6 +482,7 @@ class Sim:
         o = b.obj
         rc = o["request_counts"] if isinstance(o.get("request_counts"), dict) else {}
         total, c, f = (max(0, as_int(rc.get(k))) for k in ("total", "completed", "failed"))
+        b.inspected()
         plan = (b.key, b.ids, total, list(b.fails), c, f)
 
         def make(success):
@@ -435,7 +505,7 @@ class Sim:
         total = as_int(rc.get("total"))
         frac = min(1.0, max(0.0, (t - b.t_state) / PROCESSING_S))
         done = b.p0 + max(0, int((total - b.p0) * frac))
-        nf = bisect.bisect_left(b.fails, done) - bisect.bisect_left(b.fails, b.p0)
+        nf = bisect.bisect_left(b.inspected().fails, done) - bisect.bisect_left(b.fails, b.p0)
         rc["failed"] = b.f0 + nf
         rc["completed"] = b.c0 + (done - b.p0 - nf)
 
@@ -466,7 +536,7 @@ class Sim:
                         self.progress(b, now)
                     return
             elif self.auto and st == "validating" and now >= b.t_state + VALIDATING_S:
-                self.enter(b, "failed" if b.problem else "in_progress", b.t_state + VALIDATING_S)
+                self.enter(b, "failed" if b.inspected().problem else "in_progress", b.t_state + VALIDATING_S)
             elif self.auto and st == "finalizing" and now >= b.t_state + FINALIZING_S:
                 self.enter(b, "completed", b.t_state + FINALIZING_S)
             else:
@@ -681,10 +751,12 @@ class Sim:
         if f.meta["purpose"] != "batch":
             raise bad("Invalid 'input_file_id': file '%s' has purpose '%s', but a batch needs "
                       "purpose 'batch'." % (fid, f.meta["purpose"]), "invalid_value")
-        total, ids, fails, problem = inspect_input(f.data(), ENDPOINT)
-        fails = self.failing(ids, fails)
-        b = self.new_batch(fid, ENDPOINT, window, dict(metadata) if metadata else metadata, total)
-        b.ids, b.fails, b.problem = ids, fails, problem
+        b = self.new_batch(fid, ENDPOINT, window, dict(metadata) if metadata else metadata,
+                           count_requests(f.spooled.chunks() if f.spooled else [f.data()]))
+        b.input = f
+        if self.fail_ids:   # attempts are counted in the order of creation
+            b.inspected()
+            b.fails = self.failing(b.ids, b.fails)
         return b.obj
 
     def failing(self, ids, fails):
@@ -763,7 +835,7 @@ class Sim:
             if not filename.endswith(".jsonl"):
                 raise bad("Invalid file format for Batch API. Must be .jsonl",
                           "invalid_file_format")
-            if not data.strip():
+            if (data.blank() if isinstance(data, Spooled) else not data.strip()):
                 raise bad("The file is empty.", "empty_file")
             if len(data) > MAX_BATCH_FILE:
                 raise bad("The file is larger than the 100 MB limit for batch input.",
@@ -1037,29 +1109,51 @@ def check_metadata(metadata):
 
 
 def parse_multipart(ctype, body):
-    """{field name: (filename or None, bytes)} of a multipart/form-data body."""
+    """{field name: (filename or None, bytes)} of a multipart/form-data body;
+    of a Spooled body, the file field's value is a Spooled range of it."""
     head = email.message.Message()
     head["Content-Type"] = ctype or ""
     boundary = head.get_param("boundary")
     if head.get_content_type() != "multipart/form-data" or not boundary:
         raise bad("Expected a multipart/form-data body with the fields 'file' and 'purpose'.",
                   "invalid_content_type")
+    if not isinstance(body, Spooled):
+        return multipart_fields(body, str(boundary).encode("latin-1"), lambda a, b: body[a:b])
+    with mmap.mmap(body.file.fileno(), body.length, access=mmap.ACCESS_READ) as view:
+        return multipart_fields(view, str(boundary).encode("latin-1"),
+                                lambda a, b: Spooled(body.file, a, b - a))
+
+
+def multipart_fields(body, boundary, value):
+    """The fields of body (bytes or a mmap: searched in place, never split
+    into copies), each value value(start, end) of the file field, bytes of
+    the others."""
+    sep = b"\r\n--" + boundary
+    # The first delimiter may open the body without its CRLF.
+    first = body.find(sep)
+    at = (len(sep) - 2 if body[:len(sep) - 2] == sep[2:]
+          else first + len(sep) if first >= 0 else -1)
     fields, closed = {}, False
-    for chunk in (b"\r\n" + body).split(b"\r\n--" + str(boundary).encode("latin-1"))[1:]:
-        if chunk.startswith(b"--"):
+    while at >= 0:
+        if body[at:at + 2] == b"--":
             closed = True
             break
-        headers, sep, data = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        part = email.message.Message()
-        for line in headers.decode("utf-8", "replace").split("\r\n"):
-            name, colon, value = line.partition(":")
-            if colon:
-                part[name.strip()] = value.strip()
-        name = part.get_param("name", header="content-disposition")
-        if name:
-            fields[email.utils.collapse_rfc2231_value(name)] = (part.get_filename(), data)
+        end = body.find(sep, at)
+        stop = end if end >= 0 else len(body)
+        split = body.find(b"\r\n\r\n", at, stop)
+        if split >= 0:
+            part = email.message.Message()
+            for line in body[at:split].decode("utf-8", "replace").split("\r\n"):
+                name, colon, v = line.partition(":")
+                if colon:
+                    part[name.strip()] = v.strip()
+            name = part.get_param("name", header="content-disposition")
+            if name:
+                name = email.utils.collapse_rfc2231_value(name)
+                data = (value(split + 4, stop) if name == "file"
+                        else bytes(body[split + 4:stop]))
+                fields[name] = (part.get_filename(), data)
+        at = end + len(sep) if end >= 0 else -1
     if not closed:
         raise bad("The multipart body ends without its closing boundary.", "invalid_multipart")
     return fields
@@ -1101,7 +1195,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- plumbing -------------------------------------------------------
 
-    def read_body(self):
+    def read_body(self, spool=False):
+        """The request's body: bytes, or with spool a Spooled copy on disk
+        when it has a Content-Length over SPOOL_MIN (an upload)."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             data = b""
             while True:
@@ -1120,10 +1216,31 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         if n < 0 or n > MAX_BODY:
             raise ValueError("bad Content-Length")
+        if spool and n > SPOOL_MIN:
+            return self.spool_body(n)
         data = self.rfile.read(n) if n else b""
         if len(data) < n:           # the client gave up: nothing is done
             raise ValueError("the body ended early")
         return data
+
+    def spool_body(self, n):
+        """n bytes of the body copied, a MiB at a time, to an unnamed file
+        in the spool directory."""
+        f = tempfile.TemporaryFile(dir=self.server.spool)
+        buf = memoryview(bytearray(SPOOL_MIN))
+        left = n
+        try:
+            while left:
+                got = self.rfile.readinto(buf[:min(left, SPOOL_MIN)])
+                if not got:
+                    raise ValueError("the body ended early")
+                f.write(buf[:got])
+                left -= got
+            f.flush()
+        except BaseException:
+            f.close()
+            raise
+        return Spooled(f, 0, n)
 
     def pause(self, seconds, wake):
         """Sleep; True when woken early (reset, fault removal, shutdown)."""
@@ -1183,7 +1300,7 @@ class Handler(BaseHTTPRequestHandler):
         sim = self.server.sim
         path, _, query = self.path.partition("?")
         try:
-            body = self.read_body()
+            body = self.read_body(spool=method == "POST" and path == "/v1/files")
         except (ValueError, OSError):
             self.close_connection = True
             head, data = self.answer_bytes(400, ApiError(400, "Unreadable request body.")
@@ -1297,6 +1414,9 @@ def main(argv=None):
                    help="batches move along their lifecycle as time passes")
     p.add_argument("--port-file", help="write the port number to this file")
     p.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    p.add_argument("--spool", metavar="DIR",
+                   help="where uploads over 1 MiB are kept (unnamed files; default the "
+                   "system's temporary directory)")
     args = p.parse_args(argv)
 
     sim = Sim(args.key, args.auto)
@@ -1313,6 +1433,7 @@ def main(argv=None):
     Server.address_family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     server = Server((args.host, args.port), Handler)
     server.sim = sim
+    server.spool = args.spool
     port = server.server_address[1]
     if args.port_file:
         tmp = args.port_file + ".tmp"

@@ -511,3 +511,47 @@ def test_a_full_account_refuses_uploads(sim):
     assert status == 400 and err["error"]["code"] == "storage_limit_exceeded"
     assert sim.upload(lines(4))[0] == 200           # 2 + 4 lines: exactly the room
     assert sim.call("POST", "/_sim/config", {"max_files": -1}, key=None)[0] == 400
+
+
+def spooled(proc, spool):
+    """The simulator's open files in the spool directory (unnamed: deleted)."""
+    fds = Path("/proc/%d/fd" % proc.pid)
+    return [t for t in (str(p.readlink()) for p in fds.iterdir())
+            if t.startswith(str(spool) + "/")]
+
+
+def test_a_large_upload_is_kept_on_disk(tmp_path):
+    """An upload over 1 MiB is kept in an unnamed file of --spool, not in
+    memory, and reads back whole; a batch of it counts its requests (blank
+    lines not, a line that starts with a blank yes); the file goes when it
+    is deleted and no batch holds it. A large body without its closing
+    boundary keeps nothing."""
+    proc, url = start("--key", KEY, "--spool", str(tmp_path))
+    try:
+        sim = Client(url)
+        data = lines(6000) + b"\n  \n" + b" " + lines(1) + b"\t\n" + lines(3000)
+        assert len(data) > 1 << 20
+        status, f = sim.upload(data)
+        assert status == 200 and f["bytes"] == len(data)
+        assert len(spooled(proc, tmp_path)) == 1 and list(tmp_path.iterdir()) == []
+        assert sim.content(f["id"]) == data
+        status, b = sim.api("POST", "/v1/batches", {
+            "input_file_id": f["id"], "endpoint": "/v1/chat/completions",
+            "completion_window": "24h"})
+        assert status == 200 and b["request_counts"]["total"] == 9001
+        sim.ctl("POST", "config", {"auto": True})       # its lines read when it validates
+        sim.ctl("POST", "advance", {"seconds": 4})
+        assert sim.api("GET", "/v1/batches/" + b["id"])[1]["status"] == "failed"  # req-0 twice
+        status, g = sim.upload(lines(9000))
+        assert status == 200 and len(spooled(proc, tmp_path)) == 2
+        assert sim.api("DELETE", "/v1/files/" + g["id"])[0] == 200
+        assert len(spooled(proc, tmp_path)) == 1
+        boundary = "b" * 16
+        raw = (b"--%s\r\nContent-Disposition: form-data; name=\"file\"; "
+               b"filename=\"a.jsonl\"\r\n\r\n%s\r\n" % (boundary.encode(), lines(9000)))
+        status, err = sim.api("POST", "/v1/files", raw=raw, headers={
+            "Content-Type": "multipart/form-data; boundary=" + boundary})
+        assert status == 400 and err["error"]["code"] == "invalid_multipart"
+        assert [x["id"] for x in sim.api("GET", "/v1/files")[1]["data"]] == [f["id"]]
+    finally:
+        stop(proc)

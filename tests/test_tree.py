@@ -298,3 +298,18 @@ def test_unsafe_ids_from_the_server_are_not_listed(sim, mount):
     for bad in (".hidden", "a b", "y" * 129, "pct%2F"):
         assert errno_of(os.stat, os.path.join(m.batches, bad)) == errno.ENOENT, bad
     assert sim.log() == []
+
+
+def test_a_file_one_may_write_asks_for_writes_of_a_mebibyte(sim, mount):
+    """A staged input and a ctl say st_blksize 1 MiB, so cp writes 1 MiB
+    at a time (a round trip to the daemon per write); a file only read
+    keeps 4096."""
+    bid = sim.seed(1, status="in_progress")[0]
+    m = mount()
+    fd = os.open(os.path.join(m.path, "jobs", "big.jsonl"), os.O_WRONLY | os.O_CREAT)
+    try:
+        assert os.fstat(fd).st_blksize == 1 << 20
+    finally:
+        os.close(fd)
+    assert os.stat(os.path.join(m.path, "ctl")).st_blksize == 1 << 20
+    assert os.stat(os.path.join(m.batches, bid, "status")).st_blksize == 4096

@@ -125,5 +125,23 @@ int main(void)
 	fail_with = -ENOSPC;
 	CHECK(run(1, &runs) == -ENOSPC);
 	CHECK(run(64u << 20, &runs) == -ENOSPC);
+	fail_with = 0;
+
+	/* Orders a sort finds hard, in memory and in runs: descending, a
+	 * few ids in turn, one id everywhere. */
+	for (unsigned i = 1; i <= N; i++)
+		ids[i] = 2 * N + 9 - i;
+	ids[N / 2] = ids[N / 3];
+	for (size_t mem = 1; mem <= (64u << 20); mem += (64u << 20) - 1) {
+		CHECK(run(mem, &runs) == 0 && ntold == 1);
+		CHECK(told_first[N / 2] == N / 3);
+	}
+	for (unsigned i = 1; i <= N; i++)
+		ids[i] = 9 + i % 3;
+	CHECK(run(64u << 20, &runs) == 0 && told_right());
+	for (unsigned i = 1; i <= N; i++)
+		ids[i] = 9;
+	CHECK(run(64u << 20, &runs) == 0 && ntold == N - 1);
+	CHECK(told_first[N] == 1 && told_first[2] == 1);
 	return check_done("test_idsort");
 }

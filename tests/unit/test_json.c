@@ -49,6 +49,34 @@ static void test_tokens(void)
 	CHECK(end_of("\"\\uFFff\"", 0) == 8);
 }
 
+/* json_plain_run, read a word at a time: each byte that ends a run ('"',
+ * '\\', a control), at each place of a word and after it; bytes from 0x80
+ * up and 0x7f are plain; a run that ends with the text. */
+static void test_plain_run(void)
+{
+	const char stops[] = {'"', '\\', 0x00, 0x01, 0x1f, '\n'};
+	char s[40];
+
+	CHECK(json_plain_run("", 0) == 0);
+	for (size_t k = 0; k < sizeof(stops); k++)
+		for (size_t at = 0; at < 20; at++) {
+			memset(s, 'a', sizeof(s));
+			s[3] = (char)0x80;
+			s[12] = (char)0xff;
+			s[13] = 0x7f;
+			s[at] = stops[k];
+			s[at + 5] = '"';
+			CHECK(json_plain_run(s, sizeof(s)) == at);
+			CHECK(json_plain_run(s, at) == at);
+		}
+	memset(s, ' ', sizeof(s));
+	CHECK(json_plain_run(s, sizeof(s)) == sizeof(s));
+	CHECK(json_string_end("\"0123456789abcdef\\\"01234567\"", 28, 0, 0) ==
+	      28);
+	CHECK(json_string_end("\"0123456789abcdef\x01\"", 19, 0, 0) == 0);
+	CHECK(json_string_end("\"0123456789abcdef", 17, 0, 0) == 0);
+}
+
 /* Whether the string token tok decodes (lone) to want (n bytes). */
 static int decodes(const char *tok, enum json_lone lone, const char *want,
 		   size_t n)
@@ -234,6 +262,7 @@ static void test_flat(void)
 int main(void)
 {
 	test_tokens();
+	test_plain_run();
 	test_decode();
 	test_lines();
 	test_depth();

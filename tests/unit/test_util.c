@@ -53,6 +53,13 @@ int main(void)
 	CHECK(!util_utf8_valid("caf\xc3", 4));
 	CHECK(!util_utf8_valid("\xed\xbf\xbf", 3));
 	CHECK(!util_utf8_valid("a\xff!", 3));
+	/* Words of ASCII skipped whole: a bad byte in or after one. */
+	CHECK(util_utf8_valid("0123456789abcdef\xc3\xa9", 18));
+	CHECK(!util_utf8_valid("0123456789abcdef\xc3", 17));
+	CHECK(!util_utf8_valid("01234567\x80", 9));
+	CHECK(!util_utf8_valid("0123\xff"
+			       "567",
+			       8));
 
 	t0 = util_now();
 	t1 = util_now();
