@@ -293,6 +293,18 @@ static int number_at(const char *s, size_t n, size_t i, double *d)
 	return 0;
 }
 
+/* Whether the line is a 2xx answer: response.status_code from 200 to
+ * 299. */
+static int answer_ok(const char *s, size_t n)
+{
+	size_t resp = member_at(s, n, json_skip_ws(s, n, 0), "response");
+	double code;
+
+	return number_at(s, n, member_at(s, n, resp, "status_code"), &code) ==
+		   0 &&
+	       code >= 200 && code < 300 && code == (int)code;
+}
+
 /* Where choices[0].message.content of a 2xx answer starts (a string), or
  * NONE. */
 static size_t answer_content(const char *s, size_t n)
@@ -300,10 +312,8 @@ static size_t answer_content(const char *s, size_t n)
 	size_t root = json_skip_ws(s, n, 0),
 	       resp = member_at(s, n, root, "response");
 	size_t body = member_at(s, n, resp, "body"), c;
-	double code;
 
-	if (number_at(s, n, member_at(s, n, resp, "status_code"), &code) < 0 ||
-	    code < 200 || code >= 300 || code != (int)code)
+	if (!answer_ok(s, n))
 		return NONE;
 	c = member_at(s, n, first_item(s, n, member_at(s, n, body, "choices")),
 		      "message");
@@ -586,6 +596,7 @@ int results_add_line(struct results *r, struct results_pass *ps,
 		return 0;
 	}
 	e.has_txt = answer_content(line, len) != NONE;
+	e.ok = ps->src == RESULTS_OUTPUT && answer_ok(line, len);
 	if (ps->src == RESULTS_OUTPUT)
 		add_usage(r, line, len);
 	r2 = insert(r, ps, id, idlen, e);

@@ -37,6 +37,7 @@ struct result {
 	uint8_t src;	   /* enum results_source */
 	uint8_t has_txt;   /* a 2xx answer with choices[0].message.content */
 	uint8_t shortened; /* the name was shortened; the id follows it */
+	uint8_t ok;	   /* a success: a 2xx answer of the output file */
 };
 
 struct results {
