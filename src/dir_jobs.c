@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dir_job_results.h"
 #include "dir_stage.h"
 #include "job.h"
 #include "job_create.h"
@@ -56,6 +57,12 @@ static int job_snapshot(struct tree *tree, struct op *op, const struct node *n,
 static const struct job *view_job(const struct view *v)
 {
 	return v->obj;
+}
+
+int job_node_snapshot(struct tree *tree, struct op *op, const struct node *n,
+		      enum store_mode mode, struct view *v)
+{
+	return job_snapshot(tree, op, n, mode, v);
 }
 
 /* A job's directory carries its created_at. */
@@ -323,6 +330,10 @@ static const struct node_child job_children[] = {
     {.name = "request_counts", .type = &type_jcounts},
     {.name = "progress", .type = &type_jprogress},
     {.name = "batches", .type = &type_jbatches},
+    {.name = "results", .type = &type_jresults},
+    {.name = "output.jsonl", .type = &type_jstream},
+    {.name = "errors.jsonl", .type = &type_jstream},
+    {.name = "usage", .type = &type_jusage},
     /* Found by name but not listed: tree walks never block. */
     {.name = "wait", .type = &type_jwait, .hidden = 1},
     {0},

@@ -16,6 +16,7 @@
 #include "file_ctl.h"
 #include "inode.h"
 #include "job_create.h"
+#include "job_results.h"
 #include "opts.h"
 #include "results_cache.h"
 #include "stage.h"
@@ -43,6 +44,8 @@ struct kimifs {
 	struct submit submit; /* uploads and creations */
 	struct job_create job_create; /* making jobs (a cp into jobs/) */
 	struct results_cache results; /* results indexes kept in memory */
+
+	struct job_results job_results; /* jobs' merged results, on disk */
 	struct inodes inodes;
 	struct watches watches;	     /* the waits of batches/<id>/wait */
 	struct stats stats;	     /* what the mount has cost (MOUNT/stats) */

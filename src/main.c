@@ -283,6 +283,7 @@ int main(int argc, char *argv[])
 				.part_requests = k.opts.part_requests,
 				.completion_window = k.opts.completion_window};
 	results_cache_init(&k.results, &k.cache);
+	job_results_init(&k.job_results, &k.results, &k.cache);
 	ctl_init(&k.ctl, &k.api, &k.batches, &k.files, &k.cache, &k.results,
 		 &k.submit);
 	tree_root(&root);
@@ -303,6 +304,7 @@ int main(int argc, char *argv[])
 			       .file_ctl = &k.file_ctl,
 			       .cache = &k.cache,
 			       .results = &k.results,
+			       .job_results = &k.job_results,
 			       .stage = &k.stage,
 			       .submit = &k.submit,
 			       .job_create = &k.job_create,
@@ -358,6 +360,7 @@ out_open:
 	inodes_destroy(&k.inodes);
 out_batches:
 	file_ctl_destroy(&k.file_ctl);
+	job_results_destroy(&k.job_results);
 	results_cache_destroy(&k.results);
 	ctl_destroy(&k.ctl);
 	files_destroy(&k.files);
