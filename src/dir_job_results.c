@@ -135,8 +135,9 @@ static int results_lookup(struct tree *tree, const struct node *dir,
  * the entry last read, for its .txt next. */
 struct jlisting {
 	struct job_index *x;
-	pthread_mutex_t lock; /* guards at and e */
-	uint64_t at;	      /* the entry in e + 1, 0 for none */
+	pthread_mutex_t lock; /* guards cur, at and e */
+	struct job_cursor *cur;
+	uint64_t at; /* the entry in e + 1, 0 for none */
 	struct job_entry e;
 };
 
@@ -147,7 +148,14 @@ static int results_list_open(struct tree *tree, struct op *op,
 	struct jlisting *l = calloc(1, sizeof(*l));
 	int r = l ? index_of(tree, op, dir, v, &l->x) : -ENOMEM;
 
+	if (r == 0 && l->x) {
+		l->cur = job_cursor_new(l->x);
+		if (!l->cur)
+			r = -ENOMEM;
+	}
 	if (r < 0) {
+		if (l)
+			job_index_release(l->x);
 		free(l);
 		return r;
 	}
@@ -155,6 +163,9 @@ static int results_list_open(struct tree *tree, struct op *op,
 	*list = l;
 	return 0;
 }
+
+_Static_assert(RESULTS_NAME_MAX + sizeof(".json") <= NODE_NAME_MAX + 1,
+	       "a result's name fits a node's");
 
 /* Position 2i is entry i's .json, 2i + 1 its .txt when it has one. */
 static int results_list_at(const void *list, size_t pos, char *name,
@@ -171,15 +182,18 @@ static int results_list_at(const void *list, size_t pos, char *name,
 	pthread_mutex_lock(&l->lock);
 	if (l->at != i + 1) {
 		l->at = 0;
-		r = job_index_entry(l->x, i, &l->e);
+		r = job_cursor_entry(l->cur, i, &l->e);
 		if (r == 0)
 			l->at = i + 1;
 	}
 	if (r == 0 && pos % 2 && !l->e.has_txt)
 		r = 0;
 	else if (r == 0) {
-		snprintf(name, NODE_NAME_MAX + 1, "%s%s", l->e.name,
-			 pos % 2 ? ".txt" : ".json");
+		size_t n = strlen(l->e.name);
+
+		/* At most RESULTS_NAME_MAX and ".json": it fits. */
+		memcpy(name, l->e.name, n);
+		strcpy(name + n, pos % 2 ? ".txt" : ".json");
 		*mode = S_IFREG;
 		r = 1;
 	}
@@ -191,6 +205,7 @@ static void results_list_close(void *list)
 {
 	struct jlisting *l = list;
 
+	job_cursor_free(l->cur);
 	job_index_release(l->x);
 	pthread_mutex_destroy(&l->lock);
 	free(l);

@@ -30,10 +30,28 @@ struct jrec {
 	uint8_t src, has_txt, ok, pad[5];
 };
 
-/* A slot of the hash table: record + 1, 0 when free. 16 bytes. */
+/* A slot of the hash table: the high half of its name's hash (the low
+ * bits place it), its record + 1, 0 when free. 8 bytes. */
 struct jslot {
-	uint64_t hash;
-	uint64_t rec;
+	uint32_t hash;
+	uint32_t rec;
+};
+
+#define SLOT_HASH(h) ((uint32_t)((h) >> 32))
+#define MAX_RECORDS  UINT32_MAX
+
+/* While an index is built, its table is read and written through a cache
+ * of pages: SLOT_FRAMES pages of SLOT_PAGE slots (16 MiB), one frame a
+ * page by its number, written back when another page takes the frame. A
+ * table of up to 1M custom_ids (2M slots) is then built in memory; a
+ * larger one goes on within the same memory, at the disk's pace. */
+#define SLOT_PAGE   8192 /* 64 KiB */
+#define SLOT_FRAMES 256
+
+struct frame {
+	uint64_t page;
+	int used, dirty;
+	struct jslot *s; /* SLOT_PAGE slots, or NULL before first use */
 };
 
 /* A line of a stream: where it starts there, its record. 16 bytes. */
@@ -144,10 +162,15 @@ static int scratch(struct cache *disk)
 
 /* ---- building --------------------------------------------------------- */
 
-/* What a build writes through: the records and names appended. */
+static int cursor_rec(struct job_cursor *c, uint64_t i,
+		      const struct jrec **rec);
+
+/* What a build writes through: the records and names appended, the
+ * table's frames. */
 struct builder {
 	struct job_index *x;
 	struct wbuf recs, names;
+	struct frame frames[SLOT_FRAMES];
 };
 
 static int rec_read(const struct job_index *x, uint64_t i, struct jrec *rec)
@@ -155,12 +178,106 @@ static int rec_read(const struct job_index *x, uint64_t i, struct jrec *rec)
 	return pread_all(x->fd[F_RECS], rec, sizeof(*rec), i * sizeof(*rec));
 }
 
+/* The slots of page of x's table (at most SLOT_PAGE): how many. */
+static size_t page_slots(const struct job_index *x, uint64_t page)
+{
+	uint64_t left = x->nslots - page * SLOT_PAGE;
+
+	return left < SLOT_PAGE ? (size_t)left : SLOT_PAGE;
+}
+
+/* Write frame f back when it changed. 0 or -errno. */
+static int frame_flush(const struct job_index *x, struct frame *f)
+{
+	int r = 0;
+
+	if (f->used && f->dirty)
+		r = pwrite_all(x->fd[F_SLOTS], f->s,
+			       page_slots(x, f->page) * sizeof(struct jslot),
+			       f->page * SLOT_PAGE * sizeof(struct jslot));
+	if (r == 0)
+		f->dirty = 0;
+	return r;
+}
+
+/* Slot i of x's table: *s into its frame of fr (read when not there). */
+static int frame_slot(const struct job_index *x, struct frame *fr, uint64_t i,
+		      struct jslot **s)
+{
+	uint64_t page = i / SLOT_PAGE;
+	struct frame *f = &fr[page % SLOT_FRAMES];
+	int r = 0;
+
+	if (!f->s) {
+		f->s = malloc(SLOT_PAGE * sizeof(struct jslot));
+		if (!f->s)
+			return -ENOMEM;
+		f->used = 0;
+	}
+	if (!f->used || f->page != page) {
+		r = frame_flush(x, f);
+		if (r == 0)
+			r = pread_all(x->fd[F_SLOTS], f->s,
+				      page_slots(x, page) *
+					  sizeof(struct jslot),
+				      page * SLOT_PAGE * sizeof(struct jslot));
+		f->used = r == 0;
+		f->page = page;
+	}
+	*s = &f->s[i % SLOT_PAGE];
+	return r;
+}
+
+/* Slot i into *slot: through the frames fr of a build, or (fr NULL) from
+ * the file. */
+static int slot_get(const struct job_index *x, struct frame *fr, uint64_t i,
+		    struct jslot *slot)
+{
+	struct jslot *s;
+	int r;
+
+	if (!fr)
+		return pread_all(x->fd[F_SLOTS], slot, sizeof(*slot),
+				 i * sizeof(*slot));
+	r = frame_slot(x, fr, i, &s);
+	if (r == 0)
+		*slot = *s;
+	return r;
+}
+
+/* Set slot i through the frames of a build. */
+static int slot_set(const struct job_index *x, struct frame *fr, uint64_t i,
+		    const struct jslot *slot)
+{
+	struct jslot *s;
+	int r = frame_slot(x, fr, i, &s);
+
+	if (r == 0) {
+		*s = *slot;
+		fr[(i / SLOT_PAGE) % SLOT_FRAMES].dirty = 1;
+	}
+	return r;
+}
+
+/* Write back every frame and forget what they hold. 0 or -errno. */
+static int frames_flush(const struct job_index *x, struct frame *fr)
+{
+	int r = 0;
+
+	for (size_t k = 0; r == 0 && k < SLOT_FRAMES; k++) {
+		r = frame_flush(x, &fr[k]);
+		fr[k].used = 0;
+	}
+	return r;
+}
+
 /* The slot of name (hash h): holding its record (*rec read), or the free
- * one where it goes (*rec untouched). 0, -EAGAIN when a record of the same
- * hash is not on disk yet (the builder's buffers hold it: flush them and
- * ask again), or -errno. */
-static int slot_find(const struct job_index *x, const char *name, uint64_t h,
-		     uint64_t *at, struct jslot *slot, struct jrec *rec)
+ * one where it goes (*rec untouched); through the frames fr of a build,
+ * or NULL. 0, -EAGAIN when a record of the same hash is not on disk yet
+ * (the builder's buffers hold it: flush them and ask again), or -errno. */
+static int slot_find(const struct job_index *x, struct frame *fr,
+		     const char *name, uint64_t h, uint64_t *at,
+		     struct jslot *slot, struct jrec *rec)
 {
 	uint64_t mask = x->nslots - 1, i = h & mask;
 	char buf[RESULTS_NAME_MAX + 1];
@@ -168,13 +285,12 @@ static int slot_find(const struct job_index *x, const char *name, uint64_t h,
 	int r;
 
 	for (;; i = (i + 1) & mask) {
-		r = pread_all(x->fd[F_SLOTS], slot, sizeof(*slot),
-			      i * sizeof(*slot));
+		r = slot_get(x, fr, i, slot);
 		if (r < 0)
 			return r;
 		if (!slot->rec)
 			break;
-		if (slot->hash != h)
+		if (slot->hash != SLOT_HASH(h))
 			continue;
 		if (slot->rec > x->durable)
 			return -EAGAIN;
@@ -191,36 +307,45 @@ static int slot_find(const struct job_index *x, const char *name, uint64_t h,
 	return 0;
 }
 
-/* A table of twice the slots, made from the records (flushed). */
-static int grow_slots(struct job_index *x)
+/* A table of twice the slots (at first 1024), made from the records
+ * (flushed), read in runs. */
+static int grow_slots(struct job_index *x, struct frame *fr)
 {
 	uint64_t n = x->nslots ? x->nslots * 2 : 1024;
-	int r = 0;
+	struct jrec *run = malloc(JOB_CURSOR_RUN * sizeof(*run));
+	int r = run ? frames_flush(x, fr) : -ENOMEM;
 
 	/* Emptied, then as long as the new table: its holes read as 0. */
-	if (ftruncate(x->fd[F_SLOTS], 0) < 0 ||
-	    ftruncate(x->fd[F_SLOTS], (off_t)(n * sizeof(struct jslot))) < 0)
+	if (r == 0 &&
+	    (ftruncate(x->fd[F_SLOTS], 0) < 0 ||
+	     ftruncate(x->fd[F_SLOTS], (off_t)(n * sizeof(struct jslot))) < 0))
 		r = -errno;
-
 	x->nslots = n;
 	for (uint64_t i = 0; r == 0 && i < x->n; i++) {
-		struct jrec rec;
+		const struct jrec *rec = &run[i % JOB_CURSOR_RUN];
 		struct jslot s;
 		uint64_t k;
 
-		r = rec_read(x, i, &rec);
-		for (k = rec.hash & (n - 1); r == 0; k = (k + 1) & (n - 1)) {
-			r = pread_all(x->fd[F_SLOTS], &s, sizeof(s),
-				      k * sizeof(s));
+		if (i % JOB_CURSOR_RUN == 0) {
+			uint64_t left = x->n - i;
+
+			r = pread_all(
+			    x->fd[F_RECS], run,
+			    (left < JOB_CURSOR_RUN ? left : JOB_CURSOR_RUN) *
+				sizeof(*run),
+			    i * sizeof(*run));
+		}
+		for (k = rec->hash & (n - 1); r == 0; k = (k + 1) & (n - 1)) {
+			r = slot_get(x, fr, k, &s);
 			if (r == 0 && !s.rec)
 				break;
 		}
-		s.hash = rec.hash;
-		s.rec = i + 1;
+		s.hash = SLOT_HASH(rec->hash);
+		s.rec = (uint32_t)(i + 1);
 		if (r == 0)
-			r = pwrite_all(x->fd[F_SLOTS], &s, sizeof(s),
-				       k * sizeof(s));
+			r = slot_set(x, fr, k, &s);
 	}
+	free(run);
 	return r;
 }
 
@@ -255,15 +380,15 @@ static int add_entry(struct builder *b, const struct results *ix,
 	if (x->n + 1 > x->nslots / 2) {
 		r = flush_all(b);
 		if (r == 0)
-			r = grow_slots(x);
+			r = grow_slots(x, b->frames);
 	}
 	if (r == 0)
-		r = slot_find(x, name, h, &at, &slot, &rec);
+		r = slot_find(x, b->frames, name, h, &at, &slot, &rec);
 	if (r == -EAGAIN) {
 		/* A record of the same hash is still in the buffer. */
 		r = flush_all(b);
 		if (r == 0)
-			r = slot_find(x, name, h, &at, &slot, &rec);
+			r = slot_find(x, b->frames, name, h, &at, &slot, &rec);
 	}
 	if (r < 0)
 		return r;
@@ -287,14 +412,15 @@ static int add_entry(struct builder *b, const struct results *ix,
 			    .src = e->src,
 			    .has_txt = e->has_txt,
 			    .ok = e->ok};
-	slot.hash = h;
-	slot.rec = ++x->n;
+	if (x->n == MAX_RECORDS)
+		return -EFBIG;
+	slot.hash = SLOT_HASH(h);
+	slot.rec = (uint32_t)++x->n;
 	r = wbuf_put(&b->names, name, n + 1);
 	if (r == 0)
 		r = wbuf_put(&b->recs, &rec, sizeof(rec));
 	if (r == 0)
-		r = pwrite_all(x->fd[F_SLOTS], &slot, sizeof(slot),
-			       at * sizeof(slot));
+		r = slot_set(x, b->frames, at, &slot);
 	return r;
 }
 
@@ -321,20 +447,26 @@ static int make_spans(struct job_index *x)
 
 	for (int s = 0; r == 0 && s < JOB_NSTREAMS; s++)
 		w[s] = (struct wbuf){.fd = x->fd[F_SPANS + s]};
+	struct job_cursor *c = job_cursor_new(x);
+
+	if (!c)
+		r = -ENOMEM;
 	for (uint64_t i = 0; r == 0 && i < x->n; i++) {
-		struct jrec rec;
+		const struct jrec *rec;
 		struct jspan sp;
 		int s;
 
-		r = rec_read(x, i, &rec);
-		s = rec.ok ? JOB_OUTPUT : JOB_ERRORS;
+		r = cursor_rec(c, i, &rec);
+		if (r < 0)
+			break;
+		s = rec->ok ? JOB_OUTPUT : JOB_ERRORS;
 		sp.start = x->size[s];
 		sp.rec = i;
-		if (r == 0)
-			r = wbuf_put(&w[s], &sp, sizeof(sp));
-		x->size[s] += (uint64_t)rec.len + 1;
+		r = wbuf_put(&w[s], &sp, sizeof(sp));
+		x->size[s] += (uint64_t)rec->len + 1;
 		x->lines[s]++;
 	}
+	job_cursor_free(c);
 	for (int s = 0; r == 0 && s < JOB_NSTREAMS; s++)
 		r = wbuf_flush(&w[s]);
 	free(w);
@@ -383,7 +515,7 @@ static int build(struct job_index *x, struct op *op)
 		b->x = x;
 		b->recs.fd = x->fd[F_RECS];
 		b->names.fd = x->fd[F_NAMES];
-		r = grow_slots(x);
+		r = grow_slots(x, b->frames);
 	}
 	for (size_t i = 0; order && i < j->nbatches; i++)
 		order[i] = (uint32_t)i;
@@ -393,6 +525,10 @@ static int build(struct job_index *x, struct op *op)
 		r = add_batch(b, op, order[i]);
 	if (r == 0)
 		r = flush_all(b);
+	if (r == 0)
+		r = frames_flush(x, b->frames);
+	for (size_t k = 0; b && k < SLOT_FRAMES; k++)
+		free(b->frames[k].s);
 	if (r == 0)
 		r = make_spans(x);
 	if (r == 0)
@@ -608,35 +744,104 @@ int64_t job_index_usage(const struct job_index *x, int which)
 	return x->usage[which];
 }
 
-/* Entry *e of record rec (its name read). */
-static int entry_of(const struct job_index *x, const struct jrec *rec,
-		    struct job_entry *e)
+/* Entry *e of record rec, its name from name (at most the longest name
+ * and its NUL, read from the names file). */
+static void entry_of(const struct jrec *rec, const char *name, size_t avail,
+		     struct job_entry *e)
 {
-	/* The name and what follows it, up to the longest name: it ends
-	 * in its NUL. */
-	ssize_t k = pread(x->fd[F_NAMES], e->name, sizeof(e->name) - 1,
-			  (off_t)rec->name);
-	int r = k > 0 ? 0 : k < 0 ? -errno : -EIO;
+	size_t n = strnlen(
+	    name, avail < sizeof(e->name) - 1 ? avail : sizeof(e->name) - 1);
 
-	e->name[sizeof(e->name) - 1] = '\0';
+	memcpy(e->name, name, n);
+	e->name[n] = '\0';
 	e->off = rec->off;
 	e->len = rec->len;
 	e->batch = rec->batch;
 	e->src = rec->src;
 	e->has_txt = rec->has_txt;
 	e->ok = rec->ok;
-	return r;
 }
 
-int job_index_entry(const struct job_index *x, uint64_t i, struct job_entry *e)
+/* A run of records, and of their names when asked for (names are written
+ * in the order of the records, so a run's names lie together). */
+struct job_cursor {
+	const struct job_index *x;
+	uint64_t first, n; /* records first .. first + n - 1 in recs */
+	struct jrec recs[JOB_CURSOR_RUN];
+	int named; /* names holds the run's names from names_at */
+	uint64_t names_at;
+	size_t names_len;
+	char names[JOB_CURSOR_RUN * (RESULTS_NAME_MAX + 1)];
+};
+
+struct job_cursor *job_cursor_new(const struct job_index *x)
 {
-	struct jrec rec;
-	int r;
+	struct job_cursor *c = malloc(sizeof(*c));
+
+	if (c) {
+		c->x = x;
+		c->n = 0;
+		c->named = 0;
+	}
+	return c;
+}
+
+void job_cursor_free(struct job_cursor *c)
+{
+	free(c);
+}
+
+/* Record i, read with its run when not in c: *rec points into c. */
+static int cursor_rec(struct job_cursor *c, uint64_t i, const struct jrec **rec)
+{
+	const struct job_index *x = c->x;
+	ssize_t k;
 
 	if (i >= x->n)
 		return -ENOENT;
-	r = rec_read(x, i, &rec);
-	return r < 0 ? r : entry_of(x, &rec, e);
+	if (i < c->first || i >= c->first + c->n) {
+		c->first = i - i % JOB_CURSOR_RUN;
+		c->n = x->n - c->first < JOB_CURSOR_RUN ? x->n - c->first
+							: JOB_CURSOR_RUN;
+		c->named = 0;
+		k = pread(x->fd[F_RECS], c->recs, c->n * sizeof(c->recs[0]),
+			  (off_t)(c->first * sizeof(c->recs[0])));
+		if (k < 0 || (size_t)k != c->n * sizeof(c->recs[0])) {
+			c->n = 0;
+			return k < 0 ? -errno : -EIO;
+		}
+	}
+	*rec = &c->recs[i - c->first];
+	return 0;
+}
+
+int job_cursor_entry(struct job_cursor *c, uint64_t i, struct job_entry *e)
+{
+	const struct jrec *rec;
+	int r = cursor_rec(c, i, &rec);
+	ssize_t k;
+
+	if (r < 0)
+		return r;
+	if (!c->named) {
+		/* From the run's first name to past its last one. */
+		c->names_at = c->recs[0].name;
+		c->names_len = (size_t)(c->recs[c->n - 1].name - c->names_at) +
+			       RESULTS_NAME_MAX + 1;
+		if (c->names_len > sizeof(c->names))
+			return -EIO;
+		k = pread(c->x->fd[F_NAMES], c->names, c->names_len,
+			  (off_t)c->names_at);
+		if (k <= 0)
+			return k < 0 ? -errno : -EIO;
+		c->names_len = (size_t)k;
+		c->named = 1;
+	}
+	if (rec->name < c->names_at || rec->name >= c->names_at + c->names_len)
+		return -EIO;
+	entry_of(rec, c->names + (rec->name - c->names_at),
+		 c->names_len - (size_t)(rec->name - c->names_at), e);
+	return 0;
 }
 
 int job_index_find(const struct job_index *x, const char *base, size_t blen,
@@ -652,11 +857,16 @@ int job_index_find(const struct job_index *x, const char *base, size_t blen,
 		return -ENOENT;
 	memcpy(name, base, blen);
 	name[blen] = '\0';
-	r = slot_find(x, name, util_hash_bytes(name, blen, UTIL_HASH_SEED), &at,
-		      &slot, &rec);
+	r = slot_find(x, NULL, name,
+		      util_hash_bytes(name, blen, UTIL_HASH_SEED), &at, &slot,
+		      &rec);
 	if (r == 0 && !slot.rec)
 		r = -ENOENT;
-	return r < 0 ? r : entry_of(x, &rec, e);
+	if (r < 0)
+		return r;
+	/* slot_find read the name: it is the one asked for. */
+	entry_of(&rec, name, blen + 1, e);
+	return 0;
 }
 
 /* The content of the file of batch bi, source src, open in *fd. */
@@ -720,62 +930,128 @@ static int span_at(const struct job_index *x, enum job_stream s, uint64_t off,
 	return 0;
 }
 
+/*
+ * A read of a stream being made: its buffer, the file open now, and a run
+ * of line bytes still to be read from it in one pread (lines next to each
+ * other in their file, with the newline between them, are read together:
+ * the file has that newline too).
+ */
+struct stream_read {
+	const struct job_index *x;
+	struct op *op;
+	char *buf;
+	size_t have;
+	int fd; /* of batch fbatch's file fsrc, or -1 */
+	uint32_t fbatch;
+	uint8_t fsrc;
+	uint64_t run_at, run_end; /* the run's bytes in the file */
+	size_t run_dst;		  /* where they go in buf */
+};
+
+/* Read the run waiting, if any. */
+static int run_flush(struct stream_read *st)
+{
+	int r = 0;
+
+	if (st->run_end > st->run_at)
+		r = pread_all(st->fd, st->buf + st->run_dst,
+			      (size_t)(st->run_end - st->run_at), st->run_at);
+	st->run_at = st->run_end = 0;
+	return r;
+}
+
+/* Put n bytes of rec's line from its byte at into the buffer (read with
+ * the run when they follow it in the same file), then a newline when
+ * there is room. */
+static int stream_put(struct stream_read *st, const struct jrec *rec,
+		      uint64_t at, size_t n, size_t size)
+{
+	uint64_t from = rec->off + at;
+	int r = 0;
+
+	if (rec->batch != st->fbatch || rec->src != st->fsrc || st->fd < 0) {
+		r = run_flush(st);
+		if (st->fd >= 0)
+			close(st->fd);
+		st->fd = -1;
+		if (r == 0)
+			r = file_open(st->x, st->op, rec->batch, rec->src,
+				      &st->fd);
+		st->fbatch = rec->batch;
+		st->fsrc = rec->src;
+	}
+	if (r == 0 && n) {
+		if (st->run_end > st->run_at && from == st->run_end + 1 &&
+		    st->have == st->run_dst + (st->run_end - st->run_at) + 1) {
+			st->run_end = from + n;
+		} else {
+			r = run_flush(st);
+			st->run_at = from;
+			st->run_end = from + n;
+			st->run_dst = st->have;
+		}
+	}
+	st->have += n;
+	if (r == 0 && st->have < size)
+		st->buf[st->have++] = '\n';
+	return r;
+}
+
 int job_index_read(const struct job_index *x, struct op *op, enum job_stream s,
 		   uint64_t off, size_t size, char **out, size_t *len)
 {
-	uint64_t i, end = x->size[s];
-	uint32_t fbatch = UINT32_MAX;
-	uint8_t fsrc = 0;
-	size_t have = 0;
-	char *buf;
-	int fd = -1, r;
+	struct stream_read st = {
+	    .x = x, .op = op, .fd = -1, .fbatch = UINT32_MAX};
+	struct jspan spans[JOB_CURSOR_RUN];
+	uint64_t i, sfirst = 0, sn = 0; /* spans sfirst .. in spans */
+	struct job_cursor *c;
+	int r;
 
 	*out = NULL;
 	*len = 0;
-	if (off >= end || size == 0)
+	if (off >= x->size[s] || size == 0)
 		return 0;
-	if (size > end - off)
-		size = (size_t)(end - off);
-	buf = malloc(size);
-	if (!buf)
-		return -ENOMEM;
-	r = span_at(x, s, off, &i);
-	for (; r == 0 && have < size; i++) {
-		struct jspan sp;
-		struct jrec rec;
+	if (size > x->size[s] - off)
+		size = (size_t)(x->size[s] - off);
+	st.buf = malloc(size);
+	c = job_cursor_new(x);
+	r = st.buf && c ? span_at(x, s, off, &i) : -ENOMEM;
+	for (; r == 0 && st.have < size; i++) {
+		const struct jspan *sp;
+		const struct jrec *rec;
 		uint64_t at, n;
 
-		r = span_read(x, s, i, &sp);
-		if (r == 0)
-			r = rec_read(x, sp.rec, &rec);
-		if (r == 0 && (rec.batch != fbatch || rec.src != fsrc)) {
-			if (fd >= 0)
-				close(fd);
-			fd = -1;
-			r = file_open(x, op, rec.batch, rec.src, &fd);
-			fbatch = rec.batch;
-			fsrc = rec.src;
+		if (i < sfirst || i >= sfirst + sn) {
+			sfirst = i;
+			sn = x->lines[s] - i < JOB_CURSOR_RUN ? x->lines[s] - i
+							      : JOB_CURSOR_RUN;
+			r = pread_all(x->fd[F_SPANS + s], spans,
+				      sn * sizeof(spans[0]),
+				      i * sizeof(spans[0]));
+			if (r < 0)
+				break;
 		}
+		sp = &spans[i - sfirst];
+		r = cursor_rec(c, sp->rec, &rec);
 		if (r < 0)
 			break;
 		/* This line's bytes from off + have, then its newline. */
-		at = off + have - sp.start;
-		n = rec.len - (at < rec.len ? at : rec.len);
-		if (n > size - have)
-			n = size - have;
-		if (n)
-			r = pread_all(fd, buf + have, (size_t)n, rec.off + at);
-		have += (size_t)n;
-		if (r == 0 && have < size)
-			buf[have++] = '\n';
+		at = off + st.have - sp->start;
+		n = rec->len - (at < rec->len ? at : rec->len);
+		if (n > size - st.have)
+			n = size - st.have;
+		r = stream_put(&st, rec, at, (size_t)n, size);
 	}
-	if (fd >= 0)
-		close(fd);
+	if (r == 0)
+		r = run_flush(&st);
+	if (st.fd >= 0)
+		close(st.fd);
+	job_cursor_free(c);
 	if (r < 0) {
-		free(buf);
+		free(st.buf);
 		return r;
 	}
-	*out = buf;
-	*len = have;
+	*out = st.buf;
+	*len = st.have;
 	return 0;
 }

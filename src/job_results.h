@@ -88,9 +88,20 @@ uint64_t job_index_count(const struct job_index *x);
 uint64_t job_index_size(const struct job_index *x, enum job_stream s);
 int64_t job_index_usage(const struct job_index *x, int which);
 
-/* Entry i (0 .. count - 1) of x into *e. 0 or -errno (-EIO: a short
- * read). */
-int job_index_entry(const struct job_index *x, uint64_t i, struct job_entry *e);
+/*
+ * A reader of x's entries by position, for a listing: it reads records
+ * and their names in runs of JOB_CURSOR_RUN, so that reading them in
+ * order costs two preads a run. job_cursor_new gives NULL when out of
+ * memory; it does not hold x.
+ */
+#define JOB_CURSOR_RUN 256
+struct job_cursor;
+struct job_cursor *job_cursor_new(const struct job_index *x);
+void job_cursor_free(struct job_cursor *c);
+
+/* Entry i (0 .. count - 1) of c's index into *e. 0, -ENOENT past the end,
+ * or -errno (-EIO: a short read). */
+int job_cursor_entry(struct job_cursor *c, uint64_t i, struct job_entry *e);
 
 /* The entry whose name is base (blen bytes, no .json/.txt) into *e: 0,
  * -ENOENT, or -errno. */

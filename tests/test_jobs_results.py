@@ -6,6 +6,7 @@ sums over every batch, retries included), a running job, two mounts, and
 what it costs: each result file downloaded once."""
 
 import errno
+import hashlib
 import json
 import os
 import time
@@ -259,14 +260,25 @@ def test_many_results_over_many_batches(sim, mount, n):
         err = [err_line("id-%05d" % i, "no", rid="f%d" % i)
                for i in range(p * per, (p + 1) * per) if i % 3 == 0]
         bids.append(job_batch(sim, "big", "%d/%d" % (p + 1, parts), out, err))
-    retry = [ok_line("id-%05d" % i, "again %d" % i, rid="r%d" % i)
-             for i in range(0, n, 3)]
-    bids.append(job_batch(sim, "big", "1/1", retry, retry="1"))
+    retry = {i: ok_line("id-%05d" % i, "again %d" % i, rid="r%d" % i)
+             for i in range(0, n, 3)}
+    bids.append(job_batch(sim, "big", "1/1", list(retry.values()), retry="1"))
+    # By part; in a part its output file's lines, then those first seen in
+    # its error file (answered in round 1).
+    want = "".join(
+        "".join(ok_line("id-%05d" % i, "a%d" % i, rid="p%d" % i)
+                for i in range(p * per, (p + 1) * per) if i % 3) +
+        "".join(retry[i] for i in range(p * per, (p + 1) * per) if i % 3 == 0)
+        for p in range(parts)).encode()
     m = mount()
     rc, out, err = m.sh("ls jobs/big/results | wc -l")
     assert (rc, err) == (0, "") and out.strip() == str(2 * n)
     assert read_text(jobs(m, "big", "results", "id-00300.txt")) == "again 300\n"
     assert read_text(jobs(m, "big", "results", "id-00301.txt")) == "a301\n"
     assert read_text(jobs(m, "big", "errors.jsonl")) == ""
-    rc, out, err = m.sh("wc -l < jobs/big/output.jsonl")
-    assert out.strip() == str(n)
+    with open(jobs(m, "big", "output.jsonl"), "rb") as f:
+        assert f.read() == want
+    # Read in odd pieces, each from where the last ended.
+    rc, out, err = m.sh("dd if=jobs/big/output.jsonl bs=4093 2>/dev/null | md5sum")
+    assert out.split()[0] == hashlib.md5(want).hexdigest()
+    assert os.stat(jobs(m, "big", "output.jsonl")).st_size == len(want)
