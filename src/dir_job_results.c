@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "dir_job_results.h"
+#include "dir_results.h"
 #include "job_results.h"
 #include "log.h"
 
@@ -118,17 +119,11 @@ static const struct node_type type_jresult = {
     .open_ops = &tree_view_ops,
 };
 
-/* Names that cannot be results are ENOENT at once, with no request. */
 static int results_lookup(struct tree *tree, const struct node *dir,
 			  const char *name, struct node *child)
 {
-	size_t blen;
-	int txt;
-
 	(void)tree;
-	if (results_split(name, &blen, &txt) < 0)
-		return -ENOENT;
-	return node_make(child, dir, &type_jresult, name);
+	return dir_results_child(dir, name, &type_jresult, child);
 }
 
 /* The listing an open results/ holds: the job's index, read by position;
@@ -284,20 +279,12 @@ const struct node_type type_jstream = {
 
 /* ---- usage/ ------------------------------------------------------------ */
 
-static int usage_index(const char *name)
-{
-	for (int i = 0; i < USAGE_N; i++)
-		if (strcmp(name, results_usage_names[i]) == 0)
-			return i;
-	return -1;
-}
-
 /* A sum over every output file of the job (0 before any). */
 static int usage_view(struct tree *tree, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
 	struct job_index *x = NULL;
-	int i = usage_index(n->name),
+	int i = results_usage_index(n->name),
 	    r = job_node_snapshot(tree, op, n, mode, v);
 
 	if (r == 0)

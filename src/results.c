@@ -20,6 +20,14 @@ const char *const results_usage_names[USAGE_N] = {
 #define LINE_DEPTH_MAX 512 /* deeper lines are refused (cJSON allows 1000) */
 #define SHORT_PREFIX   222 /* bytes kept of a shortened name: + %~ + 16 */
 
+int results_usage_index(const char *name)
+{
+	for (int i = 0; i < USAGE_N; i++)
+		if (strcmp(name, results_usage_names[i]) == 0)
+			return i;
+	return -1;
+}
+
 /* ---- names ------------------------------------------------------------ */
 
 static const char hexdigits[] = "0123456789ABCDEF";

@@ -63,6 +63,9 @@ struct results_pass {
 /* Names of the usage files, in listing order (USAGE_*). */
 extern const char *const results_usage_names[USAGE_N];
 
+/* The USAGE_* of a usage file's name, or -1. */
+int results_usage_index(const char *name);
+
 /* A new, empty index, or NULL when out of memory. */
 struct results *results_new(void);
 void results_free(struct results *r);
