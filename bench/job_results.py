@@ -57,6 +57,19 @@ COMMANDS = (
 )
 
 
+def read_one(mnt, n):
+    """The median wall time of open, read, close of one result file (a
+    different one each time, none read before), from this process."""
+    times = []
+    for i in range(n):
+        path = os.path.join(mnt, "jobs/big/results/id-%07d.txt" % (7919 * i + 13))
+        t = time.monotonic()
+        with open(path, "rb") as f:
+            f.read()
+        times.append(time.monotonic() - t)
+    return sorted(times)[n // 2]
+
+
 def measure(binary, url, cache):
     rows = []
     with mounted(binary, url, ["timeout=600", "cache_dir=" + cache]) as (mnt, fs):
@@ -64,6 +77,10 @@ def measure(binary, url, cache):
             sent = requests_logged(url)
             t = run(cmd, mnt)
             rows.append((what, t, requests_logged(url) - sent))
+        sent = requests_logged(url)
+        t = read_one(mnt, 101)
+        rows.append(("open, read, close one `.txt` (median of 101 files, in-process)",
+                     t, requests_logged(url) - sent))
         return rows, hwm_kib(fs.pid) / 1024
 
 
