@@ -17,12 +17,6 @@
 #include "job_results.h"
 #include "log.h"
 
-/* The job that a view filled by job_node_snapshot holds. */
-static const struct job *view_job(const struct view *v)
-{
-	return v->obj;
-}
-
 /* The merged results of n's job as of v (NULL when it has no file yet),
  * logged when they cannot be had. */
 static int index_of(struct tree *tree, struct op *op, const struct node *n,
@@ -56,9 +50,10 @@ static int entry_of(const struct job_index *x, const char *name,
 }
 
 /*
- * The index of n's job and the entry of n in it (into v, *x, *e). When
- * the entry is not there and the copy of a running job may be older than
- * its batches' files (any copy asked for), the job is read again once.
+ * The index of n's job and the entry of n in it (into v, *x, *e). The
+ * job's copy is as fresh as the batch listing (jobs_get reads it again
+ * when older than cache_ttl), so a running batch's new file is seen
+ * without a fetch of its own.
  */
 static int result_entry(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v,
@@ -71,16 +66,6 @@ static int result_entry(struct tree *tree, struct op *op, const struct node *n,
 		r = index_of(tree, op, n, v, x);
 	if (r == 0)
 		r = entry_of(*x, n->name, e, txt);
-	if (r == -ENOENT && view_job(v)->running && mode == STORE_ANY) {
-		job_index_release(*x);
-		*x = NULL;
-		view_release(v);
-		r = job_node_snapshot(tree, op, n, STORE_FRESH, v);
-		if (r == 0)
-			r = index_of(tree, op, n, v, x);
-		if (r == 0)
-			r = entry_of(*x, n->name, e, txt);
-	}
 	if (r < 0) {
 		job_index_release(*x);
 		*x = NULL;

@@ -211,7 +211,7 @@ def test_a_running_job_shows_what_is_there_so_far(sim, mount):
     assert read_text(jobs(m, "run", "output.jsonl")) == first[0] + first[2] + first[1]
 
 
-def test_a_result_looked_up_before_the_listing_refetches_a_running_job(sim, mount):
+def test_a_result_looked_up_by_name_follows_the_listing(sim, mount):
     bid = job_batch(sim, "late", "1/1", [ok_line("e0", "zero", rid="e0")],
                     status="in_progress")
     m = mount(cache_ttl=1)
@@ -219,8 +219,9 @@ def test_a_result_looked_up_before_the_listing_refetches_a_running_job(sim, moun
     sim.set(bid, {"output_file_id": stored_file(
         sim, ok_line("e0", "zero", rid="e0") + ok_line("e1", "one", rid="e1"))})
     time.sleep(1.2)
-    # Not in the copy, which is older than cache_ttl: the job is read
-    # again once (its batch runs), as a batch's results/ does.
+    # Looked up by name, with no listing of results/: the job's copy is
+    # older than cache_ttl, so the batch listing is read again and brings
+    # the new file.
     assert read_text(jobs(m, "late", "results", "e1.txt")) == "one\n"
 
 
