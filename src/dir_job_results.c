@@ -16,6 +16,7 @@
 #include "dir_results.h"
 #include "job_results.h"
 #include "log.h"
+#include "results_cache.h"
 
 /* The merged results of n's job as of v (NULL when it has no file yet),
  * logged when they cannot be had. */
@@ -73,24 +74,35 @@ static int result_entry(struct tree *tree, struct op *op, const struct node *n,
 	return r;
 }
 
-/* A file of results/: its entry's line rendered as a batch's. */
+static void drop_render(void *hold)
+{
+	job_render_release(hold);
+}
+
+/* A file of results/: its entry's line rendered as a batch's, shared by
+ * every view of it while one holds it (job_render_get). */
 static int result_view(struct tree *tree, struct op *op, const struct node *n,
 		       enum store_mode mode, struct view *v)
 {
+	struct job_render *rd = NULL;
 	struct job_index *x;
 	struct job_entry e;
-	char *line = NULL;
 	int txt, r = result_entry(tree, op, n, mode, v, &x, &e, &txt);
 
 	if (r == 0)
-		r = job_index_line(x, op, &e, &line);
-	if (r == 0)
-		r = (txt ? results_render_txt : results_render_json)(
-		    line, e.len, &v->owned, &v->len);
-	if (r < 0 && r != -ENOENT && r != -EINTR)
+		r = job_render_get(tree->job_results, op, x, &e, txt, &rd);
+	if (r == -ENOMEM)
+		log_err("job %s: result %s: the results open pass %u MiB; "
+			"close some",
+			n->id, n->name, RESULTS_RENDER_BYTES >> 20);
+	else if (r < 0 && r != -ENOENT && r != -EINTR)
 		log_err("job %s: result %s: %s", n->id, n->name, strerror(-r));
-	v->data = v->owned;
-	free(line);
+	if (r == 0) {
+		v->data = rd->data;
+		v->len = rd->len;
+		v->drop = drop_render;
+		v->hold = rd;
+	}
 	job_index_release(x);
 	if (r < 0)
 		view_release(v);

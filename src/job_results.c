@@ -642,6 +642,100 @@ static uint64_t signature(const struct job *j, int *files)
 	return h;
 }
 
+/* The held rendering of (x, rec, txt), or NULL (lock held). */
+static struct job_render *render_find(struct job_results *c,
+				      const struct job_index *x, uint64_t rec,
+				      int txt)
+{
+	struct job_render *rd = c->renders;
+
+	while (rd && !(rd->x == x && rd->rec == rec && rd->txt == txt))
+		rd = rd->next;
+	return rd;
+}
+
+int job_render_get(struct job_results *c, struct op *op, struct job_index *x,
+		   const struct job_entry *e, int txt, struct job_render **out)
+{
+	size_t want = results_render_bound(e->len, txt);
+	struct job_render *rd, *other;
+	char *line = NULL;
+	int r = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&c->lock);
+	rd = render_find(c, x, e->rec, txt);
+	if (rd) {
+		rd->refs++;
+		*out = rd;
+	} else if (c->render_bytes + want > RESULTS_RENDER_BYTES) {
+		r = -ENOMEM;
+	} else {
+		c->render_bytes += want;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (*out || r < 0)
+		return r;
+
+	/* Made outside the lock; a caller that made the same one first
+	 * wins, and this one is let go. */
+	rd = calloc(1, sizeof(*rd));
+	r = rd ? job_index_line(x, op, e, &line) : -ENOMEM;
+	if (r == 0)
+		r = (txt ? results_render_txt : results_render_json)(
+		    line, e->len, &rd->buf, &rd->len);
+	free(line);
+	pthread_mutex_lock(&c->lock);
+	c->render_bytes -= want;
+	other = r == 0 ? render_find(c, x, e->rec, txt) : NULL;
+	if (other) {
+		other->refs++;
+		*out = other;
+	} else if (r == 0) {
+		rd->data = rd->buf ? rd->buf : "";
+		rd->cache = c;
+		rd->x = x;
+		x->refs++;
+		rd->rec = e->rec;
+		rd->txt = txt;
+		rd->refs = 1;
+		rd->bytes = rd->len;
+		c->render_bytes += rd->bytes;
+		rd->next = c->renders;
+		c->renders = rd;
+		*out = rd;
+		rd = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (rd)
+		free(rd->buf);
+	free(rd);
+	return r;
+}
+
+void job_render_release(struct job_render *rd)
+{
+	struct job_results *c;
+	struct job_render **p;
+
+	if (!rd)
+		return;
+	c = rd->cache;
+	pthread_mutex_lock(&c->lock);
+	if (--rd->refs > 0) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	for (p = &c->renders; *p != rd; p = &(*p)->next)
+		;
+	*p = rd->next;
+	c->render_bytes -= rd->bytes;
+	pthread_mutex_unlock(&c->lock);
+	job_index_release(rd->x);
+	free(rd->buf);
+	free(rd);
+}
+
 void job_index_release(struct job_index *x)
 {
 	struct job_results *c;
@@ -841,6 +935,7 @@ int job_cursor_entry(struct job_cursor *c, uint64_t i, struct job_entry *e)
 		return -EIO;
 	entry_of(rec, c->names + (rec->name - c->names_at),
 		 c->names_len - (size_t)(rec->name - c->names_at), e);
+	e->rec = i;
 	return 0;
 }
 
@@ -866,6 +961,7 @@ int job_index_find(const struct job_index *x, const char *base, size_t blen,
 		return r;
 	/* slot_find read the name: it is the one asked for. */
 	entry_of(&rec, name, blen + 1, e);
+	e->rec = slot.rec - 1;
 	return 0;
 }
 

@@ -50,7 +50,8 @@ struct job_entry {
 	uint32_t batch; /* index of its batch in the job */
 	uint8_t src;	/* enum results_source: its batch's output or error */
 	uint8_t has_txt;
-	uint8_t ok; /* a success */
+	uint8_t ok;   /* a success */
+	uint64_t rec; /* its record: which custom_id of the index */
 	char name[RESULTS_NAME_MAX + 1];
 };
 
@@ -62,6 +63,8 @@ struct job_results {
 	pthread_condattr_t condattr;
 	struct job_index *head; /* most recently used first */
 	size_t count;
+	struct job_render *renders; /* renderings held */
+	size_t render_bytes;	    /* their bytes (reserved, then real) */
 };
 
 /* Set up an empty cache of job indexes over the batches' indexes results
@@ -81,6 +84,32 @@ void job_results_destroy(struct job_results *c);
 int job_results_get(struct job_results *c, struct op *op, struct job *j,
 		    struct job_index **out);
 void job_index_release(struct job_index *x);
+
+/*
+ * The rendering of entry e of held index x as .txt (txt 1) or .json
+ * (results_render_txt, results_render_json), shared by every view of that
+ * file while one holds it: 0 with *out held (job_render_release it), or
+ * -errno: -ENOENT (no answer for a .txt), -EIO, -ENOMEM when the
+ * renderings held would pass RESULTS_RENDER_BYTES (results_cache.h: the
+ * same bound as a batch's, counted apart; reserved at the most a
+ * rendering can take while it is made).
+ */
+struct job_render {
+	const char *data;
+	size_t len;
+	/* The fields below are the cache's, under its lock. */
+	struct job_results *cache;
+	struct job_index *x; /* held */
+	uint64_t rec;
+	int txt;
+	int refs;
+	size_t bytes;
+	char *buf;
+	struct job_render *next;
+};
+int job_render_get(struct job_results *c, struct op *op, struct job_index *x,
+		   const struct job_entry *e, int txt, struct job_render **out);
+void job_render_release(struct job_render *rd);
 
 /* The custom_ids of x, the bytes of a stream, the token sums (over every
  * line of every output file of the job: what it cost). */

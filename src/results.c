@@ -214,6 +214,15 @@ int results_render_json(const char *line, size_t len, char **out,
 	return r;
 }
 
+size_t results_render_bound(size_t len, int txt)
+{
+	size_t json = 8 * len + 4096;
+
+	if (txt)
+		return len + 1;
+	return json < RESULTS_PRETTY_MAX ? json : RESULTS_PRETTY_MAX;
+}
+
 /* ---- values of a parsed line ------------------------------------------ */
 
 /*

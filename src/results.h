@@ -149,6 +149,9 @@ int results_split(const char *name, size_t *blen, int *txt);
  */
 int results_render_json(const char *line, size_t len, char **out,
 			size_t *outlen);
+/* The most bytes the rendering of a line of len bytes can take, as .txt
+ * (txt 1) or .json. */
+size_t results_render_bound(size_t len, int txt);
 int results_render_txt(const char *line, size_t len, char **out,
 		       size_t *outlen);
 

@@ -283,3 +283,37 @@ def test_many_results_over_many_batches(sim, mount, n):
     rc, out, err = m.sh("dd if=jobs/big/output.jsonl bs=4093 2>/dev/null | md5sum")
     assert out.split()[0] == hashlib.md5(want).hexdigest()
     assert os.stat(jobs(m, "big", "output.jsonl")).st_size == len(want)
+
+
+def test_open_result_files_past_64_mib_are_refused_and_logged(sim, mount):
+    """A rendering is held by its open file; those of a job count against
+    64 MiB as a batch's do: one more is ENOMEM, logged, until some close."""
+    mib = 1024 * 1024
+    n = 11
+    bid = job_batch(sim, "wide", "1/1",
+                    [ok_line("r%02d" % i, chr(97 + i) * (6 * mib), rid="w%d" % i)
+                     for i in range(n)])
+    m = mount(timeout=60)
+    paths = [jobs(m, "wide", "results", "r%02d.txt" % i) for i in range(n)]
+    fds = [os.open(p, os.O_RDONLY) for p in paths[:10]]
+    try:
+        # Ten renderings of 6 MiB are held: the eleventh would pass 64 MiB.
+        assert errno_of(os.open, paths[10], os.O_RDONLY) == errno.ENOMEM
+        assert "result r10.txt: the results open pass 64 MiB" in m.stderr_text()
+        assert os.pread(fds[3], 4, 0) == b"dddd"
+        os.close(fds.pop())
+
+        # The last close reaches the daemon after close(2) returns.
+        def opened():
+            try:
+                fds.append(os.open(paths[10], os.O_RDONLY))
+                return True
+            except OSError as e:
+                assert e.errno == errno.ENOMEM
+                return False
+        wait_for(opened, timeout=10, what="room for one more rendering")
+        assert os.pread(fds[-1], 4, 0) == b"kkkk"
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert bid

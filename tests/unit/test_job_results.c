@@ -241,6 +241,21 @@ static void test_two_rounds(struct job_results *jr)
 		free(out);
 		free(err);
 	}
+	/* A rendering is shared while held; a failure has no .txt. */
+	{
+		struct job_render *r1 = NULL, *r2 = NULL, *r3 = NULL;
+
+		CHECK(job_index_find(x, "c", 1, &e) == 0);
+		CHECK(job_render_get(jr, NULL, x, &e, 1, &r1) == 0 && r1 &&
+		      r1->len == 6 && memcmp(r1->data, "gamma\n", 6) == 0);
+		CHECK(job_render_get(jr, NULL, x, &e, 1, &r2) == 0 && r2 == r1);
+		CHECK(jr->render_bytes == 6);
+		CHECK(job_index_find(x, "e", 1, &e) == 0);
+		CHECK(job_render_get(jr, NULL, x, &e, 1, &r3) == -ENOENT);
+		job_render_release(r1);
+		job_render_release(r2);
+		CHECK(jr->render_bytes == 0 && !jr->renders);
+	}
 	/* Every output line of every batch, the retry's included. */
 	CHECK(job_index_usage(x, USAGE_TOTAL) == 4 * 3);
 	CHECK(job_index_usage(x, USAGE_PROMPT) == 4);
