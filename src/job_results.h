@@ -17,10 +17,13 @@
  *
  * On disk, per custom_id in order of first appearance (batches by round,
  * then part; within a batch its output file, then its error file): a
- * record of 40 bytes and its name; a hash table of 16 bytes a slot, at
+ * record of 40 bytes and its name; a hash table of 8 bytes a slot, at
  * most half full; and for each of output.jsonl and errors.jsonl a table
- * of 16 bytes a line (where the line starts in the stream, its record).
- * In memory: the job snapshot, and while it is made one batch's index.
+ * of 16 bytes a line (where the line starts in the stream, its record)
+ * (job_index.h). In memory: the job snapshot, and while it is made one
+ * batch's index and at most 16 MiB of the table's pages.
+ * job_index_build.c makes an index, job_index.c reads it, job_results.c
+ * keeps them.
  */
 #ifndef KIMIFS_JOB_RESULTS_H
 #define KIMIFS_JOB_RESULTS_H
