@@ -91,8 +91,9 @@ int job_file_open(const struct job_index *x, struct op *op, uint32_t bi,
 
 /*
  * Make the index of x->job into x (its fds, counts and sums) from the
- * batches' indexes of results, its files scratch files of disk; logged
- * when it fails. 0 or -errno. job_index_build.c.
+ * batches' indexes of results, its files scratch files of disk. 0 or
+ * -errno (-EINTR: op was interrupted between two batches; the caller logs
+ * a failure). job_index_build.c.
  */
 int job_index_build(struct job_index *x, struct op *op,
 		    struct results_cache *results, struct cache *disk);

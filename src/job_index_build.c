@@ -445,8 +445,9 @@ int job_index_build(struct job_index *x, struct op *op,
 		order[i] = (uint32_t)i;
 	if (order)
 		sort_batches(order, j->nbatches, j);
+	/* Ctrl-C ends a long merge between two batches. */
 	for (size_t i = 0; r == 0 && i < j->nbatches; i++)
-		r = add_batch(b, op, order[i]);
+		r = op && op->interrupted ? -EINTR : add_batch(b, op, order[i]);
 	if (r == 0)
 		r = flush_all(b);
 	if (r == 0)
@@ -458,9 +459,6 @@ int job_index_build(struct job_index *x, struct op *op,
 	if (r == 0)
 		log_debug("job %s: %llu results merged from %zu batches",
 			  j->name, (unsigned long long)x->n, j->nbatches);
-	else
-		log_err("job %s: cannot merge its results: %s", j->name,
-			strerror(-r));
 	free(order);
 	free(b);
 	return r;
