@@ -36,7 +36,8 @@
 /* The temporary files kimifs makes in the cache directory, each named
  * <prefix>[<id>-]<pid>-<seq> (its process and a number of its own): the
  * first prefix that fits names it. Staged uploads are stage.c's, retry
- * inputs ctl_retry.c's, scratch files job_create.c's. */
+ * inputs ctl_retry.c's, scratch files job_create.c's and
+ * job_results.c's. */
 static const struct tmp_kind {
 	const char *prefix;
 	int named; /* an id (file or batch) before <pid> */
@@ -47,7 +48,7 @@ static const struct tmp_kind {
 			 "the staged input of a retry"},
     [CACHE_TMP_TAG] = {CACHE_TAG_TMP, 0, "a cache tag being written"},
     [CACHE_TMP_SCRATCH] = {CACHE_TMP_PREFIX "scratch-", 0,
-			   "a scratch file of a job's check"},
+			   "a scratch file of a job's check or results"},
     /* Last: its prefix starts every other. */
     [CACHE_TMP_DOWNLOAD] = {CACHE_TMP_PREFIX, 1, "an unfinished download"},
 };

@@ -45,8 +45,9 @@ enum cache_tmp {
 	CACHE_TMP_STAGE,    /* a file being written into files/ or batches/ */
 	CACHE_TMP_RETRY,    /* the input of a retry, for the batch id given */
 	CACHE_TMP_TAG,	    /* the cache's tag being written */
-	CACHE_TMP_SCRATCH,  /* a scratch file (a job's check), unlinked by its
-			       maker at once: met only after a crash */
+	CACHE_TMP_SCRATCH,  /* a scratch file (a job's check, a job's results
+			       index), unlinked by its maker at once: met only
+			       after a crash */
 	CACHE_TMP_DOWNLOAD, /* a content downloading, for the file id given */
 };
 

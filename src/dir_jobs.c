@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dir_job_results.h"
 #include "dir_stage.h"
 #include "job.h"
 #include "job_create.h"
@@ -69,6 +70,12 @@ static int job_snapshot(struct tree *tree, struct op *op, const struct node *n,
 static const struct job *view_job(const struct view *v)
 {
 	return v->obj;
+}
+
+int job_node_snapshot(struct tree *tree, struct op *op, const struct node *n,
+		      enum store_mode mode, struct view *v)
+{
+	return job_snapshot(tree, op, n, mode, v);
 }
 
 /* A job's directory carries its created_at. */
@@ -372,6 +379,10 @@ static const struct node_child job_children[] = {
     {.name = "progress", .type = &type_jprogress},
     {.name = "batches", .type = &type_jbatches},
     {.name = "ctl", .type = &type_jctl},
+    {.name = "results", .type = &type_jresults},
+    {.name = "output.jsonl", .type = &type_jstream},
+    {.name = "errors.jsonl", .type = &type_jstream},
+    {.name = "usage", .type = &type_jusage},
     /* Found by name but not listed: tree walks never block. */
     {.name = "wait", .type = &type_jwait, .hidden = 1},
     {0},

@@ -117,17 +117,22 @@ static int dir_view(struct tree *tree, struct op *op, const struct node *n,
 	return batch_node_snapshot(tree, op, n, mode, v);
 }
 
-/* Names that cannot be results are ENOENT at once, with no request. */
-static int results_lookup(struct tree *tree, const struct node *dir,
-			  const char *name, struct node *child)
+int dir_results_child(const struct node *dir, const char *name,
+		      const struct node_type *t, struct node *child)
 {
 	size_t blen;
 	int txt;
 
-	(void)tree;
 	if (results_split(name, &blen, &txt) < 0)
 		return -ENOENT;
-	return node_make(child, dir, &type_result, name);
+	return node_make(child, dir, t, name);
+}
+
+static int results_lookup(struct tree *tree, const struct node *dir,
+			  const char *name, struct node *child)
+{
+	(void)tree;
+	return dir_results_child(dir, name, &type_result, child);
 }
 
 /* The listing of results/ an open directory holds: the batch's index,
@@ -198,19 +203,11 @@ static int usage_shown(const struct batch *b, const struct results_set *set)
 	return b->final && set && set->fd[RESULTS_OUTPUT] >= 0;
 }
 
-static int usage_index(const char *name)
-{
-	for (int i = 0; i < USAGE_N; i++)
-		if (strcmp(name, results_usage_names[i]) == 0)
-			return i;
-	return -1;
-}
-
 static int usage_view(struct tree *tree, struct op *op, const struct node *n,
 		      enum store_mode mode, struct view *v)
 {
 	struct results_set *set = NULL;
-	int i = usage_index(n->name),
+	int i = results_usage_index(n->name),
 	    r = batch_node_snapshot(tree, op, n, mode, v);
 
 	/* A copy that is not final may be older than the batch's end. */
@@ -249,7 +246,7 @@ static int usage_lookup(struct tree *tree, const struct node *dir,
 			const char *name, struct node *child)
 {
 	(void)tree;
-	if (usage_index(name) < 0)
+	if (results_usage_index(name) < 0)
 		return -ENOENT; /* costs no request */
 	return node_make(child, dir, &type_usage_file, name);
 }

@@ -10,4 +10,10 @@
 extern const struct node_type type_results; /* batches/<id>/results/ */
 extern const struct node_type type_usage;   /* batches/<id>/usage/ */
 
+/* The child called name of a results/ directory, a file of type t: a name
+ * that cannot be a result (results_split) is -ENOENT at once, with no
+ * request. */
+int dir_results_child(const struct node *dir, const char *name,
+		      const struct node_type *t, struct node *child);
+
 #endif

@@ -21,6 +21,7 @@
 #include "job_retry.h"
 #include "job_ctl.h"
 #include "job_keep.h"
+#include "job_results.h"
 #include "opts.h"
 #include "results_cache.h"
 #include "stage.h"
@@ -46,12 +47,13 @@ struct kimifs {
 	struct cache cache;	  /* file contents on disk */
 	struct stage stage;   /* files being written into files/, batches/ */
 	struct submit submit; /* uploads and creations */
-	struct job_create job_create; /* making jobs (a cp into jobs/) */
-	struct job_retry job_retry;   /* a job's retry rounds */
-	struct job_auto job_auto;     /* the rounds of -o retry_rounds */
-	struct job_ctl job_ctl;	      /* jobs' ctl commands, their outcomes */
-	struct job_keep job_keep;     /* inputs of jobs made halfway */
-	struct results_cache results; /* results indexes kept in memory */
+	struct job_create job_create;	/* making jobs (a cp into jobs/) */
+	struct job_retry job_retry;	/* a job's retry rounds */
+	struct job_auto job_auto;	/* the rounds of -o retry_rounds */
+	struct job_ctl job_ctl;		/* jobs' ctl commands, their outcomes */
+	struct job_keep job_keep;	/* inputs of jobs made halfway */
+	struct results_cache results;	/* results indexes kept in memory */
+	struct job_results job_results; /* jobs' merged results, on disk */
 	struct inodes inodes;
 	struct watches watches;	     /* the waits of batches/<id>/wait */
 	struct fs_waits waits;	     /* waits read again (fs_wait.h) */

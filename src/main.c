@@ -289,6 +289,7 @@ int main(int argc, char *argv[])
 					 .create = &k.job_create,
 					 .cache = &k.cache,
 					 .results = &k.results};
+	job_results_init(&k.job_results, &k.results, &k.cache);
 	ctl_init(&k.ctl, &k.api, &k.batches, &k.files, &k.cache, &k.results,
 		 &k.submit);
 	job_ctl_init(&k.job_ctl, &k.api, &k.batches, &k.jobs, &k.file_ctl,
@@ -312,6 +313,7 @@ int main(int argc, char *argv[])
 			       .file_ctl = &k.file_ctl,
 			       .cache = &k.cache,
 			       .results = &k.results,
+			       .job_results = &k.job_results,
 			       .stage = &k.stage,
 			       .submit = &k.submit,
 			       .job_create = &k.job_create,
@@ -376,6 +378,7 @@ out_open:
 	inodes_destroy(&k.inodes);
 out_batches:
 	file_ctl_destroy(&k.file_ctl);
+	job_results_destroy(&k.job_results);
 	results_cache_destroy(&k.results);
 	job_ctl_destroy(&k.job_ctl);
 	ctl_destroy(&k.ctl);

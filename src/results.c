@@ -20,6 +20,14 @@ const char *const results_usage_names[USAGE_N] = {
 #define LINE_DEPTH_MAX 512 /* deeper lines are refused (cJSON allows 1000) */
 #define SHORT_PREFIX   222 /* bytes kept of a shortened name: + %~ + 16 */
 
+int results_usage_index(const char *name)
+{
+	for (int i = 0; i < USAGE_N; i++)
+		if (strcmp(name, results_usage_names[i]) == 0)
+			return i;
+	return -1;
+}
+
 /* ---- names ------------------------------------------------------------ */
 
 static const char hexdigits[] = "0123456789ABCDEF";
@@ -206,6 +214,15 @@ int results_render_json(const char *line, size_t len, char **out,
 	return r;
 }
 
+size_t results_render_bound(size_t len, int txt)
+{
+	size_t json = 8 * len + 4096;
+
+	if (txt)
+		return len + 1;
+	return json < RESULTS_PRETTY_MAX ? json : RESULTS_PRETTY_MAX;
+}
+
 /* ---- values of a parsed line ------------------------------------------ */
 
 /*
@@ -293,6 +310,18 @@ static int number_at(const char *s, size_t n, size_t i, double *d)
 	return 0;
 }
 
+/* Whether the line is a 2xx answer: response.status_code from 200 to
+ * 299. */
+static int answer_ok(const char *s, size_t n)
+{
+	size_t resp = member_at(s, n, json_skip_ws(s, n, 0), "response");
+	double code;
+
+	return number_at(s, n, member_at(s, n, resp, "status_code"), &code) ==
+		   0 &&
+	       code >= 200 && code < 300 && code == (int)code;
+}
+
 /* Where choices[0].message.content of a 2xx answer starts (a string), or
  * NONE. */
 static size_t answer_content(const char *s, size_t n)
@@ -300,10 +329,8 @@ static size_t answer_content(const char *s, size_t n)
 	size_t root = json_skip_ws(s, n, 0),
 	       resp = member_at(s, n, root, "response");
 	size_t body = member_at(s, n, resp, "body"), c;
-	double code;
 
-	if (number_at(s, n, member_at(s, n, resp, "status_code"), &code) < 0 ||
-	    code < 200 || code >= 300 || code != (int)code)
+	if (!answer_ok(s, n))
 		return NONE;
 	c = member_at(s, n, first_item(s, n, member_at(s, n, body, "choices")),
 		      "message");
@@ -586,6 +613,7 @@ int results_add_line(struct results *r, struct results_pass *ps,
 		return 0;
 	}
 	e.has_txt = answer_content(line, len) != NONE;
+	e.ok = ps->src == RESULTS_OUTPUT && answer_ok(line, len);
 	if (ps->src == RESULTS_OUTPUT)
 		add_usage(r, line, len);
 	r2 = insert(r, ps, id, idlen, e);

@@ -37,6 +37,7 @@ struct result {
 	uint8_t src;	   /* enum results_source */
 	uint8_t has_txt;   /* a 2xx answer with choices[0].message.content */
 	uint8_t shortened; /* the name was shortened; the id follows it */
+	uint8_t ok;	   /* a success: a 2xx answer of the output file */
 };
 
 struct results {
@@ -61,6 +62,9 @@ struct results_pass {
 
 /* Names of the usage files, in listing order (USAGE_*). */
 extern const char *const results_usage_names[USAGE_N];
+
+/* The USAGE_* of a usage file's name, or -1. */
+int results_usage_index(const char *name);
 
 /* A new, empty index, or NULL when out of memory. */
 struct results *results_new(void);
@@ -145,6 +149,9 @@ int results_split(const char *name, size_t *blen, int *txt);
  */
 int results_render_json(const char *line, size_t len, char **out,
 			size_t *outlen);
+/* The most bytes the rendering of a line of len bytes can take, as .txt
+ * (txt 1) or .json. */
+size_t results_render_bound(size_t len, int txt);
 int results_render_txt(const char *line, size_t len, char **out,
 		       size_t *outlen);
 

@@ -453,16 +453,6 @@ static void render_drop(struct results_cache *c, struct results_render *rd)
 		render_evict(c, 0);
 }
 
-/* The most bytes the rendering of e can take. */
-static size_t render_bound(const struct result *e, int txt)
-{
-	size_t json = 8 * (size_t)e->len + 4096;
-
-	if (txt)
-		return (size_t)e->len + 1;
-	return json < RESULTS_PRETTY_MAX ? json : RESULTS_PRETTY_MAX;
-}
-
 /* Render entry e of s into rd->buf (no lock held). 0 or -errno. */
 static int render(struct results_render *rd, const struct result *e)
 {
@@ -480,7 +470,8 @@ int results_render_get(struct op *op, struct results_cache *c,
 		       struct results_set *s, const struct result *e, int txt,
 		       struct results_render **out)
 {
-	size_t entry = (size_t)(e - s->ix->e), want = render_bound(e, txt);
+	size_t entry = (size_t)(e - s->ix->e),
+	       want = results_render_bound(e->len, txt);
 	struct results_render *rd;
 	int r = 0;
 

@@ -38,6 +38,7 @@ struct job_create;
 struct job_retry;
 struct opts;
 struct results_cache;
+struct job_results;
 struct stage;
 struct stats;
 struct submit;
@@ -71,6 +72,8 @@ struct tree {
 	time_t mount_time;
 	uid_t uid;
 	gid_t gid;
+
+	struct job_results *job_results; /* jobs' merged results */
 };
 
 /* A place in the tree. Plain data: copied freely, owns nothing. */
@@ -342,6 +345,12 @@ int batch_node_snapshot(struct tree *tree, struct op *op, const struct node *n,
 const struct batch *view_batch(const struct view *v);
 extern const struct node_type type_files; /* dir_files.c */
 extern const struct node_type type_jobs;  /* dir_jobs.c */
+
+/* The snapshot of the job of node n (under jobs/<name>/) in mode, into v
+ * (its obj a struct job) with its latest time: 0, or -errno (-ENOENT, no
+ * such job, is not logged; other failures are). dir_jobs.c. */
+int job_node_snapshot(struct tree *tree, struct op *op, const struct node *n,
+		      enum store_mode mode, struct view *v);
 
 /* The progress line of a batch or a job into v (owned by v), as of now:
  * total requests, completed, failed; batches, running; started (Unix

@@ -55,8 +55,9 @@ def test_ls_jobs_and_their_files(sim, mount):
     assert (rc, err) == (0, "")
     assert out.split() == ["p", "q"]
     rc, out, err = m.sh("ls jobs/q")
-    assert out.split() == ["batches", "created_at", "ctl", "parts", "progress",
-                           "request_counts", "status"]
+    assert out.split() == ["batches", "created_at", "ctl", "errors.jsonl",
+                           "output.jsonl", "parts", "progress",
+                           "request_counts", "results", "status", "usage"]
     assert read_text(jobs(m, "q", "status")) == "completed\n"
     assert read_text(jobs(m, "p", "status")) == "in_progress\n"
     assert read_text(jobs(m, "q", "parts")) == "2\n"
@@ -70,14 +71,19 @@ def test_ls_jobs_and_their_files(sim, mount):
     # A tree walk sees every file once and never the wait.
     rc, out, err = m.sh("find jobs/q | sort")
     assert (rc, err) == (0, "")
-    assert out.split() == [
+    # (Both parts answered request-1 to request-10: merged, one each.)
+    results = ["jobs/q/results/request-%d.%s" % (i, ext)
+               for i in range(1, 11) for ext in ("json", "txt")]
+    assert out.split() == sorted([
         "jobs/q", "jobs/q/batches", "jobs/q/batches/part-0001",
         "jobs/q/batches/part-0002", "jobs/q/created_at", "jobs/q/ctl",
-        "jobs/q/parts",
+        "jobs/q/parts", "jobs/q/errors.jsonl", "jobs/q/output.jsonl",
         "jobs/q/progress", "jobs/q/request_counts",
         "jobs/q/request_counts/completed", "jobs/q/request_counts/failed",
         "jobs/q/request_counts/pending", "jobs/q/request_counts/total",
-        "jobs/q/status"]
+        "jobs/q/results", "jobs/q/status", "jobs/q/usage",
+        "jobs/q/usage/completion_tokens", "jobs/q/usage/prompt_tokens",
+        "jobs/q/usage/total_tokens"] + results)
     # A job's directory is read-only (jobs/ itself takes new inputs:
     # test_jobs_create.py).
     assert errno_of(os.open, jobs(m, "q", "new.jsonl"), os.O_WRONLY | os.O_CREAT) in (

@@ -417,6 +417,34 @@ static void test_line_bound(void)
 	results_free(r);
 }
 
+/* A success is a 2xx line of the output file, with an answer or not; a 4xx
+ * line, a line with no status, and every line of the error file are not
+ * (a job's merge keeps the latest success over any failure). */
+static void test_success(void)
+{
+	const char out[] =
+	    "{\"custom_id\":\"a\",\"response\":{\"status_code\":200,"
+	    "\"body\":{}}}\n"
+	    "{\"custom_id\":\"b\",\"response\":{\"status_code\":404}}\n"
+	    "{\"custom_id\":\"c\",\"response\":null}\n"
+	    "{\"custom_id\":\"d\",\"response\":{\"status_code\":299.5}}\n";
+	const char err[] =
+	    "{\"custom_id\":\"e\",\"response\":{\"status_code\":200}}\n";
+	struct results *r = results_new();
+
+	CHECK(r &&
+	      results_add(r, RESULTS_OUTPUT, out, sizeof(out) - 1, "out") ==
+		  0 &&
+	      results_add(r, RESULTS_ERROR, err, sizeof(err) - 1, "err") == 0);
+	CHECK(r->n == 5);
+	CHECK(r->e[0].ok && !r->e[0].has_txt);
+	CHECK(!r->e[1].ok && !r->e[2].ok && !r->e[3].ok && !r->e[4].ok);
+	results_free(r);
+	CHECK(results_usage_index("total_tokens") == USAGE_TOTAL);
+	CHECK(results_usage_index("prompt_tokens") == USAGE_PROMPT);
+	CHECK(results_usage_index("tokens") == -1);
+}
+
 int main(void)
 {
 	log_init(1, 0);
@@ -433,5 +461,6 @@ int main(void)
 	test_lone_surrogate();
 	test_members();
 	test_line_bound();
+	test_success();
 	return check_done("results");
 }
