@@ -17,6 +17,7 @@
 #include "dir_job_results.h"
 #include "dir_stage.h"
 #include "job.h"
+#include "job_auto.h"
 #include "job_create.h"
 #include "job_ctl.h"
 #include "job_keep.h"
@@ -222,8 +223,9 @@ static const struct node_type type_jlink = {
 };
 
 /*
- * wait: a read blocks until every batch of the job is final, then returns
- * the job's status and a newline (at once when they are). Size 0, never
+ * wait: a read blocks until every batch of the job is final, the rounds
+ * that -o retry_rounds makes by itself included, then returns the job's
+ * status and a newline (at once when they are). Size 0, never
  * kept by the kernel, as a batch's wait; opening it reads the job like
  * any file.
  */
@@ -238,7 +240,8 @@ static int wait_view(struct tree *tree, struct op *op, const struct node *n,
 }
 
 /* A read of wait: the job's status line when no batch of it runs (as of
- * the stored copies), else -EAGAIN. */
+ * the stored copies) and no round is due by itself (-o retry_rounds:
+ * job_auto_due), else -EAGAIN. */
 static int wait_read(struct tree *tree, struct op *op, struct open_file *f,
 		     size_t size, off_t off, struct open_read *out)
 {
@@ -246,7 +249,8 @@ static int wait_read(struct tree *tree, struct op *op, struct open_file *f,
 	size_t len = 0;
 	int r = job_snapshot(tree, op, &f->node, STORE_ANY, &v);
 
-	if (r == 0 && view_job(&v)->running)
+	if (r == 0 && (view_job(&v)->running ||
+		       job_auto_due(tree->job_auto, view_job(&v))))
 		r = -EAGAIN;
 	else if (r == 0)
 		r = kind_render(&job_kind, view_job(&v), "status", &out->owned,
@@ -259,7 +263,8 @@ static int wait_read(struct tree *tree, struct op *op, struct open_file *f,
 
 /* What a wait waits for now: a batch of the job that runs (the first, by
  * part and round); when none does any more, the last batch (final: its
- * watch ends at its first poll, and the read is made again). */
+ * watch ends at its first poll, and the read is made again: a round due
+ * by itself is looked for once a poll interval, at a request each). */
 static int wait_on(struct tree *tree, struct op *op, const struct open_file *f,
 		   char *id, size_t size)
 {

@@ -58,7 +58,8 @@ static struct job_tried *tried_of(struct job_auto *a, const char *name)
 }
 
 /* Remember that a try of j made nothing, to be tried again as it is after
- * `after` seconds (unless memory runs out: then at the next look). */
+ * `after` seconds (unless memory runs out: then at the next look); a->lock
+ * held. */
 static void remember(struct job_auto *a, const struct job *j, double after)
 {
 	struct job_tried *t = tried_of(a, j->name), *grown;
@@ -79,13 +80,32 @@ static void remember(struct job_auto *a, const struct job *j, double after)
 }
 
 /* Whether a try of j as it is now made nothing already, and is not to be
- * made again yet. */
+ * made again yet (a->lock held). */
 static int tried_already(struct job_auto *a, const struct job *j)
 {
 	const struct job_tried *t = tried_of(a, j->name);
 
 	return t && t->nbatches == j->nbatches && t->mtime == j->mtime &&
 	       util_now() < t->again;
+}
+
+/* tried_already, under a->lock. */
+static int job_tried(struct job_auto *a, const struct job *j)
+{
+	int tried;
+
+	pthread_mutex_lock(&a->lock);
+	tried = tried_already(a, j);
+	pthread_mutex_unlock(&a->lock);
+	return tried;
+}
+
+int job_auto_due(struct job_auto *a, const struct job *j)
+{
+	struct job_retry_plan plan;
+
+	return a && a->started && !j->running && due(a, j, &plan) &&
+	       !job_tried(a, j);
 }
 
 /* Make the round j is due (plan), unless a is stopping; log it. */
@@ -120,11 +140,13 @@ static void make(struct job_auto *a, const struct job *j,
 			plan->round, msg);
 	/* What cannot change while the job does not is not tried again;
 	 * a failure, after a while. */
+	pthread_mutex_lock(&a->lock);
 	if (r == -EEXIST || r == -EBUSY ||
 	    (r == 0 && strcmp(msg, "nothing to retry") == 0))
 		remember(a, j, INFINITY);
 	else if (r < 0)
 		remember(a, j, AGAIN_AFTER);
+	pthread_mutex_unlock(&a->lock);
 }
 
 static int stopping(struct job_auto *a)
@@ -150,7 +172,7 @@ static void look(struct job_auto *a)
 		struct job *j = NULL;
 
 		if (jobs_get_kept(a->jobs, names[i], &j) == 0 &&
-		    due(a, j, &plan) && !tried_already(a, j))
+		    due(a, j, &plan) && !job_tried(a, j))
 			make(a, j, &plan);
 		job_unref(j);
 	}

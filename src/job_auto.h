@@ -27,6 +27,7 @@
 
 #include "op.h"
 
+struct job;
 struct job_ctl;
 struct job_retry;
 struct jobs;
@@ -41,14 +42,15 @@ struct job_auto {
 	struct store *store;	       /* the batches: their change stamp */
 	unsigned rounds;	       /* -o retry_rounds */
 	double timeout;		       /* -o timeout: a round's first step */
-	pthread_mutex_t lock;	       /* guards stop and op */
+	pthread_mutex_t lock;	       /* guards stop, op and tried */
 	pthread_cond_t wake;	       /* signalled at stop */
 	int stop;
 	struct op op; /* the round under way: interrupted at stop */
 	pthread_t thread;
 	int started;
 	/* The thread's own: */
-	uint64_t seen;		 /* the store's stamp of the last look */
+	uint64_t seen; /* the store's stamp of the last look */
+	/* Under lock (job_auto_due reads them): */
 	struct job_tried *tried; /* tries that made nothing, by job */
 	size_t ntried;
 };
@@ -63,6 +65,14 @@ struct job_auto {
 int job_auto_start(struct job_auto *a, const struct job_retry *retry,
 		   struct job_ctl *makers, struct jobs *jobs,
 		   struct store *store, unsigned rounds, double timeout);
+
+/*
+ * Whether a (NULL: none) will make a round of j by itself: every batch of
+ * j ended, a request is without a success, the round is within
+ * -o retry_rounds, and no try of j as it is now made nothing or failed.
+ * A job's wait waits for that round too. No request.
+ */
+int job_auto_due(struct job_auto *a, const struct job *j);
 
 /* Stop the thread, interrupting a round under way (its parts made stay: a
  * later retry finishes the round), and free what it holds. Safe after a

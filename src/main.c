@@ -318,6 +318,7 @@ int main(int argc, char *argv[])
 			       .submit = &k.submit,
 			       .job_create = &k.job_create,
 			       .job_retry = &k.job_retry,
+			       .job_auto = &k.job_auto,
 			       .job_ctl = &k.job_ctl,
 			       .job_keep = &k.job_keep,
 			       .stats = &k.stats,
@@ -352,12 +353,13 @@ int main(int argc, char *argv[])
 	job_auto_start(&k.job_auto, &k.job_retry, &k.job_ctl, &k.jobs,
 		       &k.batches.store, k.opts.retry_rounds, k.opts.timeout);
 	r = serve(se, &cmd);
-	job_auto_stop(&k.job_auto);
 	if (watching)
 		mount_watch_stop(&mw);
 	/* Waits still pending end (ENOTCONN) while the session can reply. */
 	watches_stop(&k.watches);
 	fs_waits_drain(&k.waits);
+	/* After the waits, which ask it whether a round is due. */
+	job_auto_stop(&k.job_auto);
 	/* A signal ends the loop with that signal's number: a clean exit. */
 	ret = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP ||
 	       r == -SIGTERM || r == -SIGINT || r == -SIGHUP)

@@ -29,6 +29,7 @@
 struct batches;
 struct cache;
 struct ctl;
+struct job_auto;
 struct job_ctl;
 struct job_keep;
 struct file_ctl;
@@ -61,19 +62,19 @@ struct tree {
 	struct ctl *ctl;	   /* ctl commands of batches and the mount */
 	struct file_ctl *file_ctl; /* files' ctl commands */
 	struct cache *cache;	   /* file contents on disk */
-	struct results_cache *results; /* results indexes */
-	struct stage *stage;	       /* files being written */
-	struct submit *submit;	       /* uploads and creations */
-	struct job_create *job_create; /* making jobs */
-	struct job_retry *job_retry;   /* a job's retry round */
-	struct job_ctl *job_ctl;       /* ctl commands of jobs */
-	struct job_keep *job_keep;     /* inputs of jobs made halfway */
-	struct stats *stats;	       /* MOUNT/stats */
+	struct results_cache *results;	 /* results indexes */
+	struct stage *stage;		 /* files being written */
+	struct submit *submit;		 /* uploads and creations */
+	struct job_create *job_create;	 /* making jobs */
+	struct job_retry *job_retry;	 /* a job's retry round */
+	struct job_ctl *job_ctl;	 /* ctl commands of jobs */
+	struct job_keep *job_keep;	 /* inputs of jobs made halfway */
+	struct job_auto *job_auto;	 /* rounds made by themselves */
+	struct job_results *job_results; /* jobs' merged results */
+	struct stats *stats;		 /* MOUNT/stats */
 	time_t mount_time;
 	uid_t uid;
 	gid_t gid;
-
-	struct job_results *job_results; /* jobs' merged results */
 };
 
 /* A place in the tree. Plain data: copied freely, owns nothing. */

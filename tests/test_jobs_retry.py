@@ -7,6 +7,7 @@ metadata, so a remount or a second mount makes no round twice."""
 
 import json
 import os
+import subprocess
 import time
 import urllib.request
 
@@ -340,6 +341,31 @@ def test_a_round_without_room_sends_nothing(sim, mount, tmp_path):
     assert sim.requests("POST", "/v1/files") == []
     assert sim.requests("POST", "/v1/batches") == []
     assert len(job_batches(sim, "q")) == 3
+    # A round that failed is not waited for: the wait gives the status.
+    rc, out, err = m.sh("timeout 20 cat jobs/q/wait")
+    assert (rc, out, err) == (0, "completed_with_failures\n", "")
+
+
+def test_wait_waits_for_the_rounds_made_by_themselves(sim, mount, tmp_path):
+    """With -o retry_rounds, a job's wait ends once the rounds it is due
+    are made and final, not when its first round ends."""
+    m = start_job(sim, mount, tmp_path, ["retry_rounds=2", "poll_interval=1"],
+                  {"q-1": 1, "q-5": 2})
+    cat = subprocess.Popen(["cat", "jobs/q/wait"], cwd=m.path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        def ended():
+            sim.advance(LIFE)
+            return cat.poll() is not None
+        wait_for(ended, timeout=60, interval=0.5, what="the job's wait")
+        out, err = cat.communicate(timeout=10)
+    finally:
+        if cat.poll() is None:
+            cat.kill()
+            cat.communicate()
+    assert (cat.returncode, out, err) == (0, b"completed\n", b"")
+    # Round 1 (q-1, q-5) and round 2 (q-5) were made and waited for.
+    assert [len(job_batches(sim, "q", r)) for r in (0, 1, 2)] == [3, 1, 1]
 
 
 def test_echo_retry_into_the_jobs_ctl(sim, mount, tmp_path):
