@@ -44,6 +44,24 @@ static int get_job(struct job_ctl *c, struct op *op, const char *name,
 	return r;
 }
 
+/* The job read again after one refresh of the newest batches (a listing
+ * that stops early): what runs brought up to date, and what another
+ * mount made since seen. *j is released first. */
+static int get_job_newest(struct job_ctl *c, struct op *op, const char *name,
+			  struct job **j, char *why, size_t len)
+{
+	int r;
+
+	job_unref(*j);
+	*j = NULL;
+	r = batches_newest(c->batches, op);
+	if (r < 0) {
+		snprintf(why, len, "the list of batches: %s", strerror(-r));
+		return r;
+	}
+	return get_job(c, op, name, STORE_ANY, j, why, len);
+}
+
 /* cancel: each batch not final (one cancel each; one cancelling already is
  * left as it is), the final ones skipped. A batch that fails does not stop
  * the others: the first failure is the outcome. */
@@ -181,18 +199,10 @@ static int get_final_job(struct job_ctl *c, struct op *op, const char *name,
 	struct job *j = NULL;
 	int r = get_job(c, op, name, STORE_FRESH, &j, msg, len);
 
-	if (r == 0 && j->running) {
-		/* Copies younger than cache_ttl may be behind: one listing
-		 * refresh brings the running ones up to date. */
-		job_unref(j);
-		j = NULL;
-		r = batches_newest(c->batches, op);
-		if (r < 0)
-			snprintf(msg, len, "the list of batches: %s",
-				 strerror(-r));
-		else
-			r = get_job(c, op, name, STORE_ANY, &j, msg, len);
-	}
+	/* Copies younger than cache_ttl may be behind: one listing refresh
+	 * brings the running ones up to date. */
+	if (r == 0 && j->running)
+		r = get_job_newest(c, op, name, &j, msg, len);
 	if (r == 0 && j->running) {
 		snprintf(msg, len, "job is %s (not final yet)", j->status);
 		r = -EBUSY;
@@ -295,18 +305,10 @@ static int job_resume(struct job_ctl *c, struct op *op, const char *name,
 	struct job *j = NULL;
 	int whole, r = get_job(c, op, name, STORE_FRESH, &j, msg, len);
 
-	if (r == 0 && j->found < j->parts) {
-		/* Another mount may have made the rest since the listing:
-		 * the newest batches say. */
-		job_unref(j);
-		j = NULL;
-		r = batches_newest(c->batches, op);
-		if (r < 0)
-			snprintf(msg, len, "the list of batches: %s",
-				 strerror(-r));
-		else
-			r = get_job(c, op, name, STORE_ANY, &j, msg, len);
-	}
+	/* Another mount may have made the rest since the listing: the
+	 * newest batches say. */
+	if (r == 0 && j->found < j->parts)
+		r = get_job_newest(c, op, name, &j, msg, len);
 	if (r < 0)
 		return r;
 	whole = j->parts && j->found == j->parts;
