@@ -4,14 +4,15 @@
 side on the same simulator.
 
     bench/job_create.py [--requests N] [--line-bytes B] [--runs R]
-                        [--bin build/kimifs] [--work DIR] [--keep]
+                        [--bin build/kimifs] [--work DIR] [--spool DIR]
+                        [--keep]
 
 It writes (once, kept in --work for the next run) an input of N requests
 (default 1,000,000) of about B bytes each (default 1074: 1 GiB in all),
 realistic chat requests with unique custom_ids. Each run starts a fresh
-simulator (tests/kimisim.py, uploads spooled to disk), mounts kimifs on it
-with its disk cache in --work, and times, one after the other (their order
-alternating from run to run):
+simulator (tests/kimisim.py, uploads spooled to --spool, by default --work
+on disk), mounts kimifs on it with its disk cache in --work, and times,
+one after the other (their order alternating from run to run):
 
 - kimifs: `cp INPUT MOUNT/jobs/`, whose close returns once every part is a
   batch; the daemon's peak RSS (VmHWM) and the requests it sent;
@@ -171,6 +172,9 @@ def main():
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(),
                                                    "kimifs-bench-jobs"),
                     help="where the input is kept between runs (on disk)")
+    ap.add_argument("--spool", help="where the simulator keeps uploads "
+                    "(default --work; a tmpfs takes the server's disk "
+                    "writes out of the comparison)")
     args = ap.parse_args()
 
     os.makedirs(args.work, exist_ok=True)
@@ -189,7 +193,7 @@ def main():
           "| client CPU (s) | daemon peak RSS (MiB) | requests | parts | load (1 min) |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for i in range(args.runs):
-        with simulator_process(spool=args.work) as (url, sim):
+        with simulator_process(spool=args.spool or args.work) as (url, sim):
             order = [("kimifs", run_kimifs), ("split+curl", run_curl)]
             if i % 2:
                 order.reverse()

@@ -104,6 +104,23 @@ def test_cp_makes_a_job_of_three_parts(sim, mount, tmp_path):
     assert len(sim.requests("POST", "/v1/batches")) == 3
 
 
+def test_cp_sends_per_part_one_upload_then_its_creation_and_nothing_else(sim, mount, tmp_path):
+    # The lists are read once, before the first upload; then each part is
+    # one upload and its batch's creation, nothing between them (no list
+    # page, no lookup per part: a job of 20 parts is 40 requests and the
+    # lists, as split plus curl). cache_ttl=0: a list read again would be
+    # sent.
+    src = write_input(tmp_path, "q.jsonl", INPUT)
+    m = mount(cache_ttl=0, options=["part_requests=3"])
+    sim.clear_log()
+    rc, out, err = m.sh("cp %s jobs/" % src)
+    assert (rc, out, err) == (0, "", "")
+    sent = [(r["method"], r["path"]) for r in sim.log()]
+    first = sent.index(("POST", "/v1/files"))
+    assert all(method == "GET" for method, _ in sent[:first])
+    assert sent[first:] == [("POST", "/v1/files"), ("POST", "/v1/batches")] * 3
+
+
 def test_cat_into_jobs_then_status_at_once_with_a_long_cache_ttl(sim, mount, tmp_path):
     # The listing learns the new batches: no wait for cache_ttl.
     m = mount(cache_ttl=3600, options=["part_size=%d" % (len(LINES[0]) * 3)])
