@@ -8,7 +8,8 @@
  * A batch of a job has no line of its own: its job's line counts it.
  * Sorted by the estimate of time left, those without one last, then by
  * name; "nothing running" when nothing runs. Made from batches/' listing
- * (young, or fetched again) and its batches' copies: no request per batch.
+ * (young, or fetched again; a stat takes the kept one) and its batches'
+ * copies: no request per batch.
  * Memory: the listing's ids, and one entry (about 80 bytes) per running
  * line; at most PROGRESS_ROOT_MAX lines are shown, then how many more.
  */
@@ -215,8 +216,13 @@ static int progress_view(struct tree *tree, struct op *op, const struct node *n,
 	size_t nids = 0;
 	int r;
 
-	(void)n, (void)mode;
-	r = batches_list(tree->batches, op, &ids, &nids);
+	(void)n;
+	/* A lookup or a stat (STORE_ANY) takes the kept listing: only an
+	 * open brings it up to date, as ls batches/ would. */
+	r = mode == STORE_ANY ? batches_list_kept(tree->batches, &ids, &nids)
+			      : -ENODATA;
+	if (r == -ENODATA)
+		r = batches_list(tree->batches, op, &ids, &nids);
 	if (r < 0)
 		return r;
 	r = gather(tree, op, ids, nids, &l);

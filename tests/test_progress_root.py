@@ -68,14 +68,20 @@ def test_costs_only_the_listing(sim, mount):
         batch(sim, total=10, completed=i)
     part(sim, "j", 1, 2, total=10, completed=1)
     part(sim, "j", 2, 2, total=10, completed=1)
-    m = mount(cache_ttl=0)
-    sim.clear_log()
-    lines = progress(m).splitlines()
-    assert len(lines) == 6
-    assert sim.log() and listing_only(sim)
-    sim.clear_log()
-    progress(m)
-    assert sim.log() and listing_only(sim)
+    m = mount(cache_ttl=0, page_size=3)
+
+    def sent(cmd):
+        sim.clear_log()
+        rc, out, err = m.sh(cmd)
+        assert (rc, err) == (0, "") and listing_only(sim)
+        return len(sim.log())
+
+    # The first read: the listing pages, no more than ls batches/ plus
+    # ls jobs/; after it, those of one listing, as ls batches/.
+    first = sent("cat progress")
+    assert 0 < first <= sent("ls batches; ls jobs")
+    assert sent("cat progress") == sent("ls batches") == 3
+    assert len(progress(m).splitlines()) == 6
 
 
 def test_repeated_reads_follow_the_account(sim, mount):
