@@ -1,8 +1,8 @@
 /*
  * dir_root.c - the mount root's node type and its own files: stats (the
  * counters as JSON), log (the recent log lines) and ctl (`refresh`: a full
- * listing), beside batches/ (dir_batches.c), files/ (dir_files.c) and
- * jobs/ (dir_jobs.c), all named in one table of children.
+ * listing), beside progress (dir_progress.c), batches/ (dir_batches.c), files/
+ * (dir_files.c) and jobs/ (dir_jobs.c), all named in one table of children.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -95,6 +95,7 @@ static const struct node_child root_children[] = {
     {.name = "ctl", .type = &type_root_ctl},
     {.name = "stats", .type = &type_stats},
     {.name = "log", .type = &type_log},
+    {.name = "progress", .type = &type_progress},
     {0},
 };
 

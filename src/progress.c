@@ -22,6 +22,16 @@ void progress_count(uint64_t n, char *out, size_t size)
 	out[o] = '\0';
 }
 
+double progress_left(const struct progress *p)
+{
+	double spent = p->now - p->started;
+
+	if (p->running == 0 || p->done == 0 || p->done >= p->total ||
+	    spent <= 0)
+		return -1;
+	return spent * (double)(p->total - p->done) / (double)p->done;
+}
+
 /* The time left as "about 14 min left" into out, or "" when there is no
  * rate to tell it from. */
 static void estimate(const struct progress *p, char *out, size_t size)
@@ -30,14 +40,12 @@ static void estimate(const struct progress *p, char *out, size_t size)
 		double unit;
 		const char *name;
 	} units[] = {{86400, "d"}, {3600, "h"}, {60, "min"}, {1, "s"}};
-	double spent = p->now - p->started, left;
+	double left = progress_left(p);
 	size_t i = 0;
 
 	out[0] = '\0';
-	if (p->running == 0 || p->done == 0 || p->done >= p->total ||
-	    spent <= 0)
+	if (left < 0)
 		return;
-	left = spent * (double)(p->total - p->done) / (double)p->done;
 	while (i + 1 < sizeof(units) / sizeof(units[0]) &&
 	       left < 2 * units[i].unit)
 		i++;

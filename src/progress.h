@@ -31,6 +31,10 @@ struct progress {
 /* The line of p, with its newline, into out (PROGRESS_LINE_MAX bytes). */
 void progress_line(const struct progress *p, char *out, size_t size);
 
+/* The seconds left by the rate so far, or -1 when there is no estimate
+ * (nothing running, nothing done yet, all done). */
+double progress_left(const struct progress *p);
+
 /* n with a comma every three digits ("5,812") into out (32 bytes). */
 void progress_count(uint64_t n, char *out, size_t size);
 

@@ -99,3 +99,10 @@ int batches_list(struct batches *b, struct op *op, char ***ids, size_t *n)
 {
 	return listing_get(&b->listing, op, ids, n);
 }
+
+int batches_list_kept(struct batches *b, char ***ids, size_t *n)
+{
+	uint64_t version = 0;
+
+	return listing_kept_since(&b->listing, &version, ids, n);
+}

@@ -44,6 +44,10 @@ void batches_put(struct batches *b, struct batch *obj, double sent);
 /* listing_get of batches/: the ids of every batch, newest first. */
 int batches_list(struct batches *b, struct op *op, char ***ids, size_t *n);
 
+/* The kept listing of batches/, whatever its age, never fetched: 0 with
+ * its ids, or -ENODATA when there is none yet, -ENOMEM. */
+int batches_list_kept(struct batches *b, char ***ids, size_t *n);
+
 /* A full listing of batches/ begun now (MOUNT/ctl "refresh"): 0 or the
  * -errno of the listing. */
 int batches_refresh(struct batches *b, struct op *op);

@@ -344,8 +344,9 @@ int batch_node_snapshot(struct tree *tree, struct op *op, const struct node *n,
 			enum store_mode mode, struct view *v);
 /* The batch that a view filled by batch_node_snapshot holds. */
 const struct batch *view_batch(const struct view *v);
-extern const struct node_type type_files; /* dir_files.c */
-extern const struct node_type type_jobs;  /* dir_jobs.c */
+extern const struct node_type type_files;    /* dir_files.c */
+extern const struct node_type type_jobs;     /* dir_jobs.c */
+extern const struct node_type type_progress; /* dir_progress.c */
 
 /* The snapshot of the job of node n (under jobs/<name>/) in mode, into v
  * (its obj a struct job) with its latest time: 0, or -errno (-ENOENT, no

@@ -238,7 +238,8 @@ def test_ctl_refresh_lists_every_page(sim, mount):
 
 def test_ctl_is_in_the_mount_root(sim, mount):
     m = mount()
-    assert sorted(os.listdir(m.path)) == ["batches", "ctl", "files", "jobs", "log", "stats"]
+    assert sorted(os.listdir(m.path)) == ["batches", "ctl", "files", "jobs", "log", "progress",
+                                        "stats"]
     st = os.stat(os.path.join(m.path, "ctl"))
     assert oct(st.st_mode & 0o777) == oct(0o600)
     assert sim.log() == []

@@ -49,7 +49,7 @@ def test_starts_with_one_request_and_shows_batches(sim, mount):
     assert [(r["method"], r["path"], r["query"], r["auth"]) for r in log] == [
         ("GET", "/v1/batches", "limit=1", True)]
     rc, out, err = m.sh("ls")
-    assert (rc, out) == (0, "batches\nctl\nfiles\njobs\nlog\nstats\n")
+    assert (rc, out) == (0, "batches\nctl\nfiles\njobs\nlog\nprogress\nstats\n")
 
 
 def test_no_key(sim, mount):

@@ -23,7 +23,7 @@ def test_root_lists_batches_and_carries_the_mount_time(sim, mount):
     m = mount()
     after = time.time()
     rc, out, err = m.sh("ls")
-    assert (rc, out) == (0, "batches\nctl\nfiles\njobs\nlog\nstats\n")
+    assert (rc, out) == (0, "batches\nctl\nfiles\njobs\nlog\nprogress\nstats\n")
     for path in (m.path, m.batches):
         st = os.stat(path)
         assert before <= st.st_mtime <= after + 1

@@ -1,7 +1,7 @@
 /*
  * test_progress.c - unit tests of the progress line: the bar, the percent,
  * counts with thousands separators, the estimate from the rate so far (none
- * before there is one, none once nothing runs).
+ * before there is one, none once nothing runs), and in seconds.
  */
 #include <stdio.h>
 #include <string.h>
@@ -64,5 +64,17 @@ int main(void)
 	/* A total of 0 (a batch still validating) and counts over it. */
 	CHECK(strncmp(show(0, 0, 0, 1, 1, 5), "[............] 0%", 17) == 0);
 	CHECK(strncmp(show(5, 9, 0, 1, 1, 5), "[############] 100%", 19) == 0);
+	/* The estimate in seconds, for sorting: -1 where the line has none. */
+	{
+		struct progress p = {100, 50, 0, 1, 1, 1000, 1030};
+
+		CHECK(progress_left(&p) == 30);
+		p.done = 0;
+		CHECK(progress_left(&p) == -1);
+		p.done = 100;
+		CHECK(progress_left(&p) == -1);
+		p.done = 50, p.running = 0;
+		CHECK(progress_left(&p) == -1);
+	}
 	return check_done("test_progress");
 }
