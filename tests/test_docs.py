@@ -83,6 +83,14 @@ def test_meson_install_puts_the_program_and_its_page(tmp_path):
     assert any(p.endswith("lib/systemd/system/kimifs@.service") for p in installed), installed
 
 
+def test_the_debian_changelog_has_the_version_of_meson_build():
+    """The version is meson.build's; debian/changelog's newest entry is
+    that version, packaged once or more (0.1.0-1)."""
+    meson = re.search(r"^\s*version\s*:\s*'([^']+)'", (REPO / "meson.build").read_text(), re.M)
+    debian = re.match(r"kimifs \(([^)]+)\)", (REPO / "debian" / "changelog").read_text())
+    assert debian.group(1).rsplit("-", 1)[0] == meson.group(1)
+
+
 def test_the_systemd_unit_verifies(tmp_path):
     """contrib/kimifs@.service.in as meson installs it, for /mnt/kimi, with
     this build's program and the man page where man finds it."""
