@@ -5,37 +5,15 @@ server (the simulator)."""
 
 import json
 import os
-import subprocess
 
 from conftest import read_text, wait_for
-from test_jobs_retry import INPUT, LIFE, LINES, job_batches, jobs
-
-NOT_FINAL = ("validating", "in_progress", "finalizing", "cancelling")
+from test_jobs_retry import INPUT, LINES, job_batches, jobs, wait_job
 
 
 def machine(mount, tmp_path, name):
     return mount(options=["part_requests=3", "poll_interval=1",
                           "cache_dir=" + str(tmp_path / ("cache-" + name))],
                  cache_ttl=1)
-
-
-def wait_job(sim, m, job):
-    """cat jobs/JOB/wait on mount m while the simulator's clock moves on:
-    what it gives."""
-    cat = subprocess.Popen(["cat", "jobs/%s/wait" % job], cwd=m.path,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        def ended():
-            sim.advance(LIFE)
-            return cat.poll() is not None
-        wait_for(ended, timeout=60, interval=0.5, what="the job's wait")
-        out, err = cat.communicate(timeout=10)
-    finally:
-        if cat.poll() is None:
-            cat.kill()
-            cat.communicate()
-    assert (cat.returncode, err) == (0, b"")
-    return out.decode()
 
 
 def posts(sim):
