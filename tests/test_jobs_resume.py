@@ -25,6 +25,22 @@ def kept(tmp_path, name="q"):
 def posts(sim, path):
     return len(sim.requests("POST", path))
 
+def cp_hung_at_part_2(sim, m, src):
+    """cp of src into m's jobs/ whose second upload hangs on the server:
+    the cp, once that upload has reached it."""
+    sim.fault(method="POST", path="^/v1/files$", action="hang", seconds=120, skip=1)
+    cp = subprocess.Popen(["cp", str(src), "jobs/"], cwd=m.path,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: posts(sim, "/v1/files") >= 2, timeout=10,
+                 what="part 2's upload to reach the server")
+    except BaseException:
+        cp.kill()
+        cp.wait()
+        raise
+    return cp
+
+
 
 def assert_whole(sim, name="q"):
     """Every part of the job exists once on the server, with its exact
@@ -121,12 +137,8 @@ def test_ctrl_c_of_the_cp_keeps_the_input_for_resume(sim, mount, tmp_path):
 def test_sigkill_between_parts_then_a_remount_resumes(sim, mount, tmp_path):
     src = write_input(tmp_path, "q.jsonl", INPUT)
     m = mount(options=OPTIONS, timeout=30)
-    sim.fault(method="POST", path="^/v1/files$", action="hang", seconds=120, skip=1)
-    cp = subprocess.Popen(["cp", str(src), "jobs/"], cwd=m.path,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cp = cp_hung_at_part_2(sim, m, src)
     try:
-        wait_for(lambda: posts(sim, "/v1/files") >= 2, timeout=10,
-                 what="part 2's upload to reach the server")
         m.expect_running = False
         m.proc.kill()
         assert m.proc.wait(STOP_TIMEOUT) == -signal.SIGKILL
@@ -204,12 +216,8 @@ def test_a_cp_of_another_input_under_an_incomplete_name_is_eexist(sim, mount, tm
 def test_a_resume_while_the_cp_makes_the_parts_is_ebusy(sim, mount, tmp_path):
     src = write_input(tmp_path, "q.jsonl", INPUT)
     m = mount(options=OPTIONS, timeout=30)
-    sim.fault(method="POST", path="^/v1/files$", action="hang", seconds=120, skip=1)
-    cp = subprocess.Popen(["cp", str(src), "jobs/"], cwd=m.path,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cp = cp_hung_at_part_2(sim, m, src)
     try:
-        wait_for(lambda: posts(sim, "/v1/files") >= 2, timeout=10,
-                 what="part 2's upload to reach the server")
         rc, out, err = m.sh("echo resume > jobs/q/ctl")
         assert rc != 0 and "Device or resource busy" in err, err
         assert read_text(jobs(m, "q", "ctl")) == \
