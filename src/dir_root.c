@@ -1,8 +1,9 @@
 /*
  * dir_root.c - the mount root's node type and its own files: stats (the
  * counters as JSON), log (the recent log lines) and ctl (`refresh`: a full
- * listing), beside progress (dir_progress.c), batches/ (dir_batches.c), files/
- * (dir_files.c) and jobs/ (dir_jobs.c), all named in one table of children.
+ * listing), beside progress (dir_progress.c), events (dir_events.c),
+ * batches/ (dir_batches.c), files/ (dir_files.c) and jobs/ (dir_jobs.c), all
+ * named in one table of children.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -96,6 +97,7 @@ static const struct node_child root_children[] = {
     {.name = "stats", .type = &type_stats},
     {.name = "log", .type = &type_log},
     {.name = "progress", .type = &type_progress},
+    {.name = "events", .type = &type_events, .hidden = 1},
     {0},
 };
 

@@ -153,12 +153,33 @@ static double lifetime(const struct kimifs *k, const struct view *v)
 	return v->told ? k->opts.cache_ttl : 0;
 }
 
+/*
+ * A node that is new at each lookup (per_lookup: MOUNT/events) gets a
+ * token of its own as its id, and its inode a name no entry can have
+ * ("/" and the token) in *key: the kernel, which asks again at each path
+ * walk (its entry is never kept), sees a new inode each time.
+ */
+static const char *lookup_key(struct kimifs *k, struct node *child,
+			      const char *name, char *key, size_t size)
+{
+	uint64_t token;
+
+	if (!child->type->per_lookup)
+		return name;
+	token = __atomic_add_fetch(&k->tokens, 1, __ATOMIC_RELAXED);
+	snprintf(child->id, sizeof(child->id), "%llu",
+		 (unsigned long long)token);
+	snprintf(key, size, "/%llu", (unsigned long long)token);
+	return key;
+}
+
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct kimifs *k = state(req);
 	struct fuse_entry_param e;
 	struct node dir, child;
 	struct view v;
+	char key[32];
 	int r = inodes_get(&k->inodes, parent, &dir);
 
 	STAT_ADD(&k->stats, fuse_lookups, 1);
@@ -166,6 +187,8 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		r = -ENOTDIR;
 	if (r == 0)
 		r = tree_lookup(&k->tree, &dir, name, &child);
+	if (r == 0)
+		name = lookup_key(k, &child, name, key, sizeof(key));
 	if (r == 0)
 		r = view_node(k, req, &child, STORE_ANY, &v);
 	if (r < 0) {
@@ -381,7 +404,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	r = ops->read(&k->tree, &op, &h->f, size, off, &out);
 	op_end(req);
 	if (r == -EAGAIN && fs_may_wait(ops) && !(fi->flags & O_NONBLOCK))
-		fs_wait_read(req, &h->f.node, ops, size, off);
+		fs_wait_read(req, &h->f, size, off);
 	else if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -401,29 +424,50 @@ static void poll_done(void *arg, int err, void *obj)
 	fuse_pollhandle_destroy(ph);
 }
 
+/* The same for a file's own wake-up (wake_add). */
+static void poll_woken(void *arg)
+{
+	poll_done(arg, 0, NULL);
+}
+
 /* Withdraw h's poll wait, if any (k->open_lock held): a wait withdrawn
  * before its callback ran leaves its poll handle to us. */
 static void poll_withdraw(struct kimifs *k, struct handle *h)
 {
-	if (h->polling && watch_cancel(&k->watches, h->poll_token) == 0)
+	if (h->polling && fs_wait_cancel(k, h->f.ops, h->poll_token) == 0)
 		fuse_pollhandle_destroy(h->poll_ph);
 	h->polling = 0;
 	h->poll_ph = NULL;
 }
 
+/* Whether a read of h would give something now: 0 (or the -errno it
+ * would give) or -EAGAIN. */
+static int poll_probe(struct kimifs *k, fuse_req_t req, struct handle *h)
+{
+	struct open_read out = {.fd = -1};
+	struct op op;
+	int r;
+
+	op_begin(k, req, &op);
+	r = h->f.ops->read(&k->tree, &op, &h->f, 0, 0, &out);
+	op_end(req);
+	free(out.owned);
+	return r;
+}
+
 /*
  * poll(2) on a file that waits: readable once its batch is final (or
- * gone: the read then says ENOENT); until then the kernel's poll handle
- * is given to a wait of the batch, which notifies it. One wait per open
- * file: a new poll replaces the last one's.
+ * gone: the read then says ENOENT), or for MOUNT/events once a line is
+ * there; until then the kernel's poll handle is given to a wait of the
+ * batch or to the file's wake-up, which notifies it. One wait per open
+ * file: a new poll replaces the last one's. A wake-up is armed before the
+ * file is asked again, so that a line that came in between is not missed.
  */
 static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		    struct fuse_pollhandle *ph)
 {
 	struct kimifs *k = state(req);
 	struct handle *h = handle_of(fi);
-	struct open_read out = {.fd = -1};
-	struct op op;
 	int r;
 
 	(void)ino;
@@ -435,10 +479,7 @@ static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 				POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM);
 		return;
 	}
-	op_begin(k, req, &op);
-	r = h->f.ops->read(&k->tree, &op, &h->f, 0, 0, &out);
-	op_end(req);
-	free(out.owned);
+	r = poll_probe(k, req, h);
 	if (r != -EAGAIN) {
 		if (ph)
 			fuse_pollhandle_destroy(ph);
@@ -447,19 +488,20 @@ static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	}
 	if (ph) {
-		char id[NODE_NAME_MAX + 1];
-
-		r = fs_wait_id(k, &h->f, id, sizeof(id));
 		pthread_mutex_lock(&k->open_lock);
 		poll_withdraw(k, h);
-		if (r == 0 && watch_add(&k->watches, id, poll_done, ph,
-					&h->poll_token) == 0) {
+		if (fs_wait_arm(k, &h->f, poll_done, poll_woken, ph,
+				&h->poll_token) == 0) {
 			h->polling = 1;
 			h->poll_ph = ph;
 		} else {
 			fuse_pollhandle_destroy(ph);
 		}
 		pthread_mutex_unlock(&k->open_lock);
+	}
+	if (h->f.ops->wake_add && poll_probe(k, req, h) != -EAGAIN) {
+		fuse_reply_poll(req, POLLIN | POLLRDNORM);
+		return;
 	}
 	fuse_reply_poll(req, 0);
 }

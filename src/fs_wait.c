@@ -43,7 +43,8 @@ struct wait_req {
 	fuse_req_t req;
 	struct kimifs *k;
 	const struct open_ops *ops;
-	struct node node; /* the file's: a read made again (wait_on) */
+	struct node node;	/* the file's: a read made again (wait_on) */
+	struct open_file *file; /* the file itself (wake_add), or NULL */
 	size_t size;
 	off_t off;
 	pthread_mutex_t lock; /* guards the fields below */
@@ -90,7 +91,7 @@ static void wait_finish(struct wait_req *w, int err,
 
 int fs_may_wait(const struct open_ops *ops)
 {
-	return ops->wait_text || ops->wait_on;
+	return ops->wait_text || ops->wait_on || ops->wake_add;
 }
 
 int fs_wait_id(struct kimifs *k, const struct open_file *f, char *id,
@@ -106,30 +107,73 @@ int fs_wait_id(struct kimifs *k, const struct open_file *f, char *id,
 	return f->ops->wait_on(&k->tree, &op, f, id, size);
 }
 
+int fs_wait_arm(struct kimifs *k, const struct open_file *f,
+		void (*watch_done)(void *arg, int err, void *obj),
+		void (*wake_done)(void *arg), void *arg, uint64_t *token)
+{
+	char id[NODE_NAME_MAX + 1];
+	int r;
+
+	if (f->ops->wake_add)
+		return f->ops->wake_add(wake_done, arg, token);
+	r = fs_wait_id(k, f, id, sizeof(id));
+	if (r == 0)
+		r = watch_add(&k->watches, id, watch_done, arg, token);
+	return r;
+}
+
+int fs_wait_cancel(struct kimifs *k, const struct open_ops *ops, uint64_t token)
+{
+	return ops->wake_cancel ? ops->wake_cancel(token)
+				: watch_cancel(&k->watches, token);
+}
+
+static void again_run(struct wait_req *w);
+
+/* The wake-up of a file that waits for what comes next: read it again
+ * here, on the thread that woke it (a read of memory). */
+static void wait_woken(void *arg)
+{
+	again_run(arg);
+}
+
 /*
- * Watch the object w waits for now (wait_id), with the reply's reference:
- * 0 once armed, or -errno (then nothing was watched). An interrupt that
- * came while it was not armed withdraws it at once (EINTR); 0 then too.
+ * Watch the object w waits for now (wait_id), or arm its file's wake-up,
+ * with the reply's reference: 0 once armed, or -errno (then nothing was
+ * watched). An interrupt that came while it was not armed withdraws it at
+ * once (EINTR); 0 then too. A file with a wake-up is asked once more after
+ * it is armed, so that what came just before is not left waiting for the
+ * next: when it would give something now, the wake-up is withdrawn and
+ * run here.
  */
 static int wait_arm(struct wait_req *w)
 {
 	struct open_file f = {.node = w->node, .ops = w->ops};
-	char id[NODE_NAME_MAX + 1];
+	const struct open_file *file = w->file ? w->file : &f;
+	struct open_read out = {0};
 	uint64_t token;
-	int r = fs_wait_id(w->k, &f, id, sizeof(id));
+	struct op op;
+	int r = fs_wait_arm(w->k, file, wait_done, wait_woken, w, &token);
 
-	if (r == 0)
-		r = watch_add(&w->k->watches, id, wait_done, w, &token);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&w->lock);
 	w->token = token;
 	w->armed = 1;
 	r = w->interrupted && !w->replied &&
-	    watch_cancel(&w->k->watches, w->token) == 0;
+	    fs_wait_cancel(w->k, w->ops, w->token) == 0;
 	pthread_mutex_unlock(&w->lock);
-	if (r)
+	if (r) {
 		wait_finish(w, EINTR, NULL);
+		return 0;
+	}
+	if (!w->file)
+		return 0;
+	op_start(&op, w->k->opts.timeout);
+	r = w->ops->read(&w->k->tree, &op, w->file, 0, 0, &out);
+	free(out.owned);
+	if (r != -EAGAIN && fs_wait_cancel(w->k, w->ops, token) == 0)
+		wait_woken(w);
 	return 0;
 }
 
@@ -148,7 +192,8 @@ static int wait_again(struct wait_req *w, struct open_read *out)
 	w->armed = 0; /* an interrupt now is the callback's to answer */
 	pthread_mutex_unlock(&w->lock);
 	op_start(&op, w->k->opts.timeout);
-	r = w->ops->read(&w->k->tree, &op, &f, w->size, w->off, out);
+	r = w->ops->read(&w->k->tree, &op, w->file ? w->file : &f, w->size,
+			 w->off, out);
 	if (r != -EAGAIN)
 		return r;
 	pthread_mutex_lock(&w->lock);
@@ -273,7 +318,7 @@ static void wait_interrupted(fuse_req_t req, void *arg)
 	if (!w->replied) {
 		if (w->registering || !w->armed)
 			w->interrupted = 1; /* the reading thread replies */
-		else if (watch_cancel(&w->k->watches, w->token) == 0)
+		else if (fs_wait_cancel(w->k, w->ops, w->token) == 0)
 			reply = w->replied = 1;
 		else /* the callback is under way and replies, and does
 			not wait on (wait_again) */
@@ -297,8 +342,7 @@ static void wait_abandon(struct wait_req *w, int err)
  * kept and answered later (struct wait_req) from the watch of n's batch,
  * and this thread returns to serve others.
  */
-void fs_wait_read(fuse_req_t req, const struct node *n,
-		  const struct open_ops *ops, size_t size, off_t off)
+void fs_wait_read(fuse_req_t req, struct open_file *f, size_t size, off_t off)
 {
 	struct kimifs *k = fuse_req_userdata(req);
 	struct wait_req *w;
@@ -311,8 +355,9 @@ void fs_wait_read(fuse_req_t req, const struct node *n,
 	}
 	w->req = req;
 	w->k = k;
-	w->ops = ops;
-	w->node = *n;
+	w->ops = f->ops;
+	w->node = f->node;
+	w->file = f->ops->wake_add ? f : NULL;
 	w->size = size;
 	w->off = off;
 	w->refs = 2;

@@ -13,6 +13,7 @@
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "tree.h"
@@ -40,8 +41,24 @@ void fs_waits_drain(struct fs_waits *w);
  * memory, or spliced from a file. */
 void fs_reply_read(fuse_req_t req, const struct open_read *out);
 
-/* Whether an open file of ops may wait (wait_text or wait_on). */
+/* Whether an open file of ops may wait (wait_text, wait_on or
+ * wake_add). */
 int fs_may_wait(const struct open_ops *ops);
+
+/*
+ * Call a wake-up for open file f (one that may wait) once a read of it may
+ * give something else: the watch of the object it waits for (watch_done
+ * with arg), or its own wake_add (wake_done with arg). 0 with *token for
+ * fs_wait_cancel, or -errno (nothing armed).
+ */
+int fs_wait_arm(struct kimifs *k, const struct open_file *f,
+		void (*watch_done)(void *arg, int err, void *obj),
+		void (*wake_done)(void *arg), void *arg, uint64_t *token);
+
+/* Withdraw a wake-up that fs_wait_arm armed for a file of ops: 0 when
+ * withdrawn before it was called, else -ENOENT. */
+int fs_wait_cancel(struct kimifs *k, const struct open_ops *ops,
+		   uint64_t token);
 
 /* The id of the object a wait of open file f waits for now into id (size
  * bytes): its wait_on's, else its node's. 0 or -errno. */
@@ -49,11 +66,12 @@ int fs_wait_id(struct kimifs *k, const struct open_file *f, char *id,
 	       size_t size);
 
 /*
- * A read of node n (open with ops) that said -EAGAIN: req is kept and
- * answered later, from the watch of what it waits for, and the calling
- * thread returns to serve others. Replies to req in every case.
+ * A read of open file f that said -EAGAIN: req is kept and answered
+ * later, from the watch of what it waits for (or f's wake-up), and the
+ * calling thread returns to serve others. Replies to req in every case. A
+ * file whose ops have wake_add is read again through f itself, which the
+ * kernel keeps open until the read is answered.
  */
-void fs_wait_read(fuse_req_t req, const struct node *n,
-		  const struct open_ops *ops, size_t size, off_t off);
+void fs_wait_read(fuse_req_t req, struct open_file *f, size_t size, off_t off);
 
 #endif

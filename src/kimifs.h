@@ -7,6 +7,7 @@
 #define KIMIFS_H
 
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -65,6 +66,7 @@ struct kimifs {
 					changes (fs_attach) */
 	struct tree tree; /* what the node types use: the above, the mount's
 			     time and owner (main sets it up) */
+	uint64_t tokens;  /* the last id given to a per_lookup node (atomic) */
 };
 
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "key.h"
+#include "events.h"
 #include "log.h"
 #include "mount_watch.h"
 
@@ -163,18 +164,23 @@ static int serve(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
 }
 
 /* The tree was detached (fusermount3 -uz) with files still open: pending
- * waits end (ENOTCONN), as at any other end of the mount, so that their
+ * waits end (ENOTCONN), as at any other end of the mount, and so does
+ * MOUNT/events (its readers' reads and fstat: tail -f too), so that their
  * readers close and the kernel lets kimifs go. */
 static void on_detach(void *arg)
 {
 	struct kimifs *k = arg;
-	size_t n = watches_stop(&k->watches);
+	size_t n = watches_stop(&k->watches), e = events_stop();
 
 	/* Also at a plain unmount, which no open file held up: no wait. */
 	if (n)
 		log_info("the mount was detached (lazy unmount): %zu pending "
 			 "wait%s ended",
 			 n, n == 1 ? "" : "s");
+	if (e)
+		log_info("the mount was detached (lazy unmount): %zu pending "
+			 "read%s of events ended",
+			 e, e == 1 ? "" : "s");
 }
 
 /*
@@ -357,6 +363,7 @@ int main(int argc, char *argv[])
 		mount_watch_stop(&mw);
 	/* Waits still pending end (ENOTCONN) while the session can reply. */
 	watches_stop(&k.watches);
+	events_stop();
 	fs_waits_drain(&k.waits);
 	/* After the waits, which ask it whether a round is due. */
 	job_auto_stop(&k.job_auto);
@@ -402,6 +409,7 @@ out_args:
 	opts_free(&k.opts);
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
+	events_forget();
 	log_forget();
 	return ret;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "batch_params.h"
+#include "events.h"
 #include "job_split.h"
 #include "jsonl_check.h"
 
@@ -42,6 +43,7 @@ static const struct number_opt numbers[] = {
     {"poll_interval", AT(poll_interval), 1, 1, 3600},
     {"part_requests", AT(part_requests), 0, 1, JOB_PART_REQUESTS},
     {"retry_rounds", AT(retry_rounds), 0, 0, OPTS_RETRY_ROUNDS_MAX},
+    {"events_backlog", AT(events_backlog), 0, 0, EVENTS_KEEP},
 };
 
 /* The options of a size in bytes: digits with an optional suffix K, M or G
@@ -80,6 +82,7 @@ static const struct fuse_opt kimifs_opts[] = {
     NUMBER_KEYS("poll_interval"),
     NUMBER_KEYS("part_requests"),
     NUMBER_KEYS("retry_rounds"),
+    NUMBER_KEYS("events_backlog"),
     KOPT("cache_dir=%s", cache_dir),
     FUSE_OPT_KEY("cache_size=", KEY_SIZE),
     FUSE_OPT_KEY("cache_size", KEY_SIZE),
@@ -341,6 +344,9 @@ void opts_usage(const char *prog)
 	    "                           by itself while requests lack a "
 	    "success, 0 to 10\n"
 	    "                           (default 0)\n"
+	    "    -o events_backlog=N    lines of MOUNT/events before the "
+	    "open a reader gets,\n"
+	    "                           0 to 10000 (default 0)\n"
 	    "    -o insecure            do not verify TLS certificates\n"
 	    "    -o debug_http          log each request: method, path, "
 	    "status, time\n"

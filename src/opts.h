@@ -41,7 +41,8 @@ struct opts {
 					  default */
 	unsigned long long part_size;  /* bytes of a job's part at most */
 	unsigned part_requests;	       /* requests of a job's part at most */
-	unsigned retry_rounds; /* automatic retry rounds of a job at most */
+	unsigned retry_rounds;	 /* automatic retry rounds of a job at most */
+	unsigned events_backlog; /* lines of MOUNT/events before an open */
 	char *source;	  /* mount(8)'s first argument ("kimifs"), or NULL */
 	char *mountpoint; /* the last non-option argument */
 	int show_help;

@@ -193,6 +193,13 @@ struct open_ops {
 	 * -EAGAIN once more. */
 	int (*wait_on)(struct tree *tree, struct op *op,
 		       const struct open_file *f, char *id, size_t size);
+	/* Files whose read waits for what comes next (events), instead of
+	 * the above: a read of size 0 says whether one would give bytes now
+	 * (0) or not (-EAGAIN); wake_add calls done(arg) once when it may
+	 * (or the file ended): 0 with *token, or -errno; wake_cancel
+	 * withdraws it: 0 when withdrawn before done ran, else -ENOENT. */
+	int (*wake_add)(void (*done)(void *arg), void *arg, uint64_t *token);
+	int (*wake_cancel)(uint64_t token);
 };
 
 /* The bytes of a view: open views the node afresh; read gives the part
@@ -267,6 +274,9 @@ struct node_type {
 		      const char *name, struct node *child, void **state);
 	/* Regular files: how an open file of the node reads and writes. */
 	const struct open_ops *open_ops;
+	/* Each lookup is a node of its own, its id a token fs.c gives, so
+	 * that each open file has its own size (MOUNT/events: a reader's). */
+	int per_lookup;
 };
 
 /* The root node of the tree (dir_root.c). */
@@ -347,6 +357,7 @@ const struct batch *view_batch(const struct view *v);
 extern const struct node_type type_files;    /* dir_files.c */
 extern const struct node_type type_jobs;     /* dir_jobs.c */
 extern const struct node_type type_progress; /* dir_progress.c */
+extern const struct node_type type_events;   /* dir_events.c */
 
 /* The snapshot of the job of node n (under jobs/<name>/) in mode, into v
  * (its obj a struct job) with its latest time: 0, or -errno (-ENOENT, no

@@ -27,7 +27,7 @@ def test_the_table_has_the_options_we_expect():
                               "timeout", "connect_timeout", "retries", "insecure",
                               "debug_http", "cache_dir", "cache_size", "poll_interval",
                               "completion_window", "part_size", "part_requests",
-                              "retry_rounds"}
+                              "retry_rounds", "events_backlog"}
 
 
 def test_help_lists_exactly_the_options_of_the_table():
