@@ -6,7 +6,10 @@
  * that grep -r, find and tar never wait on it. Each lookup of it is a node
  * of its own (per_lookup), whose id is the token of the reader its open
  * makes: fstat shows that reader's size, which grows as lines come, so
- * that tail -f, which reads what the size grew by, follows it.
+ * that tail -f, which reads what the size grew by, follows it. A read at
+ * the end that an lseek to the end showed gives the end of file once
+ * instead of waiting: tail reads a file of size 0 to its end before it
+ * follows it, and cat, which never asks, waits.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -80,12 +83,18 @@ static void events_file_release(struct open_file *f)
 	events_close(f->state);
 }
 
+static void events_file_end_shown(struct open_file *f, uint64_t size)
+{
+	events_end_shown(f->state, size);
+}
+
 static const struct open_ops events_ops = {
     .open = events_file_open,
     .read = events_file_read,
     .release = events_file_release,
     .wake_add = events_wake_add,
     .wake_cancel = events_wake_cancel,
+    .end_shown = events_file_end_shown,
 };
 
 const struct node_type type_events = {

@@ -50,7 +50,8 @@ struct events_reader {
 	char *part;
 	size_t part_len;
 	uint64_t part_at, part_seq;
-	uint64_t shown; /* the largest size events_size showed */
+	uint64_t shown;	    /* the largest size events_size showed */
+	uint64_t end_shown; /* events_end_shown's, or UINT64_MAX */
 };
 
 struct wake {
@@ -273,6 +274,7 @@ int events_open(uint64_t token, unsigned backlog, struct events_reader **out)
 	from = ev.next - ev.first < backlog ? ev.first : ev.next - backlog;
 	r->token = token;
 	r->seq = from;
+	r->end_shown = UINT64_MAX;
 	r->seg_global =
 	    from < ev.next ? ev.ring[from % EVENTS_KEEP].at : ev.end;
 	r->next = ev.readers;
@@ -432,8 +434,19 @@ ssize_t events_read(struct events_reader *r, char *buf, size_t size,
 	}
 	if (off + got > r->front)
 		r->front = off + got;
+	if (got == 0 && err == -EAGAIN && off == r->end_shown) {
+		r->end_shown = UINT64_MAX;
+		err = 0;
+	}
 	pthread_mutex_unlock(&ev.lock);
 	return got ? (ssize_t)got : err;
+}
+
+void events_end_shown(struct events_reader *r, uint64_t size)
+{
+	pthread_mutex_lock(&ev.lock);
+	r->end_shown = size;
+	pthread_mutex_unlock(&ev.lock);
 }
 
 int events_size(uint64_t token, uint64_t *size, time_t *mtime)

@@ -63,7 +63,8 @@ void events_close(struct events_reader *r);
 /*
  * Read up to size bytes of r's stream at offset off (its offsets count
  * from where it opened) into buf: the bytes (> 0), -EAGAIN when there are
- * none yet at off, -EIO when those at off are gone (behind r's own reads),
+ * none yet at off (0 at the end shown, events_end_shown), -EIO when those
+ * at off are gone (behind r's own reads),
  * -ENOTCONN once the stream ended. When r fell behind the kept lines, a
  * read at its end gets first a line {"t":..,"kind":"missed","count":N}.
  * A line cut by size is read whole by the next read, even when it is no
@@ -72,6 +73,15 @@ void events_close(struct events_reader *r);
  */
 ssize_t events_read(struct events_reader *r, char *buf, size_t size,
 		    uint64_t off);
+
+/*
+ * The size of r's stream shown through its open file (an lseek to its
+ * end): a read at that offset with nothing there yet gives the end of
+ * file (0) once, instead of -EAGAIN, as a program that asked where the
+ * end is expects (tail reads to the end of a file whose size is 0 before
+ * it follows it).
+ */
+void events_end_shown(struct events_reader *r, uint64_t size);
 
 /*
  * What fstat shows of the reader known by token: the bytes its stream

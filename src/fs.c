@@ -226,10 +226,10 @@ static void ll_forget_multi(fuse_req_t req, size_t count,
 }
 
 /* The attributes of a file with a state of its own (a staged file, whose
- * size grows as it is written): as it is now, or, once it is gone (its
- * upload ended), as it was opened. */
-static void getattr_state(fuse_req_t req, fuse_ino_t ino,
-			  const struct handle *h)
+ * size grows as it is written; a reader of events): as it is now, or, once
+ * it is gone (its upload ended), as it was opened. The file is told the
+ * size it was shown (end_shown). */
+static void getattr_state(fuse_req_t req, fuse_ino_t ino, struct handle *h)
 {
 	struct kimifs *k = state(req);
 	struct stat st;
@@ -241,6 +241,8 @@ static void getattr_state(fuse_req_t req, fuse_ino_t ino,
 	} else {
 		tree_stat(&k->tree, &h->f.node, &h->f.view, &st);
 	}
+	if (h->f.ops->end_shown)
+		h->f.ops->end_shown(&h->f, (uint64_t)st.st_size);
 	st.st_ino = ino;
 	fuse_reply_attr(req, &st, 0);
 }

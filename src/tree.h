@@ -200,6 +200,9 @@ struct open_ops {
 	 * withdraws it: 0 when withdrawn before done ran, else -ENOENT. */
 	int (*wake_add)(void (*done)(void *arg), void *arg, uint64_t *token);
 	int (*wake_cancel)(uint64_t token);
+	/* Told the size that a getattr through the open file showed (an
+	 * lseek to its end; fstat comes without the file). */
+	void (*end_shown)(struct open_file *f, uint64_t size);
 };
 
 /* The bytes of a view: open views the node afresh; read gives the part

@@ -82,6 +82,12 @@ static void test_lines(void)
 	CHECK(strstr(buf, "\"kind\":\"cancel\",\"id\":\"batch_2\",\"error\":"
 			  "\"429: slow down\"}\n") != NULL);
 	CHECK(strstr(buf, "upload") < strstr(buf, "batch_1"));
+	/* A read at the end an lseek showed is the end of file, once. */
+	events_end_shown(r, size);
+	CHECK(events_read(r, buf, sizeof(buf), size) == 0);
+	CHECK(events_read(r, buf, sizeof(buf), size) == -EAGAIN);
+	events_end_shown(r, size + 1);
+	CHECK(events_read(r, buf, sizeof(buf), size) == -EAGAIN);
 	/* Read again where it was: the same bytes. */
 	CHECK(events_read(r, buf, 10, 5) == 10);
 	CHECK(events_read(r, buf, 10, size) == -EAGAIN);
