@@ -434,7 +434,7 @@ ssize_t events_read(struct events_reader *r, char *buf, size_t size,
 	}
 	if (off + got > r->front)
 		r->front = off + got;
-	if (got == 0 && err == -EAGAIN && off == r->end_shown) {
+	if (got == 0 && err == -EAGAIN && off >= r->end_shown) {
 		r->end_shown = UINT64_MAX;
 		err = 0;
 	}

@@ -76,10 +76,10 @@ ssize_t events_read(struct events_reader *r, char *buf, size_t size,
 
 /*
  * The size of r's stream shown through its open file (an lseek to its
- * end): a read at that offset with nothing there yet gives the end of
- * file (0) once, instead of -EAGAIN, as a program that asked where the
- * end is expects (tail reads to the end of a file whose size is 0 before
- * it follows it).
+ * end): the first read at or past that offset with nothing there yet
+ * gives the end of file (0), instead of -EAGAIN, as a program that asked
+ * where the end is expects (tail reads a file whose size is 0 to its end
+ * before it follows it, and a line may come in between).
  */
 void events_end_shown(struct events_reader *r, uint64_t size);
 

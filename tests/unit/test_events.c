@@ -88,6 +88,9 @@ static void test_lines(void)
 	CHECK(events_read(r, buf, sizeof(buf), size) == -EAGAIN);
 	events_end_shown(r, size + 1);
 	CHECK(events_read(r, buf, sizeof(buf), size) == -EAGAIN);
+	events_end_shown(r, 0);
+	CHECK(events_read(r, buf, sizeof(buf), size) == 0);
+	CHECK(events_read(r, buf, sizeof(buf), size) == -EAGAIN);
 	/* Read again where it was: the same bytes. */
 	CHECK(events_read(r, buf, 10, 5) == 10);
 	CHECK(events_read(r, buf, 10, size) == -EAGAIN);
