@@ -1,8 +1,9 @@
 """The Debian package as a user meets it: scripts/package builds the .deb
 (lintian finds no error or warning), apt installs it, `kimifs --version`
-and `man -w kimifs` work, `mount -t fuse.kimifs` finds /usr/bin/kimifs
-through mount.fuse3 and mounts the simulator, and `apt-get remove --purge`
-leaves none of the package's files behind. It installs into the machine, so
+and `man kimifs` work, the installed unit verifies, `mount -t fuse.kimifs`
+finds /usr/bin/kimifs through mount.fuse3 and mounts the simulator, so
+does an fstab line as README gives it (`mount -T` of a table of the test's own), and `apt-get
+remove` leaves none of the package's files behind. It installs into the machine, so
 it runs as root only (CI's throwaway machine) and in an xdist group of its
 own; whatever happens, it leaves neither the package nor a mount behind."""
 
@@ -62,14 +63,30 @@ def test_the_package_installs_mounts_and_removes_cleanly(sim, tmp_path):
         assert "/usr/bin/kimifs" in files
         assert "kimifs" in run(["/usr/bin/kimifs", "--version"]).lower()
         assert run(["man", "-w", "kimifs"]).strip().startswith("/usr/share/man/man1/kimifs.1")
-        assert any(f.endswith("/kimifs@.service") for f in files)
+        page = run(["man", "-P", "cat", "kimifs"])
+        assert "MOUNTPOINT/events" in page and "events_backlog" in page
+        (unit,) = [f for f in files if f.endswith("/kimifs@.service")]
+        assert "ExecStart=/usr/bin/kimifs -f " in open(unit).read()
+        r = subprocess.run(["systemd-analyze", "verify", "kimifs@mnt-kimi.service"],
+                           capture_output=True, text=True, timeout=60)
+        assert (r.returncode, r.stderr.strip()) == (0, ""), r.stderr
         run(["mount", "-t", "fuse.kimifs", "kimifs", str(mnt), "-o",
              "base_url=%s,api_key_file=%s" % (sim.url, keyfile)], timeout=30)
         assert is_mounted(str(mnt))
         assert read_text(mnt / "batches" / bid / "status") == "in_progress\n"
         run(["umount", str(mnt)], timeout=30)
         wait_for(lambda: not is_mounted(str(mnt)), timeout=10, what="the unmount")
-        run(["apt-get", "remove", "--purge", "-y", "-q", "kimifs"], timeout=APT_TIMEOUT)
+        # An fstab line, as README gives it (a table of the
+        # test's own: mount -T).
+        fstab = tmp_path / "fstab"
+        fstab.write_text("kimifs %s fuse.kimifs api_key_file=%s,base_url=%s,"
+                         "_netdev,noauto,x-systemd.automount 0 0\n" % (mnt, keyfile, sim.url))
+        run(["mount", "-T", str(fstab), str(mnt)], timeout=30)
+        assert is_mounted(str(mnt))
+        assert read_text(mnt / "batches" / bid / "status") == "in_progress\n"
+        run(["umount", str(mnt)], timeout=30)
+        wait_for(lambda: not is_mounted(str(mnt)), timeout=10, what="the unmount")
+        run(["apt-get", "remove", "-y", "-q", "kimifs"], timeout=APT_TIMEOUT)
         assert not installed()
         assert [f for f in files if os.path.lexists(f)] == []
     finally:
