@@ -16,6 +16,7 @@
 
 #include "check.h"
 #include "events.h"
+#include "events_lines.h"
 #include "http_stub.h"
 #include "op.h"
 
@@ -76,43 +77,10 @@ static int answer(void *ctx, const char *method, const char *target,
 	return 200;
 }
 
-/*
- * Whether the lines added since the last call are exactly want (each
- * without its "t" field: {"t":"...Z", and the rest as want has it), each
- * printed on stderr when not.
- */
+/* Whether the lines added since the last call are exactly want. */
 static int lines_are(const char *want)
 {
-	char buf[8192], *p = buf, *w;
-	const char *q = want;
-	size_t got = 0;
-	ssize_t n;
-	int ok = 1;
-
-	while (got < sizeof(buf) - 1 &&
-	       (n = events_read(reader, buf + got, sizeof(buf) - 1 - got,
-				at + got)) > 0)
-		got += (size_t)n;
-	buf[got] = '\0';
-	at += got;
-	while (*p && ok) {
-		char *end = strchr(p, '\n');
-
-		/* {"t":"2026-12-04T14:05:18Z", then the fields. */
-		ok = end && strncmp(p, "{\"t\":\"", 6) == 0 &&
-		     (w = strstr(p, "Z\",")) && w < end && w - p == 25;
-		if (!ok)
-			break;
-		w += 3;
-		ok = strncmp(q, "{", 1) == 0 &&
-		     strncmp(w, q + 1, (size_t)(end + 1 - w)) == 0;
-		q += 1 + (end + 1 - w);
-		p = end + 1;
-	}
-	ok = ok && *q == '\0';
-	if (!ok)
-		fprintf(stderr, "lines:\n%s\nwanted:\n%s\n", buf, want);
-	return ok;
+	return events_lines_are(reader, &at, want);
 }
 
 /* A file of 12 bytes to upload; its path in path. */
