@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "api.h"
 #include "events.h"
@@ -27,15 +26,6 @@ int api_cancel_batch(struct api *api, struct op *op, const char *id,
 			    .status = r == 0 ? (*out)->status : NULL,
 			    .error = r < 0 ? api_error_message(err, r) : NULL});
 	return r;
-}
-
-/* The job p's batch is made in (its kimifs_job), or NULL. */
-static const char *job_of(const struct batch_params *p)
-{
-	for (size_t i = 0; i < p->nmeta; i++)
-		if (strcmp(p->meta[i].key, JOB_TAG_JOB) == 0)
-			return p->meta[i].value;
-	return NULL;
 }
 
 int api_create_batch(struct api *api, struct op *op,
@@ -65,7 +55,7 @@ int api_create_batch(struct api *api, struct op *op,
 		events_add(&(struct event){.kind = "create",
 					   .id = (*out)->id,
 					   .file = p->input_file_id,
-					   .job = job_of(p)});
+					   .job = job_tag_job(p)});
 	else
 		events_add(&(struct event){.kind = "create",
 					   .file = p->input_file_id,
