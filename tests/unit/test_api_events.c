@@ -94,11 +94,17 @@ static void input(char *path, size_t len)
 	close(fd);
 }
 
+/* The parameters of a batch of file-in, in no job. */
+static struct batch_params params(void)
+{
+	return (struct batch_params){.input_file_id = input_id,
+				     .endpoint = endpoint,
+				     .completion_window = window};
+}
+
 static void test_made(const char *path)
 {
-	struct batch_params p = {.input_file_id = input_id,
-				 .endpoint = endpoint,
-				 .completion_window = window};
+	struct batch_params p = params();
 	struct api_error err;
 	struct file *f = NULL;
 	struct batch *b = NULL;
@@ -144,9 +150,7 @@ static void test_made(const char *path)
 
 static void test_failed(const char *path)
 {
-	struct batch_params p = {.input_file_id = input_id,
-				 .endpoint = endpoint,
-				 .completion_window = window};
+	struct batch_params p = params();
 	struct api_error err;
 	struct file *f = NULL;
 	struct batch *b = NULL;
