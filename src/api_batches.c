@@ -1,13 +1,16 @@
 /*
  * api_batches.c - the batch endpoints of the API beyond those every kind
  * has (api_get, api_list): cancel and create (POST /v1/batches/{id}/cancel,
- * POST /v1/batches), their answers turned into batch snapshots, and the
+ * POST /v1/batches), their answers turned into batch snapshots, each
+ * cancel and creation, made or failed, a line of MOUNT/events; and the
  * start-up check.
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "api.h"
+#include "events.h"
+#include "job_tag.h"
 
 int api_cancel_batch(struct api *api, struct op *op, const char *id,
 		     struct batch **out, struct api_error *err)
@@ -17,6 +20,11 @@ int api_cancel_batch(struct api *api, struct op *op, const char *id,
 			      "/cancel", &obj, err);
 
 	*out = obj;
+	events_add(
+	    &(struct event){.kind = "cancel",
+			    .id = id,
+			    .status = r == 0 ? (*out)->status : NULL,
+			    .error = r < 0 ? api_error_message(err, r) : NULL});
 	return r;
 }
 
@@ -43,6 +51,15 @@ int api_create_batch(struct api *api, struct op *op,
 	r = api_object_call(api, op, &batch_kind, &rq, NULL, &obj, err);
 	*out = obj;
 	free(json);
+	if (r == 0)
+		events_add(&(struct event){.kind = "create",
+					   .id = (*out)->id,
+					   .file = p->input_file_id,
+					   .job = job_tag_job(p)});
+	else
+		events_add(&(struct event){.kind = "create",
+					   .file = p->input_file_id,
+					   .error = api_error_message(err, r)});
 	return r;
 }
 

@@ -3,11 +3,13 @@
  * (api_get, api_list): upload, delete and content (POST /v1/files, DELETE
  * /v1/files/{id}, GET /v1/files/{id}/content), uploads answered by
  * FileObject snapshots, contents written to a descriptor as they come.
+ * Each upload and deletion, made or failed, is a line of MOUNT/events.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "api.h"
+#include "events.h"
 #include "log.h"
 
 /* A content is raw bytes: the server answers text/plain or
@@ -53,6 +55,10 @@ int api_delete_file(struct api *api, struct op *op, const char *id,
 		r = -EIO;
 	}
 out:
+	events_add(
+	    &(struct event){.kind = "delete",
+			    .file = id,
+			    .error = r < 0 ? api_error_message(err, r) : NULL});
 	cJSON_Delete(root);
 	http_answer_free(&ans);
 	return r;
@@ -86,7 +92,8 @@ int api_download_file(struct api *api, struct op *op, const char *id, int fd,
 	return r;
 }
 
-/* POST /v1/files of the file field file, with purpose. */
+/* POST /v1/files of the file field file, with purpose; its line of
+ * MOUNT/events. */
 static int upload(struct api *api, struct op *op, const struct http_part *file,
 		  const char *purpose, struct file **out, struct api_error *err)
 {
@@ -104,11 +111,21 @@ static int upload(struct api *api, struct op *op, const struct http_part *file,
 				  .retries = 0,
 				  .no_retry = 1};
 	void *obj = NULL;
+	struct file *f;
 	int r;
 
 	memset(err, 0, sizeof(*err));
 	r = api_object_call(api, op, &file_kind, &rq, NULL, &obj, err);
-	*out = obj;
+	*out = f = obj;
+	if (r == 0)
+		events_add(&(struct event){.kind = "upload",
+					   .file = f->id,
+					   .name = file->filename,
+					   .bytes = f->bytes});
+	else
+		events_add(&(struct event){.kind = "upload",
+					   .name = file->filename,
+					   .error = api_error_message(err, r)});
 	return r;
 }
 

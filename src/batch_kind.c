@@ -2,12 +2,15 @@
  * batch_kind.c - the descriptor of batches (kind.h): GET /v1/batches, a
  * BatchObject parsed into a snapshot (batch.h), final once its status is,
  * ranked by the lifecycle of its status, two copies the same when their
- * JSON is, a status change logged, and the value files of batches/<id>/:
+ * JSON is, a status change logged and a line of MOUNT/events, and the
+ * value files of batches/<id>/:
  * batch.json and one per value field, rendered from the snapshot's JSON.
  */
 #include <string.h>
 
 #include "batch.h"
+#include "events.h"
+#include "job_tag.h"
 #include "kind.h"
 #include "log.h"
 
@@ -66,14 +69,25 @@ static int same(const void *a, const void *b)
 			  &((const struct batch *)b)->json);
 }
 
-/* One line per status change kimifs sees, from whichever request (a
- * wait's poll, a refresh, a listing, a cancel) brought it. */
+/* One log line and one line of MOUNT/events per status change kimifs
+ * sees, from whichever request (a wait's poll, a refresh, a listing, a
+ * cancel) brought it, with the job the batch is in. */
 static void changed(const void *old, const void *obj)
 {
 	const struct batch *a = old, *b = obj;
+	struct job_tag t = {0};
+	char why[200];
 
-	if (strcmp(a->status, b->status) != 0)
-		log_info("batch %s: %s -> %s", b->id, a->status, b->status);
+	if (strcmp(a->status, b->status) == 0)
+		return;
+	log_info("batch %s: %s -> %s", b->id, a->status, b->status);
+	if (b->tagged && job_tag_of(b, &t, why, sizeof(why)) < 0)
+		t.job[0] = '\0';
+	events_add(&(struct event){.kind = "batch",
+				   .id = b->id,
+				   .status = b->status,
+				   .was = a->status,
+				   .job = t.job[0] ? t.job : NULL});
 }
 
 /* The bytes a snapshot holds, near enough: its JSON text (every file is

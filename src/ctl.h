@@ -70,7 +70,9 @@ struct batch;
  * its job and part kept: job_tag.h; unmarked, and logged, when b's own
  * metadata leaves no room), as part of op (whose deadline it may
  * extend for the upload). 0 with "ok <new batch id>" or "nothing to retry"
- * (nothing sent) in msg, or -errno with the reason in msg.
+ * (nothing sent) in msg, or -errno with the reason in msg. A retry made
+ * or failed adds its line to MOUNT/events ({"kind":"retry","id":new,
+ * "of":b} or {"kind":"retry","of":b,"error":msg}); nothing to retry, none.
  */
 int ctl_retry(struct ctl *c, struct op *op, const struct batch *b, char *msg,
 	      size_t msglen);

@@ -5,7 +5,8 @@
  * cache directory, uploaded as the input's name with .retry-N, and a batch
  * created from it with the endpoint, completion window and metadata of the
  * first (submit.h), once it passes the check of any upload. The staged file
- * is removed whatever the outcome.
+ * is removed whatever the outcome. A retry made or failed is a line of
+ * MOUNT/events.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include "cache_dir.h"
 #include "cache.h"
 #include "ctl.h"
+#include "events.h"
 #include "store_files.h"
 #include "log.h"
 #include "job_tag.h"
@@ -214,6 +216,11 @@ int ctl_retry(struct ctl *c, struct op *op, const struct batch *b, char *msg,
 out:
 	if (r == 0 && lines == 0)
 		snprintf(msg, msglen, "nothing to retry");
+	if (made || r < 0)
+		events_add(&(struct event){.kind = "retry",
+					   .id = made ? made->id : NULL,
+					   .of = b->id,
+					   .error = r < 0 ? msg : NULL});
 	if (path) {
 		unlink(path);
 		free(path);

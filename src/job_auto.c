@@ -1,7 +1,7 @@
 /*
  * job_auto.c - the automatic retry rounds of -o retry_rounds (job_auto.h):
- * a thread that looks at the jobs when the batch store changed and makes
- * the rounds that are due.
+ * a look at the jobs when the batch store changed (store_tick.h) that
+ * makes the rounds that are due.
  */
 #include "job_auto.h"
 
@@ -9,7 +9,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "job.h"
 #include "job_ctl.h"
@@ -18,10 +17,8 @@
 #include "log.h"
 #include "store.h"
 #include "store_jobs.h"
+#include "store_tick.h"
 #include "util.h"
-
-/* Seconds between two looks at the store's change stamp. */
-#define LOOK_EVERY 1
 /* Seconds before a job whose round failed (the server, the account's
  * room) is tried again though it did not change, at a look. */
 #define AGAIN_AFTER 60.0
@@ -104,7 +101,7 @@ int job_auto_due(struct job_auto *a, const struct job *j)
 {
 	struct job_retry_plan plan;
 
-	return a && a->started && !j->running && due(a, j, &plan) &&
+	return a && a->tick.started && !j->running && due(a, j, &plan) &&
 	       !job_tried(a, j);
 }
 
@@ -149,25 +146,16 @@ static void make(struct job_auto *a, const struct job *j,
 	pthread_mutex_unlock(&a->lock);
 }
 
-static int stopping(struct job_auto *a)
+/* Look at every job of the kept listing once (a store_tick look). */
+static int look(void *arg)
 {
-	int stop;
-
-	pthread_mutex_lock(&a->lock);
-	stop = a->stop;
-	pthread_mutex_unlock(&a->lock);
-	return stop;
-}
-
-/* Look at every job of the kept listing once. */
-static void look(struct job_auto *a)
-{
+	struct job_auto *a = arg;
 	char **names = NULL;
 	size_t n = 0;
 
 	if (jobs_names_kept(a->jobs, &names, &n) < 0)
-		return;
-	for (size_t i = 0; i < n && !stopping(a); i++) {
+		return 0; /* at the next change */
+	for (size_t i = 0; i < n && !store_tick_stopping(&a->tick); i++) {
 		struct job_retry_plan plan;
 		struct job *j = NULL;
 
@@ -177,32 +165,7 @@ static void look(struct job_auto *a)
 		job_unref(j);
 	}
 	listing_free_ids(names, n);
-}
-
-static void *run(void *arg)
-{
-	struct job_auto *a = arg;
-
-	pthread_mutex_lock(&a->lock);
-	while (!a->stop) {
-		struct timespec ts;
-		uint64_t stamp;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += LOOK_EVERY;
-		pthread_cond_timedwait(&a->wake, &a->lock, &ts);
-		if (a->stop)
-			break;
-		pthread_mutex_unlock(&a->lock);
-		stamp = store_changes(a->store, NULL);
-		if (stamp != a->seen) {
-			a->seen = stamp;
-			look(a);
-		}
-		pthread_mutex_lock(&a->lock);
-	}
-	pthread_mutex_unlock(&a->lock);
-	return NULL;
+	return 0;
 }
 
 int job_auto_start(struct job_auto *a, const struct job_retry *retry,
@@ -217,37 +180,29 @@ int job_auto_start(struct job_auto *a, const struct job_retry *retry,
 	a->retry = retry;
 	a->makers = makers;
 	a->jobs = jobs;
-	a->store = store;
 	a->rounds = rounds;
 	a->timeout = timeout;
 	pthread_mutex_init(&a->lock, NULL);
-	pthread_cond_init(&a->wake, NULL);
-	r = pthread_create(&a->thread, NULL, run, a);
-	if (r != 0) {
+	r = store_tick_start(&a->tick, store, look, a);
+	if (r < 0) {
 		log_err("-o retry_rounds: no thread for the rounds: %s",
-			strerror(r));
-		pthread_cond_destroy(&a->wake);
+			strerror(-r));
 		pthread_mutex_destroy(&a->lock);
-		return -r;
 	}
-	a->started = 1;
-	return 0;
+	return r;
 }
 
 void job_auto_stop(struct job_auto *a)
 {
-	if (!a->started)
+	if (!a->tick.started)
 		return;
 	pthread_mutex_lock(&a->lock);
 	a->stop = 1;
 	op_interrupt(&a->op);
-	pthread_cond_signal(&a->wake);
 	pthread_mutex_unlock(&a->lock);
-	pthread_join(a->thread, NULL);
+	store_tick_stop(&a->tick);
 	for (size_t i = 0; i < a->ntried; i++)
 		free(a->tried[i].name);
 	free(a->tried);
-	pthread_cond_destroy(&a->wake);
 	pthread_mutex_destroy(&a->lock);
-	a->started = 0;
 }

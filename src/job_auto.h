@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "op.h"
+#include "store_tick.h"
 
 struct job;
 struct job_ctl;
@@ -39,17 +40,12 @@ struct job_auto {
 	const struct job_retry *retry; /* the rounds */
 	struct job_ctl *makers;	       /* the claims of jobs' parts */
 	struct jobs *jobs;	       /* the jobs the mount knows */
-	struct store *store;	       /* the batches: their change stamp */
 	unsigned rounds;	       /* -o retry_rounds */
 	double timeout;		       /* -o timeout: a round's first step */
+	struct store_tick tick;	       /* the thread that looks */
 	pthread_mutex_t lock;	       /* guards stop, op and tried */
-	pthread_cond_t wake;	       /* signalled at stop */
 	int stop;
 	struct op op; /* the round under way: interrupted at stop */
-	pthread_t thread;
-	int started;
-	/* The thread's own: */
-	uint64_t seen; /* the store's stamp of the last look */
 	/* Under lock (job_auto_due reads them): */
 	struct job_tried *tried; /* tries that made nothing, by job */
 	size_t ntried;

@@ -1,7 +1,7 @@
 /*
  * job_retry.c - a job's retry round (job_retry.h): which round, which
  * batches' failures, gathered into one scratch file, handed to the
- * creation engine.
+ * creation engine; each round made or failed a line of MOUNT/events.
  */
 #include "job_retry.h"
 
@@ -15,6 +15,7 @@
 #include "batch_params.h"
 #include "cache.h"
 #include "cache_dir.h"
+#include "events.h"
 #include "job_create.h"
 #include "jsonl_check.h"
 #include "log.h"
@@ -127,19 +128,19 @@ static int like_first(const struct job *j, struct batch_params *p, char *why,
 	return util_reason(-ENOENT, why, whylen, "the job has no first round");
 }
 
-/* "round R made: N requests in P batches" of a round made into msg. */
+/* "round R made: N requests in P batches" of a round made into msg; the
+ * batches made now into *made. */
 static void say_made(const struct job_outcome *out, unsigned round, long lines,
-		     char *msg, size_t msglen)
+		     size_t *made, char *msg, size_t msglen)
 {
-	size_t made = 0;
-
+	*made = 0;
 	for (size_t i = 0; i < out->nparts; i++)
-		made += out->parts[i].state == JOB_PART_MADE;
-	if (made < out->nparts)
+		*made += out->parts[i].state == JOB_PART_MADE;
+	if (*made < out->nparts)
 		snprintf(msg, msglen,
 			 "round %u finished: %ld requests in %zu batches, "
 			 "%zu made now",
-			 round, lines, out->nparts, made);
+			 round, lines, out->nparts, *made);
 	else
 		snprintf(msg, msglen,
 			 "round %u made: %ld requests in %zu batches", round,
@@ -147,10 +148,12 @@ static void say_made(const struct job_outcome *out, unsigned round, long lines,
 }
 
 /* Make or finish round plan of job j from the gathered requests in fd
- * (lines of them). 0 or -errno, msg set either way. */
+ * (lines of them): 0 with the batches made now in *made, or -errno; msg
+ * set either way. */
 static int make_round(const struct job_retry *jr, struct op *op,
 		      const struct job *j, const struct job_retry_plan *plan,
-		      int fd, long lines, char *msg, size_t msglen)
+		      int fd, long lines, size_t *made, char *msg,
+		      size_t msglen)
 {
 	struct batch_params like = {0};
 	struct job_outcome out = {0};
@@ -165,7 +168,7 @@ static int make_round(const struct job_retry *jr, struct op *op,
 		r = job_create_round(jr->create, op, j->name, &rd, fd,
 				     (uint64_t)st.st_size, plan->finish, &out);
 	if (r == 0)
-		say_made(&out, plan->round, lines, msg, msglen);
+		say_made(&out, plan->round, lines, made, msg, msglen);
 	else if (out.why)
 		snprintf(msg, msglen, "round %u: %s", plan->round, out.why);
 	job_outcome_free(&out);
@@ -173,15 +176,34 @@ static int make_round(const struct job_retry *jr, struct op *op,
 	return r;
 }
 
+/*
+ * The line of MOUNT/events of job name's round plan, once planned: the
+ * batches made (none: nothing to retry, no line), or the failure r with
+ * why, but a round found made elsewhere (-EEXIST: nothing sent).
+ */
+static void tell(const char *name, int planned,
+		 const struct job_retry_plan *plan, int r, size_t made,
+		 const char *why)
+{
+	if (!planned || r == -EEXIST || (r == 0 && made == 0))
+		return;
+	events_add(&(struct event){.kind = "round",
+				   .job = name,
+				   .round = plan->round,
+				   .batches = (int64_t)made,
+				   .error = r < 0 ? why : NULL});
+}
+
 int job_retry(const struct job_retry *jr, struct op *op, const char *name,
 	      char *msg, size_t msglen)
 {
-	struct job_retry_plan plan;
+	struct job_retry_plan plan = {0};
 	char scratch[CACHE_TMP_NAME_MAX], text[600];
 	struct api_error err = {0};
 	struct job *j = NULL;
 	long lines = 0;
-	int fd = -1;
+	size_t made = 0;
+	int fd = -1, planned = 0;
 	int r = jobs_get(jr->jobs, op, name, STORE_FRESH, &j, &err);
 
 	if (r == -ENOENT) {
@@ -196,6 +218,7 @@ int job_retry(const struct job_retry *jr, struct op *op, const char *name,
 	r = job_retry_plan(j, &plan, msg, msglen);
 	if (r < 0)
 		goto out;
+	planned = 1;
 	fd = cache_tmp_open(jr->cache->dirfd, CACHE_TMP_SCRATCH, NULL, scratch,
 			    sizeof(scratch));
 	if (fd < 0) {
@@ -209,8 +232,9 @@ int job_retry(const struct job_retry *jr, struct op *op, const char *name,
 	if (r == 0 && lines == 0)
 		snprintf(msg, msglen, "nothing to retry");
 	else if (r == 0)
-		r = make_round(jr, op, j, &plan, fd, lines, msg, msglen);
+		r = make_round(jr, op, j, &plan, fd, lines, &made, msg, msglen);
 out:
+	tell(name, planned, &plan, r, made, msg);
 	if (fd >= 0)
 		close(fd);
 	job_unref(j);

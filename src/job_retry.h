@@ -62,7 +62,10 @@ int job_retry_plan(const struct job *j, struct job_retry_plan *plan, char *why,
  * sent) in msg (msglen bytes), or -errno with the reason in msg: -ENOENT
  * (no such job), -EBUSY, -EEXIST, -EDQUOT (no room: nothing sent), the
  * failure of a download, an upload or a creation (the parts made before
- * it stay: a retry finishes the round).
+ * it stay: a retry finishes the round). A round made, or one planned that
+ * failed (but -EEXIST), adds its line to MOUNT/events
+ * ({"kind":"round","job":name,"round":R,"batches":N}, or "error" in place
+ * of "batches"); nothing to retry, none.
  */
 int job_retry(const struct job_retry *jr, struct op *op, const char *name,
 	      char *msg, size_t msglen);

@@ -146,6 +146,14 @@ static int ours(const char *key)
 	return strncmp(key, JOB_TAG_PREFIX, strlen(JOB_TAG_PREFIX)) == 0;
 }
 
+const char *job_tag_job(const struct batch_params *p)
+{
+	for (size_t i = 0; i < p->nmeta; i++)
+		if (strcmp(p->meta[i].key, JOB_TAG_JOB) == 0)
+			return p->meta[i].value;
+	return NULL;
+}
+
 int job_tag_user_ok(const struct batch_params *p, char *why, size_t whylen)
 {
 	size_t user = 0;

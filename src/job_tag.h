@@ -74,6 +74,9 @@ int job_tag_of(const struct batch *b, struct job_tag *t, char *why,
 int job_tag_write(const struct job_tag *t, struct batch_params *p, char *why,
 		  size_t whylen);
 
+/* The job a batch made with p is in (p's kimifs_job), or NULL. */
+const char *job_tag_job(const struct batch_params *p);
+
 /*
  * Whether p's metadata as a user wrote it leaves room for kimifs's keys:
  * 0, or -EINVAL with why when it has more than JOB_USER_META pairs or a key

@@ -23,6 +23,7 @@
 #include "job_ctl.h"
 #include "job_keep.h"
 #include "job_results.h"
+#include "job_watch.h"
 #include "opts.h"
 #include "results_cache.h"
 #include "stage.h"
@@ -51,6 +52,7 @@ struct kimifs {
 	struct job_create job_create;	/* making jobs (a cp into jobs/) */
 	struct job_retry job_retry;	/* a job's retry rounds */
 	struct job_auto job_auto;	/* the rounds of -o retry_rounds */
+	struct job_watch job_watch;	/* the job lines of MOUNT/events */
 	struct job_ctl job_ctl;		/* jobs' ctl commands, their outcomes */
 	struct job_keep job_keep;	/* inputs of jobs made halfway */
 	struct results_cache results;	/* results indexes kept in memory */

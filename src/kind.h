@@ -6,7 +6,7 @@
  * value files of its directory). A new kind of object is a descriptor and
  * a directory type. Objects are opaque, immutable, reference-counted
  * snapshots; every function here is quick, never blocks, and may be
- * called under any lock.
+ * called under any lock, but `changed` (under none of the store's).
  */
 #ifndef KIMIFS_KIND_H
 #define KIMIFS_KIND_H
@@ -53,8 +53,9 @@ struct object_kind {
 	/* Whether a and b say the same (the server sent the same object). */
 	int (*same)(const void *a, const void *b);
 	/* Told that a kept object was replaced by one that says otherwise,
-	 * to log what changed; it may only look and log. NULL: nothing to
-	 * tell. */
+	 * to log what changed and add its line to MOUNT/events (events.h);
+	 * it may only look, log and add lines. Called by the store without
+	 * its lock, once the change is visible. NULL: nothing to tell. */
 	void (*changed)(const void *old, const void *obj);
 	/* The bytes obj holds, near enough, for the bounds of a listing. */
 	size_t (*bytes)(const void *obj);

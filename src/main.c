@@ -355,6 +355,9 @@ int main(int argc, char *argv[])
 	watching = mount_watch_start(&mw, cmd.mountpoint, "fuse.kimifs",
 				     on_detach, &k) == 0;
 	fs_waits_init(&k.waits);
+	/* Without it, no job line in MOUNT/events (logged). */
+	job_watch_init(&k.job_watch, &k.jobs);
+	job_watch_start(&k.job_watch, &k.batches.store);
 	/* Without it, no round is made by itself (logged). */
 	job_auto_start(&k.job_auto, &k.job_retry, &k.job_ctl, &k.jobs,
 		       &k.batches.store, k.opts.retry_rounds, k.opts.timeout);
@@ -367,6 +370,7 @@ int main(int argc, char *argv[])
 	fs_waits_drain(&k.waits);
 	/* After the waits, which ask it whether a round is due. */
 	job_auto_stop(&k.job_auto);
+	job_watch_stop(&k.job_watch);
 	/* A signal ends the loop with that signal's number: a clean exit. */
 	ret = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP ||
 	       r == -SIGTERM || r == -SIGINT || r == -SIGHUP)

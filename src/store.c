@@ -56,9 +56,25 @@ double store_clock(const struct store *s)
 	return s->clock->now(s->clock);
 }
 
-/* Tell s->on_change that id changed. Caller does not hold s->lock. */
-static void changed(const struct store *s, const char *id)
+/* What an entry's change tells once s->lock is released (tell): the
+ * object replaced and the one that replaced it, a reference each, for
+ * kind->changed (both NULL: nothing for it, as when the entry was empty,
+ * or the answer a 404). */
+struct store_told {
+	void *old;
+	void *obj;
+};
+
+/* Tell the kind what changed (told, whose references it drops) and
+ * s->on_change that id changed. Caller does not hold s->lock. */
+static void tell(const struct store *s, const char *id, struct store_told *told)
 {
+	if (told->old) {
+		s->kind->changed(told->old, told->obj);
+		s->kind->unref(told->old);
+		s->kind->unref(told->obj);
+		told->old = told->obj = NULL;
+	}
 	if (s->on_change)
 		s->on_change(s->on_change_arg, id);
 }
@@ -286,11 +302,13 @@ static int is_newer(const struct store *s, const struct store_entry *e,
 /*
  * Record an answer in e when it is newer (is_newer): obj, whose reference
  * it takes either way, or a 404 when obj is NULL. A change of what e says
- * raises its stamp; its waiters are woken. Returns whether it was kept.
- * Caller holds s->lock.
+ * raises its stamp; its waiters are woken; an object replaced by one that
+ * says otherwise is left in told for kind->changed (tell, once the lock
+ * is released). Returns whether it was kept. Caller holds s->lock.
  */
 static int entry_learn(struct store *s, struct store_entry *e, void *obj,
-		       double sent, double answered, double checked)
+		       double sent, double answered, double checked,
+		       struct store_told *told)
 {
 	int changed;
 
@@ -302,9 +320,12 @@ static int entry_learn(struct store *s, struct store_entry *e, void *obj,
 	    !e->obj != !obj || (obj && e->obj && !s->kind->same(e->obj, obj));
 	if (changed)
 		e->changes = ++s->stamp;
-	if (changed && e->obj && obj && s->kind->changed)
-		s->kind->changed(e->obj, obj);
-	s->kind->unref(e->obj);
+	if (changed && e->obj && obj && s->kind->changed && !told->old) {
+		told->old = e->obj;
+		told->obj = s->kind->ref(obj);
+	} else {
+		s->kind->unref(e->obj);
+	}
 	e->obj = obj;
 	e->negative = obj == NULL;
 	e->sent = sent;
@@ -383,11 +404,12 @@ static int probe_settled(const struct store *s, double asked,
  * Returns the result for a caller in mode: 0 when e has an object to serve
  * (also the stored copy after a passing failure, but in STORE_FORCE mode),
  * else -errno. Wakes the waiters of e, and of the probe when it was one.
- * Caller holds s->lock.
+ * What changed is left in told (entry_learn). Caller holds s->lock.
  */
 static int fetch_done(struct store *s, struct store_entry *e, int probe,
 		      enum store_mode mode, int r, void *fresh,
-		      const struct api_error *err, double sent)
+		      const struct api_error *err, double sent,
+		      struct store_told *told)
 {
 	double answered = store_clock(s);
 
@@ -414,7 +436,7 @@ static int fetch_done(struct store *s, struct store_entry *e, int probe,
 		s->probe_err = api_error_down(err) ? r : 0;
 	entry_tried(e, r, err, answered);
 	if (r == 0 || r == -ENOENT) {
-		entry_learn(s, e, fresh, sent, answered, answered);
+		entry_learn(s, e, fresh, sent, answered, answered, told);
 		r = e->obj ? 0 : -ENOENT;
 	} else if (e->obj && mode != STORE_FORCE && api_error_transient(r)) {
 		char why[600];
@@ -440,6 +462,7 @@ static void *probe_run(void *arg)
 {
 	struct probe_job *job = arg;
 	struct store *s = job->s;
+	struct store_told told = {0};
 	void *fresh = NULL;
 	struct api_error err;
 	double sent = store_clock(s);
@@ -455,11 +478,11 @@ static void *probe_run(void *arg)
 	pthread_mutex_lock(&s->lock);
 	/* Still there: in-flight entries are not swept. */
 	e = find(s, job->id);
-	fetch_done(s, e, 1, job->mode, r, fresh, &err, sent);
+	fetch_done(s, e, 1, job->mode, r, fresh, &err, sent, &told);
 	if (e->changes != seen) {
 		/* Told before store_destroy can stop waiting for us. */
 		pthread_mutex_unlock(&s->lock);
-		changed(s, job->id);
+		tell(s, job->id, &told);
 		pthread_mutex_lock(&s->lock);
 	}
 	s->probe_threads--;
@@ -539,11 +562,12 @@ int store_get(struct store *s, struct op *op, const char *id,
 {
 	double asked = store_clock(s), sent;
 	double deadline = asked + s->timeout;
+	struct store_told told = {0};
 	void *fresh = NULL;
 	struct api_error own, *err = errp ? errp : &own;
 	struct store_entry *e;
 	uint64_t seen = 0;
-	int r, probe = 0, told = 0;
+	int r, probe = 0, moved = 0;
 
 	*out = NULL;
 	memset(err, 0, sizeof(*err));
@@ -614,10 +638,10 @@ int store_get(struct store *s, struct op *op, const char *id,
 
 	pthread_mutex_lock(&s->lock);
 	e = find(s, id); /* still there: in-flight entries are not swept */
-	r = fetch_done(s, e, probe, mode, r, fresh, err, sent);
+	r = fetch_done(s, e, probe, mode, r, fresh, err, sent, &told);
 	if (r == 0)
 		*out = s->kind->ref(e->obj);
-	told = e->changes != seen;
+	moved = e->changes != seen;
 	goto out;
 gave_up:
 	if (r == -EINTR)
@@ -627,13 +651,14 @@ gave_up:
 			 "no answer within %g s", s->timeout);
 out:
 	pthread_mutex_unlock(&s->lock);
-	if (told)
-		changed(s, id);
+	if (moved)
+		tell(s, id, &told);
 	return r;
 }
 
 void store_put(struct store *s, void *obj, double sent)
 {
+	struct store_told told = {0};
 	struct store_entry *e;
 	uint64_t seen = 0;
 
@@ -641,11 +666,12 @@ void store_put(struct store *s, void *obj, double sent)
 	e = get_entry(s, s->kind->id(obj));
 	if (e) {
 		seen = e->changes;
-		entry_learn(s, e, s->kind->ref(obj), sent, store_clock(s), 0);
+		entry_learn(s, e, s->kind->ref(obj), sent, store_clock(s), 0,
+			    &told);
 	}
 	if (e && e->changes != seen) {
 		pthread_mutex_unlock(&s->lock);
-		changed(s, s->kind->id(obj));
+		tell(s, s->kind->id(obj), &told);
 		return;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -665,19 +691,18 @@ int store_learn_listing(struct store *s, struct store_item *items, size_t n)
 		}
 		uint64_t seen = e->changes;
 		const char *id = s->kind->id(items[i].obj);
+		struct store_told told = {0};
 
 		/* The id outlives the object's reference, taken here. */
-		if (s->on_change)
-			s->kind->ref(items[i].obj);
+		s->kind->ref(items[i].obj);
 		entry_learn(s, e, items[i].obj, items[i].sent,
-			    items[i].answered, items[i].checked);
-		if (s->on_change && e->changes != seen) {
+			    items[i].answered, items[i].checked, &told);
+		if ((s->on_change || told.old) && e->changes != seen) {
 			pthread_mutex_unlock(&s->lock);
-			changed(s, id);
+			tell(s, id, &told);
 			pthread_mutex_lock(&s->lock);
 		}
-		if (s->on_change)
-			s->kind->unref(items[i].obj);
+		s->kind->unref(items[i].obj);
 		items[i].obj = NULL;
 	}
 	s->probe_err = 0; /* the server answers again */

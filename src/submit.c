@@ -3,7 +3,9 @@
  * unknown is looked for in the file list before it is tried again; a batch
  * creation is sent once, and when its answer is lost the batch is looked
  * for in the newest batches. What the server answers goes to the stores, and
- * each outcome to the log.
+ * each outcome to the log. The API client adds the line of MOUNT/events of
+ * each request (api.h); an upload or a creation whose answer was lost but
+ * found on the server adds its line here, after that request's failure.
  */
 #include "submit.h"
 
@@ -18,6 +20,8 @@
 #include <unistd.h>
 
 #include "api_pager.h"
+#include "events.h"
+#include "job_tag.h"
 #include "jsonl_check.h"
 #include "opts.h"
 #include "store_batches.h"
@@ -276,6 +280,10 @@ int submit_upload_from(struct submit *sb, struct op *op,
 			log_info("upload %s: no answer, but the server has "
 				 "it as %s",
 				 filename, f->id);
+			events_add(&(struct event){.kind = "upload",
+						   .file = f->id,
+						   .name = filename,
+						   .bytes = f->bytes});
 			learn_file(sb, f, sent);
 			r = 0;
 			break;
@@ -381,6 +389,10 @@ int submit_create(struct submit *sb, struct op *op,
 			log_info("create batch from %s: no answer, but the "
 				 "server has it as %s",
 				 p->input_file_id, (*out)->id);
+			events_add(&(struct event){.kind = "create",
+						   .id = (*out)->id,
+						   .file = p->input_file_id,
+						   .job = job_tag_job(p)});
 			r = 0;
 		} else if (found < 0) {
 			snprintf(why, whylen,

@@ -29,6 +29,7 @@
 
 #include "cache.h"
 #include "check.h"
+#include "events_lines.h"
 #include "content.h"
 #include "ctl.h"
 #include "fake_download.h"
@@ -507,6 +508,10 @@ static int retry_staged(const struct cache *c)
 
 static void retries(struct ctl *c)
 {
+	struct events_reader *r;
+	uint64_t at = 0;
+
+	CHECK(events_open(1, 0, &r) == 0);
 	fake = (struct fake){.list_status = 200, .create_status = 200};
 	add("batch_elsewhere", "validating", NULL);
 	fake.batches[0].meta = "{\"kimifs_retry\":\"1 batch_twice\"}";
@@ -525,6 +530,14 @@ static void retries(struct ctl *c)
 		       "GET /v1/files?limit=100", "POST /v1/files",
 		       "POST /v1/batches"));
 	CHECK(line_is(&c->outcomes, "batch_fin", "retry: ok batch_retry\n"));
+	CHECK(events_lines_are(
+	    r, &at,
+	    "{\"kind\":\"upload\",\"file\":\"file-retry\",\"name\":"
+	    "\"q.retry-1.jsonl\",\"bytes\":1}\n"
+	    "{\"kind\":\"create\",\"id\":\"batch_retry\",\"file\":"
+	    "\"file-retry\"}\n"
+	    "{\"kind\":\"retry\",\"id\":\"batch_retry\",\"of\":"
+	    "\"batch_fin\"}\n"));
 	CHECK(fake.upload && strstr(fake.upload, "\"q.retry-1.jsonl\"") &&
 	      !strstr(fake.upload, INPUT("a")) &&
 	      strstr(fake.upload, INPUT("b")) &&
@@ -553,6 +566,8 @@ static void retries(struct ctl *c)
 	CHECK(REQUESTS("GET /v1/batches?limit=100"));
 	CHECK(
 	    line_is(&c->outcomes, "batch_allok", "retry: nothing to retry\n"));
+	/* Retried already, nothing to retry: no line. */
+	CHECK(events_lines_are(r, &at, ""));
 
 	/* Whether another mount retried it cannot be told: nothing sent,
 	 * the claim let go. */
@@ -577,6 +592,20 @@ static void retries(struct ctl *c)
 		      "retry: failed: an earlier retry's batch creation got "
 		      "no answer: look for its input file in "
 		      "batches/*/input_file_id before retrying again\n"));
+	/* The retry that sent its creation failed, with why; the second
+	 * sent nothing: no line. */
+	CHECK(events_lines_are(
+	    r, &at,
+	    "{\"kind\":\"upload\",\"file\":\"file-retry\",\"name\":"
+	    "\"q.retry-1.jsonl\",\"bytes\":1}\n"
+	    "{\"kind\":\"create\",\"file\":\"file-retry\",\"error\":"
+	    "\"Empty reply from server\"}\n"
+	    "{\"kind\":\"retry\",\"of\":\"batch_lost\",\"error\":"
+	    "\"no answer, and the list of batches cannot be read, so "
+	    "whether a batch was made is unknown: look for file-retry in "
+	    "batches/*/input_file_id before making another\"}\n"));
+	events_close(r);
+	events_forget();
 	CHECK(!retry_staged(c->cache));
 	free(fake.upload);
 	free(fake.create);

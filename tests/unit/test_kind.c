@@ -1,7 +1,8 @@
 /*
  * test_kind.c - unit tests of the descriptors of batches and files
  * (kind.h, batch_kind.c, file_kind.c): parse, id, ids that can be names,
- * finality, lifecycle rank, sameness, weight, and the value files each
+ * finality, lifecycle rank, sameness, weight, a batch's status change
+ * (its line of MOUNT/events, with its job), and the value files each
  * directory shows, found by name and rendered when present.
  */
 #include <errno.h>
@@ -10,6 +11,7 @@
 
 #include "batch.h"
 #include "check.h"
+#include "events_lines.h"
 #include "file.h"
 #include "json.h"
 #include "kind.h"
@@ -66,6 +68,53 @@ static int renders(const struct object_kind *kind, const void *obj,
 	return ok;
 }
 
+/*
+ * A batch's status change is a log line and a line of MOUNT/events, with
+ * the job of a tagged batch (none when its tag is malformed); a copy in
+ * the same status is none. a runs, b and c are done.
+ */
+static void test_batch_changed(const struct object_kind *k,
+			       const struct batch *a, const struct batch *b,
+			       const struct batch *c)
+{
+	struct events_reader *r;
+	struct batch *x, *y;
+	uint64_t at = 0;
+	char text[sizeof(done) + 100];
+
+	CHECK(events_open(1, 0, &r) == 0);
+	k->changed(a, b);
+	k->changed(b, c);
+	CHECK(events_lines_are(r, &at,
+			       "{\"kind\":\"batch\",\"id\":\"batch_x\","
+			       "\"status\":\"completed\",\"was\":"
+			       "\"in_progress\"}\n"));
+	/* In a job (and a malformed tag: in none). */
+	snprintf(text, sizeof(text), "%.*s,\"metadata\":%s}",
+		 (int)strlen(done) - 1, done,
+		 "{\"kimifs_job\":\"q\",\"kimifs_part\":\"1/2\"}");
+	x = parse(k, text);
+	snprintf(text, sizeof(text), "%.*s,\"metadata\":%s}",
+		 (int)strlen(done) - 1, done,
+		 "{\"kimifs_job\":\"q\",\"kimifs_part\":\"3/2\"}");
+	y = parse(k, text);
+	CHECK(x && y);
+	if (x && y) {
+		k->changed(a, x);
+		k->changed(a, y);
+	}
+	CHECK(events_lines_are(
+	    r, &at,
+	    "{\"kind\":\"batch\",\"id\":\"batch_x\",\"status\":"
+	    "\"completed\",\"was\":\"in_progress\",\"job\":\"q\"}\n"
+	    "{\"kind\":\"batch\",\"id\":\"batch_x\",\"status\":"
+	    "\"completed\",\"was\":\"in_progress\"}\n"));
+	batch_unref(x);
+	batch_unref(y);
+	events_close(r);
+	events_forget();
+}
+
 /* Whether kind's value files are names, in that order. */
 static int values_are(const struct object_kind *kind, const char *const *names)
 {
@@ -110,7 +159,7 @@ static void test_batch(void)
 	CHECK(k->bytes(a) > a->json.len);
 	CHECK(k->ref(a) == a);
 	k->unref(a);
-	k->changed(a, b); /* logs the change; must not crash */
+	test_batch_changed(k, a, b, c);
 
 	/* Every value file but batch.json is a field the parse checks. */
 	CHECK(values_are(k, names));

@@ -3,7 +3,8 @@
  * fetch is a stub: freshness (ttl, final objects, 404s remembered, the
  * copy served after a passing failure), the rule that only a newer answer
  * replaces an object, single flight, the probe while the server is down,
- * and the change stamp with its per-entry wait and deadline. The store's
+ * the change stamp with its per-entry wait and deadline, and the kind told
+ * of each change (old and new) without the store's lock. The store's
  * time is a fake clock the tests move on: nothing waits for real time.
  */
 #include "fake_kind.h"
@@ -382,6 +383,55 @@ static void test_changes_and_wait(void)
 	store_destroy(&s);
 }
 
+/* The changes the kind was told of ("a>b c>d "), and whether it was
+ * ever told under the store's lock. */
+static struct store *told_store;
+static char told[256];
+static int told_locked;
+
+static void told_changed(const void *old, const void *obj)
+{
+	const struct fake *a = old, *b = obj;
+	size_t n = strlen(told);
+
+	/* events_add wakes readers: no lock of the store may be held. */
+	if (pthread_mutex_trylock(&told_store->lock) == 0)
+		pthread_mutex_unlock(&told_store->lock);
+	else
+		told_locked = 1;
+	snprintf(told + n, sizeof(told) - n, "%s>%s ", a->text, b->text);
+}
+
+static void test_changed_unlocked(void)
+{
+	struct object_kind kind = fake_kind;
+	struct store s;
+	struct store_item items[2];
+	char t[64];
+
+	kind.changed = told_changed;
+	CHECK(fake_store_init(&s, &source, 0, 5) == 0);
+	s.kind = &kind;
+	told_store = &s;
+	/* A first copy is no change; the same again neither. */
+	put(&s, "x", 2, "a", store_clock(&s));
+	put(&s, "x", 2, "a", store_clock(&s));
+	put(&s, "x", 2, "b", store_clock(&s));
+	answer(0, 2, "c", 0);
+	CHECK(get(&s, "x", STORE_FORCE, t, NULL) == 0);
+	items[0] = (struct store_item){fake_new("x", 2, "d"), store_clock(&s),
+				       store_clock(&s), 0};
+	items[1] = (struct store_item){fake_new("y", 2, "e"), store_clock(&s),
+				       store_clock(&s), 0};
+	CHECK(store_learn_listing(&s, items, 2) == 0);
+	/* Gone is no change of what an object says. */
+	answer(-ENOENT, 0, "", 0);
+	CHECK(get(&s, "x", STORE_FORCE, t, NULL) == -ENOENT);
+	CHECK(strcmp(told, "a>b b>c c>d ") == 0);
+	CHECK(!told_locked);
+	store_destroy(&s);
+}
+
 int main(void)
 {
 	log_init(1, 0);
@@ -394,6 +444,7 @@ int main(void)
 	test_probe_server_down();
 	test_changes_and_wait();
 	test_interrupted_waits();
+	test_changed_unlocked();
 	fake_clock_destroy(&fake_time);
 	return check_done("store");
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "fake_batch_json.h"
 #include "http_stub.h"
 #include "listing.h"
 #include "op.h"
@@ -45,17 +46,9 @@ static size_t batch_text(size_t i, char *out, size_t o, size_t size)
 {
 	int final = strcmp(account[i].status, "in_progress") != 0;
 
-	return o + (size_t)snprintf(
-		       out + o, size - o,
-		       "{\"id\":\"%s\",\"object\":\"batch\",\"endpoint\":"
-		       "\"/v1/chat/completions\",\"input_file_id\":\"file-a\","
-		       "\"completion_window\":\"24h\",\"status\":\"%s\","
-		       "\"created_at\":%d,\"metadata\":%s,"
-		       "\"request_counts\":{\"total\":2,\"completed\":%d,"
-		       "\"failed\":0}}",
-		       account[i].id, account[i].status,
-		       (int)(NACCOUNT - i) * 10, account[i].meta,
-		       final ? 2 : 1);
+	return fake_batch_json(out, o, size, account[i].id, account[i].status,
+			       account[i].meta, (int)(NACCOUNT - i) * 10,
+			       final ? 2 : 1);
 }
 
 static int answer(void *ctx, const char *method, const char *target,

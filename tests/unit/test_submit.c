@@ -7,7 +7,9 @@
  * is -EINPROGRESS); an upload with a name the server would alter sent
  * never, a 429 sent again, a lost answer's copy found instead of a second
  * upload, an interrupted upload's copy deleted; each outcome learned by
- * the store. Every request the server got is checked.
+ * the store; a lost answer's upload or batch found is a line of
+ * MOUNT/events after the request's failure. Every request the server got
+ * is checked.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -19,6 +21,7 @@
 
 #include "api_pager.h"
 #include "check.h"
+#include "events_lines.h"
 #include "fake_list.h"
 #include "http_stub.h"
 #include "store_batches.h"
@@ -211,6 +214,8 @@ static void create(struct submit *sb)
 				 .endpoint = endpoint,
 				 .completion_window = window};
 	struct batch *b = NULL;
+	struct events_reader *r;
+	uint64_t at = 0;
 	struct op op;
 	char why[512];
 	long long now = (long long)time(NULL);
@@ -241,9 +246,17 @@ static void create(struct submit *sb)
 	add_batch("batch_made", "file-in", now);
 	add_batch("batch_new", "file-in", now + 5); /* known: made above */
 	add_batch("batch_earlier", "file-in", now - 10);
+	CHECK(events_open(1, 0, &r) == 0);
 	CHECK(submit_create(sb, &op, &p, &b, why, sizeof(why)) == 0 && b &&
 	      strcmp(b->id, "batch_made") == 0);
 	CHECK(REQUESTS("POST /v1/batches", "GET /v1/batches?limit=100"));
+	CHECK(events_lines_are(
+	    r, &at,
+	    "{\"kind\":\"create\",\"file\":\"file-in\",\"error\":"
+	    "\"busy\"}\n"
+	    "{\"kind\":\"create\",\"id\":\"batch_made\",\"file\":"
+	    "\"file-in\"}\n"));
+	events_close(r);
 	CHECK(store_changes(&sb->batches->store, "batch_made") > 0);
 	batch_unref(b);
 
@@ -276,6 +289,8 @@ static void create(struct submit *sb)
 static void upload(struct submit *sb, const char *path)
 {
 	struct file *f = NULL;
+	struct events_reader *r;
+	uint64_t at = 0;
 	struct op op;
 	char why[512];
 
@@ -322,10 +337,18 @@ static void upload(struct submit *sb, const char *path)
 	add_file("file-short", "q.jsonl", 5); /* another size */
 	add_file("file-named", "r.jsonl", 6); /* another name */
 	op_start(&op, 5);
+	CHECK(events_open(2, 0, &r) == 0);
 	CHECK(submit_upload(sb, &op, path, "q.jsonl", &f, why, sizeof(why)) ==
 		  0 &&
 	      f && strcmp(f->id, "file-copy") == 0);
 	CHECK(REQUESTS("POST /v1/files", "GET /v1/files?limit=100"));
+	CHECK(events_lines_are(
+	    r, &at,
+	    "{\"kind\":\"upload\",\"name\":\"q.jsonl\",\"error\":"
+	    "\"busy\"}\n"
+	    "{\"kind\":\"upload\",\"file\":\"file-copy\",\"name\":"
+	    "\"q.jsonl\",\"bytes\":6}\n"));
+	events_close(r);
 	file_unref(f);
 
 	/* No answer and no copy: the failure stands (-o retries 0). */
