@@ -148,11 +148,13 @@ static int add_string(cJSON *o, const char *key, const char *s, size_t max)
 	return r;
 }
 
-/* ev's line stamped now: malloc'd, newline-terminated, or NULL. */
+/* ev's line stamped now: malloc'd, newline-terminated (*len bytes), or
+ * NULL. Printed into a buffer of the largest line, so the only memory it
+ * keeps is the line's own. */
 static char *print(const struct event *e, time_t now, size_t *len)
 {
 	cJSON *o = cJSON_CreateObject();
-	char t[32], *text = NULL, *line = NULL;
+	char t[32], text[EVENTS_LINE_MAX + 1], *line = NULL;
 	int r = o ? 0 : -ENOMEM;
 
 	stamp(t, sizeof(t), now);
@@ -179,16 +181,17 @@ static char *print(const struct event *e, time_t now, size_t *len)
 	}
 	if (r == 0 && e->error)
 		r = add_string(o, "error", e->error, ERROR_MAX);
-	if (r == 0)
-		text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (text) {
+	/* The cuts keep every line within EVENTS_LINE_MAX with its newline:
+	 * one past it cannot be printed here, and is lost. */
+	if (r == 0 && cJSON_PrintPreallocated(o, text, EVENTS_LINE_MAX, 0)) {
 		*len = strlen(text) + 1;
-		line = malloc(*len + 1);
-		if (line)
-			snprintf(line, *len + 1, "%s\n", text);
+		line = malloc(*len);
+		if (line) {
+			memcpy(line, text, *len - 1);
+			line[*len - 1] = '\n';
+		}
 	}
-	free(text);
+	cJSON_Delete(o);
 	return line;
 }
 
