@@ -15,22 +15,8 @@
 #include <string.h>
 
 #include "events.h"
+#include "peak_rss.h"
 #include "util.h"
-
-/* This process's peak RSS in KiB (VmHWM). */
-static long peak_kib(void)
-{
-	char line[256];
-	long kib = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (strncmp(line, "VmHWM:", 6) == 0)
-			kib = atol(line + 6);
-	if (f)
-		fclose(f);
-	return kib;
-}
 
 /* Read r from off to its end; the bytes, and the lines in *lines. */
 static size_t drain(struct events_reader *r, uint64_t off, long *lines)

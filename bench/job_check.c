@@ -23,24 +23,8 @@
 #include <unistd.h>
 
 #include "job_create.h"
+#include "peak_rss.h"
 #include "util.h"
-
-/* This process's peak RSS in KiB: VmHWM, not getrusage's ru_maxrss,
- * which keeps the peak of the image before exec (a python parent's, under
- * meson test). */
-static long peak_kib(void)
-{
-	char line[256];
-	long kib = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (strncmp(line, "VmHWM:", 6) == 0)
-			kib = atol(line + 6);
-	if (f)
-		fclose(f);
-	return kib;
-}
 
 /* Write n requests to fd (the last one repeating the first id with dup);
  * the bytes written, or 0. */
