@@ -5,8 +5,10 @@ makes the user (`kimifs-test`), lets everyone open /dev/fuse, and, for
 allow_other, sets `user_allow_other` in /etc/fuse.conf, each for the test
 only."""
 
+import json
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -185,3 +187,45 @@ def test_a_key_file_others_may_read_is_refused_for_a_user_too(sim, user, home):
     assert "chmod 600" in err and len(err.strip().splitlines()) == 1
     assert not is_mounted(os.path.join(home, "mnt"))
     assert sim.log() == []
+
+
+@pytest.mark.parametrize("allow_other", [False, True], ids=["private", "allow_other"])
+def test_a_user_reads_events_and_others_only_with_allow_other(sim, user, home, request,
+                                                             allow_other):
+    (bid,) = sim.seed(1, status="in_progress")
+    if allow_other:
+        request.getfixturevalue("user_allow_other")
+    m = start_as_user(sim, user, home, "events_backlog=10",
+                      *(["allow_other"] if allow_other else []))
+    read = ("import os, sys\n"
+            "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)\n"
+            "print(os.read(fd, 65536).decode(), end='')\n")
+    try:
+        rc, out, err = as_user(user, "ls mnt/batches >/dev/null && "
+                                     "echo cancel > mnt/batches/%s/ctl" % bid, home)
+        assert rc == 0, err
+        rc, out, err = as_user(user, "stat -c '%%u %%a' mnt/events && "
+                                     "python3 -c %s mnt/events"
+                               % shlex.quote(read), home)
+        assert rc == 0, err
+        first, *lines = out.splitlines()
+        assert first == "%d 444" % user.pw_uid
+        kinds = [(json.loads(x)["kind"], json.loads(x)["id"]) for x in lines]
+        assert kinds == [("cancel", bid), ("batch", bid)]
+        # Anyone else (root included) reads it only with allow_other.
+        path = os.path.join(m.path, "events")
+        if allow_other:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                assert [json.loads(x)["kind"] for x in
+                        os.read(fd, 65536).decode().splitlines()] == ["cancel", "batch"]
+            finally:
+                os.close(fd)
+        else:
+            with pytest.raises(PermissionError):
+                os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        rc, out, err = as_user(user, "fusermount3 -u mnt", home)
+        assert rc == 0, err
+        assert m.wait_exit() == 0
+    finally:
+        m.cleanup()
