@@ -41,6 +41,16 @@ def holds_events(pid, m):
     return False
 
 
+def waits_on_fuse(pid):
+    """Whether process pid is blocked on an answer of the mount (in its
+    read of events: the kernel's request_wait_answer)."""
+    try:
+        with open("/proc/%d/wchan" % pid) as f:
+            return f.read() == "request_wait_answer"
+    except OSError:
+        return False
+
+
 def session_pids(sid):
     pids = []
     for name in os.listdir("/proc"):
@@ -185,8 +195,7 @@ def test_ctrl_c_ends_a_waiting_cat_at_once(sim, mount):
     m = mount()
     cat = subprocess.Popen(["cat", "events"], cwd=m.path, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE)
-    wait_for(lambda: holds_events(cat.pid, m), timeout=SLACK, what="cat to open events")
-    time.sleep(0.2)  # into its read
+    wait_for(lambda: waits_on_fuse(cat.pid), timeout=SLACK, what="cat to wait in its read")
     t0 = time.monotonic()
     cat.send_signal(signal.SIGINT)
     assert cat.wait(SLACK) == -signal.SIGINT
