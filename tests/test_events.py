@@ -41,14 +41,19 @@ def holds_events(pid, m):
     return False
 
 
+def wchan(proc):
+    """Where /proc/<proc> waits in the kernel ("" when it cannot tell)."""
+    try:
+        with open("/proc/%s/wchan" % proc) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def waits_on_fuse(pid):
     """Whether process pid is blocked on an answer of the mount (in its
     read of events: the kernel's request_wait_answer)."""
-    try:
-        with open("/proc/%d/wchan" % pid) as f:
-            return f.read() == "request_wait_answer"
-    except OSError:
-        return False
+    return wchan(pid) == "request_wait_answer"
 
 
 def session_pids(sid):
@@ -211,10 +216,16 @@ def test_poll_wakes_when_a_line_comes(sim, mount):
         p = select.poll()
         p.register(fd, select.POLLIN)
         assert p.poll(300) == []
-        woke = []
-        t = threading.Thread(target=lambda: woke.append(p.poll(SLACK * 1000)))
+        woke, tid = [], []
+
+        def poller():
+            tid.append(threading.get_native_id())
+            woke.append(p.poll(SLACK * 1000))
+
+        t = threading.Thread(target=poller)
         t.start()
-        time.sleep(0.3)
+        wait_for(lambda: tid and "poll" in wchan("self/task/%d" % tid[0]), timeout=SLACK,
+                 what="the poll to wait")
         sim.state(bid, "completed")
         assert read_text(m.batch(bid, "status")) == "completed\n"
         t.join(SLACK)
