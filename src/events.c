@@ -83,24 +83,28 @@ static void stamp(char *out, size_t size, time_t now)
 		snprintf(out, size, "%lld", (long long)now);
 }
 
-/* s made a line's string: at most max bytes, cut on a character, each
- * byte that is not well-formed UTF-8 and each control character made
- * '?'. A malloc'd copy, or NULL. */
+/* s made a line's string: at most max bytes once printed (a quote or a
+ * backslash prints as two), cut on a character, each byte that is not
+ * well-formed UTF-8 and each control character made '?'. A malloc'd copy,
+ * or NULL. */
 static char *printable(const char *s, size_t max)
 {
-	size_t n = strlen(s), at = 0, out = 0;
+	size_t n = strlen(s), at = 0, out = 0, printed = 0;
 	char *t = malloc((n < max ? n : max) + 1);
 
 	if (!t)
 		return NULL;
 	while (at < n) {
-		size_t c = util_utf8_len(s + at, n - at);
+		size_t c = util_utf8_len(s + at, n - at), cost;
 
-		if (c == 0 ||
-		    (c == 1 && ((unsigned char)s[at] < 0x20 || s[at] == 0x7f)))
+		if (c == 1 && ((unsigned char)s[at] < 0x20 || s[at] == 0x7f))
 			c = 0;
-		if (out + (c ? c : 1) > max)
+		cost = c == 1 && (s[at] == '"' || s[at] == '\\') ? 2
+		       : c					 ? c
+								 : 1;
+		if (printed + cost > max)
 			break;
+		printed += cost;
 		if (c == 0) {
 			t[out++] = '?';
 			at++;

@@ -229,6 +229,23 @@ static void test_bounds(void)
 				   .error = big});
 	CHECK(drain(r, buf, sizeof(buf), 0) <= EVENTS_LINE_MAX);
 	CHECK(lines(buf) == 1);
+	/* Quotes and backslashes print as two bytes each: still one line
+	 * within the bound (a line past it could not be printed). */
+	memset(big, '"', sizeof(big) / 2);
+	memset(big + sizeof(big) / 2, '\\', sizeof(big) / 2 - 1);
+	events_add(&(struct event){.kind = big,
+				   .name = big,
+				   .file = big,
+				   .id = big,
+				   .job = big,
+				   .of = big,
+				   .status = big,
+				   .was = big,
+				   .error = big + sizeof(big) / 2 - 3});
+	CHECK(events_count() == 2);
+	CHECK(drain(r, buf, sizeof(buf), strlen(buf)) > 1000);
+	CHECK(strlen(buf) <= EVENTS_LINE_MAX && lines(buf) == 1);
+	CHECK(strstr(buf, "\"error\":\"\\\"\\\"\\\"\\\\\\\\") != NULL);
 	events_close(r);
 	events_forget();
 }
