@@ -91,6 +91,12 @@ def test_no_memory_errors_and_no_leaks(sim, vg_mount):
     assert sorted(os.listdir(m.batches)) == sorted([done, running, other, gone, refused])
     assert len(sim.requests("GET", "/v1/batches")) == 3
 
+    # MOUNT/events: a reader whose read waits (answered line by line,
+    # ended by the SIGTERM below) and one that never waits
+    cat = subprocess.Popen(["cat", "events"], cwd=m.path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    events = os.open(os.path.join(m.path, "events"), os.O_RDONLY | os.O_NONBLOCK)
+
     # every value, batch.json, counts, metadata
     rc, out, err = m.sh("cat batches/*/status batches/*/*_at batches/*/*_id "
                         "batches/*/request_counts/* batches/*/metadata/* batches/*/batch.json")
@@ -105,6 +111,8 @@ def test_no_memory_errors_and_no_leaks(sim, vg_mount):
     # (cancelled once the simulator's cancel_delay has passed: valgrind is slow)
     assert read_text(m.batch(running, "status")) in ("cancelling\n", "cancelled\n")
     assert try_write(m.batch(running, "ctl"), b"cancel\n") == 0     # no request
+    assert b'"kind":"cancel","id":"%s"' % running.encode() in os.read(events, 1 << 16)
+    os.close(events)
     assert try_write(m.batch(done, "ctl"), b"cancel\n") == errno.EPERM
     sim.state(refused, "failed")
     assert try_write(m.batch(refused, "ctl"), b"cancel\n") == errno.EPERM
@@ -170,6 +178,9 @@ def test_no_memory_errors_and_no_leaks(sim, vg_mount):
     except subprocess.TimeoutExpired:
         pytest.fail("kimifs under valgrind did not exit within %ss of SIGTERM"
                     % VG_STOP_TIMEOUT)
+    out, err = cat.communicate(timeout=VG_STOP_TIMEOUT)
+    assert cat.returncode == 1 and b"Transport endpoint is not connected" in err
+    assert b'"kind":"cancel","id":"%s"' % running.encode() in out
     report = vglog.read_text()
     assert "Memcheck" in report, report
     assert rc == 0, "exit status %s\n%s\n%s" % (rc, m.stderr_text()[-2000:], report)
