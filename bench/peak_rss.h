@@ -1,6 +1,7 @@
 /*
  * peak_rss.h - the peak RSS of the benchmark's own process, for the C
- * benchmarks (bench/job_check.c, bench/events_memory.c).
+ * benchmarks (bench/job_check.c, bench/events_memory.c,
+ * bench/inodes_memory.c).
  */
 #ifndef KIMIFS_BENCH_PEAK_RSS_H
 #define KIMIFS_BENCH_PEAK_RSS_H

@@ -2,7 +2,10 @@
  * inode.c - the inode table: three chained hash tables over the same
  * inodes, one by number (for every request), one by (parent, name) (so a
  * name looked up again gets the number it had) and one by batch id (the
- * inodes to invalidate when a batch changes), under one mutex.
+ * inodes to invalidate when a batch changes), under one mutex. An inode
+ * keeps its node in a few bytes (its type, and its id and own name in one
+ * allocation of their lengths), not as a struct node of two full names:
+ * the kernel may hold a million of them (`ls -l` of a job's results).
  */
 #include "inode.h"
 
@@ -13,15 +16,72 @@
 #include "util.h"
 
 struct inode {
-	struct inode *next_ino;	  /* chain in by_ino */
-	struct inode *next_name;  /* chain in by_name */
-	struct inode *next_batch; /* chain in by_batch, when node.id is set */
+	struct inode *next_ino;	 /* chain in by_ino */
+	struct inode *next_name; /* chain in by_name */
+	struct inode
+	    *next_batch; /* chain in by_batch, when its node has an id */
 	uint64_t ino;
 	uint64_t parent;
 	uint64_t nlookup; /* the kernel's references; the root has one more */
-	char *name;
-	struct node node;
+	const struct node_type *type; /* its node's */
+	char *strs;  /* its node's id, NUL, own name, NUL (inode_set) */
+	char name[]; /* the name it was looked up by, in its parent */
 };
+
+/* The id of i's node ("" for none). */
+static const char *inode_id(const struct inode *i)
+{
+	return i->strs;
+}
+
+/* Make i stand for n: 0, or -ENOMEM (i unchanged). */
+static int inode_set(struct inode *i, const struct node *n)
+{
+	size_t a = strlen(n->id) + 1, b = strlen(n->name) + 1;
+	char *strs = malloc(a + b);
+
+	if (!strs)
+		return -ENOMEM;
+	memcpy(strs, n->id, a);
+	memcpy(strs + a, n->name, b);
+	free(i->strs);
+	i->strs = strs;
+	i->type = n->type;
+	return 0;
+}
+
+/* The node i stands for, into *out. */
+static void inode_node(const struct inode *i, struct node *out)
+{
+	const char *name = i->strs + strlen(i->strs) + 1;
+
+	memset(out, 0, sizeof(*out));
+	out->type = i->type;
+	memcpy(out->id, i->strs, strlen(i->strs) + 1);
+	memcpy(out->name, name, strlen(name) + 1);
+}
+
+/* A new inode looked up by name, standing for n, or NULL. */
+static struct inode *inode_new(const char *name, const struct node *n)
+{
+	size_t len = strlen(name) + 1;
+	struct inode *i = calloc(1, sizeof(*i) + len);
+
+	if (!i)
+		return NULL;
+	memcpy(i->name, name, len);
+	if (inode_set(i, n) < 0) {
+		free(i);
+		return NULL;
+	}
+	return i;
+}
+
+static void inode_free(struct inode *i)
+{
+	free(i->strs);
+	free(i);
+}
 
 static size_t ino_slot(const struct inodes *t, uint64_t ino)
 {
@@ -42,9 +102,9 @@ static size_t batch_slot(const struct inodes *t, const char *id)
 
 static void link_batch(struct inodes *t, struct inode *i)
 {
-	size_t c = batch_slot(t, i->node.id);
+	size_t c = batch_slot(t, inode_id(i));
 
-	if (!i->node.id[0])
+	if (!inode_id(i)[0])
 		return;
 	i->next_batch = t->by_batch[c];
 	t->by_batch[c] = i;
@@ -106,13 +166,10 @@ int inodes_init(struct inodes *t, const struct node *root)
 	t->by_ino = calloc(t->nbuckets, sizeof(*t->by_ino));
 	t->by_name = calloc(t->nbuckets, sizeof(*t->by_name));
 	t->by_batch = calloc(t->nbuckets, sizeof(*t->by_batch));
-	i = calloc(1, sizeof(*i));
-	if (i)
-		i->name = strdup("");
-	if (!t->by_ino || !t->by_name || !t->by_batch || !i || !i->name) {
+	i = inode_new("", root);
+	if (!t->by_ino || !t->by_name || !t->by_batch || !i) {
 		if (i)
-			free(i->name);
-		free(i);
+			inode_free(i);
 		free(t->by_ino);
 		free(t->by_name);
 		free(t->by_batch);
@@ -120,7 +177,6 @@ int inodes_init(struct inodes *t, const struct node *root)
 	}
 	i->ino = INODE_ROOT;
 	i->nlookup = 1; /* never forgotten */
-	i->node = *root;
 	link_in(t, i);
 	t->count = 1;
 	t->next_ino = INODE_ROOT + 1;
@@ -135,8 +191,7 @@ void inodes_destroy(struct inodes *t)
 
 		for (; i; i = next) {
 			next = i->next_ino;
-			free(i->name);
-			free(i);
+			inode_free(i);
 		}
 	}
 	free(t->by_ino);
@@ -163,7 +218,7 @@ int inodes_get(struct inodes *t, uint64_t ino, struct node *out)
 	pthread_mutex_lock(&t->lock);
 	i = by_ino(t, ino);
 	if (i)
-		*out = i->node;
+		inode_node(i, out);
 	pthread_mutex_unlock(&t->lock);
 	return i ? 0 : -ESTALE;
 }
@@ -180,8 +235,8 @@ int inodes_get(struct inodes *t, uint64_t ino, struct node *out)
 /* Take i out of by_batch, if it is in it. Caller holds t->lock. */
 static void unlink_batch(struct inodes *t, struct inode *i)
 {
-	if (i->node.id[0])
-		UNLINK(&t->by_batch[batch_slot(t, i->node.id)], i, next_batch);
+	if (inode_id(i)[0])
+		UNLINK(&t->by_batch[batch_slot(t, inode_id(i))], i, next_batch);
 }
 
 uint64_t inodes_add(struct inodes *t, uint64_t parent, const char *name,
@@ -197,22 +252,26 @@ uint64_t inodes_add(struct inodes *t, uint64_t parent, const char *name,
 	if (!i) {
 		if (t->count >= t->nbuckets)
 			grow(t);
-		i = calloc(1, sizeof(*i));
-		if (!i || !(i->name = strdup(name))) {
-			free(i);
+		i = inode_new(name, n);
+		if (!i)
 			goto out;
-		}
 		i->ino = t->next_ino++;
 		i->parent = parent;
-		i->node = *n;
 		link_in(t, i);
 		t->count++;
-	} else if (strcmp(i->node.id, n->id) != 0) {
+	} else if (strcmp(inode_id(i), n->id) != 0) {
 		unlink_batch(t, i);
-		i->node = *n;
+		if (inode_set(i, n) < 0) {
+			link_batch(t, i);
+			goto out;
+		}
 		link_batch(t, i);
+	} else if (i->type != n->type ||
+		   strcmp(inode_id(i) + strlen(inode_id(i)) + 1, n->name) !=
+		       0) {
+		if (inode_set(i, n) < 0)
+			goto out;
 	}
-	i->node = *n;
 	i->nlookup++;
 	ino = i->ino;
 out:
@@ -234,8 +293,7 @@ void inodes_forget(struct inodes *t, uint64_t ino, uint64_t nlookup)
 			       next_name);
 			unlink_batch(t, i);
 			t->count--;
-			free(i->name);
-			free(i);
+			inode_free(i);
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -249,10 +307,10 @@ size_t inodes_of_batch(struct inodes *t, const char *id, uint64_t **out)
 	*out = NULL;
 	pthread_mutex_lock(&t->lock);
 	for (i = t->by_batch[batch_slot(t, id)]; i; i = i->next_batch)
-		n += strcmp(i->node.id, id) == 0;
+		n += strcmp(inode_id(i), id) == 0;
 	if (n && (*out = malloc(n * sizeof(**out))))
 		for (i = t->by_batch[batch_slot(t, id)]; i; i = i->next_batch)
-			if (strcmp(i->node.id, id) == 0)
+			if (strcmp(inode_id(i), id) == 0)
 				(*out)[k++] = i->ino;
 	pthread_mutex_unlock(&t->lock);
 	return k;
