@@ -12,18 +12,12 @@ import subprocess
 
 import pytest
 
-from conftest import KEY, KIMIFS, REPO, is_mounted, read_text, wait_for
+from conftest import KEY, REPO, is_mounted, read_text, wait_for
 
 pytestmark = [
     pytest.mark.xdist_group("package"),
     pytest.mark.skipif(os.geteuid() != 0,
                        reason="installs a package into the machine: root only"),
-    # The package is built from the source tree (dpkg-buildpackage), not
-    # from the build under test: the run against the sanitizers' build
-    # would build and install the same package again.
-    pytest.mark.skipif(KIMIFS.exists() and b"__asan_init" in KIMIFS.read_bytes(),
-                       reason="builds the package from the source, as the run "
-                              "against the normal build does"),
 ]
 
 BUILD_TIMEOUT = 600     # seconds for scripts/package (about 1-2 min on 2 cores)
