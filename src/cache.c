@@ -122,6 +122,18 @@ static void evict(struct cache *c)
 	}
 }
 
+void cache_charge(struct cache *c, int64_t bytes)
+{
+	pthread_mutex_lock(&c->lock);
+	if (bytes < 0)
+		c->used -= (uint64_t)-bytes;
+	else
+		c->used += (uint64_t)bytes;
+	STAT_SET(c->stats, disk_bytes, c->used);
+	evict(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
 /* Add a complete content, as the newest (lock held); whole as in struct
  * cache_entry. */
 static int lru_add(struct cache *c, const char *id, uint64_t size, int whole)

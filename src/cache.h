@@ -107,6 +107,15 @@ int cache_reader_read(struct cache_reader *r, struct op *op, size_t size,
  */
 int cache_reader_wait(struct cache_reader *r, struct op *op, int *fd);
 
+/*
+ * Count bytes that are not contents (a job's merged results index,
+ * job_results.h: scratch files of the cache directory) in what the cache
+ * holds, or (bytes < 0) no longer: the least recently used contents go
+ * until the cap holds again, or none is left. MOUNT/stats's disk bytes
+ * count them.
+ */
+void cache_charge(struct cache *c, int64_t bytes);
+
 /* Remove file id's content from the disk (the file was deleted), and
  * keep a download of it under way from staying; readers keep what they
  * have open. */

@@ -53,6 +53,7 @@ struct job_index {
 	uint64_t durable; /* records whose record and name are on disk */
 	uint64_t lines[JOB_NSTREAMS], size[JOB_NSTREAMS];
 	int64_t usage[USAGE_N];
+	uint64_t charged; /* its files' bytes, counted in the disk cache */
 	/* The fields below are the cache's, under its lock. */
 	struct job_results *cache;
 	uint64_t sig; /* of the job's name, batches and their files */

@@ -9,8 +9,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "job_index.h"
 #include "results_cache.h"
 #include "util.h"
@@ -29,8 +31,22 @@ void job_results_init(struct job_results *c, struct results_cache *results,
 	pthread_cond_init(&c->built, &c->condattr);
 }
 
+/* Count x's files in the disk cache's bytes (-o cache_size): the least
+ * recently used contents go to make room. */
+static void index_charge(struct job_results *c, struct job_index *x)
+{
+	struct stat st;
+
+	for (int f = 0; f < F_NFILES; f++)
+		if (x->fd[f] >= 0 && fstat(x->fd[f], &st) == 0)
+			x->charged += (uint64_t)st.st_blocks * 512;
+	cache_charge(c->disk, (int64_t)x->charged);
+}
+
 static void index_free(struct job_index *x)
 {
+	if (x->charged)
+		cache_charge(x->cache->disk, -(int64_t)x->charged);
 	for (int f = 0; f < F_NFILES; f++)
 		if (x->fd[f] >= 0)
 			close(x->fd[f]);
@@ -277,6 +293,8 @@ int job_results_get(struct job_results *c, struct op *op, struct job *j,
 	pthread_mutex_unlock(&c->lock);
 
 	r = job_index_build(x, op, c->results, c->disk);
+	if (r == 0)
+		index_charge(c, x);
 
 	pthread_mutex_lock(&c->lock);
 	x->building = 0;

@@ -13,7 +13,9 @@
  * a snapshot with another batch or file gets a new one. The files of an
  * index are unlinked scratch files of the cache directory (nothing is left
  * behind), and at most JOB_RESULTS_KEPT indexes are kept, the least
- * recently used dropped first (held ones never).
+ * recently used dropped first (held ones never). Once built, an index's
+ * bytes on disk count in the disk cache's (cache_charge: -o cache_size
+ * bounds them with the contents) until it is freed.
  *
  * On disk, per custom_id in order of first appearance (batches by round,
  * then part; within a batch its output file, then its error file): a

@@ -317,3 +317,65 @@ def test_open_result_files_past_64_mib_are_refused_and_logged(sim, mount):
         for fd in fds:
             os.close(fd)
     assert bid
+
+
+def index_blocks(m, cache_dir, files=False):
+    """The bytes on disk of the daemon's merged results indexes: its open
+    scratch files of the cache directory (unlinked); or how many they are."""
+    total = count = 0
+    fds = "/proc/%d/fd" % m.proc.pid
+    for fd in os.listdir(fds):
+        try:
+            target = os.readlink(os.path.join(fds, fd))
+        except OSError:
+            continue
+        if target.startswith(str(cache_dir) + "/") and target.endswith(" (deleted)"):
+            total += os.stat(os.path.join(fds, fd)).st_blocks * 512
+            count += 1
+    return count if files else total
+
+
+def contents_on_disk(cache_dir):
+    return {n: os.stat(os.path.join(cache_dir, n)).st_size
+            for n in os.listdir(cache_dir) if n.startswith("file-")}
+
+
+def test_a_merged_index_counts_against_cache_size(sim, mount, tmp_path):
+    """The indexes' scratch files are counted with the contents against
+    -o cache_size: the least recently used contents go to make room, and a
+    dropped index gives its bytes back."""
+    # 1,000 results: an output of 367,560 bytes, an index of about 86,000
+    # on disk; with the big content, 1,007,560 fit in 1 MiB, not the index.
+    big = sim._call("POST", "/_sim/files", {"content": "x" * 640000,
+                                            "filename": "big.jsonl",
+                                            "purpose": "batch"})["id"]
+    n = 1000
+    out = [ok_line("id-%05d" % i, "a%d" % i, rid="p%d" % i) for i in range(n)]
+    job_batch(sim, "big", "1/1", out)
+    for k in range(8):
+        job_batch(sim, "j%d" % k, "1/1", [ok_line("x", "y")])
+    cache_dir = tmp_path / "xdg-cache" / "kimifs"
+    m = mount(options=["cache_size=1M"])
+    disk = lambda: json.loads(read_text(os.path.join(m.path, "stats")))["disk_cache"]["bytes"]
+    with open(os.path.join(m.path, "files", big, "content"), "rb") as f:
+        assert len(f.read()) == 640000
+    # Kept once its download is counted (after it served its reader).
+    wait_for(lambda: disk() == 640000, timeout=10, what="the content kept")
+    assert contents_on_disk(cache_dir) == {big: 640000}
+    # The job's output and its index: past 1 MiB with the big content,
+    # which goes.
+    rc, out_, err = m.sh("ls jobs/big/results | wc -l")
+    assert (rc, out_.strip()) == (0, str(2 * n))
+    wait_for(lambda: disk() != 640000 and big not in contents_on_disk(cache_dir),
+             timeout=10, what="the big content to go")
+    kept = contents_on_disk(cache_dir)
+    index, per = index_blocks(m, cache_dir), index_blocks(m, cache_dir, files=True)
+    assert 40000 < index and big not in kept and list(kept.values()) == [367560]
+    assert disk() == sum(kept.values()) + index <= 1 << 20
+    # Eight other jobs' indexes drop this one (JOB_RESULTS_KEPT): its bytes
+    # are given back.
+    for k in range(8):
+        assert read_text(jobs(m, "j%d" % k, "results", "x.txt")) == "y\n"
+    assert index_blocks(m, cache_dir, files=True) == 8 * per
+    wait_for(lambda: disk() == sum(contents_on_disk(cache_dir).values())
+             + index_blocks(m, cache_dir), timeout=10, what="the bytes given back")
