@@ -208,6 +208,20 @@ static void test_wakes(void)
 	events_close(r);
 }
 
+/* Add a line of kind with every string field s, and error. */
+static void add_all(const char *kind, const char *s, const char *error)
+{
+	events_add(&(struct event){.kind = kind,
+				   .name = s,
+				   .file = s,
+				   .id = s,
+				   .job = s,
+				   .of = s,
+				   .status = s,
+				   .was = s,
+				   .error = error});
+}
+
 /* Long strings are cut, so a line stays within EVENTS_LINE_MAX. */
 static void test_bounds(void)
 {
@@ -218,30 +232,14 @@ static void test_bounds(void)
 	memset(big, 'e', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	CHECK(events_open(5, 0, &r) == 0);
-	events_add(&(struct event){.kind = "upload",
-				   .name = big,
-				   .file = big,
-				   .id = big,
-				   .job = big,
-				   .of = big,
-				   .status = big,
-				   .was = big,
-				   .error = big});
+	add_all("upload", big, big);
 	CHECK(drain(r, buf, sizeof(buf), 0) <= EVENTS_LINE_MAX);
 	CHECK(lines(buf) == 1);
 	/* Quotes and backslashes print as two bytes each: still one line
 	 * within the bound (a line past it could not be printed). */
 	memset(big, '"', sizeof(big) / 2);
 	memset(big + sizeof(big) / 2, '\\', sizeof(big) / 2 - 1);
-	events_add(&(struct event){.kind = big,
-				   .name = big,
-				   .file = big,
-				   .id = big,
-				   .job = big,
-				   .of = big,
-				   .status = big,
-				   .was = big,
-				   .error = big + sizeof(big) / 2 - 3});
+	add_all(big, big, big + sizeof(big) / 2 - 3);
 	CHECK(events_count() == 2);
 	CHECK(drain(r, buf, sizeof(buf), strlen(buf)) > 1000);
 	CHECK(strlen(buf) <= EVENTS_LINE_MAX && lines(buf) == 1);
